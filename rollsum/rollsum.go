@@ -16,10 +16,12 @@
 // returns those four bytes as one uint32 (a<<16 | b) so that truncation is a mask.
 package rollsum
 
+import "encoding/binary"
+
 // Rollsum is the state of a rolling checksum over a window of fixed size. The zero value is a sum over
 // an empty window; use New to start one over a block.
 type Rollsum struct {
-	A, B uint16
+	A, B uint16 // the sums a and b of the package doc
 	n    uint16 // block size mod 2^16, the multiplier of the outgoing byte
 }
 
@@ -31,25 +33,61 @@ func New(block []byte) Rollsum {
 
 // Block returns the two sums of block without the rolling state.
 func Block(block []byte) (a, b uint16) {
-	// Sums are computed in uint32 and folded only at the end: the wraparound of uint16 arithmetic
-	// is the same mod 2^16, so this is just a faster way to write the definition.
-	var sa, sb uint32
-	n := uint32(len(block))
-	for i, c := range block {
-		sa += uint32(c)
-		sb += (n - uint32(i)) * uint32(c)
+	// b = Σ (n-i)*x[i] is also the sum of the running totals of a after each byte, since x[i] is
+	// in the running total n-i times; that needs no multiply per byte. Eight bytes at a time:
+	// with a0 and b0 the sums before a chunk c[0..8),
+	//
+	//	a = a0 + Σ c[j]
+	//	b = b0 + 8*a0 + Σ (8-j)*c[j]
+	//
+	// and both chunk sums come from multiplies on 16-bit lanes. e holds c[0], c[2], c[4], c[6] in
+	// lanes 0-3 and o holds c[1], c[3], c[5], c[7]; in the product of e with the lane weights
+	// m3..m0, lane 3 collects e0*m3 + e1*m2 + e2*m1 + e3*m0, so weights 8,6,4,2 (for e) and 7,5,3,1
+	// (for o) give Σ (8-j)*c[j] in the top 16 bits, and weights 1,1,1,1 on e+o give Σ c[j]. No lane
+	// can carry into the next: the largest lane is at most 255*(8+6+4+2 + 7+5+3+1) = 9180 < 2^16.
+	// The sums wrap mod 2^64, which keeps them exact mod 2^16.
+	const (
+		lanes = 0x00ff00ff00ff00ff
+		ones  = 1<<48 | 1<<32 | 1<<16 | 1
+		wEven = 8<<48 | 6<<32 | 4<<16 | 2
+		wOdd  = 7<<48 | 5<<32 | 3<<16 | 1
+	)
+	var sa, sb uint64
+	p := block
+	for len(p) >= 8 {
+		v := binary.LittleEndian.Uint64(p)
+		e, o := v&lanes, v>>8&lanes
+		sb += sa<<3 + (e*wEven+o*wOdd)>>48
+		sa += (e + o) * ones >> 48
+		p = p[8:]
+	}
+	for _, c := range p {
+		sa += uint64(c)
+		sb += sa
 	}
 	return uint16(sa), uint16(sb)
 }
 
 // Roll slides the window by one byte: out leaves at the front, in enters at the back.
+//
+// In a hot loop prefer r = r.Rolled(out, in): calling a pointer method makes the compiler keep r
+// in memory, and the store and reload per byte cost about half the speed of the scan.
 func (r *Rollsum) Roll(out, in byte) {
-	r.A += uint16(in) - uint16(out)
-	r.B += r.A - r.n*uint16(out)
+	*r = r.Rolled(out, in)
 }
 
-// Sum32 returns the checksum as zsync lays it out: a in the high half, b in the low half.
-func (r *Rollsum) Sum32() uint32 { return uint32(r.A)<<16 | uint32(r.B) }
+// Rolled returns the checksum of the window slid by one byte (out leaves at the front, in enters
+// at the back), leaving r unchanged. It does what Roll does, but by value, so a Rollsum held in a
+// local variable stays in registers.
+func (r Rollsum) Rolled(out, in byte) Rollsum {
+	r.A += uint16(in) - uint16(out)
+	r.B += r.A - r.n*uint16(out)
+	return r
+}
+
+// Sum32 returns the checksum as zsync lays it out: a in the high half, b in the low half. It has a
+// value receiver, unlike Roll, so that calling it does not force r into memory (see Rolled).
+func (r Rollsum) Sum32() uint32 { return uint32(r.A)<<16 | uint32(r.B) }
 
 // Sum32 returns the packed checksum of block.
 func Sum32(block []byte) uint32 {
@@ -58,9 +96,12 @@ func Sum32(block []byte) uint32 {
 }
 
 // Mask returns the mask that keeps the last n bytes (1..4) of a packed checksum, the part zsync's
-// block table stores for rsum_bytes = n.
+// block table stores for rsum_bytes = n. It returns 0 for n < 1 and all ones for n > 4.
 func Mask(n int) uint32 {
-	if n >= 4 {
+	switch {
+	case n <= 0:
+		return 0
+	case n >= 4:
 		return 0xffffffff
 	}
 	return 1<<(8*uint(n)) - 1
