@@ -1,0 +1,180 @@
+// Package tracker is the BitTorrent tracker embedded in pkgsync (`pkgsync tracker` and
+// `pkgsync serve --tracker`): an HTTP tracker (BEP 3) that hands out compact peer lists (BEP 23,
+// IPv4 in "peers" and IPv6 in "peers6" as in BEP 7) and answers scrapes (BEP 48).
+//
+// Peer lists are ranked for the data center: every other live peer of the torrent, closest to the
+// asker first by package topology, so that a node fetches from its rack before its data center and
+// from its data center before another one. Among equally close peers a leecher gets seeders first
+// (and a seeder gets leechers first), and the order of equally close peers is shuffled by a seed
+// taken from the asker's address, so that askers spread over equally good peers instead of all
+// dialling the same few.
+//
+// The tracker trusts its network. The asker's address is the `ip=` parameter when one is given and
+// the connection's remote address otherwise, with no check that the two agree: inside a data
+// center `ip=` is how a node behind a proxy or with several interfaces names the address its peers
+// should dial, and no announce comes from an untrusted host. Put the tracker behind a filter
+// before exposing it anywhere else.
+//
+// It is built on anacrolix/torrent's tracker server packages: our peer store implements
+// trackerServer.AnnounceTracker, and trackerServer.AnnounceHandler drives it (record the announce,
+// then get peers). The store, with the expiry of peers that stop announcing, is ours. The library's
+// HTTP front end, httpTrackerServer.Handler, is not used, because at v1.59.1 it:
+//
+//   - always encodes "failure reason" and "tracker id", empty on success, and aria2c rejects every
+//     such answer ("Tracker returned failure reason: ", checked with aria2 1.36);
+//   - answers bad requests with a plain-text HTTP 400 instead of a bencoded "failure reason", the
+//     only form BitTorrent clients read and show;
+//   - ignores numwant, uploaded and downloaded (we cap numwant and log the byte counts);
+//   - takes a missing or malformed port as port 0;
+//   - has no scrape endpoint.
+//
+// So handler.go parses the query and encodes the answer itself, and calls AnnounceHandler.Serve in
+// between.
+package tracker
+
+import (
+	"io"
+	"net/http"
+	"net/netip"
+	"sync"
+	"time"
+
+	trackerServer "github.com/anacrolix/torrent/tracker/server"
+
+	"github.com/pkgsync/pkgsync/topology"
+)
+
+// Defaults for Options fields left zero.
+const (
+	// DefaultInterval is the re-announce interval handed to clients. A package fans out across
+	// the data center in seconds to minutes, and a node that announced before its neighbours only
+	// learns of them at its next announce (PEX and DHT are off on such networks), so the interval
+	// must be short next to the fan-out itself. At 30 s a thousand nodes make about 33 announces a
+	// second, which an in-memory store serves without effort. (anacrolix/torrent clients do not
+	// re-announce more often than once a minute whatever they are told; aria2c and libtorrent
+	// follow the interval.)
+	DefaultInterval = 30 * time.Second
+	// DefaultMaxPeers caps the peers returned in one announce, whatever numwant asks for.
+	DefaultMaxPeers = 200
+)
+
+// Options configure a Tracker. The zero value is usable.
+type Options struct {
+	// Topology ranks peers by closeness to the asker; nil ranks by common address prefix only.
+	Topology *topology.Map
+	// Interval is the re-announce interval handed to clients; zero means DefaultInterval.
+	Interval time.Duration
+	// PeerTTL is how long a peer stays listed after its last announce; zero means 3 × Interval,
+	// which outlives two lost announces (and the one-minute floor of anacrolix clients).
+	PeerTTL time.Duration
+	// MaxPeers caps the peers returned per announce (numwant is honoured below it); zero means
+	// DefaultMaxPeers.
+	MaxPeers int
+	// Log, if not nil, receives one JSON object per line for every announce:
+	//
+	//	{"time":"2026-11-24T23:49:02.123Z","info_hash":"<40 hex>","peer_id":"<40 hex>",
+	//	 "peer":"10.1.0.5:6881","remote":"10.1.0.5:51234","event":"started",
+	//	 "uploaded":0,"downloaded":0,"left":1048576,"numwant":-1,"peers":12}
+	//
+	// "peer" is the address handed to other peers, "remote" the connection's address; "event"
+	// is "" for a regular re-announce; "left" is -1 when the client did not send it; "peers" is
+	// how many peers the answer listed. A refused request gives
+	// {"time":...,"remote":...,"path":"/announce","failure":"..."} (plus "info_hash" when one was
+	// readable). Lines are written whole, one Write each; write errors are ignored, so a full
+	// disk cannot stop the tracker.
+	Log io.Writer
+	// AllowInfoHash, if not nil, decides which torrents this tracker serves; announces for others
+	// fail and scrapes leave them out.
+	AllowInfoHash func(infoHash [20]byte) bool
+	// Now is the clock; nil means time.Now. Tests set it to expire peers without sleeping.
+	Now func() time.Time
+}
+
+// PeerInfo is what the tracker knows of one peer of a torrent.
+type PeerInfo struct {
+	Addr       netip.AddrPort // address handed to other peers
+	ID         [20]byte       // peer_id
+	Uploaded   int64          // bytes, as last reported
+	Downloaded int64          // bytes, as last reported
+	Left       int64          // bytes, as last reported; -1 if never reported
+	LastSeen   time.Time      // time of the last announce
+}
+
+// Seeder reports whether the peer has the whole torrent.
+func (p PeerInfo) Seeder() bool { return p.Left == 0 }
+
+// Tracker is an HTTP BitTorrent tracker. Its methods may be called from several goroutines.
+type Tracker struct {
+	opts     Options
+	store    *store
+	announce *trackerServer.AnnounceHandler
+	handler  http.Handler
+
+	logMu sync.Mutex
+
+	closeOnce sync.Once
+	stop      chan struct{}
+	stopped   chan struct{}
+}
+
+// New returns a Tracker. It starts a goroutine that drops expired peers every PeerTTL (peers are
+// also dropped lazily whenever their torrent is looked at); Close stops it.
+func New(opts Options) *Tracker {
+	if opts.Interval <= 0 {
+		opts.Interval = DefaultInterval
+	}
+	if opts.PeerTTL <= 0 {
+		opts.PeerTTL = 3 * opts.Interval
+	}
+	if opts.MaxPeers <= 0 {
+		opts.MaxPeers = DefaultMaxPeers
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	t := &Tracker{
+		opts:    opts,
+		stop:    make(chan struct{}),
+		stopped: make(chan struct{}),
+	}
+	t.store = newStore(opts)
+	// No UpstreamTrackers: this tracker is the data center's only source of peers, and with none
+	// configured AnnounceHandler's upstream step finds nothing and returns at once.
+	t.announce = &trackerServer.AnnounceHandler{AnnounceTracker: t.store}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/announce", t.serveAnnounce)
+	mux.HandleFunc("/scrape", t.serveScrape)
+	t.handler = mux
+	go t.sweepLoop()
+	return t
+}
+
+// Handler returns the HTTP handler serving /announce and /scrape. Mount it at the root of a
+// server, or under a prefix with http.StripPrefix.
+func (t *Tracker) Handler() http.Handler { return t.handler }
+
+// Close stops the expiry goroutine. The handler keeps working afterwards, expiring peers lazily.
+// Close may be called more than once.
+func (t *Tracker) Close() {
+	t.closeOnce.Do(func() {
+		close(t.stop)
+		<-t.stopped
+	})
+}
+
+func (t *Tracker) sweepLoop() {
+	defer close(t.stopped)
+	tick := time.NewTicker(t.opts.PeerTTL)
+	defer tick.Stop()
+	for {
+		select {
+		case <-t.stop:
+			return
+		case <-tick.C:
+			t.store.sweep()
+		}
+	}
+}
+
+// Peers returns the live peers of a torrent, ordered by address.
+func (t *Tracker) Peers(infoHash [20]byte) []PeerInfo { return t.store.peerInfos(infoHash) }
