@@ -6,6 +6,17 @@
 // (see package rollsum) and the first ChecksumBytes bytes of the MD4 of the block, the last block
 // padded with zeros to a full block. pkgsync keeps this format byte for byte so that stock zsync
 // clients can use pkgsync's files and pkgsync can use zsyncmake's.
+//
+// The package follows encoding/csv: Read and ReadHeader parse, Write and WriteHeader produce
+// zsyncmake's exact layout, and parse failures are *ParseError values naming the line and key and
+// wrapping a sentinel error (ErrHeader, ErrTruncated, ErrLength, ...). NewHeader, HashLengths and
+// Header.Sum compute what zsyncmake would write for a file, so a File built here is identical to
+// zsyncmake's output.
+//
+// Control files arrive over the network, so Read treats them as hostile: the header is capped at
+// MaxHeaderBytes and MaxHeaderLines, every value is range-checked before use, and the block table is
+// grown only as its bytes arrive, so a header claiming a petabyte costs nothing. Read accepts only
+// what Write can give back unchanged (the fuzz target in package fuzz checks this).
 package zsyncfile
 
 import "time"
@@ -26,10 +37,11 @@ type Header struct {
 	RsumBytes     int // 1..4: bytes of the weak sum kept per block (the last ones of the packed a,b)
 	ChecksumBytes int // 3..16: bytes of the MD4 kept per block (the first ones)
 
-	URLs []string // "URL:", absolute or relative to the control file's own URL; may repeat
+	URLs []string // "URL:", absolute or relative to the control file's own URL; may repeat or be absent
 	SHA1 [20]byte // "SHA-1:", of the whole target file
 
-	// Extra holds every other header line in file order (for example keys listed in Safe), so
+	// Extra holds the other header lines, in file order: keys zsync 0.6.2 does not know, which the
+	// file listed in a Safe line, and Min-Version. Write lists the former in a Safe line again, so
 	// that reading and writing a file keeps them.
 	Extra []Field
 }
