@@ -1,0 +1,168 @@
+package manifest
+
+import (
+	"context"
+	"crypto/sha1"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"sync"
+
+	"github.com/pkgsync/pkgsync/internal/md4"
+	"github.com/pkgsync/pkgsync/rollsum"
+	"github.com/pkgsync/pkgsync/zsyncfile"
+)
+
+// Hashes are what one read of a package yields.
+type Hashes struct {
+	Pieces []byte            // concatenated SHA-1 of each piece
+	Blocks []zsyncfile.Block // zsync block records; nil when Hash was given no header
+	Whole  [sha1.Size]byte   // SHA-1 of the whole file
+}
+
+type chunk struct {
+	off  int64
+	buf  []byte
+	refs sync.WaitGroup
+}
+
+// Hash reads length bytes of r sequentially, in chunks that hold whole pieces, and computes the
+// SHA-1 of each pieceSize piece, the SHA-1 of the whole, and, when zh is not nil, the zsync block
+// record of each zh.Blocksize block (pieceSize must then be a multiple of it). name is used in
+// errors. Each chunk goes to two consumers: one goroutine that feeds the whole-file SHA-1 (it must
+// see bytes in order) and one of the workers (piece SHA-1s and block sums, any order, disjoint
+// slots). A chunk's buffer is reused when both are done, so memory stays at a few chunks (32 MiB)
+// whatever the size. A reader that ends early or has bytes past length is reported as ErrChanged.
+func Hash(ctx context.Context, r io.Reader, name string, length, pieceSize int64, zh *zsyncfile.Header, workers int, onProgress func(int64)) (*Hashes, error) {
+	if workers <= 0 {
+		workers = runtime.NumCPU()
+	}
+	chunkSize := pieceSize
+	for chunkSize < 4<<20 {
+		chunkSize *= 2
+	}
+	nbuf := int((32 << 20) / chunkSize)
+	if nbuf < workers+2 {
+		nbuf = workers + 2
+	}
+	numPieces := int((length + pieceSize - 1) / pieceSize)
+	out := &Hashes{Pieces: make([]byte, numPieces*sha1.Size)}
+	var bs int64
+	if zh != nil {
+		bs = int64(zh.Blocksize)
+		out.Blocks = make([]zsyncfile.Block, zsyncfile.NumBlocks(length, zh.Blocksize))
+	}
+	free := make(chan []byte, nbuf)
+	for i := 0; i < nbuf; i++ {
+		free <- make([]byte, chunkSize)
+	}
+	work := make(chan *chunk, nbuf)
+	ordered := make(chan *chunk, nbuf)
+	release := make(chan *chunk, nbuf)
+
+	wholeSum := make(chan [sha1.Size]byte, 1)
+	go func() {
+		w := sha1.New()
+		for c := range ordered {
+			w.Write(c.buf)
+			c.refs.Done()
+		}
+		var s [sha1.Size]byte
+		w.Sum(s[:0])
+		wholeSum <- s
+	}()
+	var wg sync.WaitGroup
+	for i := 0; i < workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var strong [][md4.Size]byte
+			for c := range work {
+				n := int64(len(c.buf))
+				for p := int64(0); p < n; p += pieceSize {
+					s := sha1.Sum(c.buf[p:min(p+pieceSize, n)])
+					copy(out.Pieces[(c.off+p)/pieceSize*sha1.Size:], s[:])
+				}
+				if zh != nil {
+					strong = blockSums(zh, c.buf, out.Blocks[c.off/bs:], strong)
+				}
+				c.refs.Done()
+			}
+		}()
+	}
+	recycled := make(chan struct{})
+	go func() {
+		for c := range release {
+			c.refs.Wait()
+			free <- c.buf[:cap(c.buf)]
+		}
+		close(recycled)
+	}()
+
+	var readErr error
+	var off int64
+	for off < length {
+		if err := ctx.Err(); err != nil {
+			readErr = err
+			break
+		}
+		buf := <-free
+		n := min(chunkSize, length-off)
+		m, err := io.ReadFull(r, buf[:n])
+		if err != nil {
+			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+				readErr = fmt.Errorf("%s: %w (only %d of %d bytes could be read)", name, ErrChanged, off+int64(m), length)
+			} else {
+				readErr = fmt.Errorf("%s: read at offset %d: %w", name, off, err)
+			}
+			break
+		}
+		c := &chunk{off: off, buf: buf[:n]}
+		c.refs.Add(2)
+		ordered <- c
+		work <- c
+		release <- c
+		off += n
+		if onProgress != nil {
+			onProgress(off)
+		}
+	}
+	if readErr == nil {
+		var one [1]byte
+		if n, _ := r.Read(one[:]); n > 0 {
+			readErr = fmt.Errorf("%s: %w (it grew past %d bytes)", name, ErrChanged, length)
+		}
+	}
+	close(work)
+	close(ordered)
+	wg.Wait()
+	close(release)
+	<-recycled
+	out.Whole = <-wholeSum
+	if readErr != nil {
+		return nil, readErr
+	}
+	return out, nil
+}
+
+// blockSums writes the zsync records of the blocks of buf (which starts on a block boundary) into
+// dst. The MD4s are computed two blocks at a time (md4.AppendBlockSums), the fastest path here;
+// the last, partial block of a file goes through zh.Sum, which pads it with zeros. strong is a
+// scratch buffer, returned for reuse.
+func blockSums(zh *zsyncfile.Header, buf []byte, dst []zsyncfile.Block, strong [][md4.Size]byte) [][md4.Size]byte {
+	bs := zh.Blocksize
+	full := len(buf) / bs * bs
+	strong = md4.AppendBlockSums(strong[:0], buf[:full], bs)
+	mask := rollsum.Mask(zh.RsumBytes)
+	for k, s := range strong {
+		b := &dst[k]
+		b.Weak = rollsum.Sum32(buf[k*bs:(k+1)*bs]) & mask
+		b.Strong = [16]byte{}
+		copy(b.Strong[:zh.ChecksumBytes], s[:])
+	}
+	if full < len(buf) {
+		dst[len(strong)] = zh.Sum(buf[full:])
+	}
+	return strong
+}

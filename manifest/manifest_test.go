@@ -1,0 +1,145 @@
+package manifest
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha1"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/pkgsync/pkgsync/zsyncfile"
+)
+
+func randomFile(t testing.TB, dir string, seed uint64, n int) (string, []byte) {
+	t.Helper()
+	r := rand.New(rand.NewPCG(seed, seed))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	p := filepath.Join(dir, "pkg.bin")
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p, b
+}
+
+// TestHashMatchesReference checks the parallel pipeline against the obvious sequential
+// computation, for sizes around piece and block boundaries and several worker counts.
+func TestHashMatchesReference(t *testing.T) {
+	const ps = 16 << 10
+	for _, n := range []int{1, 2047, 2048, 2049, ps - 1, ps, ps + 1, 5<<20 + 12345} {
+		for _, workers := range []int{1, 3} {
+			data := make([]byte, n)
+			r := rand.New(rand.NewPCG(uint64(n), 1))
+			for i := range data {
+				data[i] = byte(r.Uint32())
+			}
+			zh := zsyncfile.NewHeader("x", int64(n), 2048, time.Time{})
+			h, err := Hash(context.Background(), bytes.NewReader(data), "x", int64(n), ps, &zh, workers, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h.Whole != sha1.Sum(data) {
+				t.Fatalf("n=%d: whole-file SHA-1 differs", n)
+			}
+			for p := 0; p*ps < n; p++ {
+				s := sha1.Sum(data[p*ps : min((p+1)*ps, n)])
+				if !bytes.Equal(h.Pieces[p*20:(p+1)*20], s[:]) {
+					t.Fatalf("n=%d: piece %d differs", n, p)
+				}
+			}
+			if len(h.Blocks) != zsyncfile.NumBlocks(int64(n), 2048) {
+				t.Fatalf("n=%d: %d blocks", n, len(h.Blocks))
+			}
+			for b := range h.Blocks {
+				if want := zh.Sum(data[b*2048 : min((b+1)*2048, n)]); h.Blocks[b] != want {
+					t.Fatalf("n=%d workers=%d: block %d = %+v, want %+v", n, workers, b, h.Blocks[b], want)
+				}
+			}
+		}
+	}
+}
+
+func TestHashDetectsChange(t *testing.T) {
+	data := make([]byte, 100000)
+	// Shorter than announced.
+	_, err := Hash(context.Background(), bytes.NewReader(data[:5000]), "x", int64(len(data)), 16<<10, nil, 2, nil)
+	if !errors.Is(err, ErrChanged) {
+		t.Fatalf("short reader: %v, want ErrChanged", err)
+	}
+	// Longer than announced.
+	_, err = Hash(context.Background(), bytes.NewReader(data), "x", 5000, 16<<10, nil, 2, nil)
+	if !errors.Is(err, ErrChanged) {
+		t.Fatalf("long reader: %v, want ErrChanged", err)
+	}
+}
+
+func TestMakeRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	p, data := randomFile(t, dir, 1, 3<<20+5)
+	res, err := Make(context.Background(), p, MakeOptions{URL: "http://o.invalid/pkg.bin", Trackers: []string{"http://t.invalid/announce"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(res.Torrent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tor, err := ParseTorrent(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tor.ZsyncURL != "pkg.bin.zsync" || tor.Info.Length != int64(len(data)) || tor.InfoHash.HexString() != res.InfoHash {
+		t.Fatalf("torrent: %+v", tor)
+	}
+	f, _ := os.Open(res.Zsync)
+	defer f.Close()
+	z, err := zsyncfile.Read(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Check(tor, z); err != nil {
+		t.Fatal(err)
+	}
+	if z.SHA1 != sha1.Sum(data) || len(z.URLs) != 1 || z.URLs[0] != "http://o.invalid/pkg.bin" {
+		t.Fatalf("zsync header: %+v", z.Header)
+	}
+	// Mismatches are caught.
+	z.Length++
+	if err := Check(tor, z); !errors.Is(err, ErrMismatch) {
+		t.Fatalf("Check on a different length: %v", err)
+	}
+}
+
+func TestParseTorrentRejects(t *testing.T) {
+	for name, in := range map[string]string{
+		"empty":       "",
+		"not bencode": "hello",
+		"no info":     "d8:announce3:urle",
+		"multi-file":  "d4:infod5:filesld6:lengthi1e4:pathl1:aeee4:name1:x12:piece lengthi16384e6:pieces20:aaaaaaaaaaaaaaaaaaaaee",
+		"bad pieces":  "d4:infod6:lengthi100e4:name1:x12:piece lengthi16384e6:pieces3:abcee",
+		"zero piece":  "d4:infod6:lengthi100e4:name1:x12:piece lengthi0e6:pieces20:aaaaaaaaaaaaaaaaaaaaee",
+	} {
+		if _, err := ParseTorrent([]byte(in)); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+// BenchmarkMake measures `pkgsync make` on a 64 MiB file in the page cache.
+func BenchmarkMake(b *testing.B) {
+	dir := b.TempDir()
+	p, data := randomFile(b, dir, 2, 64<<20)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, err := Make(context.Background(), p, MakeOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
