@@ -1,0 +1,252 @@
+package main
+
+import (
+	"archive/tar"
+	"archive/zip"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/pkgsync/pkgsync/origin"
+)
+
+// workload is an old/new pair.
+type workload struct {
+	name, what string
+	old, new   []byte
+}
+
+func benchDelta(ctx context.Context, args []string) error {
+	fs := newFlags("delta")
+	runs := fs.Int("runs", 3, "runs of each client; medians are reported")
+	short := fs.Bool("short", false, "small sizes (32 MiB) for a quick check")
+	fs.Parse(args)
+	if err := need("zsync"); err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "pkgbench-delta-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	bin, err := buildPkgsync(ctx, dir)
+	if err != nil {
+		return err
+	}
+	big := 256 << 20
+	if *short {
+		big = 32 << 20
+	}
+	var loads []workload
+	if w, err := goModuleTars(ctx, "golang.org/x/text", "v0.20.0", "v0.21.0"); err != nil {
+		fmt.Fprintf(os.Stderr, "pkgbench: skipping the source-tree workload: %v\n", err)
+	} else {
+		loads = append(loads, w)
+	}
+	base := randomData(1, big)
+	loads = append(loads,
+		workload{"scattered", fmt.Sprintf("%d MiB, 100 scattered insertions/deletions/overwrites", big>>20), base, scatter(base, 2, 100)},
+		workload{"identical", fmt.Sprintf("%d MiB, old == new (scan only)", big>>20), base, base},
+		workload{"unrelated", fmt.Sprintf("%d MiB, old unrelated (every byte rolled)", (big/8)>>20), randomData(3, big/8), randomData(4, big/8)},
+	)
+
+	pub := filepath.Join(dir, "pub")
+	os.Mkdir(pub, 0o755)
+	srv, err := origin.New(pub, origin.Options{})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{Handler: srv}
+	go hs.Serve(ln)
+	defer hs.Close()
+	url := "http://" + ln.Addr().String() + "/"
+
+	fmt.Printf("update: pkgsync update --no-swarm vs stock zsync, same .zsync, same origin (pkgsync serve), %d runs, medians\n\n", *runs)
+	fmt.Println("| workload | client | bytes fetched | requests | wall s | peak RSS MiB | scan MB/s | time vs zsync |")
+	fmt.Println("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+	for _, w := range loads {
+		name := w.name + ".tar"
+		if err := os.WriteFile(filepath.Join(pub, name), w.new, 0o644); err != nil {
+			return err
+		}
+		if _, err := runCmd(ctx, dir, bin, "make", filepath.Join(pub, name), "--url", url+name); err != nil {
+			return err
+		}
+		old := filepath.Join(dir, w.name+".old")
+		if err := os.WriteFile(old, w.old, 0o644); err != nil {
+			return err
+		}
+		warm(old)
+		warm(filepath.Join(pub, name))
+		type agg struct{ bytes, reqs, wall, rss, scan []float64 }
+		var zs, ps agg
+		for i := 0; i < *runs; i++ {
+			work := filepath.Join(dir, "work")
+			os.RemoveAll(work)
+			os.Mkdir(work, 0o755)
+			before := srv.Stats()
+			m, err := runCmd(ctx, work, "zsync", "-q", "-i", old, "-o", filepath.Join(work, "z.out"), url+name+".zsync")
+			if err != nil {
+				return err
+			}
+			after := srv.Stats()
+			if err := sameContent(filepath.Join(work, "z.out"), w.new); err != nil {
+				return fmt.Errorf("stock zsync: %w", err)
+			}
+			zs.bytes = append(zs.bytes, float64(after.BodyBytes-before.BodyBytes))
+			zs.reqs = append(zs.reqs, float64(after.Requests-before.Requests))
+			zs.wall = append(zs.wall, m.wall.Seconds())
+			zs.rss = append(zs.rss, float64(m.rssKB)/1024)
+
+			before = srv.Stats()
+			m, err = runCmd(ctx, work, bin, "update", "--no-swarm", "--json", "--old", old, "-o", filepath.Join(work, "p.out"), url+name+".zsync")
+			if err != nil {
+				return err
+			}
+			after = srv.Stats()
+			if err := sameContent(filepath.Join(work, "p.out"), w.new); err != nil {
+				return fmt.Errorf("pkgsync: %w", err)
+			}
+			var res struct {
+				ScanSeconds float64 `json:"scan_seconds"`
+			}
+			json.Unmarshal(m.out, &res)
+			ps.bytes = append(ps.bytes, float64(after.BodyBytes-before.BodyBytes))
+			ps.reqs = append(ps.reqs, float64(after.Requests-before.Requests))
+			ps.wall = append(ps.wall, m.wall.Seconds())
+			ps.rss = append(ps.rss, float64(m.rssKB)/1024)
+			ps.scan = append(ps.scan, float64(len(w.old))/1e6/max(res.ScanSeconds, 1e-9))
+		}
+		fmt.Printf("| %s: %s | zsync | %.0f | %.0f | %.2f | %.0f | | 1 |\n", w.name, w.what, median(zs.bytes), median(zs.reqs), median(zs.wall), median(zs.rss))
+		fmt.Printf("| | pkgsync | %.0f | %.0f | %.2f | %.0f | %.0f | %.2f |\n", median(ps.bytes), median(ps.reqs), median(ps.wall), median(ps.rss), median(ps.scan), median(ps.wall)/median(zs.wall))
+		os.Remove(filepath.Join(pub, name))
+		os.Remove(old)
+	}
+	fmt.Println("\nbytes fetched and requests are counted by the origin and include the .zsync itself (the same for both clients).")
+	return nil
+}
+
+func sameContent(path string, want []byte) error {
+	got, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(got, want) {
+		return fmt.Errorf("%s differs from the new version", path)
+	}
+	return nil
+}
+
+func randomData(seed uint64, n int) []byte {
+	r := rand.New(rand.NewPCG(seed, seed))
+	b := make([]byte, n)
+	for i := 0; i+8 <= n; i += 8 {
+		v := r.Uint64()
+		for k := 0; k < 8; k++ {
+			b[i+k] = byte(v >> (8 * k))
+		}
+	}
+	return b
+}
+
+// scatter returns v1 with edits insertions, deletions and overwrites of 100 B to 8 KiB spread
+// over it, deterministically.
+func scatter(v1 []byte, seed uint64, edits int) []byte {
+	r := rand.New(rand.NewPCG(seed, 99))
+	out := make([]byte, 0, len(v1)+edits*8192)
+	step := len(v1) / (edits + 1)
+	pos := 0
+	for e := 0; e < edits; e++ {
+		next := (e+1)*step + r.IntN(step/2)
+		out = append(out, v1[pos:next]...)
+		n := 100 + r.IntN(8092)
+		switch e % 3 {
+		case 0:
+			out = append(out, randomData(seed+uint64(e), n)...)
+			pos = next
+		case 1:
+			pos = next + n
+		default:
+			out = append(out, randomData(seed+uint64(e)+7, n)...)
+			pos = next + n
+		}
+	}
+	return append(out, v1[pos:]...)
+}
+
+// goModuleTars makes uncompressed tars of two releases of a Go module's source tree, as a release
+// engineer would ship them: files in name order, fixed times and owners, so they are the same on
+// every machine. The module zips come from the Go module proxy (checksummed, immutable).
+func goModuleTars(ctx context.Context, mod, v1, v2 string) (workload, error) {
+	a, err := moduleTar(ctx, mod, v1)
+	if err != nil {
+		return workload{}, err
+	}
+	b, err := moduleTar(ctx, mod, v2)
+	if err != nil {
+		return workload{}, err
+	}
+	return workload{"gosrc", fmt.Sprintf("%s %s -> %s source tars (%.1f MiB)", mod, v1, v2, float64(len(b))/(1<<20)), a, b}, nil
+}
+
+func moduleTar(ctx context.Context, mod, ver string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, "go", "mod", "download", "-json", mod+"@"+ver)
+	cmd.Dir = os.TempDir() // outside any module: a plain download
+	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod")
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("go mod download %s@%s: %w", mod, ver, err)
+	}
+	var info struct{ Zip string }
+	if err := json.Unmarshal(out, &info); err != nil || info.Zip == "" {
+		return nil, fmt.Errorf("go mod download %s@%s: no zip in %q", mod, ver, out)
+	}
+	zr, err := zip.OpenReader(info.Zip)
+	if err != nil {
+		return nil, err
+	}
+	defer zr.Close()
+	files := append([]*zip.File(nil), zr.File...)
+	sort.Slice(files, func(i, j int) bool { return files[i].Name < files[j].Name })
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	epoch := time.Unix(0, 0)
+	for _, f := range files {
+		if f.FileInfo().IsDir() {
+			continue
+		}
+		rc, err := f.Open()
+		if err != nil {
+			return nil, err
+		}
+		data, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			return nil, err
+		}
+		hdr := &tar.Header{Name: path.Base(mod) + "/" + strings.TrimPrefix(f.Name, mod+"@"+ver+"/"), Mode: 0o644, Size: int64(len(data)), ModTime: epoch, Format: tar.FormatPAX}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return nil, err
+		}
+		tw.Write(data)
+	}
+	tw.Close()
+	return buf.Bytes(), nil
+}

@@ -1,0 +1,142 @@
+// Command pkgbench measures pkgsync against the stock tools on this machine, in the same run, and
+// prints Markdown tables of medians:
+//
+//	go run ./cmd/pkgbench make  [--size 1G] [--runs 5]   # pkgsync make vs zsyncmake + mktorrent (and sha1sum, the floor)
+//	go run ./cmd/pkgbench delta [--runs 3] [--short]     # pkgsync update vs the stock zsync client, same .zsync, same origin
+//
+// Every figure is a ratio against a reference measured in the same run, because absolute times on
+// shared machines drift. The tools run as subprocesses so that wall time and peak RSS
+// (getrusage's ru_maxrss) are measured the same way for all of them.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: pkgbench make|delta [flags]  (pkgbench make --help)")
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "make":
+		err = benchMake(ctx, os.Args[2:])
+	case "delta":
+		err = benchDelta(ctx, os.Args[2:])
+	default:
+		err = fmt.Errorf("unknown benchmark %q: want make or delta", os.Args[1])
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "pkgbench:", err)
+		os.Exit(1)
+	}
+}
+
+// measurement is one subprocess run.
+type measurement struct {
+	wall  time.Duration
+	rssKB int64
+	out   []byte
+}
+
+// runCmd runs a command and measures its wall time and peak RSS.
+func runCmd(ctx context.Context, dir string, name string, args ...string) (measurement, error) {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	start := time.Now()
+	out, err := cmd.Output()
+	m := measurement{wall: time.Since(start), out: out}
+	if err != nil {
+		return m, fmt.Errorf("%s %s: %w\n%s", name, strings.Join(args, " "), err, stderr.String())
+	}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		m.rssKB = ru.Maxrss
+	}
+	return m, nil
+}
+
+func median(xs []float64) float64 {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	if len(s) == 0 {
+		return 0
+	}
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// buildPkgsync compiles the pkgsync command of this checkout into dir.
+func buildPkgsync(ctx context.Context, dir string) (string, error) {
+	bin := filepath.Join(dir, "pkgsync")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/pkgsync")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("building pkgsync (run pkgbench from the repository root): %w", err)
+	}
+	return bin, nil
+}
+
+func need(tools ...string) error {
+	for _, t := range tools {
+		if _, err := exec.LookPath(t); err != nil {
+			return fmt.Errorf("%s is not installed (apt-get install -y zsync mktorrent): %w", t, err)
+		}
+	}
+	return nil
+}
+
+// parseSize reads "1G", "256M", "64K" or a byte count.
+func parseSize(s string) (int64, error) {
+	mult := int64(1)
+	switch {
+	case strings.HasSuffix(s, "G"):
+		mult, s = 1<<30, strings.TrimSuffix(s, "G")
+	case strings.HasSuffix(s, "M"):
+		mult, s = 1<<20, strings.TrimSuffix(s, "M")
+	case strings.HasSuffix(s, "K"):
+		mult, s = 1<<10, strings.TrimSuffix(s, "K")
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("bad size %q", s)
+	}
+	return n * mult, nil
+}
+
+func newFlags(name string) *pflag.FlagSet {
+	return pflag.NewFlagSet(name, pflag.ExitOnError)
+}
+
+// warm reads a file once so that every tool finds it in the page cache.
+func warm(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	buf := make([]byte, 4<<20)
+	for {
+		if _, err := f.Read(buf); err != nil {
+			return nil
+		}
+	}
+}
