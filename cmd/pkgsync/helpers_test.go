@@ -1,0 +1,125 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"math/rand/v2"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/pkgsync/pkgsync/origin"
+)
+
+// pkgsync runs one command line in-process and returns its exit status, stdout and stderr.
+func pkgsync(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(context.Background(), args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// mustPkgsync runs a command that must succeed.
+func mustPkgsync(t *testing.T, args ...string) string {
+	t.Helper()
+	code, out, errs := pkgsync(t, args...)
+	if code != 0 {
+		t.Fatalf("pkgsync %q: exit %d\nstdout: %s\nstderr: %s", args, code, out, errs)
+	}
+	return out
+}
+
+// randomBytes returns n deterministic pseudo-random bytes.
+func randomBytes(seed uint64, n int) []byte {
+	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	b := make([]byte, n)
+	for i := 0; i+8 <= n; i += 8 {
+		v := r.Uint64()
+		for k := 0; k < 8; k++ {
+			b[i+k] = byte(v >> (8 * k))
+		}
+	}
+	for i := n &^ 7; i < n; i++ {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+// edited returns a copy of v1 with insertions, deletions and overwrites at scattered places.
+func edited(v1 []byte, seed uint64, edits int) []byte {
+	r := rand.New(rand.NewPCG(seed, 7))
+	out := make([]byte, 0, len(v1)+edits*4096)
+	step := len(v1) / (edits + 1)
+	pos := 0
+	for e := 0; e < edits; e++ {
+		next := (e + 1) * step
+		out = append(out, v1[pos:next]...)
+		switch e % 3 {
+		case 0:
+			out = append(out, randomBytes(seed+uint64(e), 500+r.IntN(3000))...)
+			pos = next
+		case 1:
+			pos = next + 100 + r.IntN(3000)
+		default:
+			n := 1000 + r.IntN(3000)
+			out = append(out, randomBytes(seed+uint64(e)+1000, n)...)
+			pos = next + n
+		}
+	}
+	return append(out, v1[min(pos, len(v1)):]...)
+}
+
+func writeFile(t *testing.T, path string, data []byte) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// startOrigin serves dir with pkgsync's own origin (Go's net/http underneath).
+func startOrigin(t *testing.T, dir string) (string, *origin.Server) {
+	t.Helper()
+	srv, err := origin.New(dir, origin.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	t.Cleanup(func() { ts.Close(); srv.Close() })
+	return ts.URL + "/", srv
+}
+
+type updateJSON struct {
+	Output           string  `json:"output"`
+	UpToDate         bool    `json:"up_to_date"`
+	BytesTotal       int64   `json:"bytes_total"`
+	BytesReused      int64   `json:"bytes_reused"`
+	BytesFromPeers   int64   `json:"bytes_from_peers"`
+	BytesFromOrigin  int64   `json:"bytes_from_origin"`
+	RequestsToOrigin int64   `json:"requests_to_origin"`
+	Seconds          float64 `json:"seconds"`
+}
+
+func parseUpdateJSON(t *testing.T, out string) updateJSON {
+	t.Helper()
+	var u updateJSON
+	if err := json.Unmarshal([]byte(out), &u); err != nil {
+		t.Fatalf("update --json output %q: %v", out, err)
+	}
+	return u
+}
+
+func sameFile(t *testing.T, path string, want []byte) {
+	t.Helper()
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("%s: %d bytes differ from the %d expected", path, len(got), len(want))
+	}
+}

@@ -1,0 +1,121 @@
+// Command pkgsync fans packages out across a data center: `make` describes a package once
+// (.torrent + .zsync from one read), `update` rebuilds a new version from an old one and fetches
+// only what changed, from peers first and the origin last, `serve` is an origin, `tracker` an
+// embedded tracker and `seed` keeps complete packages available to peers.
+//
+// The command stays thin: flags and output here, the work in the packages.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/pflag"
+)
+
+const usage = `pkgsync: fan packages out across a data center, fetching only what changed.
+
+Usage:
+  pkgsync make FILE [flags]              write FILE.torrent and FILE.zsync in one read of FILE
+  pkgsync update --old OLD [flags] SRC   rebuild the new version from OLD, fetch the rest
+  pkgsync serve DIR [flags]              serve DIR as an origin (web seed, zsync, tracker)
+  pkgsync tracker [flags]                run the embedded BitTorrent tracker
+  pkgsync seed FILE.torrent... [flags]   seed complete packages to peers
+  pkgsync demo [flags]                   run origin, tracker and nodes on loopback: v1 -> v2
+  pkgsync version                        print the version
+
+Run 'pkgsync COMMAND --help' for the flags of a command.
+Exit status: 0 on success (also when already up to date), 1 on failure, 2 on bad usage.
+`
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+type command struct {
+	name string
+	run  func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+var commands = []command{
+	{"make", runMake},
+	{"update", runUpdate},
+	{"serve", runServe},
+	{"tracker", runTracker},
+	{"seed", runSeed},
+	{"demo", runDemo},
+}
+
+// errUsage marks errors in the command line: exit status 2.
+var errUsage = errors.New("usage")
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run executes one command line and returns the exit status; tests call it with their own writers.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stdout, usage)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	if args[0] == "version" || args[0] == "--version" {
+		fmt.Fprintln(stdout, "pkgsync", version)
+		return 0
+	}
+	for _, c := range commands {
+		if c.name != args[0] {
+			continue
+		}
+		err := c.run(ctx, args[1:], stdout, stderr)
+		switch {
+		case err == nil, errors.Is(err, pflag.ErrHelp):
+			return 0
+		case errors.Is(err, errUsage):
+			fmt.Fprintf(stderr, "pkgsync %s: %v\nRun 'pkgsync %s --help' for usage.\n", c.name, err, c.name)
+			return 2
+		default:
+			fmt.Fprintf(stderr, "pkgsync %s: %v\n", c.name, err)
+			return 1
+		}
+	}
+	fmt.Fprintf(stderr, "pkgsync: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}
+
+// newFlags returns a flag set that prints help to stdout and reports errors without exiting.
+func newFlags(name, synopsis string, stdout io.Writer) *pflag.FlagSet {
+	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
+	fs.SortFlags = false
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {
+		fmt.Fprintf(stdout, "%s\n\nFlags:\n", synopsis)
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
+	}
+	return fs
+}
+
+// parse parses args, turning flag errors into errUsage and --help into pflag.ErrHelp after
+// printing the help.
+func parse(fs *pflag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			fs.Usage()
+			return err
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	return nil
+}

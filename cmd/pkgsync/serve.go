@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/pkgsync/pkgsync/origin"
+)
+
+const serveSynopsis = `Usage: pkgsync serve DIR [flags]
+
+Serves the files in DIR over HTTP as an origin: byte ranges, multi-range requests, If-Range and
+strong ETags, so that it works as a BEP 19 web seed and a zsync server. With --tracker it also
+runs the embedded BitTorrent tracker at /announce and /scrape. When a client asks for PKG.torrent
+or PKG.zsync and PKG exists without them (or they are older than PKG), they are made on the spot,
+pointing at this server. Paths that escape DIR are refused. GET /.pkgsync/stats returns the
+requests served and body bytes sent, as JSON.
+
+Examples:
+  pkgsync serve /srv/pkgs --listen :8080 --tracker
+  pkgsync serve /srv/pkgs --public-url http://origin.dc1:8080/ --tracker --topology sites.txt`
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("serve", serveSynopsis, stdout)
+	var (
+		listen, publicURL, logFile string
+		withTracker, noMake        bool
+		verbose                    bool
+		tf                         trackerFlags
+		opt                        origin.Options
+	)
+	fs.StringVar(&listen, "listen", ":8080", "HTTP listen address")
+	fs.StringVar(&publicURL, "public-url", "", "base URL clients reach this server at (default: from each request's Host)")
+	fs.BoolVar(&withTracker, "tracker", false, "also run the embedded tracker at /announce and /scrape, and name it in made torrents")
+	fs.BoolVar(&noMake, "no-make", false, "do not make missing .torrent/.zsync files on request")
+	fs.Int64Var(&opt.Make.PieceSize, "piece-size", 0, "piece size for made torrents (default: from the file size)")
+	fs.IntVar(&opt.Make.BlockSize, "block-size", 0, "zsync block size for made .zsync files (default: as zsyncmake)")
+	tf.register(fs)
+	fs.StringVar(&logFile, "access-log", "", "append one line per request to this file")
+	fs.BoolVarP(&verbose, "verbose", "v", false, "log requests on stderr")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return fmt.Errorf("%w: want exactly one DIR, got %d arguments", errUsage, fs.NArg())
+	}
+	opt.AutoMake = !noMake
+	opt.PublicURL = publicURL
+	if verbose {
+		opt.Log = stderr
+	}
+	if logFile != "" {
+		f, err := os.OpenFile(logFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			return fmt.Errorf("access log: %w", err)
+		}
+		defer f.Close()
+		opt.Log = f
+	}
+	if withTracker {
+		tr, closeLog, err := tf.build(stderr)
+		if err != nil {
+			return err
+		}
+		defer closeLog()
+		defer tr.Close()
+		opt.Tracker = tr.Handler()
+		opt.Trackers = []string{""} // this server's /announce
+	}
+	srv, err := origin.New(fs.Arg(0), opt)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	return serveHTTP(ctx, listen, srv, stderr, "origin for "+fs.Arg(0))
+}
+
+// serveHTTP serves h on addr until ctx ends, then shuts down gracefully.
+func serveHTTP(ctx context.Context, addr string, h http.Handler, stderr io.Writer, what string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", addr, err)
+	}
+	fmt.Fprintf(stderr, "pkgsync: %s listening on http://%s/\n", what, ln.Addr())
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		hs.Shutdown(sctx)
+		if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	}
+}

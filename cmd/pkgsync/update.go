@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/pkgsync/pkgsync/bt"
+	"github.com/pkgsync/pkgsync/httprange"
+	"github.com/pkgsync/pkgsync/internal/progress"
+	"github.com/pkgsync/pkgsync/updater"
+)
+
+const updateSynopsis = `Usage: pkgsync update --old OLD [--old OLD2]... [flags] SOURCE
+
+Rebuilds the new version of a package from the old one(s) and fetches only what changed: from
+BitTorrent peers first, from the origin (HTTP range requests) last. SOURCE is the package's
+.torrent (path or http(s) URL); its .zsync is found where the torrent says, or beside it. A .zsync
+is accepted as SOURCE too, for a plain zsync update over HTTP (like the stock zsync client).
+
+The result is built in OUT.part, verified piece by piece (torrent SHA-1s) and as a whole (.zsync
+SHA-1), synced, and only then renamed over OUT. OLD is never modified, even when it is OUT. An
+interrupted run leaves OUT.part, which the next run reuses. When OUT is already the new version,
+update says so and exits 0 at once.
+
+Examples:
+  pkgsync update --old v1.tar http://origin/pkgs/v2.tar.torrent
+  pkgsync update --old pkg.tar -o pkg.tar --no-swarm --json http://origin/pkgs/pkg.tar.zsync`
+
+func runUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("update", updateSynopsis, stdout)
+	var opt updater.Options
+	var (
+		jsonOut, noSwarm, verbose bool
+		caFile                    string
+		headers, peers            []string
+		btf                       btFlags
+	)
+	fs.StringArrayVar(&opt.Olds, "old", nil, "an old version of the package to reuse blocks from (repeat for more)")
+	fs.StringVarP(&opt.Out, "output", "o", "", "where to write the new version (default: the package's name in the current folder)")
+	fs.StringVar(&opt.Zsync, "zsync", "", "path or URL of the .zsync, when the torrent does not say where it is")
+	fs.StringVar(&opt.OriginURL, "url", "", "URL of the package on the origin (default: the torrent's url-list, else the .zsync's URL)")
+	fs.StringVar(&caFile, "ca-file", "", "PEM file of extra CA certificates to trust for https")
+	fs.StringArrayVarP(&headers, "header", "H", nil, `extra HTTP header for every request, e.g. "Authorization: Bearer TOKEN" (repeat for more)`)
+	fs.IntVar(&opt.Parallel, "parallel", 4, "origin requests in flight")
+	fs.BoolVar(&noSwarm, "no-swarm", false, "fetch from the origin only, do not join the BitTorrent swarm")
+	fs.DurationVar(&opt.SeedTime, "seed-time", 3*time.Minute, "keep seeding to peers this long after completing (0: exit at once)")
+	fs.StringArrayVar(&peers, "peer", nil, "a peer to contact directly, HOST:PORT (repeat for more)")
+	btf.register(fs)
+	fs.BoolVar(&jsonOut, "json", false, "print a one-object JSON summary on stdout")
+	fs.BoolVarP(&verbose, "verbose", "v", false, "log each step on stderr")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return fmt.Errorf("%w: want exactly one SOURCE (.torrent or .zsync), got %d arguments", errUsage, fs.NArg())
+	}
+	if len(opt.Olds) == 0 {
+		fmt.Fprintln(stderr, "pkgsync update: no --old given: everything will be fetched")
+	}
+	opt.Source = fs.Arg(0)
+	opt.Swarm = !noSwarm && !strings.HasSuffix(opt.Source, ".zsync")
+	client, err := httprange.NewClient(caFile, 0)
+	if err != nil {
+		return err
+	}
+	opt.HTTP = client
+	opt.Header = http.Header{}
+	for _, h := range headers {
+		k, v, ok := strings.Cut(h, ":")
+		if !ok || strings.TrimSpace(k) == "" {
+			return fmt.Errorf("%w: --header %q: want \"Name: value\"", errUsage, h)
+		}
+		opt.Header.Add(strings.TrimSpace(k), strings.TrimSpace(v))
+	}
+	for _, p := range peers {
+		ap, err := netip.ParseAddrPort(p)
+		if err != nil {
+			return fmt.Errorf("%w: --peer %q: %v", errUsage, p, err)
+		}
+		opt.Peers = append(opt.Peers, ap)
+	}
+	if opt.BT, err = btf.config(); err != nil {
+		return err
+	}
+	if !jsonOut {
+		opt.Progress = stderr
+	}
+	if verbose {
+		opt.Log = stderr
+		opt.BT.Logger = stderr
+	}
+	res, err := updater.Run(ctx, opt)
+	if err != nil {
+		return err
+	}
+	if jsonOut {
+		if res.Peers == nil {
+			res.Peers = []bt.PeerStat{}
+		}
+		return json.NewEncoder(stdout).Encode(res)
+	}
+	if res.UpToDate {
+		fmt.Fprintf(stdout, "%s is up to date\n", res.Output)
+		return nil
+	}
+	fmt.Fprintf(stdout, "%s: %s total, %s reused, %s from peers, %s from the origin in %d requests, %.1fs\n",
+		res.Output, progress.Bytes(res.BytesTotal), progress.Bytes(res.BytesReused), progress.Bytes(res.BytesFromPeers),
+		progress.Bytes(res.BytesFromOrigin), res.RequestsToOrigin, res.Seconds)
+	return nil
+}

@@ -1,0 +1,276 @@
+// Package origin is the server side of pkgsync: a plain HTTP file server for a folder of packages
+// that behaves as a BEP 19 web seed and as a zsync origin (correct Range, multi-range, If-Range and
+// strong ETag handling, via net/http's ServeContent), optionally with the embedded tracker mounted
+// at /announce and /scrape, and able to make a package's .torrent and .zsync on first request.
+//
+// It has its own home because `pkgsync serve` is the one place where files, manifests and the
+// tracker meet; the consumer side (httprange, bt) must work against any web server, and tests use
+// it as the reference origin.
+package origin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pkgsync/pkgsync/manifest"
+)
+
+// Options configure a Server.
+type Options struct {
+	// AutoMake makes pkg.torrent and pkg.zsync when a client asks for them and pkg exists but they
+	// are missing or older than pkg.
+	AutoMake bool
+	// PublicURL is the base URL clients reach this server at (e.g. http://origin:8080/); empty:
+	// taken from each request's Host. Used for the url-list and URL header of made manifests.
+	PublicURL string
+	// Trackers are written into made torrents; "" entries are replaced with PublicURL + "announce".
+	Trackers []string
+	// Tracker, when set, is served at /announce and /scrape.
+	Tracker http.Handler
+	// Log receives one line per request; nil is quiet.
+	Log io.Writer
+	// Make tunes AutoMake (piece and block size); URL, Trackers and OutDir are set by the server.
+	Make manifest.MakeOptions
+}
+
+// Stats counts what the server sent: the origin's side of "how much did the origin send".
+type Stats struct {
+	Requests  int64 `json:"requests"`
+	BodyBytes int64 `json:"body_bytes"`
+}
+
+// Server serves one folder.
+type Server struct {
+	root *os.Root
+	dir  string
+	opt  Options
+
+	requests, bytes atomic.Int64
+	makeMu          sync.Mutex // one make at a time: it already uses every core
+}
+
+// New returns a server for dir. Paths that leave dir (.., absolute, or through symbolic links
+// pointing outside) are refused by os.Root.
+func New(dir string, opt Options) (*Server, error) {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return nil, err
+	}
+	if !st.IsDir() {
+		return nil, fmt.Errorf("%s: not a directory", dir)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	return &Server{root: root, dir: dir, opt: opt}, nil
+}
+
+// Close releases the folder.
+func (s *Server) Close() error { return s.root.Close() }
+
+// Stats returns the counters since the server started.
+func (s *Server) Stats() Stats {
+	return Stats{Requests: s.requests.Load(), BodyBytes: s.bytes.Load()}
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case s.opt.Tracker != nil && (r.URL.Path == "/announce" || r.URL.Path == "/scrape"):
+		s.opt.Tracker.ServeHTTP(w, r)
+		return
+	case r.URL.Path == "/.pkgsync/stats":
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(s.Stats())
+		return
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	s.requests.Add(1)
+	cw := &countingWriter{ResponseWriter: w}
+	status := s.serveFile(cw, r)
+	s.bytes.Add(cw.n)
+	if s.opt.Log != nil {
+		fmt.Fprintf(s.opt.Log, "%s %s %s %q %d %d\n", time.Now().UTC().Format(time.RFC3339), r.RemoteAddr, r.Method, r.URL.Path, status, cw.n)
+	}
+}
+
+func (s *Server) serveFile(w *countingWriter, r *http.Request) int {
+	name := path.Clean("/" + r.URL.Path)[1:]
+	if name == "" || strings.HasPrefix(name, ".") || strings.Contains(name, "/.") {
+		http.Error(w, "not found", http.StatusNotFound)
+		return http.StatusNotFound
+	}
+	if s.opt.AutoMake {
+		if err := s.ensureManifest(r, name); err != nil {
+			http.Error(w, "cannot make manifest: "+err.Error(), http.StatusInternalServerError)
+			return http.StatusInternalServerError
+		}
+	}
+	f, err := s.root.Open(name)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			http.Error(w, "not found", http.StatusNotFound)
+			return http.StatusNotFound
+		}
+		http.Error(w, "forbidden", http.StatusForbidden)
+		return http.StatusForbidden
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() {
+		http.Error(w, "not found", http.StatusNotFound)
+		return http.StatusNotFound
+	}
+	// A strong validator from size and mtime (nginx's scheme): If-Range and the clients' version
+	// pinning depend on it changing whenever the file does.
+	w.Header().Set("ETag", fmt.Sprintf(`"%x-%x"`, st.ModTime().UnixNano(), st.Size()))
+	w.Header().Set("Accept-Ranges", "bytes")
+	switch {
+	case strings.HasSuffix(name, ".torrent"):
+		w.Header().Set("Content-Type", "application/x-bittorrent")
+	case strings.HasSuffix(name, ".zsync"):
+		w.Header().Set("Content-Type", "application/x-zsync")
+	default:
+		w.Header().Set("Content-Type", "application/octet-stream")
+	}
+	http.ServeContent(w, r, "", st.ModTime(), f)
+	return w.status()
+}
+
+// ensureManifest makes name's package manifests when name is pkg.torrent or pkg.zsync, pkg exists,
+// and the manifest is missing or older than the package.
+func (s *Server) ensureManifest(r *http.Request, name string) error {
+	var pkg string
+	switch {
+	case strings.HasSuffix(name, ".torrent"):
+		pkg = strings.TrimSuffix(name, ".torrent")
+	case strings.HasSuffix(name, ".zsync"):
+		pkg = strings.TrimSuffix(name, ".zsync")
+	default:
+		return nil
+	}
+	fresh := func() bool {
+		pst, err := s.root.Stat(pkg)
+		if err != nil || !pst.Mode().IsRegular() {
+			return true // nothing to make: serve (or 404) what is there
+		}
+		for _, ext := range []string{".torrent", ".zsync"} {
+			mst, err := s.root.Stat(pkg + ext)
+			if err != nil || mst.ModTime().Before(pst.ModTime()) {
+				return false
+			}
+		}
+		return true
+	}
+	if fresh() {
+		return nil
+	}
+	s.makeMu.Lock()
+	defer s.makeMu.Unlock()
+	if fresh() {
+		return nil
+	}
+	base := s.opt.PublicURL
+	if base == "" {
+		scheme := "http"
+		if r.TLS != nil {
+			scheme = "https"
+		}
+		base = scheme + "://" + r.Host + "/"
+	}
+	if !strings.HasSuffix(base, "/") {
+		base += "/"
+	}
+	opt := s.opt.Make
+	opt.URL = base + pathEscape(pkg)
+	opt.OutDir = filepath.Join(s.dir, filepath.Dir(filepath.FromSlash(pkg)))
+	opt.Trackers = nil
+	for _, t := range s.opt.Trackers {
+		if t == "" {
+			t = base + "announce"
+		}
+		opt.Trackers = append(opt.Trackers, t)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Hour)
+	defer cancel()
+	_, err := manifest.Make(ctx, filepath.Join(s.dir, filepath.FromSlash(pkg)), opt)
+	return err
+}
+
+func pathEscape(p string) string {
+	parts := strings.Split(p, "/")
+	for i, s := range parts {
+		parts[i] = url.PathEscape(s)
+	}
+	return strings.Join(parts, "/")
+}
+
+type countingWriter struct {
+	http.ResponseWriter
+	n        int64
+	code     int
+	preamble bool // a CRLF is owed before the first multipart boundary
+}
+
+// WriteHeader also adapts net/http's multipart/byteranges replies to what the stock zsync 0.6.2
+// client parses: Go starts the body with the first boundary line, while zsync (like nginx and
+// Apache write it) expects a CRLF before every boundary and otherwise re-requests forever. The
+// two bytes are a valid multipart preamble for every other client (RFC 2046).
+func (c *countingWriter) WriteHeader(code int) {
+	if c.code == 0 {
+		c.code = code
+	}
+	h := c.ResponseWriter.Header()
+	if code == http.StatusPartialContent && strings.HasPrefix(h.Get("Content-Type"), "multipart/byteranges") {
+		if n, err := strconv.ParseInt(h.Get("Content-Length"), 10, 64); err == nil {
+			h.Set("Content-Length", strconv.FormatInt(n+2, 10))
+		}
+		c.ResponseWriter.WriteHeader(code)
+		c.preamble = true
+		return
+	}
+	c.ResponseWriter.WriteHeader(code)
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	if c.code == 0 {
+		c.WriteHeader(http.StatusOK)
+	}
+	if c.preamble {
+		c.preamble = false
+		n, err := io.WriteString(c.ResponseWriter, "\r\n")
+		c.n += int64(n)
+		if err != nil {
+			return 0, err
+		}
+	}
+	n, err := c.ResponseWriter.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func (c *countingWriter) status() int {
+	if c.code == 0 {
+		return http.StatusOK
+	}
+	return c.code
+}

@@ -1,0 +1,134 @@
+package updater
+
+import (
+	"context"
+	"crypto/sha1"
+	"fmt"
+	"os"
+	"runtime"
+	"sync"
+
+	"github.com/pkgsync/pkgsync/bt"
+	"github.com/pkgsync/pkgsync/delta"
+	"github.com/pkgsync/pkgsync/httprange"
+)
+
+// swarm fetches the pieces the delta plan could not fill from BitTorrent peers, and from the
+// origin only for pieces the bt scheduler hands back (no connected peer has them).
+func (j *job) swarm(ctx context.Context, part *os.File, plan *delta.Plan) error {
+	t := j.torrent
+	n := t.NumPieces()
+	var candidates []int
+	for i := 0; i < n; i++ {
+		if off, l := t.PieceRange(i); plan.Have(off, l) {
+			candidates = append(candidates, i)
+		}
+	}
+	ok, err := j.verifyPieces(ctx, part, candidates)
+	if err != nil {
+		return err
+	}
+	have := make([]bool, n)
+	suspect := make([]bool, n) // rebuilt from the old version, yet wrong: fetch whole
+	for k, i := range candidates {
+		have[i] = ok[k]
+		suspect[i] = !ok[k]
+	}
+	var mu sync.Mutex
+	attempts := make([]int, n)
+	var originFn bt.OriginFunc
+	if j.fetcher != nil {
+		originFn = func(ctx context.Context, piece int) (int64, error) {
+			off, l := t.PieceRange(piece)
+			mu.Lock()
+			attempts[piece]++
+			whole := suspect[piece] || attempts[piece] > 1
+			mu.Unlock()
+			rs := []httprange.Range{{Off: off, Len: l}}
+			if !whole {
+				rs = toHTTP(plan.MissingIn(off, l))
+			}
+			if err := j.fetcher.Fetch(ctx, rs, part); err != nil {
+				return 0, fmt.Errorf("piece %d from the origin: %w", piece, err)
+			}
+			return sumRanges(rs), nil
+		}
+	}
+	node, err := bt.NewNode(j.opt.BT)
+	if err != nil {
+		return fmt.Errorf("starting BitTorrent: %w", err)
+	}
+	j.node = node
+	tt, err := node.Add(ctx, bt.Package{MetaInfo: t.MetaInfo, Data: part, Have: have, Origin: originFn, Peers: j.opt.Peers})
+	if err != nil {
+		return fmt.Errorf("joining the swarm: %w", err)
+	}
+	j.swarmT = tt
+	j.log("swarm: %d of %d pieces rebuilt locally, listening on %s", len(candidates), n, node.Addr())
+	err = tt.Download(ctx)
+	j.collectSwarmStats()
+	if err != nil {
+		return fmt.Errorf("swarm download: %w", err)
+	}
+	return nil
+}
+
+func (j *job) collectSwarmStats() {
+	if j.swarmT == nil {
+		return
+	}
+	s := j.swarmT.Stats()
+	j.res.BytesFromPeers = s.BytesFromPeers
+	j.res.BytesUploaded = s.BytesUploaded
+	j.res.Peers = s.Peers
+	if j.fetcher != nil {
+		st := j.fetcher.Stats()
+		j.res.BytesFromOrigin = st.Bytes
+		j.res.RequestsToOrigin = st.Requests
+	}
+}
+
+// verifyPieces checks the SHA-1 of the given pieces in f, in parallel.
+func (j *job) verifyPieces(ctx context.Context, f *os.File, pieces []int) ([]bool, error) {
+	ok := make([]bool, len(pieces))
+	workers := runtime.NumCPU()
+	next := make(chan int)
+	errc := make(chan error, workers)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, j.torrent.Info.PieceLength)
+			for k := range next {
+				off, l := j.torrent.PieceRange(pieces[k])
+				if _, err := f.ReadAt(buf[:l], off); err != nil {
+					errc <- fmt.Errorf("%s: reading piece %d: %w", j.part, pieces[k], err)
+					return
+				}
+				ok[k] = sha1.Sum(buf[:l]) == j.torrent.PieceHash(pieces[k])
+			}
+		}()
+	}
+	var err error
+feed:
+	for k := range pieces {
+		select {
+		case next <- k:
+		case err = <-errc:
+			break feed
+		case <-ctx.Done():
+			err = ctx.Err()
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if err == nil {
+		select {
+		case err = <-errc:
+		default:
+		}
+	}
+	return ok, err
+}

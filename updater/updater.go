@@ -1,0 +1,427 @@
+package updater
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha1"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/pkgsync/pkgsync/bt"
+	"github.com/pkgsync/pkgsync/delta"
+	"github.com/pkgsync/pkgsync/httprange"
+	"github.com/pkgsync/pkgsync/internal/progress"
+	"github.com/pkgsync/pkgsync/manifest"
+	"github.com/pkgsync/pkgsync/zsyncfile"
+)
+
+// Options describe one update.
+type Options struct {
+	Source    string   // the package's .torrent, or its .zsync for a plain zsync update; path or http(s) URL
+	Zsync     string   // where the .zsync is, when the torrent does not say or says wrong
+	Olds      []string // old versions to reuse blocks from
+	Out       string   // the output path; "" = the package's name in the current folder
+	OriginURL string   // the package's URL on the origin; "" = the torrent's url-list, else the .zsync's URL
+
+	HTTP     *http.Client // nil: a default keep-alive client
+	Header   http.Header  // extra headers on every HTTP request (e.g. Authorization)
+	Parallel int          // origin requests in flight (default 4)
+
+	Swarm    bool             // fetch from BitTorrent peers first (needs a .torrent)
+	BT       bt.Config        // swarm settings
+	Peers    []netip.AddrPort // peers to contact besides the trackers'
+	SeedTime time.Duration    // keep seeding this long after completing
+
+	Progress io.Writer // a terminal to draw progress on; nil or not a terminal: quiet
+	Log      io.Writer // one line per step; nil: quiet
+}
+
+// Result is the --json summary of an update.
+type Result struct {
+	Package          string        `json:"package"`
+	Output           string        `json:"output"`
+	UpToDate         bool          `json:"up_to_date"`
+	SHA1             string        `json:"sha1"`
+	BytesTotal       int64         `json:"bytes_total"`
+	BytesReused      int64         `json:"bytes_reused"`
+	BytesFromPeers   int64         `json:"bytes_from_peers"`
+	BytesFromOrigin  int64         `json:"bytes_from_origin"`
+	RequestsToOrigin int64         `json:"requests_to_origin"`
+	BytesUploaded    int64         `json:"bytes_uploaded"`
+	Seconds          float64       `json:"seconds"`
+	ScanSeconds      float64       `json:"scan_seconds"`
+	FetchSeconds     float64       `json:"fetch_seconds"`
+	Peers            []bt.PeerStat `json:"peers"`
+}
+
+// Errors a caller may want to tell apart.
+var (
+	ErrVerify  = errors.New("verification failed")
+	ErrNoURL   = errors.New("no origin URL")
+	ErrNoSwarm = errors.New("the swarm needs a .torrent")
+)
+
+type job struct {
+	opt      Options
+	log      func(format string, args ...any)
+	torrent  *manifest.Torrent // nil for a plain .zsync update
+	zsync    *zsyncfile.File
+	name     string // the package's file name
+	out      string
+	part     string
+	origin   string
+	fetcher  *httprange.Fetcher
+	res      Result
+	start    time.Time
+	dataFile *os.File
+	node     *bt.Node
+	swarmT   *bt.Torrent
+}
+
+// Run performs the update described by opt.
+func Run(ctx context.Context, opt Options) (*Result, error) {
+	j := &job{opt: opt, start: time.Now(), log: func(string, ...any) {}}
+	if opt.Log != nil {
+		j.log = func(format string, args ...any) {
+			fmt.Fprintf(opt.Log, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05.000")}, args...)...)
+		}
+	}
+	if j.opt.HTTP == nil {
+		c, err := httprange.NewClient("", 0)
+		if err != nil {
+			return nil, err
+		}
+		j.opt.HTTP = c
+	}
+	if err := j.load(ctx); err != nil {
+		return nil, err
+	}
+	res, err := j.run(ctx)
+	if j.node != nil {
+		j.node.Close()
+	}
+	if j.dataFile != nil {
+		j.dataFile.Close()
+	}
+	return res, err
+}
+
+// load reads the .torrent and .zsync and works out the paths and the origin URL.
+func (j *job) load(ctx context.Context) error {
+	src := parseLocation(j.opt.Source)
+	data, err := src.read(ctx, j.opt.HTTP, j.opt.Header, maxZsyncBytes)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", src, err)
+	}
+	zloc := src
+	if isZsync(data) {
+		if j.opt.Swarm {
+			return fmt.Errorf("%s: %w, not a .zsync (use --no-swarm for a plain zsync update)", src, ErrNoSwarm)
+		}
+	} else {
+		t, err := manifest.ParseTorrent(data)
+		if err != nil {
+			return fmt.Errorf("%s: %w", src, err)
+		}
+		j.torrent = t
+		switch {
+		case j.opt.Zsync != "":
+			zloc = parseLocation(j.opt.Zsync)
+		case t.ZsyncURL != "":
+			zloc = src.resolve(t.ZsyncURL)
+		default:
+			zloc = parseLocation(siblingZsync(src.raw))
+		}
+		if data, err = zloc.read(ctx, j.opt.HTTP, j.opt.Header, maxZsyncBytes); err != nil {
+			return fmt.Errorf("reading the .zsync of %s: %w", src, err)
+		}
+	}
+	z, err := zsyncfile.Read(bytes.NewReader(data))
+	if err != nil {
+		return fmt.Errorf("%s: %w", zloc, err)
+	}
+	j.zsync = z
+	if j.torrent != nil {
+		if err := manifest.Check(j.torrent, z); err != nil {
+			return fmt.Errorf("%s and %s: %w", src, zloc, err)
+		}
+		j.name = j.torrent.Info.Name
+	} else {
+		j.name = z.Filename
+	}
+	if j.name == "" {
+		j.name = filepath.Base(src.raw)
+	}
+	j.name = filepath.Base(filepath.Clean("/" + j.name)) // never a path out of the current folder
+	j.out = j.opt.Out
+	if j.out == "" {
+		j.out = j.name
+	}
+	if st, err := os.Stat(j.out); err == nil && st.IsDir() {
+		j.out = filepath.Join(j.out, j.name)
+	}
+	j.part = j.out + ".part"
+
+	switch {
+	case j.opt.OriginURL != "":
+		j.origin = j.opt.OriginURL
+	case j.torrent != nil && len(j.torrent.MetaInfo.UrlList) > 0:
+		j.origin = j.torrent.MetaInfo.UrlList[0]
+	case len(z.URLs) > 0:
+		if u := zloc.resolve(z.URLs[0]); u.url != nil {
+			j.origin = u.raw
+		}
+	}
+	j.res = Result{Package: j.name, Output: j.out, BytesTotal: z.Length, SHA1: fmt.Sprintf("%x", z.SHA1)}
+	if j.origin != "" {
+		j.fetcher = httprange.New(j.origin, httprange.Options{
+			Client: j.opt.HTTP, Header: j.opt.Header, Length: z.Length, Parallel: j.opt.Parallel,
+		})
+	}
+	return nil
+}
+
+func (j *job) pieceSize() int64 {
+	if j.torrent != nil {
+		return j.torrent.Info.PieceLength
+	}
+	// Without a torrent, verify in 4 MiB steps; only the whole-file SHA-1 counts then.
+	return 4 << 20
+}
+
+// check hashes path (which must be length bytes long) and reports which torrent pieces are bad
+// and whether the whole file matches the .zsync's SHA-1.
+func (j *job) check(ctx context.Context, f *os.File, label string) (bad []int, wholeOK bool, err error) {
+	length := j.zsync.Length
+	bar := progress.New(j.opt.Progress, "verify", length)
+	defer bar.Done()
+	h, err := manifest.Hash(ctx, io.NewSectionReader(f, 0, length), label, length, j.pieceSize(), nil, 0, bar.Set)
+	if err != nil {
+		return nil, false, err
+	}
+	if j.torrent != nil {
+		for i := 0; i < j.torrent.NumPieces(); i++ {
+			want := j.torrent.PieceHash(i)
+			if !bytes.Equal(h.Pieces[i*sha1.Size:(i+1)*sha1.Size], want[:]) {
+				bad = append(bad, i)
+			}
+		}
+	}
+	return bad, h.Whole == j.zsync.SHA1, nil
+}
+
+func (j *job) run(ctx context.Context) (*Result, error) {
+	length := j.zsync.Length
+	// Cron calls us often: when OUT already holds the new version, say so and stop.
+	if f, err := os.Open(j.out); err == nil {
+		st, err := f.Stat()
+		if err == nil && st.Mode().IsRegular() && st.Size() == length {
+			bad, ok, err := j.check(ctx, f, j.out)
+			if err == nil && ok && len(bad) == 0 {
+				f.Close()
+				j.log("%s is up to date", j.out)
+				j.res.UpToDate = true
+				j.res.BytesReused = length
+				j.res.Seconds = time.Since(j.start).Seconds()
+				return &j.res, nil
+			}
+		}
+		f.Close()
+	}
+
+	// Sources: the old versions, the current OUT (often the previous version itself), and an
+	// OUT.part left by an interrupted run, whose blocks are checked where they stand.
+	var srcs []delta.Source
+	seen := map[string]bool{}
+	addSource := func(path string, inPlace bool) error {
+		f, err := os.Open(path)
+		if err != nil {
+			return fmt.Errorf("old version: %w", err)
+		}
+		st, err := f.Stat()
+		if err != nil || !st.Mode().IsRegular() {
+			f.Close()
+			return fmt.Errorf("old version %s: not a regular file", path)
+		}
+		key := fmt.Sprint(st.Sys())
+		if fi, ok := st.Sys().(*syscall.Stat_t); ok {
+			key = fmt.Sprintf("%d:%d", fi.Dev, fi.Ino)
+		}
+		if seen[key] {
+			f.Close()
+			return nil
+		}
+		seen[key] = true
+		srcs = append(srcs, delta.Source{Name: path, R: f, Size: st.Size(), InPlace: inPlace})
+		return nil
+	}
+	defer func() {
+		for _, s := range srcs {
+			if c, ok := s.R.(io.Closer); ok {
+				c.Close()
+			}
+		}
+	}()
+	for _, o := range j.opt.Olds {
+		if err := addSource(o, false); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := os.Stat(j.out); err == nil {
+		if err := addSource(j.out, false); err != nil {
+			j.log("not reusing %s: %v", j.out, err)
+		}
+	}
+
+	part, err := os.OpenFile(j.part, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("cannot write the output: %w", err)
+	}
+	j.dataFile = part
+	pst, err := part.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", j.part, err)
+	}
+	if pst.Size() > 0 {
+		// The part file is read in place (no copy), through a second descriptor.
+		if err := addSource(j.part, true); err != nil {
+			return nil, err
+		}
+	}
+	if err := part.Truncate(length); err != nil {
+		return nil, fmt.Errorf("%s: %w", j.part, err)
+	}
+	// Reserve the space now, so that a full disk fails at once and not after an hour of transfer.
+	if err := syscall.Fallocate(int(part.Fd()), 0, 0, length); err != nil && !errors.Is(err, syscall.EOPNOTSUPP) {
+		return nil, fmt.Errorf("%s: reserving %d bytes: %w", j.part, length, err)
+	}
+
+	scanStart := time.Now()
+	var scanned int64
+	for _, s := range srcs {
+		scanned += s.Size
+	}
+	bar := progress.New(j.opt.Progress, "scan", scanned)
+	var scanDone int64
+	var scanMu sync.Mutex
+	plan, err := delta.Scan(ctx, j.zsync, srcs, delta.Options{OnProgress: func(n int64) {
+		scanMu.Lock()
+		scanDone += n
+		bar.Set(scanDone)
+		scanMu.Unlock()
+	}})
+	bar.Done()
+	if err != nil {
+		return nil, err
+	}
+	if err := plan.Apply(ctx, part, srcs); err != nil {
+		return nil, fmt.Errorf("writing %s: %w", j.part, err)
+	}
+	j.res.ScanSeconds = time.Since(scanStart).Seconds()
+	j.res.BytesReused = plan.ReusedBytes()
+	j.log("reused %d of %d bytes from %d source(s) in %.2fs", plan.ReusedBytes(), length, len(srcs), j.res.ScanSeconds)
+
+	fetchStart := time.Now()
+	if j.opt.Swarm {
+		if j.torrent == nil {
+			return nil, ErrNoSwarm
+		}
+		if err := j.swarm(ctx, part, plan); err != nil {
+			return nil, err
+		}
+	} else if missing := plan.Missing(); len(missing) > 0 {
+		if err := j.fetch(ctx, part, toHTTP(missing)); err != nil {
+			return nil, err
+		}
+	}
+	j.res.FetchSeconds = time.Since(fetchStart).Seconds()
+
+	// Verify everything; a piece that reused blocks can still be wrong (a strong-sum collision, or
+	// a .zsync that does not match the torrent): fetch such pieces whole from the origin, once.
+	bad, ok, err := j.check(ctx, part, j.part)
+	if err != nil {
+		return nil, err
+	}
+	if len(bad) > 0 && j.fetcher != nil {
+		j.log("%d piece(s) failed their SHA-1; fetching them whole from the origin", len(bad))
+		var rs []httprange.Range
+		for _, i := range bad {
+			off, n := j.torrent.PieceRange(i)
+			rs = append(rs, httprange.Range{Off: off, Len: n})
+		}
+		if err := j.fetch(ctx, part, rs); err != nil {
+			return nil, err
+		}
+		if bad, ok, err = j.check(ctx, part, j.part); err != nil {
+			return nil, err
+		}
+	}
+	if len(bad) > 0 {
+		return nil, fmt.Errorf("%s: %w: %d piece(s) do not match the torrent (first: piece %d); is the .zsync from the same package?", j.part, ErrVerify, len(bad), bad[0])
+	}
+	if !ok {
+		return nil, fmt.Errorf("%s: %w: the SHA-1 of the result is not the .zsync's %x (does the .zsync belong to this torrent?)", j.part, ErrVerify, j.zsync.SHA1)
+	}
+	if err := part.Sync(); err != nil {
+		return nil, fmt.Errorf("%s: sync: %w", j.part, err)
+	}
+	if err := os.Rename(j.part, j.out); err != nil {
+		return nil, fmt.Errorf("renaming %s to %s: %w", j.part, j.out, err)
+	}
+	if d, err := os.Open(filepath.Dir(j.out)); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	j.res.Seconds = time.Since(j.start).Seconds()
+	j.log("wrote %s in %.2fs", j.out, j.res.Seconds)
+	if j.swarmT != nil && j.opt.SeedTime > 0 {
+		j.log("seeding for %s", j.opt.SeedTime)
+		t := time.NewTimer(j.opt.SeedTime)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+		j.collectSwarmStats()
+	}
+	return &j.res, nil
+}
+
+func toHTTP(rs []delta.Range) []httprange.Range {
+	out := make([]httprange.Range, len(rs))
+	for i, r := range rs {
+		out[i] = httprange.Range{Off: r.Off, Len: r.Len}
+	}
+	return out
+}
+
+// fetch gets ranges from the origin into part.
+func (j *job) fetch(ctx context.Context, part *os.File, rs []httprange.Range) error {
+	if j.fetcher == nil {
+		return fmt.Errorf("%w: %d bytes are missing and neither the torrent nor the .zsync names an http(s) URL for %s (give --url)", ErrNoURL, sumRanges(rs), j.name)
+	}
+	before := j.fetcher.Stats()
+	err := j.fetcher.Fetch(ctx, rs, part)
+	after := j.fetcher.Stats()
+	j.res.BytesFromOrigin += after.Bytes - before.Bytes
+	j.res.RequestsToOrigin += after.Requests - before.Requests
+	if err != nil {
+		return fmt.Errorf("fetching from the origin: %w", err)
+	}
+	return nil
+}
+
+func sumRanges(rs []httprange.Range) (n int64) {
+	for _, r := range rs {
+		n += r.Len
+	}
+	return n
+}
