@@ -34,18 +34,12 @@ func (j *job) swarm(ctx context.Context, part *os.File, plan *delta.Plan) error 
 		have[i] = ok[k]
 		suspect[i] = !ok[k]
 	}
-	var mu sync.Mutex
-	attempts := make([]int, n)
 	var originFn bt.OriginFunc
 	if j.fetcher != nil {
 		originFn = func(ctx context.Context, piece int) (int64, error) {
 			off, l := t.PieceRange(piece)
-			mu.Lock()
-			attempts[piece]++
-			whole := suspect[piece] || attempts[piece] > 1
-			mu.Unlock()
 			rs := []httprange.Range{{Off: off, Len: l}}
-			if !whole {
+			if !suspect[piece] {
 				rs = toHTTP(plan.MissingIn(off, l))
 			}
 			if err := j.fetcher.Fetch(ctx, rs, part); err != nil {
@@ -54,12 +48,22 @@ func (j *job) swarm(ctx context.Context, part *os.File, plan *delta.Plan) error 
 			return sumRanges(rs), nil
 		}
 	}
+	var refetch bt.OriginFunc
+	if j.fetcher != nil {
+		refetch = func(ctx context.Context, piece int) (int64, error) {
+			off, l := t.PieceRange(piece)
+			if err := j.fetcher.Fetch(ctx, []httprange.Range{{Off: off, Len: l}}, part); err != nil {
+				return 0, fmt.Errorf("piece %d from the origin: %w", piece, err)
+			}
+			return l, nil
+		}
+	}
 	node, err := bt.NewNode(j.opt.BT)
 	if err != nil {
 		return fmt.Errorf("starting BitTorrent: %w", err)
 	}
 	j.node = node
-	tt, err := node.Add(ctx, bt.Package{MetaInfo: t.MetaInfo, Data: part, Have: have, Origin: originFn, Peers: j.opt.Peers})
+	tt, err := node.Add(ctx, bt.Package{MetaInfo: t.MetaInfo, Data: part, Have: have, Origin: originFn, Refetch: refetch, Peers: j.opt.Peers})
 	if err != nil {
 		return fmt.Errorf("joining the swarm: %w", err)
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"net/netip"
 	"strconv"
 	"strings"
 
@@ -54,7 +53,7 @@ func (b *btFlags) config() (bt.Config, error) {
 		if err != nil {
 			return c, err
 		}
-		c.Closeness = func(a, b netip.Addr) int { return topology.Closeness(m, a, b) }
+		c.Topology = m
 	}
 	return c, nil
 }

@@ -1,0 +1,137 @@
+package bt
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/anacrolix/dht/v2/krpc"
+	"github.com/anacrolix/torrent"
+	"github.com/anacrolix/torrent/tracker"
+)
+
+const (
+	minAnnounceInterval  = 5 * time.Second
+	maxAnnounceInterval  = 30 * time.Minute
+	announceRetry        = 15 * time.Second
+	announceTimeout      = 15 * time.Second
+	stoppedAnnounceLimit = time.Second
+)
+
+// trackerURLs flattens the torrent's announce list, without duplicates.
+func (t *Torrent) trackerURLs() []string {
+	var urls []string
+	for _, tier := range t.pkg.MetaInfo.UpvertedAnnounceList() {
+		for _, u := range tier {
+			if u != "" && !slices.Contains(urls, u) {
+				urls = append(urls, u)
+			}
+		}
+	}
+	return urls
+}
+
+// announceLoop announces to every tracker of the torrent until ctx ends: "started" first,
+// "completed" as soon as the last piece is verified, "stopped" on the way out. The peers
+// the trackers return are ranked and dialed by addPeers. The library's own announcer is
+// off so that the peer order and the swarm view stay ours.
+func (t *Torrent) announceLoop(ctx context.Context) {
+	urls := t.trackerURLs()
+	if len(urls) == 0 {
+		t.mu.Lock()
+		t.announced = true
+		t.mu.Unlock()
+		t.poke()
+		return
+	}
+	var keyBytes [4]byte
+	_, _ = rand.Read(keyBytes[:])
+	key := int32(binary.BigEndian.Uint32(keyBytes[:]))
+
+	event := tracker.Started
+	done := t.store.done()
+	wasComplete := t.Complete()
+	for {
+		wait := maxAnnounceInterval
+		for _, u := range urls {
+			res, err := t.announce(ctx, u, event, key)
+			if err != nil {
+				if ctx.Err() != nil {
+					break
+				}
+				t.node.log.Info("bt: announce failed", "torrent", t.name, "tracker", u, "err", err)
+				wait = min(wait, announceRetry)
+				continue
+			}
+			var addrs []netip.AddrPort
+			for _, p := range res.Peers {
+				if a, ok := netip.AddrFromSlice(p.IP); ok && p.Port > 0 && p.Port < 1<<16 {
+					addrs = append(addrs, netip.AddrPortFrom(a.Unmap(), uint16(p.Port)))
+				}
+			}
+			t.addPeers(addrs, torrent.PeerSourceTracker)
+			wait = min(wait, max(minAnnounceInterval, time.Duration(res.Interval)*time.Second))
+		}
+		t.mu.Lock()
+		t.announced = true
+		t.mu.Unlock()
+		t.poke()
+		event = tracker.None
+
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			sctx, cancel := context.WithTimeout(context.Background(), stoppedAnnounceLimit)
+			for _, u := range urls {
+				_, _ = t.announce(sctx, u, tracker.Stopped, key)
+			}
+			cancel()
+			return
+		case <-done:
+			timer.Stop()
+			if !wasComplete {
+				event = tracker.Completed
+				wasComplete = true
+			}
+			done = nil
+		case <-timer.C:
+		}
+	}
+}
+
+// announce makes one announce to url.
+func (t *Torrent) announce(ctx context.Context, url string, event tracker.AnnounceEvent, key int32) (tracker.AnnounceResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, announceTimeout)
+	defer cancel()
+	self := t.node.addr
+	req := tracker.AnnounceRequest{
+		InfoHash:   t.ih,
+		PeerId:     t.node.cl.PeerID(),
+		Downloaded: t.store.peerBytes.Load() + t.originBytes.Load(),
+		Left:       t.store.missingBytes(),
+		Uploaded:   t.uploaded(),
+		Event:      event,
+		Key:        key,
+		NumWant:    int32(t.node.cfg.MaxConns),
+		Port:       self.Port(),
+	}
+	a := tracker.Announce{
+		TrackerUrl:  url,
+		Request:     req,
+		DialContext: t.node.dialer.DialContext,
+		Context:     ctx,
+		UserAgent:   "pkgsync",
+	}
+	if ip := self.Addr(); ip.IsValid() && !ip.IsUnspecified() {
+		if ip.Is4() {
+			a.ClientIp4 = krpc.NodeAddr{IP: ip.AsSlice()}
+		} else {
+			a.ClientIp6 = krpc.NodeAddr{IP: ip.AsSlice()}
+		}
+	}
+	return a.Do()
+}

@@ -1,0 +1,84 @@
+package bt
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	pp "github.com/anacrolix/torrent/peer_protocol"
+)
+
+// claimExtension is the BEP 10 extension by which pkgsync nodes tell each other which
+// pieces they are fetching from the origin, so that no other node asks the origin for the
+// same piece. Clients without it are simply never told.
+//
+// A message is one kind byte followed by piece indexes as 4-byte big-endian integers:
+// 'c' claims the pieces (the sender has started fetching them), 'r' releases them (the
+// fetch failed). 'o' and 'n' carry no pieces: the sender is (or is no longer) downloading
+// with an origin, and so shares the origin work. A claim lapses after claimTTL unless
+// repeated, and counts only while its sender is connected.
+const claimExtension pp.ExtensionName = "pkgsync_origin"
+
+const (
+	msgClaim     byte = 'c'
+	msgRelease   byte = 'r'
+	msgOriginOn  byte = 'o'
+	msgOriginOff byte = 'n'
+
+	claimTTL     = 30 * time.Second
+	claimRefresh = 10 * time.Second
+	// maxClaimPieces bounds one message (well under the 16 KiB a message may carry).
+	maxClaimPieces = 1024
+)
+
+var errBadClaim = errors.New("malformed pkgsync_origin message")
+
+// encodeClaim builds a message of the given kind for pieces (at most maxClaimPieces).
+func encodeClaim(kind byte, pieces []int) []byte {
+	b := make([]byte, 1, 1+4*len(pieces))
+	b[0] = kind
+	for _, p := range pieces {
+		b = binary.BigEndian.AppendUint32(b, uint32(p))
+	}
+	return b
+}
+
+// decodeClaim parses a message; every piece index must be below numPieces.
+func decodeClaim(b []byte, numPieces int) (kind byte, pieces []int, err error) {
+	if len(b) < 1 || (len(b)-1)%4 != 0 || (len(b)-1)/4 > maxClaimPieces {
+		return 0, nil, fmt.Errorf("%w: length %d", errBadClaim, len(b))
+	}
+	kind = b[0]
+	switch kind {
+	case msgClaim, msgRelease:
+	case msgOriginOn, msgOriginOff:
+		if len(b) != 1 {
+			return 0, nil, fmt.Errorf("%w: %q with pieces", errBadClaim, kind)
+		}
+	default:
+		return 0, nil, fmt.Errorf("%w: kind %q", errBadClaim, kind)
+	}
+	pieces = make([]int, 0, (len(b)-1)/4)
+	for i := 1; i < len(b); i += 4 {
+		p := binary.BigEndian.Uint32(b[i:])
+		if uint64(p) >= uint64(numPieces) {
+			return 0, nil, fmt.Errorf("%w: piece %d of %d", errBadClaim, p, numPieces)
+		}
+		pieces = append(pieces, int(p))
+	}
+	return kind, pieces, nil
+}
+
+// chunkPieces splits pieces into slices of at most maxClaimPieces.
+func chunkPieces(pieces []int) [][]int {
+	var out [][]int
+	for len(pieces) > maxClaimPieces {
+		out = append(out, pieces[:maxClaimPieces])
+		pieces = pieces[maxClaimPieces:]
+	}
+	if len(pieces) > 0 {
+		out = append(out, pieces)
+	}
+	return out
+}

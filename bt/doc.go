@@ -1,0 +1,137 @@
+// Package bt is the swarm half of pkgsync: it obtains the pieces of a file that the delta
+// plan could not rebuild, from BitTorrent peers first and from the origin last, and serves
+// complete pieces to other nodes meanwhile. It is built on github.com/anacrolix/torrent
+// v1.59.1; a Node is one anacrolix Client, a Torrent one file in it.
+//
+// The caller (pkgsync update) has already written what it could into OUT.part and
+// verified which pieces are complete. It passes the file, that bitmap and an OriginFunc
+// that fetches the missing bytes of one piece by HTTP Range requests. Download returns
+// once every piece is complete and verified. pkgsync seed is Add with every piece Have and
+// the Node kept open.
+//
+// # What the library does by default, and what this package changes
+//
+// Storage. Without ClientConfig.DefaultStorage the client opens file storage in DataDir,
+// and that storage keeps piece completion in a bolt or sqlite database in the same
+// directory. Here every torrent brings a fileStorage (storage.ClientImpl) over
+// Package.Data: piece i is at i*PieceLength of one file, reads and writes are ReadAt and
+// WriteAt, and completion is an in-memory bitmap seeded from Package.Have that
+// MarkComplete and MarkNotComplete update. Completion always reports Ok, so the library
+// skips its initial hashing. The client's default storage refuses every torrent, so
+// nothing is ever written next to the data.
+//
+// Pieces without the network. A piece the origin fetched is handed to the library with
+// Piece.VerifyDataContext: the library hashes it, calls MarkComplete and sends HAVE to
+// every peer. VerifyDataContext returns as soon as the hash is counted, which can be
+// before the result is stored (the library unlocks between the two), so Download also
+// waits for the piece's Marking state to clear before reading the result.
+//
+// Web seeds. TorrentSpecFromMetaInfo turns a url-list into web seed peers. The library
+// then requests from them at once, alongside peers: spans of up to 64 MiB aligned to the
+// torrent, 25 requests per host, lowest pieces first. Every node does it in the same
+// order; requests already made to peers only move a span later. Here torrents are added
+// with AddTorrentOpts and their info bytes only, DisableWebseeds is set, and the origin
+// is reached through the OriginFunc alone, under the scheduling described below.
+//
+// Choking. The library has no unchoke slots and no optimistic unchoke rotation. A
+// connection's writer unchokes the peer whenever uploading is allowed and chokes it
+// otherwise. With ClientConfig.Seed and aggressive upload, every peer is allowed. Without
+// them, only peers that have pieces we want are allowed, and
+// at most 100 KiB ahead of what they gave us. Here Seed is always on.
+// Config.TitForTat sets DisableAggressiveUpload, which brings the reciprocity back while
+// the torrent still needs data. The default unchokes every interested peer: in a data
+// center every node is ours.
+//
+// Peer order. Known addresses wait in a queue ordered by trust, then by BEP 40 priority
+// (a CRC of both addresses), and are dialed best-first. At most 25 are half-open per
+// torrent, and dials are limited to 10 per second. Here the library does not talk to
+// trackers (DisableTrackers). This package announces itself with the library's tracker
+// client. It ranks the answers and Package.Peers with topology.Closeness over
+// Config.Topology (shared site levels, then the common address prefix), keeping the
+// tracker's order among equals. It hands them over one at a time, so the first dials
+// follow that ranking. The half-open limits follow MaxConns, and the dial rate is not
+// limited. Owning the announce also tells Download how many peers to wait for.
+//
+// Requesting. Each connection requests pieces by priority, then by availability (rarest
+// first), then by a random order per torrent, and may steal requests from a peer that
+// delivered its last chunk less recently. The library cannot weight peers. Close peers get
+// more of the work only because they are faster: stealing favours the connection that
+// delivered last, and a connection's request queue grows with its peak. A piece at
+// priority None is not requested at all. Download sets that priority on the pieces it
+// gives to the origin, and the storage refuses peer chunks for those pieces
+// (errPieceBusy). The library then leaves such a chunk pending rather than written, and
+// nobody is blamed if the origin fails.
+//
+// Bad peers. A piece that fails its hash is fetched again. If one untrusted connection
+// supplied all of it, that peer's IP is banned. The library also keeps a hash of every
+// block, so when a piece later passes, every IP that sent a differing block is banned
+// ("smart ban"). Bans are per IP. That is why Package.Peers are added untrusted, and why
+// a Node with a specific ListenAddr dials from that address: peers see the address the
+// tracker lists, and a ban hits only the liar. The tests run nodes on distinct 127.0.0.x
+// addresses for the same reason.
+//
+// Upload budget. In v1.59.1 each connection may hold 1 MiB (MaxAllocPeerRequestDataPerConn)
+// of peer request data read from disk and not yet sent. Reservations are granted in
+// arrival order but served in map order. A peer with more than 64 outstanding requests,
+// which anacrolix peers reach quickly, can leave the serving goroutine waiting for a
+// reservation that only it could free, and uploads to that peer stop for good. The budget
+// here covers every request the library queues (1024 of 16 KiB).
+//
+// Lost wake-up. A connection's writer looks for work, then takes its wake-up channel. A
+// chunk read from disk in between goes unsent until the keep-alive timer fires, a minute
+// by default; the tests saw a first request wait that long. The keep-alive period here is
+// half a second.
+//
+// Also changed: no uTP, no DHT, PEX or UPnP unless asked, plaintext first
+// (RequireEncryption means RC4 only), 128 connections per torrent, duplicate connections
+// between two nodes dropped (both ends keep the one dialed by the higher peer ID), and
+// the rate limits from Config. The library has no local peer discovery, so Config.LPD is
+// refused.
+//
+// # The origin comes last
+//
+// Download runs one scheduler goroutine. Origin fetches run beside it, at most
+// Config.OriginConcurrency (4) at once. A piece may go to the origin only if all of these
+// hold:
+//   - no connected peer has it;
+//   - no pkgsync peer has claimed it (see below);
+//   - no peer wrote to it in the last second;
+//   - the library is not hashing it.
+//
+// Once peers have completed no piece for Config.StallTimeout, pieces that peers claim to
+// have may go to the origin too, so a choking or trickling seeder cannot stall the
+// update. Completed pieces count as progress, bytes do not: a trickle would hold its
+// pieces forever.
+//
+// Before its first origin request Download waits for the known peers (Package.Peers and
+// the first tracker answers) to connect and say what they have, at most Config.PeerWait.
+// With no peer known it starts at once. This short head start is what lets nodes that
+// start together agree on who fetches what.
+//
+// Nodes coordinate with a small BEP 10 extension, pkgsync_origin (claims.go). A node
+// announces whether it downloads with an origin. It claims each piece before asking the
+// origin for it, and releases the claim if the fetch fails or Download ends. The nodes
+// that use the origin and still need data sort their peer IDs. The pieces the caller did
+// not have are cut into one contiguous block per node. Nodes that start from the same old
+// version cut the same list. Each node walks its own block forwards, so N nodes starting
+// together ask the origin for disjoint pieces and trade the rest. A node that runs out of
+// its own work walks the other blocks backwards, meeting their owners in the middle. It
+// takes a piece from a working owner only if at least twice OriginConcurrency open pieces
+// lie between it and the owner's frontier. An owner that has had no claim outstanding for
+// a second is idle: nodes that see the swarm differently may disagree on the blocks, and
+// its block is open to all. Claims are kept per peer ID (crossed connections are dropped
+// after carrying messages), count only while the claimer is connected and fetching, and
+// lapse after 30 s unless repeated. Clients without the extension are simply not told.
+//
+// An origin piece is verified at once and announced by the library. A fetch error or a
+// failed verification gives the piece back to the peers, and it is retried after a
+// backoff. When the data failed verification the retry uses Package.Refetch if set (the
+// whole piece: a bad peer may have overwritten bytes the delta plan counted on). Four
+// failures of one piece end Download with an error.
+//
+// Measured by the tests on loopback, with an origin that answers instantly or after 1-5
+// ms: four to six nodes fetching an 8 MiB file (32 pieces of 256 KiB), starting together
+// and finding each other through Package.Peers or a tracker, made the origin send 1.000x
+// the missing bytes. That held with every piece missing, a changed tail, and scattered
+// changes, and each node asked the origin for its equal share.
+package bt

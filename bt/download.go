@@ -1,0 +1,525 @@
+package bt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/RoaringBitmap/roaring"
+	"github.com/anacrolix/torrent"
+)
+
+const (
+	// maxOriginAttempts is how often one piece may fail at the origin (error or bad data)
+	// before Download gives up.
+	maxOriginAttempts = 4
+	// recentPeerWrite: a piece a peer wrote to this recently is being received; leave it.
+	recentPeerWrite = time.Second
+	// settleAfterHandshake: how long after a peer's extended handshake its bitfield may
+	// still be on the way (clients that have nothing may send none).
+	settleAfterHandshake = 200 * time.Millisecond
+	tick                 = 100 * time.Millisecond
+	minRoundInterval     = 10 * time.Millisecond
+	// idleGrace: a member with no origin fetch outstanding for this long is idle.
+	idleGrace = time.Second
+)
+
+// ErrClosed is returned by Download when the Torrent or its Node is closed meanwhile.
+var ErrClosed = errors.New("bt: torrent closed")
+
+// Download obtains every missing piece and returns nil once all pieces are complete and
+// verified. Peers are asked for every missing piece from the moment the Torrent is added;
+// Download adds the origin (Package.Origin), for the pieces that no connected peer has,
+// that no other pkgsync node is fetching from the origin, and that nobody is sending us.
+// With no peers at all it keeps Config.OriginConcurrency origin fetches in flight.
+//
+// Only one Download may run per Torrent at a time. When ctx ends Download cancels its
+// origin fetches, waits for them and returns ctx's error.
+func (t *Torrent) Download(ctx context.Context) error {
+	if !t.downloading.CompareAndSwap(false, true) {
+		return fmt.Errorf("bt: %q: Download is already running", t.name)
+	}
+	defer t.downloading.Store(false)
+	done := make(chan struct{})
+	t.mu.Lock()
+	t.dlDone = done
+	t.mu.Unlock()
+	defer close(done)
+	s := newScheduler(t)
+	return s.run(ctx)
+}
+
+// originResult is what one origin fetch came back with.
+type originResult struct {
+	piece    int
+	bytes    int64
+	err      error // the OriginFunc's error
+	verified bool  // the data passed verification
+	refetch  bool  // Refetch was used
+}
+
+// scheduler decides which pieces go to the origin and when. It runs in Download's
+// goroutine; origin fetches run in their own goroutines and report on results.
+type scheduler struct {
+	t      *Torrent
+	cfg    Config
+	num    int
+	origin bool
+
+	start        time.Time
+	gateOpen     bool
+	lastProgress time.Time
+	progressMark int // pieces completed other than by the origin, at lastProgress
+	originDone   int // pieces the origin completed
+	lastRefresh  time.Time
+	lastClaimed  time.Time
+
+	claimPeers []*torrent.PeerConn // connections speaking claimExtension, as of the last round
+
+	inflight  map[int]context.CancelFunc
+	attempts  []int
+	badData   []bool // the last origin attempt for the piece failed verification
+	notBefore []time.Time
+	results   chan originResult
+	wg        sync.WaitGroup
+
+	// scratch reused between rounds
+	complete   []bool
+	lastWrite  []time.Time
+	busy       []bool
+	openBefore []int
+	todo       []int  // the pieces the caller did not have, cut into blocks
+	inTodo     []bool // membership of todo
+	idleSince  map[[20]byte]time.Time
+}
+
+func newScheduler(t *Torrent) *scheduler {
+	n := t.info.NumPieces()
+	s := &scheduler{
+		t:          t,
+		cfg:        t.node.cfg,
+		num:        n,
+		origin:     t.pkg.Origin != nil,
+		inflight:   make(map[int]context.CancelFunc),
+		attempts:   make([]int, n),
+		badData:    make([]bool, n),
+		notBefore:  make([]time.Time, n),
+		results:    make(chan originResult),
+		complete:   make([]bool, n),
+		lastWrite:  make([]time.Time, n),
+		busy:       make([]bool, n),
+		openBefore: make([]int, n+1),
+		idleSince:  make(map[[20]byte]time.Time),
+	}
+	s.inTodo = make([]bool, n)
+	for p := range n {
+		if p >= len(t.pkg.Have) || !t.pkg.Have[p] {
+			s.todo = append(s.todo, p)
+			s.inTodo[p] = true
+		}
+	}
+	return s
+}
+
+func (s *scheduler) run(ctx context.Context) error {
+	t := s.t
+	s.start = time.Now()
+	s.lastProgress = s.start
+	fetchCtx, cancelFetches := context.WithCancel(ctx)
+	defer func() {
+		// Peers stop counting on us for origin work, including the fetches cancelled now.
+		if s.origin {
+			s.broadcast(s.claimPeers, msgRelease, s.inflightPieces())
+			s.broadcast(s.claimPeers, msgOriginOff, nil)
+		}
+		cancelFetches()
+		// Drain results so that the fetch goroutines can finish.
+		go func() {
+			s.wg.Wait()
+			close(s.results)
+		}()
+		for r := range s.results {
+			s.account(r)
+		}
+	}()
+	ticker := time.NewTicker(tick)
+	defer ticker.Stop()
+	var lastRound time.Time
+	var delayed <-chan time.Time // a round put off by minRoundInterval
+	now := true                  // run a round at the next turn regardless of the interval
+	for {
+		if t.Complete() {
+			return nil
+		}
+		t.mu.Lock()
+		fatal := t.fatal
+		t.mu.Unlock()
+		if fatal != nil {
+			return fatal
+		}
+		if time.Since(s.lastRefresh) >= 500*time.Millisecond {
+			t.refreshPeerStats()
+			s.lastRefresh = time.Now()
+		}
+		// Peers' messages wake the loop often in a big swarm; rounds are rate limited,
+		// except when an origin slot just freed up.
+		if wait := minRoundInterval - time.Since(lastRound); now || wait <= 0 {
+			s.round(fetchCtx)
+			lastRound, delayed, now = time.Now(), nil, false
+		} else if delayed == nil {
+			delayed = time.After(wait)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("bt: %q: %w", t.name, ctx.Err())
+		case <-t.lt.Closed():
+			return fmt.Errorf("bt: %q: %w", t.name, ErrClosed)
+		case <-t.store.done():
+		case r := <-s.results:
+			if err := s.finish(r); err != nil {
+				return err
+			}
+			now = true
+		case <-delayed:
+			delayed = nil
+		case <-t.wake:
+		case <-ticker.C:
+		}
+	}
+}
+
+// connView is one round's picture of a connection.
+type connView struct {
+	pc   *torrent.PeerConn
+	full bool // the peer has every piece
+}
+
+// round runs one scheduling round: it refreshes the view of the peers, tells new pkgsync
+// peers what this node is doing, and starts origin fetches for the pieces that should go
+// to the origin now.
+func (s *scheduler) round(ctx context.Context) {
+	t := s.t
+	now := time.Now()
+
+	// What the peers have, from the library (it takes the client lock: t.mu must not be
+	// held meanwhile).
+	var conns []connView
+	avail := roaring.New()
+	for _, pc := range t.lt.PeerConns() {
+		bm := pc.PeerPieces()
+		if s.origin {
+			avail.Or(bm)
+		}
+		conns = append(conns, connView{pc: pc, full: bm.GetCardinality() >= uint64(s.num)})
+	}
+
+	t.store.snapshot(s.complete, s.lastWrite)
+
+	// What the callbacks learned: claims, who shares the origin work, whether the known
+	// peers are connected and have said what they have and whether they use the origin.
+	claimed := make(map[int]bool)
+	var members [][20]byte
+	outstanding := make(map[[20]byte]int) // claimed pieces nobody has yet, per member
+	var claimPeers, newPeers []*torrent.PeerConn
+	connected := make(map[string]bool)
+	open := make(map[[20]byte]bool)
+	settled := true
+	t.mu.Lock()
+	for _, cv := range conns {
+		ps := t.peerLocked(cv.pc)
+		if ps.closed {
+			continue
+		}
+		open[ps.id] = true
+		if ps.dialAddr.IsValid() {
+			connected[ps.dialAddr.String()] = true
+		}
+		if ps.extAt.IsZero() || (ps.haveMsgAt.IsZero() && now.Sub(ps.extAt) < settleAfterHandshake) {
+			settled = false
+		}
+		if !ps.claimsOK {
+			continue
+		}
+		claimPeers = append(claimPeers, cv.pc)
+		if !ps.greeted {
+			ps.greeted = true
+			newPeers = append(newPeers, cv.pc)
+		}
+		if cv.full {
+			continue
+		}
+		switch rn := t.remotes[ps.id]; {
+		case rn == nil || !rn.said:
+			settled = false // a pkgsync peer that still needs data has not said whether it uses the origin
+		case rn.origin:
+			members = append(members, ps.id)
+		}
+	}
+	// A claim counts while its node is connected and fetching, until it lapses.
+	for id, rn := range t.remotes {
+		for p, exp := range rn.claims {
+			switch {
+			case !now.Before(exp):
+				delete(rn.claims, p)
+			case open[id] && rn.origin:
+				claimed[p] = true
+				if !s.complete[p] && !avail.Contains(uint32(p)) {
+					outstanding[id]++
+				}
+			}
+		}
+	}
+	allKnownConnected := true
+	for a := range t.known {
+		if !connected[a.String()] {
+			allKnownConnected = false
+			break
+		}
+	}
+	announced := t.announced
+	t.mu.Unlock()
+
+	// Peers that just arrived learn whether we use the origin and what we are fetching.
+	hello := msgOriginOff
+	if s.origin {
+		hello = msgOriginOn
+	}
+	s.broadcast(newPeers, hello, nil)
+	s.broadcast(newPeers, msgClaim, s.inflightPieces())
+	s.claimPeers = claimPeers
+	if !s.origin {
+		return
+	}
+
+	// The gate: before the first origin request, let the known peers connect and say what
+	// they have, so that nodes starting together agree on who fetches what.
+	if !s.gateOpen {
+		if now.Sub(s.start) < s.cfg.PeerWait && !(announced && allKnownConnected && settled) {
+			return
+		}
+		s.gateOpen = true
+		t.node.log.Info("bt: origin allowed", "torrent", t.name, "after", now.Sub(s.start).Round(time.Millisecond),
+			"peers", len(conns), "sharing", len(members)+1)
+	}
+	if now.Sub(s.lastClaimed) >= claimRefresh && len(s.inflight) > 0 {
+		s.broadcast(claimPeers, msgClaim, s.inflightPieces())
+		s.lastClaimed = now
+	}
+	free := s.cfg.OriginConcurrency - len(s.inflight)
+	if free <= 0 {
+		return
+	}
+
+	// The peers' progress: pieces completed other than by the origin. Bytes do not count:
+	// a peer that trickles data would hold its pieces forever.
+	fromPeers := -s.originDone
+	for _, c := range s.complete {
+		if c {
+			fromPeers++
+		}
+	}
+	if fromPeers != s.progressMark {
+		s.progressMark = fromPeers
+		s.lastProgress = now
+	}
+	stalled := now.Sub(s.lastProgress) >= s.cfg.StallTimeout
+	busy := s.busy // hashing, queued for hash or being marked
+	clear(busy)
+	i := 0
+	for _, run := range t.lt.PieceStateRuns() {
+		if run.Checking || run.Hashing || run.QueuedForHash || run.Marking {
+			for j := i; j < i+run.Length && j < s.num; j++ {
+				busy[j] = true
+			}
+		}
+		i += run.Length
+	}
+
+	// Who owns which block of the pieces the caller did not have (see shareOrder), and
+	// which owners are idle: a member with no claim outstanding for idleGrace is not
+	// working on its block (it may see the swarm differently), so its block is open to
+	// all. A working owner's block is left to it, except far enough behind its frontier:
+	// at least stealGap open pieces lie between.
+	ids, rank := sortedMembers(t.node.cl.PeerID(), members)
+	nm, nt := len(ids), len(s.todo)
+	idle := make([]bool, nm)
+	for k, id := range ids {
+		if outstanding[id] > 0 {
+			delete(s.idleSince, id)
+			continue
+		}
+		since, ok := s.idleSince[id]
+		if !ok {
+			since = now
+			s.idleSince[id] = now
+		}
+		idle[k] = now.Sub(since) >= idleGrace
+	}
+	openBefore := s.openBefore // open pieces below each position of todo
+	for i, q := range s.todo {
+		open := !s.complete[q] && !busy[q] && !claimed[q] && s.inflight[q] == nil && !avail.Contains(uint32(q))
+		openBefore[i+1] = openBefore[i]
+		if open {
+			openBefore[i+1]++
+		}
+	}
+	stealGap := 2 * s.cfg.OriginConcurrency
+	eligible := func(p int) bool {
+		switch {
+		case s.complete[p], busy[p], claimed[p]:
+			return false
+		case s.inflight[p] != nil, now.Before(s.notBefore[p]):
+			return false
+		case !stalled && avail.Contains(uint32(p)):
+			return false
+		case !stalled && now.Sub(s.lastWrite[p]) < recentPeerWrite:
+			return false
+		}
+		return true
+	}
+
+	var picked []int
+	for i := range shareOrder(nt, nm, rank) {
+		if len(picked) == free {
+			break
+		}
+		p := s.todo[i]
+		if !eligible(p) {
+			continue
+		}
+		if k := blockOwner(i, nt, nm); k != rank && !idle[k] && openBefore[i]-openBefore[blockStart(k, nt, nm)] < stealGap {
+			continue
+		}
+		picked = append(picked, p)
+	}
+	// Pieces the caller had and that are not complete any more (a failed recheck) belong
+	// to nobody's block.
+	for p := 0; p < s.num && len(picked) < free; p++ {
+		if !s.inTodo[p] && eligible(p) {
+			picked = append(picked, p)
+		}
+	}
+	if len(picked) == 0 {
+		return
+	}
+	s.broadcast(claimPeers, msgClaim, picked)
+	s.lastClaimed = now
+	for _, p := range picked {
+		s.launch(ctx, p)
+	}
+}
+
+// launch takes piece p out of peer requesting and starts fetching it from the origin.
+func (s *scheduler) launch(ctx context.Context, p int) {
+	t := s.t
+	fn, refetch := t.pkg.Origin, false
+	if s.badData[p] && t.pkg.Refetch != nil {
+		fn, refetch = t.pkg.Refetch, true
+	}
+	// Refuse peer writes first, then stop asking peers for the piece.
+	t.store.setBusy(p, true)
+	t.lt.Piece(p).SetPriority(torrent.PiecePriorityNone)
+	fctx, cancel := context.WithCancel(ctx)
+	s.inflight[p] = cancel
+	t.originRequests.Add(1)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer cancel()
+		r := originResult{piece: p, refetch: refetch}
+		r.bytes, r.err = fn(fctx, p)
+		if r.err == nil {
+			// Hash the piece now; if it passes, the library marks it complete and sends
+			// HAVE to every peer.
+			r.verified, r.err = t.verify(fctx, p)
+		}
+		s.results <- r
+	}()
+}
+
+// account adds a finished fetch to the counters and gives the piece back to the peers.
+func (s *scheduler) account(r originResult) {
+	t := s.t
+	delete(s.inflight, r.piece)
+	t.originBytes.Add(max(r.bytes, 0))
+	t.store.setBusy(r.piece, false)
+	if !r.verified {
+		t.lt.DownloadPieces(r.piece, r.piece+1)
+	}
+}
+
+// finish handles a finished origin fetch. It returns an error once a piece has failed
+// too often.
+func (s *scheduler) finish(r originResult) error {
+	t := s.t
+	s.account(r)
+	if r.verified {
+		s.originDone++
+		s.attempts[r.piece] = 0
+		s.badData[r.piece] = false
+		return nil
+	}
+	s.broadcast(s.claimPeers, msgRelease, []int{r.piece})
+	s.attempts[r.piece]++
+	cause := r.err
+	if cause == nil {
+		s.badData[r.piece] = true
+		cause = errors.New("the data failed SHA-1 verification")
+	}
+	t.node.log.Info("bt: origin fetch failed", "torrent", t.name, "piece", r.piece,
+		"attempt", s.attempts[r.piece], "refetch", r.refetch, "err", cause)
+	if s.attempts[r.piece] >= maxOriginAttempts {
+		return fmt.Errorf("bt: %q: piece %d: origin failed %d times: %w", t.name, r.piece, s.attempts[r.piece], cause)
+	}
+	backoff := 250 * time.Millisecond << (s.attempts[r.piece] - 1)
+	s.notBefore[r.piece] = time.Now().Add(backoff)
+	return nil
+}
+
+func (s *scheduler) inflightPieces() []int {
+	ps := make([]int, 0, len(s.inflight))
+	for p := range s.inflight {
+		ps = append(ps, p)
+	}
+	return ps
+}
+
+// broadcast sends a message of the given kind to every peer in peers; claims and
+// releases only when there are pieces.
+func (s *scheduler) broadcast(peers []*torrent.PeerConn, kind byte, pieces []int) {
+	msgs := [][]byte{encodeClaim(kind, nil)}
+	if kind == msgClaim || kind == msgRelease {
+		msgs = msgs[:0]
+		for _, chunk := range chunkPieces(pieces) {
+			msgs = append(msgs, encodeClaim(kind, chunk))
+		}
+	}
+	for _, msg := range msgs {
+		for _, pc := range peers {
+			// An error means the connection just closed or never spoke the extension.
+			_ = pc.WriteExtendedMessage(claimExtension, msg)
+		}
+	}
+}
+
+// verify hashes piece p and reports whether it passed. The library counts the hash as done
+// before it records the result in storage (Piece.VerifyDataContext can return while the
+// piece is still being marked), so this waits for the marking to end too.
+func (t *Torrent) verify(ctx context.Context, p int) (bool, error) {
+	if err := t.lt.Piece(p).VerifyDataContext(ctx); err != nil {
+		return false, fmt.Errorf("verifying piece %d: %w", p, err)
+	}
+	for {
+		ps := t.lt.PieceState(p)
+		if !ps.Marking && !ps.Hashing && !ps.QueuedForHash {
+			return t.store.isComplete(p), nil
+		}
+		select {
+		case <-ctx.Done():
+			return false, fmt.Errorf("verifying piece %d: %w", p, ctx.Err())
+		case <-time.After(time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,296 @@
+package bt
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/anacrolix/torrent"
+	"github.com/anacrolix/torrent/metainfo"
+	"github.com/anacrolix/torrent/mse"
+	pp "github.com/anacrolix/torrent/peer_protocol"
+	"golang.org/x/time/rate"
+)
+
+// peerRequestBudget is the read-ahead allowed per connection for peer requests: the
+// library queues at most 1024 requests per peer, of 16 KiB each.
+const peerRequestBudget = 1024 * 16 << 10
+
+// writerWakeInterval is the keep-alive period of connections, see NewNode.
+const writerWakeInterval = 500 * time.Millisecond
+
+// Node is one BitTorrent client (an anacrolix/torrent Client) with one TCP listener. It
+// can hold several torrents at once; they share its connections limits and rate limiters.
+type Node struct {
+	cfg  Config
+	cl   *torrent.Client
+	addr netip.AddrPort
+	log  *slog.Logger
+	// dialer dials peers and trackers from the listen address when it is specific.
+	dialer *net.Dialer
+	// local holds the machine's addresses when listening on all of them, to recognise
+	// ourselves in trackers' answers.
+	local map[netip.Addr]bool
+
+	ltepOnce sync.Once
+	ltep     torrent.LocalLtepProtocolMap
+
+	mu       sync.Mutex
+	torrents map[metainfo.Hash]*Torrent
+	closed   bool
+}
+
+// NewNode starts a Node listening on cfg.ListenAddr.
+func NewNode(cfg Config) (*Node, error) {
+	cfg = cfg.withDefaults()
+	if cfg.LPD {
+		return nil, errors.New("bt: local peer discovery is not supported by anacrolix/torrent")
+	}
+	if cfg.MaxUploadRate < 0 || cfg.MaxDownloadRate < 0 {
+		return nil, fmt.Errorf("bt: negative rate limit (upload %d, download %d)", cfg.MaxUploadRate, cfg.MaxDownloadRate)
+	}
+	host, portStr, err := net.SplitHostPort(cfg.ListenAddr)
+	if err != nil {
+		return nil, fmt.Errorf("bt: listen address %q: %w", cfg.ListenAddr, err)
+	}
+	port, err := strconv.ParseUint(portStr, 10, 16)
+	if err != nil {
+		return nil, fmt.Errorf("bt: listen address %q: bad port: %w", cfg.ListenAddr, err)
+	}
+	var ip netip.Addr
+	if host != "" {
+		if ip, err = netip.ParseAddr(host); err != nil {
+			return nil, fmt.Errorf("bt: listen address %q: host must be an IP address: %w", cfg.ListenAddr, err)
+		}
+		ip = ip.Unmap()
+	}
+
+	n := &Node{cfg: cfg, torrents: make(map[metainfo.Hash]*Torrent)}
+	if cfg.Logger != nil {
+		n.log = slog.New(slog.NewTextHandler(cfg.Logger, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	} else {
+		n.log = slog.New(slog.DiscardHandler)
+	}
+	n.dialer = &net.Dialer{KeepAlive: -1, Timeout: 10 * time.Second}
+	if ip.IsValid() && !ip.IsUnspecified() {
+		n.dialer.LocalAddr = &net.TCPAddr{IP: ip.AsSlice()}
+	}
+
+	cc := torrent.NewDefaultClientConfig()
+	cc.ListenHost = func(string) string { return host }
+	cc.ListenPort = int(port)
+	if ip.IsValid() && !ip.IsUnspecified() {
+		cc.DisableIPv6 = ip.Is4()
+		cc.DisableIPv4 = ip.Is6()
+	}
+	cc.DisableUTP = true
+	cc.NoDHT = !cfg.DHT
+	cc.DisablePEX = !cfg.PEX
+	// Trackers are announced to by this package (see announce.go) so that it learns the
+	// swarm and dials peers in the order it chooses; web seeds and WebTorrent never run.
+	cc.DisableTrackers = true
+	cc.DisableWebseeds = true
+	cc.DisableWebtorrent = true
+	cc.NoDefaultPortForwarding = true
+	cc.DefaultStorage = noStorage{}
+	// Seed with DisableAggressiveUpload off makes every connection unchoked as soon as we
+	// have something; TitForTat brings back the library's reciprocity while we download.
+	cc.Seed = true
+	cc.DisableAggressiveUpload = cfg.TitForTat
+	cc.EstablishedConnsPerTorrent = cfg.MaxConns
+	cc.HalfOpenConnsPerTorrent = max(25, cfg.MaxConns/2)
+	cc.TotalHalfOpenConns = max(100, 2*cc.HalfOpenConnsPerTorrent)
+	cc.TorrentPeersHighWater = max(500, 4*cfg.MaxConns)
+	cc.DialRateLimiter = rate.NewLimiter(rate.Inf, 0)
+	cc.NominalDialTimeout = 5 * time.Second
+	cc.MinDialTimeout = 2 * time.Second
+	// Both ends keep the same one of two crossed connections (the one dialed by the higher
+	// peer ID), so nodes that dial each other at once end with one connection, not none.
+	cc.DropDuplicatePeerIds = true
+	if cfg.RequireEncryption {
+		cc.HeaderObfuscationPolicy = torrent.HeaderObfuscationPolicy{Preferred: true, RequirePreferred: true}
+		cc.CryptoProvides = mse.CryptoMethodRC4
+		cc.CryptoSelector = func(mse.CryptoMethod) mse.CryptoMethod { return mse.CryptoMethodRC4 }
+	} else {
+		cc.HeaderObfuscationPolicy = torrent.HeaderObfuscationPolicy{Preferred: false, RequirePreferred: false}
+		cc.CryptoProvides = mse.AllSupportedCrypto
+		cc.CryptoSelector = mse.DefaultCryptoSelector // plaintext when offered
+	}
+	// v1.59.1 grants per-connection read budget for peer requests in arrival order but
+	// serves the requests in map order: with less budget than a peer's outstanding requests
+	// the serving goroutine waits on a reservation queued behind ones only it can release,
+	// and uploading to that peer stops for good (seen here at 64 chunks, the 1 MiB default).
+	// A budget for every request the library accepts (1024 chunks of 16 KiB) avoids it.
+	cc.MaxAllocPeerRequestDataPerConn = peerRequestBudget
+	// A connection's writer can miss the wake-up for a chunk read from disk just after it
+	// looked for work (v1.59.1 takes its wake-up channel after filling the buffer); it
+	// then sleeps until its keep-alive timer. Seen here as a first request left unanswered
+	// for the default minute. A short timer bounds that stall.
+	cc.KeepAliveTimeout = writerWakeInterval
+	cc.UploadRateLimiter = rate.NewLimiter(rate.Inf, 0)
+	if cfg.MaxUploadRate > 0 {
+		// The burst also caps the chunk length peers may request; 16 KiB is the norm.
+		burst := int(min(max(cfg.MaxUploadRate/10, 256<<10), peerRequestBudget))
+		cc.UploadRateLimiter = rate.NewLimiter(rate.Limit(cfg.MaxUploadRate), burst)
+	}
+	if cfg.MaxDownloadRate > 0 {
+		cc.DownloadRateLimiter = rate.NewLimiter(rate.Limit(cfg.MaxDownloadRate), 0)
+	}
+	cc.Slogger = n.log
+	// Dial with our own dialer only: it leaves from the listen address.
+	cc.DialForPeerConns = false
+	n.setCallbacks(&cc.Callbacks)
+
+	cl, err := torrent.NewClient(cc)
+	if err != nil {
+		return nil, fmt.Errorf("bt: starting client on %s: %w", cfg.ListenAddr, err)
+	}
+	n.cl = cl
+	network := "tcp"
+	switch {
+	case cc.DisableIPv6:
+		network = "tcp4"
+	case cc.DisableIPv4:
+		network = "tcp6"
+	}
+	cl.AddDialer(torrent.NetworkDialer{Network: network, Dialer: n.dialer})
+	for _, a := range cl.ListenAddrs() {
+		ap, err := netip.ParseAddrPort(a.String())
+		if err != nil {
+			continue
+		}
+		ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+		if !n.addr.IsValid() || (ap.Addr().Is4() && !n.addr.Addr().Is4()) {
+			n.addr = ap
+		}
+	}
+	if !n.addr.IsValid() {
+		cl.Close()
+		return nil, fmt.Errorf("bt: client on %s has no TCP listener", cfg.ListenAddr)
+	}
+	if n.addr.Addr().IsUnspecified() {
+		n.local = make(map[netip.Addr]bool)
+		addrs, _ := net.InterfaceAddrs() // without them we only fail to spot ourselves
+		for _, a := range addrs {
+			if p, err := netip.ParsePrefix(a.String()); err == nil {
+				n.local[p.Addr().Unmap()] = true
+			}
+		}
+	}
+	return n, nil
+}
+
+// isSelf reports whether ap is this Node's listen address.
+func (n *Node) isSelf(ap netip.AddrPort) bool {
+	if ap == n.addr {
+		return true
+	}
+	return ap.Port() == n.addr.Port() && n.local[ap.Addr().Unmap()]
+}
+
+// Addr returns the address the Node listens on (an unspecified IP when it listens on all).
+func (n *Node) Addr() netip.AddrPort {
+	return n.addr
+}
+
+// Close drops every torrent and stops the client. Package.Data files are left open: they
+// belong to the caller.
+func (n *Node) Close() error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil
+	}
+	n.closed = true
+	ts := make([]*Torrent, 0, len(n.torrents))
+	for _, t := range n.torrents {
+		ts = append(ts, t)
+	}
+	n.mu.Unlock()
+	var errs []error
+	for _, t := range ts {
+		errs = append(errs, t.Close())
+	}
+	errs = append(errs, n.cl.Close()...)
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("bt: closing node %s: %w", n.addr, err)
+	}
+	return nil
+}
+
+// lookup returns the Torrent for a library torrent. Called from library callbacks with
+// the client lock held: it only takes n.mu.
+func (n *Node) lookup(lt *torrent.Torrent) *Torrent {
+	if lt == nil {
+		return nil
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.torrents[lt.InfoHash()]
+}
+
+// ltepMap returns the extension map every connection advertises: the library's builtin
+// protocols plus claimExtension. It is built once and never changed afterwards, as the
+// library requires of maps it is pointed to.
+func (n *Node) ltepMap(builtin *torrent.LocalLtepProtocolMap) *torrent.LocalLtepProtocolMap {
+	n.ltepOnce.Do(func() {
+		n.ltep = torrent.LocalLtepProtocolMap{Index: slices.Clone(builtin.Index), NumBuiltin: builtin.NumBuiltin}
+		n.ltep.AddUserProtocol(claimExtension)
+	})
+	return &n.ltep
+}
+
+// setCallbacks wires the library's callbacks to the Torrents. They run with the client
+// lock held, so they only record facts under the Torrent's own lock (never calling back
+// into the library) and wake the Torrent's scheduler.
+func (n *Node) setCallbacks(cb *torrent.Callbacks) {
+	cb.PeerConnAdded = append(cb.PeerConnAdded, func(pc *torrent.PeerConn) {
+		pc.LocalLtepProtocolMap = n.ltepMap(pc.LocalLtepProtocolMap)
+	})
+	cb.ReadExtendedHandshake = func(pc *torrent.PeerConn, msg *pp.ExtendedHandshakeMessage) {
+		if t := n.lookup(pc.Torrent()); t != nil {
+			_, claims := msg.M[claimExtension]
+			t.onExtendedHandshake(pc, msg.Port, claims)
+		}
+	}
+	cb.PeerConnReadExtensionMessage = append(cb.PeerConnReadExtensionMessage, func(ev torrent.PeerConnReadExtensionMessageEvent) {
+		if ev.ExtensionNumber == pp.HandshakeExtendedID || ev.PeerConn.LocalLtepProtocolMap == nil {
+			return
+		}
+		name, builtin, err := ev.PeerConn.LocalLtepProtocolMap.LookupId(ev.ExtensionNumber)
+		if err != nil || builtin || name != claimExtension {
+			return
+		}
+		if t := n.lookup(ev.PeerConn.Torrent()); t != nil {
+			t.onClaimMessage(ev.PeerConn, ev.Payload)
+		}
+	})
+	cb.ReadMessage = func(pc *torrent.PeerConn, msg *pp.Message) {
+		switch msg.Type {
+		case pp.Have, pp.Bitfield, pp.HaveAll, pp.HaveNone:
+			if t := n.lookup(pc.Torrent()); t != nil {
+				t.onHaveMessage(pc)
+			}
+		}
+	}
+	cb.ReceivedUsefulData = append(cb.ReceivedUsefulData, func(ev torrent.ReceivedUsefulDataEvent) {
+		pc, ok := ev.Peer.TryAsPeerConn()
+		if !ok {
+			return
+		}
+		if t := n.lookup(pc.Torrent()); t != nil {
+			t.onUsefulData(pc, int64(len(ev.Message.Piece)))
+		}
+	})
+	cb.PeerConnClosed = func(pc *torrent.PeerConn) {
+		if t := n.lookup(pc.Torrent()); t != nil {
+			t.onConnClosed(pc)
+		}
+	}
+}

@@ -1,0 +1,90 @@
+package bt
+
+import (
+	"bytes"
+	"cmp"
+	"iter"
+	"net/netip"
+	"slices"
+
+	"github.com/pkgsync/pkgsync/topology"
+)
+
+// rankPeers returns addrs without duplicates and without self, closest to self first by
+// topology.Closeness; ties keep their given order (a tracker's own ranking survives).
+// Without a specific self address the order is left as given.
+func rankPeers(self netip.AddrPort, addrs []netip.AddrPort, m *topology.Map) []netip.AddrPort {
+	out := make([]netip.AddrPort, 0, len(addrs))
+	seen := make(map[netip.AddrPort]bool, len(addrs))
+	for _, a := range addrs {
+		a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+		if !a.IsValid() || a.Port() == 0 || a == self || seen[a] {
+			continue
+		}
+		seen[a] = true
+		out = append(out, a)
+	}
+	if !self.Addr().IsValid() || self.Addr().IsUnspecified() {
+		return out
+	}
+	score := make(map[netip.AddrPort]int, len(out))
+	for _, a := range out {
+		score[a] = topology.Closeness(m, self.Addr(), a.Addr())
+	}
+	slices.SortStableFunc(out, func(a, b netip.AddrPort) int {
+		return cmp.Compare(score[b], score[a])
+	})
+	return out
+}
+
+// shareOrder is the order in which one node considers pieces for the origin. The pieces
+// [0, numPieces) are cut into members contiguous blocks, block k belonging to the member
+// of rank k. A node walks its own block forwards first (so N nodes that start together
+// ask the origin for disjoint pieces), then the following members' blocks backwards: a
+// block's owner works from its start, so a node that runs out of work meets it in the
+// middle instead of racing it for the same pieces.
+func shareOrder(numPieces, members, rank int) iter.Seq[int] {
+	return func(yield func(int) bool) {
+		if numPieces <= 0 {
+			return
+		}
+		if members < 1 || rank < 0 || rank >= members {
+			members, rank = 1, 0
+		}
+		start := func(k int) int { return blockStart(k, numPieces, members) }
+		for p := start(rank); p < start(rank+1); p++ {
+			if !yield(p) {
+				return
+			}
+		}
+		for d := 1; d < members; d++ {
+			k := (rank + d) % members
+			for p := start(k+1) - 1; p >= start(k); p-- {
+				if !yield(p) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// sortedMembers sorts the peer IDs of the nodes sharing origin work (self included) and
+// returns them with self's position among them.
+func sortedMembers(self [20]byte, others [][20]byte) (ids [][20]byte, rank int) {
+	ids = append([][20]byte{self}, others...)
+	slices.SortFunc(ids, func(a, b [20]byte) int { return bytes.Compare(a[:], b[:]) })
+	ids = slices.Compact(ids)
+	rank, _ = slices.BinarySearchFunc(ids, self, func(a, b [20]byte) int { return bytes.Compare(a[:], b[:]) })
+	return ids, rank
+}
+
+// blockStart is the first piece of member k's block (see shareOrder).
+func blockStart(k, numPieces, members int) int {
+	return k * numPieces / members
+}
+
+// blockOwner is the member whose block holds piece p: the largest k with
+// blockStart(k) <= p.
+func blockOwner(p, numPieces, members int) int {
+	return ((p+1)*members - 1) / numPieces
+}

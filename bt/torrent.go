@@ -1,0 +1,469 @@
+package bt
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/anacrolix/torrent"
+	"github.com/anacrolix/torrent/metainfo"
+)
+
+// OriginFunc fetches the bytes of one piece that are still missing from the origin and
+// writes them into the Package's Data file at their offsets. It returns how many bytes it
+// fetched. The piece is verified (SHA-1) after it returns; no peer writes to the piece
+// while it runs. It must honour ctx and may be called for several pieces at once.
+type OriginFunc func(ctx context.Context, piece int) (bytes int64, err error)
+
+// Package is one file (or torrent byte sequence) to obtain or serve.
+type Package struct {
+	// MetaInfo describes the data; it must be a BitTorrent v1 torrent. Its trackers are
+	// announced to; its url-list web seeds are ignored (the origin is reached through
+	// Origin only).
+	MetaInfo *metainfo.MetaInfo
+	// Data holds the torrent's bytes at their torrent offsets; its size must be the
+	// torrent's length. Opened read-write, or read-only when every piece is Have. It must
+	// stay open until the Torrent or its Node is closed.
+	Data *os.File
+	// Have marks the pieces the caller has verified complete: len(Have) == NumPieces, or
+	// nil for none.
+	Have []bool
+	// Origin fetches a piece from the origin; nil means peers only.
+	Origin OriginFunc
+	// Refetch, if set, is used instead of Origin when a piece that Origin wrote failed
+	// verification: it must fetch the whole piece, since a bad peer may have overwritten
+	// bytes that Origin assumed were already in place. Nil means Origin is retried.
+	Refetch OriginFunc
+	// Peers are dialed in addition to the peers the trackers return.
+	Peers []netip.AddrPort
+}
+
+// Torrent is a Package added to a Node. It serves its complete pieces to peers from the
+// moment it is added until Close, and downloads the missing ones during Download.
+type Torrent struct {
+	node  *Node
+	lt    *torrent.Torrent
+	pkg   Package
+	info  *metainfo.Info
+	ih    metainfo.Hash
+	store *fileStorage
+	name  string
+
+	ctx    context.Context // lifetime of the Torrent (announcer)
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+
+	downloading atomic.Bool
+	wake        chan struct{}
+
+	originBytes    atomic.Int64
+	originRequests atomic.Int64
+
+	// mu guards the fields below. It is a leaf lock: nothing calls into the library while
+	// holding it, since the library's callbacks take it with the client lock held.
+	mu        sync.Mutex
+	peers     map[*torrent.PeerConn]*peerState
+	remotes   map[[20]byte]*remoteNode // what pkgsync peers said, by peer ID
+	known     map[netip.AddrPort]bool  // addresses handed to the library to dial
+	announced bool                     // every tracker answered (or failed) at least once
+	fatal     error
+	dlDone    chan struct{} // closed when the running Download returns
+}
+
+// remoteNode is what a pkgsync peer said over claimExtension. It is kept by peer ID, not
+// by connection: of two crossed connections between two nodes one is dropped, possibly
+// after it carried messages.
+type remoteNode struct {
+	claims map[int]time.Time // piece -> expiry
+	origin bool              // said it shares the origin work
+	said   bool              // said whether it does
+}
+
+// peerState is what the callbacks learned about one connection.
+type peerState struct {
+	id         [20]byte
+	addr       string // dial address when known, else the remote address
+	dialAddr   netip.AddrPort
+	extAt      time.Time // extended handshake received
+	haveMsgAt  time.Time // first bitfield/have-all/have-none/have received
+	claimsOK   bool      // speaks claimExtension
+	greeted    bool      // was sent our current claims
+	closed     bool
+	clientName string
+	down, up   int64
+}
+
+// Add adds p to the Node. Complete pieces are served at once, missing ones are requested
+// from peers at once; Download fetches what the peers cannot give.
+func (n *Node) Add(ctx context.Context, p Package) (*Torrent, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("bt: add: %w", err)
+	}
+	if p.MetaInfo == nil || p.Data == nil {
+		return nil, errors.New("bt: add: Package needs MetaInfo and Data")
+	}
+	info, err := p.MetaInfo.UnmarshalInfo()
+	if err != nil {
+		return nil, fmt.Errorf("bt: add %s: info dictionary: %w", p.Data.Name(), err)
+	}
+	name := info.BestName()
+	if !info.HasV1() || info.HasV2() {
+		return nil, fmt.Errorf("bt: add %q: only BitTorrent v1 torrents are supported", name)
+	}
+	if len(info.Pieces)%20 != 0 || info.PieceLength <= 0 ||
+		(info.TotalLength()+info.PieceLength-1)/info.PieceLength != int64(info.NumPieces()) {
+		return nil, fmt.Errorf("bt: add %q: piece length %d and %d piece hashes do not fit length %d",
+			name, info.PieceLength, len(info.Pieces)/20, info.TotalLength())
+	}
+	if p.Have != nil && len(p.Have) != info.NumPieces() {
+		return nil, fmt.Errorf("bt: add %q: Have has %d entries for %d pieces", name, len(p.Have), info.NumPieces())
+	}
+	st, err := p.Data.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("bt: add %q: %w", name, err)
+	}
+	if st.Size() != info.TotalLength() {
+		return nil, fmt.Errorf("bt: add %q: %s has %d bytes, the torrent %d", name, p.Data.Name(), st.Size(), info.TotalLength())
+	}
+
+	t := &Torrent{
+		node:    n,
+		pkg:     p,
+		info:    &info,
+		ih:      p.MetaInfo.HashInfoBytes(),
+		store:   newFileStorage(p.Data, &info, p.Have),
+		name:    name,
+		wake:    make(chan struct{}, 1),
+		peers:   make(map[*torrent.PeerConn]*peerState),
+		remotes: make(map[[20]byte]*remoteNode),
+		known:   make(map[netip.AddrPort]bool),
+	}
+	t.store.onChange = t.poke
+	t.ctx, t.cancel = context.WithCancel(context.Background())
+
+	// Register first: connections for this info hash may arrive as soon as it is added.
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil, fmt.Errorf("bt: add %q: node is closed", name)
+	}
+	if _, dup := n.torrents[t.ih]; dup {
+		n.mu.Unlock()
+		return nil, fmt.Errorf("bt: add %q: info hash %s already added", name, t.ih.HexString())
+	}
+	n.torrents[t.ih] = t
+	n.mu.Unlock()
+
+	lt, isNew := n.cl.AddTorrentOpt(torrent.AddTorrentOpts{
+		InfoHash:  t.ih,
+		Storage:   t.store,
+		InfoBytes: p.MetaInfo.InfoBytes,
+	})
+	if !isNew || lt.Info() == nil {
+		if isNew {
+			lt.Drop()
+		}
+		n.unregister(t)
+		return nil, fmt.Errorf("bt: add %q: the client did not accept info hash %s", name, t.ih.HexString())
+	}
+	t.lt = lt
+	// The library calls this in a goroutine of its own, without its lock.
+	lt.SetOnWriteChunkError(func(err error) {
+		if !errors.Is(err, errPieceBusy) {
+			t.setFatal(fmt.Errorf("bt: %q: storing a chunk from a peer: %w", name, err))
+			lt.DisallowDataDownload()
+		}
+	})
+	// Missing pieces go to normal priority: peers are asked for them right away.
+	have := make([]bool, info.NumPieces())
+	copy(have, p.Have)
+	for b := 0; b < len(have); {
+		if have[b] {
+			b++
+			continue
+		}
+		e := b + 1
+		for e < len(have) && !have[e] {
+			e++
+		}
+		lt.DownloadPieces(b, e)
+		b = e
+	}
+	t.addPeers(p.Peers, torrent.PeerSourceDirect)
+
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		t.announceLoop(t.ctx)
+	}()
+	return t, nil
+}
+
+func (n *Node) unregister(t *Torrent) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.torrents[t.ih] == t {
+		delete(n.torrents, t.ih)
+	}
+}
+
+// Close stops announcing (telling the trackers it stopped), drops the torrent from the
+// Node and waits for a running Download to return. Data is left open.
+func (t *Torrent) Close() error {
+	t.once.Do(func() {
+		t.cancel()
+		t.wg.Wait()
+		t.lt.Drop()
+		t.node.unregister(t)
+		// A running Download notices the drop; wait until its origin fetches are over.
+		t.mu.Lock()
+		dl := t.dlDone
+		t.mu.Unlock()
+		if dl != nil {
+			<-dl
+		}
+	})
+	return nil
+}
+
+// NumPieces returns the number of pieces of the torrent.
+func (t *Torrent) NumPieces() int {
+	return t.info.NumPieces()
+}
+
+// Complete reports whether every piece is complete and verified.
+func (t *Torrent) Complete() bool {
+	return t.store.completed() == t.info.NumPieces()
+}
+
+// Stats describes what a Torrent transferred.
+type Stats struct {
+	// BytesFromPeers counts piece data accepted from peers (including data that later
+	// failed verification); BytesFromOrigin is the sum of what the OriginFunc returned
+	// over OriginRequests calls. BytesUploaded is piece data sent to peers.
+	BytesFromPeers, BytesFromOrigin, OriginRequests, BytesUploaded int64
+	// Peers lists every peer connected at some point, by address.
+	Peers []PeerStat
+}
+
+// PeerStat is what one peer address gave and took.
+type PeerStat struct {
+	Addr       string
+	ClientName string
+	// Downloaded is useful piece data received from the peer, Uploaded piece data sent.
+	Downloaded, Uploaded int64
+}
+
+// Stats returns the transfer counters so far.
+func (t *Torrent) Stats() Stats {
+	t.refreshPeerStats()
+	s := Stats{
+		BytesFromPeers:  t.store.peerBytes.Load(),
+		BytesFromOrigin: t.originBytes.Load(),
+		OriginRequests:  t.originRequests.Load(),
+	}
+	s.BytesUploaded = t.uploaded()
+	byAddr := make(map[string]*PeerStat)
+	t.mu.Lock()
+	for _, ps := range t.peers {
+		st := byAddr[ps.addr]
+		if st == nil {
+			st = &PeerStat{Addr: ps.addr}
+			byAddr[ps.addr] = st
+		}
+		st.ClientName = cmp.Or(ps.clientName, st.ClientName)
+		st.Downloaded += ps.down
+		st.Uploaded += ps.up
+	}
+	t.mu.Unlock()
+	for _, st := range byAddr {
+		s.Peers = append(s.Peers, *st)
+	}
+	slices.SortFunc(s.Peers, func(a, b PeerStat) int { return cmp.Compare(a.Addr, b.Addr) })
+	return s
+}
+
+// uploaded returns the piece data sent to peers so far.
+func (t *Torrent) uploaded() int64 {
+	ts := t.lt.Stats()
+	return ts.BytesWrittenData.Int64()
+}
+
+// refreshPeerStats copies the library's per-connection counters into the peer table, so
+// they outlive the connections.
+func (t *Torrent) refreshPeerStats() {
+	var rows []row
+	for _, pc := range t.lt.PeerConns() {
+		rows = append(rows, peerRow(pc))
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, r := range rows {
+		t.recordLocked(r)
+	}
+}
+
+// peerRow reads a connection's name and upload counter; it takes the client lock.
+func peerRow(pc *torrent.PeerConn) row {
+	st := pc.Stats()
+	name, _ := pc.PeerClientName.Load().(string)
+	return row{pc: pc, name: name, up: st.BytesWrittenData.Int64()}
+}
+
+// row is what refreshPeerStats reads of one connection.
+type row struct {
+	pc   *torrent.PeerConn
+	name string
+	up   int64
+}
+
+func (t *Torrent) recordLocked(r row) {
+	ps := t.peerLocked(r.pc)
+	ps.clientName = cmp.Or(r.name, ps.clientName)
+	ps.up = max(ps.up, r.up)
+}
+
+func (t *Torrent) onUsefulData(pc *torrent.PeerConn, n int64) {
+	t.mu.Lock()
+	t.peerLocked(pc).down += n
+	t.mu.Unlock()
+}
+
+// peerLocked returns the state of pc, creating it. t.mu must be held. Only fields the
+// library sets before a connection is added to the torrent are read from pc.
+func (t *Torrent) peerLocked(pc *torrent.PeerConn) *peerState {
+	ps := t.peers[pc]
+	if ps == nil {
+		ps = &peerState{id: pc.PeerID, addr: pc.RemoteAddr.String()}
+		if ap, err := netip.ParseAddrPort(pc.RemoteAddr.String()); err == nil && pc.Discovery != torrent.PeerSourceIncoming {
+			ps.dialAddr = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+		}
+		t.peers[pc] = ps
+	}
+	return ps
+}
+
+func (t *Torrent) onExtendedHandshake(pc *torrent.PeerConn, port int, claims bool) {
+	t.mu.Lock()
+	ps := t.peerLocked(pc)
+	ps.extAt = time.Now()
+	ps.claimsOK = claims
+	if !ps.dialAddr.IsValid() && port > 0 && port < 1<<16 {
+		if ap, err := netip.ParseAddrPort(pc.RemoteAddr.String()); err == nil {
+			ps.dialAddr = netip.AddrPortFrom(ap.Addr().Unmap(), uint16(port))
+			ps.addr = ps.dialAddr.String()
+		}
+	}
+	t.mu.Unlock()
+	t.poke()
+}
+
+func (t *Torrent) onHaveMessage(pc *torrent.PeerConn) {
+	t.mu.Lock()
+	ps := t.peerLocked(pc)
+	if ps.haveMsgAt.IsZero() {
+		ps.haveMsgAt = time.Now()
+	}
+	t.mu.Unlock()
+	t.poke()
+}
+
+func (t *Torrent) onClaimMessage(pc *torrent.PeerConn, payload []byte) {
+	kind, pieces, err := decodeClaim(payload, t.info.NumPieces())
+	if err != nil {
+		t.node.log.Debug("bt: ignoring message", "torrent", t.name, "peer", pc.RemoteAddr.String(), "err", err)
+		return
+	}
+	t.mu.Lock()
+	id := t.peerLocked(pc).id
+	rn := t.remotes[id]
+	if rn == nil {
+		rn = &remoteNode{claims: make(map[int]time.Time)}
+		t.remotes[id] = rn
+	}
+	now := time.Now()
+	switch kind {
+	case msgOriginOn:
+		rn.origin, rn.said = true, true
+	case msgOriginOff:
+		rn.origin, rn.said = false, true
+		clear(rn.claims)
+	case msgClaim:
+		for _, p := range pieces {
+			rn.claims[p] = now.Add(claimTTL)
+		}
+	case msgRelease:
+		for _, p := range pieces {
+			delete(rn.claims, p)
+		}
+	}
+	t.mu.Unlock()
+	t.poke()
+}
+
+func (t *Torrent) onConnClosed(pc *torrent.PeerConn) {
+	t.mu.Lock()
+	t.peerLocked(pc).closed = true
+	t.mu.Unlock()
+	t.poke()
+	// The final upload count needs the client lock, which the caller holds.
+	go func() {
+		r := peerRow(pc)
+		t.mu.Lock()
+		t.recordLocked(r)
+		t.mu.Unlock()
+	}()
+}
+
+// poke wakes the Download scheduler, if one runs; it never blocks.
+func (t *Torrent) poke() {
+	select {
+	case t.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (t *Torrent) setFatal(err error) {
+	t.mu.Lock()
+	if t.fatal == nil {
+		t.fatal = err
+	}
+	t.mu.Unlock()
+	t.poke()
+}
+
+// addPeers hands addrs to the library, closest first, skipping banned addresses and
+// ourselves. The library dials the first ones (up to its half-open limit) in this order.
+func (t *Torrent) addPeers(addrs []netip.AddrPort, source torrent.PeerSource) {
+	banned := make(map[netip.Addr]bool)
+	for _, s := range t.node.cl.BadPeerIPs() {
+		if a, err := netip.ParseAddr(s); err == nil {
+			banned[a.Unmap()] = true
+		}
+	}
+	ranked := rankPeers(t.node.addr, addrs, t.node.cfg.Topology)
+	infos := make([]torrent.PeerInfo, 0, len(ranked))
+	t.mu.Lock()
+	for _, a := range ranked {
+		if banned[a.Addr()] || t.node.isSelf(a) {
+			continue
+		}
+		t.known[a] = true
+		infos = append(infos, torrent.PeerInfo{Addr: net.TCPAddrFromAddrPort(a), Source: source})
+	}
+	t.mu.Unlock()
+	for _, pi := range infos {
+		// One at a time, so that each is dialed (if a slot is free) before the next is
+		// queued by the library's own priority.
+		t.lt.AddPeers([]torrent.PeerInfo{pi})
+	}
+}
