@@ -17,6 +17,7 @@ const (
 	minAnnounceInterval  = 5 * time.Second
 	maxAnnounceInterval  = 30 * time.Minute
 	announceRetry        = 15 * time.Second
+	quickReannounce      = 250 * time.Millisecond
 	announceTimeout      = 15 * time.Second
 	stoppedAnnounceLimit = time.Second
 )
@@ -52,6 +53,7 @@ func (t *Torrent) announceLoop(ctx context.Context) {
 	key := int32(binary.BigEndian.Uint32(keyBytes[:]))
 
 	event := tracker.Started
+	started := time.Now()
 	done := t.store.done()
 	wasComplete := t.Complete()
 	for {
@@ -77,9 +79,16 @@ func (t *Torrent) announceLoop(ctx context.Context) {
 		}
 		t.mu.Lock()
 		t.announced = true
+		alone := len(t.known) == 0
 		t.mu.Unlock()
 		t.poke()
 		event = tracker.None
+		// Nodes of a fan-out start within moments of each other: while nobody else is known
+		// and the origin gate may still be closed, ask again soon so that they find each
+		// other before anyone goes to the origin.
+		if alone && !t.Complete() && time.Since(started) < t.node.cfg.PeerWait {
+			wait = min(wait, quickReannounce)
+		}
 
 		timer := time.NewTimer(wait)
 		select {

@@ -105,7 +105,9 @@
 //
 // Before its first origin request Download waits for the known peers (Package.Peers and
 // the first tracker answers) to connect and say what they have, at most Config.PeerWait.
-// With no peer known it starts at once. This short head start is what lets nodes that
+// With no peer known it starts at once when the torrent has no tracker; with a tracker it
+// re-announces every 250 ms until a peer appears or PeerWait ends, because nodes that start
+// together announce within moments of each other. This short head start is what lets nodes that
 // start together agree on who fetches what.
 //
 // Nodes coordinate with a small BEP 10 extension, pkgsync_origin (claims.go). A node

@@ -93,6 +93,9 @@ type scheduler struct {
 	todo       []int  // the pieces the caller did not have, cut into blocks
 	inTodo     []bool // membership of todo
 	idleSince  map[[20]byte]time.Time
+	// hasTrackers: peers may still appear through announces, so an empty peer list at the
+	// start is not yet a reason to go to the origin.
+	hasTrackers bool
 }
 
 func newScheduler(t *Torrent) *scheduler {
@@ -113,6 +116,7 @@ func newScheduler(t *Torrent) *scheduler {
 		openBefore: make([]int, n+1),
 		idleSince:  make(map[[20]byte]time.Time),
 	}
+	s.hasTrackers = len(t.trackerURLs()) > 0
 	s.inTodo = make([]bool, n)
 	for p := range n {
 		if p >= len(t.pkg.Have) || !t.pkg.Have[p] {
@@ -279,6 +283,7 @@ func (s *scheduler) round(ctx context.Context) {
 		}
 	}
 	announced := t.announced
+	alone := len(t.known) == 0 && s.hasTrackers
 	t.mu.Unlock()
 
 	// Peers that just arrived learn whether we use the origin and what we are fetching.
@@ -296,7 +301,9 @@ func (s *scheduler) round(ctx context.Context) {
 	// The gate: before the first origin request, let the known peers connect and say what
 	// they have, so that nodes starting together agree on who fetches what.
 	if !s.gateOpen {
-		if now.Sub(s.start) < s.cfg.PeerWait && !(announced && allKnownConnected && settled) {
+		// With trackers but nobody known yet, the others that start with us may simply not
+		// have announced: keep waiting (announceLoop re-announces quickly meanwhile).
+		if now.Sub(s.start) < s.cfg.PeerWait && (alone || !(announced && allKnownConnected && settled)) {
 			return
 		}
 		s.gateOpen = true

@@ -81,10 +81,3 @@ func parseRate(flag, s string) (int64, error) {
 	}
 	return n * mult, nil
 }
-
-// defaultDemoBT is the swarm config of demo nodes: defaults on loopback, any free port.
-func defaultDemoBT() bt.Config {
-	c := bt.DefaultConfig()
-	c.ListenAddr = "127.0.0.1:0"
-	return c
-}
