@@ -52,6 +52,13 @@ type worker struct {
 	runSum       [16]byte
 
 	hashed int64 // bytes hashed with MD4, for tests
+
+	// While following a run of matches, blocks are hashed two at a time (md4.AppendBlockSums
+	// interleaves two MD4s, about 1.5x the speed of one): the second sum waits here for the
+	// next step. pairAt is -1 when nothing waits.
+	pairAt  int64
+	pairSum [16]byte
+	pairBuf [][16]byte
 }
 
 // scanChunk finds target blocks starting at offsets [s, e) of the source, zsync's way. A run of
@@ -67,6 +74,7 @@ func (w *worker) scanChunk(s, e int64) error {
 	w.chunkEnd, w.reported = e, s
 	w.unchecked = checkEvery
 	contEnd := min(e+bs, w.src.Size)
+	w.pairAt = -1
 	x := s
 	next := -1 // target block expected at x after a match, or -1
 	for {
@@ -77,7 +85,7 @@ func (w *worker) scanChunk(s, e int64) error {
 			if err := w.tick(x, ix.bs); err != nil {
 				return err
 			}
-			if w.strongAt(x) == ix.strong[next] {
+			if w.followSum(x) == ix.strong[next] {
 				w.record(ix.group[next], x)
 				if next++; next == ix.n {
 					next = -1
@@ -229,6 +237,28 @@ func (w *worker) strongAt(x int64) [16]byte {
 		w.runLo, w.runHi, w.runByte, w.runSum = x, x+bs, blk[0], sum
 	}
 	return sum
+}
+
+// followSum is strongAt for the block expected next in a run of matches: it hashes this block
+// and the one after it together when both are in the buffer, and keeps the second sum for the
+// next step, which in an unchanged file is the next block checked.
+func (w *worker) followSum(x int64) [16]byte {
+	if x == w.pairAt {
+		w.pairAt = -1
+		return w.pairSum
+	}
+	bs := int64(w.ix.bs)
+	if x+2*bs > w.end || x < w.base || (x >= w.runLo && x <= w.runHi) {
+		return w.strongAt(x)
+	}
+	i := int(x - w.base)
+	w.pairBuf = md4.AppendBlockSums(w.pairBuf[:0], w.buf[i:i+2*int(bs)], int(bs))
+	w.hashed += 2 * bs
+	s0, s1 := w.pairBuf[0], w.pairBuf[1]
+	clear(s0[w.ix.csum:])
+	clear(s1[w.ix.csum:])
+	w.pairAt, w.pairSum = x+bs, s1
+	return s0
 }
 
 // record notes that group g's content is at offset off of the source, keeping the lowest offset.
