@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
 	"sync"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/pkgsync/pkgsync/zsyncfile"
 )
@@ -245,6 +248,9 @@ send:
 // copyRun reads one run from its source (zeros past the source's end) and writes it to dst.
 func copyRun(src Source, dst io.WriterAt, r run, buf []byte) error {
 	have := min(max(src.Size-r.off, 0), r.n)
+	if have == r.n && copyFileRange(src.R, dst, r.off, r.dstOff, r.n) {
+		return nil
+	}
 	if have > 0 {
 		if err := readAt(src, buf[:have], r.off); err != nil {
 			return fmt.Errorf("delta: apply: %w", err)
@@ -256,4 +262,24 @@ func copyRun(src Source, dst io.WriterAt, r run, buf []byte) error {
 			r.dstOff, len(buf), src.Name, r.off, err)
 	}
 	return nil
+}
+
+// copyFileRange copies n bytes between two files inside the kernel (copy_file_range(2)): no
+// round trip through user memory, and a reflink where the file system can share extents. It
+// reports false, having copied nothing that matters, when either side is not an *os.File or the
+// kernel declines (another file system, an old kernel); the caller then copies by hand.
+func copyFileRange(src io.ReaderAt, dst io.WriterAt, off, dstOff, n int64) bool {
+	sf, ok1 := src.(*os.File)
+	df, ok2 := dst.(*os.File)
+	if !ok1 || !ok2 {
+		return false
+	}
+	for n > 0 {
+		c, err := unix.CopyFileRange(int(sf.Fd()), &off, int(df.Fd()), &dstOff, int(n), 0)
+		if err != nil || c <= 0 {
+			return false // the caller rewrites the whole run, so a partial copy is harmless
+		}
+		n -= int64(c)
+	}
+	return true
 }

@@ -28,7 +28,8 @@ type chunk struct {
 }
 
 // Hash reads length bytes of r sequentially, in chunks that hold whole pieces, and computes the
-// SHA-1 of each pieceSize piece, the SHA-1 of the whole, and, when zh is not nil, the zsync block
+// SHA-1 of each pieceSize piece (none when pieceSize <= 0), the SHA-1 of the whole, and, when zh is
+// not nil, the zsync block
 // record of each zh.Blocksize block (pieceSize must then be a multiple of it). name is used in
 // errors. Each chunk goes to two consumers: one goroutine that feeds the whole-file SHA-1 (it must
 // see bytes in order) and one of the workers (piece SHA-1s and block sums, any order, disjoint
@@ -38,16 +39,20 @@ func Hash(ctx context.Context, r io.Reader, name string, length, pieceSize int64
 	if workers <= 0 {
 		workers = runtime.NumCPU()
 	}
-	chunkSize := pieceSize
-	for chunkSize < 4<<20 {
-		chunkSize *= 2
+	chunkSize := max(pieceSize, 4<<20)
+	if pieceSize > 0 {
+		for chunkSize%pieceSize != 0 {
+			chunkSize += pieceSize - chunkSize%pieceSize
+		}
 	}
 	nbuf := int((32 << 20) / chunkSize)
 	if nbuf < workers+2 {
 		nbuf = workers + 2
 	}
-	numPieces := int((length + pieceSize - 1) / pieceSize)
-	out := &Hashes{Pieces: make([]byte, numPieces*sha1.Size)}
+	out := &Hashes{}
+	if pieceSize > 0 {
+		out.Pieces = make([]byte, int((length+pieceSize-1)/pieceSize)*sha1.Size)
+	}
 	var bs int64
 	if zh != nil {
 		bs = int64(zh.Blocksize)
@@ -80,7 +85,7 @@ func Hash(ctx context.Context, r io.Reader, name string, length, pieceSize int64
 			var strong [][md4.Size]byte
 			for c := range work {
 				n := int64(len(c.buf))
-				for p := int64(0); p < n; p += pieceSize {
+				for p := int64(0); pieceSize > 0 && p < n; p += pieceSize {
 					s := sha1.Sum(c.buf[p:min(p+pieceSize, n)])
 					copy(out.Pieces[(c.off+p)/pieceSize*sha1.Size:], s[:])
 				}

@@ -21,6 +21,7 @@ import (
 	"github.com/pkgsync/pkgsync/internal/progress"
 	"github.com/pkgsync/pkgsync/manifest"
 	"github.com/pkgsync/pkgsync/zsyncfile"
+	"golang.org/x/sys/unix"
 )
 
 // Options describe one update.
@@ -57,7 +58,7 @@ type Result struct {
 	RequestsToOrigin int64         `json:"requests_to_origin"`
 	BytesUploaded    int64         `json:"bytes_uploaded"`
 	Seconds          float64       `json:"seconds"`
-	ScanSeconds      float64       `json:"scan_seconds"`
+	ScanSeconds      float64       `json:"scan_seconds"` // the delta scan of the old file(s) alone
 	FetchSeconds     float64       `json:"fetch_seconds"`
 	Peers            []bt.PeerStat `json:"peers"`
 }
@@ -189,12 +190,13 @@ func (j *job) load(ctx context.Context) error {
 	return nil
 }
 
+// pieceSize is the torrent's piece length, or 0 without a torrent: only the whole-file SHA-1
+// counts then.
 func (j *job) pieceSize() int64 {
 	if j.torrent != nil {
 		return j.torrent.Info.PieceLength
 	}
-	// Without a torrent, verify in 4 MiB steps; only the whole-file SHA-1 counts then.
-	return 4 << 20
+	return 0
 }
 
 // check hashes path (which must be length bytes long) and reports which torrent pieces are bad
@@ -322,13 +324,14 @@ func (j *job) run(ctx context.Context) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	j.res.ScanSeconds = time.Since(scanStart).Seconds()
 	if err := plan.Apply(ctx, part, srcs); err != nil {
 		return nil, fmt.Errorf("writing %s: %w", j.part, err)
 	}
-	j.res.ScanSeconds = time.Since(scanStart).Seconds()
 	j.res.BytesReused = plan.ReusedBytes()
-	j.log("reused %d of %d bytes from %d source(s) in %.2fs", plan.ReusedBytes(), length, len(srcs), j.res.ScanSeconds)
+	j.log("reused %d of %d bytes from %d source(s); scan %.2fs, copy %.2fs", plan.ReusedBytes(), length, len(srcs), j.res.ScanSeconds, time.Since(scanStart).Seconds()-j.res.ScanSeconds)
 
+	startWriteback(part)
 	fetchStart := time.Now()
 	if j.opt.Swarm {
 		if j.torrent == nil {
@@ -344,6 +347,7 @@ func (j *job) run(ctx context.Context) (*Result, error) {
 	}
 	j.res.FetchSeconds = time.Since(fetchStart).Seconds()
 
+	startWriteback(part)
 	// Verify everything; a piece that reused blocks can still be wrong (a strong-sum collision, or
 	// a .zsync that does not match the torrent): fetch such pieces whole from the origin, once.
 	bad, ok, err := j.check(ctx, part, j.part)
@@ -424,4 +428,11 @@ func sumRanges(rs []httprange.Range) (n int64) {
 		n += r.Len
 	}
 	return n
+}
+
+// startWriteback asks the kernel to start writing f's dirty pages to disk now, without waiting:
+// the verification pass that follows reads from the page cache anyway, and the fsync before the
+// rename then has little left to wait for. Where the file system cannot, nothing is lost.
+func startWriteback(f *os.File) {
+	_ = unix.SyncFileRange(int(f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
 }

@@ -5,6 +5,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
+	"crypto/sha1"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"time"
@@ -61,6 +63,7 @@ func benchDelta(ctx context.Context, args []string) error {
 		workload{"identical", fmt.Sprintf("%d MiB, old == new (scan only)", big>>20), base, base},
 		workload{"unrelated", fmt.Sprintf("%d MiB, old unrelated (every byte rolled)", (big/8)>>20), randomData(3, big/8), randomData(4, big/8)},
 	)
+	base = nil // the workloads hold what is needed; each is dropped once written to disk
 
 	pub := filepath.Join(dir, "pub")
 	os.Mkdir(pub, 0o755)
@@ -81,7 +84,7 @@ func benchDelta(ctx context.Context, args []string) error {
 	fmt.Printf("update: pkgsync update --no-swarm vs stock zsync, same .zsync, same origin (pkgsync serve), %d runs, medians\n\n", *runs)
 	fmt.Println("| workload | client | bytes fetched | requests | wall s | peak RSS MiB | scan MB/s | time vs zsync |")
 	fmt.Println("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-	for _, w := range loads {
+	for i, w := range loads {
 		name := w.name + ".tar"
 		if err := os.WriteFile(filepath.Join(pub, name), w.new, 0o644); err != nil {
 			return err
@@ -93,6 +96,11 @@ func benchDelta(ctx context.Context, args []string) error {
 		if err := os.WriteFile(old, w.old, 0o644); err != nil {
 			return err
 		}
+		oldSize, want := int64(len(w.old)), sha1.Sum(w.new)
+		// Drop the workload from memory once it is on disk.
+		loads[i] = workload{}
+		w = workload{name: w.name, what: w.what}
+		debug.FreeOSMemory()
 		warm(old)
 		warm(filepath.Join(pub, name))
 		type agg struct{ bytes, reqs, wall, rss, scan []float64 }
@@ -107,7 +115,7 @@ func benchDelta(ctx context.Context, args []string) error {
 				return err
 			}
 			after := srv.Stats()
-			if err := sameContent(filepath.Join(work, "z.out"), w.new); err != nil {
+			if err := sameContent(filepath.Join(work, "z.out"), want); err != nil {
 				return fmt.Errorf("stock zsync: %w", err)
 			}
 			zs.bytes = append(zs.bytes, float64(after.BodyBytes-before.BodyBytes))
@@ -121,7 +129,7 @@ func benchDelta(ctx context.Context, args []string) error {
 				return err
 			}
 			after = srv.Stats()
-			if err := sameContent(filepath.Join(work, "p.out"), w.new); err != nil {
+			if err := sameContent(filepath.Join(work, "p.out"), want); err != nil {
 				return fmt.Errorf("pkgsync: %w", err)
 			}
 			var res struct {
@@ -132,7 +140,7 @@ func benchDelta(ctx context.Context, args []string) error {
 			ps.reqs = append(ps.reqs, float64(after.Requests-before.Requests))
 			ps.wall = append(ps.wall, m.wall.Seconds())
 			ps.rss = append(ps.rss, float64(m.rssKB)/1024)
-			ps.scan = append(ps.scan, float64(len(w.old))/1e6/max(res.ScanSeconds, 1e-9))
+			ps.scan = append(ps.scan, float64(oldSize)/1e6/max(res.ScanSeconds, 1e-9))
 		}
 		fmt.Printf("| %s: %s | zsync | %.0f | %.0f | %.2f | %.0f | | 1 |\n", w.name, w.what, median(zs.bytes), median(zs.reqs), median(zs.wall), median(zs.rss))
 		fmt.Printf("| | pkgsync | %.0f | %.0f | %.2f | %.0f | %.0f | %.2f |\n", median(ps.bytes), median(ps.reqs), median(ps.wall), median(ps.rss), median(ps.scan), median(ps.wall)/median(zs.wall))
@@ -143,12 +151,17 @@ func benchDelta(ctx context.Context, args []string) error {
 	return nil
 }
 
-func sameContent(path string, want []byte) error {
-	got, err := os.ReadFile(path)
+func sameContent(path string, want [sha1.Size]byte) error {
+	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
-	if !bytes.Equal(got, want) {
+	defer f.Close()
+	h := sha1.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return err
+	}
+	if [sha1.Size]byte(h.Sum(nil)) != want {
 		return fmt.Errorf("%s differs from the new version", path)
 	}
 	return nil

@@ -34,6 +34,8 @@ func main() {
 	}
 	var err error
 	switch os.Args[1] {
+	case "rss-wrap":
+		os.Exit(rssWrap(os.Args[2], os.Args[3:]))
 	case "make":
 		err = benchMake(ctx, os.Args[2:])
 	case "delta":
@@ -54,9 +56,18 @@ type measurement struct {
 	out   []byte
 }
 
-// runCmd runs a command and measures its wall time and peak RSS.
+// runCmd runs a command and measures its wall time and peak RSS. The command runs under a fresh
+// copy of pkgbench (rss-wrap): a child's ru_maxrss starts at the RSS of the process it was
+// forked from, and this process holds workloads of hundreds of MiB, so the tools are forked from
+// the small wrapper instead and it reports their own peak.
 func runCmd(ctx context.Context, dir string, name string, args ...string) (measurement, error) {
-	cmd := exec.CommandContext(ctx, name, args...)
+	self, err := os.Executable()
+	if err != nil {
+		return measurement{}, err
+	}
+	rssFile := filepath.Join(os.TempDir(), fmt.Sprintf("pkgbench-rss-%d", os.Getpid()))
+	defer os.Remove(rssFile)
+	cmd := exec.CommandContext(ctx, self, append([]string{"rss-wrap", rssFile, name}, args...)...)
 	cmd.Dir = dir
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
@@ -66,10 +77,28 @@ func runCmd(ctx context.Context, dir string, name string, args ...string) (measu
 	if err != nil {
 		return m, fmt.Errorf("%s %s: %w\n%s", name, strings.Join(args, " "), err, stderr.String())
 	}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		m.rssKB = ru.Maxrss
+	b, err := os.ReadFile(rssFile)
+	if err != nil {
+		return m, fmt.Errorf("peak RSS of %s: %w", name, err)
 	}
-	return m, nil
+	m.rssKB, err = strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	return m, err
+}
+
+// rssWrap runs a command with this process's standard streams and writes its peak RSS (KiB)
+// to rssFile; it returns the command's exit status.
+func rssWrap(rssFile string, args []string) int {
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	err := cmd.Run()
+	if cmd.ProcessState == nil {
+		fmt.Fprintln(os.Stderr, "pkgbench rss-wrap:", err)
+		return 1
+	}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		os.WriteFile(rssFile, []byte(strconv.FormatInt(ru.Maxrss, 10)), 0o644)
+	}
+	return cmd.ProcessState.ExitCode()
 }
 
 func median(xs []float64) float64 {
