@@ -257,10 +257,11 @@ type Stats struct {
 
 // PeerStat is what one peer address gave and took.
 type PeerStat struct {
-	Addr       string
-	ClientName string
+	Addr       string `json:"addr"`
+	ClientName string `json:"client"`
 	// Downloaded is useful piece data received from the peer, Uploaded piece data sent.
-	Downloaded, Uploaded int64
+	Downloaded int64 `json:"downloaded"`
+	Uploaded   int64 `json:"uploaded"`
 }
 
 // Stats returns the transfer counters so far.

@@ -107,13 +107,12 @@ func newFlags(name, synopsis string, stdout io.Writer) *pflag.FlagSet {
 	return fs
 }
 
-// parse parses args, turning flag errors into errUsage and --help into pflag.ErrHelp after
-// printing the help.
+// parse parses args, turning flag errors into errUsage; --help prints the help (pflag calls
+// Usage) and returns pflag.ErrHelp.
 func parse(fs *pflag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
-			fs.Usage()
-			return err
+			return err // pflag has printed the help
 		}
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
