@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -17,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	vgen "github.com/pkgsync/pkgsync/internal/versions"
 )
 
 // pkgsyncBin is the pkgsync binary that TestMain builds once for the whole test binary.
@@ -497,40 +498,11 @@ func (l *lab) waitTCP(addr string, p *proc) {
 // from v1 by scattered insertions, deletions and overwrites, as a new release of a package is.
 const pkgSize = 6 << 20
 
-func randomBytes(seed uint64, n int) []byte {
-	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(r.Uint32())
-	}
-	return b
-}
+func randomBytes(seed uint64, n int) []byte { return vgen.Random(seed, n) }
 
 // edited returns v1 with edits scattered evenly over it.
-func edited(v1 []byte, seed uint64, edits int) []byte {
-	r := rand.New(rand.NewPCG(seed, 7))
-	out := make([]byte, 0, len(v1)+edits*4096)
-	step := len(v1) / (edits + 1)
-	pos := 0
-	for e := range edits {
-		next := (e + 1) * step
-		out = append(out, v1[pos:next]...)
-		switch e % 3 {
-		case 0: // insert
-			out = append(out, randomBytes(seed+uint64(e), 500+r.IntN(3000))...)
-			pos = next
-		case 1: // delete
-			pos = next + 100 + r.IntN(3000)
-		default: // overwrite
-			n := 1000 + r.IntN(3000)
-			out = append(out, randomBytes(seed+uint64(e)+1000, n)...)
-			pos = next + n
-		}
-	}
-	return append(out, v1[min(pos, len(v1)):]...)
-}
+func edited(v1 []byte, seed uint64, edits int) []byte { return vgen.Edit(v1, seed, edits, 500, 3500) }
 
-// versions returns the two versions of the test package.
 func versions() (v1, v2 []byte) {
 	v1 = randomBytes(1, pkgSize)
 	return v1, edited(v1, 2, 6)

@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -21,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pkgsync/pkgsync/internal/versions"
 	"github.com/pkgsync/pkgsync/origin"
 )
 
@@ -57,11 +57,11 @@ func benchDelta(ctx context.Context, args []string) error {
 	} else {
 		loads = append(loads, w)
 	}
-	base := randomData(1, big)
+	base := versions.Random(1, big)
 	loads = append(loads,
-		workload{"scattered", fmt.Sprintf("%d MiB, 100 scattered insertions/deletions/overwrites", big>>20), base, scatter(base, 2, 100)},
+		workload{"scattered", fmt.Sprintf("%d MiB, 100 scattered insertions/deletions/overwrites", big>>20), base, versions.Edit(base, 2, 100, 100, 8192)},
 		workload{"identical", fmt.Sprintf("%d MiB, old == new (scan only)", big>>20), base, base},
-		workload{"unrelated", fmt.Sprintf("%d MiB, old unrelated (every byte rolled)", (big/8)>>20), randomData(3, big/8), randomData(4, big/8)},
+		workload{"unrelated", fmt.Sprintf("%d MiB, old unrelated (every byte rolled)", (big/8)>>20), versions.Random(3, big/8), versions.Random(4, big/8)},
 	)
 	base = nil // the workloads hold what is needed; each is dropped once written to disk
 
@@ -165,43 +165,6 @@ func sameContent(path string, want [sha1.Size]byte) error {
 		return fmt.Errorf("%s differs from the new version", path)
 	}
 	return nil
-}
-
-func randomData(seed uint64, n int) []byte {
-	r := rand.New(rand.NewPCG(seed, seed))
-	b := make([]byte, n)
-	for i := 0; i+8 <= n; i += 8 {
-		v := r.Uint64()
-		for k := 0; k < 8; k++ {
-			b[i+k] = byte(v >> (8 * k))
-		}
-	}
-	return b
-}
-
-// scatter returns v1 with edits insertions, deletions and overwrites of 100 B to 8 KiB spread
-// over it, deterministically.
-func scatter(v1 []byte, seed uint64, edits int) []byte {
-	r := rand.New(rand.NewPCG(seed, 99))
-	out := make([]byte, 0, len(v1)+edits*8192)
-	step := len(v1) / (edits + 1)
-	pos := 0
-	for e := 0; e < edits; e++ {
-		next := (e+1)*step + r.IntN(step/2)
-		out = append(out, v1[pos:next]...)
-		n := 100 + r.IntN(8092)
-		switch e % 3 {
-		case 0:
-			out = append(out, randomData(seed+uint64(e), n)...)
-			pos = next
-		case 1:
-			pos = next + n
-		default:
-			out = append(out, randomData(seed+uint64(e)+7, n)...)
-			pos = next + n
-		}
-	}
-	return append(out, v1[pos:]...)
 }
 
 // goModuleTars makes uncompressed tars of two releases of a Go module's source tree, as a release

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/pkgsync/pkgsync/bt"
 	"github.com/pkgsync/pkgsync/internal/progress"
+	"github.com/pkgsync/pkgsync/internal/versions"
 	"github.com/pkgsync/pkgsync/manifest"
 	"github.com/pkgsync/pkgsync/origin"
 	"github.com/pkgsync/pkgsync/tracker"
@@ -144,38 +144,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return nil
 }
 
-// demoVersions makes a pseudo-random v1 and a v2 with scattered insertions, deletions and
-// overwrites, deterministically.
+// demoVersions makes a pseudo-random v1 and a v2 with scattered edits, deterministically.
 func demoVersions(size int64, edits int) (v1, v2 []byte) {
-	r := rand.New(rand.NewPCG(1, 2))
-	v1 = make([]byte, size)
-	for i := range v1 {
-		v1[i] = byte(r.Uint32())
-	}
-	v2 = make([]byte, 0, size+int64(edits)*4096)
-	pos := 0
-	step := int(size) / (edits + 1)
-	for e := 0; e < edits; e++ {
-		next := (e + 1) * step
-		v2 = append(v2, v1[pos:next]...)
-		switch e % 3 {
-		case 0: // insert
-			ins := make([]byte, 1000+r.IntN(8000))
-			for i := range ins {
-				ins[i] = byte(r.Uint32())
-			}
-			v2 = append(v2, ins...)
-			pos = next
-		case 1: // delete
-			pos = next + 500 + r.IntN(5000)
-		default: // overwrite
-			n := 2000 + r.IntN(6000)
-			for i := 0; i < n; i++ {
-				v2 = append(v2, byte(r.Uint32()))
-			}
-			pos = next + n
-		}
-	}
-	v2 = append(v2, v1[min(pos, len(v1)):]...)
-	return v1, v2
+	v1 = versions.Random(1, int(size))
+	return v1, versions.Edit(v1, 2, edits, 1000, 9000)
 }

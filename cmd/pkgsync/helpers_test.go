@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"math/rand/v2"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/pkgsync/pkgsync/internal/versions"
 	"github.com/pkgsync/pkgsync/origin"
 )
 
@@ -32,44 +32,10 @@ func mustPkgsync(t *testing.T, args ...string) string {
 }
 
 // randomBytes returns n deterministic pseudo-random bytes.
-func randomBytes(seed uint64, n int) []byte {
-	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	b := make([]byte, n)
-	for i := 0; i+8 <= n; i += 8 {
-		v := r.Uint64()
-		for k := 0; k < 8; k++ {
-			b[i+k] = byte(v >> (8 * k))
-		}
-	}
-	for i := n &^ 7; i < n; i++ {
-		b[i] = byte(r.Uint32())
-	}
-	return b
-}
+func randomBytes(seed uint64, n int) []byte { return versions.Random(seed, n) }
 
 // edited returns a copy of v1 with insertions, deletions and overwrites at scattered places.
-func edited(v1 []byte, seed uint64, edits int) []byte {
-	r := rand.New(rand.NewPCG(seed, 7))
-	out := make([]byte, 0, len(v1)+edits*4096)
-	step := len(v1) / (edits + 1)
-	pos := 0
-	for e := 0; e < edits; e++ {
-		next := (e + 1) * step
-		out = append(out, v1[pos:next]...)
-		switch e % 3 {
-		case 0:
-			out = append(out, randomBytes(seed+uint64(e), 500+r.IntN(3000))...)
-			pos = next
-		case 1:
-			pos = next + 100 + r.IntN(3000)
-		default:
-			n := 1000 + r.IntN(3000)
-			out = append(out, randomBytes(seed+uint64(e)+1000, n)...)
-			pos = next + n
-		}
-	}
-	return append(out, v1[min(pos, len(v1)):]...)
-}
+func edited(v1 []byte, seed uint64, edits int) []byte { return versions.Edit(v1, seed, edits, 500, 3500) }
 
 func writeFile(t *testing.T, path string, data []byte) {
 	t.Helper()
