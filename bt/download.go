@@ -30,9 +30,11 @@ const (
 var ErrClosed = errors.New("bt: torrent closed")
 
 // Download obtains every missing piece and returns nil once all pieces are complete and
-// verified. Peers are asked for every missing piece from the moment the Torrent is added;
-// Download adds the origin (Package.Origin), for the pieces that no connected peer has,
-// that no other pkgsync node is fetching from the origin, and that nobody is sending us.
+// verified. Peers are asked for every missing piece from the moment the Torrent is added,
+// except partly present ones (Package.Missing): Download asks pkgsync peers for their
+// missing ranges. Download adds the origin (Package.Origin), for the pieces that no
+// connected peer has, that no other pkgsync node is fetching from the origin, and that
+// nobody is sending us.
 // With no peers at all it keeps Config.OriginConcurrency origin fetches in flight.
 //
 // Only one Download may run per Torrent at a time. When ctx ends Download cancels its
@@ -45,6 +47,7 @@ func (t *Torrent) Download(ctx context.Context) error {
 	done := make(chan struct{})
 	t.mu.Lock()
 	t.dlDone = done
+	t.rangeInbox = nil // replies to an earlier Download
 	t.mu.Unlock()
 	defer close(done)
 	s := newScheduler(t)
@@ -58,6 +61,7 @@ type originResult struct {
 	err      error // the OriginFunc's error
 	verified bool  // the data passed verification
 	refetch  bool  // Refetch was used
+	ranged   bool  // not an origin fetch: a piece completed over rangeExtension was verified
 }
 
 // scheduler decides which pieces go to the origin and when. It runs in Download's
@@ -84,6 +88,15 @@ type scheduler struct {
 	notBefore []time.Time
 	results   chan originResult
 	wg        sync.WaitGroup
+
+	// Partial pieces (see Package.Missing) and their completion over rangeExtension.
+	partial     []int                     // the partial pieces, in order
+	ranging     map[int]*rangePiece       // pieces being completed from pkgsync peers
+	rangeReqs   map[uint32]*rangeRequest  // outstanding range requests by id
+	perPeer     map[*torrent.PeerConn]int // outstanding range requests per connection
+	nextID      uint32
+	rangeFailed []bool // the range path failed for the piece: only the other paths remain
+	libOn       []bool // the library was asked for the whole piece
 
 	// scratch reused between rounds
 	complete   []bool
@@ -117,6 +130,16 @@ func newScheduler(t *Torrent) *scheduler {
 		idleSince:  make(map[[20]byte]time.Time),
 	}
 	s.hasTrackers = len(t.trackerURLs()) > 0
+	s.ranging = make(map[int]*rangePiece)
+	s.rangeReqs = make(map[uint32]*rangeRequest)
+	s.perPeer = make(map[*torrent.PeerConn]int)
+	s.rangeFailed = make([]bool, n)
+	s.libOn = make([]bool, n)
+	for p := range n {
+		if t.missing[p] != nil {
+			s.partial = append(s.partial, p)
+		}
+	}
 	s.inTodo = make([]bool, n)
 	for p := range n {
 		if p >= len(t.pkg.Have) || !t.pkg.Have[p] {
@@ -147,6 +170,11 @@ func (s *scheduler) run(ctx context.Context) error {
 		for r := range s.results {
 			s.account(r)
 		}
+		// Pieces left half-done over rangeExtension go back to the library.
+		for p := range s.ranging {
+			t.store.setBusy(p, false)
+			t.lt.DownloadPieces(p, p+1)
+		}
 	}()
 	ticker := time.NewTicker(tick)
 	defer ticker.Stop()
@@ -162,6 +190,9 @@ func (s *scheduler) run(ctx context.Context) error {
 		t.mu.Unlock()
 		if fatal != nil {
 			return fatal
+		}
+		if err := s.takeReplies(fetchCtx); err != nil {
+			return err
 		}
 		if time.Since(s.lastRefresh) >= 500*time.Millisecond {
 			t.refreshPeerStats()
@@ -197,7 +228,8 @@ func (s *scheduler) run(ctx context.Context) error {
 // connView is one round's picture of a connection.
 type connView struct {
 	pc   *torrent.PeerConn
-	full bool // the peer has every piece
+	bm   *roaring.Bitmap // the pieces the peer has
+	full bool            // the peer has every piece
 }
 
 // round runs one scheduling round: it refreshes the view of the peers, tells new pkgsync
@@ -216,7 +248,7 @@ func (s *scheduler) round(ctx context.Context) {
 		if s.origin {
 			avail.Or(bm)
 		}
-		conns = append(conns, connView{pc: pc, full: bm.GetCardinality() >= uint64(s.num)})
+		conns = append(conns, connView{pc: pc, bm: bm, full: bm.GetCardinality() >= uint64(s.num)})
 	}
 
 	t.store.snapshot(s.complete, s.lastWrite)
@@ -227,6 +259,7 @@ func (s *scheduler) round(ctx context.Context) {
 	var members [][20]byte
 	outstanding := make(map[[20]byte]int) // claimed pieces nobody has yet, per member
 	var claimPeers, newPeers []*torrent.PeerConn
+	rangePeers := make(map[*torrent.PeerConn]bool)
 	connected := make(map[string]bool)
 	open := make(map[[20]byte]bool)
 	settled := true
@@ -242,6 +275,9 @@ func (s *scheduler) round(ctx context.Context) {
 		}
 		if ps.extAt.IsZero() || (ps.haveMsgAt.IsZero() && now.Sub(ps.extAt) < settleAfterHandshake) {
 			settled = false
+		}
+		if ps.rangeOK {
+			rangePeers[cv.pc] = true
 		}
 		if !ps.claimsOK {
 			continue
@@ -294,6 +330,7 @@ func (s *scheduler) round(ctx context.Context) {
 	s.broadcast(newPeers, hello, nil)
 	s.broadcast(newPeers, msgClaim, s.inflightPieces())
 	s.claimPeers = claimPeers
+	s.rangeRound(conns, rangePeers, settled, now)
 	if !s.origin {
 		return
 	}
@@ -366,7 +403,8 @@ func (s *scheduler) round(ctx context.Context) {
 	}
 	openBefore := s.openBefore // open pieces below each position of todo
 	for i, q := range s.todo {
-		open := !s.complete[q] && !busy[q] && !claimed[q] && s.inflight[q] == nil && !avail.Contains(uint32(q))
+		open := !s.complete[q] && !busy[q] && !claimed[q] && s.inflight[q] == nil && s.ranging[q] == nil &&
+			!avail.Contains(uint32(q))
 		openBefore[i+1] = openBefore[i]
 		if open {
 			openBefore[i+1]++
@@ -377,7 +415,7 @@ func (s *scheduler) round(ctx context.Context) {
 		switch {
 		case s.complete[p], busy[p], claimed[p]:
 			return false
-		case s.inflight[p] != nil, now.Before(s.notBefore[p]):
+		case s.inflight[p] != nil, s.ranging[p] != nil, now.Before(s.notBefore[p]):
 			return false
 		case !stalled && avail.Contains(uint32(p)):
 			return false
@@ -449,6 +487,15 @@ func (s *scheduler) launch(ctx context.Context, p int) {
 // account adds a finished fetch to the counters and gives the piece back to the peers.
 func (s *scheduler) account(r originResult) {
 	t := s.t
+	if r.ranged {
+		if r.verified {
+			delete(s.ranging, r.piece)
+			t.store.setBusy(r.piece, false)
+		} else {
+			s.rangeFallback(r.piece)
+		}
+		return
+	}
 	delete(s.inflight, r.piece)
 	t.originBytes.Add(max(r.bytes, 0))
 	t.store.setBusy(r.piece, false)
@@ -462,6 +509,13 @@ func (s *scheduler) account(r originResult) {
 func (s *scheduler) finish(r originResult) error {
 	t := s.t
 	s.account(r)
+	if r.ranged {
+		if !r.verified {
+			t.node.log.Info("bt: piece completed from peer ranges failed verification", "torrent", t.name,
+				"piece", r.piece, "err", r.err)
+		}
+		return nil
+	}
 	if r.verified {
 		s.originDone++
 		s.attempts[r.piece] = 0

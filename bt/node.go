@@ -40,6 +40,8 @@ type Node struct {
 
 	ltepOnce sync.Once
 	ltep     torrent.LocalLtepProtocolMap
+	// upLimit is the client's upload limiter; range replies pass it too.
+	upLimit *rate.Limiter
 
 	mu       sync.Mutex
 	torrents map[metainfo.Hash]*Torrent
@@ -139,6 +141,7 @@ func NewNode(cfg Config) (*Node, error) {
 		burst := int(min(max(cfg.MaxUploadRate/10, 256<<10), peerRequestBudget))
 		cc.UploadRateLimiter = rate.NewLimiter(rate.Limit(cfg.MaxUploadRate), burst)
 	}
+	n.upLimit = cc.UploadRateLimiter
 	if cfg.MaxDownloadRate > 0 {
 		cc.DownloadRateLimiter = rate.NewLimiter(rate.Limit(cfg.MaxDownloadRate), 0)
 	}
@@ -236,12 +239,13 @@ func (n *Node) lookup(lt *torrent.Torrent) *Torrent {
 }
 
 // ltepMap returns the extension map every connection advertises: the library's builtin
-// protocols plus claimExtension. It is built once and never changed afterwards, as the
-// library requires of maps it is pointed to.
+// protocols plus claimExtension and rangeExtension. It is built once and never changed
+// afterwards, as the library requires of maps it is pointed to.
 func (n *Node) ltepMap(builtin *torrent.LocalLtepProtocolMap) *torrent.LocalLtepProtocolMap {
 	n.ltepOnce.Do(func() {
 		n.ltep = torrent.LocalLtepProtocolMap{Index: slices.Clone(builtin.Index), NumBuiltin: builtin.NumBuiltin}
 		n.ltep.AddUserProtocol(claimExtension)
+		n.ltep.AddUserProtocol(rangeExtension)
 	})
 	return &n.ltep
 }
@@ -256,7 +260,8 @@ func (n *Node) setCallbacks(cb *torrent.Callbacks) {
 	cb.ReadExtendedHandshake = func(pc *torrent.PeerConn, msg *pp.ExtendedHandshakeMessage) {
 		if t := n.lookup(pc.Torrent()); t != nil {
 			_, claims := msg.M[claimExtension]
-			t.onExtendedHandshake(pc, msg.Port, claims)
+			_, ranges := msg.M[rangeExtension]
+			t.onExtendedHandshake(pc, msg.Port, claims, ranges)
 		}
 	}
 	cb.PeerConnReadExtensionMessage = append(cb.PeerConnReadExtensionMessage, func(ev torrent.PeerConnReadExtensionMessageEvent) {
@@ -264,11 +269,18 @@ func (n *Node) setCallbacks(cb *torrent.Callbacks) {
 			return
 		}
 		name, builtin, err := ev.PeerConn.LocalLtepProtocolMap.LookupId(ev.ExtensionNumber)
-		if err != nil || builtin || name != claimExtension {
+		if err != nil || builtin {
 			return
 		}
-		if t := n.lookup(ev.PeerConn.Torrent()); t != nil {
+		t := n.lookup(ev.PeerConn.Torrent())
+		if t == nil {
+			return
+		}
+		switch name {
+		case claimExtension:
 			t.onClaimMessage(ev.PeerConn, ev.Payload)
+		case rangeExtension:
+			t.onRangeMessage(ev.PeerConn, ev.Payload)
 		}
 	})
 	cb.ReadMessage = func(pc *torrent.PeerConn, msg *pp.Message) {

@@ -44,6 +44,15 @@ type Package struct {
 	Refetch OriginFunc
 	// Peers are dialed in addition to the peers the trackers return.
 	Peers []netip.AddrPort
+	// Missing, if set, returns the byte ranges (torrent offsets) of a piece not in Have
+	// that Data does not hold yet; the rest of the piece is assumed to be in place. Nil,
+	// or no ranges, or ranges covering the whole piece, mean the whole piece is missing.
+	// It is called once per piece not in Have, by Add.
+	//
+	// Download completes a partly present piece that a pkgsync peer has by asking such
+	// peers for the missing ranges only (rangeExtension), then verifies it. If that fails
+	// the piece is fetched whole from peers, or its missing ranges from the origin.
+	Missing func(piece int) []Range
 }
 
 // Torrent is a Package added to a Node. It serves its complete pieces to peers from the
@@ -56,6 +65,9 @@ type Torrent struct {
 	ih    metainfo.Hash
 	store *fileStorage
 	name  string
+	// missing holds the missing ranges of each partly present piece (see
+	// Package.Missing); nil for the others.
+	missing [][]Range
 
 	ctx    context.Context // lifetime of the Torrent (announcer)
 	cancel context.CancelFunc
@@ -67,6 +79,8 @@ type Torrent struct {
 
 	originBytes    atomic.Int64
 	originRequests atomic.Int64
+	rangeUp        atomic.Int64  // bytes sent in answer to range requests
+	serving        chan struct{} // semaphore of range requests being served
 
 	// mu guards the fields below. It is a leaf lock: nothing calls into the library while
 	// holding it, since the library's callbacks take it with the client lock held.
@@ -77,6 +91,8 @@ type Torrent struct {
 	announced bool                     // every tracker answered (or failed) at least once
 	fatal     error
 	dlDone    chan struct{} // closed when the running Download returns
+	// rangeInbox holds range replies for the running Download.
+	rangeInbox []rangeReply
 }
 
 // remoteNode is what a pkgsync peer said over claimExtension. It is kept by peer ID, not
@@ -96,14 +112,17 @@ type peerState struct {
 	extAt      time.Time // extended handshake received
 	haveMsgAt  time.Time // first bitfield/have-all/have-none/have received
 	claimsOK   bool      // speaks claimExtension
+	rangeOK    bool      // speaks rangeExtension
 	greeted    bool      // was sent our current claims
 	closed     bool
 	clientName string
 	down, up   int64
+	rangeUp    int64 // sent over rangeExtension
 }
 
 // Add adds p to the Node. Complete pieces are served at once, missing ones are requested
-// from peers at once; Download fetches what the peers cannot give.
+// from peers at once (partly present ones wait for Download); Download fetches what the
+// peers cannot give.
 func (n *Node) Add(ctx context.Context, p Package) (*Torrent, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("bt: add: %w", err)
@@ -143,11 +162,24 @@ func (n *Node) Add(ctx context.Context, p Package) (*Torrent, error) {
 		store:   newFileStorage(p.Data, &info, p.Have),
 		name:    name,
 		wake:    make(chan struct{}, 1),
+		serving: make(chan struct{}, rangeServing),
 		peers:   make(map[*torrent.PeerConn]*peerState),
 		remotes: make(map[[20]byte]*remoteNode),
 		known:   make(map[netip.AddrPort]bool),
 	}
 	t.store.onChange = t.poke
+	t.missing = make([][]Range, info.NumPieces())
+	if p.Missing != nil {
+		for i := range info.NumPieces() {
+			if p.Have != nil && p.Have[i] {
+				continue
+			}
+			off, l := int64(i)*info.PieceLength, t.store.pieceLength(i)
+			if m := p.Missing(i); !isWhole(m, off, l) {
+				t.missing[i] = m
+			}
+		}
+	}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 
 	// Register first: connections for this info hash may arrive as soon as it is added.
@@ -183,9 +215,13 @@ func (n *Node) Add(ctx context.Context, p Package) (*Torrent, error) {
 			lt.DisallowDataDownload()
 		}
 	})
-	// Missing pieces go to normal priority: peers are asked for them right away.
+	// Missing pieces go to normal priority: peers are asked for them right away. Partly
+	// present pieces wait for Download, which asks pkgsync peers for their missing ranges.
 	have := make([]bool, info.NumPieces())
 	copy(have, p.Have)
+	for i := range have {
+		have[i] = have[i] || t.missing[i] != nil
+	}
 	for b := 0; b < len(have); {
 		if have[b] {
 			b++
@@ -248,8 +284,9 @@ func (t *Torrent) Complete() bool {
 // Stats describes what a Torrent transferred.
 type Stats struct {
 	// BytesFromPeers counts piece data accepted from peers (including data that later
-	// failed verification); BytesFromOrigin is the sum of what the OriginFunc returned
-	// over OriginRequests calls. BytesUploaded is piece data sent to peers.
+	// failed verification), whole chunks and missing ranges alike; BytesFromOrigin is the
+	// sum of what the OriginFunc returned over OriginRequests calls. BytesUploaded is
+	// piece data sent to peers, range replies included.
 	BytesFromPeers, BytesFromOrigin, OriginRequests, BytesUploaded int64
 	// Peers lists every peer connected at some point, by address.
 	Peers []PeerStat
@@ -272,7 +309,7 @@ func (t *Torrent) Stats() Stats {
 		BytesFromOrigin: t.originBytes.Load(),
 		OriginRequests:  t.originRequests.Load(),
 	}
-	s.BytesUploaded = t.uploaded()
+	s.BytesUploaded = t.uploaded() + t.rangeUp.Load()
 	byAddr := make(map[string]*PeerStat)
 	t.mu.Lock()
 	for _, ps := range t.peers {
@@ -283,7 +320,7 @@ func (t *Torrent) Stats() Stats {
 		}
 		st.ClientName = cmp.Or(ps.clientName, st.ClientName)
 		st.Downloaded += ps.down
-		st.Uploaded += ps.up
+		st.Uploaded += ps.up + ps.rangeUp
 	}
 	t.mu.Unlock()
 	for _, st := range byAddr {
@@ -353,11 +390,12 @@ func (t *Torrent) peerLocked(pc *torrent.PeerConn) *peerState {
 	return ps
 }
 
-func (t *Torrent) onExtendedHandshake(pc *torrent.PeerConn, port int, claims bool) {
+func (t *Torrent) onExtendedHandshake(pc *torrent.PeerConn, port int, claims, ranges bool) {
 	t.mu.Lock()
 	ps := t.peerLocked(pc)
 	ps.extAt = time.Now()
 	ps.claimsOK = claims
+	ps.rangeOK = ranges
 	if !ps.dialAddr.IsValid() && port > 0 && port < 1<<16 {
 		if ap, err := netip.ParseAddrPort(pc.RemoteAddr.String()); err == nil {
 			ps.dialAddr = netip.AddrPortFrom(ap.Addr().Unmap(), uint16(port))

@@ -63,7 +63,21 @@ func (j *job) swarm(ctx context.Context, part *os.File, plan *delta.Plan) error 
 		return fmt.Errorf("starting BitTorrent: %w", err)
 	}
 	j.node = node
-	tt, err := node.Add(ctx, bt.Package{MetaInfo: t.MetaInfo, Data: part, Have: have, Origin: originFn, Refetch: refetch, Peers: j.opt.Peers})
+	// Pieces the plan rebuilt in part cost their missing ranges from pkgsync peers too.
+	missing := func(piece int) []bt.Range {
+		if have[piece] || suspect[piece] {
+			return nil
+		}
+		off, l := t.PieceRange(piece)
+		rs := plan.MissingIn(off, l)
+		out := make([]bt.Range, len(rs))
+		for k, r := range rs {
+			out[k] = bt.Range{Off: r.Off, Len: r.Len}
+		}
+		return out
+	}
+	tt, err := node.Add(ctx, bt.Package{MetaInfo: t.MetaInfo, Data: part, Have: have, Origin: originFn, Refetch: refetch,
+		Peers: j.opt.Peers, Missing: missing})
 	if err != nil {
 		return fmt.Errorf("joining the swarm: %w", err)
 	}
