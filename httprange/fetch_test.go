@@ -113,7 +113,7 @@ func TestFetchServeContent(t *testing.T) {
 		{name: "adjacent and overlapping merged", ranges: []Range{{100, 50}, {150, 50}, {120, 100}, {400, 1}},
 			wantRequests: 1, wantRange: "bytes=100-219,400-400"},
 		{name: "empty", ranges: []Range{{10, 0}}, wantRequests: 0},
-		{name: "40 ranges in batches of 16", ranges: many, wantRequests: 3},
+		{name: "40 ranges in batches of 20", ranges: many, wantRequests: 2},
 		{name: "40 ranges, 7 per request, serial", ranges: many, opts: Options{MaxRangesPerRequest: 7, Parallel: 1}, wantRequests: 6},
 		{name: "big range split", ranges: []Range{{1, 300000}}, opts: Options{MaxRequestBytes: 100000}, wantRequests: 3,
 			wantRange: "bytes=1-100000"},

@@ -59,7 +59,7 @@ func (r Range) String() string {
 
 // Defaults for the zero values of Options.
 const (
-	DefaultMaxRangesPerRequest       = 16
+	DefaultMaxRangesPerRequest       = 20 // as the stock zsync client: the same multipart framing per byte
 	DefaultMaxRequestBytes     int64 = 64 << 20
 	DefaultParallel                  = 4
 	DefaultRetries                   = 4
@@ -84,7 +84,7 @@ type Options struct {
 	// still have. Empty: pin the one that the first reply carries.
 	Validator string
 
-	// MaxRangesPerRequest caps the ranges asked for in one request (default 16). Above one range,
+	// MaxRangesPerRequest caps the ranges asked for in one request (default 20). Above one range,
 	// servers answer multipart/byteranges.
 	MaxRangesPerRequest int
 
