@@ -1,0 +1,367 @@
+// Command swarmbench measures how fast pkgsync fans a package out across a data center, against
+// the physical bound and against stock BitTorrent clients (aria2c and python3-libtorrent) in the
+// same run, on one Linux machine. It needs root (for ip netns and tc) and iproute2.
+//
+//	go run ./cmd/swarmbench --smoke                  # N = 4, 4 MiB, pkgsync only: seconds once built (CI runs it)
+//	go run ./cmd/swarmbench --short                  # fan-out at N = 16 and delta fan-out at N = 16, all three clients: under 10 minutes
+//	go run ./cmd/swarmbench                          # full: fan-out at N = 4, 8, 16, classic, delta, two data centers
+//	go run ./cmd/swarmbench --short --json runs.json --md runs.md --png runs.png --clients pkgsync,aria2
+//	go run ./cmd/swarmbench --from runs.json --png runs.png   # redraw the table and chart of a saved run
+//	go run ./cmd/swarmbench --cleanup                # remove what a killed run left behind
+//
+// # The lab
+//
+// Every host is a network namespace: the origin and N nodes, each wired by a veth pair to a
+// bridge in a "switch" namespace. Each host's upload is shaped with tc tbf on its own end of
+// the pair and its download on the switch's end (10 Mbit/s each way by default, 25 in
+// --smoke; --rate, --origin-rate) with a 256 KB bucket and up to 200 ms of queue (netem is
+// not available here, so there is no added delay). In the two-data-center scenario there are two bridges,
+// joined by a veth pair shaped to --interdc-rate (default twice the node rate), with half the
+// nodes and the origin on the first. Addresses are in 198.18.0.0/15 (RFC 2544's benchmark
+// range); the namespaces have no route out. Names start with a prefix unique to the run
+// ("psb" and five hex digits), and everything is removed at the end, on failure and on
+// Ctrl-C; --cleanup removes what a killed run left.
+//
+// The origin is `pkgsync serve --tracker`: an HTTP server that is the torrents' web seed
+// (BEP 19 url-list) and the tracker; every node starts from the .torrent's URL on it. The
+// package is deterministic pseudo-random data (F = --size: 32 MiB in the full run, 16 MiB in
+// --short, 4 MiB in --smoke); v2 is v1 with about one scattered edit per MiB (overwrites,
+// insertions, deletions of 4-60 KiB).
+//
+// # Scenarios
+//
+//   - fanout: N empty nodes fetch the package; the origin is a web seed only.
+//   - classic: the same, and the origin also runs a BitTorrent seeder (pkgsync seed).
+//   - delta: N nodes hold v1 and update to v2 at once. pkgsync gets v1 as --old; aria2c and
+//     libtorrent find v1 at their output path and keep the pieces whose hashes still match
+//     (what they can do with an old version; an insertion shifts every later piece).
+//   - twodc: N/2 nodes on each side of the inter-DC link, the origin on the first side.
+//
+// Every scenario runs once with each client (--clients) as the nodes: pkgsync update, aria2c
+// and a python3-libtorrent script, the stock ones tuned for a LAN (no DHT, LPD, PEX,
+// encryption or UPnP, 128+ peers, no unchoke limit, libtorrent on TCP only), all with the
+// torrent's web seed and the origin's tracker.
+//
+// # What is measured
+//
+//   - A: seconds from starting the nodes until the last one holds the verified package (the
+//     file pkgsync renames into place once verified; aria2c's download-complete hook; libtorrent
+//     reporting that it seeds). Every node's file is checked against the package's SHA-1 at
+//     the end.
+//   - B = max(F/u_origin, F/d_node, N*F/(u_origin + N*u_node)) for the shaped rates, and at least
+//     F/inter-DC rate with two data centers; in delta F is the changed bytes. B/A is the
+//     efficiency. TCP/IP and BitTorrent framing take about 4% of a shaped link, so B/A cannot
+//     quite reach 1.
+//   - Bytes per host from the veth counters of the switch ports, whatever the client: the
+//     origin's upload over F (over the changed bytes in delta), each host's upload over F, the
+//     largest upload over the mean (origin included), and the bytes over the inter-DC link, per
+//     direction and as the larger direction over F. The origin's own count of HTTP file bytes is
+//     in the JSON too.
+//   - CPU: the machine's busy share (100% = every core) over the run, mean and busiest second,
+//     from /proc/stat, which includes anything else the machine runs; and the CPU seconds of
+//     the node processes (their rusage). A run is bandwidth-bound while these stay well below
+//     the machine's capacity. 16 pkgsync nodes used about 1.4 CPU seconds each per 32 MiB
+//     passed on at 25 Mbit/s, which at the bound is nearly two cores: hence 10 Mbit/s by
+//     default, where they stay under half of a 2-core machine.
+//
+// A run that does not finish within 25 times B for the whole package (at least 2 minutes), or
+// whose node exits early, is reported with its error and the benchmark goes on; the exit
+// status is then 1.
+//
+// # Output
+//
+// A Markdown table on stdout (and --md PATH), a JSON file (--json PATH) of the form
+// {"runs": [...]} with one object per scenario and client (fields scenario, client, nodes,
+// bytes, A_s, B_s, efficiency, origin_bytes_ratio, interdc_bytes_ratio, max_upload_share,
+// cpu_percent, ... and per-host details), and a PNG chart (--png PATH): per run, each node's
+// completion time against B, and each host's upload as a share of F.
+//
+// pkgsync is built from this checkout once per invocation (or given with --pkgsync). Runs go
+// one after the other: on a 2-core machine two benchmarks at once would measure each other.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/pkgsync/pkgsync/cmd/swarmbench/internal/netlab"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	switch {
+	case err == nil, errors.Is(err, pflag.ErrHelp):
+	default:
+		fmt.Fprintln(os.Stderr, "swarmbench:", err)
+		os.Exit(1)
+	}
+}
+
+// options are the command line.
+type options struct {
+	smoke, short, keep, cleanup bool
+	jsonPath, mdPath, pngPath   string
+	pkgsync, work, from         string
+	o                           overrides
+	rate, originRate, interDC   float64
+	size                        string
+}
+
+func parseArgs(args []string, stdout io.Writer) (*options, error) {
+	fs := pflag.NewFlagSet("swarmbench", pflag.ContinueOnError)
+	fs.SortFlags = false
+	fs.SetOutput(io.Discard)
+	var opt options
+	fs.BoolVar(&opt.smoke, "smoke", false, "N = 4, 4 MiB, pkgsync only, fan-out and delta: about a minute")
+	fs.BoolVar(&opt.short, "short", false, "fan-out at N = 16 and one delta fan-out, every client: under 10 minutes")
+	fs.StringVar(&opt.jsonPath, "json", "", "write the results as JSON {\"runs\": [...]} to this file")
+	fs.StringVar(&opt.mdPath, "md", "", "write the Markdown table to this file too")
+	fs.StringVar(&opt.pngPath, "png", "", "write the chart (completion time and upload share per node) to this PNG file")
+	fs.StringSliceVar(&opt.o.clients, "clients", nil, "clients to run as the nodes: pkgsync,aria2,libtorrent (default: all; pkgsync in --smoke)")
+	fs.StringSliceVar(&opt.o.scenarios, "scenarios", nil, "only these scenarios: fanout,classic,delta,twodc")
+	fs.IntSliceVar(&opt.o.nodes, "nodes", nil, "node counts to run each scenario at (default: the mode's)")
+	fs.StringVar(&opt.size, "size", "", "package size, e.g. 64M (default: 4M smoke, 16M short, 32M full)")
+	fs.Float64Var(&opt.rate, "rate", 0, "every node's upload and download in Mbit/s (default: 25 smoke, else 10)")
+	fs.Float64Var(&opt.originRate, "origin-rate", 0, "the origin's upload and download in Mbit/s (default: --rate)")
+	fs.Float64Var(&opt.interDC, "interdc-rate", 0, "the inter-DC link in Mbit/s each way (default: twice --rate)")
+	fs.StringVar(&opt.pkgsync, "pkgsync", "", "pkgsync binary to use (default: build ./cmd/pkgsync of this checkout)")
+	fs.StringVar(&opt.work, "work", "", "work folder (default: a temporary one, removed at the end)")
+	fs.BoolVar(&opt.keep, "keep", false, "keep the work folder: logs and files of every run")
+	fs.StringVar(&opt.from, "from", "", "run nothing: render the Markdown, JSON and chart of an earlier run's JSON file")
+	fs.BoolVar(&opt.cleanup, "cleanup", false, "remove the namespaces (and their processes) that killed runs left, then exit")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			fmt.Fprintf(stdout, "Usage: swarmbench [--smoke|--short] [flags]\n\nFlags:\n")
+			fs.SetOutput(stdout)
+			fs.PrintDefaults()
+			return nil, err
+		}
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if opt.smoke && opt.short {
+		return nil, errors.New("--smoke and --short exclude each other")
+	}
+	if opt.size != "" {
+		n, err := parseSize(opt.size)
+		if err != nil {
+			return nil, err
+		}
+		opt.o.size = n
+	}
+	for _, r := range []float64{opt.rate, opt.originRate, opt.interDC} {
+		if r < 0 {
+			return nil, fmt.Errorf("rate %g Mbit/s: want a positive rate", r)
+		}
+	}
+	opt.o.nodeRate = int64(opt.rate * mbit)
+	opt.o.originRate = int64(opt.originRate * mbit)
+	opt.o.interDCRate = int64(opt.interDC * mbit)
+	return &opt, nil
+}
+
+// run is the whole command; tests call it with their own arguments and writers.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
+	opt, err := parseArgs(args, stdout)
+	if err != nil {
+		return err
+	}
+	if opt.cleanup {
+		names, err := netlab.Cleanup(context.Background(), netlab.PrefixBase)
+		fmt.Fprintf(stdout, "removed %d namespaces: %s\n", len(names), strings.Join(names, " "))
+		return err
+	}
+	if opt.from != "" {
+		raw, err := os.ReadFile(opt.from)
+		if err != nil {
+			return err
+		}
+		var rep report
+		if err := json.Unmarshal(raw, &rep); err != nil {
+			return fmt.Errorf("%s: %w", opt.from, err)
+		}
+		return writeOutputs(opt, &rep, stdout)
+	}
+	m := modeFull
+	switch {
+	case opt.smoke:
+		m = modeSmoke
+	case opt.short:
+		m = modeShort
+	}
+	specs, err := plan(m, opt.o)
+	if err != nil {
+		return err
+	}
+	if os.Geteuid() != 0 {
+		return errors.New("needs root: the lab is made of network namespaces (ip netns) shaped with tc")
+	}
+	for _, t := range []string{"ip", "tc"} {
+		if _, err := exec.LookPath(t); err != nil {
+			return fmt.Errorf("%s not found (apt-get install -y iproute2): %w", t, err)
+		}
+	}
+
+	work := opt.work
+	if work == "" {
+		if work, err = os.MkdirTemp("", "swarmbench-"); err != nil {
+			return err
+		}
+		if !opt.keep {
+			defer os.RemoveAll(work)
+		}
+	} else if err := os.MkdirAll(work, 0o755); err != nil {
+		return err
+	}
+	bin := opt.pkgsync
+	if bin == "" {
+		if bin, err = buildPkgsync(ctx, work); err != nil {
+			return err
+		}
+	}
+	var clients []string
+	for _, sp := range specs {
+		if !contains(clients, sp.Client) {
+			clients = append(clients, sp.Client)
+		}
+	}
+	tl, err := findTools(ctx, clients, bin, work)
+	if err != nil {
+		return err
+	}
+	prefix, err := netlab.NewPrefix()
+	if err != nil {
+		return err
+	}
+	// Each run removes its lab; this catches anything a failure in between left.
+	defer func() {
+		if _, cerr := netlab.Cleanup(context.Background(), prefix); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
+	}()
+	b := &bench{prefix: prefix, work: work, tools: tl, keep: opt.keep, log: stderr, data: map[int64]*dataset{}}
+	fmt.Fprintf(stderr, "swarmbench %s: %d runs, namespaces %s*, work folder %s\n", m.name, len(specs), prefix, work)
+
+	var runs []*Run
+	started := time.Now()
+	for i, sp := range specs {
+		fmt.Fprintf(stderr, "[%d/%d] %s with %s nodes, N=%d, F=%s, %g Mbit/s per node\n",
+			i+1, len(specs), sp.Scenario, sp.Client, sp.Nodes, sizeString(sp.Size), float64(sp.NodeRate)/mbit)
+		r, rerr := b.run(ctx, i, sp)
+		if rerr != nil {
+			if ctx.Err() != nil {
+				err = fmt.Errorf("interrupted during run %d: %w", i+1, rerr)
+				break
+			}
+			r = &Run{Scenario: sp.Scenario, Client: sp.Client, Nodes: sp.Nodes, Bytes: sp.Size, Error: rerr.Error()}
+		}
+		fmt.Fprintf(stderr, "    %s\n", r.summary())
+		runs = append(runs, r)
+	}
+	fmt.Fprintf(stderr, "swarmbench: %d runs in %.0fs\n", len(runs), time.Since(started).Seconds())
+	rep := &report{Mode: m.name, Date: started.UTC().Truncate(time.Second), CPUs: runtime.NumCPU(), Runs: runs}
+	if werr := writeOutputs(opt, rep, stdout); werr != nil {
+		err = errors.Join(err, werr)
+	}
+	if err == nil {
+		for _, r := range runs {
+			if r.Error != "" {
+				err = fmt.Errorf("%s with %s: %s", r.Scenario, r.Client, r.Error)
+				break
+			}
+		}
+	}
+	return err
+}
+
+// writeOutputs prints the Markdown table and writes the files asked for.
+func writeOutputs(opt *options, rep *report, stdout io.Writer) error {
+	md := markdown(rep)
+	fmt.Fprint(stdout, md)
+	if opt.mdPath != "" {
+		if err := os.WriteFile(opt.mdPath, []byte(md), 0o644); err != nil {
+			return fmt.Errorf("writing the Markdown: %w", err)
+		}
+	}
+	if opt.jsonPath != "" {
+		if err := writeJSON(opt.jsonPath, rep); err != nil {
+			return err
+		}
+	}
+	if opt.pngPath != "" {
+		if err := writeChart(opt.pngPath, rep.Runs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// buildPkgsync compiles ./cmd/pkgsync of the checkout that holds the working directory.
+func buildPkgsync(ctx context.Context, dir string) (string, error) {
+	root, err := repoRoot()
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "pkgsync")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/pkgsync")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building pkgsync in %s: %w: %s", root, err, out)
+	}
+	return bin, nil
+}
+
+// repoRoot finds the pkgsync module's root above the working directory.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+		if err == nil && strings.Contains(string(b), "module github.com/pkgsync/pkgsync\n") {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("not inside the pkgsync checkout: run from the repository or give --pkgsync")
+		}
+		dir = parent
+	}
+}
+
+// parseSize reads "64M", "1G", "512K" or a byte count.
+func parseSize(s string) (int64, error) {
+	mult := int64(1)
+	num := s
+	switch {
+	case strings.HasSuffix(s, "G"):
+		mult, num = 1<<30, strings.TrimSuffix(s, "G")
+	case strings.HasSuffix(s, "M"):
+		mult, num = 1<<20, strings.TrimSuffix(s, "M")
+	case strings.HasSuffix(s, "K"):
+		mult, num = 1<<10, strings.TrimSuffix(s, "K")
+	}
+	var n int64
+	if _, err := fmt.Sscan(num, &n); err != nil || n <= 0 || fmt.Sprint(n) != num {
+		return 0, fmt.Errorf("size %q: want a byte count or a number with K, M or G", s)
+	}
+	return n * mult, nil
+}

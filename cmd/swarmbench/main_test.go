@@ -1,0 +1,509 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha1"
+	"encoding/json"
+	"image/png"
+	"math"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pkgsync/pkgsync/cmd/swarmbench/internal/netlab"
+	"github.com/pkgsync/pkgsync/internal/testtool"
+)
+
+// TestSmoke runs `swarmbench --smoke` for real (namespaces, tc, pkgsync built from this
+// checkout) and checks what it reports: every node completed and verified, plausible figures,
+// and nothing left behind.
+func TestSmoke(t *testing.T) {
+	testtool.NeedRoot(t)
+	testtool.Need(t, "ip", "tc", "go")
+	dir := t.TempDir()
+	jsonPath, pngPath, mdPath := filepath.Join(dir, "runs.json"), filepath.Join(dir, "runs.png"), filepath.Join(dir, "runs.md")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	err := run(ctx, []string{"--smoke", "--json", jsonPath, "--png", pngPath, "--md", mdPath}, &stdout, &stderr)
+	t.Logf("stderr:\n%s", stderr.String())
+	if err != nil {
+		t.Fatalf("swarmbench --smoke: %v\n%s", err, stdout.String())
+	}
+
+	// Nothing of the run's prefix may remain.
+	m := regexp.MustCompile(`namespaces (psb[0-9a-f]{5})\*`).FindStringSubmatch(stderr.String())
+	if m == nil {
+		t.Fatal("the run did not name its namespace prefix on stderr")
+	}
+	if left, err := netlab.Namespaces(context.Background(), m[1]); err != nil || len(left) > 0 {
+		t.Errorf("namespaces left behind: %v (%v)", left, err)
+		netlab.Cleanup(context.Background(), m[1])
+	}
+
+	raw, err := os.ReadFile(jsonPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Runs []struct {
+			Scenario          string   `json:"scenario"`
+			Client            string   `json:"client"`
+			Nodes             int      `json:"nodes"`
+			Bytes             int64    `json:"bytes"`
+			A                 *float64 `json:"A_s"`
+			B                 float64  `json:"B_s"`
+			Efficiency        *float64 `json:"efficiency"`
+			OriginBytesRatio  float64  `json:"origin_bytes_ratio"`
+			InterDCBytesRatio *float64 `json:"interdc_bytes_ratio"`
+			MaxUploadShare    float64  `json:"max_upload_share"`
+			CPUPercent        *float64 `json:"cpu_percent"`
+			Completed         int      `json:"completed"`
+			Verified          int      `json:"verified"`
+			Error             string   `json:"error"`
+			Hosts             []struct {
+				Role      string `json:"role"`
+				Completed *bool  `json:"completed"`
+				Verified  *bool  `json:"verified"`
+			} `json:"hosts"`
+		} `json:"runs"`
+	}
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		t.Fatalf("%s: %v", jsonPath, err)
+	}
+	var scenarios []string
+	for _, r := range rep.Runs {
+		scenarios = append(scenarios, r.Scenario)
+		name := r.Scenario + "/" + r.Client
+		if r.Client != clientPkgsync || r.Nodes != 4 || r.Bytes < 4*mib {
+			t.Errorf("%s: client %s, %d nodes, %d bytes; want pkgsync, 4 nodes, about 4 MiB", name, r.Client, r.Nodes, r.Bytes)
+		}
+		if r.Error != "" || r.Completed != 4 || r.Verified != 4 {
+			t.Errorf("%s: %d completed, %d verified, error %q; want all 4 and none", name, r.Completed, r.Verified, r.Error)
+		}
+		if r.A == nil || r.Efficiency == nil || *r.Efficiency <= 0 || *r.Efficiency > 1 {
+			t.Errorf("%s: A %v, efficiency %v; want efficiency in (0, 1]", name, r.A, r.Efficiency)
+		} else if math.Abs(r.B / *r.A - *r.Efficiency) > 1e-9 {
+			t.Errorf("%s: efficiency %v is not B/A = %v/%v", name, *r.Efficiency, r.B, *r.A)
+		}
+		if r.OriginBytesRatio <= 0 || r.MaxUploadShare <= 0 || r.CPUPercent == nil || r.InterDCBytesRatio != nil {
+			t.Errorf("%s: origin_bytes_ratio %v, max_upload_share %v, cpu_percent %v, interdc_bytes_ratio %v",
+				name, r.OriginBytesRatio, r.MaxUploadShare, r.CPUPercent, r.InterDCBytesRatio)
+		}
+		nodes := 0
+		for _, h := range r.Hosts {
+			if h.Role == "node" {
+				nodes++
+				if h.Completed == nil || !*h.Completed || h.Verified == nil || !*h.Verified {
+					t.Errorf("%s: a node is not completed and verified", name)
+				}
+			}
+		}
+		if nodes != 4 || len(r.Hosts) != 5 {
+			t.Errorf("%s: %d hosts, %d nodes; want the origin and 4 nodes", name, len(r.Hosts), nodes)
+		}
+	}
+	if strings.Join(scenarios, ",") != "fanout,delta" {
+		t.Errorf("scenarios %v, want fanout then delta", scenarios)
+	}
+
+	f, err := os.Open(pngPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if img, err := png.Decode(f); err != nil || img.Bounds().Dy() != headerH+2*rowH {
+		t.Errorf("chart: %v, bounds %v", err, img)
+	}
+	md, err := os.ReadFile(mdPath)
+	if err != nil || !strings.Contains(string(md), "| fanout | pkgsync | 4 |") || !bytes.Equal(md, stdout.Bytes()) {
+		t.Errorf("the Markdown file differs from stdout or lacks the fanout row (%v):\n%s", err, md)
+	}
+}
+
+func TestBound(t *testing.T) {
+	const f = 10 * 1_000_000 / 8 // 10 Mbit in bytes: one second at 10 Mbit/s
+	tests := []struct {
+		name              string
+		n                 int
+		uo, u, d, interDC int64
+		want              float64
+		payload           int64
+	}{
+		{"equal links, one node", 1, 10 * mbit, 10 * mbit, 10 * mbit, 0, 1, f},
+		{"equal links: F/u whatever N", 16, 10 * mbit, 10 * mbit, 10 * mbit, 0, 1, f},
+		{"slow origin", 16, 5 * mbit, 10 * mbit, 10 * mbit, 0, 2, f},
+		{"slow downloads", 4, 10 * mbit, 10 * mbit, 5 * mbit, 0, 2, f},
+		{"slow node uploads: the swarm's capacity", 16, 10 * mbit, 1 * mbit, 100 * mbit, 0, 160.0 / 26, f},
+		{"slow inter-DC link", 16, 10 * mbit, 10 * mbit, 10 * mbit, 5 * mbit, 2, f},
+		{"fast inter-DC link changes nothing", 16, 10 * mbit, 10 * mbit, 10 * mbit, 20 * mbit, 1, f},
+		{"delta: the payload is the changed bytes", 16, 10 * mbit, 10 * mbit, 10 * mbit, 0, 0.1, f / 10},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := bound(tt.payload, tt.n, tt.uo, tt.u, tt.d, tt.interDC)
+			if math.Abs(got-tt.want) > 1e-9 {
+				t.Errorf("bound = %v s, want %v s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestPlan(t *testing.T) {
+	tests := []struct {
+		name    string
+		m       mode
+		o       overrides
+		want    []string // scenario/client/nodes
+		wantErr string
+	}{
+		{name: "smoke", m: modeSmoke, want: []string{"fanout/pkgsync/4", "delta/pkgsync/4"}},
+		{name: "short", m: modeShort, want: []string{"fanout/pkgsync/16", "fanout/aria2/16", "fanout/libtorrent/16",
+			"delta/pkgsync/16", "delta/aria2/16", "delta/libtorrent/16"}},
+		{name: "full has every scenario", m: modeFull, o: overrides{clients: []string{"pkgsync"}}, want: []string{
+			"fanout/pkgsync/4", "fanout/pkgsync/8", "fanout/pkgsync/16", "classic/pkgsync/16", "delta/pkgsync/16", "twodc/pkgsync/16"}},
+		{name: "scenario not in the mode runs at 16", m: modeSmoke, o: overrides{scenarios: []string{"twodc"}}, want: []string{"twodc/pkgsync/16"}},
+		{name: "node counts", m: modeFull, o: overrides{clients: []string{"aria2"}, scenarios: []string{"fanout", "delta"}, nodes: []int{2, 3}},
+			want: []string{"fanout/aria2/2", "fanout/aria2/3", "delta/aria2/2", "delta/aria2/3"}},
+		{name: "unknown client", m: modeSmoke, o: overrides{clients: []string{"transmission"}}, wantErr: "unknown client"},
+		{name: "unknown scenario", m: modeSmoke, o: overrides{scenarios: []string{"mesh"}}, wantErr: "unknown scenario"},
+		{name: "too small", m: modeSmoke, o: overrides{size: 1000}, wantErr: "at least 1 MiB"},
+		{name: "too many nodes", m: modeSmoke, o: overrides{nodes: []int{100}}, wantErr: "1 to 99"},
+		{name: "two DCs need two nodes", m: modeSmoke, o: overrides{scenarios: []string{"twodc"}, nodes: []int{1}}, wantErr: "at least 2 nodes"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			specs, err := plan(tt.m, tt.o)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, s := range specs {
+				got = append(got, s.Scenario+"/"+s.Client+"/"+strconv.Itoa(s.Nodes))
+				if (s.Scenario == scenarioTwoDC) != (s.InterDCRate > 0) || s.NodeRate <= 0 || s.OriginRate <= 0 {
+					t.Errorf("%+v: rates", s)
+				}
+			}
+			if strings.Join(got, " ") != strings.Join(tt.want, " ") {
+				t.Errorf("runs %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestVersions(t *testing.T) {
+	for _, size := range []int64{1 * mib, 4 * mib, 9*mib + 12345} {
+		v1, v2, changed := versions(size, 1)
+		if int64(len(v1)) != size {
+			t.Errorf("size %d: v1 has %d bytes", size, len(v1))
+		}
+		if bytes.Equal(v1, v2) || changed <= 0 || changed > size/10 {
+			t.Errorf("size %d: %d bytes changed; want some, at most a tenth", size, changed)
+		}
+		// Most of v2 is v1: the first edit is at least 60 KiB in, so the heads agree.
+		if !bytes.Equal(v1[:60<<10], v2[:60<<10]) {
+			t.Errorf("size %d: v2 does not start like v1", size)
+		}
+		w1, w2, wc := versions(size, 1)
+		if sha1.Sum(w1) != sha1.Sum(v1) || sha1.Sum(w2) != sha1.Sum(v2) || wc != changed {
+			t.Errorf("size %d: versions are not deterministic", size)
+		}
+		o1, _, _ := versions(size, 2)
+		if bytes.Equal(o1, v1) {
+			t.Errorf("size %d: seeds 1 and 2 give the same v1", size)
+		}
+	}
+}
+
+func TestParseCPU(t *testing.T) {
+	tests := []struct {
+		stat      string
+		busy, all uint64
+		wantErr   bool
+	}{
+		{stat: "cpu  100 5 50 800 40 3 2 0 0 0\ncpu0 1 2 3", busy: 160, all: 1000},
+		{stat: "cpu 1 2 3 4 5 6 7", wantErr: true},
+		{stat: "cpu0 1 2 3 4 5 6 7 8", wantErr: true},
+		{stat: "cpu 1 2 x 4 5 6 7 8", wantErr: true},
+		{stat: "", wantErr: true},
+	}
+	for _, tt := range tests {
+		got, err := parseCPU(tt.stat)
+		if (err != nil) != tt.wantErr {
+			t.Errorf("parseCPU(%q) error %v, want error %v", tt.stat, err, tt.wantErr)
+			continue
+		}
+		if !tt.wantErr && (got.busy != tt.busy || got.total != tt.all) {
+			t.Errorf("parseCPU(%q) = %+v, want busy %d of %d", tt.stat, got, tt.busy, tt.all)
+		}
+	}
+	if p := percent(cpuTimes{10, 100}, cpuTimes{60, 200}); p != 50 {
+		t.Errorf("percent = %v, want 50", p)
+	}
+	if p := percent(cpuTimes{10, 100}, cpuTimes{10, 100}); p != 0 {
+		t.Errorf("percent over no time = %v, want 0", p)
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int64
+	}{
+		{"64M", 64 << 20}, {"1G", 1 << 30}, {"512K", 512 << 10}, {"1048576", 1 << 20},
+		{"", -1}, {"M", -1}, {"-1M", -1}, {"1.5M", -1}, {"12MB", -1}, {"0", -1},
+	}
+	for _, tt := range tests {
+		got, err := parseSize(tt.in)
+		if tt.want < 0 {
+			if err == nil {
+				t.Errorf("parseSize(%q) = %d, want an error", tt.in, got)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+func TestParseArgs(t *testing.T) {
+	tests := []struct {
+		args    []string
+		wantErr string
+	}{
+		{args: []string{"--smoke", "--short"}, wantErr: "exclude"},
+		{args: []string{"--size", "big"}, wantErr: "size"},
+		{args: []string{"--rate", "-5"}, wantErr: "positive"},
+		{args: []string{"extra"}, wantErr: "unexpected"},
+		{args: []string{"--short", "--clients", "pkgsync,aria2", "--rate", "12.5", "--size", "8M"}},
+	}
+	for _, tt := range tests {
+		opt, err := parseArgs(tt.args, &bytes.Buffer{})
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("%v: error %v, want %q", tt.args, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%v: %v", tt.args, err)
+			continue
+		}
+		if !opt.short || opt.o.nodeRate != 12_500_000 || opt.o.size != 8<<20 || strings.Join(opt.o.clients, ",") != "pkgsync,aria2" {
+			t.Errorf("%v parsed as %+v", tt.args, opt)
+		}
+	}
+}
+
+// sampleRuns are results as run makes them: a good one, a delta, a two-DC one and a failed one.
+func sampleRuns() []*Run {
+	f := func(v float64) *float64 { return &v }
+	yes, no := true, false
+	changed := int64(300 << 10)
+	host := func(name, role string, up uint64, share float64, done *float64) HostResult {
+		h := HostResult{Name: name, Role: role, UploadBytes: up, UploadShare: share, CompletionS: done}
+		if role == "node" {
+			h.Completed, h.Verified = &no, &no
+			if done != nil {
+				h.Completed, h.Verified = &yes, &yes
+			}
+		}
+		return h
+	}
+	return []*Run{
+		{Scenario: "fanout", Client: "pkgsync", Nodes: 2, Bytes: 16 << 20, PayloadBytes: 16 << 20, NodeRateMbit: 10, OriginRateMbit: 10,
+			A: f(15), B: 13.4, Efficiency: f(13.4 / 15), MedianS: f(14.5), OriginBytesRatio: 1.02, MaxUploadShare: 1.02, UploadMaxOverMean: 1.1,
+			Completed: 2, Verified: 2, Hosts: []HostResult{host("o", "origin", 1, 1.02, nil), host("n00", "node", 1, 0.9, f(14)), host("n01", "node", 1, 1, f(15))}},
+		{Scenario: "delta", Client: "aria2", Nodes: 2, Bytes: 16 << 20, ChangedBytes: &changed, PayloadBytes: changed, NodeRateMbit: 10, OriginRateMbit: 10,
+			A: f(40), B: 0.5, Efficiency: f(0.5 / 40), OriginBytesRatio: 80, MaxUploadShare: 80, UploadMaxOverMean: 3,
+			Notes: []string{"aria2 nodes start with v1"}, Completed: 2, Verified: 2,
+			Hosts: []HostResult{host("o", "origin", 1, 80, nil), host("n00", "node", 1, 2, f(39)), host("n01", "node", 1, 0, f(40))}},
+		{Scenario: "twodc", Client: "libtorrent", Nodes: 2, Bytes: 16 << 20, PayloadBytes: 16 << 20, NodeRateMbit: 10, OriginRateMbit: 10,
+			InterDCRateMbit: f(20), InterDCBytesRatio: f(1.5), B: 13.4, Completed: 1, Verified: 1, Error: "1 of 2 nodes did not finish",
+			Hosts: []HostResult{host("o", "origin", 1, 3, nil), host("n00", "node", 1, 0.5, f(60)), host("n01", "node", 1, 0, nil)}},
+	}
+}
+
+func TestMarkdown(t *testing.T) {
+	md := markdown(&report{Mode: "test", Date: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), CPUs: 2, Runs: sampleRuns()})
+	for _, want := range []string{
+		"## swarmbench test, 2026-01-02 03:04 UTC, 2 CPUs",
+		"| fanout | pkgsync | 2 | 16 MiB | 15.0 | 14.5 | 13.4 | 0.89 | 1.02 F | – | 102% F | 1.10 |",
+		"| delta | aria2 | 2 | 16 MiB (300 KiB new) | 40.0 | – | 0.50 | 0.01 | 80.00 new | – | 8000% new |",
+		"| twodc | libtorrent | 2 | 16 MiB | – | – | 13.4 | – | 0.00 F | 1.50 F |",
+		"inter-DC link 20 each way",
+		"delta, aria2: aria2 nodes start with v1.",
+		"**1 of 2 nodes did not finish**",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("Markdown lacks %q:\n%s", want, md)
+		}
+	}
+	if n := strings.Count(md, "\n| "); n != 5 {
+		t.Errorf("%d table lines, want the header, its rule and 3 runs:\n%s", n, md)
+	}
+}
+
+func TestJSON(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "runs.json")
+	if err := writeJSON(path, &report{Mode: "test", Runs: sampleRuns()}); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Runs []map[string]any `json:"runs"`
+	}
+	if err := json.Unmarshal(raw, &rep); err != nil || len(rep.Runs) != 3 {
+		t.Fatalf("%v, %d runs", err, len(rep.Runs))
+	}
+	for _, k := range []string{"scenario", "client", "nodes", "bytes", "A_s", "B_s", "efficiency",
+		"origin_bytes_ratio", "interdc_bytes_ratio", "max_upload_share", "cpu_percent"} {
+		for i, r := range rep.Runs {
+			if _, ok := r[k]; !ok {
+				t.Errorf("run %d lacks %q", i, k)
+			}
+		}
+	}
+	if rep.Runs[0]["interdc_bytes_ratio"] != nil || rep.Runs[2]["interdc_bytes_ratio"] != 1.5 || rep.Runs[2]["A_s"] != nil {
+		t.Errorf("nulls: interdc %v and %v, A %v", rep.Runs[0]["interdc_bytes_ratio"], rep.Runs[2]["interdc_bytes_ratio"], rep.Runs[2]["A_s"])
+	}
+}
+
+func TestChart(t *testing.T) {
+	img := chart(sampleRuns())
+	if b := img.Bounds(); b.Dx() != chartW || b.Dy() != headerH+3*rowH {
+		t.Fatalf("chart is %v", b)
+	}
+	// The failed node of the third run is a full-height red bar; the first run's bars are blue.
+	count := func(c any) int {
+		n := 0
+		for y := 0; y < img.Bounds().Dy(); y++ {
+			for x := 0; x < chartW; x++ {
+				if img.At(x, y) == c {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	for name, c := range map[string]any{"node": colNode, "failed": colFailed, "origin": colOrigin, "upload": colUpload, "bound": colBound} {
+		if count(c) == 0 {
+			t.Errorf("no %s colour in the chart", name)
+		}
+	}
+	if err := writeChart(filepath.Join(t.TempDir(), "c.png"), nil); err != nil {
+		t.Errorf("chart of no runs: %v", err)
+	}
+}
+
+func TestGlyphs(t *testing.T) {
+	for r, g := range glyphs {
+		rows := strings.Fields(g)
+		if len(rows) != glyphH {
+			t.Errorf("glyph %q has %d rows, want %d", r, len(rows), glyphH)
+		}
+		for _, row := range rows {
+			if len(row) != glyphW || strings.Trim(row, "01") != "" {
+				t.Errorf("glyph %q row %q: want %d of 0 and 1", r, row, glyphW)
+			}
+		}
+	}
+	for _, s := range []string{"fanout libtorrent N=16 B/A=0.93 (50%) inter-DC_x+1,2:3"} {
+		for _, r := range strings.ToUpper(s) {
+			if _, ok := glyphs[r]; !ok {
+				t.Errorf("no glyph for %q", r)
+			}
+		}
+	}
+	if w := textWidth("AB", 2); w != (2*6-1)*2 {
+		t.Errorf("textWidth = %d", w)
+	}
+}
+
+func TestNiceCeil(t *testing.T) {
+	tests := []struct{ in, want float64 }{
+		{0, 1}, {0.3, 0.3}, {0.31, 0.4}, {1, 1}, {1.01, 1.2}, {4.2, 5}, {13.4, 15}, {57, 60}, {100, 100}, {101, 120}, {115.5, 120}, {850, 1000},
+	}
+	for _, tt := range tests {
+		if got := niceCeil(tt.in); math.Abs(got-tt.want) > 1e-9 {
+			t.Errorf("niceCeil(%v) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestCollect(t *testing.T) {
+	dir := t.TempDir()
+	pkg := []byte("the package")
+	ds := &dataset{sha1: sha1.Sum(pkg), size: 1000}
+	mk := func(name string, content []byte, done bool, at float64) *node {
+		out := filepath.Join(dir, name+".out")
+		if content != nil {
+			if err := os.WriteFile(out, content, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return &node{host: &netlab.Host{Name: name, Addr: netip.MustParseAddr("198.18.0.10"), DC: 1},
+			nc: nodeCmd{out: out}, done: done, doneAt: time.Duration(at * float64(time.Second))}
+	}
+	nodes := []*node{mk("n00", pkg, true, 3), mk("n01", pkg, true, 5), mk("n02", []byte("corrupt"), true, 4), mk("n03", nil, false, 0)}
+	if err := os.WriteFile(filepath.Join(dir, "n03.log"), []byte("one\ntwo\nthree\nfour\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	traffic := netlab.Traffic{
+		Up:      map[string]uint64{"o": 1500, "n00": 1000, "n01": 500, "n02": 0, "n03": 0},
+		Down:    map[string]uint64{"o": 10, "n00": 1000, "n01": 1000, "n02": 1000, "n03": 20},
+		InterDC: [2]uint64{1200, 300},
+	}
+	interDC := 20.0
+	res := &Run{Scenario: scenarioTwoDC, Client: clientAria2, Nodes: 4, Bytes: 1000, PayloadBytes: 1000, B: 2, InterDCRateMbit: &interDC}
+	res.collect(nodes, traffic, ds, dir)
+
+	if res.Completed != 3 || res.Verified != 2 || res.A != nil || res.Efficiency != nil {
+		t.Errorf("completed %d, verified %d, A %v, efficiency %v; want 3, 2 and no A with a node missing", res.Completed, res.Verified, res.A, res.Efficiency)
+	}
+	if res.MedianS == nil || *res.MedianS != 4 {
+		t.Errorf("median %v, want 4 (of 3, 4, 5)", res.MedianS)
+	}
+	if res.OriginBytes != 1500 || res.OriginBytesRatio != 1.5 || res.MaxUploadShare != 1.5 || res.UploadMaxOverMean != 1500/(3000.0/5) {
+		t.Errorf("origin %d (%v F), max upload %v, max/mean %v", res.OriginBytes, res.OriginBytesRatio, res.MaxUploadShare, res.UploadMaxOverMean)
+	}
+	if res.InterDCBytes == nil || *res.InterDCBytes != [2]uint64{1200, 300} || res.InterDCBytesRatio == nil || *res.InterDCBytesRatio != 1.2 {
+		t.Errorf("inter-DC %v, ratio %v; want [1200 300], 1.2", res.InterDCBytes, res.InterDCBytesRatio)
+	}
+	if len(res.Hosts) != 5 || res.Hosts[0].Role != "origin" || res.Hosts[0].Completed != nil {
+		t.Fatalf("hosts %+v", res.Hosts)
+	}
+	n02, n03 := res.Hosts[3], res.Hosts[4]
+	if !*n02.Completed || *n02.Verified || !strings.Contains(n02.Error, "does not match") {
+		t.Errorf("corrupt node: %+v", n02)
+	}
+	if *n03.Completed || n03.CompletionS != nil || !strings.Contains(n03.Error, "did not hold the package") || !strings.Contains(n03.Error, "two | three | four") {
+		t.Errorf("unfinished node: %+v", n03)
+	}
+	if h := res.Hosts[1]; !*h.Completed || !*h.Verified || *h.CompletionS != 3 || h.UploadShare != 1 || h.Error != "" {
+		t.Errorf("good node: %+v", h)
+	}
+
+	// With every node verified, A is the last one and the efficiency B/A.
+	res = &Run{Scenario: scenarioFanout, Client: clientAria2, Nodes: 2, Bytes: 1000, PayloadBytes: 1000, B: 2}
+	res.collect(nodes[:2], traffic, ds, dir)
+	if res.A == nil || *res.A != 5 || res.Efficiency == nil || *res.Efficiency != 0.4 || res.InterDCBytesRatio != nil {
+		t.Errorf("A %v, efficiency %v, inter-DC %v; want 5, 0.4, none", res.A, res.Efficiency, res.InterDCBytesRatio)
+	}
+}

@@ -1,0 +1,152 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+)
+
+// report is the JSON file: the mode, when it started, the machine's CPU count and the runs.
+type report struct {
+	Mode string    `json:"mode"`
+	Date time.Time `json:"date"`
+	CPUs int       `json:"cpus"`
+	Runs []*Run    `json:"runs"`
+}
+
+func writeJSON(path string, rep *report) error {
+	if rep.Runs == nil {
+		rep.Runs = []*Run{}
+	}
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding the JSON: %w", err)
+	}
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("writing the JSON: %w", err)
+	}
+	return nil
+}
+
+// unit names what a run's ratios are relative to: F, or the changed bytes in delta.
+func (r *Run) unit() string {
+	if r.ChangedBytes != nil {
+		return "new"
+	}
+	return "F"
+}
+
+// summary is one line for the progress log.
+func (r *Run) summary() string {
+	if r.A == nil {
+		return fmt.Sprintf("FAILED: %s", r.Error)
+	}
+	s := fmt.Sprintf("A=%ss B=%ss B/A=%.2f, origin sent %.2f %s, max upload %.0f%% of %s (%.1fx the mean), CPU %.0f%% (peak %.0f%%), nodes used %.1f CPU s",
+		secs(*r.A), secs(r.B), *r.Efficiency, r.OriginBytesRatio, r.unit(), 100*r.MaxUploadShare, r.unit(), r.UploadMaxOverMean, r.CPUPercent, r.CPUPeakPercent, r.ClientsCPUS)
+	if r.InterDCBytesRatio != nil {
+		s += fmt.Sprintf(", inter-DC %.2f F", *r.InterDCBytesRatio)
+	}
+	if r.Error != "" {
+		s += "; " + r.Error
+	}
+	return s
+}
+
+// markdown renders the runs as a table with its legend.
+func markdown(rep *report) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "## swarmbench %s, %s, %d CPUs\n\n", rep.Mode, rep.Date.UTC().Format("2006-01-02 15:04 MST"), rep.CPUs)
+	b.WriteString("| scenario | client | N | F | A s | median s | B s | B/A | origin sent | inter-DC | max upload | max/mean upload | CPU % mean/peak | nodes' CPU s | nodes ok |\n")
+	b.WriteString("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	var rates, notes []string
+	for _, r := range rep.Runs {
+		f := sizeString(r.Bytes)
+		if r.ChangedBytes != nil {
+			f += fmt.Sprintf(" (%s new)", sizeString(*r.ChangedBytes))
+		}
+		interDC := "–"
+		if r.InterDCBytesRatio != nil {
+			interDC = fmt.Sprintf("%.2f F", *r.InterDCBytesRatio)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s | %s | %s | %.2f %s | %s | %.0f%% %s | %.2f | %.0f/%.0f | %.1f | %d/%d |\n",
+			r.Scenario, r.Client, r.Nodes, f, optSecs(r.A), optSecs(r.MedianS), secs(r.B), optF(r.Efficiency, "%.2f"),
+			r.OriginBytesRatio, r.unit(), interDC, 100*r.MaxUploadShare, r.unit(), r.UploadMaxOverMean,
+			r.CPUPercent, r.CPUPeakPercent, r.ClientsCPUS, r.Verified, r.Nodes)
+		if r.NodeRateMbit > 0 {
+			rate := fmt.Sprintf("nodes %g Mbit/s up and down, origin %g", r.NodeRateMbit, r.OriginRateMbit)
+			if r.InterDCRateMbit != nil {
+				rate += fmt.Sprintf(", inter-DC link %g each way", *r.InterDCRateMbit)
+			}
+			rates = appendUnique(rates, rate)
+		}
+		for _, n := range r.Notes {
+			notes = appendUnique(notes, fmt.Sprintf("%s, %s: %s.", r.Scenario, r.Client, n))
+		}
+		if r.Error != "" {
+			notes = append(notes, fmt.Sprintf("%s, %s, N=%d: **%s**", r.Scenario, r.Client, r.Nodes, r.Error))
+		}
+	}
+	b.WriteString("\n")
+	for _, rate := range rates {
+		fmt.Fprintf(&b, "Shaped links (tc tbf): %s.\n", rate)
+	}
+	b.WriteString(`A: seconds until the last node held the verified package; median: the median node. ` +
+		`B = max(F/u_origin, F/d_node, N*F/(u_origin + N*u_node)) for the shaped rates (and F/inter-DC rate with two data centers); ` +
+		`B/A is the efficiency (TCP/IP framing takes about 4% of a shaped link). ` +
+		`Origin sent and upload: bytes the host put on its link (veth counters), over F, or over the bytes of v2 that are new ("new") in delta. ` +
+		`Inter-DC: bytes over the link in the busier direction, over F. CPU: the whole machine's busy share during the run, 100 = every core (other load on the machine included); ` +
+		`nodes' CPU s: user + system seconds of all node processes.` + "\n")
+	for _, n := range notes {
+		b.WriteString("\n- " + n)
+	}
+	if len(notes) > 0 {
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+func optF(v *float64, format string) string {
+	if v == nil {
+		return "–"
+	}
+	return fmt.Sprintf(format, *v)
+}
+
+// secs prints seconds with two decimals below 10 s and one above.
+func secs(v float64) string {
+	if v < 10 {
+		return fmt.Sprintf("%.2f", v)
+	}
+	return fmt.Sprintf("%.1f", v)
+}
+
+func optSecs(v *float64) string {
+	if v == nil {
+		return "–"
+	}
+	return secs(*v)
+}
+
+func appendUnique(list []string, s string) []string {
+	if contains(list, s) {
+		return list
+	}
+	return append(list, s)
+}
+
+// sizeString prints a byte count in binary units.
+func sizeString(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n >= 10<<20:
+		return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.0f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
