@@ -35,7 +35,9 @@ func mustPkgsync(t *testing.T, args ...string) string {
 func randomBytes(seed uint64, n int) []byte { return versions.Random(seed, n) }
 
 // edited returns a copy of v1 with insertions, deletions and overwrites at scattered places.
-func edited(v1 []byte, seed uint64, edits int) []byte { return versions.Edit(v1, seed, edits, 500, 3500) }
+func edited(v1 []byte, seed uint64, edits int) []byte {
+	return versions.Edit(v1, seed, edits, 500, 3500)
+}
 
 func writeFile(t *testing.T, path string, data []byte) {
 	t.Helper()
