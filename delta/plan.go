@@ -283,3 +283,9 @@ func copyFileRange(src io.ReaderAt, dst io.WriterAt, off, dstOff, n int64) bool 
 	}
 	return true
 }
+
+// Empty returns the plan for a target of length bytes when there is nothing to scan: one block
+// covering the whole target, not found, so every byte is missing.
+func Empty(length int64) *Plan {
+	return &Plan{Blocksize: int(max(length, 1)), Length: length, NumBlocks: 1, Blocks: []Loc{{Src: -1}}}
+}

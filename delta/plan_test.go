@@ -1,6 +1,7 @@
 package delta
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"testing"
@@ -83,5 +84,21 @@ func TestPlanInconsistent(t *testing.T) {
 	}
 	if fmt.Sprint(out.writes) != "[{0 20}]" {
 		t.Fatalf("Apply wrote %v, want one run of the two blocks", out.writes)
+	}
+}
+
+func TestEmptyPlan(t *testing.T) {
+	p := Empty(1000)
+	if got := p.Missing(); len(got) != 1 || got[0] != (Range{0, 1000}) {
+		t.Fatalf("Missing = %v", got)
+	}
+	if got := p.MissingIn(100, 50); len(got) != 1 || got[0] != (Range{100, 50}) {
+		t.Fatalf("MissingIn = %v", got)
+	}
+	if p.Have(0, 10) || p.ReusedBytes() != 0 || p.MissingBytes() != 1000 {
+		t.Fatal("an empty plan claims data")
+	}
+	if err := p.Apply(context.Background(), nil, nil); err != nil {
+		t.Fatalf("Apply: %v", err)
 	}
 }

@@ -74,7 +74,8 @@ type job struct {
 	opt      Options
 	log      func(format string, args ...any)
 	torrent  *manifest.Torrent // nil for a plain .zsync update
-	zsync    *zsyncfile.File
+	zsync    *zsyncfile.File   // nil when there is no old data to scan (see load)
+	length   int64
 	name     string // the package's file name
 	out      string
 	part     string
@@ -115,7 +116,10 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 	return res, err
 }
 
-// load reads the .torrent and .zsync and works out the paths and the origin URL.
+// load reads the .torrent and .zsync and works out the paths and the origin URL. A node with no
+// old data at all (no --old, no OUT, no OUT.part) does not fetch the .zsync: it has nothing to
+// scan, the torrent's piece hashes verify every byte, and the control file (up to tens of MB for
+// a large package) would only load the origin that every node is fetching from.
 func (j *job) load(ctx context.Context) error {
 	src := parseLocation(j.opt.Source)
 	data, err := src.read(ctx, j.opt.HTTP, j.opt.Header, maxZsyncBytes)
@@ -133,6 +137,13 @@ func (j *job) load(ctx context.Context) error {
 			return fmt.Errorf("%s: %w", src, err)
 		}
 		j.torrent = t
+		j.length = t.Info.Length
+		j.setPaths(t.Info.Name, src)
+		if j.opt.Zsync == "" && !j.hasOldData() {
+			j.log("no old data: the torrent's piece hashes alone verify the download, no .zsync needed")
+			j.setOrigin(src, nil)
+			return nil
+		}
 		switch {
 		case j.opt.Zsync != "":
 			zloc = parseLocation(j.opt.Zsync)
@@ -150,18 +161,24 @@ func (j *job) load(ctx context.Context) error {
 		return fmt.Errorf("%s: %w", zloc, err)
 	}
 	j.zsync = z
+	j.length = z.Length
 	if j.torrent != nil {
 		if err := manifest.Check(j.torrent, z); err != nil {
 			return fmt.Errorf("%s and %s: %w", src, zloc, err)
 		}
-		j.name = j.torrent.Info.Name
 	} else {
-		j.name = z.Filename
+		j.setPaths(z.Filename, src)
 	}
-	if j.name == "" {
-		j.name = filepath.Base(src.raw)
+	j.setOrigin(zloc, z)
+	return nil
+}
+
+// setPaths works out the output and part file names from the package's name.
+func (j *job) setPaths(name string, src location) {
+	if name == "" {
+		name = filepath.Base(src.raw)
 	}
-	j.name = filepath.Base(filepath.Clean("/" + j.name)) // never a path out of the current folder
+	j.name = filepath.Base(filepath.Clean("/" + name)) // never a path out of the current folder
 	j.out = j.opt.Out
 	if j.out == "" {
 		j.out = j.name
@@ -170,24 +187,43 @@ func (j *job) load(ctx context.Context) error {
 		j.out = filepath.Join(j.out, j.name)
 	}
 	j.part = j.out + ".part"
+}
 
+// hasOldData reports whether there is anything to rebuild from: an old version, the current
+// output, or a part file left by an interrupted run.
+func (j *job) hasOldData() bool {
+	if len(j.opt.Olds) > 0 {
+		return true
+	}
+	if _, err := os.Stat(j.out); err == nil {
+		return true
+	}
+	st, err := os.Stat(j.part)
+	return err == nil && st.Size() > 0
+}
+
+// setOrigin picks the package's URL on the origin: --url, the torrent's url-list, or the .zsync's
+// URL resolved against where the .zsync came from (z may be nil).
+func (j *job) setOrigin(zloc location, z *zsyncfile.File) {
 	switch {
 	case j.opt.OriginURL != "":
 		j.origin = j.opt.OriginURL
 	case j.torrent != nil && len(j.torrent.MetaInfo.UrlList) > 0:
 		j.origin = j.torrent.MetaInfo.UrlList[0]
-	case len(z.URLs) > 0:
+	case z != nil && len(z.URLs) > 0:
 		if u := zloc.resolve(z.URLs[0]); u.url != nil {
 			j.origin = u.raw
 		}
 	}
-	j.res = Result{Package: j.name, Output: j.out, BytesTotal: z.Length, SHA1: fmt.Sprintf("%x", z.SHA1)}
+	j.res = Result{Package: j.name, Output: j.out, BytesTotal: j.length}
+	if z != nil {
+		j.res.SHA1 = fmt.Sprintf("%x", z.SHA1)
+	}
 	if j.origin != "" {
 		j.fetcher = httprange.New(j.origin, httprange.Options{
-			Client: j.opt.HTTP, Header: j.opt.Header, Length: z.Length, Parallel: j.opt.Parallel,
+			Client: j.opt.HTTP, Header: j.opt.Header, Length: j.length, Parallel: j.opt.Parallel,
 		})
 	}
-	return nil
 }
 
 // pieceSize is the torrent's piece length, or 0 without a torrent: only the whole-file SHA-1
@@ -200,9 +236,10 @@ func (j *job) pieceSize() int64 {
 }
 
 // check hashes path (which must be length bytes long) and reports which torrent pieces are bad
-// and whether the whole file matches the .zsync's SHA-1.
+// and whether the whole file matches the .zsync's SHA-1 (true when no .zsync was loaded: the
+// pieces then say it all).
 func (j *job) check(ctx context.Context, f *os.File, label string) (bad []int, wholeOK bool, err error) {
-	length := j.zsync.Length
+	length := j.length
 	bar := progress.New(j.opt.Progress, "verify", length)
 	defer bar.Done()
 	h, err := manifest.Hash(ctx, io.NewSectionReader(f, 0, length), label, length, j.pieceSize(), nil, 0, bar.Set)
@@ -217,11 +254,15 @@ func (j *job) check(ctx context.Context, f *os.File, label string) (bad []int, w
 			}
 		}
 	}
+	if j.zsync == nil {
+		j.res.SHA1 = fmt.Sprintf("%x", h.Whole)
+		return bad, true, nil
+	}
 	return bad, h.Whole == j.zsync.SHA1, nil
 }
 
 func (j *job) run(ctx context.Context) (*Result, error) {
-	length := j.zsync.Length
+	length := j.length
 	// Cron calls us often: when OUT already holds the new version, say so and stop.
 	if f, err := os.Open(j.out); err == nil {
 		st, err := f.Stat()
@@ -306,31 +347,33 @@ func (j *job) run(ctx context.Context) (*Result, error) {
 		return nil, fmt.Errorf("%s: reserving %d bytes: %w", j.part, length, err)
 	}
 
-	scanStart := time.Now()
-	var scanned int64
-	for _, s := range srcs {
-		scanned += s.Size
+	plan := delta.Empty(length)
+	if j.zsync != nil {
+		scanStart := time.Now()
+		var scanned int64
+		for _, s := range srcs {
+			scanned += s.Size
+		}
+		bar := progress.New(j.opt.Progress, "scan", scanned)
+		var scanDone int64
+		var scanMu sync.Mutex
+		plan, err = delta.Scan(ctx, j.zsync, srcs, delta.Options{OnProgress: func(n int64) {
+			scanMu.Lock()
+			scanDone += n
+			bar.Set(scanDone)
+			scanMu.Unlock()
+		}})
+		bar.Done()
+		if err != nil {
+			return nil, err
+		}
+		j.res.ScanSeconds = time.Since(scanStart).Seconds()
+		if err := plan.Apply(ctx, part, srcs); err != nil {
+			return nil, fmt.Errorf("writing %s: %w", j.part, err)
+		}
+		j.res.BytesReused = plan.ReusedBytes()
+		j.log("reused %d of %d bytes from %d source(s); scan %.2fs, copy %.2fs", plan.ReusedBytes(), length, len(srcs), j.res.ScanSeconds, time.Since(scanStart).Seconds()-j.res.ScanSeconds)
 	}
-	bar := progress.New(j.opt.Progress, "scan", scanned)
-	var scanDone int64
-	var scanMu sync.Mutex
-	plan, err := delta.Scan(ctx, j.zsync, srcs, delta.Options{OnProgress: func(n int64) {
-		scanMu.Lock()
-		scanDone += n
-		bar.Set(scanDone)
-		scanMu.Unlock()
-	}})
-	bar.Done()
-	if err != nil {
-		return nil, err
-	}
-	j.res.ScanSeconds = time.Since(scanStart).Seconds()
-	if err := plan.Apply(ctx, part, srcs); err != nil {
-		return nil, fmt.Errorf("writing %s: %w", j.part, err)
-	}
-	j.res.BytesReused = plan.ReusedBytes()
-	j.log("reused %d of %d bytes from %d source(s); scan %.2fs, copy %.2fs", plan.ReusedBytes(), length, len(srcs), j.res.ScanSeconds, time.Since(scanStart).Seconds()-j.res.ScanSeconds)
-
 	startWriteback(part)
 	fetchStart := time.Now()
 	if j.opt.Swarm {
@@ -372,7 +415,7 @@ func (j *job) run(ctx context.Context) (*Result, error) {
 		return nil, fmt.Errorf("%s: %w: %d piece(s) do not match the torrent (first: piece %d); is the .zsync from the same package?", j.part, ErrVerify, len(bad), bad[0])
 	}
 	if !ok {
-		return nil, fmt.Errorf("%s: %w: the SHA-1 of the result is not the .zsync's %x (does the .zsync belong to this torrent?)", j.part, ErrVerify, j.zsync.SHA1)
+		return nil, fmt.Errorf("%s: %w: the SHA-1 of the result is not the .zsync's %s (does the .zsync belong to this torrent?)", j.part, ErrVerify, j.res.SHA1)
 	}
 	if err := part.Sync(); err != nil {
 		return nil, fmt.Errorf("%s: sync: %w", j.part, err)

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/pkgsync/pkgsync/internal/nginxtest"
 	"github.com/pkgsync/pkgsync/internal/testtool"
+	"github.com/pkgsync/pkgsync/origin"
 )
 
 // publish writes v2 as pkg.tar into a fresh origin folder and makes its manifests pointing at base.
@@ -273,4 +275,49 @@ func TestUpdateDiskFull(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(mnt, "pkg.tar")); !os.IsNotExist(err) {
 		t.Fatal("output exists after a failed update")
 	}
+}
+
+// TestUpdateWithoutOldSkipsZsync: a node with nothing to rebuild from verifies with the torrent's
+// piece hashes alone and never asks the origin for the .zsync.
+func TestUpdateWithoutOldSkipsZsync(t *testing.T) {
+	v2 := randomBytes(100, 3<<20+17)
+	pub := t.TempDir()
+	var log lockedLog
+	srv, err := origin.New(pub, origin.Options{Log: &log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	publish(t, pub, ts.URL+"/", v2)
+	out := filepath.Join(t.TempDir(), "pkg.tar")
+	for _, mode := range []string{"--no-swarm", "--seed-time=0"} {
+		os.Remove(out)
+		res := parseUpdateJSON(t, mustPkgsync(t, "update", mode, "--listen", "127.0.0.1:0", "--json", "-o", out, ts.URL+"/pkg.tar.torrent"))
+		sameFile(t, out, v2)
+		if res.BytesFromOrigin != int64(len(v2)) {
+			t.Fatalf("%s: fetched %d bytes from the origin, want %d", mode, res.BytesFromOrigin, len(v2))
+		}
+	}
+	if strings.Contains(log.String(), ".zsync") {
+		t.Fatalf("the .zsync was fetched by a node with no old data:\n%s", log.String())
+	}
+}
+
+type lockedLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
