@@ -343,6 +343,7 @@ type summary struct {
 	RequestsToOrigin int64      `json:"requests_to_origin"`
 	BytesUploaded    int64      `json:"bytes_uploaded"`
 	Seconds          float64    `json:"seconds"`
+	ScanSeconds      float64    `json:"scan_seconds"` // > 0 when the node scanned old data, so fetched the .zsync
 	Peers            []peerStat `json:"peers"`
 }
 
