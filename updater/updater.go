@@ -389,6 +389,8 @@ func (j *job) run(ctx context.Context) (*Result, error) {
 		}
 	}
 	j.res.FetchSeconds = time.Since(fetchStart).Seconds()
+	j.log("fetched %d bytes from peers and %d from the origin in %.2fs", j.res.BytesFromPeers, j.res.BytesFromOrigin, j.res.FetchSeconds)
+	verifyStart := time.Now()
 
 	startWriteback(part)
 	// Verify everything; a piece that reused blocks can still be wrong (a strong-sum collision, or
@@ -417,6 +419,8 @@ func (j *job) run(ctx context.Context) (*Result, error) {
 	if !ok {
 		return nil, fmt.Errorf("%s: %w: the SHA-1 of the result is not the .zsync's %s (does the .zsync belong to this torrent?)", j.part, ErrVerify, j.res.SHA1)
 	}
+	j.log("verified in %.2fs", time.Since(verifyStart).Seconds())
+	syncStart := time.Now()
 	if err := part.Sync(); err != nil {
 		return nil, fmt.Errorf("%s: sync: %w", j.part, err)
 	}
@@ -428,7 +432,7 @@ func (j *job) run(ctx context.Context) (*Result, error) {
 		d.Close()
 	}
 	j.res.Seconds = time.Since(j.start).Seconds()
-	j.log("wrote %s in %.2fs", j.out, j.res.Seconds)
+	j.log("synced in %.2fs; wrote %s in %.2fs", time.Since(syncStart).Seconds(), j.out, j.res.Seconds)
 	if j.swarmT != nil && j.opt.SeedTime > 0 {
 		j.log("seeding for %s", j.opt.SeedTime)
 		t := time.NewTimer(j.opt.SeedTime)
