@@ -26,7 +26,7 @@ type Config struct {
 	// DHT starts the library's DHT servers (bootstrapping from the public DHT). PEX enables
 	// ut_pex. Both default to false: peers come from trackers and Package.Peers only.
 	DHT, PEX bool
-	// LPD (local peer discovery) is not implemented by anacrolix/torrent; NewNode refuses
+	// LPD (local peer discovery) does not exist in anacrolix/torrent; NewNode refuses
 	// a Config that asks for it rather than silently ignoring it.
 	LPD bool
 	// MaxConns caps established peer connections per torrent. Default 128.

@@ -1,16 +1,13 @@
 package rollsum
 
 import (
-	"bufio"
 	"encoding/binary"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/pkgsync/pkgsync/internal/testtool"
@@ -175,7 +172,7 @@ func TestZsyncmakeGolden(t *testing.T) {
 			if msg, err := cmd.CombinedOutput(); err != nil {
 				t.Fatalf("zsyncmake: %v\n%s", err, msg)
 			}
-			rsumBytes, checksumBytes, table := readZsync(t, out)
+			rsumBytes, checksumBytes, table := testtool.ReadZsyncTable(t, out)
 			if rsumBytes != tc.rsumBytes {
 				t.Fatalf("zsyncmake chose %d rsum bytes, the case expects %d", rsumBytes, tc.rsumBytes)
 			}
@@ -197,42 +194,6 @@ func TestZsyncmakeGolden(t *testing.T) {
 			}
 		})
 	}
-}
-
-// readZsync returns the rsum and checksum lengths from a .zsync file's Hash-Lengths header and the
-// block table that follows the header.
-func readZsync(t *testing.T, path string) (rsumBytes, checksumBytes int, table []byte) {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	br := bufio.NewReader(f)
-	for {
-		line, err := br.ReadString('\n')
-		if err != nil {
-			t.Fatalf("%s: header not ended by an empty line: %v", path, err)
-		}
-		line = strings.TrimSuffix(line, "\n")
-		if line == "" {
-			break
-		}
-		if v, ok := strings.CutPrefix(line, "Hash-Lengths: "); ok {
-			var seq int
-			if _, err := fmt.Sscanf(v, "%d,%d,%d", &seq, &rsumBytes, &checksumBytes); err != nil {
-				t.Fatalf("%s: Hash-Lengths %q: %v", path, v, err)
-			}
-		}
-	}
-	if rsumBytes < 1 || rsumBytes > 4 || checksumBytes < 1 || checksumBytes > 16 {
-		t.Fatalf("%s: missing or bad Hash-Lengths header (rsum %d, checksum %d)", path, rsumBytes, checksumBytes)
-	}
-	table, err = io.ReadAll(br)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return rsumBytes, checksumBytes, table
 }
 
 var sinkA, sinkB uint16

@@ -1,7 +1,6 @@
 package md4
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/hex"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"testing"
 
 	xmd4 "golang.org/x/crypto/md4"
@@ -282,7 +280,7 @@ func TestZsyncmakeStrongSums(t *testing.T) {
 			if msg, err := cmd.CombinedOutput(); err != nil {
 				t.Fatalf("zsyncmake: %v\n%s", err, msg)
 			}
-			rsumBytes, checksumBytes, table := readZsync(t, out)
+			rsumBytes, checksumBytes, table := testtool.ReadZsyncTable(t, out)
 			rec := rsumBytes + checksumBytes
 			nblocks := (tc.length + tc.blocksize - 1) / tc.blocksize
 			if len(table) != nblocks*rec {
@@ -305,42 +303,6 @@ func TestZsyncmakeStrongSums(t *testing.T) {
 			}
 		})
 	}
-}
-
-// readZsync returns the rsum and checksum lengths from a .zsync file's Hash-Lengths header and the
-// block table that follows the header.
-func readZsync(t *testing.T, path string) (rsumBytes, checksumBytes int, table []byte) {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	br := bufio.NewReader(f)
-	for {
-		line, err := br.ReadString('\n')
-		if err != nil {
-			t.Fatalf("%s: header not ended by an empty line: %v", path, err)
-		}
-		line = strings.TrimSuffix(line, "\n")
-		if line == "" {
-			break
-		}
-		if v, ok := strings.CutPrefix(line, "Hash-Lengths: "); ok {
-			var seq int
-			if _, err := fmt.Sscanf(v, "%d,%d,%d", &seq, &rsumBytes, &checksumBytes); err != nil {
-				t.Fatalf("%s: Hash-Lengths %q: %v", path, v, err)
-			}
-		}
-	}
-	if rsumBytes == 0 || checksumBytes == 0 {
-		t.Fatalf("%s: no Hash-Lengths header", path)
-	}
-	table, err = io.ReadAll(br)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return rsumBytes, checksumBytes, table
 }
 
 var sink [Size]byte

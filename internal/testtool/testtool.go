@@ -5,8 +5,12 @@
 package testtool
 
 import (
+	"bufio"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 )
 
@@ -37,4 +41,41 @@ func NeedRoot(t testing.TB) {
 		}
 		t.Skip("needs root")
 	}
+}
+
+// ReadZsyncTable returns the rsum and checksum lengths from the Hash-Lengths header of a .zsync
+// written by the stock zsyncmake, and the block table that follows the header. It is a minimal,
+// independent parser, so that tests of the checksums do not lean on package zsyncfile.
+func ReadZsyncTable(t testing.TB, path string) (rsumBytes, checksumBytes int, table []byte) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	br := bufio.NewReader(f)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("%s: header not ended by an empty line: %v", path, err)
+		}
+		line = strings.TrimSuffix(line, "\n")
+		if line == "" {
+			break
+		}
+		if v, ok := strings.CutPrefix(line, "Hash-Lengths: "); ok {
+			var seq int
+			if _, err := fmt.Sscanf(v, "%d,%d,%d", &seq, &rsumBytes, &checksumBytes); err != nil {
+				t.Fatalf("%s: Hash-Lengths %q: %v", path, v, err)
+			}
+		}
+	}
+	if rsumBytes == 0 || checksumBytes == 0 {
+		t.Fatalf("%s: no Hash-Lengths header", path)
+	}
+	table, err = io.ReadAll(br)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rsumBytes, checksumBytes, table
 }
