@@ -38,15 +38,11 @@ func benchDelta(ctx context.Context, args []string) error {
 	if err := need("zsync"); err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "pkgbench-delta-")
+	dir, bin, err := workdir(ctx, "delta")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	bin, err := buildPkgsync(ctx, dir)
-	if err != nil {
-		return err
-	}
 	big := 256 << 20
 	if *short {
 		big = 32 << 20

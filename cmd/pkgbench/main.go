@@ -113,6 +113,20 @@ func median(xs []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
+// workdir makes a temporary folder for one benchmark (the caller removes it) and builds the
+// pkgsync command into it.
+func workdir(ctx context.Context, name string) (dir, bin string, err error) {
+	dir, err = os.MkdirTemp("", "pkgbench-"+name+"-")
+	if err != nil {
+		return "", "", err
+	}
+	if bin, err = buildPkgsync(ctx, dir); err != nil {
+		os.RemoveAll(dir)
+		return "", "", err
+	}
+	return dir, bin, nil
+}
+
 // buildPkgsync compiles the pkgsync command of this checkout into dir.
 func buildPkgsync(ctx context.Context, dir string) (string, error) {
 	bin := filepath.Join(dir, "pkgsync")

@@ -24,15 +24,11 @@ func benchMake(ctx context.Context, args []string) error {
 	if err := need("zsyncmake", "mktorrent", "sha1sum"); err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "pkgbench-make-")
+	dir, bin, err := workdir(ctx, "make")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	bin, err := buildPkgsync(ctx, dir)
-	if err != nil {
-		return err
-	}
 	pkg := filepath.Join(dir, "pkg.bin")
 	f, err := os.Create(pkg)
 	if err != nil {
