@@ -199,11 +199,17 @@ func TestPartialPiecesFromPeers(t *testing.T) {
 }
 
 // torrentsUploaded sums BytesUploaded over the Node's torrents.
+// torrentsUploaded sums the node's uploads. It must not hold n.mu while asking the library:
+// the library calls back into lookup (which takes n.mu) with its own lock held.
 func (n *Node) torrentsUploaded() int64 {
 	n.mu.Lock()
-	defer n.mu.Unlock()
-	var s int64
+	ts := make([]*Torrent, 0, len(n.torrents))
 	for _, t := range n.torrents {
+		ts = append(ts, t)
+	}
+	n.mu.Unlock()
+	var s int64
+	for _, t := range ts {
 		s += t.uploaded() + t.rangeUp.Load()
 	}
 	return s
