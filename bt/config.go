@@ -37,7 +37,8 @@ type Config struct {
 	// Topology ranks peer addresses by topology.Closeness: the closest are dialed first.
 	// Nil ranks by the common address prefix alone.
 	Topology *topology.Map
-	// OriginConcurrency is how many pieces one Torrent fetches from the origin at once.
+	// OriginConcurrency is how many pieces one Torrent fetches from the origin at once when
+	// it is alone; nodes sharing the origin divide it among themselves (at least one each).
 	// Default 4.
 	OriginConcurrency int
 	// PeerWait bounds how long Download waits, before its first origin request, for the

@@ -351,7 +351,15 @@ func (s *scheduler) round(ctx context.Context) {
 		s.broadcast(claimPeers, msgClaim, s.inflightPieces())
 		s.lastClaimed = now
 	}
-	free := s.cfg.OriginConcurrency - len(s.inflight)
+	// When several nodes share the origin, each keeps fewer fetches in flight (one when there
+	// are four or more): the origin then completes pieces one after another, and peers spread
+	// each piece while it sends the next, instead of receiving every node's pieces in parallel
+	// and finishing them all at the very end, which leaves the spreading for afterwards.
+	limit := s.cfg.OriginConcurrency
+	if len(members) > 0 {
+		limit = max(1, limit/(len(members)+1))
+	}
+	free := limit - len(s.inflight)
 	if free <= 0 {
 		return
 	}
