@@ -4,9 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"testing"
 
@@ -160,19 +157,8 @@ func TestZsyncmakeGolden(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(fmt.Sprintf("%d_at_%d", tc.length, tc.blocksize), func(t *testing.T) {
-			dir := t.TempDir()
 			data := randBytes(uint64(tc.length), tc.length)
-			in := filepath.Join(dir, "data.bin")
-			if err := os.WriteFile(in, data, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			out := filepath.Join(dir, "data.zsync")
-			cmd := exec.Command(zsyncmake, "-b", strconv.Itoa(tc.blocksize), "-o", out, in)
-			cmd.Dir = dir
-			if msg, err := cmd.CombinedOutput(); err != nil {
-				t.Fatalf("zsyncmake: %v\n%s", err, msg)
-			}
-			rsumBytes, checksumBytes, table := testtool.ReadZsyncTable(t, out)
+			rsumBytes, checksumBytes, table := testtool.ZsyncmakeTable(t, zsyncmake, data, tc.blocksize)
 			if rsumBytes != tc.rsumBytes {
 				t.Fatalf("zsyncmake chose %d rsum bytes, the case expects %d", rsumBytes, tc.rsumBytes)
 			}

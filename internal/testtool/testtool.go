@@ -10,6 +10,8 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -41,6 +43,24 @@ func NeedRoot(t testing.TB) {
 		}
 		t.Skip("needs root")
 	}
+}
+
+// ZsyncmakeTable runs the stock zsyncmake (at path bin) with block size bs on data and returns
+// what ReadZsyncTable reads from its output.
+func ZsyncmakeTable(t testing.TB, bin string, data []byte, bs int) (rsumBytes, checksumBytes int, table []byte) {
+	t.Helper()
+	dir := t.TempDir()
+	in := filepath.Join(dir, "data.bin")
+	if err := os.WriteFile(in, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "data.zsync")
+	cmd := exec.Command(bin, "-b", strconv.Itoa(bs), "-o", out, in)
+	cmd.Dir = dir
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("zsyncmake: %v\n%s", err, msg)
+	}
+	return ReadZsyncTable(t, out)
 }
 
 // ReadZsyncTable returns the rsum and checksum lengths from the Hash-Lengths header of a .zsync
