@@ -68,7 +68,6 @@ func TestServeRanges(t *testing.T) {
 		{"single range", "/pkg.tar", map[string]string{"Range": "bytes=10-19"}, 206, "0123456789", ""},
 		{"suffix range", "/pkg.tar", map[string]string{"Range": "bytes=-5"}, 206, "56789", ""},
 		{"multi range", "/pkg.tar", map[string]string{"Range": "bytes=0-1,100-101"}, 206, "", "multipart/byteranges"},
-		{"multi range starts with CRLF (stock zsync needs it)", "/pkg.tar", map[string]string{"Range": "bytes=0-1,100-101"}, 206, "", "multipart/byteranges"},
 		{"if-range match", "/pkg.tar", map[string]string{"Range": "bytes=0-3", "If-Range": etag}, 206, "0123", ""},
 		{"if-range stale", "/pkg.tar", map[string]string{"Range": "bytes=0-3", "If-Range": `"old"`}, 200, content, ""},
 		{"unsatisfiable", "/pkg.tar", map[string]string{"Range": "bytes=20000-"}, 416, "", ""},
@@ -92,6 +91,7 @@ func TestServeRanges(t *testing.T) {
 			if tt.ctype != "" && !strings.HasPrefix(resp.Header.Get("Content-Type"), tt.ctype) {
 				t.Fatalf("Content-Type %q", resp.Header.Get("Content-Type"))
 			}
+			// Every multipart reply must start with a CRLF: the stock zsync client needs it.
 			if strings.HasPrefix(resp.Header.Get("Content-Type"), "multipart/") {
 				if !strings.HasPrefix(body, "\r\n--") {
 					t.Fatalf("multipart body starts %.20q, want CRLF then the boundary", body)
