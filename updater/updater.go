@@ -3,7 +3,6 @@ package updater
 import (
 	"bytes"
 	"context"
-	"crypto/sha1"
 	"errors"
 	"fmt"
 	"io"
@@ -246,19 +245,7 @@ func (j *job) check(ctx context.Context, f *os.File, label string) (bad []int, w
 	if err != nil {
 		return nil, false, err
 	}
-	if j.torrent != nil {
-		for i := 0; i < j.torrent.NumPieces(); i++ {
-			want := j.torrent.PieceHash(i)
-			if !bytes.Equal(h.Pieces[i*sha1.Size:(i+1)*sha1.Size], want[:]) {
-				bad = append(bad, i)
-			}
-		}
-	}
-	if j.zsync == nil {
-		j.res.SHA1 = fmt.Sprintf("%x", h.Whole)
-		return bad, true, nil
-	}
-	return bad, h.Whole == j.zsync.SHA1, nil
+	return j.compare(h)
 }
 
 func (j *job) run(ctx context.Context) (*Result, error) {
@@ -368,37 +355,47 @@ func (j *job) run(ctx context.Context) (*Result, error) {
 			return nil, err
 		}
 		j.res.ScanSeconds = time.Since(scanStart).Seconds()
-		if err := plan.Apply(ctx, part, srcs); err != nil {
-			return nil, fmt.Errorf("writing %s: %w", j.part, err)
-		}
 		j.res.BytesReused = plan.ReusedBytes()
-		j.log("reused %d of %d bytes from %d source(s); scan %.2fs, copy %.2fs", plan.ReusedBytes(), length, len(srcs), j.res.ScanSeconds, time.Since(scanStart).Seconds()-j.res.ScanSeconds)
+		j.log("found %d of %d bytes in %d source(s) in %.2fs", plan.ReusedBytes(), length, len(srcs), j.res.ScanSeconds)
 	}
-	startWriteback(part)
 	fetchStart := time.Now()
+	var (
+		bad []int
+		ok  bool
+	)
 	if j.opt.Swarm {
 		if j.torrent == nil {
 			return nil, ErrNoSwarm
 		}
+		// Peers may ask for the reused pieces at once: they must be in place before joining.
+		if err := plan.Apply(ctx, part, srcs); err != nil {
+			return nil, fmt.Errorf("writing %s: %w", j.part, err)
+		}
+		j.log("copied the reused blocks in %.2fs", time.Since(fetchStart).Seconds())
+		startWriteback(part)
 		if err := j.swarm(ctx, part, plan); err != nil {
 			return nil, err
 		}
-	} else if missing := plan.Missing(); len(missing) > 0 {
-		if err := j.fetch(ctx, part, toHTTP(missing)); err != nil {
+		j.res.FetchSeconds = time.Since(fetchStart).Seconds()
+		j.log("fetched %d bytes from peers and %d from the origin in %.2fs", j.res.BytesFromPeers, j.res.BytesFromOrigin, j.res.FetchSeconds)
+		verifyStart := time.Now()
+		startWriteback(part)
+		if bad, ok, err = j.check(ctx, part, j.part); err != nil {
 			return nil, err
 		}
+		j.log("verified in %.2fs", time.Since(verifyStart).Seconds())
+	} else {
+		// One ordered pass copies the reused blocks, waits for the fetched ranges and hashes
+		// everything as it goes.
+		if bad, ok, err = j.assemble(ctx, part, plan, srcs); err != nil {
+			return nil, err
+		}
+		j.res.FetchSeconds = time.Since(fetchStart).Seconds()
+		j.log("built and verified in %.2fs, %d bytes from the origin in %d requests", j.res.FetchSeconds, j.res.BytesFromOrigin, j.res.RequestsToOrigin)
 	}
-	j.res.FetchSeconds = time.Since(fetchStart).Seconds()
-	j.log("fetched %d bytes from peers and %d from the origin in %.2fs", j.res.BytesFromPeers, j.res.BytesFromOrigin, j.res.FetchSeconds)
-	verifyStart := time.Now()
 
-	startWriteback(part)
-	// Verify everything; a piece that reused blocks can still be wrong (a strong-sum collision, or
-	// a .zsync that does not match the torrent): fetch such pieces whole from the origin, once.
-	bad, ok, err := j.check(ctx, part, j.part)
-	if err != nil {
-		return nil, err
-	}
+	// A piece that reused blocks can still be wrong (a strong-sum collision, or a .zsync that
+	// does not match the torrent): fetch such pieces whole from the origin, once.
 	if len(bad) > 0 && j.fetcher != nil {
 		j.log("%d piece(s) failed their SHA-1; fetching them whole from the origin", len(bad))
 		var rs []httprange.Range
@@ -406,7 +403,7 @@ func (j *job) run(ctx context.Context) (*Result, error) {
 			off, n := j.torrent.PieceRange(i)
 			rs = append(rs, httprange.Range{Off: off, Len: n})
 		}
-		if err := j.fetch(ctx, part, rs); err != nil {
+		if err := j.fetch(ctx, part, rs, nil); err != nil {
 			return nil, err
 		}
 		if bad, ok, err = j.check(ctx, part, j.part); err != nil {
@@ -419,7 +416,6 @@ func (j *job) run(ctx context.Context) (*Result, error) {
 	if !ok {
 		return nil, fmt.Errorf("%s: %w: the SHA-1 of the result is not the .zsync's %s (does the .zsync belong to this torrent?)", j.part, ErrVerify, j.res.SHA1)
 	}
-	j.log("verified in %.2fs", time.Since(verifyStart).Seconds())
 	syncStart := time.Now()
 	if err := part.Sync(); err != nil {
 		return nil, fmt.Errorf("%s: sync: %w", j.part, err)
@@ -454,13 +450,17 @@ func toHTTP(rs []delta.Range) []httprange.Range {
 	return out
 }
 
-// fetch gets ranges from the origin into part.
-func (j *job) fetch(ctx context.Context, part *os.File, rs []httprange.Range) error {
+// fetch gets ranges from the origin into part; onWrite, when not nil, hears of every range written.
+func (j *job) fetch(ctx context.Context, part *os.File, rs []httprange.Range, onWrite func(off, n int64)) error {
 	if j.fetcher == nil {
 		return fmt.Errorf("%w: %d bytes are missing and neither the torrent nor the .zsync names an http(s) URL for %s (give --url)", ErrNoURL, sumRanges(rs), j.name)
 	}
 	before := j.fetcher.Stats()
-	err := j.fetcher.Fetch(ctx, rs, part)
+	var w io.WriterAt = part
+	if onWrite != nil {
+		w = notifyWriter{f: part, fn: onWrite}
+	}
+	err := j.fetcher.Fetch(ctx, rs, w)
 	after := j.fetcher.Stats()
 	j.res.BytesFromOrigin += after.Bytes - before.Bytes
 	j.res.RequestsToOrigin += after.Requests - before.Requests

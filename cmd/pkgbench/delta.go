@@ -18,6 +18,7 @@ import (
 	"runtime/debug"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/pkgsync/pkgsync/internal/versions"
@@ -105,6 +106,7 @@ func benchDelta(ctx context.Context, args []string) error {
 			work := filepath.Join(dir, "work")
 			os.RemoveAll(work)
 			os.Mkdir(work, 0o755)
+			quiesce()
 			before := srv.Stats()
 			m, err := runCmd(ctx, work, "zsync", "-q", "-i", old, "-o", filepath.Join(work, "z.out"), url+name+".zsync")
 			if err != nil {
@@ -119,6 +121,8 @@ func benchDelta(ctx context.Context, args []string) error {
 			zs.wall = append(zs.wall, m.wall.Seconds())
 			zs.rss = append(zs.rss, float64(m.rssKB)/1024)
 
+			os.Remove(filepath.Join(work, "z.out"))
+			quiesce()
 			before = srv.Stats()
 			m, err = runCmd(ctx, work, bin, "update", "--no-swarm", "--json", "--old", old, "-o", filepath.Join(work, "p.out"), url+name+".zsync")
 			if err != nil {
@@ -145,6 +149,13 @@ func benchDelta(ctx context.Context, args []string) error {
 	}
 	fmt.Println("\nbytes fetched and requests are counted by the origin and include the .zsync itself (the same for both clients).")
 	return nil
+}
+
+// quiesce writes out every dirty page and lets the file system finish the work a deletion
+// leaves (on a file system mounted with discard, the commit that frees the blocks), so that each
+// client starts from the same quiet disk and none pays for the previous one's output.
+func quiesce() {
+	syscall.Sync()
 }
 
 func sameContent(path string, want [sha1.Size]byte) error {
