@@ -86,7 +86,7 @@ func (t *Torrent) announceLoop(ctx context.Context) {
 		// Nodes of a fan-out start within moments of each other: while nobody else is known
 		// and the origin gate may still be closed, ask again soon so that they find each
 		// other before anyone goes to the origin.
-		if alone && !t.Complete() && time.Since(started) < t.node.cfg.PeerWait {
+		if alone && !t.Complete() && time.Since(started) < t.config().PeerWait {
 			wait = min(wait, quickReannounce)
 		}
 

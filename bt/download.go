@@ -115,7 +115,7 @@ func newScheduler(t *Torrent) *scheduler {
 	n := t.info.NumPieces()
 	s := &scheduler{
 		t:          t,
-		cfg:        t.node.cfg,
+		cfg:        t.config(),
 		num:        n,
 		origin:     t.pkg.Origin != nil,
 		inflight:   make(map[int]context.CancelFunc),

@@ -53,6 +53,9 @@ type Package struct {
 	// peers for the missing ranges only (rangeExtension), then verifies it. If that fails
 	// the piece is fetched whole from peers, or its missing ranges from the origin.
 	Missing func(piece int) []Range
+	// PeerWait, if positive, replaces Config.PeerWait for this package: a small file that
+	// blocks what follows (the .zsync) should not wait long for peers that may never come.
+	PeerWait time.Duration
 }
 
 // Torrent is a Package added to a Node. It serves its complete pieces to peers from the
@@ -118,6 +121,15 @@ type peerState struct {
 	clientName string
 	down, up   int64
 	rangeUp    int64 // sent over rangeExtension
+}
+
+// config is the Node's Config with the Package's overrides.
+func (t *Torrent) config() Config {
+	c := t.node.cfg
+	if t.pkg.PeerWait > 0 {
+		c.PeerWait = t.pkg.PeerWait
+	}
+	return c
 }
 
 // Add adds p to the Node. Complete pieces are served at once, missing ones are requested

@@ -235,6 +235,7 @@ type makeResult struct {
 	Torrent   string `json:"torrent"`
 	Zsync     string `json:"zsync"`
 	InfoHash  string `json:"info_hash"`
+	ZsyncHash string `json:"zsync_info_hash"`
 	Length    int64  `json:"length"`
 	PieceSize int64  `json:"piece_size"`
 	Pieces    int    `json:"pieces"`
@@ -344,6 +345,8 @@ type summary struct {
 	BytesUploaded    int64      `json:"bytes_uploaded"`
 	Seconds          float64    `json:"seconds"`
 	ScanSeconds      float64    `json:"scan_seconds"` // > 0 when the node scanned old data, so fetched the .zsync
+	ZsyncFromPeers   int64      `json:"zsync_bytes_from_peers"`
+	ZsyncFromOrigin  int64      `json:"zsync_bytes_from_origin"`
 	Peers            []peerStat `json:"peers"`
 }
 
@@ -422,6 +425,12 @@ func sameFile(t *testing.T, path string, want []byte) {
 
 // originStats is GET /.pkgsync/stats of a pkgsync origin.
 type originStats struct {
+	Requests  int64                `json:"requests"`
+	BodyBytes int64                `json:"body_bytes"`
+	Files     map[string]fileStats `json:"files"`
+}
+
+type fileStats struct {
 	Requests  int64 `json:"requests"`
 	BodyBytes int64 `json:"body_bytes"`
 }

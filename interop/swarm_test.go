@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -34,7 +35,7 @@ func TestOpentrackerSwarm(t *testing.T) {
 	base, _ := l.serve("origin", filepath.Dir(pkg), "--no-make")
 	port := freePort(t, "127.0.0.1")
 	m := l.makeTorrent(pkg, "--url", base+"pkg.bin", "--tracker", fmt.Sprintf("http://127.0.0.1:%d/announce", port))
-	l.opentracker(ot, port, m.InfoHash)
+	l.opentracker(ot, port, m.InfoHash, m.ZsyncHash)
 
 	old := l.write(v1, "v1.bin")
 	src := base + "pkg.bin.torrent"
@@ -92,34 +93,44 @@ func TestEmbeddedTrackerDelta(t *testing.T) {
 	}
 }
 
-// originPackageBytes returns the package bytes the origin at base sent: its body bytes minus the
-// manifests (every node fetches the .torrent; only nodes with old data to scan fetch the .zsync,
-// the others verify with the piece hashes alone). It cross-checks that figure, and the request
-// count, with what the nodes report having read from the origin.
+// originPackageBytes returns the package bytes the origin at base sent, from its per-path
+// counts. It cross-checks them with what the nodes report having read from the origin, checks
+// that every node fetched the .torrent once, and that the .zsync (which the nodes with old data
+// need, and trade as a torrent of its own) left the origin less than maxOriginRatio times in
+// all, not once per node.
 func (l *lab) originPackageBytes(base string, m makeResult, sums []summary) int64 {
 	l.t.Helper()
 	st := l.originStats(base)
-	var read, reqs, zsyncs int64
+	name := "/" + strings.TrimSuffix(filepath.Base(m.Torrent), ".torrent")
+	pkg, tor, zs := st.Files[name], st.Files[name+".torrent"], st.Files[name+".zsync"]
+	var read, reqs, zsyncs, zfromPeers, zfromOrigin int64
 	for _, s := range sums {
 		read += s.BytesFromOrigin
 		reqs += s.RequestsToOrigin
+		zfromPeers += s.ZsyncFromPeers
+		zfromOrigin += s.ZsyncFromOrigin
 		if s.ScanSeconds > 0 {
 			zsyncs++
 		}
 	}
 	n := int64(len(sums))
-	manifests := n*fileSize(l.t, m.Torrent) + zsyncs*fileSize(l.t, m.Zsync)
-	sent := st.BodyBytes - manifests
-	l.t.Logf("origin: %d requests, %d body bytes (%d of them the manifests); the nodes read %d package bytes in %d requests",
-		st.Requests, st.BodyBytes, manifests, read, reqs)
-	if want := n + zsyncs + reqs; st.Requests != want {
-		l.t.Errorf("the origin served %d requests, want %d: one .torrent per node, %d .zsync, and the %d range requests the nodes report",
-			st.Requests, want, zsyncs, reqs)
+	zsize := fileSize(l.t, m.Zsync)
+	l.t.Logf("origin: %d requests, %d body bytes; package %d bytes in %d requests (the nodes report %d in %d); .torrent %d requests; .zsync %d bytes in %d requests for %d node(s) that needed it (%d bytes; the nodes report %d from peers, %d from the origin)",
+		st.Requests, st.BodyBytes, pkg.BodyBytes, pkg.Requests, read, reqs, tor.Requests, zs.BodyBytes, zs.Requests, zsyncs, zsize, zfromPeers, zfromOrigin)
+	if tor.Requests != n {
+		l.t.Errorf("the origin served the .torrent %d times to %d nodes", tor.Requests, n)
 	}
-	if sent < read {
-		l.t.Errorf("the nodes report %d bytes from the origin, more than the %d package bytes it sent", read, sent)
+	if pkg.Requests != reqs {
+		l.t.Errorf("the origin served %d package requests; the nodes report %d", pkg.Requests, reqs)
 	}
-	return sent
+	if pkg.BodyBytes < read {
+		l.t.Errorf("the nodes report %d bytes from the origin, more than the %d package bytes it sent", read, pkg.BodyBytes)
+	}
+	if zsyncs > 1 && float64(zs.BodyBytes) >= maxOriginRatio*float64(zsize) {
+		l.t.Errorf("the origin sent %d bytes of the %d-byte .zsync to %d nodes (%.2fx), want < %.1fx",
+			zs.BodyBytes, zsize, zsyncs, float64(zs.BodyBytes)/float64(zsize), maxOriginRatio)
+	}
+	return pkg.BodyBytes
 }
 
 // opentracker starts Debian's opentracker on 127.0.0.1:port (HTTP and UDP), serving only the
@@ -220,6 +231,14 @@ func TestOriginGoesAway(t *testing.T) {
 				if s.BytesReused+s.BytesFromPeers+s.BytesFromOrigin < s.BytesTotal {
 					t.Errorf("%s: %d reused + %d from peers + %d from the origin do not make its %d bytes",
 						nodes[i].name, s.BytesReused, s.BytesFromPeers, s.BytesFromOrigin, s.BytesTotal)
+				}
+			}
+			if tc.withV1 && tc.seederFirst {
+				// The seeder serves the .zsync too (it found it beside the torrent): the node
+				// with v1 gets it from the seeder, not from the manifests server.
+				if z := fileSize(t, m.Zsync); sums[0].ZsyncFromPeers != z || sums[0].ZsyncFromOrigin != 0 {
+					t.Errorf("holds-v1 got %d bytes of the %d-byte .zsync from peers and %d from the origin; want all from the seeder",
+						sums[0].ZsyncFromPeers, z, sums[0].ZsyncFromOrigin)
 				}
 			}
 			t.Logf("the origin sent %d bytes before it went away; the nodes read %d of them", cutAt, read)

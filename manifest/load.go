@@ -23,6 +23,9 @@ type Torrent struct {
 	// ZsyncURL is where the .zsync is, relative to the .torrent's location or absolute; empty when
 	// the torrent was not made by pkgsync.
 	ZsyncURL string
+	// ZsyncInfo is the bencoded info dictionary of the .zsync as a torrent of its own (see
+	// ZsyncTorrent); nil when the torrent does not carry one.
+	ZsyncInfo []byte
 }
 
 // NumPieces returns the number of pieces.
@@ -47,6 +50,26 @@ func ParseTorrent(data []byte) (*Torrent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("not a valid .torrent: %w", err)
 	}
+	t, err := fromMetaInfo(mi)
+	if err != nil {
+		return nil, err
+	}
+	var ext struct {
+		ZsyncURL  string        `bencode:"zsync-url"`
+		ZsyncInfo bencode.Bytes `bencode:"zsync-info"`
+	}
+	// Ignore a malformed extension: the standard part decoded, and --zsync can say where to look.
+	_ = bencode.Unmarshal(data, &ext)
+	t.ZsyncURL = ext.ZsyncURL
+	if len(ext.ZsyncInfo) > 0 && ext.ZsyncInfo[0] == 'd' {
+		t.ZsyncInfo = ext.ZsyncInfo
+	}
+	return t, nil
+}
+
+// fromMetaInfo checks that mi is a torrent pkgsync can use: a single file, a sane piece length,
+// and exactly one SHA-1 per piece.
+func fromMetaInfo(mi *metainfo.MetaInfo) (*Torrent, error) {
 	if len(mi.InfoBytes) == 0 {
 		return nil, errors.New("not a valid .torrent: no info dictionary")
 	}
@@ -64,12 +87,7 @@ func ParseTorrent(data []byte) (*Torrent, error) {
 	if int64(len(info.Pieces)) != want*sha1.Size {
 		return nil, fmt.Errorf("invalid .torrent: %d bytes of piece hashes for %d pieces (want %d)", len(info.Pieces), want, want*sha1.Size)
 	}
-	var ext struct {
-		ZsyncURL string `bencode:"zsync-url"`
-	}
-	// Ignore a malformed extension: the standard part decoded, and --zsync can say where to look.
-	_ = bencode.Unmarshal(data, &ext)
-	return &Torrent{MetaInfo: mi, Info: info, InfoHash: mi.HashInfoBytes(), ZsyncURL: ext.ZsyncURL}, nil
+	return &Torrent{MetaInfo: mi, Info: info, InfoHash: mi.HashInfoBytes()}, nil
 }
 
 // Check reports whether t and z describe the same package as far as can be told without the

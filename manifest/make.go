@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha1"
 	"errors"
@@ -42,17 +43,20 @@ type MakeOptions struct {
 
 // MakeResult describes what Make wrote.
 type MakeResult struct {
-	Package     string `json:"package"`
-	Torrent     string `json:"torrent"`
-	Zsync       string `json:"zsync"`
-	InfoHash    string `json:"info_hash"`
-	SHA1        string `json:"sha1"`
-	Length      int64  `json:"length"`
-	PieceSize   int64  `json:"piece_size"`
-	Pieces      int    `json:"pieces"`
-	BlockSize   int    `json:"block_size"`
-	Blocks      int    `json:"blocks"`
-	HashLengths string `json:"hash_lengths"`
+	Package  string `json:"package"`
+	Torrent  string `json:"torrent"`
+	Zsync    string `json:"zsync"`
+	InfoHash string `json:"info_hash"`
+	// ZsyncInfoHash is the info hash of the .zsync's own torrent (see Torrent.ZsyncTorrent):
+	// a tracker that serves listed hashes only must list it too.
+	ZsyncInfoHash string `json:"zsync_info_hash"`
+	SHA1          string `json:"sha1"`
+	Length        int64  `json:"length"`
+	PieceSize     int64  `json:"piece_size"`
+	Pieces        int    `json:"pieces"`
+	BlockSize     int    `json:"block_size"`
+	Blocks        int    `json:"blocks"`
+	HashLengths   string `json:"hash_lengths"`
 }
 
 // Input errors that Make reports; each is wrapped with the file's name.
@@ -183,7 +187,15 @@ func Make(ctx context.Context, path string, opt MakeOptions) (*MakeResult, error
 	}
 	zh.SHA1 = h.Whole
 	zf := &zsyncfile.File{Header: zh, Blocks: h.Blocks}
-	if err := zsyncfile.Write(tmpZ, zf); err != nil {
+	var zbuf bytes.Buffer
+	if err := zsyncfile.Write(&zbuf, zf); err != nil {
+		return nil, fmt.Errorf("%s: %w", zsyncPath, err)
+	}
+	zinfo, err := ZsyncInfo(filepath.Base(zsyncPath), zbuf.Bytes())
+	if err != nil {
+		return nil, err
+	}
+	if _, err := tmpZ.Write(zbuf.Bytes()); err != nil {
 		return nil, fmt.Errorf("%s: %w", zsyncPath, err)
 	}
 
@@ -201,6 +213,7 @@ func Make(ctx context.Context, path string, opt MakeOptions) (*MakeResult, error
 		CreationDate: now().Unix(),
 		CreatedBy:    "pkgsync",
 		ZsyncURL:     filepath.Base(zsyncPath),
+		ZsyncInfo:    zinfo,
 	}
 	if opt.URL != "" {
 		tf.URLList = []string{opt.URL}
@@ -225,21 +238,23 @@ func Make(ctx context.Context, path string, opt MakeOptions) (*MakeResult, error
 		return nil, err
 	}
 	return &MakeResult{
-		Package:     path,
-		Torrent:     torrentPath,
-		Zsync:       zsyncPath,
-		InfoHash:    metainfo.HashBytes(infoBytes).HexString(),
-		SHA1:        fmt.Sprintf("%x", h.Whole),
-		Length:      length,
-		PieceSize:   ps,
-		Pieces:      len(h.Pieces) / sha1.Size,
-		BlockSize:   bs,
-		Blocks:      len(h.Blocks),
-		HashLengths: fmt.Sprintf("%d,%d,%d", zh.SeqMatches, zh.RsumBytes, zh.ChecksumBytes),
+		Package:       path,
+		Torrent:       torrentPath,
+		Zsync:         zsyncPath,
+		InfoHash:      metainfo.HashBytes(infoBytes).HexString(),
+		ZsyncInfoHash: metainfo.HashBytes(zinfo).HexString(),
+		SHA1:          fmt.Sprintf("%x", h.Whole),
+		Length:        length,
+		PieceSize:     ps,
+		Pieces:        len(h.Pieces) / sha1.Size,
+		BlockSize:     bs,
+		Blocks:        len(h.Blocks),
+		HashLengths:   fmt.Sprintf("%d,%d,%d", zh.SeqMatches, zh.RsumBytes, zh.ChecksumBytes),
 	}, nil
 }
 
-// torrentFile is the metainfo as pkgsync writes it: BEP 3/12/19 keys plus "zsync-url".
+// torrentFile is the metainfo as pkgsync writes it: BEP 3/12/19 keys plus "zsync-url" and
+// "zsync-info" (see ZsyncTorrent).
 type torrentFile struct {
 	Announce     string        `bencode:"announce,omitempty"`
 	AnnounceList [][]string    `bencode:"announce-list,omitempty"`
@@ -249,4 +264,5 @@ type torrentFile struct {
 	InfoBytes    bencode.Bytes `bencode:"info"`
 	URLList      []string      `bencode:"url-list,omitempty"`
 	ZsyncURL     string        `bencode:"zsync-url,omitempty"`
+	ZsyncInfo    bencode.Bytes `bencode:"zsync-info,omitempty"`
 }

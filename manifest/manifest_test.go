@@ -143,3 +143,71 @@ func BenchmarkMake(b *testing.B) {
 		}
 	}
 }
+
+// The torrent carries the .zsync as a torrent of its own, whose pieces hash the .zsync file
+// make wrote, with the package's trackers and the given URL as its web seed.
+func TestZsyncTorrent(t *testing.T) {
+	dir := t.TempDir()
+	p, _ := randomFile(t, dir, 3, 9<<20+77)
+	res, err := Make(context.Background(), p, MakeOptions{Trackers: []string{"http://t.invalid/announce"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := os.ReadFile(res.Torrent)
+	tor, err := ParseTorrent(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zdata, _ := os.ReadFile(res.Zsync)
+	zt, err := tor.ZsyncTorrent("http://o.invalid/pkg.bin.zsync")
+	if err != nil || zt == nil {
+		t.Fatalf("ZsyncTorrent: %v, %v", zt, err)
+	}
+	if zt.Info.Name != "pkg.bin.zsync" || zt.Info.Length != int64(len(zdata)) || zt.Info.PieceLength != ZsyncPieceLength(int64(len(zdata))) {
+		t.Fatalf("zsync torrent info: name %q length %d piece length %d; .zsync has %d bytes", zt.Info.Name, zt.Info.Length, zt.Info.PieceLength, len(zdata))
+	}
+	for i := range zt.NumPieces() {
+		off, n := zt.PieceRange(i)
+		if sha1.Sum(zdata[off:off+n]) != zt.PieceHash(i) {
+			t.Fatalf("piece %d of the .zsync's torrent does not hash the .zsync", i)
+		}
+	}
+	if zt.MetaInfo.Announce != "http://t.invalid/announce" || len(zt.MetaInfo.UrlList) != 1 || zt.MetaInfo.UrlList[0] != "http://o.invalid/pkg.bin.zsync" {
+		t.Fatalf("zsync torrent: announce %q, url-list %q", zt.MetaInfo.Announce, zt.MetaInfo.UrlList)
+	}
+	if zt.InfoHash == tor.InfoHash {
+		t.Fatal("the .zsync's torrent has the package's info hash")
+	}
+
+	// A torrent without the key (mktorrent's, an older pkgsync's) has no .zsync torrent; a
+	// malformed one is an error.
+	plain, err := ParseTorrent([]byte("d4:infod6:lengthi100e4:name1:x12:piece lengthi16384e6:pieces20:aaaaaaaaaaaaaaaaaaaaee"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if zt, err := plain.ZsyncTorrent("u"); zt != nil || err != nil {
+		t.Fatalf("without zsync-info: %v, %v", zt, err)
+	}
+	bad, err := ParseTorrent([]byte("d4:infod6:lengthi100e4:name1:x12:piece lengthi16384e6:pieces20:aaaaaaaaaaaaaaaaaaaae10:zsync-infod6:lengthi100e4:name1:x12:piece lengthi16384e6:pieces3:abcee"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bad.ZsyncTorrent("u"); err == nil {
+		t.Fatal("a zsync-info with 3 bytes of piece hashes was accepted")
+	}
+}
+
+func TestZsyncPieceLength(t *testing.T) {
+	for _, tc := range []struct{ n, want int64 }{
+		{1, 16 << 10},
+		{460 << 10, 16 << 10},
+		{4 << 20, 16 << 10},
+		{4<<20 + 1, 32 << 10},
+		{40 << 20, 256 << 10},
+		{10 << 30, 4 << 20},
+	} {
+		if got := ZsyncPieceLength(tc.n); got != tc.want {
+			t.Errorf("ZsyncPieceLength(%d) = %d, want %d", tc.n, got, tc.want)
+		}
+	}
+}

@@ -51,7 +51,20 @@ type Options struct {
 type Stats struct {
 	Requests  int64 `json:"requests"`
 	BodyBytes int64 `json:"body_bytes"`
+	// Files breaks the totals down by request path ("/pkg.tar", "/pkg.tar.zsync"), so that
+	// an audit can tell the package's bytes from its manifests'.
+	Files map[string]FileStats `json:"files"`
 }
+
+// FileStats is what the origin sent for one path.
+type FileStats struct {
+	Requests  int64 `json:"requests"`
+	BodyBytes int64 `json:"body_bytes"`
+}
+
+// maxStatFiles bounds the paths Stats keeps apart, so that requests for random names cannot
+// grow it without end; later paths count in the totals only.
+const maxStatFiles = 10000
 
 // Server serves one folder.
 type Server struct {
@@ -60,6 +73,8 @@ type Server struct {
 	opt  Options
 
 	requests, bytes atomic.Int64
+	filesMu         sync.Mutex
+	files           map[string]FileStats
 	makeMu          sync.Mutex // one make at a time: it already uses every core
 }
 
@@ -85,7 +100,13 @@ func (s *Server) Close() error { return s.root.Close() }
 
 // Stats returns the counters since the server started.
 func (s *Server) Stats() Stats {
-	return Stats{Requests: s.requests.Load(), BodyBytes: s.bytes.Load()}
+	st := Stats{Requests: s.requests.Load(), BodyBytes: s.bytes.Load(), Files: map[string]FileStats{}}
+	s.filesMu.Lock()
+	for k, v := range s.files {
+		st.Files[k] = v
+	}
+	s.filesMu.Unlock()
+	return st
 }
 
 // ServeHTTP implements http.Handler.
@@ -108,6 +129,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	cw := &countingWriter{ResponseWriter: w}
 	status := s.serveFile(cw, r)
 	s.bytes.Add(cw.n)
+	s.filesMu.Lock()
+	if s.files == nil {
+		s.files = map[string]FileStats{}
+	}
+	key := path.Clean("/" + r.URL.Path)
+	if _, ok := s.files[key]; ok || len(s.files) < maxStatFiles {
+		fst := s.files[key]
+		fst.Requests++
+		fst.BodyBytes += cw.n
+		s.files[key] = fst
+	}
+	s.filesMu.Unlock()
 	if s.opt.Log != nil {
 		fmt.Fprintf(s.opt.Log, "%s %s %s %q %d %d\n", time.Now().UTC().Format(time.RFC3339), r.RemoteAddr, r.Method, r.URL.Path, status, cw.n)
 	}

@@ -5,12 +5,15 @@ import (
 	"crypto/sha1"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/pkgsync/pkgsync/bt"
 	"github.com/pkgsync/pkgsync/delta"
 	"github.com/pkgsync/pkgsync/httprange"
+	"github.com/pkgsync/pkgsync/manifest"
 )
 
 // swarm fetches the pieces the delta plan could not fill from BitTorrent peers, and from the
@@ -58,11 +61,10 @@ func (j *job) swarm(ctx context.Context, part *os.File, plan *delta.Plan) error 
 			return l, nil
 		}
 	}
-	node, err := bt.NewNode(j.opt.BT)
+	node, err := j.ensureNode()
 	if err != nil {
-		return fmt.Errorf("starting BitTorrent: %w", err)
+		return err
 	}
-	j.node = node
 	// Pieces the plan rebuilt in part cost their missing ranges from pkgsync peers too.
 	missing := func(piece int) []bt.Range {
 		if have[piece] || suspect[piece] {
@@ -89,6 +91,83 @@ func (j *job) swarm(ctx context.Context, part *os.File, plan *delta.Plan) error 
 		return fmt.Errorf("swarm download: %w", err)
 	}
 	return nil
+}
+
+// zsyncPeerWait bounds the wait for peers before the .zsync's first origin request.
+const zsyncPeerWait = 500 * time.Millisecond
+
+// ensureNode starts the job's BitTorrent node, once: the .zsync's torrent and the package's
+// share it.
+func (j *job) ensureNode() (*bt.Node, error) {
+	if j.node != nil {
+		return j.node, nil
+	}
+	node, err := bt.NewNode(j.opt.BT)
+	if err != nil {
+		return nil, fmt.Errorf("starting BitTorrent: %w", err)
+	}
+	j.node = node
+	return node, nil
+}
+
+// zsyncFromSwarm downloads the .zsync as the torrent zt: from peers first, from the origin
+// (zt's web seed) for the pieces no peer has, as the package itself. The data goes to an
+// unlinked temporary file beside OUT, so nothing is left behind, and the torrent stays in
+// the node: this node serves the .zsync to later peers while it runs and seeds.
+func (j *job) zsyncFromSwarm(ctx context.Context, zt *manifest.Torrent) ([]byte, error) {
+	node, err := j.ensureNode()
+	if err != nil {
+		return nil, err
+	}
+	length := zt.Info.Length
+	if length > maxZsyncBytes {
+		return nil, fmt.Errorf("the .zsync's torrent says %d bytes (limit %d)", length, maxZsyncBytes)
+	}
+	f, err := os.CreateTemp(filepath.Dir(j.out), ".pkgsync-zsync-*")
+	if err != nil {
+		return nil, fmt.Errorf("cannot write beside the output: %w", err)
+	}
+	os.Remove(f.Name())
+	j.zsyncTmp = f
+	if err := f.Truncate(length); err != nil {
+		return nil, fmt.Errorf("%s: %w", f.Name(), err)
+	}
+	var origin bt.OriginFunc
+	if len(zt.MetaInfo.UrlList) > 0 {
+		fetcher := httprange.New(zt.MetaInfo.UrlList[0], httprange.Options{
+			Client: j.opt.HTTP, Header: j.opt.Header, Length: length, Parallel: j.opt.Parallel,
+		})
+		origin = func(ctx context.Context, piece int) (int64, error) {
+			off, l := zt.PieceRange(piece)
+			if err := fetcher.Fetch(ctx, []httprange.Range{{Off: off, Len: l}}, f); err != nil {
+				return 0, fmt.Errorf("piece %d of the .zsync from the origin: %w", piece, err)
+			}
+			return l, nil
+		}
+	}
+	start := time.Now()
+	// Nodes that start together find each other within a few quick re-announces; a node that
+	// finds nobody soon should not hold up its update for the full PeerWait.
+	wait := min(j.opt.BT.PeerWait, zsyncPeerWait)
+	if wait <= 0 {
+		wait = zsyncPeerWait
+	}
+	tt, err := node.Add(ctx, bt.Package{MetaInfo: zt.MetaInfo, Data: f, Origin: origin, Refetch: origin, Peers: j.opt.Peers, PeerWait: wait})
+	if err != nil {
+		return nil, fmt.Errorf("joining the swarm of the .zsync: %w", err)
+	}
+	j.zsyncT = tt
+	if err := tt.Download(ctx); err != nil {
+		return nil, fmt.Errorf("swarm download of the .zsync: %w", err)
+	}
+	st := tt.Stats()
+	j.res.ZsyncFromPeers, j.res.ZsyncFromOrigin = st.BytesFromPeers, st.BytesFromOrigin
+	j.log("the .zsync (%d bytes): %d from peers, %d from the origin in %.2fs", length, st.BytesFromPeers, st.BytesFromOrigin, time.Since(start).Seconds())
+	data := make([]byte, length)
+	if _, err := f.ReadAt(data, 0); err != nil {
+		return nil, fmt.Errorf("reading the .zsync back: %w", err)
+	}
+	return data, nil
 }
 
 func (j *job) collectSwarmStats() {

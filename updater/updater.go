@@ -46,20 +46,23 @@ type Options struct {
 
 // Result is the --json summary of an update.
 type Result struct {
-	Package          string        `json:"package"`
-	Output           string        `json:"output"`
-	UpToDate         bool          `json:"up_to_date"`
-	SHA1             string        `json:"sha1"`
-	BytesTotal       int64         `json:"bytes_total"`
-	BytesReused      int64         `json:"bytes_reused"`
-	BytesFromPeers   int64         `json:"bytes_from_peers"`
-	BytesFromOrigin  int64         `json:"bytes_from_origin"`
-	RequestsToOrigin int64         `json:"requests_to_origin"`
-	BytesUploaded    int64         `json:"bytes_uploaded"`
-	Seconds          float64       `json:"seconds"`
-	ScanSeconds      float64       `json:"scan_seconds"` // the delta scan of the old file(s) alone
-	FetchSeconds     float64       `json:"fetch_seconds"`
-	Peers            []bt.PeerStat `json:"peers"`
+	Package          string  `json:"package"`
+	Output           string  `json:"output"`
+	UpToDate         bool    `json:"up_to_date"`
+	SHA1             string  `json:"sha1"`
+	BytesTotal       int64   `json:"bytes_total"`
+	BytesReused      int64   `json:"bytes_reused"`
+	BytesFromPeers   int64   `json:"bytes_from_peers"`
+	BytesFromOrigin  int64   `json:"bytes_from_origin"`
+	RequestsToOrigin int64   `json:"requests_to_origin"`
+	BytesUploaded    int64   `json:"bytes_uploaded"`
+	Seconds          float64 `json:"seconds"`
+	ScanSeconds      float64 `json:"scan_seconds"` // the delta scan of the old file(s) alone
+	FetchSeconds     float64 `json:"fetch_seconds"`
+	// The .zsync, when it came over the swarm (see manifest.Torrent.ZsyncTorrent).
+	ZsyncFromPeers  int64         `json:"zsync_bytes_from_peers"`
+	ZsyncFromOrigin int64         `json:"zsync_bytes_from_origin"`
+	Peers           []bt.PeerStat `json:"peers"`
 }
 
 // Errors a caller may want to tell apart.
@@ -85,6 +88,9 @@ type job struct {
 	dataFile *os.File
 	node     *bt.Node
 	swarmT   *bt.Torrent
+	src      location // where SOURCE is
+	zsyncT   *bt.Torrent
+	zsyncTmp *os.File // the .zsync fetched from the swarm, unlinked, kept open to seed it
 }
 
 // Run performs the update described by opt.
@@ -112,45 +118,82 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 	if j.dataFile != nil {
 		j.dataFile.Close()
 	}
+	if j.zsyncTmp != nil {
+		j.zsyncTmp.Close()
+	}
 	return res, err
 }
 
-// load reads the .torrent and .zsync and works out the paths and the origin URL. A node with no
-// old data at all (no --old, no OUT, no OUT.part) does not fetch the .zsync: it has nothing to
-// scan, the torrent's piece hashes verify every byte, and the control file (up to tens of MB for
-// a large package) would only load the origin that every node is fetching from.
+// load reads SOURCE: a .torrent (the .zsync waits for loadZsync, after the up-to-date check),
+// or a .zsync for a plain zsync update. It works out the paths and the origin URL.
 func (j *job) load(ctx context.Context) error {
 	src := parseLocation(j.opt.Source)
+	j.src = src
 	data, err := src.read(ctx, j.opt.HTTP, j.opt.Header, maxZsyncBytes)
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", src, err)
 	}
-	zloc := src
 	if isZsync(data) {
 		if j.opt.Swarm {
 			return fmt.Errorf("%s: %w, not a .zsync (use --no-swarm for a plain zsync update)", src, ErrNoSwarm)
 		}
-	} else {
-		t, err := manifest.ParseTorrent(data)
+		z, err := zsyncfile.Read(bytes.NewReader(data))
 		if err != nil {
 			return fmt.Errorf("%s: %w", src, err)
 		}
-		j.torrent = t
-		j.length = t.Info.Length
-		j.setPaths(t.Info.Name, src)
-		if j.opt.Zsync == "" && !j.hasOldData() {
-			j.log("no old data: the torrent's piece hashes alone verify the download, no .zsync needed")
-			j.setOrigin(src, nil)
-			return nil
+		j.setPaths(z.Filename, src)
+		j.useZsync(z, src)
+		return nil
+	}
+	t, err := manifest.ParseTorrent(data)
+	if err != nil {
+		return fmt.Errorf("%s: %w", src, err)
+	}
+	j.torrent = t
+	j.length = t.Info.Length
+	j.setPaths(t.Info.Name, src)
+	j.setOrigin(src, nil)
+	return nil
+}
+
+// loadZsync loads the .zsync of a torrent SOURCE: from the swarm when the torrent describes
+// the .zsync as a torrent of its own (so that N nodes updating together do not each fetch it
+// from the origin), else from where the torrent says. A node with no old data at all (no
+// --old, no OUT, no OUT.part) does not load it: it has nothing to scan, the torrent's piece
+// hashes verify every byte, and the control file (up to tens of MB for a large package) would
+// only load the origin that every node is fetching from.
+func (j *job) loadZsync(ctx context.Context) error {
+	if j.torrent == nil || j.zsync != nil {
+		return nil
+	}
+	if j.opt.Zsync == "" && !j.hasOldData() {
+		j.log("no old data: the torrent's piece hashes alone verify the download, no .zsync needed")
+		return nil
+	}
+	t, src := j.torrent, j.src
+	var zloc location
+	switch {
+	case j.opt.Zsync != "":
+		zloc = parseLocation(j.opt.Zsync)
+	case t.ZsyncURL != "":
+		zloc = src.resolve(t.ZsyncURL)
+	default:
+		zloc = parseLocation(siblingZsync(src.raw))
+	}
+	var data []byte
+	if j.opt.Swarm && zloc.url != nil && j.opt.Zsync == "" {
+		zt, err := t.ZsyncTorrent(zloc.raw)
+		if err != nil {
+			return fmt.Errorf("%s: %w", src, err)
 		}
-		switch {
-		case j.opt.Zsync != "":
-			zloc = parseLocation(j.opt.Zsync)
-		case t.ZsyncURL != "":
-			zloc = src.resolve(t.ZsyncURL)
-		default:
-			zloc = parseLocation(siblingZsync(src.raw))
+		if zt != nil {
+			if data, err = j.zsyncFromSwarm(ctx, zt); err != nil {
+				return fmt.Errorf("fetching the .zsync of %s: %w", src, err)
+			}
 		}
+	}
+	if data == nil {
+		var err error
 		if data, err = zloc.read(ctx, j.opt.HTTP, j.opt.Header, maxZsyncBytes); err != nil {
 			return fmt.Errorf("reading the .zsync of %s: %w", src, err)
 		}
@@ -159,17 +202,22 @@ func (j *job) load(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", zloc, err)
 	}
+	if err := manifest.Check(t, z); err != nil {
+		return fmt.Errorf("%s and %s: %w", src, zloc, err)
+	}
+	j.useZsync(z, zloc)
+	return nil
+}
+
+// useZsync adopts z, loaded from zloc, as the target's control file.
+func (j *job) useZsync(z *zsyncfile.File, zloc location) {
 	j.zsync = z
 	j.length = z.Length
-	if j.torrent != nil {
-		if err := manifest.Check(j.torrent, z); err != nil {
-			return fmt.Errorf("%s and %s: %w", src, zloc, err)
-		}
-	} else {
-		j.setPaths(z.Filename, src)
+	j.res.BytesTotal = z.Length
+	j.res.SHA1 = fmt.Sprintf("%x", z.SHA1)
+	if j.origin == "" {
+		j.setOrigin(zloc, z)
 	}
-	j.setOrigin(zloc, z)
-	return nil
 }
 
 // setPaths works out the output and part file names from the package's name.
@@ -186,6 +234,7 @@ func (j *job) setPaths(name string, src location) {
 		j.out = filepath.Join(j.out, j.name)
 	}
 	j.part = j.out + ".part"
+	j.res = Result{Package: j.name, Output: j.out, BytesTotal: j.length}
 }
 
 // hasOldData reports whether there is anything to rebuild from: an old version, the current
@@ -213,10 +262,6 @@ func (j *job) setOrigin(zloc location, z *zsyncfile.File) {
 		if u := zloc.resolve(z.URLs[0]); u.url != nil {
 			j.origin = u.raw
 		}
-	}
-	j.res = Result{Package: j.name, Output: j.out, BytesTotal: j.length}
-	if z != nil {
-		j.res.SHA1 = fmt.Sprintf("%x", z.SHA1)
 	}
 	if j.origin != "" {
 		j.fetcher = httprange.New(j.origin, httprange.Options{
@@ -265,6 +310,9 @@ func (j *job) run(ctx context.Context) (*Result, error) {
 			}
 		}
 		f.Close()
+	}
+	if err := j.loadZsync(ctx); err != nil {
+		return nil, err
 	}
 
 	// Sources: the old versions, the current OUT (often the previous version itself), and an

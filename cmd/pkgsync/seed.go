@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/pkgsync/pkgsync/bt"
@@ -17,7 +19,9 @@ const seedSynopsis = `Usage: pkgsync seed FILE.torrent... [flags]
 Seeds complete packages to BitTorrent peers from one process until interrupted. Each package's
 data is found beside its torrent (FILE.torrent -> FILE) or given with --data, in the order of the
 torrents. Every package is verified once at start-up against its piece hashes; a package that does
-not verify is refused.
+not verify is refused. A torrent made by pkgsync also describes its .zsync as a small torrent of
+its own; when the .zsync is found (where the torrent points, or beside the data) and verifies, it
+is seeded too, so that updating nodes can get it from peers rather than from the origin.
 
 Example:
   pkgsync seed /srv/pkgs/*.torrent --listen :6881`
@@ -89,15 +93,13 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if st, err := f.Stat(); err != nil || st.Size() != t.Info.Length {
 			return fmt.Errorf("%s: not the data of %s (size differs: want %d bytes)", data, tp, t.Info.Length)
 		}
-		h, err := manifest.Hash(ctx, io.NewSectionReader(f, 0, t.Info.Length), data, t.Info.Length, t.Info.PieceLength, nil, 0, nil)
-		if err != nil {
-			return err
+		if err := verifyAll(ctx, f, t, data); err != nil {
+			return fmt.Errorf("%w: refusing to seed it", err)
 		}
-		for p := 0; p < t.NumPieces(); p++ {
-			want := t.PieceHash(p)
-			if string(h.Pieces[p*20:(p+1)*20]) != string(want[:]) {
-				return fmt.Errorf("%s: piece %d does not match %s: refusing to seed it", data, p, tp)
-			}
+		if zp, zt, f, err := findZsync(ctx, t, tp, data); err != nil {
+			fmt.Fprintf(stderr, "pkgsync: not seeding the .zsync of %s: %v\n", tp, err)
+		} else if zt != nil {
+			pkgs = append(pkgs, pkg{zt, f, zp})
 		}
 	}
 	node, err := bt.NewNode(cfg)
@@ -118,4 +120,52 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fmt.Fprintf(stderr, "pkgsync: listening on %s; interrupt to stop\n", node.Addr())
 	<-ctx.Done()
 	return nil
+}
+
+// verifyAll checks every piece of f (the data of t, at path) against t's piece hashes.
+func verifyAll(ctx context.Context, f *os.File, t *manifest.Torrent, path string) error {
+	if st, err := f.Stat(); err != nil || st.Size() != t.Info.Length {
+		return fmt.Errorf("%s: not the data of the torrent (size differs: want %d bytes)", path, t.Info.Length)
+	}
+	h, err := manifest.Hash(ctx, io.NewSectionReader(f, 0, t.Info.Length), path, t.Info.Length, t.Info.PieceLength, nil, 0, nil)
+	if err != nil {
+		return err
+	}
+	for p := 0; p < t.NumPieces(); p++ {
+		want := t.PieceHash(p)
+		if string(h.Pieces[p*20:(p+1)*20]) != string(want[:]) {
+			return fmt.Errorf("%s: piece %d does not match the torrent", path, p)
+		}
+	}
+	return nil
+}
+
+// findZsync returns the .zsync of t as a torrent of its own, opened and verified, when t
+// describes one: where t's zsync-url points relative to the torrent at tp, else beside the
+// data. It returns a nil torrent and no error when t describes none.
+func findZsync(ctx context.Context, t *manifest.Torrent, tp, data string) (string, *manifest.Torrent, *os.File, error) {
+	zt, err := t.ZsyncTorrent("")
+	if err != nil || zt == nil {
+		return "", nil, nil, err
+	}
+	var cands []string
+	if u := t.ZsyncURL; u != "" && !strings.Contains(u, "://") {
+		cands = append(cands, filepath.Join(filepath.Dir(tp), filepath.FromSlash(u)))
+	}
+	cands = append(cands, data+".zsync")
+	var errs []string
+	for _, zp := range cands {
+		f, err := os.Open(zp)
+		if err != nil {
+			errs = append(errs, err.Error())
+			continue
+		}
+		if err := verifyAll(ctx, f, zt, zp); err != nil {
+			f.Close()
+			errs = append(errs, err.Error()+" (a .zsync of another version?)")
+			continue
+		}
+		return zp, zt, f, nil
+	}
+	return "", nil, nil, errors.New(strings.Join(errs, "; "))
 }
