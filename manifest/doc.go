@@ -6,5 +6,7 @@
 // whole-file SHA-1 are computed from the same buffers, spread over every core), and `pkgsync update`
 // needs both and must refuse a pair that does not belong together. The .torrent carries a
 // "zsync-url" key (outside the info dictionary, so the info hash is unaffected and stock clients
-// ignore it) that tells a consumer where the .zsync is, relative to the .torrent's own location.
+// ignore it) that tells a consumer where the .zsync is, relative to the .torrent's own location,
+// and a "zsync-info" key: the info dictionary of the .zsync as a torrent of its own, so that the
+// nodes of a fan-out trade the control file like the package (see ZsyncTorrent).
 package manifest

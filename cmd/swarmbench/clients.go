@@ -96,7 +96,7 @@ func (t *tools) command(c string, n nodeSpec) (nodeCmd, error) {
 	listen := fmt.Sprintf("%s:%d", n.addr, btPort)
 	switch c {
 	case clientPkgsync:
-		args := []string{"update", "-o", out, "--json", "--listen", listen, "--seed-time", "60m"}
+		args := []string{"update", "-v", "-o", out, "--json", "--listen", listen, "--seed-time", "60m"}
 		if n.old != "" {
 			args = append(args, "--old", n.old)
 		}

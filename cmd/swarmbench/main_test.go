@@ -325,7 +325,7 @@ func sampleRuns() []*Run {
 	}
 	return []*Run{
 		{Scenario: "fanout", Client: "pkgsync", Nodes: 2, Bytes: 16 << 20, PayloadBytes: 16 << 20, NodeRateMbit: 10, OriginRateMbit: 10,
-			A: f(15), B: 13.4, Efficiency: f(13.4 / 15), MedianS: f(14.5), OriginBytesRatio: 1.02, MaxUploadShare: 1.02, UploadMaxOverMean: 1.1,
+			A: f(15), B: 13.4, Efficiency: f(13.4 / 15), MedianS: f(14.5), OriginBytesRatio: 1.02, OriginPackageRatio: f(0.98), MaxUploadShare: 1.02, UploadMaxOverMean: 1.1,
 			Completed: 2, Verified: 2, Hosts: []HostResult{host("o", "origin", 1, 1.02, nil), host("n00", "node", 1, 0.9, f(14)), host("n01", "node", 1, 1, f(15))}},
 		{Scenario: "delta", Client: "aria2", Nodes: 2, Bytes: 16 << 20, ChangedBytes: &changed, PayloadBytes: changed, NodeRateMbit: 10, OriginRateMbit: 10,
 			A: f(40), B: 0.5, Efficiency: f(0.5 / 40), OriginBytesRatio: 80, MaxUploadShare: 80, UploadMaxOverMean: 3,
@@ -341,9 +341,9 @@ func TestMarkdown(t *testing.T) {
 	md := markdown(&report{Mode: "test", Date: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), CPUs: 2, Runs: sampleRuns()})
 	for _, want := range []string{
 		"## swarmbench test, 2026-01-02 03:04 UTC, 2 CPUs",
-		"| fanout | pkgsync | 2 | 16 MiB | 15.0 | 14.5 | 13.4 | 0.89 | 1.02 F | – | 102% F | 1.10 |",
-		"| delta | aria2 | 2 | 16 MiB (300 KiB new) | 40.0 | – | 0.50 | 0.01 | 80.00 new | – | 8000% new |",
-		"| twodc | libtorrent | 2 | 16 MiB | – | – | 13.4 | – | 0.00 F | 1.50 F |",
+		"| fanout | pkgsync | 2 | 16 MiB | 15.0 | 14.5 | 13.4 | 0.89 | 1.02 F | 0.98 F | – | 102% F | 1.10 |",
+		"| delta | aria2 | 2 | 16 MiB (300 KiB new) | 40.0 | – | 0.50 | 0.01 | 80.00 new | – | – | 8000% new |",
+		"| twodc | libtorrent | 2 | 16 MiB | – | – | 13.4 | – | 0.00 F | – | 1.50 F |",
 		"inter-DC link 20 each way",
 		"delta, aria2: aria2 nodes start with v1.",
 		"**1 of 2 nodes did not finish**",

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"sort"
 	"strings"
 	"time"
 )
@@ -48,6 +49,18 @@ func (r *Run) summary() string {
 	if r.InterDCBytesRatio != nil {
 		s += fmt.Sprintf(", inter-DC %.2f F", *r.InterDCBytesRatio)
 	}
+	if len(r.OriginHTTPFiles) > 0 {
+		paths := make([]string, 0, len(r.OriginHTTPFiles))
+		for p := range r.OriginHTTPFiles {
+			paths = append(paths, p)
+		}
+		sort.Strings(paths)
+		var parts []string
+		for _, p := range paths {
+			parts = append(parts, fmt.Sprintf("%s %d", p, r.OriginHTTPFiles[p]))
+		}
+		s += "; origin HTTP body bytes: " + strings.Join(parts, ", ")
+	}
 	if r.Error != "" {
 		s += "; " + r.Error
 	}
@@ -58,8 +71,8 @@ func (r *Run) summary() string {
 func markdown(rep *report) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "## swarmbench %s, %s, %d CPUs\n\n", rep.Mode, rep.Date.UTC().Format("2006-01-02 15:04 MST"), rep.CPUs)
-	b.WriteString("| scenario | client | N | F | A s | median s | B s | B/A | origin sent | inter-DC | max upload | max/mean upload | CPU % mean/peak | nodes' CPU s | nodes ok |\n")
-	b.WriteString("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	b.WriteString("| scenario | client | N | F | A s | median s | B s | B/A | origin sent | of it, package | inter-DC | max upload | max/mean upload | CPU % mean/peak | nodes' CPU s | nodes ok |\n")
+	b.WriteString("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	var rates, notes []string
 	for _, r := range rep.Runs {
 		f := sizeString(r.Bytes)
@@ -70,9 +83,13 @@ func markdown(rep *report) string {
 		if r.InterDCBytesRatio != nil {
 			interDC = fmt.Sprintf("%.2f F", *r.InterDCBytesRatio)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s | %s | %s | %.2f %s | %s | %.0f%% %s | %.2f | %.0f/%.0f | %.1f | %d/%d |\n",
+		pkgPart := "–"
+		if r.OriginPackageRatio != nil {
+			pkgPart = fmt.Sprintf("%.2f %s", *r.OriginPackageRatio, r.unit())
+		}
+		fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s | %s | %s | %.2f %s | %s | %s | %.0f%% %s | %.2f | %.0f/%.0f | %.1f | %d/%d |\n",
 			r.Scenario, r.Client, r.Nodes, f, optSecs(r.A), optSecs(r.MedianS), secs(r.B), optF(r.Efficiency, "%.2f"),
-			r.OriginBytesRatio, r.unit(), interDC, 100*r.MaxUploadShare, r.unit(), r.UploadMaxOverMean,
+			r.OriginBytesRatio, r.unit(), pkgPart, interDC, 100*r.MaxUploadShare, r.unit(), r.UploadMaxOverMean,
 			r.CPUPercent, r.CPUPeakPercent, r.ClientsCPUS, r.Verified, r.Nodes)
 		if r.NodeRateMbit > 0 {
 			rate := fmt.Sprintf("nodes %g Mbit/s up and down, origin %g", r.NodeRateMbit, r.OriginRateMbit)
@@ -95,7 +112,7 @@ func markdown(rep *report) string {
 	b.WriteString(`A: seconds until the last node held the verified package; median: the median node. ` +
 		`B = max(F/u_origin, F/d_node, N*F/(u_origin + N*u_node)) for the shaped rates (and F/inter-DC rate with two data centers); ` +
 		`B/A is the efficiency (TCP/IP framing takes about 4% of a shaped link). ` +
-		`Origin sent and upload: bytes the host put on its link (veth counters), over F, or over the bytes of v2 that are new ("new") in delta. ` +
+		`Origin sent and upload: bytes the host put on its link (veth counters), over F, or over the bytes of v2 that are new ("new") in delta; "of it, package" is the package's own HTTP body bytes (the rest: the .torrent per node, the .zsync, HTTP headers, tracker answers, TCP/IP framing). ` +
 		`Inter-DC: bytes over the link in the busier direction, over F. CPU: the whole machine's busy share during the run, 100 = every core (other load on the machine included); ` +
 		`nodes' CPU s: user + system seconds of all node processes.` + "\n")
 	for _, n := range notes {

@@ -60,6 +60,13 @@ type Run struct {
 	OriginBytes      uint64  `json:"origin_bytes"`
 	OriginBytesRatio float64 `json:"origin_bytes_ratio"`
 	OriginHTTPBytes  *int64  `json:"origin_http_body_bytes"`
+	// OriginHTTPFiles breaks OriginHTTPBytes down by path: the package, its .torrent and
+	// .zsync (what the veth counter adds on top is TCP/IP framing, HTTP headers and the
+	// tracker's answers).
+	OriginHTTPFiles map[string]int64 `json:"origin_http_files,omitempty"`
+	// OriginPackageRatio is the package's own HTTP body bytes over PayloadBytes: what the
+	// origin sent of the data, without the manifests and the protocol overhead.
+	OriginPackageRatio *float64 `json:"origin_package_bytes_ratio"`
 	// InterDCBytes are [first DC to second, second to first]; InterDCBytesRatio the larger
 	// over F: what the data center that received more took over the link, in packages.
 	InterDCBytes      *[2]uint64 `json:"interdc_bytes"`
@@ -282,8 +289,9 @@ func (b *bench) run(ctx context.Context, idx int, sp spec) (res *Run, err error)
 	if terr != nil {
 		return nil, terr
 	}
-	if hb, err := originHTTPBytes(ctx, lab, origin); err == nil {
+	if hb, files, err := originHTTPBytes(ctx, lab, origin); err == nil {
 		res.OriginHTTPBytes = &hb
+		res.OriginHTTPFiles = files
 	}
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
@@ -511,6 +519,10 @@ func (res *Run) collect(nodes []*node, traffic netlab.Traffic, ds *dataset, dir 
 	p := float64(res.PayloadBytes)
 	res.OriginBytes = traffic.Up[originName]
 	res.OriginBytesRatio = float64(res.OriginBytes) / p
+	if n, ok := res.OriginHTTPFiles["/"+pkgName]; ok {
+		r := float64(n) / p
+		res.OriginPackageRatio = &r
+	}
 	var sum, most uint64
 	for i := range res.Hosts {
 		h := &res.Hosts[i]
@@ -607,8 +619,8 @@ func cpuSeconds(p *proc) (float64, bool) {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds(), true
 }
 
-// originHTTPBytes asks the origin how many file bytes it sent over HTTP.
-func originHTTPBytes(ctx context.Context, lab *netlab.Lab, origin *netlab.Host) (int64, error) {
+// originHTTPBytes asks the origin how many file bytes it sent over HTTP, in all and per path.
+func originHTTPBytes(ctx context.Context, lab *netlab.Lab, origin *netlab.Host) (int64, map[string]int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	client := &http.Client{Transport: &http.Transport{DialContext: lab.Dialer(origin)}}
@@ -616,20 +628,27 @@ func originHTTPBytes(ctx context.Context, lab *netlab.Lab, origin *netlab.Host) 
 	url := fmt.Sprintf("http://%s/.pkgsync/stats", netip.AddrPortFrom(originAddr, originPort))
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("origin stats %s: %w", url, err)
+		return 0, nil, fmt.Errorf("origin stats %s: %w", url, err)
 	}
 	defer resp.Body.Close()
 	var st struct {
 		BodyBytes int64 `json:"body_bytes"`
+		Files     map[string]struct {
+			BodyBytes int64 `json:"body_bytes"`
+		} `json:"files"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		return 0, fmt.Errorf("origin stats %s: %w", url, err)
+		return 0, nil, fmt.Errorf("origin stats %s: %w", url, err)
 	}
-	return st.BodyBytes, nil
+	files := map[string]int64{}
+	for k, v := range st.Files {
+		files[k] = v.BodyBytes
+	}
+	return st.BodyBytes, files, nil
 }
 
 // nodeFailure describes why a node did not finish: its exit and the end of its log.
