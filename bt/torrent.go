@@ -300,6 +300,9 @@ type Stats struct {
 	// sum of what the OriginFunc returned over OriginRequests calls. BytesUploaded is
 	// piece data sent to peers, range replies included.
 	BytesFromPeers, BytesFromOrigin, OriginRequests, BytesUploaded int64
+	// ChunksWasted counts chunks that arrived from peers when the piece already had them
+	// (two peers answered the same request, or a request was cancelled too late).
+	ChunksWasted int64
 	// Peers lists every peer connected at some point, by address.
 	Peers []PeerStat
 }
@@ -322,6 +325,8 @@ func (t *Torrent) Stats() Stats {
 		OriginRequests:  t.originRequests.Load(),
 	}
 	s.BytesUploaded = t.uploaded() + t.rangeUp.Load()
+	ls := t.lt.Stats()
+	s.ChunksWasted = ls.ChunksReadWasted.Int64()
 	byAddr := make(map[string]*PeerStat)
 	t.mu.Lock()
 	for _, ps := range t.peers {

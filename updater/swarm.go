@@ -87,6 +87,9 @@ func (j *job) swarm(ctx context.Context, part *os.File, plan *delta.Plan) error 
 	j.log("swarm: %d of %d pieces rebuilt locally, listening on %s", len(candidates), n, node.Addr())
 	err = tt.Download(ctx)
 	j.collectSwarmStats()
+	if st := tt.Stats(); st.ChunksWasted > 0 {
+		j.log("swarm: %d chunks arrived twice", st.ChunksWasted)
+	}
 	if err != nil {
 		return fmt.Errorf("swarm download: %w", err)
 	}
