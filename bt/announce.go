@@ -18,6 +18,7 @@ const (
 	maxAnnounceInterval  = 30 * time.Minute
 	announceRetry        = 15 * time.Second
 	quickReannounce      = 250 * time.Millisecond
+	heldReannounce       = time.Second
 	announceTimeout      = 15 * time.Second
 	stoppedAnnounceLimit = time.Second
 )
@@ -80,6 +81,7 @@ func (t *Torrent) announceLoop(ctx context.Context) {
 		t.mu.Lock()
 		t.announced = true
 		alone := len(t.known) == 0
+		onlyHeld := alone && len(t.held) > 0
 		t.mu.Unlock()
 		t.poke()
 		event = tracker.None
@@ -88,6 +90,11 @@ func (t *Torrent) announceLoop(ctx context.Context) {
 		// other before anyone goes to the origin.
 		if alone && !t.Complete() && time.Since(started) < t.config().PeerWait {
 			wait = min(wait, quickReannounce)
+		}
+		// Every peer known so far is of another site, which the site rule keeps away: the
+		// nodes of this site are still to come.
+		if onlyHeld && !t.Complete() {
+			wait = min(wait, heldReannounce)
 		}
 
 		timer := time.NewTimer(wait)

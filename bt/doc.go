@@ -49,7 +49,10 @@
 // client. It ranks the answers and Package.Peers with topology.Closeness over
 // Config.Topology (shared site levels, then the common address prefix), keeping the
 // tracker's order among equals. It hands them over one at a time, so the first dials
-// follow that ranking. The half-open limits follow MaxConns, and the dial rate is not
+// follow that ranking. With a topology that places this node and the origin
+// (Package.OriginAddrs) in sites, the site rule (sites.go) also keeps the nodes of a site
+// without the origin away from other sites, except for one gateway per site, so that each
+// piece crosses the link between sites about once. The half-open limits follow MaxConns, and the dial rate is not
 // limited. Owning the announce also tells Download how many peers to wait for.
 //
 // Requesting. Each connection requests pieces by priority, then by availability (rarest

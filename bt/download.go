@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -70,7 +71,11 @@ type scheduler struct {
 	t      *Torrent
 	cfg    Config
 	num    int
-	origin bool
+	origin bool // fetching from the origin: Package.Origin is set and the site rule allows it
+
+	hasOrigin    bool
+	siteMark     int       // complete pieces at siteProgress
+	siteProgress time.Time // when the count of complete pieces last moved
 
 	start        time.Time
 	gateOpen     bool
@@ -118,6 +123,7 @@ func newScheduler(t *Torrent) *scheduler {
 		cfg:        t.config(),
 		num:        n,
 		origin:     t.pkg.Origin != nil,
+		hasOrigin:  t.pkg.Origin != nil,
 		inflight:   make(map[int]context.CancelFunc),
 		attempts:   make([]int, n),
 		badData:    make([]bool, n),
@@ -154,6 +160,7 @@ func (s *scheduler) run(ctx context.Context) error {
 	t := s.t
 	s.start = time.Now()
 	s.lastProgress = s.start
+	s.siteProgress = s.start
 	fetchCtx, cancelFetches := context.WithCancel(ctx)
 	defer func() {
 		// Peers stop counting on us for origin work, including the fetches cancelled now.
@@ -238,6 +245,8 @@ type connView struct {
 func (s *scheduler) round(ctx context.Context) {
 	t := s.t
 	now := time.Now()
+	originWas := s.origin
+	s.applySiteRule(now)
 
 	// What the peers have, from the library (it takes the client lock: t.mu must not be
 	// held meanwhile).
@@ -326,6 +335,10 @@ func (s *scheduler) round(ctx context.Context) {
 	hello := msgOriginOff
 	if s.origin {
 		hello = msgOriginOn
+	}
+	if s.origin != originWas {
+		// The site rule changed this node's part in the origin work: tell every peer.
+		newPeers = claimPeers
 	}
 	s.broadcast(newPeers, hello, nil)
 	s.broadcast(newPeers, msgClaim, s.inflightPieces())
@@ -591,4 +604,66 @@ func (t *Torrent) verify(ctx context.Context, p int) (bool, error) {
 		case <-time.After(time.Millisecond):
 		}
 	}
+}
+
+// siteStallFactor times Config.StallTimeout is how long the site rule may starve a node before
+// the node drops it. Longer than StallTimeout: the first pieces reach a far site's nodes only
+// after the origin's site has them and the gateway has brought them over, several piece
+// transfers after the start.
+const siteStallFactor = 3
+
+// applySiteRule applies the site rule (sites.go) for this round: it drops the rule when no
+// piece has completed under it for StallTimeout, hands the library the peers the rule now
+// allows, closes connections it does not, and decides whether this node uses the origin.
+func (s *scheduler) applySiteRule(now time.Time) {
+	t := s.t
+	// Progress: a piece completed, or a connected peer has one this node lacks (it will be
+	// fetched). Only when neither holds for StallTimeout is the rule starving this node.
+	done := t.store.completed()
+	useful := false
+	for _, pc := range t.lt.PeerConns() {
+		for it := pc.PeerPieces().Iterator(); it.HasNext(); {
+			if !t.store.isComplete(int(it.Next())) {
+				useful = true
+				break
+			}
+		}
+		if useful {
+			break
+		}
+	}
+	if done != s.siteMark || useful {
+		s.siteMark, s.siteProgress = done, now
+	}
+	t.mu.Lock()
+	pol := t.sitePolicyLocked()
+	if pol.on && now.Sub(s.siteProgress) >= siteStallFactor*s.cfg.StallTimeout {
+		t.siteOff = true
+		pol = sitePolicy{}
+		t.node.log.Info("bt: no progress under the site rule; connecting across sites", "torrent", t.name,
+			"after", now.Sub(s.siteProgress).Round(time.Millisecond))
+	}
+	var release []netip.AddrPort
+	for a := range t.held {
+		if pol.allowPeer(a.Addr()) {
+			release = append(release, a)
+		}
+	}
+	var drop []*torrent.PeerConn
+	for pc, ps := range t.peers {
+		if ps.closed {
+			continue
+		}
+		if ap, err := netip.ParseAddrPort(ps.addr); err == nil && !pol.allowPeer(ap.Addr()) {
+			drop = append(drop, pc)
+		}
+	}
+	t.mu.Unlock()
+	if len(release) > 0 {
+		t.addPeers(release, torrent.PeerSourceTracker)
+	}
+	for _, pc := range drop {
+		pc.Close()
+	}
+	s.origin = s.hasOrigin && pol.allowOrigin()
 }

@@ -53,6 +53,10 @@ type Package struct {
 	// peers for the missing ranges only (rangeExtension), then verifies it. If that fails
 	// the piece is fetched whole from peers, or its missing ranges from the origin.
 	Missing func(piece int) []Range
+	// OriginAddrs are the origin's addresses, for the site rule (sites.go): with a
+	// Config.Topology that places them and this node, a node keeps out of other sites
+	// unless it is its site's gateway. Empty: no site rule.
+	OriginAddrs []netip.Addr
 	// PeerWait, if positive, replaces Config.PeerWait for this package: a small file that
 	// blocks what follows (the .zsync) should not wait long for peers that may never come.
 	PeerWait time.Duration
@@ -91,6 +95,8 @@ type Torrent struct {
 	peers     map[*torrent.PeerConn]*peerState
 	remotes   map[[20]byte]*remoteNode // what pkgsync peers said, by peer ID
 	known     map[netip.AddrPort]bool  // addresses handed to the library to dial
+	held      map[netip.AddrPort]bool  // known addresses the site rule keeps from the library
+	siteOff   bool                     // the site rule was dropped: no progress under it
 	announced bool                     // every tracker answered (or failed) at least once
 	fatal     error
 	dlDone    chan struct{} // closed when the running Download returns
@@ -178,6 +184,7 @@ func (n *Node) Add(ctx context.Context, p Package) (*Torrent, error) {
 		peers:   make(map[*torrent.PeerConn]*peerState),
 		remotes: make(map[[20]byte]*remoteNode),
 		known:   make(map[netip.AddrPort]bool),
+		held:    make(map[netip.AddrPort]bool),
 	}
 	t.store.onChange = t.poke
 	t.missing = make([][]Range, info.NumPieces())
@@ -498,7 +505,8 @@ func (t *Torrent) setFatal(err error) {
 }
 
 // addPeers hands addrs to the library, closest first, skipping banned addresses and
-// ourselves. The library dials the first ones (up to its half-open limit) in this order.
+// ourselves, and holding back the ones the site rule (sites.go) keeps away. The library dials
+// the first ones (up to its half-open limit) in this order.
 func (t *Torrent) addPeers(addrs []netip.AddrPort, source torrent.PeerSource) {
 	banned := make(map[netip.Addr]bool)
 	for _, s := range t.node.cl.BadPeerIPs() {
@@ -510,9 +518,16 @@ func (t *Torrent) addPeers(addrs []netip.AddrPort, source torrent.PeerSource) {
 	infos := make([]torrent.PeerInfo, 0, len(ranked))
 	t.mu.Lock()
 	for _, a := range ranked {
-		if banned[a.Addr()] || t.node.isSelf(a) {
+		if !banned[a.Addr()] && !t.node.isSelf(a) && !t.known[a] {
+			t.held[a] = true
+		}
+	}
+	pol := t.sitePolicyLocked()
+	for _, a := range ranked {
+		if !t.held[a] || !pol.allowPeer(a.Addr()) {
 			continue
 		}
+		delete(t.held, a)
 		t.known[a] = true
 		infos = append(infos, torrent.PeerInfo{Addr: net.TCPAddrFromAddrPort(a), Source: source})
 	}
@@ -522,4 +537,26 @@ func (t *Torrent) addPeers(addrs []netip.AddrPort, source torrent.PeerSource) {
 		// queued by the library's own priority.
 		t.lt.AddPeers([]torrent.PeerInfo{pi})
 	}
+}
+
+// sitePolicyLocked returns the site rule as the known peers make it. t.mu must be held.
+func (t *Torrent) sitePolicyLocked() sitePolicy {
+	if t.siteOff || len(t.pkg.OriginAddrs) == 0 {
+		return sitePolicy{}
+	}
+	all := make([]netip.AddrPort, 0, len(t.known)+len(t.held)+len(t.peers))
+	for a := range t.known {
+		all = append(all, a)
+	}
+	for a := range t.held {
+		all = append(all, a)
+	}
+	// A node that dialed us is known too, even before the tracker says so: otherwise a
+	// gateway that has not heard of a new node of its site yet would turn it away.
+	for _, ps := range t.peers {
+		if ap, err := netip.ParseAddrPort(ps.addr); err == nil && !ps.closed {
+			all = append(all, ap)
+		}
+	}
+	return newSitePolicy(t.node.cfg.Topology, t.node.addr.Addr(), t.pkg.OriginAddrs, all)
 }

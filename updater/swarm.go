@@ -4,6 +4,9 @@ import (
 	"context"
 	"crypto/sha1"
 	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -79,7 +82,7 @@ func (j *job) swarm(ctx context.Context, part *os.File, plan *delta.Plan) error 
 		return out
 	}
 	tt, err := node.Add(ctx, bt.Package{MetaInfo: t.MetaInfo, Data: part, Have: have, Origin: originFn, Refetch: refetch,
-		Peers: j.opt.Peers, Missing: missing})
+		Peers: j.opt.Peers, Missing: missing, OriginAddrs: j.originAddrs(ctx, j.origin)})
 	if err != nil {
 		return fmt.Errorf("joining the swarm: %w", err)
 	}
@@ -155,7 +158,8 @@ func (j *job) zsyncFromSwarm(ctx context.Context, zt *manifest.Torrent) ([]byte,
 	if wait <= 0 {
 		wait = zsyncPeerWait
 	}
-	tt, err := node.Add(ctx, bt.Package{MetaInfo: zt.MetaInfo, Data: f, Origin: origin, Refetch: origin, Peers: j.opt.Peers, PeerWait: wait})
+	tt, err := node.Add(ctx, bt.Package{MetaInfo: zt.MetaInfo, Data: f, Origin: origin, Refetch: origin, Peers: j.opt.Peers, PeerWait: wait,
+		OriginAddrs: j.originAddrs(ctx, zt.MetaInfo.UrlList...)})
 	if err != nil {
 		return nil, fmt.Errorf("joining the swarm of the .zsync: %w", err)
 	}
@@ -171,6 +175,37 @@ func (j *job) zsyncFromSwarm(ctx context.Context, zt *manifest.Torrent) ([]byte,
 		return nil, fmt.Errorf("reading the .zsync back: %w", err)
 	}
 	return data, nil
+}
+
+// originAddrs returns the addresses of the hosts of the given URLs, for the swarm's site rule
+// (bt.Package.OriginAddrs). Without a topology there is no site rule and nothing is resolved;
+// a name that does not resolve is left out (the rule then stays off).
+func (j *job) originAddrs(ctx context.Context, urls ...string) []netip.Addr {
+	if j.opt.BT.Topology == nil {
+		return nil
+	}
+	var out []netip.Addr
+	for _, raw := range urls {
+		u, err := url.Parse(raw)
+		if err != nil || u.Hostname() == "" {
+			continue
+		}
+		if a, err := netip.ParseAddr(u.Hostname()); err == nil {
+			out = append(out, a.Unmap())
+			continue
+		}
+		lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		as, err := net.DefaultResolver.LookupNetIP(lctx, "ip", u.Hostname())
+		cancel()
+		if err != nil {
+			j.log("site rule off: cannot resolve the origin %s: %v", u.Hostname(), err)
+			continue
+		}
+		for _, a := range as {
+			out = append(out, a.Unmap())
+		}
+	}
+	return out
 }
 
 func (j *job) collectSwarmStats() {

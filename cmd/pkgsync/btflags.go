@@ -24,7 +24,7 @@ type btFlags struct {
 func (b *btFlags) register(fs *pflag.FlagSet) {
 	d := bt.DefaultConfig()
 	fs.StringVar(&b.listen, "listen", d.ListenAddr, "BitTorrent listen address HOST:PORT (port 0: any free port)")
-	fs.StringVar(&b.topologyFn, "topology", "", "file mapping CIDRs to site names (\"10.1.0.0/16 dc1/rack3\" per line): prefer peers of the same site")
+	fs.StringVar(&b.topologyFn, "topology", "", "file mapping CIDRs to site names (\"10.1.0.0/16 dc1/rack3\" per line): prefer peers of the same site;\nwhen it places the origin too, a site without the origin crosses to other sites through one node only\n(its gateway, the lowest address), so each piece crosses the inter-site link about once")
 	fs.StringVar(&b.maxUp, "max-upload-rate", "", "cap upload, bytes per second with an optional K, M or G suffix (default: none)")
 	fs.StringVar(&b.maxDown, "max-download-rate", "", "cap download from peers, bytes per second (default: none)")
 	fs.IntVar(&b.maxConns, "max-conns", d.MaxConns, "peer connections per package")
