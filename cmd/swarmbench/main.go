@@ -120,6 +120,7 @@ type options struct {
 	o                           overrides
 	rate, originRate, interDC   float64
 	size                        string
+	pieceSize                   int64
 }
 
 func parseArgs(args []string, stdout io.Writer) (*options, error) {
@@ -139,6 +140,7 @@ func parseArgs(args []string, stdout io.Writer) (*options, error) {
 	fs.Float64Var(&opt.rate, "rate", 0, "every node's upload and download in Mbit/s (default: 25 smoke, else 10)")
 	fs.Float64Var(&opt.originRate, "origin-rate", 0, "the origin's upload and download in Mbit/s (default: --rate)")
 	fs.Float64Var(&opt.interDC, "interdc-rate", 0, "the inter-DC link in Mbit/s each way (default: twice --rate)")
+	fs.Int64Var(&opt.pieceSize, "piece-size", 0, "the package's piece size in bytes, a power of two (default: pkgsync make's choice)")
 	fs.StringVar(&opt.pkgsync, "pkgsync", "", "pkgsync binary to use (default: build ./cmd/pkgsync of this checkout)")
 	fs.StringVar(&opt.work, "work", "", "work folder (default: a temporary one, removed at the end)")
 	fs.BoolVar(&opt.keep, "keep", false, "keep the work folder: logs and files of every run")
@@ -256,7 +258,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 			err = errors.Join(err, cerr)
 		}
 	}()
-	b := &bench{prefix: prefix, work: work, tools: tl, keep: opt.keep, log: stderr, data: map[int64]*dataset{}}
+	b := &bench{prefix: prefix, work: work, tools: tl, keep: opt.keep, log: stderr, data: map[int64]*dataset{}, pieceSize: opt.pieceSize}
 	fmt.Fprintf(stderr, "swarmbench %s: %d runs, namespaces %s*, work folder %s\n", m.name, len(specs), prefix, work)
 
 	var runs []*Run

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -120,6 +121,8 @@ type bench struct {
 	tools  *tools
 	keep   bool
 	log    io.Writer
+	// pieceSize is passed to pkgsync make as --piece-size (0: its default).
+	pieceSize int64
 	// data caches the versions per size: v1 and v2 on disk and the changed bytes.
 	data map[int64]*dataset
 }
@@ -325,8 +328,11 @@ func (b *bench) makePackage(ctx context.Context, originDir string, ds *dataset) 
 		return "", fmt.Errorf("linking the package into %s: %w", originDir, err)
 	}
 	base := originURL()
-	if out, err := exec.CommandContext(ctx, b.tools.pkgsync, "make", pkg, "--url", base+pkgName,
-		"--tracker", base+"announce").CombinedOutput(); err != nil {
+	args := []string{"make", pkg, "--url", base + pkgName, "--tracker", base + "announce"}
+	if b.pieceSize > 0 {
+		args = append(args, "--piece-size", strconv.FormatInt(b.pieceSize, 10))
+	}
+	if out, err := exec.CommandContext(ctx, b.tools.pkgsync, args...).CombinedOutput(); err != nil {
 		return "", fmt.Errorf("pkgsync make %s: %w: %s", pkg, err, out)
 	}
 	return pkg, nil
@@ -388,7 +394,8 @@ func (b *bench) startOrigin(ctx context.Context, lab *netlab.Lab, origin *netlab
 	}
 	var topology string
 	httpAddr := netip.AddrPortFrom(originAddr, originPort).String()
-	args := []string{"serve", filepath.Dir(pkg), "--listen", httpAddr, "--tracker", "--no-make"}
+	args := []string{"serve", filepath.Dir(pkg), "--listen", httpAddr, "--tracker", "--no-make",
+		"--access-log", filepath.Join(dir, "access.log")}
 	if sp.Scenario == scenarioTwoDC {
 		topology = filepath.Join(dir, "topology.txt")
 		if err := os.WriteFile(topology, []byte("198.18.0.0/24 dc1\n198.18.1.0/24 dc2\n"), 0o644); err != nil {
