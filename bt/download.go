@@ -22,7 +22,7 @@ const (
 	// still be on the way (clients that have nothing may send none).
 	settleAfterHandshake = 200 * time.Millisecond
 	tick                 = 100 * time.Millisecond
-	minRoundInterval     = 10 * time.Millisecond
+	minRoundInterval     = 25 * time.Millisecond
 	// idleGrace: a member with no origin fetch outstanding for this long is idle.
 	idleGrace = time.Second
 )
@@ -107,6 +107,7 @@ type scheduler struct {
 	complete   []bool
 	lastWrite  []time.Time
 	busy       []bool
+	claimed    []bool
 	openBefore []int
 	todo       []int  // the pieces the caller did not have, cut into blocks
 	inTodo     []bool // membership of todo
@@ -132,6 +133,7 @@ func newScheduler(t *Torrent) *scheduler {
 		complete:   make([]bool, n),
 		lastWrite:  make([]time.Time, n),
 		busy:       make([]bool, n),
+		claimed:    make([]bool, n),
 		openBefore: make([]int, n+1),
 		idleSince:  make(map[[20]byte]time.Time),
 	}
@@ -267,7 +269,8 @@ func (s *scheduler) round(ctx context.Context) {
 
 	// What the callbacks learned: claims, who shares the origin work, whether the known
 	// peers are connected and have said what they have and whether they use the origin.
-	claimed := make(map[int]bool)
+	claimed := s.claimed // pieces a connected member fetching from the origin claims
+	clear(claimed)
 	var members [][20]byte
 	outstanding := make(map[[20]byte]int) // claimed pieces nobody has yet, per member
 	var claimPeers, newPeers []*torrent.PeerConn
@@ -620,8 +623,15 @@ const siteStallFactor = 3
 // allows, closes connections it does not, and decides whether this node uses the origin.
 func (s *scheduler) applySiteRule(now time.Time) {
 	t := s.t
+	t.mu.Lock()
+	pol := t.sitePolicyLocked()
+	t.mu.Unlock()
+	if !pol.on {
+		s.origin = s.hasOrigin
+		return
+	}
 	// Progress: a piece completed, or a connected peer has one this node lacks (it will be
-	// fetched). Only when neither holds for StallTimeout is the rule starving this node.
+	// fetched). Only when neither holds for a while is the rule starving this node.
 	done := t.store.completed()
 	useful := false
 	for _, pc := range t.lt.PeerConns() {
@@ -639,7 +649,7 @@ func (s *scheduler) applySiteRule(now time.Time) {
 		s.siteMark, s.siteProgress = done, now
 	}
 	t.mu.Lock()
-	pol := t.sitePolicyLocked()
+	pol = t.sitePolicyLocked()
 	if pol.on && now.Sub(s.siteProgress) >= siteStallFactor*s.cfg.StallTimeout {
 		t.siteOff = true
 		pol = sitePolicy{}

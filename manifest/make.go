@@ -18,9 +18,13 @@ import (
 	"github.com/pkgsync/pkgsync/zsyncfile"
 )
 
-// Piece size bounds for the default choice.
+// Piece size bounds for the default choice. Small pieces let a swarm pass a package on
+// sooner (a node shares a piece only once it has all of it): a 16-node fan-out of 16 MiB ran
+// at 0.60 of the bound with 256 KiB pieces and 0.83 with 32 KiB ones (swarmbench --short). The
+// piece count cap keeps packages above about 128 MiB at their old sizes and every .torrent
+// under about 80 KB.
 const (
-	MinPieceSize = 256 << 10
+	MinPieceSize = 32 << 10
 	MaxPieceSize = 16 << 20
 	// TargetMaxPieces is the piece count the default piece size stays under (above MinPieceSize).
 	TargetMaxPieces = 4000

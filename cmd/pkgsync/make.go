@@ -30,7 +30,7 @@ func runMake(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var jsonOut bool
 	fs.StringVar(&opt.URL, "url", "", "URL of FILE on the origin (http or https): the torrent's web seed and the .zsync's URL;\nwithout it the .zsync points at FILE's name beside itself")
 	fs.StringArrayVar(&opt.Trackers, "tracker", nil, "announce URL of a tracker (repeat for more)")
-	fs.Int64Var(&opt.PieceSize, "piece-size", 0, "BitTorrent piece size in bytes, a power of two (default: from the file size, 256 KiB to 16 MiB)")
+	fs.Int64Var(&opt.PieceSize, "piece-size", 0, "BitTorrent piece size in bytes, a power of two (default: from the file size, 32 KiB to 16 MiB, at most about 4000 pieces)")
 	fs.IntVar(&opt.BlockSize, "block-size", 0, "zsync block size in bytes, a power of two (default: 2048 below 100 MB, else 4096, as zsyncmake)")
 	fs.Int64Var(&opt.Align, "align", 0, "keep every piece inside one N-byte block (e.g. the HDFS block size 134217728)")
 	fs.StringVarP(&opt.OutDir, "out-dir", "o", "", "write the .torrent and .zsync into this folder (default: beside FILE)")
