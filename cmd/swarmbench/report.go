@@ -112,7 +112,7 @@ func markdown(rep *report) string {
 	b.WriteString(`A: seconds until the last node held the verified package; median: the median node. ` +
 		`B = max(F/u_origin, F/d_node, N*F/(u_origin + N*u_node)) for the shaped rates (and F/inter-DC rate with two data centers); ` +
 		`B/A is the efficiency (TCP/IP framing takes about 4% of a shaped link). ` +
-		`Origin sent and upload: bytes the host put on its link (veth counters), over F, or over the bytes of v2 that are new ("new") in delta; "of it, package" is the package's own HTTP body bytes (the rest: the .torrent per node, the .zsync, HTTP headers, tracker answers, TCP/IP framing). ` +
+		`Origin sent and upload: bytes the host put on its link (veth counters), over F, or over the bytes of v2 that are new ("new") in delta; "of it, package" is the package's own HTTP body bytes as the origin's server wrote them (the rest: the .torrent per node, the .zsync, HTTP headers, tracker answers, TCP/IP framing; a client that drops a response midway, as aria2 does with its web-seed requests, leaves written bytes unsent, so this can exceed what went out). ` +
 		`Inter-DC: bytes over the link in the busier direction, over F. CPU: the whole machine's busy share during the run, 100 = every core (other load on the machine included); ` +
 		`nodes' CPU s: user + system seconds of all node processes.` + "\n")
 	for _, n := range notes {
