@@ -29,6 +29,16 @@ type Assembler struct {
 	wait func(off, n int64) error
 	pos  int64
 	err  error
+
+	write func(p []byte, off int64) error // see SetWriter
+}
+
+// SetWriter makes Read hand every range it returns to write, in order and whole, instead of
+// writing the found blocks into dst one by one. The caller can then write the target in large
+// aligned pieces, with O_DIRECT for instance, missing ranges included (write gets them as they
+// were read back from dst).
+func (a *Assembler) SetWriter(write func(p []byte, off int64) error) {
+	a.write = write
 }
 
 // Assemble returns an Assembler of the target from srcs (the sources given to Scan, in the same
@@ -53,6 +63,7 @@ func (a *Assembler) Read(b []byte) (int, error) {
 		return 0, a.err
 	}
 	b = b[:min(int64(len(b)), a.p.Length-a.pos)]
+	start := a.pos
 	done := 0
 	for done < len(b) {
 		n, err := a.segment(b[done:])
@@ -60,6 +71,12 @@ func (a *Assembler) Read(b []byte) (int, error) {
 		if err != nil {
 			a.err = err
 			return done, err
+		}
+	}
+	if a.write != nil {
+		if err := a.write(b, start); err != nil {
+			a.err = fmt.Errorf("delta: assemble: write target at offset %d (%d bytes): %w", start, len(b), err)
+			return 0, a.err
 		}
 	}
 	return done, nil
@@ -127,6 +144,9 @@ func (a *Assembler) segment(b []byte) (int, error) {
 			}
 		}
 		clear(seg[have:])
+		if a.write != nil {
+			break // Read writes the whole range
+		}
 		if _, err := a.dst.WriteAt(seg, a.pos); err != nil {
 			return 0, fmt.Errorf("delta: assemble: write target at offset %d (%d bytes from %s at %d): %w", a.pos, n, src.Name, srcOff, err)
 		}

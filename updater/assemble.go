@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha1"
+	"errors"
 	"fmt"
 	"os"
 	"sort"
 	"sync"
+	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -42,6 +45,10 @@ func (j *job) assemble(ctx context.Context, part *os.File, plan *delta.Plan, src
 	defer bar.Done()
 	dst := writeNotifier{File: part, wrote: wb.wrote}
 	a := plan.Assemble(dst, srcs, cov.wait)
+	if dw := newDirectWriter(j.part, part); dw != nil {
+		defer dw.close()
+		a.SetWriter(dw.write)
+	}
 	h, herr := manifest.Hash(ctx, a, j.part, j.length, j.pieceSize(), nil, 0, bar.Set)
 	if herr != nil {
 		cancel()
@@ -207,3 +214,47 @@ func (w *writeback) close() {
 	close(w.kick)
 	<-w.done
 }
+
+// directWriter writes the target through a second descriptor opened with O_DIRECT: the data
+// goes from the pass's buffers to the disk without passing through the page cache. Writing a
+// few hundred MB through the page cache first allocates and dirties that many pages, which
+// cost from 0.1 to 1.3 s of system time for 256 MiB on the test machine (a VM), against a
+// steady 0.06 s direct; and an update run from cron has no use for the new version in the
+// page cache. Ranges that are not aligned (the file's tail, an odd buffer) and file systems
+// without O_DIRECT (tmpfs) go through the ordinary descriptor.
+type directWriter struct {
+	direct *os.File
+	part   *os.File
+	off    bool // O_DIRECT failed once: buffered from then on
+}
+
+const directAlign = 4096
+
+func newDirectWriter(path string, part *os.File) *directWriter {
+	f, err := os.OpenFile(path, os.O_WRONLY|unix.O_DIRECT, 0)
+	if err != nil {
+		return nil
+	}
+	return &directWriter{direct: f, part: part}
+}
+
+func (d *directWriter) write(p []byte, off int64) error {
+	n := 0
+	if !d.off && off%directAlign == 0 && len(p) >= directAlign && uintptr(unsafe.Pointer(&p[0]))%directAlign == 0 {
+		n = len(p) &^ (directAlign - 1)
+		if _, err := d.direct.WriteAt(p[:n], off); err != nil {
+			if !errors.Is(err, syscall.EINVAL) {
+				return err
+			}
+			d.off, n = true, 0
+		}
+	}
+	if n < len(p) {
+		if _, err := d.part.WriteAt(p[n:], off+int64(n)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (d *directWriter) close() { d.direct.Close() }
