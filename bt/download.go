@@ -618,9 +618,9 @@ func (t *Torrent) verify(ctx context.Context, p int) (bool, error) {
 // transfers after the start.
 const siteStallFactor = 3
 
-// applySiteRule applies the site rule (sites.go) for this round: it drops the rule when no
-// piece has completed under it for StallTimeout, hands the library the peers the rule now
-// allows, closes connections it does not, and decides whether this node uses the origin.
+// applySiteRule applies the site rule (sites.go) for this round: it drops the rule when it has
+// starved this node for siteStallFactor StallTimeouts, hands the library the peers the rule
+// now allows, closes connections it does not, and decides whether this node uses the origin.
 func (s *scheduler) applySiteRule(now time.Time) {
 	t := s.t
 	t.mu.Lock()
@@ -649,8 +649,7 @@ func (s *scheduler) applySiteRule(now time.Time) {
 		s.siteMark, s.siteProgress = done, now
 	}
 	t.mu.Lock()
-	pol = t.sitePolicyLocked()
-	if pol.on && now.Sub(s.siteProgress) >= siteStallFactor*s.cfg.StallTimeout {
+	if now.Sub(s.siteProgress) >= siteStallFactor*s.cfg.StallTimeout {
 		t.siteOff = true
 		pol = sitePolicy{}
 		t.node.log.Info("bt: no progress under the site rule; connecting across sites", "torrent", t.name,

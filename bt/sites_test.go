@@ -1,11 +1,9 @@
 package bt
 
 import (
-	"context"
 	"net"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/pkgsync/pkgsync/topology"
@@ -103,7 +101,6 @@ func TestSiteRuleSwarm(t *testing.T) {
 	for _, ip := range ips {
 		ns = append(ns, startNode(t, ip, func(c *Config) { c.Topology = m }))
 	}
-	origins := make([]*origin, len(ns))
 	var tors []*Torrent
 	for i, n := range ns {
 		var peers []netip.AddrPort
@@ -113,24 +110,13 @@ func TestSiteRuleSwarm(t *testing.T) {
 			}
 		}
 		part := fx.partFile(t, nil)
-		origins[i] = &origin{}
-		tors = append(tors, addPkg(t, n, Package{MetaInfo: fx.mi, Data: part, Origin: origins[i].fetch(fx, part, false),
+		var o origin
+		tors = append(tors, addPkg(t, n, Package{MetaInfo: fx.mi, Data: part, Origin: o.fetch(fx, part, false),
 			Peers: peers, OriginAddrs: originAddrs}))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	defer cancel()
-	errs := make([]error, len(tors))
-	var wg sync.WaitGroup
-	for i, tor := range tors {
-		wg.Go(func() { errs[i] = tor.Download(ctx) })
-	}
-	wg.Wait()
+	downloadAll(t, tors)
 	var crossed int64
 	for i, tor := range tors {
-		if errs[i] != nil {
-			dumpNodes(t)
-			t.Fatalf("node %s: %v", ips[i], errs[i])
-		}
 		st := tor.Stats()
 		var fromDC1 int64
 		for _, p := range st.Peers {

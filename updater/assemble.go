@@ -43,7 +43,7 @@ func (j *job) assemble(ctx context.Context, part *os.File, plan *delta.Plan, src
 	}
 	bar := progress.New(j.opt.Progress, "build", j.length)
 	defer bar.Done()
-	dst := writeNotifier{File: part, wrote: wb.wrote}
+	dst := notifyWriter{File: part, fn: func(_, n int64) { wb.wrote(n) }}
 	a := plan.Assemble(dst, srcs, cov.wait)
 	if dw := newDirectWriter(j.part, part); dw != nil {
 		defer dw.close()
@@ -81,26 +81,14 @@ func (j *job) compare(h *manifest.Hashes) (bad []int, wholeOK bool, err error) {
 	return bad, h.Whole == j.zsync.SHA1, nil
 }
 
-// writeNotifier is the part file, telling wrote how much each write added.
-type writeNotifier struct {
-	*os.File
-	wrote func(n int64)
-}
-
-func (w writeNotifier) WriteAt(p []byte, off int64) (int, error) {
-	n, err := w.File.WriteAt(p, off)
-	w.wrote(int64(n))
-	return n, err
-}
-
-// notifyWriter tells fn about every range written through it.
+// notifyWriter is the part file, telling fn about every range written through it.
 type notifyWriter struct {
-	f  *os.File
+	*os.File
 	fn func(off, n int64)
 }
 
 func (w notifyWriter) WriteAt(p []byte, off int64) (int, error) {
-	n, err := w.f.WriteAt(p, off)
+	n, err := w.File.WriteAt(p, off)
 	if n > 0 {
 		w.fn(off, int64(n))
 	}

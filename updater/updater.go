@@ -184,7 +184,7 @@ func (j *job) loadZsync(ctx context.Context) error {
 	if j.opt.Swarm && zloc.url != nil && j.opt.Zsync == "" {
 		zt, err := t.ZsyncTorrent(zloc.raw)
 		if err != nil {
-			return fmt.Errorf("%s: %w", src, err)
+			j.log("%s: %v; fetching the .zsync over HTTP", src, err)
 		}
 		if zt != nil {
 			if data, err = j.zsyncFromSwarm(ctx, zt); err != nil {
@@ -506,7 +506,7 @@ func (j *job) fetch(ctx context.Context, part *os.File, rs []httprange.Range, on
 	before := j.fetcher.Stats()
 	var w io.WriterAt = part
 	if onWrite != nil {
-		w = notifyWriter{f: part, fn: onWrite}
+		w = notifyWriter{File: part, fn: onWrite}
 	}
 	err := j.fetcher.Fetch(ctx, rs, w)
 	after := j.fetcher.Stats()
