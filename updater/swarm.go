@@ -1,6 +1,7 @@
 package updater
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha1"
 	"fmt"
@@ -16,29 +17,78 @@ import (
 	"github.com/pkgsync/pkgsync/bt"
 	"github.com/pkgsync/pkgsync/delta"
 	"github.com/pkgsync/pkgsync/httprange"
+	"github.com/pkgsync/pkgsync/internal/progress"
 	"github.com/pkgsync/pkgsync/manifest"
 )
 
-// swarm fetches the pieces the delta plan could not fill from BitTorrent peers, and from the
-// origin only for pieces the bt scheduler hands back (no connected peer has them).
-func (j *job) swarm(ctx context.Context, part *os.File, plan *delta.Plan) error {
+// prepareSwarm writes the reused blocks into part and verifies the pieces they fill, so that
+// they count as complete (and are served) from the moment the node joins the swarm. It returns
+// the candidates (pieces the plan fills entirely) and which of them match their SHA-1. When
+// most of the file is reused, one ordered pass copies and hashes together; otherwise the
+// blocks are copied and only the candidates are read back and hashed, so that a small reuse
+// does not cost a hash of the whole file.
+func (j *job) prepareSwarm(ctx context.Context, part *os.File, plan *delta.Plan, srcs []delta.Source) (candidate, ok []bool, err error) {
 	t := j.torrent
 	n := t.NumPieces()
-	var candidates []int
+	candidate, ok = make([]bool, n), make([]bool, n)
+	var list []int
 	for i := 0; i < n; i++ {
 		if off, l := t.PieceRange(i); plan.Have(off, l) {
-			candidates = append(candidates, i)
+			candidate[i] = true
+			list = append(list, i)
 		}
 	}
-	ok, err := j.verifyPieces(ctx, part, candidates)
-	if err != nil {
-		return err
+	if len(list) == 0 {
+		return candidate, ok, nil
 	}
+	if plan.ReusedBytes()*2 >= j.length {
+		// The missing ranges read back as whatever part holds (zeros, or an interrupted run's
+		// bytes) and are written back unchanged; their pieces are not candidates.
+		a := plan.Assemble(part, srcs, nil)
+		if dw := newDirectWriter(j.part, part); dw != nil {
+			defer dw.close()
+			a.SetWriter(dw.write)
+		}
+		bar := progress.New(j.opt.Progress, "copy", j.length)
+		h, err := manifest.Hash(ctx, a, j.part, j.length, t.Info.PieceLength, nil, 0, bar.Set)
+		bar.Done()
+		if err != nil {
+			return nil, nil, fmt.Errorf("writing %s: %w", j.part, err)
+		}
+		for _, i := range list {
+			want := t.PieceHash(i)
+			ok[i] = bytes.Equal(h.Pieces[i*sha1.Size:(i+1)*sha1.Size], want[:])
+		}
+		return candidate, ok, nil
+	}
+	if err := plan.Apply(ctx, part, srcs); err != nil {
+		return nil, nil, fmt.Errorf("writing %s: %w", j.part, err)
+	}
+	res, err := j.verifyPieces(ctx, part, list)
+	if err != nil {
+		return nil, nil, err
+	}
+	for k, i := range list {
+		ok[i] = res[k]
+	}
+	return candidate, ok, nil
+}
+
+// swarm fetches the pieces the delta plan could not fill from BitTorrent peers, and from the
+// origin only for pieces the bt scheduler hands back (no connected peer has them). candidate
+// and ok are prepareSwarm's.
+func (j *job) swarm(ctx context.Context, part *os.File, plan *delta.Plan, candidate, ok []bool) error {
+	t := j.torrent
+	n := t.NumPieces()
 	have := make([]bool, n)
 	suspect := make([]bool, n) // rebuilt from the old version, yet wrong: fetch whole
-	for k, i := range candidates {
-		have[i] = ok[k]
-		suspect[i] = !ok[k]
+	rebuilt := 0
+	for i := range n {
+		have[i] = candidate[i] && ok[i]
+		suspect[i] = candidate[i] && !ok[i]
+		if candidate[i] {
+			rebuilt++
+		}
 	}
 	var originFn bt.OriginFunc
 	if j.fetcher != nil {
@@ -87,7 +137,7 @@ func (j *job) swarm(ctx context.Context, part *os.File, plan *delta.Plan) error 
 		return fmt.Errorf("joining the swarm: %w", err)
 	}
 	j.swarmT = tt
-	j.log("swarm: %d of %d pieces rebuilt locally, listening on %s", len(candidates), n, node.Addr())
+	j.log("swarm: %d of %d pieces rebuilt locally, listening on %s", rebuilt, n, node.Addr())
 	err = tt.Download(ctx)
 	j.collectSwarmStats()
 	if st := tt.Stats(); st.ChunksWasted > 0 {

@@ -425,13 +425,15 @@ func (j *job) run(ctx context.Context) (*Result, error) {
 		if j.torrent == nil {
 			return nil, ErrNoSwarm
 		}
-		// Peers may ask for the reused pieces at once: they must be in place before joining.
-		if err := plan.Apply(ctx, part, srcs); err != nil {
-			return nil, fmt.Errorf("writing %s: %w", j.part, err)
+		// Peers may ask for the reused pieces at once: they must be in place, and verified,
+		// before joining.
+		candidate, pieceOK, err := j.prepareSwarm(ctx, part, plan, srcs)
+		if err != nil {
+			return nil, err
 		}
-		j.log("copied the reused blocks in %.2fs", time.Since(fetchStart).Seconds())
+		j.log("copied and verified the reused blocks in %.2fs", time.Since(fetchStart).Seconds())
 		startWriteback(part)
-		if err := j.swarm(ctx, part, plan); err != nil {
+		if err := j.swarm(ctx, part, plan, candidate, pieceOK); err != nil {
 			return nil, err
 		}
 		j.res.FetchSeconds = time.Since(fetchStart).Seconds()
