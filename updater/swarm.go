@@ -1,7 +1,6 @@
 package updater
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha1"
 	"fmt"
@@ -17,16 +16,17 @@ import (
 	"github.com/pkgsync/pkgsync/bt"
 	"github.com/pkgsync/pkgsync/delta"
 	"github.com/pkgsync/pkgsync/httprange"
-	"github.com/pkgsync/pkgsync/internal/progress"
 	"github.com/pkgsync/pkgsync/manifest"
 )
 
 // prepareSwarm writes the reused blocks into part and verifies the pieces they fill, so that
 // they count as complete (and are served) from the moment the node joins the swarm. It returns
-// the candidates (pieces the plan fills entirely) and which of them match their SHA-1. When
-// most of the file is reused, one ordered pass copies and hashes together; otherwise the
-// blocks are copied and only the candidates are read back and hashed, so that a small reuse
-// does not cost a hash of the whole file.
+// the candidates (pieces the plan fills entirely) and which of them match their SHA-1.
+//
+// The blocks are copied in the kernel and only the candidates read back and hashed. One
+// ordered pass that copies and hashes together (as the HTTP path does) measured worse here:
+// it also computes the whole-file SHA-1, which is of no use before the download, and a delta
+// fan-out of 16 nodes took 4.5 CPU s instead of 3.6.
 func (j *job) prepareSwarm(ctx context.Context, part *os.File, plan *delta.Plan, srcs []delta.Source) (candidate, ok []bool, err error) {
 	t := j.torrent
 	n := t.NumPieces()
@@ -38,29 +38,7 @@ func (j *job) prepareSwarm(ctx context.Context, part *os.File, plan *delta.Plan,
 			list = append(list, i)
 		}
 	}
-	if len(list) == 0 {
-		return candidate, ok, nil
-	}
-	if plan.ReusedBytes()*2 >= j.length {
-		// The missing ranges read back as whatever part holds (zeros, or an interrupted run's
-		// bytes) and are written back unchanged; their pieces are not candidates.
-		a := plan.Assemble(part, srcs, nil)
-		if dw := newDirectWriter(j.part, part); dw != nil {
-			defer dw.close()
-			a.SetWriter(dw.write)
-		}
-		bar := progress.New(j.opt.Progress, "copy", j.length)
-		h, err := manifest.Hash(ctx, a, j.part, j.length, t.Info.PieceLength, nil, 0, bar.Set)
-		bar.Done()
-		if err != nil {
-			return nil, nil, fmt.Errorf("writing %s: %w", j.part, err)
-		}
-		for _, i := range list {
-			want := t.PieceHash(i)
-			ok[i] = bytes.Equal(h.Pieces[i*sha1.Size:(i+1)*sha1.Size], want[:])
-		}
-		return candidate, ok, nil
-	}
+	// Partly filled pieces need their reused blocks in place too: peers send only the rest.
 	if err := plan.Apply(ctx, part, srcs); err != nil {
 		return nil, nil, fmt.Errorf("writing %s: %w", j.part, err)
 	}

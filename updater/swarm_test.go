@@ -12,10 +12,9 @@ import (
 	"github.com/pkgsync/pkgsync/zsyncfile"
 )
 
-// TestPrepareSwarm checks both ways prepareSwarm writes and verifies the reused pieces (one
-// ordered pass when most of the file is reused, copy then check the candidates otherwise):
-// part holds the reused blocks afterwards, every piece the plan fills is a candidate, and a
-// candidate whose copied bytes are wrong is reported as not matching.
+// TestPrepareSwarm checks that prepareSwarm writes and verifies the reused pieces: part holds
+// the reused blocks afterwards, every piece the plan fills is a candidate, and a candidate
+// whose copied bytes are wrong is reported as not matching.
 func TestPrepareSwarm(t *testing.T) {
 	v2 := versions.Random(1, 3<<20+777)
 	tests := []struct {
@@ -23,9 +22,9 @@ func TestPrepareSwarm(t *testing.T) {
 		old     []byte
 		corrupt bool // change the old data after the scan, so that copies of it are wrong
 	}{
-		{"most reused: one pass", versions.Edit(v2, 2, 3, 100, 5000), false},
+		{"most reused", versions.Edit(v2, 2, 3, 100, 5000), false},
 		{"most reused, a copy goes wrong", versions.Edit(v2, 2, 3, 100, 5000), true},
-		{"little reused: copy, then check", append(versions.Random(3, 2<<20), v2[2<<20:]...), false},
+		{"little reused", append(versions.Random(3, 2<<20), v2[2<<20:]...), false},
 		{"little reused, a copy goes wrong", append(versions.Random(3, 2<<20), v2[2<<20:]...), true},
 	}
 	for _, tc := range tests {
