@@ -5,7 +5,8 @@
 // This is the step that makes `pkgsync update` cheap: a node holding v1 of a package rebuilds v2
 // from the blocks the two share and downloads only the rest. It does no network I/O; the caller
 // fetches Plan.Missing (or Plan.MissingIn for one BitTorrent piece) and writes the found blocks with
-// Plan.Apply.
+// Plan.Apply, or reads the whole target in order through Plan.Assemble, which writes the found
+// blocks as it goes, so that one pass both builds the file and feeds its hash.
 //
 // # Algorithm
 //
