@@ -191,7 +191,7 @@ func (j *job) zsyncFromSwarm(ctx context.Context, zt *manifest.Torrent) ([]byte,
 	if err != nil {
 		return nil, fmt.Errorf("joining the swarm of the .zsync: %w", err)
 	}
-	j.zsyncT = tt
+	// The torrent stays in the node after the download: it seeds the .zsync until the node closes.
 	if err := tt.Download(ctx); err != nil {
 		return nil, fmt.Errorf("swarm download of the .zsync: %w", err)
 	}

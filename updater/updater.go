@@ -89,7 +89,6 @@ type job struct {
 	node     *bt.Node
 	swarmT   *bt.Torrent
 	src      location // where SOURCE is
-	zsyncT   *bt.Torrent
 	zsyncTmp *os.File // the .zsync fetched from the swarm, unlinked, kept open to seed it
 }
 
