@@ -539,6 +539,32 @@ func (t *Torrent) addPeers(addrs []netip.AddrPort, source torrent.PeerSource) {
 	}
 }
 
+// KnownPeers returns the listen addresses of the peers this torrent has heard of (from its
+// trackers, Package.Peers or their own handshakes), whether or not they are connected.
+func (t *Torrent) KnownPeers() []netip.AddrPort {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	seen := make(map[netip.AddrPort]bool)
+	var out []netip.AddrPort
+	add := func(a netip.AddrPort) {
+		if a.IsValid() && !seen[a] {
+			seen[a] = true
+			out = append(out, a)
+		}
+	}
+	for a := range t.known {
+		add(a)
+	}
+	for a := range t.held {
+		add(a)
+	}
+	for _, ps := range t.peers {
+		add(ps.dialAddr)
+	}
+	slices.SortFunc(out, netip.AddrPort.Compare)
+	return out
+}
+
 // sitePolicyLocked returns the site rule as the known peers make it. t.mu must be held.
 func (t *Torrent) sitePolicyLocked() sitePolicy {
 	if t.siteOff || len(t.pkg.OriginAddrs) == 0 {

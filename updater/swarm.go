@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -109,8 +110,15 @@ func (j *job) swarm(ctx context.Context, part *os.File, plan *delta.Plan, candid
 		}
 		return out
 	}
+	// The nodes that traded the .zsync with this one are updating the same package and join its
+	// swarm in a moment: knowing them from the start, this node waits for them (up to PeerWait)
+	// before it asks the origin for anything, and they share the origin's work.
+	peers := j.opt.Peers
+	if j.zsyncSwarm != nil {
+		peers = append(slices.Clone(peers), j.zsyncSwarm.KnownPeers()...)
+	}
 	tt, err := node.Add(ctx, bt.Package{MetaInfo: t.MetaInfo, Data: part, Have: have, Origin: originFn, Refetch: refetch,
-		Peers: j.opt.Peers, Missing: missing, OriginAddrs: j.originAddrs(ctx, j.origin)})
+		Peers: peers, Missing: missing, OriginAddrs: j.originAddrs(ctx, j.origin)})
 	if err != nil {
 		return fmt.Errorf("joining the swarm: %w", err)
 	}
@@ -192,6 +200,7 @@ func (j *job) zsyncFromSwarm(ctx context.Context, zt *manifest.Torrent) ([]byte,
 		return nil, fmt.Errorf("joining the swarm of the .zsync: %w", err)
 	}
 	// The torrent stays in the node after the download: it seeds the .zsync until the node closes.
+	j.zsyncSwarm = tt
 	if err := tt.Download(ctx); err != nil {
 		return nil, fmt.Errorf("swarm download of the .zsync: %w", err)
 	}

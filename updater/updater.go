@@ -73,23 +73,24 @@ var (
 )
 
 type job struct {
-	opt      Options
-	log      func(format string, args ...any)
-	torrent  *manifest.Torrent // nil for a plain .zsync update
-	zsync    *zsyncfile.File   // nil when there is no old data to scan (see load)
-	length   int64
-	name     string // the package's file name
-	out      string
-	part     string
-	origin   string
-	fetcher  *httprange.Fetcher
-	res      Result
-	start    time.Time
-	dataFile *os.File
-	node     *bt.Node
-	swarmT   *bt.Torrent
-	src      location // where SOURCE is
-	zsyncTmp *os.File // the .zsync fetched from the swarm, unlinked, kept open to seed it
+	opt        Options
+	log        func(format string, args ...any)
+	torrent    *manifest.Torrent // nil for a plain .zsync update
+	zsync      *zsyncfile.File   // nil when there is no old data to scan (see load)
+	length     int64
+	name       string // the package's file name
+	out        string
+	part       string
+	origin     string
+	fetcher    *httprange.Fetcher
+	res        Result
+	start      time.Time
+	dataFile   *os.File
+	node       *bt.Node
+	swarmT     *bt.Torrent
+	src        location    // where SOURCE is
+	zsyncTmp   *os.File    // the .zsync fetched from the swarm, unlinked, kept open to seed it
+	zsyncSwarm *bt.Torrent // the .zsync's torrent, when it came over the swarm
 }
 
 // Run performs the update described by opt.
