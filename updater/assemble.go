@@ -160,7 +160,6 @@ func (c *coverage) wait(off, n int64) error {
 // the fsync before the rename has little left to wait for. sync_file_range blocks while it
 // queues the pages, so it runs on its own goroutine, once per writebackEvery bytes written.
 type writeback struct {
-	f    *os.File
 	mu   sync.Mutex
 	n    int64
 	kick chan struct{}
@@ -170,7 +169,7 @@ type writeback struct {
 const writebackEvery = 32 << 20
 
 func newWriteback(f *os.File) *writeback {
-	w := &writeback{f: f, kick: make(chan struct{}, 1), done: make(chan struct{})}
+	w := &writeback{kick: make(chan struct{}, 1), done: make(chan struct{})}
 	go func() {
 		defer close(w.done)
 		for range w.kick {
@@ -191,10 +190,15 @@ func (w *writeback) wrote(n int64) {
 	}
 	w.mu.Unlock()
 	if due {
-		select {
-		case w.kick <- struct{}{}:
-		default: // one is already queued
-		}
+		w.start()
+	}
+}
+
+// start asks for a writeback of everything written so far, without waiting for it.
+func (w *writeback) start() {
+	select {
+	case w.kick <- struct{}{}:
+	default: // one is already queued
 	}
 }
 

@@ -20,7 +20,6 @@ import (
 	"github.com/pkgsync/pkgsync/internal/progress"
 	"github.com/pkgsync/pkgsync/manifest"
 	"github.com/pkgsync/pkgsync/zsyncfile"
-	"golang.org/x/sys/unix"
 )
 
 // Options describe one update.
@@ -432,14 +431,16 @@ func (j *job) run(ctx context.Context) (*Result, error) {
 			return nil, err
 		}
 		j.log("copied and verified the reused blocks in %.2fs", time.Since(fetchStart).Seconds())
-		startWriteback(part)
+		wb := newWriteback(part)
+		defer wb.close()
+		wb.start()
 		if err := j.swarm(ctx, part, plan, candidate, pieceOK); err != nil {
 			return nil, err
 		}
 		j.res.FetchSeconds = time.Since(fetchStart).Seconds()
 		j.log("fetched %d bytes from peers and %d from the origin in %.2fs", j.res.BytesFromPeers, j.res.BytesFromOrigin, j.res.FetchSeconds)
 		verifyStart := time.Now()
-		startWriteback(part)
+		wb.start()
 		if bad, ok, err = j.check(ctx, part, j.part, true); err != nil {
 			return nil, err
 		}
@@ -535,11 +536,4 @@ func sumRanges(rs []httprange.Range) (n int64) {
 		n += r.Len
 	}
 	return n
-}
-
-// startWriteback asks the kernel to start writing f's dirty pages to disk now, without waiting:
-// the verification pass that follows reads from the page cache anyway, and the fsync before the
-// rename then has little left to wait for. Where the file system cannot, nothing is lost.
-func startWriteback(f *os.File) {
-	_ = unix.SyncFileRange(int(f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
 }
