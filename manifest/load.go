@@ -37,6 +37,19 @@ func (t *Torrent) PieceHash(i int) (h [sha1.Size]byte) {
 	return h
 }
 
+// BadPieces returns the pieces whose SHA-1 in pieces (concatenated, as Hashes.Pieces holds
+// them) is not the torrent's.
+func (t *Torrent) BadPieces(pieces []byte) []int {
+	var bad []int
+	for i := 0; i < t.NumPieces(); i++ {
+		want := t.PieceHash(i)
+		if !bytes.Equal(pieces[i*sha1.Size:(i+1)*sha1.Size], want[:]) {
+			bad = append(bad, i)
+		}
+	}
+	return bad
+}
+
 // PieceRange returns the byte range [off, off+n) of piece i.
 func (t *Torrent) PieceRange(i int) (off, n int64) {
 	off = int64(i) * t.Info.PieceLength

@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"bytes"
+	"fmt"
 	"context"
 	"crypto/sha1"
 	"errors"
@@ -208,6 +209,33 @@ func TestZsyncPieceLength(t *testing.T) {
 	} {
 		if got := ZsyncPieceLength(tc.n); got != tc.want {
 			t.Errorf("ZsyncPieceLength(%d) = %d, want %d", tc.n, got, tc.want)
+		}
+	}
+}
+
+func TestBadPieces(t *testing.T) {
+	dir := t.TempDir()
+	p, data := randomFile(t, dir, 4, 5*32<<10+100)
+	res, err := Make(context.Background(), p, MakeOptions{PieceSize: 32 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := os.ReadFile(res.Torrent)
+	tor, err := ParseTorrent(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, flip := range [][]int{nil, {0}, {2, 5}} {
+		d := append([]byte(nil), data...)
+		for _, piece := range flip {
+			d[piece*32<<10] ^= 1
+		}
+		h, err := Hash(context.Background(), bytes.NewReader(d), "x", int64(len(d)), tor.Info.PieceLength, nil, 0, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := tor.BadPieces(h.Pieces); fmt.Sprint(got) != fmt.Sprint(flip) && !(len(got) == 0 && len(flip) == 0) {
+			t.Errorf("pieces %v changed: BadPieces = %v", flip, got)
 		}
 	}
 }

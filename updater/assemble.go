@@ -1,9 +1,7 @@
 package updater
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha1"
 	"errors"
 	"fmt"
 	"os"
@@ -67,12 +65,7 @@ func (j *job) assemble(ctx context.Context, part *os.File, plan *delta.Plan, src
 // file's SHA-1 is the .zsync's (true when there is no .zsync: the pieces then say it all).
 func (j *job) compare(h *manifest.Hashes) (bad []int, wholeOK bool, err error) {
 	if j.torrent != nil {
-		for i := 0; i < j.torrent.NumPieces(); i++ {
-			want := j.torrent.PieceHash(i)
-			if !bytes.Equal(h.Pieces[i*sha1.Size:(i+1)*sha1.Size], want[:]) {
-				bad = append(bad, i)
-			}
-		}
+		bad = j.torrent.BadPieces(h.Pieces)
 	}
 	if j.zsync == nil {
 		j.res.SHA1 = fmt.Sprintf("%x", h.Whole)

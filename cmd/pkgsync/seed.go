@@ -131,11 +131,8 @@ func verifyAll(ctx context.Context, f *os.File, t *manifest.Torrent, path string
 	if err != nil {
 		return err
 	}
-	for p := 0; p < t.NumPieces(); p++ {
-		want := t.PieceHash(p)
-		if string(h.Pieces[p*20:(p+1)*20]) != string(want[:]) {
-			return fmt.Errorf("%s: piece %d does not match the torrent", path, p)
-		}
+	if bad := t.BadPieces(h.Pieces); len(bad) > 0 {
+		return fmt.Errorf("%s: piece %d does not match the torrent", path, bad[0])
 	}
 	return nil
 }
