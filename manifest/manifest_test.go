@@ -2,10 +2,10 @@ package manifest
 
 import (
 	"bytes"
-	"fmt"
 	"context"
 	"crypto/sha1"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
