@@ -300,6 +300,11 @@ func (t *Torrent) Complete() bool {
 	return t.store.completed() == t.info.NumPieces()
 }
 
+// PiecesComplete returns how many pieces are complete and verified so far.
+func (t *Torrent) PiecesComplete() int {
+	return t.store.completed()
+}
+
 // Stats describes what a Torrent transferred.
 type Stats struct {
 	// BytesFromPeers counts piece data accepted from peers (including data that later

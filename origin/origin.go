@@ -143,8 +143,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.filesMu.Unlock()
 	if s.opt.Log != nil {
-		// The end time, to the millisecond, and the duration: a timeline of what the origin sent.
-		fmt.Fprintf(s.opt.Log, "%s %s %s %q %d %d %dms\n", time.Now().UTC().Format("2006-01-02T15:04:05.000Z07:00"), r.RemoteAddr, r.Method, r.URL.Path, status, cw.n, time.Since(start).Milliseconds())
+		// The end time, to the millisecond, the duration and the Range asked for: a timeline of
+		// what the origin sent, in which bytes sent twice show up.
+		rng := r.Header.Get("Range")
+		if rng == "" {
+			rng = "-"
+		}
+		fmt.Fprintf(s.opt.Log, "%s %s %s %q %d %d %dms %q\n", time.Now().UTC().Format("2006-01-02T15:04:05.000Z07:00"), r.RemoteAddr, r.Method, r.URL.Path, status, cw.n, time.Since(start).Milliseconds(), rng)
 	}
 }
 

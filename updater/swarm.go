@@ -124,7 +124,9 @@ func (j *job) swarm(ctx context.Context, part *os.File, plan *delta.Plan, candid
 	}
 	j.swarmT = tt
 	j.log("swarm: %d of %d pieces rebuilt locally, listening on %s", rebuilt, n, node.Addr())
+	stopProgress := j.logSwarmProgress(tt)
 	err = tt.Download(ctx)
+	stopProgress()
 	j.collectSwarmStats()
 	if st := tt.Stats(); st.ChunksWasted > 0 {
 		j.log("swarm: %d chunks arrived twice", st.ChunksWasted)
@@ -133,6 +135,37 @@ func (j *job) swarm(ctx context.Context, part *os.File, plan *delta.Plan, candid
 		return fmt.Errorf("swarm download: %w", err)
 	}
 	return nil
+}
+
+// logSwarmProgress logs, once a second until stop is called, how far the swarm download got:
+// the -v timeline an operator (or a benchmark) reads to see where a node's link sat idle.
+func (j *job) logSwarmProgress(tt *bt.Torrent) (stop func()) {
+	if j.opt.Log == nil {
+		return func() {}
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		start := time.Now()
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			st := tt.Stats()
+			j.log("swarm: %.0fs: %d of %d pieces, %d bytes from peers, %d from the origin, %d uploaded, %d chunks twice",
+				time.Since(start).Seconds(), tt.PiecesComplete(), tt.NumPieces(), st.BytesFromPeers, st.BytesFromOrigin,
+				st.BytesUploaded, st.ChunksWasted)
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+	}
 }
 
 // zsyncPeerWait bounds the wait for peers before the .zsync's first origin request.
