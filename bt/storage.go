@@ -48,6 +48,7 @@ type fileStorage struct {
 	nComplete int
 	allDone   chan struct{} // closed when every piece is complete
 	onChange  func()        // called (without locks) when a piece's completion changes
+	losses    int64         // times a complete piece became incomplete again
 
 	peerBytes atomic.Int64 // bytes accepted from peers
 
@@ -111,6 +112,13 @@ func (s *fileStorage) isComplete(i int) bool {
 	return s.complete[i]
 }
 
+// completionLosses returns how often a complete piece became incomplete again.
+func (s *fileStorage) completionLosses() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.losses
+}
+
 // completed returns how many pieces are complete.
 func (s *fileStorage) completed() int {
 	s.mu.Lock()
@@ -165,6 +173,7 @@ func (s *fileStorage) setComplete(i int, c bool) {
 				s.allDone = make(chan struct{})
 			}
 			s.nComplete--
+			s.losses++
 		}
 	}
 	onChange := s.onChange

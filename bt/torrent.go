@@ -300,6 +300,18 @@ func (t *Torrent) Complete() bool {
 	return t.store.completed() == t.info.NumPieces()
 }
 
+// PieceComplete reports whether piece i is complete and verified: its bytes in the data file
+// are final, unless CompletionLosses grows (a piece failed a later check and is fetched again).
+func (t *Torrent) PieceComplete(i int) bool {
+	return t.store.isComplete(i)
+}
+
+// CompletionLosses counts the times a complete piece became incomplete again. A caller that
+// read complete pieces while the download went on compares it before and after.
+func (t *Torrent) CompletionLosses() int64 {
+	return t.store.completionLosses()
+}
+
 // PiecesComplete returns how many pieces are complete and verified so far.
 func (t *Torrent) PiecesComplete() int {
 	return t.store.completed()

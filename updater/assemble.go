@@ -67,11 +67,7 @@ func (j *job) compare(h *manifest.Hashes) (bad []int, wholeOK bool, err error) {
 	if j.torrent != nil {
 		bad = j.torrent.BadPieces(h.Pieces)
 	}
-	if j.zsync == nil {
-		j.res.SHA1 = fmt.Sprintf("%x", h.Whole)
-		return bad, true, nil
-	}
-	return bad, h.Whole == j.zsync.SHA1, nil
+	return bad, j.wholeMatches(h.Whole), nil
 }
 
 // notifyWriter is the part file, telling fn about every range written through it.

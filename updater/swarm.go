@@ -125,6 +125,7 @@ func (j *job) swarm(ctx context.Context, part *os.File, plan *delta.Plan, candid
 	j.swarmT = tt
 	j.log("swarm: %d of %d pieces rebuilt locally, listening on %s", rebuilt, n, node.Addr())
 	stopProgress := j.logSwarmProgress(tt)
+	j.whole = startWholeHasher(tt, part, j.part, t.Info.PieceLength, j.length)
 	err = tt.Download(ctx)
 	stopProgress()
 	j.collectSwarmStats()
@@ -132,6 +133,7 @@ func (j *job) swarm(ctx context.Context, part *os.File, plan *delta.Plan, candid
 		j.log("swarm: %d chunks arrived twice", st.ChunksWasted)
 	}
 	if err != nil {
+		j.whole.abort()
 		return fmt.Errorf("swarm download: %w", err)
 	}
 	return nil

@@ -3,6 +3,7 @@ package updater
 import (
 	"bytes"
 	"context"
+	"crypto/sha1"
 	"errors"
 	"fmt"
 	"io"
@@ -87,9 +88,10 @@ type job struct {
 	dataFile   *os.File
 	node       *bt.Node
 	swarmT     *bt.Torrent
-	src        location    // where SOURCE is
-	zsyncTmp   *os.File    // the .zsync fetched from the swarm, unlinked, kept open to seed it
-	zsyncSwarm *bt.Torrent // the .zsync's torrent, when it came over the swarm
+	src        location     // where SOURCE is
+	zsyncTmp   *os.File     // the .zsync fetched from the swarm, unlinked, kept open to seed it
+	zsyncSwarm *bt.Torrent  // the .zsync's torrent, when it came over the swarm
+	whole      *wholeHasher // the whole-file SHA-1 of OUT.part, following the swarm
 }
 
 // Run performs the update described by opt.
@@ -281,25 +283,34 @@ func (j *job) pieceSize() int64 {
 // check hashes path (which must be length bytes long) and reports which torrent pieces are bad
 // and whether the whole file matches the .zsync's SHA-1 (true when no .zsync was loaded: the
 // pieces then say it all). With piecesKnown, every piece was verified already (the swarm
-// hashes each piece as it completes) and, when there is a .zsync, only the whole-file SHA-1 is
-// computed: half the work of a full check on two cores, which a swarm of busy nodes feels.
+// hashes each piece as it completes) and only the whole-file SHA-1 is computed: half the work
+// of a full check on two cores, which a swarm of busy nodes feels.
 func (j *job) check(ctx context.Context, f *os.File, label string, piecesKnown bool) (bad []int, wholeOK bool, err error) {
 	length := j.length
 	bar := progress.New(j.opt.Progress, "verify", length)
 	defer bar.Done()
 	ps := j.pieceSize()
-	wholeOnly := piecesKnown && j.zsync != nil
-	if wholeOnly {
+	if piecesKnown {
 		ps = 0
 	}
 	h, err := manifest.Hash(ctx, io.NewSectionReader(f, 0, length), label, length, ps, nil, 0, bar.Set)
 	if err != nil {
 		return nil, false, err
 	}
-	if wholeOnly {
-		return nil, h.Whole == j.zsync.SHA1, nil
+	if piecesKnown {
+		return nil, j.wholeMatches(h.Whole), nil
 	}
 	return j.compare(h)
+}
+
+// wholeMatches reports whether sum, the whole file's SHA-1, is the .zsync's; without a .zsync
+// the pieces said it all, and sum is what the result reports.
+func (j *job) wholeMatches(sum [sha1.Size]byte) bool {
+	if j.zsync == nil {
+		j.res.SHA1 = fmt.Sprintf("%x", sum)
+		return true
+	}
+	return sum == j.zsync.SHA1
 }
 
 func (j *job) run(ctx context.Context) (*Result, error) {
@@ -441,10 +452,21 @@ func (j *job) run(ctx context.Context) (*Result, error) {
 		j.log("fetched %d bytes from peers and %d from the origin in %.2fs", j.res.BytesFromPeers, j.res.BytesFromOrigin, j.res.FetchSeconds)
 		verifyStart := time.Now()
 		wb.start()
-		if bad, ok, err = j.check(ctx, part, j.part, true); err != nil {
+		// Every piece was verified as it completed; the whole-file SHA-1 followed the swarm
+		// and has the last pieces left to hash.
+		sum, followed, err := j.whole.finish(ctx)
+		if err != nil {
 			return nil, err
 		}
-		j.log("verified in %.2fs", time.Since(verifyStart).Seconds())
+		if followed {
+			ok = j.wholeMatches(sum)
+			j.log("verified in %.2fs (%d of %d pieces were hashed while the swarm ran)", time.Since(verifyStart).Seconds(), j.whole.during, j.torrent.NumPieces())
+		} else {
+			if bad, ok, err = j.check(ctx, part, j.part, true); err != nil {
+				return nil, err
+			}
+			j.log("verified in %.2fs", time.Since(verifyStart).Seconds())
+		}
 	} else {
 		// One ordered pass copies the reused blocks, waits for the fetched ranges and hashes
 		// everything as it goes.
