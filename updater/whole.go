@@ -62,6 +62,11 @@ func (w *wholeHasher) follow() {
 	defer tick.Stop()
 	for {
 		for w.next < w.pieces && w.tt.PieceComplete(w.next) {
+			select {
+			case <-w.stop: // finish takes over
+				return
+			default:
+			}
 			if w.err = w.hashNext(); w.err != nil {
 				return
 			}
