@@ -36,6 +36,17 @@ type chunk struct {
 // slots). A chunk's buffer is reused when both are done, so memory stays at a few chunks (32 MiB)
 // whatever the size. A reader that ends early or has bytes past length is reported as ErrChanged.
 func Hash(ctx context.Context, r io.Reader, name string, length, pieceSize int64, zh *zsyncfile.Header, workers int, onProgress func(int64)) (*Hashes, error) {
+	return hash(ctx, r, name, length, pieceSize, zh, workers, onProgress, true)
+}
+
+// HashPieces is Hash without the whole-file SHA-1 (Whole stays zero) and without block records:
+// for a reader whose bytes are only partly the file's yet (a delta update's reused pieces, before
+// the swarm brings the rest), where the whole-file SHA-1 would be a waste of a core.
+func HashPieces(ctx context.Context, r io.Reader, name string, length, pieceSize int64, workers int, onProgress func(int64)) (*Hashes, error) {
+	return hash(ctx, r, name, length, pieceSize, nil, workers, onProgress, false)
+}
+
+func hash(ctx context.Context, r io.Reader, name string, length, pieceSize int64, zh *zsyncfile.Header, workers int, onProgress func(int64), whole bool) (*Hashes, error) {
 	if workers <= 0 {
 		workers = runtime.NumCPU()
 	}
@@ -67,7 +78,14 @@ func Hash(ctx context.Context, r io.Reader, name string, length, pieceSize int64
 	release := make(chan *chunk, nbuf)
 
 	wholeSum := make(chan [sha1.Size]byte, 1)
+	if !whole {
+		wholeSum <- [sha1.Size]byte{}
+		close(ordered)
+	}
 	go func() {
+		if !whole {
+			return
+		}
 		w := sha1.New()
 		for c := range ordered {
 			w.Write(c.buf)
@@ -124,8 +142,12 @@ func Hash(ctx context.Context, r io.Reader, name string, length, pieceSize int64
 			break
 		}
 		c := &chunk{off: off, buf: buf[:n]}
-		c.refs.Add(2)
-		ordered <- c
+		if whole {
+			c.refs.Add(2)
+			ordered <- c
+		} else {
+			c.refs.Add(1)
+		}
 		work <- c
 		release <- c
 		off += n
@@ -140,7 +162,9 @@ func Hash(ctx context.Context, r io.Reader, name string, length, pieceSize int64
 		}
 	}
 	close(work)
-	close(ordered)
+	if whole {
+		close(ordered)
+	}
 	wg.Wait()
 	close(release)
 	<-recycled

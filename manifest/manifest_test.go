@@ -62,6 +62,14 @@ func TestHashMatchesReference(t *testing.T) {
 					t.Fatalf("n=%d workers=%d: block %d = %+v, want %+v", n, workers, b, h.Blocks[b], want)
 				}
 			}
+			// HashPieces: the same pieces, no whole-file SHA-1, no blocks.
+			hp, err := HashPieces(context.Background(), bytes.NewReader(data), "x", int64(n), ps, workers, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(hp.Pieces, h.Pieces) || hp.Whole != ([sha1.Size]byte{}) || hp.Blocks != nil {
+				t.Fatalf("n=%d workers=%d: HashPieces differs from Hash's pieces, or computed more", n, workers)
+			}
 		}
 	}
 }
