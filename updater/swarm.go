@@ -294,4 +294,3 @@ func (j *job) collectSwarmStats() {
 		j.res.RequestsToOrigin = st.Requests
 	}
 }
-
