@@ -529,6 +529,12 @@ func (s *scheduler) account(r originResult) {
 	if !r.verified {
 		t.lt.DownloadPieces(r.piece, r.piece+1)
 	}
+	// A fetch cancelled as the download completed may have completed its piece all the same.
+	if r.bytes > 0 && t.store.isComplete(r.piece) {
+		t.mu.Lock()
+		t.fromOrigin = append(t.fromOrigin, r.piece)
+		t.mu.Unlock()
+	}
 }
 
 // finish handles a finished origin fetch. It returns an error once a piece has failed

@@ -777,3 +777,54 @@ var testTimeout = func() time.Duration {
 	}
 	return 40 * time.Second
 }()
+
+// A node that got pieces from the origin and leaves at once holds the only copy of them:
+// HandOver keeps it until a peer holds each, and returns at once when no peer is left to
+// take them.
+func TestHandOver(t *testing.T) {
+	fx := newFixture(t, 1<<20+777, 21)
+	part := fx.partFile(t, nil)
+	first := startNode(t, "127.0.0.1", nil)
+	var o origin
+	a := addPkg(t, first, Package{MetaInfo: fx.mi, Data: part, Origin: o.fetch(fx, part, false)})
+	download(t, a)
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+
+	// Alone: nobody to hand over to.
+	start := time.Now()
+	if n, left := a.HandOver(ctx, time.Minute); n != fx.num || left != fx.num {
+		t.Errorf("alone: HandOver = %d pieces from the origin, %d left; want %d and %d", n, left, fx.num, fx.num)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("alone: HandOver waited %s for nobody", d)
+	}
+
+	// A peer arrives without an origin: HandOver returns once it holds every piece, which
+	// it can only have from this node.
+	part2 := fx.partFile(t, nil)
+	second := startNode(t, "127.0.0.1", nil)
+	b := addPkg(t, second, Package{MetaInfo: fx.mi, Data: part2, Peers: []netip.AddrPort{first.Addr()}})
+	done := make(chan error, 1)
+	go func() { done <- b.Download(ctx) }()
+	for len(a.lt.PeerConns()) == 0 { // as in an update: the peers are connected already
+		if ctx.Err() != nil {
+			t.Fatal("the peer never connected")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	n, left := a.HandOver(ctx, testTimeout)
+	// It returns when it saw the peer hold every piece, or when the complete peer dropped
+	// the connection (two seeders have nothing to trade): either way, not before.
+	if got := b.PiecesComplete(); n != fx.num || got != fx.num {
+		t.Fatalf("with a peer: HandOver = %d pieces from the origin (%d seen only here) returned when the peer had %d of %d pieces",
+			n, left, got, fx.num)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	checkData(t, part2, fx.src)
+	if st := b.Stats(); st.OriginRequests != 0 {
+		t.Errorf("the peer asked an origin %d times; it has none", st.OriginRequests)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/RoaringBitmap/roaring"
 	"github.com/anacrolix/torrent"
 	"github.com/anacrolix/torrent/metainfo"
 )
@@ -91,15 +92,16 @@ type Torrent struct {
 
 	// mu guards the fields below. It is a leaf lock: nothing calls into the library while
 	// holding it, since the library's callbacks take it with the client lock held.
-	mu        sync.Mutex
-	peers     map[*torrent.PeerConn]*peerState
-	remotes   map[[20]byte]*remoteNode // what pkgsync peers said, by peer ID
-	known     map[netip.AddrPort]bool  // addresses handed to the library to dial
-	held      map[netip.AddrPort]bool  // known addresses the site rule keeps from the library
-	siteOff   bool                     // the site rule was dropped: no progress under it
-	announced bool                     // every tracker answered (or failed) at least once
-	fatal     error
-	dlDone    chan struct{} // closed when the running Download returns
+	mu         sync.Mutex
+	peers      map[*torrent.PeerConn]*peerState
+	remotes    map[[20]byte]*remoteNode // what pkgsync peers said, by peer ID
+	known      map[netip.AddrPort]bool  // addresses handed to the library to dial
+	held       map[netip.AddrPort]bool  // known addresses the site rule keeps from the library
+	siteOff    bool                     // the site rule was dropped: no progress under it
+	announced  bool                     // every tracker answered (or failed) at least once
+	fatal      error
+	dlDone     chan struct{} // closed when the running Download returns
+	fromOrigin []int         // pieces this node got from the origin, for HandOver
 	// rangeInbox holds range replies for the running Download.
 	rangeInbox []rangeReply
 }
@@ -290,6 +292,11 @@ func (t *Torrent) Close() error {
 	return nil
 }
 
+// Name returns the torrent's name (its info's).
+func (t *Torrent) Name() string {
+	return t.name
+}
+
 // NumPieces returns the number of pieces of the torrent.
 func (t *Torrent) NumPieces() int {
 	return t.info.NumPieces()
@@ -298,6 +305,50 @@ func (t *Torrent) NumPieces() int {
 // Complete reports whether every piece is complete and verified.
 func (t *Torrent) Complete() bool {
 	return t.store.completed() == t.info.NumPieces()
+}
+
+// HandOver waits, at most max, until some peer holds each piece this node got from the origin,
+// or no peer is connected any more, and reports how many pieces it got from the origin and how
+// many of them it saw no peer hold. A node about to
+// leave (update --seed-time 0) calls it: where it fetched a piece that its peers had not taken
+// yet, leaving at once sends them back to the origin for it (seen in tests: the origin sent
+// 1.2-2.3x the missing bytes to four nodes updating together, instead of 1.0x).
+func (t *Torrent) HandOver(ctx context.Context, max time.Duration) (fromOrigin, left int) {
+	t.mu.Lock()
+	pieces := slices.Clone(t.fromOrigin)
+	t.mu.Unlock()
+	if len(pieces) == 0 {
+		return 0, 0
+	}
+	deadline := time.NewTimer(max)
+	defer deadline.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	// Cumulative: a peer that completes may drop its connection at once (two seeders have
+	// nothing to trade), taking its bitfield along.
+	held := roaring.New()
+	for {
+		conns := t.lt.PeerConns()
+		for _, pc := range conns {
+			held.Or(pc.PeerPieces())
+		}
+		left = 0
+		for _, p := range pieces {
+			if !held.Contains(uint32(p)) {
+				left++
+			}
+		}
+		if left == 0 || len(conns) == 0 {
+			return len(pieces), left
+		}
+		select {
+		case <-ctx.Done():
+			return len(pieces), left
+		case <-deadline.C:
+			return len(pieces), left
+		case <-tick.C:
+		}
+	}
 }
 
 // PieceComplete reports whether piece i is complete and verified: its bytes in the data file

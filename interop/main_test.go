@@ -365,7 +365,8 @@ type node struct {
 func (l *lab) update(name, ip, source, old string, extra ...string) *node {
 	l.t.Helper()
 	out := l.path(name, "pkg.bin")
-	args := []string{"update", "-o", out, "--json", "--seed-time", "0", "--listen", ip + ":0"}
+	// -v: the steps show in the failure report.
+	args := []string{"update", "-v", "-o", out, "--json", "--seed-time", "0", "--listen", ip + ":0"}
 	if old != "" {
 		args = append(args, "--old", old)
 	}

@@ -512,6 +512,9 @@ func (j *job) run(ctx context.Context) (*Result, error) {
 	}
 	j.res.Seconds = time.Since(j.start).Seconds()
 	j.log("synced in %.2fs; wrote %s in %.2fs", time.Since(syncStart).Seconds(), j.out, j.res.Seconds)
+	if j.opt.SeedTime <= 0 {
+		j.handOver(ctx)
+	}
 	if j.swarmT != nil && j.opt.SeedTime > 0 {
 		j.log("seeding for %s", j.opt.SeedTime)
 		t := time.NewTimer(j.opt.SeedTime)
@@ -523,6 +526,26 @@ func (j *job) run(ctx context.Context) (*Result, error) {
 		j.collectSwarmStats()
 	}
 	return &j.res, nil
+}
+
+// handOverMax bounds how long a node that leaves at once stays for its peers (handOver).
+const handOverMax = 2 * time.Second
+
+// handOver keeps a node that leaves at once (--seed-time 0) in its swarms, the package's and the
+// .zsync's, until its peers hold the pieces it fetched from the origin, for at most handOverMax
+// each: otherwise a node that finishes first takes the only copy of those pieces away, and its
+// peers fetch them from the origin again.
+func (j *job) handOver(ctx context.Context) {
+	for _, tt := range []*bt.Torrent{j.swarmT, j.zsyncSwarm} {
+		if tt == nil {
+			continue
+		}
+		start := time.Now()
+		if n, left := tt.HandOver(ctx, handOverMax); n > 0 {
+			j.log("stayed %.2fs until peers held the %d piece(s) of %s this node got from the origin (%d still only here)",
+				time.Since(start).Seconds(), n, tt.Name(), left)
+		}
+	}
 }
 
 func toHTTP(rs []delta.Range) []httprange.Range {
