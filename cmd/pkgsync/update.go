@@ -49,7 +49,7 @@ func runUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringArrayVarP(&headers, "header", "H", nil, `extra HTTP header for every request, e.g. "Authorization: Bearer TOKEN" (repeat for more)`)
 	fs.IntVar(&opt.Parallel, "parallel", 4, "origin requests in flight")
 	fs.BoolVar(&noSwarm, "no-swarm", false, "fetch from the origin only, do not join the BitTorrent swarm")
-	fs.DurationVar(&opt.SeedTime, "seed-time", 3*time.Minute, "keep seeding to peers this long after completing (0: exit at once)")
+	fs.DurationVar(&opt.SeedTime, "seed-time", 3*time.Minute, "keep seeding to peers this long after completing (0: exit once peers hold what this node alone got from the origin, within 2s)")
 	fs.StringArrayVar(&peers, "peer", nil, "a peer to contact directly, HOST:PORT (repeat for more)")
 	btf.register(fs)
 	fs.BoolVar(&jsonOut, "json", false, "print a one-object JSON summary on stdout")
