@@ -309,10 +309,10 @@ func (t *Torrent) Complete() bool {
 
 // HandOver waits, at most max, until some peer holds each piece this node got from the origin,
 // or no peer is connected any more, and reports how many pieces it got from the origin and how
-// many of them it saw no peer hold. A node about to
-// leave (update --seed-time 0) calls it: where it fetched a piece that its peers had not taken
-// yet, leaving at once sends them back to the origin for it (seen in tests: the origin sent
-// 1.2-2.3x the missing bytes to four nodes updating together, instead of 1.0x).
+// many of them it saw no peer hold. A node about to leave (update --seed-time 0) calls it: where
+// it fetched a piece that its peers had not taken yet, leaving at once sends them back to the
+// origin for it (seen in tests: the origin sent 1.2-2.3x the missing bytes to four nodes
+// updating together, instead of 1.0x).
 func (t *Torrent) HandOver(ctx context.Context, max time.Duration) (fromOrigin, left int) {
 	t.mu.Lock()
 	pieces := slices.Clone(t.fromOrigin)

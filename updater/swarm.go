@@ -45,7 +45,7 @@ func (j *job) prepareSwarm(ctx context.Context, part *os.File, plan *delta.Plan,
 	}
 	h, err := manifest.HashPieces(ctx, a, j.part, j.length, t.Info.PieceLength, 0, nil)
 	if err != nil {
-		return nil, nil, fmt.Errorf("writing %s: %w", j.part, err)
+		return nil, nil, err // it names j.part
 	}
 	for _, i := range list {
 		ok[i] = [sha1.Size]byte(h.Pieces[i*sha1.Size:]) == t.PieceHash(i)
