@@ -33,10 +33,11 @@ type Assembler struct {
 	write func(p []byte, off int64) error // see SetWriter
 }
 
-// SetWriter makes Read hand every range it returns to write, in order and whole, instead of
-// writing the found blocks into dst one by one. The caller can then write the target in large
-// aligned pieces, with O_DIRECT for instance, missing ranges included (write gets them as they
-// were read back from dst).
+// SetWriter makes Read hand the copied ranges it returns to write, in order, each stretch of
+// consecutive copied bytes in one call, instead of writing the found blocks into dst one by one:
+// the caller can then write the target in large pieces, with O_DIRECT for instance. Ranges Read
+// took from dst itself (the missing ranges the caller wrote there, the blocks an InPlace source
+// holds in place) are not written again.
 func (a *Assembler) SetWriter(write func(p []byte, off int64) error) {
 	a.write = write
 }
@@ -65,26 +66,42 @@ func (a *Assembler) Read(b []byte) (int, error) {
 	b = b[:min(int64(len(b)), a.p.Length-a.pos)]
 	start := a.pos
 	done := 0
+	copied := -1 // start in b of the copied stretch not yet written, or -1
+	flush := func(end int) error {
+		if a.write == nil || copied < 0 {
+			return nil
+		}
+		off := start + int64(copied)
+		if err := a.write(b[copied:end], off); err != nil {
+			return fmt.Errorf("delta: assemble: write target at offset %d (%d bytes): %w", off, end-copied, err)
+		}
+		copied = -1
+		return nil
+	}
 	for done < len(b) {
-		n, err := a.segment(b[done:])
+		n, fromDst, err := a.segment(b[done:])
+		if err == nil && fromDst {
+			err = flush(done)
+		} else if err == nil && copied < 0 {
+			copied = done
+		}
 		done += n
 		if err != nil {
 			a.err = err
 			return done, err
 		}
 	}
-	if a.write != nil {
-		if err := a.write(b, start); err != nil {
-			a.err = fmt.Errorf("delta: assemble: write target at offset %d (%d bytes): %w", start, len(b), err)
-			return 0, a.err
-		}
+	if err := flush(done); err != nil {
+		a.err = err
+		return 0, err
 	}
 	return done, nil
 }
 
 // segment handles the longest stretch at a.pos, up to len(b) bytes, that comes from one place in
 // one piece: a run of blocks contiguous in one source, a missing range, or an InPlace run.
-func (a *Assembler) segment(b []byte) (int, error) {
+// fromDst reports that the bytes were read from dst, where they are already.
+func (a *Assembler) segment(b []byte) (n int, fromDst bool, err error) {
 	p := a.p
 	bs := int64(p.Blocksize)
 	i := int(a.pos / bs)
@@ -93,7 +110,7 @@ func (a *Assembler) segment(b []byte) (int, error) {
 		loc = p.Blocks[i]
 	}
 	if loc.Src >= len(a.srcs) {
-		return 0, fmt.Errorf("delta: assemble: block %d comes from source %d, but only %d sources were given", i, loc.Src, len(a.srcs))
+		return 0, false, fmt.Errorf("delta: assemble: block %d comes from source %d, but only %d sources were given", i, loc.Src, len(a.srcs))
 	}
 	inPlace := loc.Src >= 0 && a.srcs[loc.Src].InPlace && loc.Off == int64(i)*bs
 	// srcOff is where a.pos is in the source: the block may be entered part way, after a short Read.
@@ -119,40 +136,40 @@ func (a *Assembler) segment(b []byte) (int, error) {
 		}
 		next += bs
 	}
-	n := min(next, end) - a.pos
-	seg := b[:n]
+	m := min(next, end) - a.pos
+	seg := b[:m]
 	switch {
 	case loc.Src < 0:
 		if a.wait != nil {
-			if err := a.wait(a.pos, n); err != nil {
-				return 0, err
+			if err := a.wait(a.pos, m); err != nil {
+				return 0, false, err
 			}
 		}
 		if err := readFull(a.dst, seg, a.pos); err != nil {
-			return 0, fmt.Errorf("delta: assemble: reading the fetched range at offset %d (%d bytes) back: %w", a.pos, n, err)
+			return 0, false, fmt.Errorf("delta: assemble: reading the fetched range at offset %d (%d bytes) back: %w", a.pos, m, err)
 		}
 	case inPlace:
 		if err := readFull(a.dst, seg, a.pos); err != nil {
-			return 0, fmt.Errorf("delta: assemble: reading %s at offset %d (%d bytes): %w", a.srcs[loc.Src].Name, a.pos, n, err)
+			return 0, false, fmt.Errorf("delta: assemble: reading %s at offset %d (%d bytes): %w", a.srcs[loc.Src].Name, a.pos, m, err)
 		}
 	default:
 		src := a.srcs[loc.Src]
-		have := min(max(src.Size-srcOff, 0), n)
+		have := min(max(src.Size-srcOff, 0), m)
 		if have > 0 {
 			if err := readAt(src, seg[:have], srcOff); err != nil {
-				return 0, fmt.Errorf("delta: assemble: %w", err)
+				return 0, false, fmt.Errorf("delta: assemble: %w", err)
 			}
 		}
 		clear(seg[have:])
 		if a.write != nil {
-			break // Read writes the whole range
+			break // Read hands the copied stretch to a.write
 		}
 		if _, err := a.dst.WriteAt(seg, a.pos); err != nil {
-			return 0, fmt.Errorf("delta: assemble: write target at offset %d (%d bytes from %s at %d): %w", a.pos, n, src.Name, srcOff, err)
+			return 0, false, fmt.Errorf("delta: assemble: write target at offset %d (%d bytes from %s at %d): %w", a.pos, m, src.Name, srcOff, err)
 		}
 	}
-	a.pos += n
-	return int(n), nil
+	a.pos += m
+	return int(m), loc.Src < 0 || inPlace, nil
 }
 
 // readFull reads len(p) bytes of r at off; a short read is an error.

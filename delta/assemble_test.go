@@ -30,62 +30,93 @@ func TestAssemble(t *testing.T) {
 		{"part file in place", edited, 100, cat(target[:5000], noise[:1000]), []int{250, 4096}},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			f := makeFile(target, tc.bs, 0)
-			dst := &memFile{}
-			srcs := []Source{srcOf("old", tc.old)}
-			if tc.part != nil {
-				dst.b = append([]byte(nil), tc.part...)
-				srcs = append(srcs, Source{Name: "part", R: dst, Size: int64(len(tc.part)), InPlace: true})
+		for _, withWriter := range []bool{false, true} {
+			name := tc.name
+			if withWriter {
+				name += ", SetWriter"
 			}
-			p, err := Scan(t.Context(), f, srcs, Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			// The caller's fetch: write every missing range before the read needs it, and record
-			// the order of events.
-			missing := p.Missing()
-			fetched := map[int64]bool{}
-			wait := func(off, n int64) error {
-				for _, r := range missing {
-					if r.Off < off+n && off < r.Off+r.Len && !fetched[r.Off] {
-						if _, err := dst.WriteAt(target[r.Off:r.Off+r.Len], r.Off); err != nil {
-							return err
-						}
-						fetched[r.Off] = true
-					}
+			t.Run(name, func(t *testing.T) {
+				f := makeFile(target, tc.bs, 0)
+				dst := &memFile{}
+				srcs := []Source{srcOf("old", tc.old)}
+				if tc.part != nil {
+					dst.b = append([]byte(nil), tc.part...)
+					srcs = append(srcs, Source{Name: "part", R: dst, Size: int64(len(tc.part)), InPlace: true})
 				}
-				return nil
-			}
-			a := p.Assemble(dst, srcs, wait)
-			var got []byte
-			for k := 0; ; k++ {
-				buf := make([]byte, tc.reads[k%len(tc.reads)])
-				n, err := a.Read(buf)
-				got = append(got, buf[:n]...)
-				if err == io.EOF {
-					break
-				}
+				p, err := Scan(t.Context(), f, srcs, Options{})
 				if err != nil {
 					t.Fatal(err)
 				}
-			}
-			if !bytes.Equal(got, target) {
-				t.Fatalf("read %d bytes, not the target (%d bytes)", len(got), len(target))
-			}
-			if !bytes.Equal(dst.b[:len(target)], target) {
-				t.Fatal("dst does not hold the target")
-			}
-			if len(fetched) != len(missing) {
-				t.Fatalf("waited for %d of %d missing ranges", len(fetched), len(missing))
-			}
-			// Blocks the InPlace source held were not rewritten.
-			for _, w := range dst.writes {
-				if tc.part != nil && w.Off+w.Len <= 5000 && !isMissing(missing, w) {
-					t.Fatalf("rewrote %v, which the part file already held", w)
+				// The caller's fetch: write every missing range before the read needs it, and record
+				// the order of events.
+				missing := p.Missing()
+				fetched := map[int64]bool{}
+				wait := func(off, n int64) error {
+					for _, r := range missing {
+						if r.Off < off+n && off < r.Off+r.Len && !fetched[r.Off] {
+							if _, err := dst.WriteAt(target[r.Off:r.Off+r.Len], r.Off); err != nil {
+								return err
+							}
+							fetched[r.Off] = true
+						}
+					}
+					return nil
 				}
-			}
-		})
+				a := p.Assemble(dst, srcs, wait)
+				var written []Range // what the SetWriter writer was given
+				if withWriter {
+					a.SetWriter(func(b []byte, off int64) error {
+						written = append(written, Range{off, int64(len(b))})
+						_, err := dst.WriteAt(b, off)
+						return err
+					})
+				}
+				var got []byte
+				for k := 0; ; k++ {
+					buf := make([]byte, tc.reads[k%len(tc.reads)])
+					n, err := a.Read(buf)
+					got = append(got, buf[:n]...)
+					if err == io.EOF {
+						break
+					}
+					if err != nil {
+						t.Fatal(err)
+					}
+				}
+				if !bytes.Equal(got, target) {
+					t.Fatalf("read %d bytes, not the target (%d bytes)", len(got), len(target))
+				}
+				if !bytes.Equal(dst.b[:len(target)], target) {
+					t.Fatal("dst does not hold the target")
+				}
+				if len(fetched) != len(missing) {
+					t.Fatalf("waited for %d of %d missing ranges", len(fetched), len(missing))
+				}
+				// Blocks the InPlace source held were not rewritten.
+				for _, w := range dst.writes {
+					if tc.part != nil && w.Off+w.Len <= 5000 && !isMissing(missing, w) {
+						t.Fatalf("rewrote %v, which the part file already held", w)
+					}
+				}
+				// The writer got the copied ranges only, in order: never a missing range (the
+				// fetch wrote it) nor a block held in place.
+				var prev int64
+				for _, w := range written {
+					if w.Off < prev {
+						t.Fatalf("writer got %v after offset %d: out of order", w, prev)
+					}
+					prev = w.Off + w.Len
+					for _, r := range missing {
+						if r.Off < w.Off+w.Len && w.Off < r.Off+r.Len {
+							t.Fatalf("writer got %v, which overlaps the missing range %v", w, r)
+						}
+					}
+				}
+				if withWriter && len(written) == 0 && p.ReusedBytes() > 0 && tc.part == nil {
+					t.Fatal("the writer got nothing, yet blocks were copied")
+				}
+			})
+		}
 	}
 }
 

@@ -206,7 +206,8 @@ func (w *writeback) close() {
 type directWriter struct {
 	direct *os.File
 	part   *os.File
-	off    bool // O_DIRECT failed once: buffered from then on
+	off    bool  // O_DIRECT failed once: buffered from then on
+	bytes  int64 // written with O_DIRECT
 }
 
 const directAlign = 4096
@@ -219,19 +220,32 @@ func newDirectWriter(path string, part *os.File) *directWriter {
 	return &directWriter{direct: f, part: part}
 }
 
+// write writes p at off: the aligned middle directly, an unaligned head and tail (a copied
+// stretch that starts or ends beside a fetched range, the file's end) through the page cache.
 func (d *directWriter) write(p []byte, off int64) error {
-	n := 0
-	if !d.off && off%directAlign == 0 && len(p) >= directAlign && uintptr(unsafe.Pointer(&p[0]))%directAlign == 0 {
-		n = len(p) &^ (directAlign - 1)
-		if _, err := d.direct.WriteAt(p[:n], off); err != nil {
+	head := int((directAlign - off%directAlign) % directAlign)
+	lo, hi := 0, 0 // p[lo:hi] goes direct
+	if !d.off && len(p) >= head+directAlign && uintptr(unsafe.Pointer(&p[head]))%directAlign == 0 {
+		lo, hi = head, head+(len(p)-head)&^(directAlign-1)
+		if _, err := d.direct.WriteAt(p[lo:hi], off+int64(lo)); err != nil {
 			if !errors.Is(err, syscall.EINVAL) {
 				return err
 			}
-			d.off, n = true, 0
+			d.off, lo, hi = true, 0, 0
+		}
+		d.bytes += int64(hi - lo)
+	}
+	if lo > 0 || hi == 0 {
+		end := lo
+		if hi == 0 {
+			end = len(p)
+		}
+		if _, err := d.part.WriteAt(p[:end], off); err != nil {
+			return err
 		}
 	}
-	if n < len(p) {
-		if _, err := d.part.WriteAt(p[n:], off+int64(n)); err != nil {
+	if hi > 0 && hi < len(p) {
+		if _, err := d.part.WriteAt(p[hi:], off+int64(hi)); err != nil {
 			return err
 		}
 	}
