@@ -158,15 +158,7 @@ func BenchmarkMake(b *testing.B) {
 func TestZsyncTorrent(t *testing.T) {
 	dir := t.TempDir()
 	p, _ := randomFile(t, dir, 3, 9<<20+77)
-	res, err := Make(context.Background(), p, MakeOptions{Trackers: []string{"http://t.invalid/announce"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, _ := os.ReadFile(res.Torrent)
-	tor, err := ParseTorrent(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res, tor := makeParsed(t, p, MakeOptions{Trackers: []string{"http://t.invalid/announce"}})
 	zdata, _ := os.ReadFile(res.Zsync)
 	zt, err := tor.ZsyncTorrent("http://o.invalid/pkg.bin.zsync")
 	if err != nil || zt == nil {
@@ -224,15 +216,7 @@ func TestZsyncPieceLength(t *testing.T) {
 func TestBadPieces(t *testing.T) {
 	dir := t.TempDir()
 	p, data := randomFile(t, dir, 4, 5*32<<10+100)
-	res, err := Make(context.Background(), p, MakeOptions{PieceSize: 32 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, _ := os.ReadFile(res.Torrent)
-	tor, err := ParseTorrent(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, tor := makeParsed(t, p, MakeOptions{PieceSize: 32 << 10})
 	for _, flip := range [][]int{nil, {0}, {2, 5}} {
 		d := append([]byte(nil), data...)
 		for _, piece := range flip {
@@ -246,4 +230,22 @@ func TestBadPieces(t *testing.T) {
 			t.Errorf("pieces %v changed: BadPieces = %v", flip, got)
 		}
 	}
+}
+
+// makeParsed runs Make on path and parses the .torrent it wrote.
+func makeParsed(t *testing.T, path string, opt MakeOptions) (*MakeResult, *Torrent) {
+	t.Helper()
+	res, err := Make(context.Background(), path, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(res.Torrent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tor, err := ParseTorrent(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res, tor
 }
