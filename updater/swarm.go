@@ -32,6 +32,15 @@ func (j *job) prepareSwarm(ctx context.Context, part *os.File, plan *delta.Plan,
 			list = append(list, i)
 		}
 	}
+	if len(list) == 0 {
+		// No piece to verify (a node without old data, or old data that fills no piece
+		// whole): only the reused blocks of partly filled pieces, if any, go in place, since
+		// peers send only the rest. Hashing would read the whole file for nothing.
+		if err := plan.Apply(ctx, part, srcs); err != nil {
+			return nil, nil, fmt.Errorf("writing %s: %w", j.part, err)
+		}
+		return candidate, ok, nil
+	}
 	// One ordered pass, as over HTTP (assemble), copies the reused blocks in place, partly
 	// filled pieces included (peers send only the rest), and hashes the pieces on the way: the
 	// rebuilt ones are verified without reading them back, and the copy goes to the disk with
