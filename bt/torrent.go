@@ -363,6 +363,11 @@ func (t *Torrent) CompletionLosses() int64 {
 	return t.store.completionLosses()
 }
 
+// NumConns returns how many peer connections are open now.
+func (t *Torrent) NumConns() int {
+	return len(t.lt.PeerConns())
+}
+
 // PiecesComplete returns how many pieces are complete and verified so far.
 func (t *Torrent) PiecesComplete() int {
 	return t.store.completed()

@@ -168,9 +168,9 @@ func (j *job) logSwarmProgress(tt *bt.Torrent) (stop func()) {
 			case <-tick.C:
 			}
 			st := tt.Stats()
-			j.log("swarm: %.0fs: %d of %d pieces, %d bytes from peers, %d from the origin, %d uploaded, %d chunks twice",
+			j.log("swarm: %.0fs: %d of %d pieces, %d bytes from peers, %d from the origin, %d uploaded, %d chunks twice, %d peers connected",
 				time.Since(start).Seconds(), tt.PiecesComplete(), tt.NumPieces(), st.BytesFromPeers, st.BytesFromOrigin,
-				st.BytesUploaded, st.ChunksWasted)
+				st.BytesUploaded, st.ChunksWasted, tt.NumConns())
 		}
 	}()
 	return func() {
