@@ -21,11 +21,15 @@ func TestPrepareSwarm(t *testing.T) {
 		name    string
 		old     []byte
 		corrupt bool // change the old data after the scan, so that copies of it are wrong
+		// none: nothing to reuse, so nothing to verify; OUT.part is opened write-only, since
+		// prepareSwarm must not read the (empty) file then.
+		none bool
 	}{
-		{"most reused", versions.Edit(v2, 2, 3, 100, 5000), false},
-		{"most reused, a copy goes wrong", versions.Edit(v2, 2, 3, 100, 5000), true},
-		{"little reused", append(versions.Random(3, 2<<20), v2[2<<20:]...), false},
-		{"little reused, a copy goes wrong", append(versions.Random(3, 2<<20), v2[2<<20:]...), true},
+		{"nothing reused", versions.Random(4, 3<<20), false, true},
+		{"most reused", versions.Edit(v2, 2, 3, 100, 5000), false, false},
+		{"most reused, a copy goes wrong", versions.Edit(v2, 2, 3, 100, 5000), true, false},
+		{"little reused", append(versions.Random(3, 2<<20), v2[2<<20:]...), false, false},
+		{"little reused, a copy goes wrong", append(versions.Random(3, 2<<20), v2[2<<20:]...), true, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -64,8 +68,14 @@ func TestPrepareSwarm(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer part.Close()
 			part.Truncate(int64(len(v2)))
+			if tc.none {
+				part.Close()
+				if part, err = os.OpenFile(partPath, os.O_WRONLY, 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			defer part.Close()
 			j := &job{torrent: tor, zsync: z, length: int64(len(v2)), part: partPath}
 			candidate, ok, err := j.prepareSwarm(t.Context(), part, plan, srcs)
 			if err != nil {
@@ -91,6 +101,12 @@ func TestPrepareSwarm(t *testing.T) {
 				}
 			}
 			t.Logf("%d pieces, %d candidates, %d match (reused %d of %d bytes)", tor.NumPieces(), ncand, nok, plan.ReusedBytes(), len(v2))
+			if tc.none {
+				if ncand != 0 {
+					t.Errorf("%d candidates from unrelated old data", ncand)
+				}
+				return
+			}
 			if ncand == 0 || (tc.corrupt && nok != 0) || (!tc.corrupt && nok != ncand) {
 				t.Errorf("%d candidates, %d match; corrupt = %v", ncand, nok, tc.corrupt)
 			}
