@@ -44,9 +44,7 @@ func benchDelta(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *keep {
-		defer fmt.Printf("\nwork folder kept: %s (pub/ is what the origin served; serve it with: pkgsync serve %s)\n", dir, filepath.Join(dir, "pub"))
-	} else {
+	if !*keep {
 		defer os.RemoveAll(dir)
 	}
 	big := 256 << 20
@@ -82,6 +80,12 @@ func benchDelta(ctx context.Context, args []string) error {
 	go hs.Serve(ln)
 	defer hs.Close()
 	url := "http://" + ln.Addr().String() + "/"
+	if *keep {
+		// The .zsync files name this origin: serving pub/ at the same address lets a client
+		// be rerun by hand.
+		defer fmt.Printf("\nwork folder kept: %s\nrerun a client by hand: %s serve %s --listen %s &\n  then e.g. %s update --no-swarm -v --old %s -o /tmp/out %sscattered.tar.zsync\n",
+			dir, bin, filepath.Join(dir, "pub"), ln.Addr(), bin, filepath.Join(dir, "scattered.old"), url)
+	}
 
 	fmt.Printf("update: pkgsync update --no-swarm vs stock zsync, same .zsync, same origin (pkgsync serve), %d runs, medians\n\n", *runs)
 	fmt.Println("| workload | client | bytes fetched | requests | wall s | peak RSS MiB | scan MB/s | time vs zsync | vs zsync + fsync |")
