@@ -91,18 +91,7 @@ func TestHashDetectsChange(t *testing.T) {
 func TestMakeRoundTrip(t *testing.T) {
 	dir := t.TempDir()
 	p, data := randomFile(t, dir, 1, 3<<20+5)
-	res, err := Make(context.Background(), p, MakeOptions{URL: "http://o.invalid/pkg.bin", Trackers: []string{"http://t.invalid/announce"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := os.ReadFile(res.Torrent)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tor, err := ParseTorrent(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res, tor := makeParsed(t, p, MakeOptions{URL: "http://o.invalid/pkg.bin", Trackers: []string{"http://t.invalid/announce"}})
 	if tor.ZsyncURL != "pkg.bin.zsync" || tor.Info.Length != int64(len(data)) || tor.InfoHash.HexString() != res.InfoHash {
 		t.Fatalf("torrent: %+v", tor)
 	}
