@@ -206,9 +206,6 @@ func (s *scheduler) run(ctx context.Context) error {
 		if time.Since(s.lastRefresh) >= 500*time.Millisecond {
 			t.refreshPeerStats()
 			s.lastRefresh = time.Now()
-			t.node.log.Debug("bt: progress", "torrent", t.name, "complete", t.store.completed(), "of", s.num,
-				"from_peers", t.store.peerBytes.Load(), "from_origin", t.originBytes.Load(), "uploaded", t.uploaded(),
-				"conns", len(t.lt.PeerConns()))
 		}
 		// Peers' messages wake the loop often in a big swarm; rounds are rate limited,
 		// except when an origin slot just freed up.
