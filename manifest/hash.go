@@ -21,6 +21,15 @@ type Hashes struct {
 	Whole  [sha1.Size]byte   // SHA-1 of the whole file
 }
 
+// hashChunk is the least a chunk holds, and hashBuffers about how much all chunks together hold.
+// Small chunks stay in the CPU's caches between the read that fills them and the hashes that
+// read them: on the test machine (a VM), reading 256 MiB from the page cache into 4 MiB chunks
+// and hashing it took 0.6 s, against 0.18 s with 256 KiB chunks (cmd/pkgbench delta shows it).
+const (
+	hashChunk   = 256 << 10
+	hashBuffers = 4 << 20
+)
+
 type chunk struct {
 	off  int64
 	buf  []byte
@@ -50,13 +59,13 @@ func hash(ctx context.Context, r io.Reader, name string, length, pieceSize int64
 	if workers <= 0 {
 		workers = runtime.NumCPU()
 	}
-	chunkSize := max(pieceSize, 4<<20)
+	chunkSize := max(pieceSize, hashChunk)
 	if pieceSize > 0 {
 		for chunkSize%pieceSize != 0 {
 			chunkSize += pieceSize - chunkSize%pieceSize
 		}
 	}
-	nbuf := int((32 << 20) / chunkSize)
+	nbuf := int(hashBuffers / chunkSize)
 	if nbuf < workers+2 {
 		nbuf = workers + 2
 	}
