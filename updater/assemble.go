@@ -43,11 +43,17 @@ func (j *job) assemble(ctx context.Context, part *os.File, plan *delta.Plan, src
 	defer bar.Done()
 	dst := notifyWriter{File: part, fn: func(_, n int64) { wb.wrote(n) }}
 	a := plan.Assemble(dst, srcs, cov.wait)
-	if dw := newDirectWriter(j.part, part); dw != nil {
+	dw := newDirectWriter(j.part, part)
+	if dw != nil {
 		defer dw.close()
 		a.SetWriter(dw.write)
 	}
 	h, herr := manifest.Hash(ctx, a, j.part, j.length, j.pieceSize(), nil, 0, bar.Set)
+	if herr == nil && dw != nil {
+		if err := dw.close(); err != nil {
+			herr = fmt.Errorf("%s: %w", j.part, err)
+		}
+	}
 	if herr != nil {
 		cancel()
 	}
@@ -201,39 +207,115 @@ func (w *writeback) close() {
 // few hundred MB through the page cache first allocates and dirties that many pages, which
 // cost from 0.1 to 1.3 s of system time for 256 MiB on the test machine (a VM), against a
 // steady 0.06 s direct; and an update run from cron has no use for the new version in the
-// page cache. Ranges that are not aligned (the file's tail, an odd buffer) and file systems
-// without O_DIRECT (tmpfs) go through the ordinary descriptor.
+// page cache. Ranges that are not aligned (the file's tail, a stretch that starts or ends
+// beside a fetched range) and file systems without O_DIRECT (tmpfs) go through the ordinary
+// descriptor.
+//
+// The direct writes run on a goroutine of their own, from aligned buffers the aligned middle
+// of each stretch is copied into (a copy costs about 15 ms per 256 MiB here): the ordered pass
+// goes on reading and hashing while the disk writes, where a write in the pass stalled it for
+// the whole device time (a 256 MiB pass took 0.32-0.37 s with the writes inline, the device
+// alone 0.19-0.24 s). Errors come back on a later write, or from flush.
 type directWriter struct {
 	direct *os.File
 	part   *os.File
-	off    bool  // O_DIRECT failed once: buffered from then on
-	bytes  int64 // written with O_DIRECT
+	free   chan []byte    // aligned buffers of directBuf bytes
+	jobs   chan directJob // writes for the goroutine
+	done   chan struct{}  // closed when the goroutine ends
+	mu     sync.Mutex     // guards err, off and bytes, shared with the goroutine
+	err    error          // the first failed write
+	off    bool           // O_DIRECT failed once: buffered from then on
+	bytes  int64          // written with O_DIRECT
+	closed bool
 }
 
-const directAlign = 4096
+type directJob struct {
+	buf []byte // a slice of a free buffer
+	off int64
+}
+
+const (
+	directAlign = 4096
+	directBuf   = 1 << 20 // bytes per direct write at most
+	directBufs  = 4       // writes queued or in flight at most
+)
 
 func newDirectWriter(path string, part *os.File) *directWriter {
 	f, err := os.OpenFile(path, os.O_WRONLY|unix.O_DIRECT, 0)
 	if err != nil {
 		return nil
 	}
-	return &directWriter{direct: f, part: part}
+	d := &directWriter{direct: f, part: part, free: make(chan []byte, directBufs),
+		jobs: make(chan directJob, directBufs), done: make(chan struct{})}
+	for i := 0; i < directBufs; i++ {
+		d.free <- alignedBuf(directBuf)
+	}
+	go d.run()
+	return d
 }
 
-// write writes p at off: the aligned middle directly, an unaligned head and tail (a copied
-// stretch that starts or ends beside a fetched range, the file's end) through the page cache.
+// alignedBuf returns n bytes that start on a directAlign boundary.
+func alignedBuf(n int) []byte {
+	b := make([]byte, n+directAlign)
+	skip := int((directAlign - uintptr(unsafe.Pointer(&b[0]))%directAlign) % directAlign)
+	return b[skip : skip+n : skip+n]
+}
+
+// run writes the queued jobs in order. After the first error it only returns the buffers; a
+// write that O_DIRECT refuses (EINVAL) is written through the page cache instead, and every
+// later one too.
+func (d *directWriter) run() {
+	defer close(d.done)
+	for j := range d.jobs {
+		d.mu.Lock()
+		failed, buffered := d.err != nil, d.off
+		d.mu.Unlock()
+		if !failed {
+			var err error
+			if !buffered {
+				_, err = d.direct.WriteAt(j.buf, j.off)
+				if errors.Is(err, syscall.EINVAL) {
+					buffered, err = true, nil
+				}
+			}
+			if buffered {
+				_, err = d.part.WriteAt(j.buf, j.off)
+			}
+			d.mu.Lock()
+			switch {
+			case err != nil:
+				d.err = fmt.Errorf("writing %d bytes at offset %d: %w", len(j.buf), j.off, err)
+			case buffered:
+				d.off = true
+			default:
+				d.bytes += int64(len(j.buf))
+			}
+			d.mu.Unlock()
+		}
+		d.free <- j.buf[:cap(j.buf)]
+	}
+}
+
+// write writes p at off: the aligned middle, copied, by the goroutine with O_DIRECT; an
+// unaligned head and tail through the page cache, at once. It returns the error of an earlier
+// direct write, if any.
 func (d *directWriter) write(p []byte, off int64) error {
+	d.mu.Lock()
+	err, buffered := d.err, d.off
+	d.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	head := int((directAlign - off%directAlign) % directAlign)
 	lo, hi := 0, 0 // p[lo:hi] goes direct
-	if !d.off && len(p) >= head+directAlign && uintptr(unsafe.Pointer(&p[head]))%directAlign == 0 {
+	if !buffered && len(p) >= head+directAlign {
 		lo, hi = head, head+(len(p)-head)&^(directAlign-1)
-		if _, err := d.direct.WriteAt(p[lo:hi], off+int64(lo)); err != nil {
-			if !errors.Is(err, syscall.EINVAL) {
-				return err
-			}
-			d.off, lo, hi = true, 0, 0
-		}
-		d.bytes += int64(hi - lo)
+	}
+	for k := lo; k < hi; {
+		buf := <-d.free
+		n := copy(buf, p[k:hi])
+		d.jobs <- directJob{buf: buf[:n], off: off + int64(k)}
+		k += n
 	}
 	if lo > 0 || hi == 0 {
 		end := lo
@@ -252,4 +334,28 @@ func (d *directWriter) write(p []byte, off int64) error {
 	return nil
 }
 
-func (d *directWriter) close() { d.direct.Close() }
+// flush waits for the queued writes and returns the first error of any of them. The writer can
+// take more writes after it.
+func (d *directWriter) flush() error {
+	for i := 0; i < directBufs; i++ { // every buffer back: nothing queued or in flight
+		buf := <-d.free
+		defer func() { d.free <- buf }()
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.err
+}
+
+// close flushes, ends the goroutine and closes the O_DIRECT descriptor; it returns flush's
+// error. A second call does nothing.
+func (d *directWriter) close() error {
+	if d.closed {
+		return nil
+	}
+	d.closed = true
+	err := d.flush()
+	close(d.jobs)
+	<-d.done
+	d.direct.Close()
+	return err
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -64,19 +65,20 @@ func TestCoverage(t *testing.T) {
 // TestDirectWriter writes stretches of every alignment through the direct writer (O_DIRECT where
 // the test's file system has it, the page cache where not) and checks the file's bytes.
 func TestDirectWriter(t *testing.T) {
-	const size = 64 << 10
+	const size = 2*directBuf + 3*directAlign + 100
 	want := make([]byte, size)
 	for i := range want {
 		want[i] = byte(i*31 + i>>8)
 	}
-	// An aligned buffer: Go's large allocations start on a page, so p[k] is aligned where
-	// k is a multiple of directAlign.
-	src := make([]byte, size)
+	// The source buffer's own alignment does not matter: the writer copies the aligned middle
+	// into aligned buffers of its own. src[1:] starts off any page.
+	src := make([]byte, size+1)[1:]
 	copy(src, want)
 	tests := []struct {
 		name     string
 		off, len int
 	}{
+		{"larger than a direct buffer", 0, size},
 		{"aligned", 0, 16384},
 		{"aligned, short tail", 4096, 10000},
 		{"unaligned head", 100, 12188},
@@ -104,6 +106,9 @@ func TestDirectWriter(t *testing.T) {
 			if err := dw.write(src[tc.off:tc.off+tc.len], int64(tc.off)); err != nil {
 				t.Fatal(err)
 			}
+			if err := dw.flush(); err != nil {
+				t.Fatal(err)
+			}
 			got, err := os.ReadFile(path)
 			if err != nil {
 				t.Fatal(err)
@@ -120,5 +125,37 @@ func TestDirectWriter(t *testing.T) {
 				t.Fatalf("the file differs from what was written at %d+%d", tc.off, tc.len)
 			}
 		})
+	}
+}
+
+// TestDirectWriterError: a direct write that fails in the background comes back from flush,
+// from close and from every later write; nothing hangs.
+func TestDirectWriterError(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "out.part")
+	part, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer part.Close()
+	dw := newDirectWriter(path, part)
+	if dw == nil {
+		t.Skip("no O_DIRECT here") // tmpfs
+	}
+	dw.direct.Close() // every direct write now fails with "file already closed"
+	buf := make([]byte, 4*directBuf)
+	if err := dw.write(buf, 0); err != nil {
+		t.Logf("write: %v", err) // a later buffer may already see the first failure
+	}
+	if err := dw.flush(); err == nil || !strings.Contains(err.Error(), "writing") {
+		t.Fatalf("flush after a failed write: %v, want the write's error", err)
+	}
+	if err := dw.write(buf, 0); err == nil {
+		t.Fatal("a write after a failed one succeeded")
+	}
+	if err := dw.close(); err == nil {
+		t.Fatal("close after a failed write: nil error")
+	}
+	if err := dw.close(); err != nil {
+		t.Fatalf("second close: %v", err)
 	}
 }

@@ -48,13 +48,19 @@ func (j *job) prepareSwarm(ctx context.Context, part *os.File, plan *delta.Plan,
 	// in OUT.part (holes, or an interrupted run's bytes): peers or the origin fill them later,
 	// so the whole-file SHA-1 waits for them (wholeHasher).
 	a := plan.Assemble(part, srcs, nil)
-	if dw := newDirectWriter(j.part, part); dw != nil {
+	dw := newDirectWriter(j.part, part)
+	if dw != nil {
 		defer dw.close()
 		a.SetWriter(dw.write)
 	}
 	h, err := manifest.HashPieces(ctx, a, j.part, j.length, t.Info.PieceLength, 0, nil)
 	if err != nil {
 		return nil, nil, err // it names j.part
+	}
+	if dw != nil {
+		if err := dw.close(); err != nil { // the pieces are in place before peers ask
+			return nil, nil, fmt.Errorf("%s: %w", j.part, err)
+		}
 	}
 	for _, i := range list {
 		ok[i] = [sha1.Size]byte(h.Pieces[i*sha1.Size:]) == t.PieceHash(i)
