@@ -42,7 +42,7 @@ type chunk struct {
 // record of each zh.Blocksize block (pieceSize must then be a multiple of it). name is used in
 // errors. Each chunk goes to two consumers: one goroutine that feeds the whole-file SHA-1 (it must
 // see bytes in order) and one of the workers (piece SHA-1s and block sums, any order, disjoint
-// slots). A chunk's buffer is reused when both are done, so memory stays at a few chunks (32 MiB)
+// slots). A chunk's buffer is reused when both are done, so memory stays at a few chunks (hashBuffers, or workers+2 pieces when pieces are larger)
 // whatever the size. A reader that ends early or has bytes past length is reported as ErrChanged.
 func Hash(ctx context.Context, r io.Reader, name string, length, pieceSize int64, zh *zsyncfile.Header, workers int, onProgress func(int64)) (*Hashes, error) {
 	return hash(ctx, r, name, length, pieceSize, zh, workers, onProgress, true)
