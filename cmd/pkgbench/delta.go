@@ -20,6 +20,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/pkgsync/pkgsync/internal/versions"
 	"github.com/pkgsync/pkgsync/origin"
@@ -88,6 +89,7 @@ func benchDelta(ctx context.Context, args []string) error {
 	}
 
 	fmt.Printf("update: pkgsync update --no-swarm vs stock zsync, same .zsync, same origin (pkgsync serve), %d runs, medians\n\n", *runs)
+	var floors []string // the durable-write floor of each workload, printed after the table
 	fmt.Println("| workload | client | bytes fetched | requests | wall s | peak RSS MiB | scan MB/s | time vs zsync | vs zsync + fsync |")
 	fmt.Println("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 	for i, w := range loads {
@@ -102,7 +104,7 @@ func benchDelta(ctx context.Context, args []string) error {
 		if err := os.WriteFile(old, w.old, 0o644); err != nil {
 			return err
 		}
-		oldSize, want := int64(len(w.old)), sha1.Sum(w.new)
+		oldSize, newSize, want := int64(len(w.old)), int64(len(w.new)), sha1.Sum(w.new)
 		// Drop the workload from memory once it is on disk.
 		loads[i] = workload{}
 		w = workload{name: w.name, what: w.what}
@@ -182,6 +184,16 @@ func benchDelta(ctx context.Context, args []string) error {
 			ratios = append(ratios, ps.wall[i]/zs.wall[i])
 			durableRatios = append(durableRatios, ps.wall[i]/zs.durable[i])
 		}
+		var floor []float64
+		for k := 0; k < 3; k++ {
+			quiesce()
+			d, err := durableWrite(filepath.Join(dir, "floor"), newSize)
+			if err != nil {
+				return fmt.Errorf("timing the durable write: %w", err)
+			}
+			floor = append(floor, d.Seconds())
+		}
+		floors = append(floors, fmt.Sprintf("| %s | %.2f | %.2f | %.2f |", w.name, median(floor), median(floor)/median(zs.wall), median(floor)/median(ps.wall)))
 		fmt.Printf("| %s: %s | zsync | %.0f | %.0f | %.2f (%.2f) | %.0f | | 1 | 1 |\n", w.name, w.what, median(zs.bytes), median(zs.reqs), median(zs.wall), median(zs.durable), median(zs.rss))
 		fmt.Printf("| | pkgsync | %.0f | %.0f | %.2f | %.0f | %.0f | %.2f | %.2f |\n", median(ps.bytes), median(ps.reqs), median(ps.wall), median(ps.rss), median(ps.scan), median(ratios), median(durableRatios))
 		if !*keep { // 256 MiB each: keep only what was asked for
@@ -189,11 +201,58 @@ func benchDelta(ctx context.Context, args []string) error {
 			os.Remove(old)
 		}
 	}
+	fmt.Println("\nThe floor: writing the new version's bytes with O_DIRECT and fsyncing them (3 times, median), what any durable update of it pays on this disk:")
+	fmt.Println("\n| workload | write + fsync s | of zsync's time | of pkgsync's time |\n| --- | ---: | ---: | ---: |")
+	for _, f := range floors {
+		fmt.Println(f)
+	}
 	fmt.Println("\nbytes fetched and requests are counted by the origin and include the .zsync itself (the same for both clients).")
 	fmt.Println("time vs zsync is the median over the runs of pkgsync's time over zsync's in the same run (one right after the other, the order alternating).")
 	fmt.Println("zsync renames its output into place without an fsync; pkgsync fsyncs before its rename, so that a crash cannot leave an empty or torn file under the package's name.")
 	fmt.Println("In brackets, zsync's wall time plus an fsync of its output, timed right after it; \"vs zsync + fsync\" is pkgsync's time over that sum, the cost of the same guarantee.")
 	return nil
+}
+
+// durableWrite writes size bytes to a new file at path, with O_DIRECT where the file system has
+// it (as pkgsync update does), fsyncs it, removes it and returns how long the write and the
+// fsync took: the least a durable update of that many bytes costs on this disk.
+func durableWrite(path string, size int64) (time.Duration, error) {
+	os.Remove(path)
+	defer os.Remove(path)
+	const bufSize, align = 1 << 20, 4096
+	raw := make([]byte, bufSize+align)
+	skip := int((align - uintptr(unsafe.Pointer(&raw[0]))%align) % align)
+	buf := raw[skip : skip+bufSize]
+	for i := range buf {
+		buf[i] = byte(i*131 + i>>9)
+	}
+	start := time.Now()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_DIRECT, 0o644)
+	if err != nil { // no O_DIRECT here (tmpfs): through the page cache
+		if f, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644); err != nil {
+			return 0, err
+		}
+	}
+	var off int64
+	for ; off+bufSize <= size; off += bufSize {
+		if _, err := f.WriteAt(buf, off); err != nil {
+			f.Close()
+			return 0, err
+		}
+	}
+	f.Close()
+	g, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer g.Close()
+	if _, err := g.WriteAt(buf[:size-off], off); err != nil { // the unaligned tail
+		return 0, err
+	}
+	if err := g.Sync(); err != nil {
+		return 0, err
+	}
+	return time.Since(start), nil
 }
 
 // fsyncFile flushes path's data to the disk and returns how long that took.
