@@ -83,16 +83,6 @@ type Options struct {
 	// previous call. Calls never overlap, but come from the scanning goroutines, so keep it short.
 	OnProgress func(n int64)
 
-	// OnFinal, if not nil, is told about found target blocks while the scan still runs, as soon
-	// as their place in the Plan can no longer change: a source's blocks below an offset are
-	// final once every chunk below it is scanned (within a source the lowest offset wins) and
-	// every source before it is done. Each block is told once, with the Loc it has in the
-	// Plan; every block the Plan takes from a source that is not InPlace is told before Scan
-	// returns, and no other. Calls never overlap and come from the scanning goroutines, in no
-	// particular order of blocks across calls; fs is sorted by Block, and only valid during the
-	// call. It lets a caller start writing the target before the scan ends.
-	OnFinal func(fs []Final)
-
 	// chunk is the size of the pieces a source is split into for parallel scanning; tests shrink
 	// it to put boundaries everywhere. 0 means defaultChunk.
 	chunk int64
@@ -123,12 +113,6 @@ const (
 type Loc struct {
 	Src int
 	Off int64
-}
-
-// Final is one target block and the Loc the Plan will give it (see Options.OnFinal).
-type Final struct {
-	Block int
-	Loc   Loc
 }
 
 // Range is a byte range [Off, Off+Len) of the target file.
@@ -195,9 +179,6 @@ func Scan(ctx context.Context, f *zsyncfile.File, srcs []Source, opt Options) (*
 	}
 	if opt.OnProgress != nil {
 		s.progress = &progress{fn: opt.OnProgress}
-	}
-	if opt.OnFinal != nil {
-		s.finals = newFinals(ix)
 	}
 	for g := range s.groupSrc {
 		s.groupSrc[g] = -1
@@ -282,8 +263,6 @@ type scan struct {
 	weak [][]uint32 // one weak-sum array per worker
 
 	hashed int64 // bytes hashed with MD4 by all workers, for tests
-
-	finals *finals // nil without Options.OnFinal
 }
 
 // source scans one source with all workers and merges what it found.
@@ -311,10 +290,6 @@ func (s *scan) source(ctx context.Context, si int, src Source) error {
 	for g := range offs {
 		offs[g] = noOff
 	}
-	var tr *tracker
-	if s.finals != nil && !src.InPlace {
-		tr = &tracker{s: s, si: si, offs: offs, chunk: chunk, lists: make([][]int32, nchunks), complete: make([]bool, nchunks)}
-	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -326,7 +301,7 @@ func (s *scan) source(ctx context.Context, si int, src Source) error {
 	wks := make([]*worker, workers)
 	for w := range workers {
 		wk := &worker{ix: ix, src: src, offs: offs, inPlace: s.inPlace, ctx: ctx, progress: s.progress,
-			buf: s.bufs[w], weak: s.weak[w], runLo: 1, runHi: 0, track: tr != nil}
+			buf: s.bufs[w], weak: s.weak[w], runLo: 1, runHi: 0}
 		wks[w] = wk
 		wg.Add(1)
 		go func() {
@@ -353,10 +328,6 @@ func (s *scan) source(ctx context.Context, si int, src Source) error {
 					cancel()
 					return
 				}
-				if tr != nil {
-					tr.done(int(k), wk.found)
-					wk.found = nil
-				}
 			}
 		}()
 	}
@@ -366,9 +337,6 @@ func (s *scan) source(ctx context.Context, si int, src Source) error {
 	}
 	if firstErr != nil {
 		return firstErr
-	}
-	if tr != nil {
-		tr.rest()
 	}
 	for g, off := range offs {
 		if off != noOff && s.groupSrc[g] < 0 {

@@ -53,10 +53,6 @@ type worker struct {
 
 	hashed int64 // bytes hashed with MD4, for tests
 
-	// With Options.OnFinal, the groups whose offset this chunk lowered, for the tracker.
-	track bool
-	found []int32
-
 	// While following a run of matches, blocks are hashed two at a time (md4.AppendBlockSums
 	// interleaves two MD4s, about 1.5x the speed of one): the second sum waits here for the
 	// next step. pairAt is -1 when nothing waits.
@@ -270,13 +266,7 @@ func (w *worker) record(g int32, off int64) {
 	p := &w.offs[g]
 	for {
 		cur := atomic.LoadInt64(p)
-		if cur <= off {
-			return
-		}
-		if atomic.CompareAndSwapInt64(p, cur, off) {
-			if w.track {
-				w.found = append(w.found, g)
-			}
+		if cur <= off || atomic.CompareAndSwapInt64(p, cur, off) {
 			return
 		}
 	}

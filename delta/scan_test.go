@@ -110,12 +110,10 @@ func TestScan(t *testing.T) {
 				}
 				var scanned int64
 				opt.OnProgress = func(n int64) { scanned += n }
-				told := finalsOf(&opt)
 				p, err := Scan(t.Context(), f, srcs, opt)
 				if err != nil {
 					t.Fatal(err)
 				}
-				checkFinals(t, p, srcs, *told)
 				if d := diffFound(found(p), want); d != "" {
 					t.Errorf("seq_matches %d: %s", f.SeqMatches, d)
 				}
@@ -130,66 +128,6 @@ func TestScan(t *testing.T) {
 				checkPlan(t, p, tc.target, srcs)
 			})
 		}
-	}
-}
-
-// finalsOf sets opt.OnFinal to collect what it is told, in the order told.
-func finalsOf(opt *Options) *[]Final {
-	var told []Final
-	opt.OnFinal = func(fs []Final) {
-		if !slices.IsSortedFunc(fs, func(a, b Final) int { return a.Block - b.Block }) {
-			panic("OnFinal: blocks not sorted")
-		}
-		told = append(told, fs...)
-	}
-	return &told
-}
-
-// checkFinals checks what OnFinal told against the Plan: each block at most once, with its Loc in
-// the Plan, and exactly the blocks the Plan takes from a source that is not InPlace.
-func checkFinals(t *testing.T, p *Plan, srcs []Source, told []Final) {
-	t.Helper()
-	seen := make([]bool, p.NumBlocks)
-	for _, f := range told {
-		if seen[f.Block] {
-			t.Fatalf("OnFinal told block %d twice", f.Block)
-		}
-		seen[f.Block] = true
-		if p.Blocks[f.Block] != f.Loc {
-			t.Fatalf("OnFinal told block %d at %+v; the Plan has %+v", f.Block, f.Loc, p.Blocks[f.Block])
-		}
-	}
-	for i, l := range p.Blocks {
-		if want := l.Src >= 0 && !srcs[l.Src].InPlace; seen[i] != want {
-			t.Fatalf("block %d at %+v: told by OnFinal %v, want %v", i, l, seen[i], want)
-		}
-	}
-}
-
-// TestScanFinalEarly checks that OnFinal tells blocks while the scan runs, not only at its end:
-// with one worker, the blocks of the first chunks of an unchanged file are told before the last
-// chunk is scanned, and in order of the old file.
-func TestScanFinalEarly(t *testing.T) {
-	const bs = 128
-	target := randBytes(30, 64*bs*10)
-	f := makeFile(target, bs, 0)
-	srcs := []Source{srcOf("old", target)}
-	var scanned int64
-	var at []int64 // scanned bytes at each call
-	opt := Options{Workers: 1, chunk: 8 * bs, OnProgress: func(n int64) { scanned += n }}
-	told := finalsOf(&opt)
-	inner := opt.OnFinal
-	opt.OnFinal = func(fs []Final) { at = append(at, scanned); inner(fs) }
-	p, err := Scan(t.Context(), f, srcs, opt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkFinals(t, p, srcs, *told)
-	if len(at) < 10 || at[0] >= int64(len(target))/2 {
-		t.Fatalf("OnFinal called %d times, first after %d of %d bytes scanned; want many calls, the first early", len(at), at[0], len(target))
-	}
-	if !slices.IsSortedFunc(*told, func(a, b Final) int { return a.Block - b.Block }) {
-		t.Errorf("an unchanged file's blocks were not told in order")
 	}
 }
 
@@ -397,12 +335,10 @@ func TestScanInPlace(t *testing.T) {
 			ip := slices.IndexFunc(srcs, func(s Source) bool { return s.InPlace })
 			f := makeFile(target, bs, 0)
 			for _, opt := range configs(bs) {
-				told := finalsOf(&opt)
 				p, err := Scan(t.Context(), f, srcs, opt)
 				if err != nil {
 					t.Fatal(err)
 				}
-				checkFinals(t, p, srcs, *told)
 				for i := range p.NumBlocks {
 					off, n := p.blockRange(i)
 					inPlace := off+n <= int64(len(tc.part)) && bytes.Equal(tc.part[off:off+n], target[off:off+n])
