@@ -25,6 +25,14 @@ const (
 	minRoundInterval     = 25 * time.Millisecond
 	// idleGrace: a member with no origin fetch outstanding for this long is idle.
 	idleGrace = time.Second
+	// orphanAfter: a member idle this long has its block open to every node, not only to
+	// its heir (see round).
+	orphanAfter = 3 * idleGrace
+	// connectGrace: the origin gate stops waiting for known peers that have not connected
+	// once the peers that did have settled and nothing changed for this long. Two known
+	// nodes that fail to connect to each other would otherwise both sit out PeerWait while
+	// the others count them as members and wait for their blocks.
+	connectGrace = 500 * time.Millisecond
 )
 
 // ErrClosed is returned by Download when the Torrent or its Node is closed meanwhile.
@@ -79,6 +87,8 @@ type scheduler struct {
 
 	start        time.Time
 	gateOpen     bool
+	peerMark     [2]int    // connected and known peers, at peerChange
+	peerChange   time.Time // when either count last changed
 	lastProgress time.Time
 	progressMark int // pieces completed other than by the origin, at lastProgress
 	originDone   int // pieces the origin completed
@@ -331,6 +341,7 @@ func (s *scheduler) round(ctx context.Context) {
 		}
 	}
 	announced := t.announced
+	nKnown := len(t.known)
 	alone := len(t.known) == 0 && s.hasTrackers
 	t.mu.Unlock()
 
@@ -354,9 +365,15 @@ func (s *scheduler) round(ctx context.Context) {
 	// The gate: before the first origin request, let the known peers connect and say what
 	// they have, so that nodes starting together agree on who fetches what.
 	if !s.gateOpen {
+		if mark := [2]int{len(connected), nKnown}; mark != s.peerMark || s.peerChange.IsZero() {
+			s.peerMark, s.peerChange = mark, now
+		}
+		// Known peers that have not connected while nothing changed for connectGrace will
+		// not: go without them.
+		quiet := len(connected) > 0 && now.Sub(s.peerChange) >= connectGrace
 		// With trackers but nobody known yet, the others that start with us may simply not
 		// have announced: keep waiting (announceLoop re-announces quickly meanwhile).
-		if now.Sub(s.start) < s.cfg.PeerWait && (alone || !(announced && allKnownConnected && settled)) {
+		if now.Sub(s.start) < s.cfg.PeerWait && (alone || !(announced && (allKnownConnected || quiet) && settled)) {
 			return
 		}
 		s.gateOpen = true
@@ -413,8 +430,9 @@ func (s *scheduler) round(ctx context.Context) {
 	ids, rank := sortedMembers(t.node.cl.PeerID(), members)
 	nm, nt := len(ids), len(s.todo)
 	idle := make([]bool, nm)
+	orphan := make([]bool, nm)
 	for k, id := range ids {
-		if outstanding[id] > 0 {
+		if k == rank || outstanding[id] > 0 {
 			delete(s.idleSince, id)
 			continue
 		}
@@ -424,7 +442,9 @@ func (s *scheduler) round(ctx context.Context) {
 			s.idleSince[id] = now
 		}
 		idle[k] = now.Sub(since) >= idleGrace
+		orphan[k] = now.Sub(since) >= orphanAfter
 	}
+
 	openBefore := s.openBefore // open pieces below each position of todo
 	for i, q := range s.todo {
 		open := !s.complete[q] && !busy[q] && !claimed[q] && s.inflight[q] == nil && s.ranging[q] == nil &&
@@ -458,7 +478,14 @@ func (s *scheduler) round(ctx context.Context) {
 		if !eligible(p) {
 			continue
 		}
-		if k := blockOwner(i, nt, nm); k != rank && !idle[k] && openBefore[i]-openBefore[blockStart(k, nt, nm)] < stealGap {
+		switch k := blockOwner(i, nt, nm); {
+		case k == rank, orphan[k]:
+		case idle[k]:
+			// Its heir takes it over; the others leave it until it is an orphan.
+			if heirOf(k, idle) != rank {
+				continue
+			}
+		case openBefore[i]-openBefore[blockStart(k, nt, nm)] < stealGap:
 			continue
 		}
 		picked = append(picked, p)

@@ -78,6 +78,20 @@ func sortedMembers(self [20]byte, others [][20]byte) (ids [][20]byte, rank int) 
 	return ids, rank
 }
 
+// heirOf is the member that takes over the block of idle member k: the next member after k,
+// in the sorted order and wrapping around, that is not idle. A node never counts itself idle,
+// so its own rank is found at the latest. When every node took an idle block over at once,
+// the origin sent its pieces once per node, within one claim's round trip (seen: one piece
+// five times); one heir per block fetches each piece once.
+func heirOf(k int, idle []bool) int {
+	for d := 1; d < len(idle); d++ {
+		if j := (k + d) % len(idle); !idle[j] {
+			return j
+		}
+	}
+	return k
+}
+
 // blockStart is the first piece of member k's block (see shareOrder).
 func blockStart(k, numPieces, members int) int {
 	return k * numPieces / members

@@ -182,3 +182,26 @@ func TestClaimCodec(t *testing.T) {
 		t.Errorf("chunkPieces split %d pieces into %d chunks", 2*maxClaimPieces+3, len(chunks))
 	}
 }
+
+func TestHeirOf(t *testing.T) {
+	tests := []struct {
+		name string
+		k    int
+		idle []bool
+		want int
+	}{
+		{"next member works", 1, []bool{false, true, false, false}, 2},
+		{"skips idle members", 1, []bool{false, true, true, true, false}, 4},
+		{"wraps around", 3, []bool{false, false, false, true}, 0},
+		{"wraps past idle ones", 2, []bool{true, false, true, true}, 1},
+		{"only one other works", 0, []bool{true, true, false}, 2},
+		{"alone", 0, []bool{true}, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := heirOf(tc.k, tc.idle); got != tc.want {
+				t.Errorf("heirOf(%d, %v) = %d, want %d", tc.k, tc.idle, got, tc.want)
+			}
+		})
+	}
+}
