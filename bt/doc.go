@@ -110,7 +110,7 @@
 // Before its first origin request Download waits for the known peers (Package.Peers and
 // the first tracker answers) to connect and say what they have, at most Config.PeerWait.
 // Known peers that still have not connected once the others have settled and nothing changed
-// for half a second are not waited for: two nodes that fail to connect to each other
+// for a second are not waited for: two nodes that fail to connect to each other
 // (seen in the swarm benchmark, about one run in three) would otherwise both sit out
 // PeerWait while the rest count them as members and leave their blocks to them.
 // With no peer known it starts at once when the torrent has no tracker; with a tracker it

@@ -32,7 +32,7 @@ const (
 	// once the peers that did have settled and nothing changed for this long. Two known
 	// nodes that fail to connect to each other would otherwise both sit out PeerWait while
 	// the others count them as members and wait for their blocks.
-	connectGrace = 500 * time.Millisecond
+	connectGrace = time.Second
 )
 
 // ErrClosed is returned by Download when the Torrent or its Node is closed meanwhile.
