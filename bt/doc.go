@@ -109,8 +109,8 @@
 //
 // Before its first origin request Download waits for the known peers (Package.Peers and
 // the first tracker answers) to connect and say what they have, at most Config.PeerWait.
-// Known peers that still have not connected once the others have settled and nothing changed
-// for a second are not waited for: two nodes that fail to connect to each other
+// Known peers that still have not connected once the others have settled and nothing
+// changed for a second are not waited for: two nodes that fail to connect to each other
 // (seen in the swarm benchmark, about one run in three) would otherwise both sit out
 // PeerWait while the rest count them as members and leave their blocks to them.
 // With no peer known it starts at once when the torrent has no tracker; with a tracker it
@@ -131,9 +131,10 @@
 // a second is idle (nodes that see the swarm differently may disagree on the blocks): its
 // block goes to its heir, the next member after it in the sorted list that is not idle, and
 // after three seconds to all. Opening an idle block to all at once made every node fetch
-// its pieces together, within one claim's round trip: one piece went out five times. Claims are kept per peer ID (crossed connections are dropped
-// after carrying messages), count only while the claimer is connected and fetching, and
-// lapse after 30 s unless repeated. Clients without the extension are simply not told.
+// its pieces together, within one claim's round trip: one piece went out five times.
+// Claims are kept per peer ID (crossed connections are dropped after carrying messages),
+// count only while the claimer is connected and fetching, and lapse after 30 s unless
+// repeated. Clients without the extension are simply not told.
 //
 // An origin piece is verified at once and announced by the library. A fetch error or a
 // failed verification gives the piece back to the peers, and it is retried after a

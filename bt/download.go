@@ -444,7 +444,6 @@ func (s *scheduler) round(ctx context.Context) {
 		idle[k] = now.Sub(since) >= idleGrace
 		orphan[k] = now.Sub(since) >= orphanAfter
 	}
-
 	openBefore := s.openBefore // open pieces below each position of todo
 	for i, q := range s.todo {
 		open := !s.complete[q] && !busy[q] && !claimed[q] && s.inflight[q] == nil && s.ranging[q] == nil &&
