@@ -342,7 +342,7 @@ func (s *scheduler) round(ctx context.Context) {
 	}
 	announced := t.announced
 	nKnown := len(t.known)
-	alone := len(t.known) == 0 && s.hasTrackers
+	alone := nKnown == 0 && s.hasTrackers
 	t.mu.Unlock()
 
 	// Peers that just arrived learn whether we use the origin and what we are fetching.
