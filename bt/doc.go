@@ -127,7 +127,10 @@
 // together ask the origin for disjoint pieces and trade the rest. A node that runs out of
 // its own work walks the other blocks backwards, meeting their owners in the middle. It
 // takes a piece from a working owner only if at least twice OriginConcurrency open pieces
-// lie between it and the owner's frontier. An owner that has had no claim outstanding for
+// lie between it and the owner's frontier, and it leaves a number of the block's last open
+// pieces that differs for every node taking from that block (thiefSkip), so that the nodes
+// that ran out of work together do not all pick the block's last open piece before the
+// first claim arrives. An owner that has had no claim outstanding for
 // a second is idle (nodes that see the swarm differently may disagree on the blocks): its
 // block goes to its heir, the next member after it in the sorted list that is not idle, and
 // after three seconds to all. Opening an idle block to all at once made every node fetch

@@ -477,14 +477,28 @@ func (s *scheduler) round(ctx context.Context) {
 		if !eligible(p) {
 			continue
 		}
-		switch k := blockOwner(i, nt, nm); {
-		case k == rank, orphan[k]:
+		k := blockOwner(i, nt, nm)
+		start, end := blockStart(k, nt, nm), blockStart(k+1, nt, nm)
+		gap := stealGap // open pieces left to a working owner ahead of what others take
+		switch {
+		case k == rank:
+			picked = append(picked, p)
+			continue
+		case orphan[k]:
+			gap = 0
 		case idle[k]:
 			// Its heir takes it over; the others leave it until it is an orphan.
-			if heirOf(k, idle) != rank {
-				continue
+			if heirOf(k, idle) == rank {
+				picked = append(picked, p)
 			}
-		case openBefore[i]-openBefore[blockStart(k, nt, nm)] < stealGap:
+			continue
+		case openBefore[i]-openBefore[start] < gap:
+			continue
+		}
+		// Every node that takes from block k walks it from its end: each leaves a
+		// different number of the open pieces there, so that they do not all pick the
+		// same one before the first claim arrives.
+		if openBefore[end]-openBefore[i+1] < thiefSkip((k-rank+nm)%nm, openBefore[end]-openBefore[start]-gap) {
 			continue
 		}
 		picked = append(picked, p)

@@ -205,3 +205,36 @@ func TestHeirOf(t *testing.T) {
 		})
 	}
 }
+
+func TestThiefSkip(t *testing.T) {
+	tests := []struct {
+		name        string
+		d, takeable int
+		want        int
+	}{
+		{"next member takes the last piece", 1, 10, 0},
+		{"second leaves one", 2, 10, 1},
+		{"fifteenth leaves fourteen", 15, 20, 14},
+		{"wraps when fewer pieces than takers", 5, 3, 1},
+		{"one piece left: everyone may take it", 7, 1, 0},
+		{"nothing takeable", 3, 0, 0},
+		{"negative takeable", 3, -4, 0},
+		{"own block", 0, 10, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := thiefSkip(tc.d, tc.takeable); got != tc.want {
+				t.Errorf("thiefSkip(%d, %d) = %d, want %d", tc.d, tc.takeable, got, tc.want)
+			}
+		})
+	}
+	// Distinct takers of one block leave distinct counts while there are enough pieces.
+	seen := map[int]bool{}
+	for d := 1; d < 16; d++ {
+		s := thiefSkip(d, 15)
+		if seen[s] {
+			t.Errorf("thiefSkip(%d, 15) = %d, already chosen by another taker", d, s)
+		}
+		seen[s] = true
+	}
+}
