@@ -95,8 +95,11 @@
 // # The origin comes last
 //
 // Download runs one scheduler goroutine. Origin fetches run beside it, at most
-// Config.OriginConcurrency (4) at once. A piece may go to the origin only if all of these
-// hold:
+// Config.OriginConcurrency (4) at once for a node alone. Nodes sharing the origin split
+// that, one each at least, and as their blocks (below) run out of open pieces the owners
+// of the others take over the slots, so that the swarm keeps as many fetches in flight:
+// one fetch into a node whose link also carries its peers' traffic gets only a fair share
+// of that link. A piece may go to the origin only if all of these hold:
 //   - no connected peer has it;
 //   - no pkgsync peer has claimed it (see below);
 //   - no peer wrote to it in the last second;
