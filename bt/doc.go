@@ -52,9 +52,11 @@
 // follow that ranking. With a topology that places this node and the origin
 // (Package.OriginAddrs) in sites, the site rule (sites.go) also keeps the nodes of a site
 // without the origin away from other sites, except for one gateway per site, so that each
-// piece crosses the link between sites about once. The half-open limits follow MaxConns,
-// and the dial rate is not limited. Owning the announce also tells Download how many peers
-// to wait for.
+// piece crosses the link between sites about once. A node of the origin's site is not told
+// what the gateways have (their HAVE and bitfield messages are turned into keep-alives before
+// the library reads them), so it never takes a piece back across: a gateway's upload is its
+// site's only way in. The half-open limits follow MaxConns, and the dial rate is not
+// limited. Owning the announce also tells Download how many peers to wait for.
 //
 // Requesting. Each connection requests pieces by priority, then by availability (rarest
 // first), then by a random order per torrent, and may steal requests from a peer that

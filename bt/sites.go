@@ -17,8 +17,9 @@ import (
 // knows. The gateway connects to the origin's site and pulls every piece across once, as a
 // node that needs the package itself (no relay stage: it is one of the site's nodes), and the
 // site's other nodes take the pieces from it and from each other. Nodes of the origin's site
-// keep cross-site connections with the other sites' gateways only. Only the origin's site
-// fetches from the origin; a gateway does too when it knows no peer in the origin's site.
+// keep cross-site connections with the other sites' gateways only, and take nothing from them
+// (Torrent.farFromOriginSite). Only the origin's site fetches from the origin; a gateway does
+// too when it knows no peer in the origin's site.
 //
 // Every node works the gateway out from the same tracker answers, so the nodes agree; when
 // they do not (a node that has not heard of a lower address yet), a site has two gateways

@@ -118,14 +118,24 @@ func TestSiteRuleSwarm(t *testing.T) {
 	var crossed int64
 	for i, tor := range tors {
 		st := tor.Stats()
-		var fromDC1 int64
+		var fromDC1, fromDC2 int64
 		for _, p := range st.Peers {
-			if ap, err := netip.ParseAddrPort(p.Addr); err == nil && m.Site(ap.Addr()) == "dc1" {
-				fromDC1 += p.Downloaded
+			if ap, err := netip.ParseAddrPort(p.Addr); err == nil {
+				switch m.Site(ap.Addr()) {
+				case "dc1":
+					fromDC1 += p.Downloaded
+				case "dc2":
+					fromDC2 += p.Downloaded
+				}
 			}
 		}
 		t.Logf("%s: %d bytes from the origin, %d from peers (%d of them from dc1)", ips[i], st.BytesFromOrigin, st.BytesFromPeers, fromDC1)
 		if m.Site(netip.MustParseAddr(ips[i])) != "dc2" {
+			// The origin's site takes nothing back from the gateway: its upload is dc2's
+			// only way in.
+			if fromDC2 != 0 {
+				t.Errorf("%s (dc1) took %d bytes from dc2", ips[i], fromDC2)
+			}
 			continue
 		}
 		crossed += fromDC1 + st.BytesFromOrigin

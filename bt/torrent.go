@@ -128,7 +128,10 @@ type peerState struct {
 	closed     bool
 	clientName string
 	down, up   int64
-	rangeUp    int64 // sent over rangeExtension
+	// farSite: the peer is in another site than this node, which is in the origin's
+	// (see inOriginSite); what it says it has is not passed on to the library.
+	farSite bool
+	rangeUp int64 // sent over rangeExtension
 }
 
 // config is the Node's Config with the Package's overrides.
@@ -479,8 +482,11 @@ func (t *Torrent) peerLocked(pc *torrent.PeerConn) *peerState {
 	ps := t.peers[pc]
 	if ps == nil {
 		ps = &peerState{id: pc.PeerID, addr: pc.RemoteAddr.String()}
-		if ap, err := netip.ParseAddrPort(pc.RemoteAddr.String()); err == nil && pc.Discovery != torrent.PeerSourceIncoming {
-			ps.dialAddr = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+		if ap, err := netip.ParseAddrPort(pc.RemoteAddr.String()); err == nil {
+			if pc.Discovery != torrent.PeerSourceIncoming {
+				ps.dialAddr = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+			}
+			ps.farSite = t.farFromOriginSite(ap.Addr())
 		}
 		t.peers[pc] = ps
 	}
@@ -503,14 +509,45 @@ func (t *Torrent) onExtendedHandshake(pc *torrent.PeerConn, port int, claims, ra
 	t.poke()
 }
 
-func (t *Torrent) onHaveMessage(pc *torrent.PeerConn) {
+// onHaveMessage notes that a peer said which pieces it has, and reports whether the library
+// must not hear it: a node of the origin's site takes nothing from other sites while the
+// site rule holds (see farFromOriginSite).
+func (t *Torrent) onHaveMessage(pc *torrent.PeerConn) (hide bool) {
 	t.mu.Lock()
 	ps := t.peerLocked(pc)
 	if ps.haveMsgAt.IsZero() {
 		ps.haveMsgAt = time.Now()
 	}
+	hide = ps.farSite && !t.siteOff
 	t.mu.Unlock()
 	t.poke()
+	return hide
+}
+
+// farFromOriginSite reports whether a peer at a is in another site than this node while
+// this node is in the origin's site, under the site rule (sites.go). Such a peer is another
+// site's gateway, and everything it has crossed the link from this site: taking it back
+// would spend that gateway's upload, the only way into its site, and cross the link again.
+// In the swarm benchmark's two data centers, the gateway sent a third of the package back
+// this way while its own site waited for it. The library cannot be told not to request from
+// a peer, so it is not told what such a peer has; the peer still requests from us.
+func (t *Torrent) farFromOriginSite(a netip.Addr) bool {
+	m := t.node.cfg.Topology
+	if m == nil || !t.node.addr.Addr().IsValid() {
+		return false
+	}
+	self := m.Site(t.node.addr.Addr().Unmap())
+	if self == "" {
+		return false
+	}
+	origin := ""
+	for _, o := range t.pkg.OriginAddrs {
+		if origin = m.Site(o); origin != "" {
+			break
+		}
+	}
+	peer := m.Site(a.Unmap())
+	return self == origin && peer != "" && peer != self
 }
 
 func (t *Torrent) onClaimMessage(pc *torrent.PeerConn, payload []byte) {
