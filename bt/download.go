@@ -530,7 +530,7 @@ func (s *scheduler) round(ctx context.Context) {
 // over the fetches in flight of the others, so that the swarm keeps as many as at the
 // start. A node's download link also carries its peers' traffic, and one fetch gets only
 // its fair share of that link: when the last few owners kept one fetch each, the origin
-// sent at 0.3-0.6 of its rate for the last quarter of a 16-node fan-out. Nodes whose own
+// sent at 0.3-0.7 of its rate for the last 5 s of a 16-node fan-out. Nodes whose own
 // block is done keep the base number: they take from other blocks one piece at a time
 // (thiefSkip spreads them one piece apart).
 func (s *scheduler) originLimit(nm, rank, nt int, openBefore []int) int {

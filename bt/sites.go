@@ -49,12 +49,7 @@ func newSitePolicy(m *topology.Map, self netip.Addr, originAddrs []netip.Addr, k
 		return p
 	}
 	p.site = m.Site(p.self)
-	for _, a := range originAddrs {
-		if s := m.Site(a); s != "" {
-			p.originSite = s
-			break
-		}
-	}
+	p.originSite = originSite(m, originAddrs)
 	if p.site == "" || p.originSite == "" {
 		return p
 	}
@@ -75,6 +70,16 @@ func newSitePolicy(m *topology.Map, self netip.Addr, originAddrs []netip.Addr, k
 	}
 	p.gateway = p.site != p.originSite && p.gateways[p.site] == p.self
 	return p
+}
+
+// originSite is the site of the first of originAddrs that m places in one, or "".
+func originSite(m *topology.Map, originAddrs []netip.Addr) string {
+	for _, a := range originAddrs {
+		if s := m.Site(a); s != "" {
+			return s
+		}
+	}
+	return ""
 }
 
 // allowPeer reports whether this node may be connected to a peer at a.

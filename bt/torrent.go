@@ -129,7 +129,7 @@ type peerState struct {
 	clientName string
 	down, up   int64
 	// farSite: the peer is in another site than this node, which is in the origin's
-	// (see inOriginSite); what it says it has is not passed on to the library.
+	// (see farFromOriginSite); what it says it has is not passed on to the library.
 	farSite bool
 	rangeUp int64 // sent over rangeExtension
 }
@@ -537,17 +537,8 @@ func (t *Torrent) farFromOriginSite(a netip.Addr) bool {
 		return false
 	}
 	self := m.Site(t.node.addr.Addr().Unmap())
-	if self == "" {
-		return false
-	}
-	origin := ""
-	for _, o := range t.pkg.OriginAddrs {
-		if origin = m.Site(o); origin != "" {
-			break
-		}
-	}
 	peer := m.Site(a.Unmap())
-	return self == origin && peer != "" && peer != self
+	return self != "" && self == originSite(m, t.pkg.OriginAddrs) && peer != "" && peer != self
 }
 
 func (t *Torrent) onClaimMessage(pc *torrent.PeerConn, payload []byte) {
