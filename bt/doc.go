@@ -107,6 +107,13 @@
 //   - no peer wrote to it in the last second;
 //   - the library is not hashing it.
 //
+// A seeder on the origin's host (a peer at Package.OriginAddrs that has every piece when
+// it connects, such as pkgsync seed beside the web server) is taken for the origin: the
+// library is not told what it has, so the nodes share its pieces out over the origin path
+// instead of each asking it for the rarest pieces (16 nodes made it send 1.5 times the
+// package). The origin gate takes it for the seeder it is. When an origin fetch fails,
+// the node reconnects to such seeders and hears what they have from then on.
+//
 // Once peers have completed no piece for Config.StallTimeout, pieces that peers claim to
 // have may go to the origin too, so a choking or trickling seeder cannot stall the
 // update. Completed pieces count as progress, bytes do not: a trickle would hold its

@@ -314,7 +314,7 @@ func (s *scheduler) round(ctx context.Context) {
 			ps.greeted = true
 			newPeers = append(newPeers, cv.pc)
 		}
-		if cv.full {
+		if cv.full || ps.originSeeder { // a seeder (the library may not know it: atOrigin)
 			continue
 		}
 		switch rn := t.remotes[ps.id]; {
@@ -633,6 +633,9 @@ func (s *scheduler) finish(r originResult) error {
 	}
 	t.node.log.Info("bt: origin fetch failed", "torrent", t.name, "piece", r.piece,
 		"attempt", s.attempts[r.piece], "refetch", r.refetch, "err", cause)
+	if r.err != nil && t.useOriginSeeders() {
+		t.node.log.Info("bt: taking pieces from the peers on the origin's host too", "torrent", t.name)
+	}
 	if s.attempts[r.piece] >= maxOriginAttempts {
 		return fmt.Errorf("bt: %q: piece %d: origin failed %d times: %w", t.name, r.piece, s.attempts[r.piece], cause)
 	}

@@ -286,7 +286,7 @@ func (n *Node) setCallbacks(cb *torrent.Callbacks) {
 	cb.ReadMessage = func(pc *torrent.PeerConn, msg *pp.Message) {
 		switch msg.Type {
 		case pp.Have, pp.Bitfield, pp.HaveAll, pp.HaveNone:
-			if t := n.lookup(pc.Torrent()); t != nil && t.onHaveMessage(pc) {
+			if t := n.lookup(pc.Torrent()); t != nil && t.onHaveMessage(pc, msg) {
 				// The library reads the message after this callback and skips a
 				// keep-alive: it never learns what the peer has (v1.59.1,
 				// PeerConn.mainReadLoop).

@@ -828,3 +828,74 @@ func TestHandOver(t *testing.T) {
 		t.Errorf("the peer asked an origin %d times; it has none", st.OriginRequests)
 	}
 }
+
+// A seeder on the origin's host is the origin: nodes that fetch from the origin share its
+// pieces out over the origin path, and the library never asks the seeder, which would
+// serve every node in rarest-first order. When the origin fails, the nodes fall back to
+// the seeder.
+func TestOriginSeeder(t *testing.T) {
+	for _, fail := range []bool{false, true} {
+		t.Run(fmt.Sprintf("origin fails %t", fail), func(t *testing.T) {
+			fx := newFixture(t, 6<<20, 11)
+			ips := []string{"127.0.4.1", "127.0.4.2", "127.0.4.3", "127.0.4.4"}
+			for _, ip := range ips {
+				if l, err := net.Listen("tcp4", ip+":0"); err != nil {
+					t.Skipf("needs the whole 127.0.0.0/8 on the loopback interface: %v", err)
+				} else {
+					l.Close()
+				}
+			}
+			seedData := fx.seedFile(t)
+			seeder := startNode(t, ips[0], nil)
+			seedTor := addPkg(t, seeder, Package{MetaInfo: fx.mi, Data: seedData, Have: fx.all()})
+			originAddrs := []netip.Addr{netip.MustParseAddr(ips[0])}
+			var ns []*Node
+			for _, ip := range ips[1:] {
+				ns = append(ns, startNode(t, ip, nil))
+			}
+			var o origin
+			var failed atomic.Int64
+			var tors []*Torrent
+			var parts []*os.File
+			for i, n := range ns {
+				peers := []netip.AddrPort{seeder.Addr()}
+				for j, p := range ns {
+					if j != i {
+						peers = append(peers, p.Addr())
+					}
+				}
+				part := fx.partFile(t, nil)
+				fetch := o.fetch(fx, part, false)
+				if fail {
+					fetch = func(ctx context.Context, i int) (int64, error) {
+						failed.Add(1)
+						return 0, fmt.Errorf("origin: piece %d: 503 Service Unavailable", i)
+					}
+				}
+				parts = append(parts, part)
+				tors = append(tors, addPkg(t, n, Package{MetaInfo: fx.mi, Data: part, Origin: fetch,
+					Peers: peers, OriginAddrs: originAddrs}))
+			}
+			downloadAll(t, tors)
+			for _, p := range parts {
+				checkData(t, p, fx.src)
+			}
+			f := int64(len(fx.src))
+			up := seedTor.Stats().BytesUploaded
+			t.Logf("origin sent %d bytes (%.2f F), the seeder %d (%.2f F), %d failed origin requests",
+				o.bytes.Load(), float64(o.bytes.Load())/float64(f), up, float64(up)/float64(f), failed.Load())
+			if fail {
+				if up < f {
+					t.Errorf("the seeder sent %d bytes; with the origin down it should have sent the package (%d)", up, f)
+				}
+				return
+			}
+			if up != 0 {
+				t.Errorf("the seeder on the origin's host sent %d bytes; want 0 (the origin path serves them)", up)
+			}
+			if got := o.bytes.Load(); got < f || got > f*11/10 {
+				t.Errorf("origin sent %d bytes, want %d to %d", got, f, f*11/10)
+			}
+		})
+	}
+}

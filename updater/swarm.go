@@ -264,13 +264,10 @@ func (j *job) zsyncFromSwarm(ctx context.Context, zt *manifest.Torrent) ([]byte,
 	return data, nil
 }
 
-// originAddrs returns the addresses of the hosts of the given URLs, for the swarm's site rule
-// (bt.Package.OriginAddrs). Without a topology there is no site rule and nothing is resolved;
-// a name that does not resolve is left out (the rule then stays off).
+// originAddrs returns the addresses of the hosts of the given URLs (bt.Package.OriginAddrs),
+// for the swarm's site rule and to recognise seeders on the origin's host. A name that does
+// not resolve is left out (the site rule then stays off).
 func (j *job) originAddrs(ctx context.Context, urls ...string) []netip.Addr {
-	if j.opt.BT.Topology == nil {
-		return nil
-	}
 	var out []netip.Addr
 	for _, raw := range urls {
 		u, err := url.Parse(raw)
@@ -285,7 +282,7 @@ func (j *job) originAddrs(ctx context.Context, urls ...string) []netip.Addr {
 		as, err := net.DefaultResolver.LookupNetIP(lctx, "ip", u.Hostname())
 		cancel()
 		if err != nil {
-			j.log("site rule off: cannot resolve the origin %s: %v", u.Hostname(), err)
+			j.log("cannot resolve the origin %s: %v (no site rule, seeders on its host not recognised)", u.Hostname(), err)
 			continue
 		}
 		for _, a := range as {
