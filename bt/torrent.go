@@ -521,7 +521,8 @@ func (t *Torrent) onExtendedHandshake(pc *torrent.PeerConn, port int, claims, ra
 
 // onHaveMessage notes that a peer said which pieces it has, and reports whether the library
 // must not hear it: a node of the origin's site takes nothing from other sites while the
-// site rule holds (see farFromOriginSite).
+// site rule holds (see farFromOriginSite), and a node that fetches from the origin nothing
+// from a seeder on the origin's host while the origin works (see atOrigin).
 func (t *Torrent) onHaveMessage(pc *torrent.PeerConn, msg *pp.Message) (hide bool) {
 	t.mu.Lock()
 	ps := t.peerLocked(pc)
