@@ -1,7 +1,6 @@
 package bt
 
 import (
-	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -89,13 +88,7 @@ func TestSiteRuleSwarm(t *testing.T) {
 	m := testSites(t)
 	fx := newFixture(t, 6<<20, 7)
 	ips := []string{"127.0.1.2", "127.0.1.3", "127.0.1.4", "127.0.2.2", "127.0.2.3", "127.0.2.4"}
-	for _, ip := range ips {
-		if l, err := net.Listen("tcp4", ip+":0"); err != nil {
-			t.Skipf("needs the whole 127.0.0.0/8 on the loopback interface: %v", err)
-		} else {
-			l.Close()
-		}
-	}
+	needLoopbacks(t, ips...)
 	originAddrs := []netip.Addr{netip.MustParseAddr("127.0.1.1")}
 	var ns []*Node
 	for _, ip := range ips {

@@ -205,6 +205,19 @@ func loopback(t testing.TB, i int) string {
 	return ip
 }
 
+// needLoopbacks skips the test unless every one of ips can be listened on (the whole
+// 127.0.0.0/8 on the loopback interface, as Linux has it).
+func needLoopbacks(t testing.TB, ips ...string) {
+	t.Helper()
+	for _, ip := range ips {
+		l, err := net.Listen("tcp4", ip+":0")
+		if err != nil {
+			t.Skipf("needs the whole 127.0.0.0/8 on the loopback interface: %v", err)
+		}
+		l.Close()
+	}
+}
+
 func testLogger() io.Writer {
 	if os.Getenv("BT_TEST_LOG") != "" {
 		return os.Stderr
@@ -838,13 +851,7 @@ func TestOriginSeeder(t *testing.T) {
 		t.Run(fmt.Sprintf("origin fails %t", fail), func(t *testing.T) {
 			fx := newFixture(t, 6<<20, 11)
 			ips := []string{"127.0.4.1", "127.0.4.2", "127.0.4.3", "127.0.4.4"}
-			for _, ip := range ips {
-				if l, err := net.Listen("tcp4", ip+":0"); err != nil {
-					t.Skipf("needs the whole 127.0.0.0/8 on the loopback interface: %v", err)
-				} else {
-					l.Close()
-				}
-			}
+			needLoopbacks(t, ips...)
 			seedData := fx.seedFile(t)
 			seeder := startNode(t, ips[0], nil)
 			seedTor := addPkg(t, seeder, Package{MetaInfo: fx.mi, Data: seedData, Have: fx.all()})
