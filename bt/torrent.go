@@ -570,12 +570,18 @@ func (t *Torrent) atOrigin(a netip.Addr) bool {
 	if t.pkg.Origin == nil || !slices.Contains(t.pkg.OriginAddrs, a.Unmap()) {
 		return false
 	}
+	self, origin := t.sites()
+	return self == "" || origin == "" || self == origin
+}
+
+// sites returns this node's site and the origin's by Config.Topology; "" for one it does
+// not place (or when there is no topology).
+func (t *Torrent) sites() (self, origin string) {
 	m := t.node.cfg.Topology
 	if m == nil || !t.node.addr.Addr().IsValid() {
-		return true
+		return "", ""
 	}
-	self, origin := m.Site(t.node.addr.Addr().Unmap()), originSite(m, t.pkg.OriginAddrs)
-	return self == "" || origin == "" || self == origin
+	return m.Site(t.node.addr.Addr().Unmap()), originSite(m, t.pkg.OriginAddrs)
 }
 
 // useOriginSeeders stops hiding the seeders on the origin's host (see atOrigin) and
@@ -634,13 +640,12 @@ func (t *Torrent) useOriginSeeders() bool {
 // this way while its own site waited for it. The library cannot be told not to request from
 // a peer, so it is not told what such a peer has; the peer still requests from us.
 func (t *Torrent) farFromOriginSite(a netip.Addr) bool {
-	m := t.node.cfg.Topology
-	if m == nil || !t.node.addr.Addr().IsValid() {
+	self, origin := t.sites()
+	if self == "" || self != origin {
 		return false
 	}
-	self := m.Site(t.node.addr.Addr().Unmap())
-	peer := m.Site(a.Unmap())
-	return self != "" && self == originSite(m, t.pkg.OriginAddrs) && peer != "" && peer != self
+	peer := t.node.cfg.Topology.Site(a.Unmap())
+	return peer != "" && peer != self
 }
 
 func (t *Torrent) onClaimMessage(pc *torrent.PeerConn, payload []byte) {
