@@ -8,6 +8,7 @@ import (
 	"sort"
 	"sync"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -195,6 +196,26 @@ func (w *writeback) start() {
 	case w.kick <- struct{}{}:
 	default: // one is already queued
 	}
+}
+
+// every starts a writeback every period until stop is called, for writes that do not pass
+// through wrote: the swarm's, which the library makes.
+func (w *writeback) every(period time.Duration) (stop func()) {
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(period)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				w.start()
+			case <-quit:
+				return
+			}
+		}
+	}()
+	return func() { close(quit); <-done }
 }
 
 func (w *writeback) close() {

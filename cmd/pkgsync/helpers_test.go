@@ -70,6 +70,7 @@ type updateJSON struct {
 	BytesFromOrigin  int64   `json:"bytes_from_origin"`
 	RequestsToOrigin int64   `json:"requests_to_origin"`
 	Seconds          float64 `json:"seconds"`
+	SHA1             string  `json:"sha1"`
 }
 
 func parseUpdateJSON(t *testing.T, out string) updateJSON {

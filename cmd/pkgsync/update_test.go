@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/sha1"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -298,6 +299,11 @@ func TestUpdateWithoutOldSkipsZsync(t *testing.T) {
 		sameFile(t, out, v2)
 		if res.BytesFromOrigin != int64(len(v2)) {
 			t.Fatalf("%s: fetched %d bytes from the origin, want %d", mode, res.BytesFromOrigin, len(v2))
+		}
+		// Without a .zsync the whole-file SHA-1 verifies nothing; it is still reported (the
+		// swarm computes it after the rename).
+		if want := fmt.Sprintf("%x", sha1.Sum(v2)); res.SHA1 != want {
+			t.Fatalf("%s: sha1 %q, want %q", mode, res.SHA1, want)
 		}
 	}
 	if strings.Contains(log.String(), ".zsync") {
