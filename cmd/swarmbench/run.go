@@ -347,13 +347,14 @@ func buildLab(ctx context.Context, prefix string, sp spec) (lab *netlab.Lab, ori
 	if sp.Scenario == scenarioTwoDC {
 		dcs = 2
 	}
-	lab, err = netlab.New(ctx, netlab.Options{Prefix: prefix, DataCenters: dcs, InterDCRate: sp.InterDCRate})
+	built, err := netlab.New(ctx, netlab.Options{Prefix: prefix, DataCenters: dcs, InterDCRate: sp.InterDCRate})
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	lab = built
 	defer func() {
-		if err != nil {
-			lab.Close()
+		if err != nil { // the returns below set lab to nil: close the one built
+			built.Close()
 		}
 	}()
 	if origin, err = lab.AddHost(ctx, originName, 0, originAddr, sp.OriginRate, sp.OriginRate); err != nil {
