@@ -507,3 +507,23 @@ func TestCollect(t *testing.T) {
 		t.Errorf("A %v, efficiency %v, inter-DC %v; want 5, 0.4, none", res.A, res.Efficiency, res.InterDCBytesRatio)
 	}
 }
+
+// TestBuildLabFails: a lab whose hosts cannot be made (tc refuses a zero rate) is an error with
+// nothing left behind. It was a panic: the cleanup closed a lab the error return had cleared.
+func TestBuildLabFails(t *testing.T) {
+	testtool.NeedRoot(t)
+	testtool.Need(t, "ip", "tc")
+	prefix, err := netlab.NewPrefix()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	defer netlab.Cleanup(ctx, prefix)
+	_, _, _, err = buildLab(ctx, prefix, spec{Scenario: scenarioFanout, Client: clientPkgsync, Nodes: 2, Size: 1 << 20, NodeRate: 10e6})
+	if err == nil {
+		t.Fatal("a lab with a zero origin rate was built")
+	}
+	if left, lerr := netlab.Namespaces(ctx, prefix); lerr != nil || len(left) > 0 {
+		t.Errorf("namespaces left behind: %v (%v)", left, lerr)
+	}
+}
