@@ -88,6 +88,12 @@
 // by default; the tests saw a first request wait that long. The keep-alive period here is
 // half a second.
 //
+// Upload that starves the download. The library uploads to every peer as fast as the link
+// takes it. A node's requests and TCP acknowledgements leave on the same link, behind that
+// data, so a node whose upload link stays full hears back slowly and downloads below its
+// link's speed. A node that falls behind its downloading peers that way caps its own upload
+// at 0.85 of its recent rate until it has caught up (upthrottle.go).
+//
 // Also changed: no uTP, no DHT, PEX or UPnP unless asked, plaintext first
 // (RequireEncryption means RC4 only), 128 connections per torrent, duplicate connections
 // between two nodes dropped (both ends keep the one dialed by the higher peer ID), and

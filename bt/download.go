@@ -101,6 +101,7 @@ type scheduler struct {
 	lastClaimed  time.Time
 
 	claimPeers []*torrent.PeerConn // connections speaking claimExtension, as of the last round
+	up         upThrottle          // caps this node's upload while it falls behind
 
 	inflight  map[int]context.CancelFunc
 	attempts  []int
@@ -186,6 +187,9 @@ func (s *scheduler) run(ctx context.Context) error {
 			s.broadcast(s.claimPeers, msgOriginOff, nil)
 		}
 		cancelFetches()
+		if s.up.limit > 0 {
+			t.node.setUploadCap(t, 0)
+		}
 		// Drain results so that the fetch goroutines can finish.
 		go func() {
 			s.wg.Wait()
@@ -278,6 +282,7 @@ func (s *scheduler) round(ctx context.Context) {
 	}
 
 	t.store.snapshot(s.complete, s.lastWrite)
+	s.throttleUpload(now, conns)
 
 	// What the callbacks learned: claims, who shares the origin work, whether the known
 	// peers are connected and have said what they have and whether they use the origin.
@@ -514,6 +519,37 @@ func (s *scheduler) round(ctx context.Context) {
 	s.lastClaimed = now
 	for _, p := range picked {
 		s.launch(ctx, p)
+	}
+}
+
+// throttleUpload caps this node's upload while it falls behind its peers with its upload link
+// full, and lifts the cap once it has caught up (upThrottle).
+func (s *scheduler) throttleUpload(now time.Time, conns []connView) {
+	t := s.t
+	var peers []int
+	for _, cv := range conns {
+		if !cv.full {
+			peers = append(peers, int(cv.bm.GetCardinality()))
+		}
+	}
+	mine := 0
+	for _, c := range s.complete {
+		if c {
+			mine++
+		}
+	}
+	up := t.uploaded() + t.rangeUp.Load()
+	down := t.store.peerBytes.Load() + t.originBytes.Load()
+	limit, changed := s.up.update(now, up, down, mine, peers, s.num)
+	if !changed {
+		return
+	}
+	t.node.setUploadCap(t, limit)
+	if limit > 0 {
+		t.node.log.Info("bt: behind with the upload link full: upload capped", "torrent", t.name,
+			"bytes_per_s", int64(limit), "pieces", mine, "peers_median", medianOf(peers))
+	} else {
+		t.node.log.Info("bt: caught up: upload cap lifted", "torrent", t.name, "pieces", mine)
 	}
 }
 

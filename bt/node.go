@@ -42,6 +42,11 @@ type Node struct {
 	ltep     torrent.LocalLtepProtocolMap
 	// upLimit is the client's upload limiter; range replies pass it too.
 	upLimit *rate.Limiter
+	// upCaps are the upload caps that torrents falling behind set (upThrottle); upLimit
+	// follows the lowest of them and Config.MaxUploadRate.
+	upMu    sync.Mutex
+	upCaps  map[*Torrent]float64
+	upBurst int // upLimit's burst without a cap
 
 	mu       sync.Mutex
 	torrents map[metainfo.Hash]*Torrent
@@ -248,6 +253,44 @@ func (n *Node) ltepMap(builtin *torrent.LocalLtepProtocolMap) *torrent.LocalLtep
 		n.ltep.AddUserProtocol(rangeExtension)
 	})
 	return &n.ltep
+}
+
+// capBurst is the upload limiter's burst while a cap is set: at least a chunk (the library
+// refuses to upload a chunk longer than the burst), and a quarter of a second at 1 MB/s.
+const capBurst = 256 << 10
+
+// setUploadCap sets t's upload cap in bytes per second, or lifts it (0). The Node's uploads
+// run at the lowest cap set, never above Config.MaxUploadRate.
+func (n *Node) setUploadCap(t *Torrent, limit float64) {
+	n.upMu.Lock()
+	defer n.upMu.Unlock()
+	if n.upCaps == nil {
+		n.upCaps = make(map[*Torrent]float64)
+		n.upBurst = n.upLimit.Burst()
+	}
+	if limit > 0 {
+		n.upCaps[t] = limit
+	} else {
+		delete(n.upCaps, t)
+	}
+	base := rate.Inf
+	if n.cfg.MaxUploadRate > 0 {
+		base = rate.Limit(n.cfg.MaxUploadRate)
+	}
+	l := base
+	for _, c := range n.upCaps {
+		l = min(l, rate.Limit(c))
+	}
+	if l == base {
+		n.upLimit.SetLimit(base)
+		n.upLimit.SetBurst(n.upBurst)
+		return
+	}
+	// The library gives the limiter a burst of the whole request budget (16 MiB here),
+	// which would let a cap pass seconds of data at once. The burst goes down first: the
+	// library refuses to upload a chunk longer than the burst of a finite limit.
+	n.upLimit.SetBurst(capBurst)
+	n.upLimit.SetLimit(l)
 }
 
 // setCallbacks wires the library's callbacks to the Torrents. They run with the client
