@@ -92,7 +92,7 @@
 // takes it. A node's requests and TCP acknowledgements leave on the same link, behind that
 // data, so a node whose upload link stays full hears back slowly and downloads below its
 // link's speed. A node that falls behind its downloading peers that way caps its own upload
-// at 0.85 of its recent rate until it has caught up (upthrottle.go).
+// at 0.85 of its average upload rate until it has caught up (upthrottle.go).
 //
 // Also changed: no uTP, no DHT, PEX or UPnP unless asked, plaintext first
 // (RequireEncryption means RC4 only), 128 connections per torrent, duplicate connections
