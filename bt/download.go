@@ -532,12 +532,7 @@ func (s *scheduler) throttleUpload(now time.Time, conns []connView) {
 			peers = append(peers, int(cv.bm.GetCardinality()))
 		}
 	}
-	mine := 0
-	for _, c := range s.complete {
-		if c {
-			mine++
-		}
-	}
+	mine := t.store.completed()
 	up := t.uploaded() + t.rangeUp.Load()
 	down := t.store.peerBytes.Load() + t.originBytes.Load()
 	limit, changed := s.up.update(now, up, down, mine, peers, s.num)

@@ -317,27 +317,20 @@ func (j *job) wholeMatches(sum [sha1.Size]byte) bool {
 const swarmWriteback = time.Second
 
 // reportWhole fills in the result's SHA-1 once a swarm update without a .zsync has put the
-// package in place: the hasher that followed the swarm hashes the pieces it has left, or, if it
-// lost track (a piece lost its completion while it ran), the file is hashed again.
-func (j *job) reportWhole(ctx context.Context) error {
+// package (part, now renamed) in place: the hasher that followed the swarm hashes the pieces it
+// has left, or, if it lost track (a piece lost its completion while it ran), check hashes the
+// file again.
+func (j *job) reportWhole(ctx context.Context, part *os.File) error {
 	start := time.Now()
 	sum, followed, err := j.whole.finish(ctx)
 	if err != nil {
 		return err
 	}
-	if !followed {
-		f, err := os.Open(j.out)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		h, err := manifest.Hash(ctx, f, j.out, j.length, 0, nil, 0, nil)
-		if err != nil {
-			return err
-		}
-		sum = h.Whole
+	if followed {
+		j.wholeMatches(sum) // without a .zsync: records sum as the result's
+	} else if _, _, err := j.check(ctx, part, j.out, true); err != nil {
+		return err
 	}
-	j.res.SHA1 = fmt.Sprintf("%x", sum)
 	j.log("whole-file SHA-1 %s in %.2fs (%d of %d pieces were hashed while the swarm ran)", j.res.SHA1, time.Since(start).Seconds(), j.whole.during, j.torrent.NumPieces())
 	return nil
 }
@@ -551,7 +544,7 @@ func (j *job) run(ctx context.Context) (*Result, error) {
 	j.res.Seconds = time.Since(j.start).Seconds()
 	j.log("synced in %.2fs; wrote %s in %.2fs", time.Since(syncStart).Seconds(), j.out, j.res.Seconds)
 	if reportWhole {
-		if err := j.reportWhole(ctx); err != nil {
+		if err := j.reportWhole(ctx, part); err != nil {
 			return nil, err
 		}
 	}
