@@ -525,6 +525,9 @@ func (s *scheduler) round(ctx context.Context) {
 // throttleUpload caps this node's upload while it falls behind its peers with its upload link
 // full, and lifts the cap once it has caught up (upThrottle).
 func (s *scheduler) throttleUpload(now time.Time, conns []connView) {
+	if !s.up.due(now) {
+		return
+	}
 	t := s.t
 	var peers []int
 	for _, cv := range conns {

@@ -24,12 +24,13 @@ import (
 // second. Not of the window's rate: bytes handed to the sockets over a few seconds can exceed
 // what the link carried by what the socket buffers took in (a 2 s window read 1.3 MB/s on a
 // 1.19 MB/s link, and a cap at 0.85 of it did not bind). Over the whole download that excess
-// is small. The average leaves out the time spent capped, so caps do not ratchet down. The cap is lifted once the node holds as
-// many pieces as that median, or after upCapMax: a node behind for another reason (it
-// started late) would otherwise stay capped for the rest of the download. The rule then
-// waits for a whole window without the cap before it decides again. Nodes that keep pace are
-// never capped: the swarm's upload capacity, nearly all used in a fan-out, loses only a
-// share of one node's while it catches up.
+// is small. The average leaves out the time spent capped, so caps do not ratchet down.
+//
+// The cap is lifted once the node holds as many pieces as that median, or after upCapMax: a
+// node behind for another reason (it started late) would otherwise stay capped for the rest
+// of the download. The rule then waits for a whole window without the cap before it decides
+// again. Nodes that keep pace are never capped: the swarm's upload capacity, nearly all used
+// in a fan-out, loses only a share of one node's while it catches up.
 type upThrottle struct {
 	// freeUp bytes were uploaded over freeTime without a cap: the average the cap is set from.
 	freeUp   int64
@@ -48,12 +49,20 @@ type upSample struct {
 const (
 	upWindow      = 2 * time.Second
 	upDecideEvery = time.Second
+	upSampleEvery = 250 * time.Millisecond // scheduler rounds come up to 10 times as often
 	upDownRatio   = 0.8
 	upCapFraction = 0.85
 	upBehind      = 0.01
 	upCapMax      = 5 * time.Second
 	upMinPeers    = 3 // fewer downloading peers say too little about the swarm's pace
 )
+
+// due reports whether a sample is due at now: the counters cost a pass over the connections
+// under the client lock, so the caller reads them only then.
+func (u *upThrottle) due(now time.Time) bool {
+	n := len(u.samples)
+	return n == 0 || now.Sub(u.samples[n-1].at) >= upSampleEvery
+}
 
 // update records the counters at now and returns the upload cap in bytes per second (0 for
 // none) and whether it changed. mine is how many pieces this node holds, peers how many

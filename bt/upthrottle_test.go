@@ -66,6 +66,9 @@ func TestUpThrottle(t *testing.T) {
 			at := time.Unix(1000, 0)
 			var up, down int64
 			for i, st := range tt.steps {
+				if !u.due(at) {
+					t.Fatalf("step %d: no sample due a second after the last", i)
+				}
 				limit, changed := u.update(at, up, down, st.mine, st.peers, num)
 				if math.Abs(limit-st.wantLimit) > 1e-6 || changed != st.wantChange {
 					t.Fatalf("step %d: limit %v changed %v, want %v %v", i, limit, changed, st.wantLimit, st.wantChange)
@@ -75,6 +78,21 @@ func TestUpThrottle(t *testing.T) {
 				down += st.down
 			}
 		})
+	}
+}
+
+func TestUpThrottleDue(t *testing.T) {
+	var u upThrottle
+	at := time.Unix(1000, 0)
+	if !u.due(at) {
+		t.Fatal("the first sample is not due")
+	}
+	u.update(at, 0, 0, 0, nil, 10)
+	if u.due(at.Add(upSampleEvery - time.Millisecond)) {
+		t.Fatal("a sample is due before upSampleEvery")
+	}
+	if !u.due(at.Add(upSampleEvery)) {
+		t.Fatal("no sample due after upSampleEvery")
 	}
 }
 
