@@ -8,6 +8,7 @@ import (
 	"io"
 	"runtime"
 	"sync"
+	"unsafe"
 
 	"github.com/pkgsync/pkgsync/internal/md4"
 	"github.com/pkgsync/pkgsync/rollsum"
@@ -46,17 +47,36 @@ type chunk struct {
 // slots). A chunk's buffer is reused when both are done, so memory stays at a few chunks
 // (hashBuffers, or workers+2 pieces when pieces are larger) whatever the size. A reader that ends early or has bytes past length is reported as ErrChanged.
 func Hash(ctx context.Context, r io.Reader, name string, length, pieceSize int64, zh *zsyncfile.Header, workers int, onProgress func(int64)) (*Hashes, error) {
-	return hash(ctx, r, name, length, pieceSize, zh, workers, onProgress, true)
+	return hash(ctx, r, name, length, pieceSize, zh, workers, onProgress, true, nil)
+}
+
+// A Sink is handed every chunk Hash reads, in file order, on a goroutine of its own while the
+// hashes run, and the chunk's buffer is reused only once it returns: the bytes can go on to a
+// file from where they are, with no copy. buf starts on a ChunkAlign boundary of memory and off
+// is a multiple of ChunkAlign, so an aligned stretch of the file is an aligned stretch of
+// memory too, as O_DIRECT wants. An error ends the read; Hash returns it.
+type Sink func(off int64, buf []byte) error
+
+// ChunkAlign is the alignment of the chunks a Sink is handed: a page, the most O_DIRECT asks of
+// memory and of file offsets on the file systems pkgsync writes to.
+const ChunkAlign = 4096
+
+// HashTo is Hash without block records that also hands every chunk to sink (nil: none); with
+// whole false it skips the whole-file SHA-1, as HashPieces does.
+func HashTo(ctx context.Context, r io.Reader, name string, length, pieceSize int64, whole bool, sink Sink, onProgress func(int64)) (*Hashes, error) {
+	return hash(ctx, r, name, length, pieceSize, nil, 0, onProgress, whole, sink)
 }
 
 // HashPieces is Hash without the whole-file SHA-1 (Whole stays zero) and without block records:
 // for a reader whose bytes are only partly the file's yet (a delta update's reused pieces, before
 // the swarm brings the rest), where the whole-file SHA-1 would be a waste of a core.
 func HashPieces(ctx context.Context, r io.Reader, name string, length, pieceSize int64, workers int, onProgress func(int64)) (*Hashes, error) {
-	return hash(ctx, r, name, length, pieceSize, nil, workers, onProgress, false)
+	return hash(ctx, r, name, length, pieceSize, nil, workers, onProgress, false, nil)
 }
 
-func hash(ctx context.Context, r io.Reader, name string, length, pieceSize int64, zh *zsyncfile.Header, workers int, onProgress func(int64), whole bool) (*Hashes, error) {
+func hash(ctx context.Context, r io.Reader, name string, length, pieceSize int64, zh *zsyncfile.Header, workers int, onProgress func(int64), whole bool, sink Sink) (*Hashes, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	if workers <= 0 {
 		workers = runtime.NumCPU()
 	}
@@ -81,7 +101,7 @@ func hash(ctx context.Context, r io.Reader, name string, length, pieceSize int64
 	}
 	free := make(chan []byte, nbuf)
 	for i := 0; i < nbuf; i++ {
-		free <- make([]byte, chunkSize)
+		free <- alignedBuf(int(chunkSize))
 	}
 	work := make(chan *chunk, nbuf)
 	ordered := make(chan *chunk, nbuf)
@@ -105,6 +125,28 @@ func hash(ctx context.Context, r io.Reader, name string, length, pieceSize int64
 		w.Sum(s[:0])
 		wholeSum <- s
 	}()
+	// The sink sees every chunk in order; after its first error it only lets them go, and the
+	// read stops at the next chunk.
+	var sinkCh chan *chunk
+	sinkErr := make(chan error, 1)
+	if sink == nil {
+		sinkErr <- nil
+	} else {
+		sinkCh = make(chan *chunk, nbuf)
+		go func() {
+			var first error
+			for c := range sinkCh {
+				if first == nil {
+					if err := sink(c.off, c.buf); err != nil {
+						first = err
+						cancel()
+					}
+				}
+				c.refs.Done()
+			}
+			sinkErr <- first
+		}()
+	}
 	var wg sync.WaitGroup
 	for i := 0; i < workers; i++ {
 		wg.Add(1)
@@ -152,11 +194,14 @@ func hash(ctx context.Context, r io.Reader, name string, length, pieceSize int64
 			break
 		}
 		c := &chunk{off: off, buf: buf[:n]}
+		c.refs.Add(1)
 		if whole {
-			c.refs.Add(2)
-			ordered <- c
-		} else {
 			c.refs.Add(1)
+			ordered <- c
+		}
+		if sink != nil {
+			c.refs.Add(1)
+			sinkCh <- c
 		}
 		work <- c
 		release <- c
@@ -175,14 +220,27 @@ func hash(ctx context.Context, r io.Reader, name string, length, pieceSize int64
 	if whole {
 		close(ordered)
 	}
+	if sink != nil {
+		close(sinkCh)
+	}
 	wg.Wait()
 	close(release)
 	<-recycled
 	out.Whole = <-wholeSum
+	if err := <-sinkErr; err != nil {
+		return nil, err // it, not the cancellation it caused
+	}
 	if readErr != nil {
 		return nil, readErr
 	}
 	return out, nil
+}
+
+// alignedBuf returns n bytes that start on a ChunkAlign boundary.
+func alignedBuf(n int) []byte {
+	b := make([]byte, n+ChunkAlign)
+	skip := int((ChunkAlign - uintptr(unsafe.Pointer(&b[0]))%ChunkAlign) % ChunkAlign)
+	return b[skip : skip+n : skip+n]
 }
 
 // blockSums writes the zsync records of the blocks of buf (which starts on a block boundary) into

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/pkgsync/pkgsync/zsyncfile"
 )
@@ -237,4 +238,56 @@ func makeParsed(t *testing.T, path string, opt MakeOptions) (*MakeResult, *Torre
 		t.Fatal(err)
 	}
 	return res, tor
+}
+
+// TestHashToSink checks what a Sink is promised: every chunk once, in order, covering the file,
+// each starting on a ChunkAlign boundary of memory and of the file, its bytes the file's; and
+// that a sink's error ends the read and is what HashTo returns.
+func TestHashToSink(t *testing.T) {
+	const n = 3<<20 + 777
+	data := make([]byte, n)
+	r := rand.New(rand.NewPCG(7, 7))
+	for i := range data {
+		data[i] = byte(r.Uint32())
+	}
+	for _, ps := range []int64{0, 16 << 10, 1 << 20} {
+		var next int64
+		h, err := HashTo(context.Background(), bytes.NewReader(data), "x", n, ps, true, func(off int64, buf []byte) error {
+			if off != next {
+				return fmt.Errorf("chunk at %d, want %d", off, next)
+			}
+			if off%ChunkAlign != 0 || uintptr(unsafe.Pointer(&buf[0]))%ChunkAlign != 0 {
+				return fmt.Errorf("chunk at %d not aligned", off)
+			}
+			if !bytes.Equal(buf, data[off:off+int64(len(buf))]) {
+				return fmt.Errorf("chunk at %d: wrong bytes", off)
+			}
+			next += int64(len(buf))
+			return nil
+		}, nil)
+		if err != nil {
+			t.Fatalf("piece size %d: %v", ps, err)
+		}
+		if next != n {
+			t.Fatalf("piece size %d: the sink saw %d of %d bytes", ps, next, n)
+		}
+		if h.Whole != sha1.Sum(data) {
+			t.Fatalf("piece size %d: whole-file SHA-1 differs", ps)
+		}
+	}
+	boom := errors.New("disk full")
+	var calls int
+	_, err := HashTo(context.Background(), bytes.NewReader(data), "x", n, 0, true, func(off int64, buf []byte) error {
+		calls++
+		if off > 0 {
+			return boom
+		}
+		return nil
+	}, nil)
+	if !errors.Is(err, boom) {
+		t.Fatalf("a failing sink: %v, want %v", err, boom)
+	}
+	if calls != 2 {
+		t.Fatalf("the sink was called %d times, want 2 (none after its error)", calls)
+	}
 }

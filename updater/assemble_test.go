@@ -2,13 +2,17 @@ package updater
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pkgsync/pkgsync/manifest"
 )
 
 // TestCoverage checks that wait returns once the ranges written (in any order, in pieces,
@@ -70,8 +74,9 @@ func TestDirectWriter(t *testing.T) {
 	for i := range want {
 		want[i] = byte(i*31 + i>>8)
 	}
-	// The source buffer's own alignment does not matter: the writer copies the aligned middle
-	// into aligned buffers of its own. src[1:] starts off any page.
+	// The source buffer's own alignment does not matter: where it is not aligned as the
+	// offset is, the writer copies the aligned middle into an aligned buffer of its own.
+	// src[1:] starts off any page.
 	src := make([]byte, size+1)[1:]
 	copy(src, want)
 	tests := []struct {
@@ -106,9 +111,6 @@ func TestDirectWriter(t *testing.T) {
 			if err := dw.write(src[tc.off:tc.off+tc.len], int64(tc.off)); err != nil {
 				t.Fatal(err)
 			}
-			if err := dw.flush(); err != nil {
-				t.Fatal(err)
-			}
 			got, err := os.ReadFile(path)
 			if err != nil {
 				t.Fatal(err)
@@ -128,8 +130,8 @@ func TestDirectWriter(t *testing.T) {
 	}
 }
 
-// TestDirectWriterError: a direct write that fails in the background comes back from flush,
-// from close and from every later write; nothing hangs.
+// TestDirectWriterError: a failed direct write comes back from that write, from every later one
+// and from close; a second close returns nil.
 func TestDirectWriterError(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "out.part")
 	part, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
@@ -142,15 +144,21 @@ func TestDirectWriterError(t *testing.T) {
 		t.Skip("no O_DIRECT here") // tmpfs
 	}
 	dw.direct.Close() // every direct write now fails with "file already closed"
-	buf := make([]byte, 4*directBuf)
-	if err := dw.write(buf, 0); err != nil {
-		t.Logf("write: %v", err) // a later buffer may already see the first failure
-	}
-	if err := dw.flush(); err == nil || !strings.Contains(err.Error(), "writing") {
-		t.Fatalf("flush after a failed write: %v, want the write's error", err)
+	buf := alignedBuf(4 * directAlign)
+	if err := dw.write(buf, 0); err == nil || !strings.Contains(err.Error(), "writing") {
+		t.Fatalf("write to a closed descriptor: %v, want a write error", err)
 	}
 	if err := dw.write(buf, 0); err == nil {
 		t.Fatal("a write after a failed one succeeded")
+	}
+	if err := dw.sink(0, buf); err != nil {
+		t.Fatalf("a sink with nothing queued: %v", err)
+	}
+	if err := dw.queue(buf, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := dw.sink(0, buf); err == nil {
+		t.Fatal("the sink wrote a queued stretch after a failed write")
 	}
 	if err := dw.close(); err == nil {
 		t.Fatal("close after a failed write: nil error")
@@ -158,4 +166,91 @@ func TestDirectWriterError(t *testing.T) {
 	if err := dw.close(); err != nil {
 		t.Fatalf("second close: %v", err)
 	}
+}
+
+// TestDirectWriterSink runs the writer as the updater does: stretches queued as an ordered pass
+// reads them into manifest.HashTo's chunks (some spanning a chunk boundary, some with fetched
+// bytes between them that must not be written), written by the sink from the chunks themselves.
+// The file must hold exactly the queued stretches, and the chunks' aligned middles go direct.
+func TestDirectWriterSink(t *testing.T) {
+	const size = 3<<20 + 5000
+	want := make([]byte, size)
+	for i := range want {
+		want[i] = byte(i*7 + i>>9)
+	}
+	copied := []span{ // the rest is "fetched": already in the file, not to be written
+		{0, 100000},
+		{100000 + 4096, 256<<10 + 9000}, // across the first chunk boundary
+		{300000, 300001},
+		{1 << 20, 3 << 20}, // many chunks
+		{3<<20 + 10, size},
+	}
+	path := filepath.Join(t.TempDir(), "out.part")
+	part, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer part.Close()
+	if err := part.Truncate(size); err != nil {
+		t.Fatal(err)
+	}
+	dw := newDirectWriter(path, part)
+	if dw == nil {
+		t.Skip("no O_DIRECT here") // tmpfs
+	}
+	defer dw.close()
+	// The pass: reads in odd sizes, queueing the copied part of each read as the Assembler does.
+	r := &queueingReader{data: want, copied: copied, queue: dw.queue}
+	if _, err := manifest.HashTo(context.Background(), r, path, size, 0, true, dw.sink, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := dw.close(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp := make([]byte, size)
+	var direct int64
+	for _, s := range copied {
+		copy(exp[s.off:s.end], want[s.off:s.end])
+		direct += max(s.end&^(directAlign-1)-(s.off+directAlign-1)&^(directAlign-1), 0)
+	}
+	if !bytes.Equal(got, exp) {
+		t.Fatal("the file is not the queued stretches")
+	}
+	// A stretch across a chunk boundary is written in two parts, both aligned at the boundary.
+	if dw.bytes != direct && !dw.off {
+		t.Errorf("%d bytes went direct, want %d", dw.bytes, direct)
+	}
+}
+
+// queueingReader reads data in reads of varying sizes and queues the parts of each read that
+// fall in copied, as the Assembler does with its copied stretches.
+type queueingReader struct {
+	data   []byte
+	copied []span
+	queue  func(p []byte, off int64) error
+	pos    int64
+	n      int
+}
+
+func (r *queueingReader) Read(b []byte) (int, error) {
+	if r.pos >= int64(len(r.data)) {
+		return 0, io.EOF
+	}
+	r.n++
+	b = b[:min(len(b), 70000+r.n*1111, len(r.data)-int(r.pos))]
+	copy(b, r.data[r.pos:])
+	for _, s := range r.copied {
+		lo, hi := max(s.off, r.pos), min(s.end, r.pos+int64(len(b)))
+		if lo < hi {
+			if err := r.queue(b[lo-r.pos:hi-r.pos], lo); err != nil {
+				return 0, err
+			}
+		}
+	}
+	r.pos += int64(len(b))
+	return len(b), nil
 }

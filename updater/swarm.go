@@ -48,12 +48,14 @@ func (j *job) prepareSwarm(ctx context.Context, part *os.File, plan *delta.Plan,
 	// in OUT.part (holes, or an interrupted run's bytes): peers or the origin fill them later,
 	// so the whole-file SHA-1 waits for them (wholeHasher).
 	a := plan.Assemble(part, srcs, nil)
+	var sink manifest.Sink
 	dw := newDirectWriter(j.part, part)
 	if dw != nil {
 		defer dw.close()
-		a.SetWriter(dw.write)
+		a.SetWriter(dw.queue)
+		sink = dw.sink
 	}
-	h, err := manifest.HashPieces(ctx, a, j.part, j.length, t.Info.PieceLength, 0, nil)
+	h, err := manifest.HashTo(ctx, a, j.part, j.length, t.Info.PieceLength, false, sink, nil)
 	if err != nil {
 		return nil, nil, err // it names j.part
 	}
