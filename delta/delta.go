@@ -79,6 +79,14 @@ type Options struct {
 	// the strong sums computed per weak hit on a pathological target.
 	MaxCandidates int
 
+	// Speculate accepts a block that follows a run of matches on its weak sum alone, without
+	// the strong sum (MD4), which is most of the cost of scanning an old file that is mostly
+	// the new one. Only the first blocks of a run are confirmed zsync's way. A wrong block
+	// then passes with the odds of a weak-sum collision (1 in 2^16 to 2^32 per run that ends
+	// on an edit), so the caller must verify what it builds (the whole-file SHA-1 does) and,
+	// when that fails and Plan.Speculated is not 0, scan again without Speculate.
+	Speculate bool
+
 	// OnProgress, if not nil, is called with the number of old-file bytes scanned since the
 	// previous call. Calls never overlap, but come from the scanning goroutines, so keep it short.
 	OnProgress func(n int64)
@@ -124,6 +132,9 @@ type Plan struct {
 	Length    int64 // target length in bytes
 	NumBlocks int   // number of target blocks, ceil(Length/Blocksize)
 	Blocks    []Loc // per target block, its copy; Src == -1 when missing
+
+	// Speculated counts the blocks accepted on their weak sum alone (Options.Speculate).
+	Speculated int
 
 	hashed int64 // bytes Scan hashed with MD4, for tests
 }
@@ -206,6 +217,7 @@ func Scan(ctx context.Context, f *zsyncfile.File, srcs []Source, opt Options) (*
 	}
 
 	p.hashed = s.hashed
+	p.Speculated = s.speculated
 	for i := range p.Blocks {
 		g := ix.group[i]
 		switch {
@@ -262,7 +274,8 @@ type scan struct {
 	bufs [][]byte   // one read buffer per worker, reused across sources
 	weak [][]uint32 // one weak-sum array per worker
 
-	hashed int64 // bytes hashed with MD4 by all workers, for tests
+	hashed     int64 // bytes hashed with MD4 by all workers, for tests
+	speculated int   // blocks accepted on their weak sum alone by all workers
 }
 
 // source scans one source with all workers and merges what it found.
@@ -301,7 +314,7 @@ func (s *scan) source(ctx context.Context, si int, src Source) error {
 	wks := make([]*worker, workers)
 	for w := range workers {
 		wk := &worker{ix: ix, src: src, offs: offs, inPlace: s.inPlace, ctx: ctx, progress: s.progress,
-			buf: s.bufs[w], weak: s.weak[w], runLo: 1, runHi: 0}
+			buf: s.bufs[w], weak: s.weak[w], runLo: 1, runHi: 0, speculate: s.opt.Speculate}
 		wks[w] = wk
 		wg.Add(1)
 		go func() {
@@ -334,6 +347,7 @@ func (s *scan) source(ctx context.Context, si int, src Source) error {
 	wg.Wait()
 	for _, wk := range wks {
 		s.hashed += wk.hashed
+		s.speculated += wk.speculated
 	}
 	if firstErr != nil {
 		return firstErr

@@ -53,6 +53,9 @@ type worker struct {
 
 	hashed int64 // bytes hashed with MD4, for tests
 
+	speculate  bool // Options.Speculate
+	speculated int  // blocks accepted on their weak sum alone
+
 	// While following a run of matches, blocks are hashed two at a time (md4.AppendBlockSums
 	// interleaves two MD4s, about 1.5x the speed of one): the second sum waits here for the
 	// next step. pairAt is -1 when nothing waits.
@@ -85,7 +88,7 @@ func (w *worker) scanChunk(s, e int64) error {
 			if err := w.tick(x, ix.bs); err != nil {
 				return err
 			}
-			if w.followSum(x) == ix.strong[next] {
+			if w.follows(x, next) {
 				w.record(ix.group[next], x)
 				if next++; next == ix.n {
 					next = -1
@@ -237,6 +240,20 @@ func (w *worker) strongAt(x int64) [16]byte {
 		w.runLo, w.runHi, w.runByte, w.runSum = x, x+bs, blk[0], sum
 	}
 	return sum
+}
+
+// follows reports whether the block at x is target block next, which a run of matches expects
+// there: by its strong sum, or with Options.Speculate by its weak sum alone.
+func (w *worker) follows(x int64, next int) bool {
+	if w.speculate {
+		i := int(x - w.base)
+		if rollsum.Sum32(w.buf[i:i+w.ix.bs])&w.ix.mask != w.ix.weak[next] {
+			return false
+		}
+		w.speculated++
+		return true
+	}
+	return w.followSum(x) == w.ix.strong[next]
 }
 
 // followSum is strongAt for the block expected next in a run of matches: it hashes this block

@@ -16,12 +16,14 @@ import (
 )
 
 // configs are the worker layouts every scan case runs under: one worker over whole chunks, and
-// several workers over chunks of odd sizes so that chunk boundaries fall everywhere.
+// several workers over chunks of odd sizes so that chunk boundaries fall everywhere; and one
+// speculative scan, which on these random cases (no weak-sum collisions) must find the same.
 func configs(bs int) []Options {
 	return []Options{
 		{Workers: 1},
 		{Workers: 3, chunk: 1000},
 		{Workers: 2, chunk: int64(3*bs + 1)},
+		{Workers: 2, chunk: int64(5*bs + 3), Speculate: true},
 	}
 }
 
@@ -103,7 +105,7 @@ func TestScan(t *testing.T) {
 			t.Fatalf("%s: the case is wrong: oracle %v", tc.name, want)
 		}
 		for _, opt := range configs(tc.bs) {
-			t.Run(fmt.Sprintf("%s/workers=%d,chunk=%d", tc.name, opt.Workers, opt.chunk), func(t *testing.T) {
+			t.Run(fmt.Sprintf("%s/workers=%d,chunk=%d,speculate=%v", tc.name, opt.Workers, opt.chunk, opt.Speculate), func(t *testing.T) {
 				var srcs []Source
 				for i, o := range tc.olds {
 					srcs = append(srcs, srcOf(fmt.Sprintf("old%d", i), o))
@@ -231,6 +233,60 @@ func TestScanHashWork(t *testing.T) {
 				t.Error(d)
 			}
 			checkPlan(t, p, tc.target, srcs)
+		})
+	}
+}
+
+// TestScanSpeculate shows the trade Options.Speculate makes. On an unchanged file it skips the
+// MD4 of every block but the first of each run. Against an old file whose block k was changed
+// without changing its weak sum (a second difference, +1 -2 +1, leaves both rolling sums as
+// they are), the strict scan leaves block k missing and the speculative one takes the wrong
+// bytes, and says so in Speculated: the caller's verification must catch it.
+func TestScanSpeculate(t *testing.T) {
+	const bs, k = 512, 37
+	target := randBytes(120, 100*bs+99)
+	forged := bytes.Clone(target)
+	at := k*bs + 200
+	forged[at]++
+	forged[at+1] -= 2
+	forged[at+2]++
+	if rollsum.Sum32(forged[k*bs:(k+1)*bs]) != rollsum.Sum32(target[k*bs:(k+1)*bs]) {
+		t.Fatal("the forged block's weak sum differs")
+	}
+	f := makeFile(target, bs, 0)
+	nblocks := len(f.Blocks)
+	tests := []struct {
+		name       string
+		old        []byte
+		speculate  bool
+		maxHashed  int64 // bytes hashed with MD4 at most
+		speculated int   // blocks accepted on weak sum alone, -1: more than 0
+		foundK     bool
+	}{
+		{"identical", target, false, int64(nblocks+1) * bs, 0, true},
+		{"identical, speculating", target, true, 4 * bs, -1, true},
+		{"forged block", forged, false, int64(nblocks+3) * bs, 0, false},
+		{"forged block, speculating", forged, true, 4 * bs, -1, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srcs := []Source{srcOf("old", tc.old)}
+			p, err := Scan(t.Context(), f, srcs, Options{Workers: 1, Speculate: tc.speculate})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.hashed > tc.maxHashed {
+				t.Errorf("hashed %d bytes with MD4, want at most %d", p.hashed, tc.maxHashed)
+			}
+			if tc.speculated >= 0 && p.Speculated != tc.speculated || tc.speculated < 0 && p.Speculated == 0 {
+				t.Errorf("Speculated %d, want %d (-1: some)", p.Speculated, tc.speculated)
+			}
+			if got := p.Blocks[k].Src >= 0; got != tc.foundK {
+				t.Errorf("block %d found: %v, want %v", k, got, tc.foundK)
+			}
+			if p.Blocks[k].Src < 0 {
+				checkPlan(t, p, target, srcs) // the strict plan is right
+			}
 		})
 	}
 }

@@ -335,6 +335,33 @@ func (j *job) reportWhole(ctx context.Context, part *os.File) error {
 	return nil
 }
 
+// scan finds the .zsync's blocks in srcs (see delta.Options.Speculate for speculate) and
+// records what it found in the result.
+func (j *job) scan(ctx context.Context, srcs []delta.Source, speculate bool) (*delta.Plan, error) {
+	start := time.Now()
+	var scanned int64
+	for _, s := range srcs {
+		scanned += s.Size
+	}
+	bar := progress.New(j.opt.Progress, "scan", scanned)
+	var done int64
+	var mu sync.Mutex
+	plan, err := delta.Scan(ctx, j.zsync, srcs, delta.Options{Speculate: speculate, OnProgress: func(n int64) {
+		mu.Lock()
+		done += n
+		bar.Set(done)
+		mu.Unlock()
+	}})
+	bar.Done()
+	if err != nil {
+		return nil, err
+	}
+	j.res.ScanSeconds += time.Since(start).Seconds()
+	j.res.BytesReused = plan.ReusedBytes()
+	j.log("found %d of %d bytes in %d source(s) in %.2fs", plan.ReusedBytes(), j.length, len(srcs), time.Since(start).Seconds())
+	return plan, nil
+}
+
 func (j *job) run(ctx context.Context) (*Result, error) {
 	length := j.length
 	// Cron calls us often: when OUT already holds the new version, say so and stop.
@@ -426,27 +453,12 @@ func (j *job) run(ctx context.Context) (*Result, error) {
 
 	plan := delta.Empty(length)
 	if j.zsync != nil {
-		scanStart := time.Now()
-		var scanned int64
-		for _, s := range srcs {
-			scanned += s.Size
-		}
-		bar := progress.New(j.opt.Progress, "scan", scanned)
-		var scanDone int64
-		var scanMu sync.Mutex
-		plan, err = delta.Scan(ctx, j.zsync, srcs, delta.Options{OnProgress: func(n int64) {
-			scanMu.Lock()
-			scanDone += n
-			bar.Set(scanDone)
-			scanMu.Unlock()
-		}})
-		bar.Done()
-		if err != nil {
+		// Speculating (a block that continues a run of matches is taken on its weak sum) is
+		// safe because nothing is renamed into place unverified; a failed whole-file SHA-1
+		// scans again without it, below.
+		if plan, err = j.scan(ctx, srcs, true); err != nil {
 			return nil, err
 		}
-		j.res.ScanSeconds = time.Since(scanStart).Seconds()
-		j.res.BytesReused = plan.ReusedBytes()
-		j.log("found %d of %d bytes in %d source(s) in %.2fs", plan.ReusedBytes(), length, len(srcs), j.res.ScanSeconds)
 	}
 	fetchStart := time.Now()
 	var (
@@ -503,6 +515,18 @@ func (j *job) run(ctx context.Context) (*Result, error) {
 		// everything as it goes.
 		if bad, ok, err = j.assemble(ctx, part, plan, srcs); err != nil {
 			return nil, err
+		}
+		if !ok && j.torrent == nil && plan.Speculated > 0 {
+			// Without a torrent no piece hash says where the file is wrong: one of the
+			// blocks taken on its weak sum may be (or the .zsync does not describe the
+			// file). Confirming every block by its strong sum settles it.
+			j.log("the whole-file SHA-1 does not match after %d blocks were taken on their weak sum; scanning again, every block confirmed", plan.Speculated)
+			if plan, err = j.scan(ctx, srcs, false); err != nil {
+				return nil, err
+			}
+			if bad, ok, err = j.assemble(ctx, part, plan, srcs); err != nil {
+				return nil, err
+			}
 		}
 		j.res.FetchSeconds = time.Since(fetchStart).Seconds()
 		j.log("built and verified in %.2fs, %d bytes from the origin in %d requests", j.res.FetchSeconds, j.res.BytesFromOrigin, j.res.RequestsToOrigin)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha1"
 	"fmt"
@@ -326,4 +327,48 @@ func (l *lockedLog) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// TestUpdateCatchesSpeculation: the scan takes a block that continues a run of matches on its
+// weak sum alone. An old file whose block was changed without changing its weak sum (+1 -2 +1
+// leaves both rolling sums as they are) fools it; the verification must catch that and the
+// update still end with the right bytes: by a second scan with every block confirmed when the
+// source is a .zsync (no piece hashes), by fetching the bad piece when it is a torrent.
+func TestUpdateCatchesSpeculation(t *testing.T) {
+	v2 := randomBytes(130, 2<<20+333)
+	forged := bytes.Clone(v2)
+	at := 40*4096 + 1000 // inside a block for block sizes 2048 and 4096
+	forged[at]++
+	forged[at+1] -= 2
+	forged[at+2]++
+	pub := t.TempDir()
+	base, _ := startOrigin(t, pub)
+	publish(t, pub, base, v2)
+	node := t.TempDir()
+	old := filepath.Join(node, "v1.tar")
+	writeFile(t, old, forged)
+	tests := []struct {
+		source string
+		log    string // in the -v log
+	}{
+		{"pkg.tar.zsync", "scanning again, every block confirmed"},
+		{"pkg.tar.torrent", "piece(s) failed their SHA-1"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.source, func(t *testing.T) {
+			out := filepath.Join(node, "out-"+tc.source)
+			code, stdout, stderr := pkgsync(t, "update", "--no-swarm", "-v", "--json", "--old", old, "-o", out, base+tc.source)
+			if code != 0 {
+				t.Fatalf("exit %d\n%s", code, stderr)
+			}
+			sameFile(t, out, v2)
+			sameFile(t, old, forged)
+			if !strings.Contains(stderr, tc.log) {
+				t.Fatalf("the log does not say %q:\n%s", tc.log, stderr)
+			}
+			if res := parseUpdateJSON(t, stdout); res.BytesFromOrigin == 0 || res.BytesFromOrigin > int64(len(v2))/4 {
+				t.Fatalf("fetched %d bytes from the origin, want some (the forged block) and far from all", res.BytesFromOrigin)
+			}
+		})
+	}
 }
