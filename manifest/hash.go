@@ -23,12 +23,16 @@ type Hashes struct {
 }
 
 // hashChunk is the least a chunk holds, and hashBuffers about how much all chunks together hold.
-// On the test machine (a VM), reading 256 MiB from the page cache into 4 MiB chunks and SHA-1-ing
-// it took 0.6 s, against 0.18 s with 256 KiB chunks (a stand-alone reader; in cmd/pkgbench delta
-// the 39.6 MiB gosrc update went from 0.28 to 0.16 s), presumably because small chunks stay in
-// the CPU's caches between the read that fills them and the hashes that read them.
+// Small chunks stay in the CPU's caches between the read that fills them and the hashes that
+// read them: on an earlier test machine (a VM), reading 256 MiB from the page cache into 4 MiB
+// chunks and SHA-1-ing it took 0.6 s, against 0.18 s with 256 KiB chunks. But a Sink writes
+// each chunk to the disk with O_DIRECT, one write at a time, and there 256 KiB writes ran at
+// 1.1-1.3 GB/s against 2.2 GB/s for 1 MiB ones (dd oflag=direct on the current test machine),
+// slower than the SHA-1: with 1 MiB chunks the 256 MiB update of cmd/pkgbench delta's identical
+// workload went from 0.24-0.31 s to 0.22-0.27 s, the 40 MiB gosrc one from 0.05-0.06 to
+// 0.04-0.06 s, and pkgsync make of 256 MiB stayed at 0.25 s. 512 KiB and 2 MiB measured no better.
 const (
-	hashChunk   = 256 << 10
+	hashChunk   = 1 << 20
 	hashBuffers = 4 << 20
 )
 

@@ -212,6 +212,7 @@ func (j *job) loadZsync(ctx context.Context) error {
 
 // useZsync adopts z, loaded from zloc, as the target's control file.
 func (j *job) useZsync(z *zsyncfile.File, zloc location) {
+	j.log("loaded %s: %d blocks of %d bytes, %.2fs after the start", zloc, len(z.Blocks), z.Blocksize, time.Since(j.start).Seconds())
 	j.zsync = z
 	j.length = z.Length
 	j.res.BytesTotal = z.Length
