@@ -94,19 +94,7 @@ func TestDirectWriter(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "out.part")
-			part, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer part.Close()
-			if err := part.Truncate(size); err != nil {
-				t.Fatal(err)
-			}
-			dw := newDirectWriter(path, part)
-			if dw == nil {
-				t.Skip("no O_DIRECT here: the part file alone is written") // tmpfs
-			}
+			path, dw := newTestDirectWriter(t, size)
 			defer dw.close()
 			if err := dw.write(src[tc.off:tc.off+tc.len], int64(tc.off)); err != nil {
 				t.Fatal(err)
@@ -132,17 +120,29 @@ func TestDirectWriter(t *testing.T) {
 
 // TestDirectWriterError: a failed direct write comes back from that write, from every later one
 // and from close; a second close returns nil.
-func TestDirectWriterError(t *testing.T) {
+// newTestDirectWriter makes a part file of size bytes in a temporary folder and its directWriter,
+// or skips the test where the file system has no O_DIRECT (tmpfs): there the part file alone is
+// written, as the build does.
+func newTestDirectWriter(t *testing.T, size int64) (string, *directWriter) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "out.part")
 	part, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer part.Close()
+	t.Cleanup(func() { part.Close() })
+	if err := part.Truncate(size); err != nil {
+		t.Fatal(err)
+	}
 	dw := newDirectWriter(path, part)
 	if dw == nil {
-		t.Skip("no O_DIRECT here") // tmpfs
+		t.Skip("no O_DIRECT here: the part file alone is written")
 	}
+	return path, dw
+}
+
+func TestDirectWriterError(t *testing.T) {
+	_, dw := newTestDirectWriter(t, 0)
 	dw.direct.Close() // every direct write now fails with "file already closed"
 	buf := alignedBuf(4 * directAlign)
 	if err := dw.write(buf, 0); err == nil || !strings.Contains(err.Error(), "writing") {
@@ -185,19 +185,7 @@ func TestDirectWriterSink(t *testing.T) {
 		{1 << 20, 3 << 20}, // many chunks
 		{3<<20 + 10, size},
 	}
-	path := filepath.Join(t.TempDir(), "out.part")
-	part, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer part.Close()
-	if err := part.Truncate(size); err != nil {
-		t.Fatal(err)
-	}
-	dw := newDirectWriter(path, part)
-	if dw == nil {
-		t.Skip("no O_DIRECT here") // tmpfs
-	}
+	path, dw := newTestDirectWriter(t, size)
 	defer dw.close()
 	// The pass: reads in odd sizes, queueing the copied part of each read as the Assembler does.
 	r := &queueingReader{data: want, copied: copied, queue: dw.queue}
