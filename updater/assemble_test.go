@@ -118,8 +118,6 @@ func TestDirectWriter(t *testing.T) {
 	}
 }
 
-// TestDirectWriterError: a failed direct write comes back from that write, from every later one
-// and from close; a second close returns nil.
 // newTestDirectWriter makes a part file of size bytes in a temporary folder and its directWriter,
 // or skips the test where the file system has no O_DIRECT (tmpfs): there the part file alone is
 // written, as the build does.
@@ -141,6 +139,8 @@ func newTestDirectWriter(t *testing.T, size int64) (string, *directWriter) {
 	return path, dw
 }
 
+// TestDirectWriterError: a failed direct write comes back from that write, from every later one
+// and from close; a second close returns nil.
 func TestDirectWriterError(t *testing.T) {
 	_, dw := newTestDirectWriter(t, 0)
 	dw.direct.Close() // every direct write now fails with "file already closed"
