@@ -13,6 +13,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/pflag"
@@ -33,8 +35,9 @@ Run 'pkgsync COMMAND --help' for the flags of a command.
 Exit status: 0 on success (also when already up to date), 1 on failure, 2 on bad usage.
 `
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version is set at build time with -ldflags "-X main.version=..." (the release script does);
+// when it is empty, versionLine takes the module version from the build info.
+var version = ""
 
 type command struct {
 	name string
@@ -72,7 +75,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	if args[0] == "version" || args[0] == "--version" {
-		fmt.Fprintln(stdout, "pkgsync", version)
+		bi, _ := debug.ReadBuildInfo()
+		fmt.Fprintln(stdout, versionLine(version, bi))
 		return 0
 	}
 	for _, c := range commands {
@@ -119,4 +123,65 @@ func parse(fs *pflag.FlagSet, args []string) error {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	return nil
+}
+
+// versionLine says which build this is: "pkgsync VERSION commit REVISION GOVERSION". VERSION is
+// the -ldflags value when set, else the module version that `go install ...@VERSION` records,
+// else "devel"; REVISION is the VCS commit the go command stamped (with "-modified" for a
+// tree with uncommitted changes), else the one a pseudo-version names, else "unknown".
+func versionLine(ldflags string, bi *debug.BuildInfo) string {
+	ver, rev, goVer := ldflags, "", "unknown-go"
+	if bi != nil {
+		goVer = bi.GoVersion
+		if ver == "" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			ver = bi.Main.Version
+		}
+		modified := false
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.modified":
+				modified = s.Value == "true"
+			}
+		}
+		if rev == "" {
+			rev = pseudoRevision(bi.Main.Version)
+		}
+		if rev != "" && modified {
+			rev += "-modified"
+		}
+	}
+	if ver == "" {
+		ver = "devel"
+	}
+	if rev == "" {
+		rev = "unknown"
+	}
+	return fmt.Sprintf("pkgsync %s commit %s %s", ver, rev, goVer)
+}
+
+// pseudoRevision returns the commit prefix that ends a pseudo-version, "-" + 14-digit UTC
+// time + "-" + 12 hex digits (v0.0.0-20261206191200-0276348e1234, v1.2.4-0.20261206191200-…),
+// or "" for any other version.
+func pseudoRevision(v string) string {
+	v, _, _ = strings.Cut(v, "+") // +incompatible
+	rest, rev, ok := cutLast(v, "-")
+	if !ok || len(rev) != 12 || strings.Trim(rev, "0123456789abcdef") != "" {
+		return ""
+	}
+	i := strings.LastIndexAny(rest, "-.")
+	if i < 0 || len(rest)-i-1 != 14 || strings.Trim(rest[i+1:], "0123456789") != "" {
+		return ""
+	}
+	return rev
+}
+
+// cutLast is strings.Cut at the last sep.
+func cutLast(s, sep string) (before, after string, found bool) {
+	i := strings.LastIndex(s, sep)
+	if i < 0 {
+		return s, "", false
+	}
+	return s[:i], s[i+len(sep):], true
 }
