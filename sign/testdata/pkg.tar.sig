@@ -1,0 +1,6 @@
+untrusted comment: verify with signify.pub
+RWQabC9BIPZAARkG82WWtNC9fiH5VRnf+qjWDrtQNNCmujTrcs7lHW28jzE6iy2pX5zZgglUw0YmZfod1Vy+6gEiMFOBDEC/5gI=
+pkgsync-signature: 1
+file: pkg.tar
+info-hash: 0123456789abcdef0123456789abcdef01234567
+zsync-sha256: 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff
