@@ -52,6 +52,8 @@ func runUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.DurationVar(&opt.SeedTime, "seed-time", 3*time.Minute, "keep seeding to peers this long after completing (0: exit once peers hold what this node alone got from the origin, within 2s)")
 	fs.StringArrayVar(&peers, "peer", nil, "a peer to contact directly, HOST:PORT (repeat for more)")
 	btf.register(fs)
+	var splay splayFlag
+	splay.register(fs)
 	fs.BoolVar(&jsonOut, "json", false, "print a one-object JSON summary on stdout")
 	fs.BoolVarP(&verbose, "verbose", "v", false, "log each step on stderr")
 	if err := parse(fs, args); err != nil {
@@ -94,6 +96,9 @@ func runUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if verbose {
 		opt.Log = stderr
 		opt.BT.Logger = stderr
+	}
+	if err := splay.sleep(ctx, opt.Log); err != nil {
+		return err
 	}
 	res, err := updater.Run(ctx, opt)
 	if err != nil {
