@@ -127,7 +127,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.requests.Add(1)
 	start := time.Now()
-	cw := &countingWriter{ResponseWriter: w}
+	cw := &countingWriter{ResponseWriter: w, head: r.Method == http.MethodHead}
 	status := s.serveFile(cw, r)
 	s.bytes.Add(cw.n)
 	s.filesMu.Lock()
@@ -269,6 +269,7 @@ type countingWriter struct {
 	n        int64
 	code     int
 	preamble bool // a CRLF is owed before the first multipart boundary
+	head     bool // a HEAD request: net/http drops the body, so it does not count
 }
 
 // WriteHeader also adapts net/http's multipart/byteranges replies to what the stock zsync 0.6.2
@@ -298,13 +299,17 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	if c.preamble {
 		c.preamble = false
 		n, err := io.WriteString(c.ResponseWriter, "\r\n")
-		c.n += int64(n)
+		if !c.head {
+			c.n += int64(n)
+		}
 		if err != nil {
 			return 0, err
 		}
 	}
 	n, err := c.ResponseWriter.Write(p)
-	c.n += int64(n)
+	if !c.head {
+		c.n += int64(n)
+	}
 	return n, err
 }
 
