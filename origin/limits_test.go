@@ -274,6 +274,11 @@ func TestConditional(t *testing.T) {
 		{"if-range date", "GET", h("Range", "bytes=10-19", "If-Range", lastMod), 206, "0123456789", "10", "bytes 10-19/1000"},
 		{"if-range old date", "GET", h("Range", "bytes=10-19", "If-Range", before), 200, content, "1000", ""},
 		{"if-range without range", "GET", h("If-Range", etag), 200, content, "1000", ""},
+		{"unknown range unit ignored", "GET", h("Range", "items=0-3"), 200, content, "1000", ""},
+		{"range unit in capitals", "GET", h("Range", "Bytes=0-3"), 206, "0123", "4", "bytes 0-3/1000"},
+		{"malformed range", "GET", h("Range", "bytes=3-1"), 416, "", "", ""},
+		{"empty suffix range", "GET", h("Range", "bytes=-0"), 416, "", "", "bytes */1000"},
+		{"empty suffix range in a set", "GET", h("Range", "bytes=-00, 2-3"), 206, "23", "2", "bytes 2-3/1000"},
 	}
 	var bodyBytes int64 // what the GETs received
 	for _, tt := range tests {

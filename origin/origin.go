@@ -192,8 +192,44 @@ func (s *Server) serveFile(w *countingWriter, r *http.Request) int {
 	default:
 		w.Header().Set("Content-Type", "application/octet-stream")
 	}
-	http.ServeContent(w, r, "", st.ModTime(), f)
+	http.ServeContent(w, rangeUnit(r, st.Size()), "", st.ModTime(), f)
 	return w.status()
+}
+
+// rangeUnit returns r with a Range header that net/http's ServeContent reads as RFC 9110 14.1
+// means it, for a file of size bytes: a range unit other than bytes is ignored, as an origin must
+// (ServeContent answers 416), the unit is matched without regard to case, and a suffix range of
+// zero bytes ("-0"), which is unsatisfiable, is dropped from the set (ServeContent sends it as
+// the impossible "bytes 5000-4999/5000"); a set left with nothing is answered 416.
+func rangeUnit(r *http.Request, size int64) *http.Request {
+	rng := r.Header.Get("Range")
+	if rng == "" {
+		return r
+	}
+	unit, set, ok := strings.Cut(rng, "=")
+	if !ok || !strings.EqualFold(strings.TrimSpace(unit), "bytes") {
+		r = r.Clone(r.Context())
+		r.Header.Del("Range")
+		return r
+	}
+	specs := strings.Split(set, ",")
+	kept := specs[:0]
+	for _, spec := range specs {
+		if suffix, ok := strings.CutPrefix(strings.TrimSpace(spec), "-"); ok && suffix != "" && strings.Trim(suffix, "0") == "" {
+			continue
+		}
+		kept = append(kept, spec)
+	}
+	want := "bytes=" + strings.Join(kept, ",")
+	if len(kept) == 0 {
+		want = fmt.Sprintf("bytes=%d-", size) // no byte of the file: ServeContent's 416
+	}
+	if want == rng {
+		return r
+	}
+	r = r.Clone(r.Context())
+	r.Header.Set("Range", want)
+	return r
 }
 
 // ensureManifest makes name's package manifests when name is pkg.torrent or pkg.zsync, pkg exists,
