@@ -2,6 +2,7 @@ package tracker
 
 import (
 	"bytes"
+	"crypto/subtle"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -10,12 +11,13 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/anacrolix/generics"
 	"github.com/anacrolix/torrent/bencode"
-	trackerServer "github.com/anacrolix/torrent/tracker/server"
 	"github.com/anacrolix/torrent/tracker/shared"
 	"github.com/anacrolix/torrent/tracker/udp"
 )
@@ -47,14 +49,42 @@ var events = map[string]udp.AnnounceEvent{
 	"paused":    shared.None, // BEP 21: a partial seed pausing; it stays listed like any re-announce
 }
 
-// parseAnnounce reads an announce query (BEP 3 keys, plus numwant, compact and no_peer_id). It
-// is strict about what it uses: info_hash, peer_id and port are required, and a number that is
-// present must parse; keys it does not know are ignored.
-func parseAnnounce(r *http.Request) (a announceRequest, err error) {
+// SecretParam is the query parameter that carries Options.Secret.
+const SecretParam = "secret"
+
+// admit parses the query of r and refuses r when it comes from outside Options.Allow or does not
+// carry Options.Secret. The address checked is the connection's, never ip=.
+func (t *Tracker) admit(r *http.Request) (url.Values, error) {
+	if len(t.opts.Allow) > 0 {
+		ap, err := netip.ParseAddrPort(r.RemoteAddr)
+		if err != nil {
+			return nil, refuse("remote address %q is not an IP address and port", r.RemoteAddr)
+		}
+		ip := ap.Addr().Unmap().WithZone("")
+		if !slices.ContainsFunc(t.opts.Allow, func(p netip.Prefix) bool { return p.Contains(ip) }) {
+			return nil, refuse("%v is not allowed to use this tracker", ip)
+		}
+	}
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
-		return a, refuse("bad query: %v", err)
+		return nil, refuse("bad query: %v", err)
 	}
+	if t.opts.Secret != "" {
+		got, ok := q[SecretParam]
+		switch {
+		case !ok:
+			return nil, refuse("missing %s: this tracker takes only announce URLs that carry %s=TOKEN", SecretParam, SecretParam)
+		case subtle.ConstantTimeCompare([]byte(got[0]), []byte(t.opts.Secret)) != 1:
+			return nil, refuse("wrong %s", SecretParam)
+		}
+	}
+	return q, nil
+}
+
+// parseAnnounce reads an announce query q of r (BEP 3 keys, plus numwant, compact and no_peer_id). It
+// is strict about what it uses: info_hash, peer_id and port are required, and a number that is
+// present must parse; keys it does not know are ignored.
+func parseAnnounce(r *http.Request, q url.Values) (a announceRequest, err error) {
 	if a.req.InfoHash, err = param20(q, "info_hash"); err != nil {
 		return a, err
 	}
@@ -159,8 +189,20 @@ type failureResponse struct {
 	FailureReason string `bencode:"failure reason"`
 }
 
+// announceBuf is the scratch space of one announce: the candidates ranked and the answer.
+type announceBuf struct {
+	rankBuf
+	out []byte
+}
+
+var announceBufs = sync.Pool{New: func() any { return new(announceBuf) }}
+
 func (t *Tracker) serveAnnounce(w http.ResponseWriter, r *http.Request) {
-	a, err := parseAnnounce(r)
+	var a announceRequest
+	q, err := t.admit(r)
+	if err == nil {
+		a, err = parseAnnounce(r, q)
+	}
 	if err == nil && t.opts.AllowInfoHash != nil && !t.opts.AllowInfoHash(a.req.InfoHash) {
 		err = refuse("info hash %x is not served by this tracker", a.req.InfoHash)
 	}
@@ -168,60 +210,72 @@ func (t *Tracker) serveAnnounce(w http.ResponseWriter, r *http.Request) {
 		t.fail(w, r, a.infoHash, err)
 		return
 	}
-	res := t.announce.Serve(r.Context(), a.req, a.addr, trackerServer.GetPeersOpts{
-		MaxCount: generics.Some(uint(t.opts.MaxPeers)),
-	})
-	if res.Err != nil {
-		t.fail(w, r, a.infoHash, fmt.Errorf("announce of %x from %v: %w", a.req.InfoHash, a.addr, res.Err))
+	limit := t.opts.MaxPeers
+	if a.req.NumWant >= 0 {
+		limit = min(limit, int(a.req.NumWant))
+	}
+	buf := announceBufs.Get().(*announceBuf)
+	defer announceBufs.Put(buf)
+	res := t.store.announce(&a.req, a.addr, limit, &buf.rankBuf)
+	t.logAnnounce(&a, r, len(res.peers))
+	if a.compact {
+		buf.out = appendAnnounce(buf.out[:0], t.store.interval, res)
+		writeAnswer(w, buf.out)
 		return
 	}
-	resp := announceResponse{
-		Interval:   res.Interval.UnwrapOr(t.store.interval),
-		Complete:   res.Seeders.Value,
-		Incomplete: res.Leechers.Value,
-	}
-	if a.compact {
-		var v4 []byte
-		for _, p := range res.Peers {
-			if p.Addr().Is4() {
-				v4 = appendCompact(v4, p.AnnounceAddr)
-			} else {
-				resp.Peers6 = appendCompact(resp.Peers6, p.AnnounceAddr)
-			}
+	list := make([]peerDict, 0, len(res.peers))
+	for _, p := range res.peers {
+		d := peerDict{IP: p.addr().Addr().String(), Port: p.port}
+		if !a.noPeerID {
+			d.PeerID = slices.Clone(p.id[:])
 		}
-		resp.Peers = v4
-	} else {
-		list := make([]peerDict, 0, len(res.Peers))
-		for _, p := range res.Peers {
-			d := peerDict{IP: p.Addr().String(), Port: p.Port()}
-			if info, ok := t.store.peer(a.req.InfoHash, p.AnnounceAddr); ok && !a.noPeerID {
-				d.PeerID = info.ID[:]
-			}
-			list = append(list, d)
-		}
-		resp.Peers = list
+		list = append(list, d)
 	}
-	t.log(announceLog{
-		Time:       t.timestamp(),
-		InfoHash:   hex.EncodeToString(a.req.InfoHash[:]),
-		PeerID:     hex.EncodeToString(a.req.PeerId[:]),
-		Peer:       a.addr.String(),
-		Remote:     r.RemoteAddr,
-		Event:      a.event,
-		Uploaded:   a.req.Uploaded,
-		Downloaded: a.req.Downloaded,
-		Left:       a.req.Left,
-		NumWant:    a.req.NumWant,
-		Peers:      len(res.Peers),
+	writeBencode(w, announceResponse{
+		Interval:   t.store.interval,
+		Complete:   res.seeders,
+		Incomplete: res.leechers,
+		Peers:      list,
 	})
-	writeBencode(w, resp)
 }
 
-// appendCompact appends the compact form of ap: the address's 4 or 16 bytes, then the port,
-// big-endian.
-func appendCompact(b []byte, ap netip.AddrPort) []byte {
-	b = append(b, ap.Addr().AsSlice()...)
-	return binary.BigEndian.AppendUint16(b, ap.Port())
+// appendAnnounce appends the bencoded compact answer (as announceResponse encodes, without going
+// through reflection): IPv4 peers in "peers", IPv6 ones in "peers6" when there are any.
+func appendAnnounce(b []byte, interval int32, res announced) []byte {
+	n4 := 0
+	for _, p := range res.peers {
+		if p.is4 {
+			n4++
+		}
+	}
+	n6 := len(res.peers) - n4
+	b = append(b, "d8:completei"...)
+	b = strconv.AppendInt(b, int64(res.seeders), 10)
+	b = append(b, "e10:incompletei"...)
+	b = strconv.AppendInt(b, int64(res.leechers), 10)
+	b = append(b, "e8:intervali"...)
+	b = strconv.AppendInt(b, int64(interval), 10)
+	b = append(b, "e5:peers"...)
+	b = strconv.AppendInt(b, int64(6*n4), 10)
+	b = append(b, ':')
+	for i := range res.peers {
+		if p := &res.peers[i]; p.is4 {
+			b = append(b, p.ip[12:]...)
+			b = binary.BigEndian.AppendUint16(b, p.port)
+		}
+	}
+	if n6 > 0 {
+		b = append(b, "6:peers6"...)
+		b = strconv.AppendInt(b, int64(18*n6), 10)
+		b = append(b, ':')
+		for i := range res.peers {
+			if p := &res.peers[i]; !p.is4 {
+				b = append(b, p.ip[:]...)
+				b = binary.BigEndian.AppendUint16(b, p.port)
+			}
+		}
+	}
+	return append(b, 'e')
 }
 
 // scrapeResponse is a BEP 48 answer: "files" maps each raw 20-byte info hash to its counts
@@ -233,9 +287,9 @@ type scrapeResponse struct {
 // serveScrape answers /scrape for the info_hash values given, or for every torrent the tracker
 // knows when none is given.
 func (t *Tracker) serveScrape(w http.ResponseWriter, r *http.Request) {
-	q, err := url.ParseQuery(r.URL.RawQuery)
+	q, err := t.admit(r)
 	if err != nil {
-		t.fail(w, r, generics.None[[20]byte](), refuse("bad query: %v", err))
+		t.fail(w, r, generics.None[[20]byte](), err)
 		return
 	}
 	var ihs [][20]byte
@@ -255,11 +309,7 @@ func (t *Tracker) serveScrape(w http.ResponseWriter, r *http.Request) {
 			allowed = append(allowed, ih)
 		}
 	}
-	counts, err := t.store.Scrape(r.Context(), allowed)
-	if err != nil {
-		t.fail(w, r, generics.None[[20]byte](), fmt.Errorf("scrape: %w", err))
-		return
-	}
+	counts := t.store.Scrape(allowed)
 	resp := scrapeResponse{Files: make(map[string]udp.ScrapeInfohashResult, len(allowed))}
 	for i, ih := range allowed {
 		resp.Files[string(ih[:])] = counts[i]
@@ -289,23 +339,30 @@ func writeBencode(w http.ResponseWriter, v any) {
 		// Only our own fixed types are encoded, so this is a bug; say so in bencode.
 		b, _ = bencode.Marshal(failureResponse{FailureReason: "internal error: encoding answer: " + err.Error()})
 	}
-	w.Header().Set("Content-Type", "text/plain")
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-	w.Write(b)
+	writeAnswer(w, b)
 }
 
-type announceLog struct {
-	Time       string `json:"time"`
-	InfoHash   string `json:"info_hash"`
-	PeerID     string `json:"peer_id"`
-	Peer       string `json:"peer"`
-	Remote     string `json:"remote"`
-	Event      string `json:"event"`
-	Uploaded   int64  `json:"uploaded"`
-	Downloaded int64  `json:"downloaded"`
-	Left       int64  `json:"left"`
-	NumWant    int32  `json:"numwant"`
-	Peers      int    `json:"peers"`
+// Header values set on every answer, allocated once.
+var (
+	textPlain = []string{"text/plain"}
+	lengths   [256][]string // Content-Length values of short answers
+)
+
+func init() {
+	for n := range lengths {
+		lengths[n] = []string{strconv.Itoa(n)}
+	}
+}
+
+func writeAnswer(w http.ResponseWriter, b []byte) {
+	h := w.Header()
+	h["Content-Type"] = textPlain
+	if len(b) < len(lengths) {
+		h["Content-Length"] = lengths[len(b)]
+	} else {
+		h["Content-Length"] = []string{strconv.Itoa(len(b))}
+	}
+	w.Write(b)
 }
 
 type failureLog struct {
@@ -317,6 +374,60 @@ type failureLog struct {
 }
 
 func (t *Tracker) timestamp() string { return t.opts.Now().UTC().Format(time.RFC3339Nano) }
+
+// logAnnounce writes the log line of an announce (see Options.Log). It is the line encoding/json
+// would write, encoded by hand: it is written for every announce, and reflection cost more than
+// all the rest of the log's work.
+func (t *Tracker) logAnnounce(a *announceRequest, r *http.Request, peers int) {
+	if t.opts.Log == nil {
+		return
+	}
+	bp := logBufs.Get().(*[]byte)
+	defer logBufs.Put(bp)
+	b := append((*bp)[:0], `{"time":"`...)
+	b = t.opts.Now().UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","info_hash":"`...)
+	b = hex.AppendEncode(b, a.req.InfoHash[:])
+	b = append(b, `","peer_id":"`...)
+	b = hex.AppendEncode(b, a.req.PeerId[:])
+	b = append(b, `","peer":"`...)
+	b = a.addr.AppendTo(b) // digits, hex, '.', ':', '[' and ']' only: no zone
+	b = append(b, `","remote":`...)
+	b = appendJSONString(b, r.RemoteAddr)
+	b = append(b, `,"event":`...)
+	b = appendJSONString(b, a.event)
+	for _, f := range [...]struct {
+		key string
+		v   int64
+	}{
+		{`,"uploaded":`, a.req.Uploaded}, {`,"downloaded":`, a.req.Downloaded}, {`,"left":`, a.req.Left},
+		{`,"numwant":`, int64(a.req.NumWant)}, {`,"peers":`, int64(peers)},
+	} {
+		b = append(b, f.key...)
+		b = strconv.AppendInt(b, f.v, 10)
+	}
+	b = append(b, "}\n"...)
+	*bp = b
+	t.logMu.Lock()
+	defer t.logMu.Unlock()
+	t.opts.Log.Write(b)
+}
+
+var logBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// appendJSONString appends s as encoding/json encodes a string: plain printable ASCII as is,
+// anything else (quotes, HTML characters, control bytes, non-ASCII) through encoding/json.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
 
 // log writes one JSON line to Options.Log, in one Write so that lines never interleave.
 func (t *Tracker) log(rec any) {

@@ -2,27 +2,25 @@ package tracker
 
 import (
 	"cmp"
-	"context"
-	"encoding/binary"
-	"hash/fnv"
 	"net/netip"
 	"slices"
 	"sync"
 	"time"
 
-	"github.com/anacrolix/generics"
-	trackerServer "github.com/anacrolix/torrent/tracker/server"
 	"github.com/anacrolix/torrent/tracker/shared"
 	"github.com/anacrolix/torrent/tracker/udp"
-
-	"github.com/pkgsync/pkgsync/topology"
 )
 
-// store is the peer store behind trackerServer.AnnounceHandler: the live peers of every torrent,
-// keyed by the address they are handed out at, each dropped once silent for the TTL.
+// store holds the live peers of every torrent, keyed by the address they are handed out at, each
+// dropped once silent for the TTL.
+//
+// An announce is one pass under the lock (record the asker, then walk the swarm once, dropping
+// expired peers and scoring the others for the asker), and the ranking runs after it, outside
+// the lock, on the scored copies. A swarm keeps its peers in a slice (an index map finds a peer
+// by address), so that the walk reads contiguous memory and a peer costs no allocation of its own.
 type store struct {
-	topo     *topology.Map
-	ttl      time.Duration
+	sites    *sites
+	ttl      int64 // nanoseconds
 	interval int32 // seconds
 	maxPeers int
 	now      func() time.Time
@@ -32,23 +30,37 @@ type store struct {
 }
 
 type swarm struct {
-	peers map[netip.AddrPort]*peer
+	index map[netip.AddrPort]int32 // position in peers
+	peers []peer
 	// completed counts completions seen (BEP 48 "downloaded"). It outlives the peers, so a swarm
 	// with completions is kept when it empties: one small record per torrent ever completed.
 	completed int32
 }
 
+// peer is what PeerInfo says of a peer, in less room.
 type peer struct {
-	PeerInfo
-	counted bool // its completion is in swarm.completed
+	addr                 netip.AddrPort
+	id                   [20]byte
+	uploaded, downloaded int64
+	left                 int64 // -1 if never reported
+	seen                 int64 // time of the last announce, Unix nanoseconds
+	key                  rankKey
+	counted              bool // its completion is in swarm.completed
 }
 
-var _ trackerServer.AnnounceTracker = (*store)(nil)
+func (p *peer) seeder() bool { return p.left == 0 }
+
+func (p *peer) info() PeerInfo {
+	return PeerInfo{
+		Addr: p.addr, ID: p.id, Uploaded: p.uploaded, Downloaded: p.downloaded, Left: p.left,
+		LastSeen: time.Unix(0, p.seen),
+	}
+}
 
 func newStore(opts Options) *store {
 	return &store{
-		topo:     opts.Topology,
-		ttl:      opts.PeerTTL,
+		sites:    newSites(opts.Topology),
+		ttl:      int64(opts.PeerTTL),
 		interval: int32(max(1, opts.Interval/time.Second)),
 		maxPeers: opts.MaxPeers,
 		now:      opts.Now,
@@ -56,119 +68,106 @@ func newStore(opts Options) *store {
 	}
 }
 
-// TrackAnnounce records an announce from addr: event=stopped removes the peer, anything else adds
-// or refreshes it.
-func (s *store) TrackAnnounce(_ context.Context, req udp.AnnounceRequest, addr netip.AddrPort) error {
-	now := s.now()
+// announced is what an announce answers: the swarm's counts and the peers ranked for the asker.
+type announced struct {
+	seeders, leechers int32
+	peers             []cand
+}
+
+// announce records an announce of req from addr (event=stopped removes the peer, anything else
+// adds or refreshes it) and returns up to limit other live peers, closest to addr first (see
+// rankBuf.rank), with the swarm's seeder and leecher counts. The peers are in rb.
+func (s *store) announce(req *udp.AnnounceRequest, addr netip.AddrPort, limit int, rb *rankBuf) announced {
+	now := s.now().UnixNano()
+	asker := newAsker(s.sites, addr, req.Left == 0)
+	var out announced
+	cands := rb.cands[:0]
+
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	sw := s.swarms[req.InfoHash]
 	if req.Event == shared.Stopped {
 		if sw != nil {
-			delete(sw.peers, addr)
-			s.dropIfEmpty(req.InfoHash, sw)
+			sw.remove(addr)
 		}
-		return nil
+	} else {
+		if sw == nil {
+			sw = &swarm{index: make(map[netip.AddrPort]int32)}
+			s.swarms[req.InfoHash] = sw
+		}
+		sw.record(req, addr, now, s.sites)
 	}
-	if sw == nil {
-		sw = &swarm{peers: make(map[netip.AddrPort]*peer)}
-		s.swarms[req.InfoHash] = sw
+	if sw != nil {
+		for i := len(sw.peers) - 1; i >= 0; i-- {
+			p := &sw.peers[i]
+			if now-p.seen >= s.ttl {
+				sw.remove(p.addr) // moves the last peer, already walked, to i
+				continue
+			}
+			if p.seeder() {
+				out.seeders++
+			} else {
+				out.leechers++
+			}
+			// Never list the asker, also not under an older address with the same peer_id.
+			if limit == 0 || p.addr == addr || (req.PeerId != [20]byte{} && p.id == req.PeerId) {
+				continue
+			}
+			cands = append(cands, asker.score(p))
+		}
+		s.dropIfEmpty(req.InfoHash, sw)
 	}
-	p := sw.peers[addr]
-	if p == nil {
-		p = &peer{PeerInfo: PeerInfo{Addr: addr, Left: -1}}
-		sw.peers[addr] = p
+	s.mu.Unlock()
+
+	rb.cands = cands
+	out.peers = rb.rank(limit, rankSeed(req.InfoHash, addr))
+	return out
+}
+
+// record adds or refreshes the peer at addr.
+func (sw *swarm) record(req *udp.AnnounceRequest, addr netip.AddrPort, now int64, ss *sites) {
+	i, ok := sw.index[addr]
+	if !ok {
+		i = int32(len(sw.peers))
+		sw.index[addr] = i
+		sw.peers = append(sw.peers, peer{addr: addr, left: -1, key: newRankKey(ss, addr)})
 	}
+	p := &sw.peers[i]
 	// A completion is the completed event, or a peer seen leeching that now reports nothing
 	// left (not every client sends the event). Each peer entry counts once.
-	finished := req.Event == shared.Completed || (p.Left > 0 && req.Left == 0)
+	finished := req.Event == shared.Completed || (p.left > 0 && req.Left == 0)
 	if finished && !p.counted {
 		p.counted = true
 		sw.completed++
 	}
-	p.ID = req.PeerId
-	p.Uploaded, p.Downloaded, p.Left = req.Uploaded, req.Downloaded, req.Left
-	p.LastSeen = now
-	return nil
+	p.id = req.PeerId
+	p.uploaded, p.downloaded, p.left = req.Uploaded, req.Downloaded, req.Left
+	p.seen = now
 }
 
-// GetPeers returns the live peers of a torrent other than the asker, closest to the asker first,
-// with the swarm's seeder and leecher counts and the announce interval.
-func (s *store) GetPeers(
-	_ context.Context, infoHash [20]byte, opts trackerServer.GetPeersOpts, asker netip.AddrPort,
-) trackerServer.ServerAnnounceResult {
-	limit := min(opts.MaxCount.UnwrapOr(uint(s.maxPeers)), uint(s.maxPeers))
-	type cand struct {
-		addr   netip.AddrPort
-		seeder bool
+// remove drops the peer at addr, if listed, moving the last peer into its place.
+func (sw *swarm) remove(addr netip.AddrPort) {
+	i, ok := sw.index[addr]
+	if !ok {
+		return
 	}
-	var (
-		cands             []cand
-		seeders, leechers int32
-		askerSeeds        bool
-	)
-	s.mu.Lock()
-	if sw := s.swarms[infoHash]; sw != nil {
-		s.expire(infoHash, sw, s.now())
-		var askerID generics.Option[[20]byte]
-		if p := sw.peers[asker]; p != nil && p.ID != ([20]byte{}) {
-			askerID = generics.Some(p.ID)
-			askerSeeds = p.Seeder()
-		}
-		for addr, p := range sw.peers {
-			if p.Seeder() {
-				seeders++
-			} else {
-				leechers++
-			}
-			// Never list the asker, also not under an older address with the same peer_id.
-			if addr == asker || (askerID.Ok && p.ID == askerID.Value) {
-				continue
-			}
-			cands = append(cands, cand{addr: addr, seeder: p.Seeder()})
-		}
+	delete(sw.index, addr)
+	last := int32(len(sw.peers) - 1)
+	if i != last {
+		sw.peers[i] = sw.peers[last]
+		sw.index[sw.peers[i].addr] = i
 	}
-	s.mu.Unlock()
-
-	// Among equally close peers, those that can help the asker most come first: seeders for a
-	// leecher, leechers for a seeder.
-	tier := func(c cand) int {
-		if c.seeder != askerSeeds {
-			return 0
-		}
-		return 1
+	sw.peers[last] = peer{}
+	sw.peers = sw.peers[:last]
+	// Give memory back when a swarm has shrunk to a quarter of what it held.
+	if cap(sw.peers) > 64 && len(sw.peers) < cap(sw.peers)/4 {
+		sw.peers = slices.Clip(slices.Clone(sw.peers))
 	}
-	topology.RankBy(s.topo, asker.Addr(), cands, func(c cand) netip.AddrPort { return c.addr }, tier, rankSeed(infoHash, asker))
-	if uint(len(cands)) > limit {
-		cands = cands[:limit]
-	}
-	ret := trackerServer.ServerAnnounceResult{
-		Interval: generics.Some(s.interval),
-		Seeders:  generics.Some(seeders),
-		Leechers: generics.Some(leechers),
-		Peers:    make([]trackerServer.PeerInfo, len(cands)),
-	}
-	for i, c := range cands {
-		ret.Peers[i] = trackerServer.PeerInfo{AnnounceAddr: c.addr}
-	}
-	return ret
-}
-
-// rankSeed gives each asker of each torrent its own order of equally close peers, the same at
-// every announce so that its choice of peers does not churn.
-func rankSeed(infoHash [20]byte, asker netip.AddrPort) uint64 {
-	h := fnv.New64a()
-	h.Write(infoHash[:])
-	b := asker.Addr().As16()
-	h.Write(b[:])
-	h.Write(binary.BigEndian.AppendUint16(nil, asker.Port()))
-	return h.Sum64()
 }
 
 // Scrape returns seeders, completions and leechers for each info hash, in order; unknown
 // torrents count zero.
-func (s *store) Scrape(_ context.Context, infoHashes [][20]byte) ([]udp.ScrapeInfohashResult, error) {
-	now := s.now()
+func (s *store) Scrape(infoHashes [][20]byte) []udp.ScrapeInfohashResult {
+	now := s.now().UnixNano()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]udp.ScrapeInfohashResult, len(infoHashes))
@@ -178,12 +177,12 @@ func (s *store) Scrape(_ context.Context, infoHashes [][20]byte) ([]udp.ScrapeIn
 			out[i] = sw.counts()
 		}
 	}
-	return out, nil
+	return out
 }
 
 // all returns the info hashes of every torrent the store has a record of.
 func (s *store) all() [][20]byte {
-	now := s.now()
+	now := s.now().UnixNano()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([][20]byte, 0, len(s.swarms))
@@ -197,8 +196,8 @@ func (s *store) all() [][20]byte {
 }
 
 func (sw *swarm) counts() (r udp.ScrapeInfohashResult) {
-	for _, p := range sw.peers {
-		if p.Seeder() {
+	for i := range sw.peers {
+		if sw.peers[i].seeder() {
 			r.Seeders++
 		} else {
 			r.Leechers++
@@ -210,10 +209,10 @@ func (sw *swarm) counts() (r udp.ScrapeInfohashResult) {
 
 // expire drops the peers of sw silent for the TTL, and sw itself when nothing is left worth
 // keeping. It reports whether sw is still kept. s.mu must be held.
-func (s *store) expire(infoHash [20]byte, sw *swarm, now time.Time) bool {
-	for addr, p := range sw.peers {
-		if now.Sub(p.LastSeen) >= s.ttl {
-			delete(sw.peers, addr)
+func (s *store) expire(infoHash [20]byte, sw *swarm, now int64) bool {
+	for i := len(sw.peers) - 1; i >= 0; i-- {
+		if now-sw.peers[i].seen >= s.ttl {
+			sw.remove(sw.peers[i].addr)
 		}
 	}
 	return !s.dropIfEmpty(infoHash, sw)
@@ -229,7 +228,7 @@ func (s *store) dropIfEmpty(infoHash [20]byte, sw *swarm) bool {
 
 // sweep expires every torrent's peers.
 func (s *store) sweep() {
-	now := s.now()
+	now := s.now().UnixNano()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for ih, sw := range s.swarms {
@@ -237,29 +236,17 @@ func (s *store) sweep() {
 	}
 }
 
-// peer returns what is known of one live peer.
-func (s *store) peer(infoHash [20]byte, addr netip.AddrPort) (PeerInfo, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if sw := s.swarms[infoHash]; sw != nil {
-		if p := sw.peers[addr]; p != nil {
-			return p.PeerInfo, true
-		}
-	}
-	return PeerInfo{}, false
-}
-
 func (s *store) peerInfos(infoHash [20]byte) []PeerInfo {
-	now := s.now()
+	now := s.now().UnixNano()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sw := s.swarms[infoHash]
 	if sw == nil || !s.expire(infoHash, sw, now) {
 		return nil
 	}
-	out := make([]PeerInfo, 0, len(sw.peers))
-	for _, p := range sw.peers {
-		out = append(out, p.PeerInfo)
+	out := make([]PeerInfo, len(sw.peers))
+	for i := range sw.peers {
+		out[i] = sw.peers[i].info()
 	}
 	slices.SortFunc(out, func(a, b PeerInfo) int { return a.Addr.Compare(b.Addr) })
 	return out

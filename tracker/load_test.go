@@ -1,0 +1,63 @@
+package tracker
+
+import (
+	"context"
+	"net/http/httptest"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/pkgsync/pkgsync/tracker/loadgen"
+)
+
+// BenchmarkLoad replays the announces of 10,000 peers over 100 packages against the tracker over
+// real HTTP on loopback with keep-alive (tracker/loadgen): the peers register once, then each
+// b.N re-announces them. It reports announces per second, the latency percentiles and the heap
+// each registered peer holds (runtime.MemStats, after a GC, before and after the registration).
+// Client and server share this process, so the rate is lower than a server alone on one core
+// serves: cmd/trackerload measures that, against a `pkgsync tracker` process.
+//
+//	go test ./tracker -run '^$' -bench Load -benchtime 100000x -count 3
+func BenchmarkLoad(b *testing.B) {
+	const peers, packages = 10000, 100
+	tr := New(Options{})
+	defer tr.Close()
+	srv := httptest.NewServer(tr.Handler())
+	defer srv.Close()
+	load, err := loadgen.New(loadgen.Config{
+		URL: srv.URL + "/announce", Peers: peers, Packages: packages, Conns: 16,
+		Announces: b.N, Duration: time.Minute,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	before := heapInUse()
+	if _, err := load.Register(ctx); err != nil {
+		b.Fatal(err)
+	}
+	perPeer := float64(heapInUse()-before) / peers
+	b.ReportAllocs()
+	b.ResetTimer()
+	r, err := load.Replay(ctx)
+	b.StopTimer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if r.Announces != b.N {
+		b.Fatalf("%d of %d announces answered in the time bound", r.Announces, b.N)
+	}
+	b.ReportMetric(r.Rate(), "announces/s")
+	b.ReportMetric(float64(r.P50.Microseconds()), "p50-µs")
+	b.ReportMetric(float64(r.P99.Microseconds()), "p99-µs")
+	b.ReportMetric(perPeer, "heap-B/peer")
+	b.ReportMetric(float64(r.Peers)/float64(r.Announces), "peers/answer")
+}
+
+// heapInUse is the live heap after a collection.
+func heapInUse() int64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapAlloc)
+}

@@ -1,0 +1,296 @@
+// Package loadgen replays BitTorrent announces against an HTTP tracker, the way a fleet of nodes
+// updating packages from cron would: Peers peers, each in one of Packages torrents, announce once
+// with event=started (Register), then re-announce in a spread order (Replay) while the latency of
+// every announce is recorded. tracker's BenchmarkLoad and cmd/trackerload both drive it.
+//
+// Each peer claims its own address with ip= (10.x.y.z, so that the tracker ranks by common address
+// prefix as it does in a data center), so that one loopback client stands for the whole fleet.
+// Requests go over Conns keep-alive connections, each with one request in flight, written and read
+// by a minimal HTTP/1.1 client: net/http's client costs more CPU per request than the tracker
+// itself, and the load generator shares the machine with the server it measures.
+//
+// Every loop is bounded: Register sends exactly Peers announces, Replay at most Announces and for
+// at most Duration, and both stop when the context ends.
+package loadgen
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Config describes a load.
+type Config struct {
+	// URL is the announce URL, http://host:port/announce, with any query it must carry (a secret).
+	URL string
+	// Peers is the number of peers, spread evenly over Packages torrents.
+	Peers, Packages int
+	// Conns is the number of keep-alive connections, each with one announce in flight.
+	Conns int
+	// Announces bounds the re-announces of Replay; Duration bounds its time.
+	Announces int
+	Duration  time.Duration
+	// Dial, if not nil, opens the connections (tests bind a local address with it).
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// Result is what one phase measured.
+type Result struct {
+	Announces int           // announces answered
+	Elapsed   time.Duration // wall time of the phase
+	P50, P99  time.Duration // latency percentiles, request written to answer read
+	Max       time.Duration
+	Peers     int // peers listed in all answers, summed
+}
+
+// Rate is announces per second.
+func (r Result) Rate() float64 {
+	if r.Elapsed <= 0 {
+		return 0
+	}
+	return float64(r.Announces) / r.Elapsed.Seconds()
+}
+
+func (r Result) String() string {
+	avg := 0.0
+	if r.Announces > 0 {
+		avg = float64(r.Peers) / float64(r.Announces)
+	}
+	return fmt.Sprintf("%d announces in %v: %.0f/s, p50 %v, p99 %v, max %v, %.1f peers per answer",
+		r.Announces, r.Elapsed.Round(time.Millisecond), r.Rate(), r.P50, r.P99, r.Max, avg)
+}
+
+// Load is a prepared load: the query of every peer, built once.
+type Load struct {
+	cfg    Config
+	host   string // Host header
+	addr   string // host:port to dial
+	target string // request target before the peer's own query: /announce?[given query&]
+	peers  []string
+}
+
+// New checks cfg and builds every peer's query.
+func New(cfg Config) (*Load, error) {
+	u, err := url.Parse(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("announce URL %q: %w", cfg.URL, err)
+	}
+	if u.Scheme != "http" || u.Host == "" {
+		return nil, fmt.Errorf("announce URL %q: want http://host:port/path", cfg.URL)
+	}
+	if cfg.Peers <= 0 || cfg.Packages <= 0 || cfg.Conns <= 0 {
+		return nil, fmt.Errorf("peers (%d), packages (%d) and conns (%d) must be positive", cfg.Peers, cfg.Packages, cfg.Conns)
+	}
+	if cfg.Peers > 1<<24 {
+		return nil, fmt.Errorf("%d peers: at most %d fit in 10.0.0.0/8", cfg.Peers, 1<<24)
+	}
+	l := &Load{cfg: cfg, host: u.Host, addr: u.Host, target: u.EscapedPath() + "?"}
+	if u.Port() == "" {
+		l.addr = net.JoinHostPort(u.Hostname(), "80")
+	}
+	if u.RawQuery != "" {
+		l.target += u.RawQuery + "&"
+	}
+	l.peers = make([]string, cfg.Peers)
+	for i := range l.peers {
+		l.peers[i] = peerQuery(i, cfg.Packages)
+	}
+	return l, nil
+}
+
+// InfoHash is the info hash of package k.
+func InfoHash(k int) (ih [20]byte) {
+	copy(ih[:], fmt.Sprintf("loadgen-package-%04d", k))
+	return ih
+}
+
+// peerQuery is peer i's announce query without event: in package i mod packages, at 10.x.y.z
+// (i in the low 24 bits), one in ten a seeder.
+func peerQuery(i, packages int) string {
+	ih := InfoHash(i % packages)
+	var id [20]byte
+	copy(id[:], fmt.Sprintf("-LG0001-%012d", i))
+	left := "1048576"
+	if i%10 == 0 {
+		left = "0"
+	}
+	return "info_hash=" + url.QueryEscape(string(ih[:])) +
+		"&peer_id=" + url.QueryEscape(string(id[:])) +
+		"&port=6881&uploaded=0&downloaded=0&left=" + left + "&compact=1" +
+		fmt.Sprintf("&ip=10.%d.%d.%d", byte(i>>16), byte(i>>8), byte(i))
+}
+
+// Register announces every peer once with event=started, in order.
+func (l *Load) Register(ctx context.Context) (Result, error) {
+	return l.run(ctx, len(l.peers), 0, func(k int) (int, string) { return k, "&event=started" })
+}
+
+// Replay re-announces peers in a spread order (a stride coprime with Peers, so that consecutive
+// announces hit different torrents and every peer comes round once per pass) until Announces are
+// answered or Duration has passed.
+func (l *Load) Replay(ctx context.Context) (Result, error) {
+	n := len(l.peers)
+	stride := 7919 // prime
+	for gcd(stride, n) != 1 {
+		stride += 2
+	}
+	return l.run(ctx, l.cfg.Announces, l.cfg.Duration, func(k int) (int, string) {
+		return int((int64(k) * int64(stride)) % int64(n)), ""
+	})
+}
+
+func gcd(a, b int) int {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
+}
+
+// run sends total announces (announce k from pick(k)) over the connections, for at most d when d
+// is positive.
+func (l *Load) run(ctx context.Context, total int, d time.Duration, pick func(k int) (peer int, extra string)) (Result, error) {
+	if d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
+	var (
+		next    atomic.Int64
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		lat     = make([]time.Duration, 0, total)
+		peers   int
+		firstEr error
+	)
+	start := time.Now()
+	for range min(l.cfg.Conns, total) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			own, listed, err := l.worker(ctx, total, &next, pick)
+			mu.Lock()
+			defer mu.Unlock()
+			lat = append(lat, own...)
+			peers += listed
+			if err != nil && firstEr == nil {
+				firstEr = err
+			}
+		}()
+	}
+	wg.Wait()
+	r := Result{Announces: len(lat), Elapsed: time.Since(start), Peers: peers}
+	slices.Sort(lat)
+	if len(lat) > 0 {
+		r.P50 = lat[len(lat)*50/100]
+		r.P99 = lat[min(len(lat)-1, len(lat)*99/100)]
+		r.Max = lat[len(lat)-1]
+	}
+	// The deadline of a bounded phase ends it; it is not a failure.
+	if firstEr != nil && !(d > 0 && errors.Is(firstEr, context.DeadlineExceeded) && ctx.Err() != nil) {
+		return r, firstEr
+	}
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return r, err
+	}
+	return r, nil
+}
+
+// worker sends announces on one connection until total are taken or ctx ends.
+func (l *Load) worker(ctx context.Context, total int, next *atomic.Int64, pick func(int) (int, string)) (lat []time.Duration, listed int, err error) {
+	dial := l.cfg.Dial
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	conn, err := dial(ctx, "tcp", l.addr)
+	if err != nil {
+		return nil, 0, fmt.Errorf("dial %s: %w", l.addr, err)
+	}
+	defer conn.Close()
+	// A closed context unblocks the read or write in progress.
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	bw := bufio.NewWriterSize(conn, 1024)
+	br := bufio.NewReaderSize(conn, 16<<10)
+	var body []byte
+	for {
+		k := int(next.Add(1) - 1)
+		if k >= total || ctx.Err() != nil {
+			return lat, listed, ctx.Err()
+		}
+		peer, extra := pick(k)
+		t0 := time.Now()
+		bw.WriteString("GET ")
+		bw.WriteString(l.target)
+		bw.WriteString(l.peers[peer])
+		bw.WriteString(extra)
+		bw.WriteString(" HTTP/1.1\r\nHost: ")
+		bw.WriteString(l.host)
+		bw.WriteString("\r\nUser-Agent: pkgsync-loadgen\r\n\r\n")
+		if err := bw.Flush(); err != nil {
+			return lat, listed, l.connErr(ctx, "send announce", err)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			return lat, listed, l.connErr(ctx, "read answer", err)
+		}
+		if resp.ContentLength < 0 || resp.ContentLength > 1<<20 {
+			return lat, listed, fmt.Errorf("announce answer: Content-Length %d, want 0 to 1 MiB", resp.ContentLength)
+		}
+		body = slices.Grow(body[:0], int(resp.ContentLength))[:resp.ContentLength]
+		_, err = io.ReadFull(resp.Body, body)
+		resp.Body.Close()
+		if err != nil {
+			return lat, listed, l.connErr(ctx, "read answer body", err)
+		}
+		lat = append(lat, time.Since(t0))
+		if resp.StatusCode != http.StatusOK {
+			return lat, listed, fmt.Errorf("announce answered %s: %q", resp.Status, body)
+		}
+		n, err := peersListed(body)
+		if err != nil {
+			return lat, listed, err
+		}
+		listed += n
+	}
+}
+
+func (l *Load) connErr(ctx context.Context, what string, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return fmt.Errorf("%s to %s: %w", what, l.addr, err)
+}
+
+// peersListed returns how many compact IPv4 peers an announce answer lists, or the tracker's
+// failure reason as an error. It reads just enough bencode for that: the answer is a dictionary
+// whose "peers" value is a string of 6-byte entries.
+func peersListed(body []byte) (int, error) {
+	if i := bytes.Index(body, []byte("14:failure reason")); i >= 0 {
+		return 0, fmt.Errorf("tracker refused the announce: %s", body[i+len("14:failure reason"):])
+	}
+	i := bytes.Index(body, []byte("5:peers"))
+	if i < 0 {
+		return 0, fmt.Errorf("announce answer %q has no peers", body)
+	}
+	rest := body[i+len("5:peers"):]
+	colon := bytes.IndexByte(rest, ':')
+	if colon < 0 {
+		return 0, fmt.Errorf("announce answer %q: peers is not a compact string", body)
+	}
+	n, err := strconv.Atoi(string(rest[:colon]))
+	if err != nil || n%6 != 0 || n > len(rest)-colon-1 {
+		return 0, fmt.Errorf("announce answer %q: bad compact peers length", body)
+	}
+	return n / 6, nil
+}

@@ -1,0 +1,281 @@
+package tracker
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/binary"
+	"math"
+	mathbits "math/bits"
+	"net/netip"
+	"slices"
+
+	"github.com/pkgsync/pkgsync/topology"
+)
+
+// Peer lists are ranked by topology.Closeness: shared site levels × topology.LevelWeight plus the
+// leading address bits in common (the package doc gives the rest of the order). This file works
+// it out the way topology.RankBy does, but from what the store keeps of each peer, computed once
+// when the peer first announces (its site as interned level numbers, a hash of its address),
+// instead of looking every candidate's site up again at every announce; and it sorts only the
+// peers the answer can hold when the swarm is larger. The records it sorts hold no pointers, so
+// that moving them costs the garbage collector nothing. TestRankMatchesTopology checks the two
+// against each other.
+
+// sites interns the site names of a topology: each site becomes the list of numbers of its
+// leading levels ("dc1/rack3" is the numbers of "dc1" and "dc1/rack3"), so that two sites share
+// as many levels as their lists have leading numbers in common. It is built once and only read.
+type sites struct {
+	topo   *topology.Map
+	bySite map[string]*site
+}
+
+type site struct{ levels []uint32 }
+
+func newSites(m *topology.Map) *sites {
+	ss := &sites{topo: m, bySite: make(map[string]*site)}
+	prefixes := make(map[string]uint32)
+	for _, e := range m.Entries() {
+		if ss.bySite[e.Site] != nil {
+			continue
+		}
+		st := new(site)
+		for i := 0; i <= len(e.Site); i++ {
+			if i == len(e.Site) || e.Site[i] == '/' {
+				n, ok := prefixes[e.Site[:i]]
+				if !ok {
+					n = uint32(len(prefixes))
+					prefixes[e.Site[:i]] = n
+				}
+				st.levels = append(st.levels, n)
+			}
+		}
+		ss.bySite[e.Site] = st
+	}
+	return ss
+}
+
+// of returns the site of a, or nil.
+func (ss *sites) of(a netip.Addr) *site {
+	if len(ss.bySite) == 0 {
+		return nil
+	}
+	return ss.bySite[ss.topo.Site(a)]
+}
+
+// sharedLevels counts the leading levels two sites have in common; no site shares nothing.
+func sharedLevels(a, b *site) int {
+	if a == nil || b == nil {
+		return 0
+	}
+	if a == b {
+		return len(a.levels)
+	}
+	n := 0
+	for n < len(a.levels) && n < len(b.levels) && a.levels[n] == b.levels[n] {
+		n++
+	}
+	return n
+}
+
+// rankKey is what ranking needs of one peer address beyond the address itself.
+type rankKey struct {
+	site *site
+	hash uint64 // of address and port; the asker's seed turns it into the order among equals
+}
+
+func newRankKey(ss *sites, ap netip.AddrPort) rankKey {
+	a := ap.Addr().Unmap().WithZone("")
+	b := a.As16()
+	hi, lo := binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
+	return rankKey{site: ss.of(a), hash: mix64(mix64(hi^uint64(ap.Port())) ^ lo)}
+}
+
+// cand is a peer in the running for an answer, with its place in the order. It holds no pointer.
+type cand struct {
+	order uint64 // closeness (descending) and tier, lower first
+	tie   uint64 // the order among equals: the peer's hash, then mixed with the asker's seed
+	ip    [16]byte
+	port  uint16
+	is4   bool
+	seed  bool // seeder
+	id    [20]byte
+}
+
+func (c *cand) addr() netip.AddrPort {
+	a := netip.AddrFrom16(c.ip)
+	if c.is4 {
+		a = a.Unmap()
+	}
+	return netip.AddrPortFrom(a, c.port)
+}
+
+// asker is what scoring needs of the peer that asks.
+type asker struct {
+	key    rankKey
+	hi, lo uint64
+	is4    bool
+	seeds  bool
+}
+
+func newAsker(ss *sites, ap netip.AddrPort, seeds bool) asker {
+	a := ap.Addr().Unmap().WithZone("")
+	b := a.As16()
+	return asker{
+		key: newRankKey(ss, ap),
+		hi:  binary.BigEndian.Uint64(b[:8]), lo: binary.BigEndian.Uint64(b[8:]),
+		is4: a.Is4(), seeds: seeds,
+	}
+}
+
+// score makes the candidate record of peer p for the asker. Among equally close peers, those of
+// the other role come first (seeders for a leecher, leechers for a seeder).
+func (a *asker) score(p *peer) cand {
+	c := cand{ip: p.addr.Addr().As16(), port: p.addr.Port(), is4: p.addr.Addr().Is4(), seed: p.left == 0, id: p.id, tie: p.key.hash}
+	bits := 0
+	if c.is4 == a.is4 {
+		hi, lo := binary.BigEndian.Uint64(c.ip[:8]), binary.BigEndian.Uint64(c.ip[8:])
+		bits = 128
+		if x := a.hi ^ hi; x != 0 {
+			bits = mathbits.LeadingZeros64(x)
+		} else if x := a.lo ^ lo; x != 0 {
+			bits = 64 + mathbits.LeadingZeros64(x)
+		}
+		if c.is4 {
+			bits -= 96 // the ::ffff: prefix every IPv4 address shares
+		}
+	}
+	s := sharedLevels(a.key.site, p.key.site)*topology.LevelWeight + bits
+	c.order = uint64(math.MaxUint32-uint32(s)) << 1
+	if c.seed == a.seeds {
+		c.order |= 1
+	}
+	return c
+}
+
+// rankBuf is the scratch space of ranking, reused across announces.
+type rankBuf struct {
+	cands []cand    // the candidates, as the store scored them
+	keys  []sortKey // what is sorted
+	out   []cand    // the answer
+}
+
+// sortKey packs what decides a candidate's place into one word (the top 23 bits of closeness,
+// descending; the tier; the top 40 bits of the tie), with the candidate's index: ranking sorts
+// these 16-byte records instead of the 72-byte candidates, comparing whole candidates only when
+// two words are equal.
+type sortKey struct {
+	k uint64
+	i int32
+}
+
+func makeSortKey(c *cand, i int) sortKey {
+	const scoreBits = 23
+	closeness := uint64(math.MaxUint32 - c.order>>1) // the score, as in asker.score
+	far := uint64(1)<<scoreBits - 1 - min(closeness, 1<<scoreBits-1)
+	return sortKey{k: far<<(64-scoreBits) | (c.order&1)<<(63-scoreBits) | c.tie>>(scoreBits+1), i: int32(i)}
+}
+
+// rank orders rb.cands for an asker with the given seed and returns the first limit: closest
+// first, then by tier, then in the asker's own order of equals (compareCands). Only the first
+// limit are sorted; the rest are only known to come after them.
+func (rb *rankBuf) rank(limit int, seed uint64) []cand {
+	cs := rb.cands
+	rb.keys = rb.keys[:0]
+	for i := range cs {
+		cs[i].tie = mix64(cs[i].tie ^ seed)
+		rb.keys = append(rb.keys, makeSortKey(&cs[i], i))
+	}
+	cmpKeys := func(x, y sortKey) int {
+		if c := cmp.Compare(x.k, y.k); c != 0 {
+			return c
+		}
+		return compareCands(cs[x.i], cs[y.i])
+	}
+	keys := rb.keys
+	if len(keys) > limit {
+		selectFirst(keys, limit, cmpKeys)
+		keys = keys[:limit]
+	}
+	slices.SortFunc(keys, cmpKeys)
+	rb.out = rb.out[:0]
+	for _, k := range keys {
+		rb.out = append(rb.out, cs[k.i])
+	}
+	return rb.out
+}
+
+func compareCands(x, y cand) int {
+	if c := cmp.Compare(x.order, y.order); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(x.tie, y.tie); c != 0 {
+		return c
+	}
+	// Addresses are unique within a swarm.
+	if c := bytes.Compare(x.ip[:], y.ip[:]); c != 0 {
+		return c
+	}
+	return cmp.Compare(x.port, y.port)
+}
+
+// selectFirst moves the k first of xs in the order of compare to xs[:k], in no particular order
+// (quickselect, median-of-three pivots).
+func selectFirst[T any](xs []T, k int, compare func(x, y T) int) {
+	lo, hi := 0, len(xs)-1
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		// Put the median of lo, mid, hi at hi as the pivot.
+		if compare(xs[mid], xs[lo]) < 0 {
+			xs[mid], xs[lo] = xs[lo], xs[mid]
+		}
+		if compare(xs[hi], xs[lo]) < 0 {
+			xs[hi], xs[lo] = xs[lo], xs[hi]
+		}
+		if compare(xs[mid], xs[hi]) < 0 {
+			xs[mid], xs[hi] = xs[hi], xs[mid]
+		}
+		store := lo
+		for i := lo; i < hi; i++ {
+			if compare(xs[i], xs[hi]) < 0 {
+				xs[i], xs[store] = xs[store], xs[i]
+				store++
+			}
+		}
+		xs[store], xs[hi] = xs[hi], xs[store]
+		// xs[store] is in its final place, all before it precede it.
+		switch {
+		case store == k-1 || store == k:
+			return
+		case store > k:
+			hi = store - 1
+		default:
+			lo = store + 1
+		}
+	}
+}
+
+// rankSeed gives each asker of each torrent its own order of equally close peers, the same at
+// every announce so that its choice of peers does not churn. It is FNV-1a over the info hash, the
+// asker's 16 address bytes and its port.
+func rankSeed(infoHash [20]byte, asker netip.AddrPort) uint64 {
+	const prime = 1099511628211
+	h := uint64(14695981039346656037)
+	for _, c := range infoHash {
+		h = (h ^ uint64(c)) * prime
+	}
+	for _, c := range asker.Addr().As16() {
+		h = (h ^ uint64(c)) * prime
+	}
+	h = (h ^ uint64(asker.Port()>>8)) * prime
+	return (h ^ uint64(asker.Port()&0xff)) * prime
+}
+
+// mix64 is the SplitMix64 finalizer: every input bit moves every output bit.
+func mix64(h uint64) uint64 {
+	h ^= h >> 30
+	h *= 0xbf58476d1ce4e5b9
+	h ^= h >> 27
+	h *= 0x94d049bb133111eb
+	h ^= h >> 31
+	return h
+}
