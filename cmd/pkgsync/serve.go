@@ -19,8 +19,15 @@ Serves the files in DIR over HTTP as an origin: byte ranges, multi-range request
 strong ETags, so that it works as a BEP 19 web seed and a zsync server. With --tracker it also
 runs the embedded BitTorrent tracker at /announce and /scrape. When a client asks for PKG.torrent
 or PKG.zsync and PKG exists without them (or they are older than PKG), they are made on the spot,
-pointing at this server. Paths that escape DIR are refused. GET /.pkgsync/stats returns the
-requests served and body bytes sent, as JSON.
+pointing at this server. Paths that escape DIR (.., encoded or not, absolute paths, symbolic
+links that lead out) are refused. GET /.pkgsync/stats returns the requests served and body bytes
+sent, as JSON.
+
+Slow or idle clients cost a connection for seconds, not forever: --header-timeout for a request's
+header (and body), --idle-timeout between requests, --send-timeout for a client that takes no byte
+of its reply (it starts again with every byte taken, so slow downloads of any size go on). Beyond
+--max-conns connections an idle one is closed to make room, or the new one is answered 503 with
+Retry-After.
 
 Examples:
   pkgsync serve /srv/pkgs --listen :8080 --tracker
@@ -34,6 +41,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		verbose                    bool
 		tf                         trackerFlags
 		opt                        origin.Options
+		lim                        = origin.DefaultLimits()
 	)
 	fs.StringVar(&listen, "listen", ":8080", "HTTP listen address")
 	fs.StringVar(&publicURL, "public-url", "", "base URL clients reach this server at (default: from each request's Host)")
@@ -44,11 +52,18 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	tf.register(fs)
 	fs.StringVar(&logFile, "access-log", "", "append one line per request to this file")
 	fs.BoolVarP(&verbose, "verbose", "v", false, "log requests on stderr")
+	fs.DurationVar(&lim.HeaderTimeout, "header-timeout", lim.HeaderTimeout, "drop a client that takes longer to send a request's header (and body)")
+	fs.DurationVar(&lim.IdleTimeout, "idle-timeout", lim.IdleTimeout, "close a keep-alive connection idle for longer")
+	fs.DurationVar(&lim.SendTimeout, "send-timeout", lim.SendTimeout, "drop a client that takes no byte of its reply for longer (a slow download that moves goes on)")
+	fs.IntVar(&lim.MaxConns, "max-conns", lim.MaxConns, "HTTP connections served at once; beyond, an idle one is closed or the new one gets a 503")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
 		return fmt.Errorf("%w: want exactly one DIR, got %d arguments", errUsage, fs.NArg())
+	}
+	if lim.HeaderTimeout <= 0 || lim.IdleTimeout <= 0 || lim.SendTimeout <= 0 || lim.MaxConns <= 0 {
+		return fmt.Errorf("%w: --header-timeout, --idle-timeout, --send-timeout and --max-conns must be positive", errUsage)
 	}
 	opt.AutoMake = !noMake
 	opt.PublicURL = publicURL
@@ -78,19 +93,25 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer srv.Close()
-	return serveHTTP(ctx, listen, srv, stderr, "origin for "+fs.Arg(0))
+	return serveLimited(ctx, listen, srv, lim, stderr, "origin for "+fs.Arg(0))
 }
 
-// serveHTTP serves h on addr until ctx ends, then shuts down gracefully.
+// serveHTTP serves h on addr under origin.DefaultLimits until ctx ends, then shuts down
+// gracefully.
 func serveHTTP(ctx context.Context, addr string, h http.Handler, stderr io.Writer, what string) error {
+	return serveLimited(ctx, addr, h, origin.DefaultLimits(), stderr, what)
+}
+
+// serveLimited serves h on addr under lim until ctx ends, then shuts down gracefully.
+func serveLimited(ctx context.Context, addr string, h http.Handler, lim origin.Limits, stderr io.Writer, what string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", addr, err)
 	}
 	fmt.Fprintf(stderr, "pkgsync: %s listening on http://%s/\n", what, ln.Addr())
-	hs := &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second}
+	hs, hl := origin.NewHTTPServer(ln, h, lim)
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	go func() { errc <- hs.Serve(hl) }()
 	select {
 	case err := <-errc:
 		return err
