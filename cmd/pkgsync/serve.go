@@ -86,7 +86,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		defer closeLog()
 		defer tr.Close()
 		opt.Tracker = tr.Handler()
-		opt.Trackers = []string{""} // this server's /announce
+		// This server's /announce, with the secret of --secret-file when there is one.
+		if opt.Trackers, err = tf.madeTrackers(publicURL, !noMake); err != nil {
+			return err
+		}
 	}
 	srv, err := origin.New(fs.Arg(0), opt)
 	if err != nil {

@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/netip"
+	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -20,14 +23,25 @@ Runs the embedded BitTorrent tracker: HTTP announce (compact peer lists, IPv4 an
 common address prefix, or the same site per --topology. Every announce is logged as one JSON line
 (peer, event, uploaded, downloaded, left) so that a run can be audited afterwards.
 
-Example:
-  pkgsync tracker --listen :6969 --topology sites.txt --announce-log /var/log/pkgsync-tracker.jsonl`
+Who may join: --allow serves only connections from the networks given (the connection's address,
+not the ip= an announce names); --secret-file refuses announces and scrapes whose URL does not
+carry secret=TOKEN, TOKEN being the file's content. Give the tracker URL with the token to make
+(pkgsync make --tracker 'http://tracker:6969/announce?secret=TOKEN'): BitTorrent clients announce
+to the URL in the .torrent with their own parameters appended, so the token reaches the tracker.
+Refused requests get a bencoded failure reason, which clients show, and a line in the log.
+
+Examples:
+  pkgsync tracker --listen :6969 --topology sites.txt --announce-log /var/log/pkgsync-tracker.jsonl
+  pkgsync tracker --allow 10.0.0.0/8,fd00::/8 --secret-file /etc/pkgsync/tracker-secret`
 
 // trackerFlags are shared by `tracker` and `serve --tracker`.
 type trackerFlags struct {
 	topologyFn, logFn string
 	interval          time.Duration
 	quiet             bool
+	allow             []string
+	secretFn          string
+	secret            string // read from secretFn by build
 }
 
 func (t *trackerFlags) register(fs *pflag.FlagSet) {
@@ -35,12 +49,87 @@ func (t *trackerFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&t.logFn, "announce-log", "", "append the announce log (JSON lines) to this file (default: stderr)")
 	fs.DurationVar(&t.interval, "announce-interval", 0, "announce interval handed to peers (default: the tracker's)")
 	fs.BoolVar(&t.quiet, "quiet-announces", false, "do not log announces")
+	fs.StringSliceVar(&t.allow, "allow", nil, "serve only connections from these networks (CIDR or address; repeatable or comma-separated)")
+	fs.StringVar(&t.secretFn, "secret-file", "", "refuse announces whose URL does not carry secret=TOKEN, TOKEN being this file's content")
+}
+
+// parseAllow reads --allow values: CIDRs with no bits set past the prefix length, or single
+// addresses.
+func parseAllow(values []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, v := range values {
+		v = strings.TrimSpace(v)
+		var p netip.Prefix
+		var err error
+		if strings.Contains(v, "/") {
+			p, err = netip.ParsePrefix(v)
+		} else {
+			var a netip.Addr
+			a, err = netip.ParseAddr(v)
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: --allow %q: want a CIDR such as 10.0.0.0/8 or an address", errUsage, v)
+		}
+		if p.Addr().Zone() != "" {
+			return nil, fmt.Errorf("%w: --allow %q: no zone, please", errUsage, v)
+		}
+		if p.Masked() != p {
+			return nil, fmt.Errorf("%w: --allow %q: bits set past /%d (did you mean %v?)", errUsage, v, p.Bits(), p.Masked())
+		}
+		// Connections are checked by their unmapped address, so an IPv4-mapped range is kept in
+		// IPv4 form (a masked IPv4-mapped prefix is at least /96: the ::ffff: part is all ones).
+		if p.Addr().Is4In6() {
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// readSecret reads the token of --secret-file: the file's content without surrounding white
+// space, which must leave something.
+func readSecret(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("--secret-file: %w", err)
+	}
+	s := strings.TrimSpace(string(b))
+	if s == "" {
+		return "", fmt.Errorf("--secret-file %s: the file is empty; put the announce token in it", path)
+	}
+	return s, nil
+}
+
+// madeTrackers is what serve writes into the torrents it makes: its own /announce (""), with
+// the secret when there is one, which needs the server's public URL.
+func (t *trackerFlags) madeTrackers(publicURL string, autoMake bool) ([]string, error) {
+	if t.secret == "" || !autoMake {
+		return []string{""}, nil
+	}
+	if publicURL == "" {
+		return nil, fmt.Errorf("%w: serve --tracker --secret-file writes the secret into the announce URL of the torrents it makes, and needs --public-url for that (or --no-make)", errUsage)
+	}
+	if !strings.HasSuffix(publicURL, "/") {
+		publicURL += "/"
+	}
+	return []string{publicURL + "announce?" + tracker.SecretParam + "=" + url.QueryEscape(t.secret)}, nil
 }
 
 // build makes the tracker; the returned func closes its log file.
 func (t *trackerFlags) build(stderr io.Writer) (*tracker.Tracker, func(), error) {
 	opt := tracker.Options{Interval: t.interval}
 	closeLog := func() {}
+	var err error
+	if opt.Allow, err = parseAllow(t.allow); err != nil {
+		return nil, nil, err
+	}
+	if t.secretFn != "" {
+		if t.secret, err = readSecret(t.secretFn); err != nil {
+			return nil, nil, err
+		}
+		opt.Secret = t.secret
+	}
 	if t.topologyFn != "" {
 		m, err := topology.Load(t.topologyFn)
 		if err != nil {
