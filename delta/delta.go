@@ -51,6 +51,7 @@ import (
 	"io"
 	"math"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -303,6 +304,72 @@ func (s *scan) source(ctx context.Context, si int, src Source) error {
 	for g := range offs {
 		offs[g] = noOff
 	}
+	wks := make([]*worker, workers)
+	for w := range workers {
+		wks[w] = &worker{ix: ix, src: src, offs: offs, inPlace: s.inPlace, progress: s.progress,
+			buf: s.bufs[w], weak: s.weak[w], runLo: 1, runHi: 0, speculate: s.opt.Speculate}
+	}
+	err := parallel(ctx, wks, nchunks, func(wk *worker, k int) error {
+		start := int64(k) * chunk
+		end := min(start+chunk, size)
+		if src.InPlace {
+			return wk.inPlaceChunk(start, end)
+		}
+		return wk.scanChunk(start, end)
+	})
+	if err == nil && !src.InPlace {
+		err = s.secondPass(ctx, wks, offs)
+	}
+	for _, wk := range wks {
+		s.hashed += wk.hashed
+		s.speculated += wk.speculated
+	}
+	if err != nil {
+		return err
+	}
+	for g, off := range offs {
+		if off != noOff && s.groupSrc[g] < 0 {
+			s.groupSrc[g] = int32(si)
+			s.groupOff[g] = off
+			s.left--
+		}
+	}
+	return nil
+}
+
+// secondPass is the scan's second pass over a source (see reroll.go), run when any group is
+// still missing: it follows on the runs that crossed a chunk's end, and rolls again the
+// stretches where the first pass followed blocks that it found elsewhere too.
+func (s *scan) secondPass(ctx context.Context, wks []*worker, offs []int64) error {
+	had := make([]bool, s.ix.ngroups)
+	missing := false
+	for g, off := range offs {
+		had[g] = off != noOff || s.groupSrc[g] >= 0
+		missing = missing || !had[g]
+	}
+	if !missing {
+		return nil
+	}
+	var runs []followed
+	var cuts []chain
+	for _, wk := range wks {
+		runs = append(runs, wk.runs...)
+		cuts = append(cuts, wk.cut...)
+		wk.had = had
+	}
+	slices.SortFunc(runs, func(a, b followed) int { return cmp.Compare(a.off, b.off) })
+	st := repeats(runs, offs, func(g int32) bool { return s.groupSrc[g] >= 0 }, s.ix)
+	return parallel(ctx, wks, len(cuts)+len(st), func(wk *worker, k int) error {
+		if k < len(cuts) {
+			return wk.followOn(cuts[k], runs)
+		}
+		return wk.rerollStretch(st[k-len(cuts)])
+	})
+}
+
+// parallel runs job(wk, k) for k in [0, n) on the workers, each taking the next k when done,
+// and returns the first error; an error cancels the context the workers look at.
+func parallel(ctx context.Context, wks []*worker, n int, job func(wk *worker, k int) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -311,28 +378,17 @@ func (s *scan) source(ctx context.Context, si int, src Source) error {
 		mu       sync.Mutex
 		firstErr error
 	)
-	wks := make([]*worker, workers)
-	for w := range workers {
-		wk := &worker{ix: ix, src: src, offs: offs, inPlace: s.inPlace, ctx: ctx, progress: s.progress,
-			buf: s.bufs[w], weak: s.weak[w], runLo: 1, runHi: 0, speculate: s.opt.Speculate}
-		wks[w] = wk
+	for _, wk := range wks {
+		wk.ctx = ctx
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for {
 				k := next.Add(1) - 1
-				if k >= int64(nchunks) {
+				if k >= int64(n) {
 					return
 				}
-				start := k * chunk
-				end := min(start+chunk, size)
-				var err error
-				if src.InPlace {
-					err = wk.inPlaceChunk(start, end)
-				} else {
-					err = wk.scanChunk(start, end)
-				}
-				if err != nil {
+				if err := job(wk, int(k)); err != nil {
 					mu.Lock()
 					if firstErr == nil {
 						firstErr = err
@@ -345,21 +401,7 @@ func (s *scan) source(ctx context.Context, si int, src Source) error {
 		}()
 	}
 	wg.Wait()
-	for _, wk := range wks {
-		s.hashed += wk.hashed
-		s.speculated += wk.speculated
-	}
-	if firstErr != nil {
-		return firstErr
-	}
-	for g, off := range offs {
-		if off != noOff && s.groupSrc[g] < 0 {
-			s.groupSrc[g] = int32(si)
-			s.groupOff[g] = off
-			s.left--
-		}
-	}
-	return nil
+	return firstErr
 }
 
 // progress serialises the OnProgress callback.

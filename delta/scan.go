@@ -62,6 +62,28 @@ type worker struct {
 	pairAt  int64
 	pairSum [16]byte
 	pairBuf [][16]byte
+
+	// runs lists the runs of matches this worker followed, skipping the positions inside them;
+	// cur is the run being followed (n == 0 for none). The second pass (reroll.go) rolls those
+	// positions again where a run followed blocks that were found elsewhere too.
+	runs []followed
+	cur  followed
+
+	// For the second pass: per group, whether the first pass found it; and the matches being
+	// followed, in order of offset.
+	had    []bool
+	chains []chain
+
+	// cut lists where runs crossing the end of a chunk were left.
+	cut []chain
+}
+
+// followed is a stretch of a source that matched consecutive target blocks: n blocks from target
+// block blk at offset off.
+type followed struct {
+	off int64
+	blk int32
+	n   int32
 }
 
 // scanChunk finds target blocks starting at offsets [s, e) of the source, zsync's way. A run of
@@ -90,6 +112,7 @@ func (w *worker) scanChunk(s, e int64) error {
 			}
 			if w.follows(x, next) {
 				w.record(ix.group[next], x)
+				w.cur.n++
 				if next++; next == ix.n {
 					next = -1
 				}
@@ -104,8 +127,15 @@ func (w *worker) scanChunk(s, e int64) error {
 			// again, and matching them would cost two MD4s per byte.
 			w.skipUntil, w.skipWeak = x, ix.weak[next-1]
 			x = x - bs + 1
+			next = -1
+		}
+		if next >= 0 {
+			// The run goes on past the chunk's end. The next chunk may have locked onto another
+			// alignment of the same content there; the second pass follows this run on.
+			w.cut = append(w.cut, chain{x, next})
 		}
 		next = -1
+		w.endRun()
 		if x >= e {
 			break
 		}
@@ -197,6 +227,8 @@ func (w *worker) probe(x int64, key uint64) (int, bool) {
 			w.record(ix.group[rep+1], x+bs)
 		}
 		w.record(ix.group[rep], x)
+		w.endRun()
+		w.cur = followed{off: x, blk: rep, n: int32(ix.seq)}
 		return int(rep), true
 	}
 	if key>>32 == ix.lastW {
@@ -212,6 +244,14 @@ func (w *worker) probe(x int64, key uint64) (int, bool) {
 		}
 	}
 	return 0, false
+}
+
+// endRun files the run being followed, if any, in w.runs.
+func (w *worker) endRun() {
+	if w.cur.n > 0 {
+		w.runs = append(w.runs, w.cur)
+		w.cur = followed{}
+	}
 }
 
 // strongAt returns the truncated MD4 of the block at x, which must be in the buffer.

@@ -51,6 +51,11 @@ func TestScan(t *testing.T) {
 	zeroGap := cat(r1, zeros(5000), r2)
 	tail := randBytes(10, 30077)
 	lastStart := len(tail) / 128 * 128
+	// A stretch that the target holds twice, at two alignments, as a tar holds a file bundled
+	// twice; the old version has it twice too, at yet other offsets.
+	twice := randBytes(30, 40*128+57)
+	twiceTarget := cat(randBytes(31, 300), twice, randBytes(32, 77), twice, randBytes(33, 200))
+	twiceOld := cat(randBytes(34, 5), twice, randBytes(35, 1009), twice, randBytes(36, 3))
 	isolated := randBytes(11, 64*300)
 	var sprinkled []byte
 	for i, blk := range blocksOf(isolated, 64) {
@@ -93,6 +98,9 @@ func TestScan(t *testing.T) {
 		{name: "old is a prefix of the only block", bs: 256, target: t40k[:100], olds: [][]byte{t40k[:50]}, none: true},
 		{name: "old shorter than a block holds the tail", bs: 256, target: t40k[:1000], olds: [][]byte{t40k[768:1000]}},
 		{name: "empty old", bs: 128, target: t40k, olds: [][]byte{nil}, none: true},
+		{name: "content twice at two alignments", bs: 128, target: twiceTarget, olds: [][]byte{twiceOld}},
+		{name: "content twice at two alignments/seq1", bs: 128, seq: 1, target: twiceTarget, olds: [][]byte{twiceOld}},
+		{name: "content twice, once per source", bs: 128, target: twiceTarget, olds: [][]byte{twice, cat(randBytes(37, 99), twice)}},
 		{name: "isolated blocks", bs: 64, target: isolated, olds: [][]byte{sprinkled}},
 		{name: "isolated blocks/seq1", bs: 64, seq: 1, target: isolated, olds: [][]byte{sprinkled}},
 		{name: "two sources", bs: 128, target: t40k, olds: [][]byte{cat(t40k[:20000], randBytes(19, 3000)), cat(randBytes(21, 4321), t40k[15000:])}, all: true},
