@@ -65,14 +65,13 @@ func parseAllow(values []string) ([]netip.Prefix, error) {
 			p, err = netip.ParsePrefix(v)
 		} else {
 			var a netip.Addr
-			a, err = netip.ParseAddr(v)
+			if a, err = netip.ParseAddr(v); err == nil && a.Zone() != "" {
+				return nil, fmt.Errorf("%w: --allow %q: an address with a zone cannot be matched", errUsage, v)
+			}
 			p = netip.PrefixFrom(a, a.BitLen())
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%w: --allow %q: want a CIDR such as 10.0.0.0/8 or an address", errUsage, v)
-		}
-		if p.Addr().Zone() != "" {
-			return nil, fmt.Errorf("%w: --allow %q: no zone, please", errUsage, v)
 		}
 		if p.Masked() != p {
 			return nil, fmt.Errorf("%w: --allow %q: bits set past /%d (did you mean %v?)", errUsage, v, p.Bits(), p.Masked())
