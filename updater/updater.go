@@ -20,6 +20,7 @@ import (
 	"github.com/pkgsync/pkgsync/httprange"
 	"github.com/pkgsync/pkgsync/internal/progress"
 	"github.com/pkgsync/pkgsync/manifest"
+	"github.com/pkgsync/pkgsync/sign"
 	"github.com/pkgsync/pkgsync/zsyncfile"
 )
 
@@ -39,6 +40,14 @@ type Options struct {
 	BT       bt.Config        // swarm settings
 	Peers    []netip.AddrPort // peers to contact besides the trackers'
 	SeedTime time.Duration    // keep seeding this long after completing
+
+	// Trust, when not empty, makes the update refuse a package without a valid FILE.sig (beside
+	// SOURCE) by one of these keys, before it writes anything (see trust.go); empty: unsigned
+	// packages are accepted and no .sig is read.
+	Trust sign.Keyring
+	// LockWait is how long to wait for another update of the same output to release OUT.lock
+	// (see lock.go); 0: fail at once with a *LockedError.
+	LockWait time.Duration
 
 	Progress io.Writer // a terminal to draw progress on; nil or not a terminal: quiet
 	Log      io.Writer // one line per step; nil: quiet
@@ -88,10 +97,12 @@ type job struct {
 	dataFile   *os.File
 	node       *bt.Node
 	swarmT     *bt.Torrent
-	src        location     // where SOURCE is
-	zsyncTmp   *os.File     // the .zsync fetched from the swarm, unlinked, kept open to seed it
-	zsyncSwarm *bt.Torrent  // the .zsync's torrent, when it came over the swarm
-	whole      *wholeHasher // the whole-file SHA-1 of OUT.part, following the swarm
+	src        location        // where SOURCE is
+	zsyncTmp   *os.File        // the .zsync fetched from the swarm, unlinked, kept open to seed it
+	zsyncSwarm *bt.Torrent     // the .zsync's torrent, when it came over the swarm
+	whole      *wholeHasher    // the whole-file SHA-1 of OUT.part, following the swarm
+	sig        *sign.Statement // what the trusted .sig vouches for; nil without Options.Trust
+	sigLoc     location        // where the .sig is
 }
 
 // Run performs the update described by opt.
@@ -112,6 +123,11 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 	if err := j.load(ctx); err != nil {
 		return nil, err
 	}
+	unlock, err := lockOutput(ctx, j.out, opt.LockWait, j.log)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	res, err := j.run(ctx)
 	if j.node != nil {
 		j.node.Close()
@@ -130,6 +146,11 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 func (j *job) load(ctx context.Context) error {
 	src := parseLocation(j.opt.Source)
 	j.src = src
+	if len(j.opt.Trust) > 0 {
+		if err := j.loadSignature(ctx); err != nil {
+			return err
+		}
+	}
 	data, err := src.read(ctx, j.opt.HTTP, j.opt.Header, maxZsyncBytes)
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", src, err)
@@ -137,6 +158,9 @@ func (j *job) load(ctx context.Context) error {
 	if isZsync(data) {
 		if j.opt.Swarm {
 			return fmt.Errorf("%s: %w, not a .zsync (use --no-swarm for a plain zsync update)", src, ErrNoSwarm)
+		}
+		if err := j.checkZsync(src, data); err != nil {
+			return err
 		}
 		z, err := zsyncfile.Read(bytes.NewReader(data))
 		if err != nil {
@@ -149,6 +173,9 @@ func (j *job) load(ctx context.Context) error {
 	t, err := manifest.ParseTorrent(data)
 	if err != nil {
 		return fmt.Errorf("%s: %w", src, err)
+	}
+	if err := j.checkInfoHash(src, t.InfoHash); err != nil {
+		return err
 	}
 	j.torrent = t
 	j.length = t.Info.Length
@@ -198,6 +225,9 @@ func (j *job) loadZsync(ctx context.Context) error {
 		if data, err = zloc.read(ctx, j.opt.HTTP, j.opt.Header, maxZsyncBytes); err != nil {
 			return fmt.Errorf("reading the .zsync of %s: %w", src, err)
 		}
+	}
+	if err := j.checkZsync(zloc, data); err != nil {
+		return err
 	}
 	z, err := zsyncfile.Read(bytes.NewReader(data))
 	if err != nil {

@@ -24,15 +24,18 @@ const usage = `pkgsync: fan packages out across a data center, fetching only wha
 
 Usage:
   pkgsync make FILE [flags]              write FILE.torrent and FILE.zsync in one read of FILE
+                                         (and FILE.sig with --sign-key)
   pkgsync update --old OLD [flags] SRC   rebuild the new version from OLD, fetch the rest
   pkgsync serve DIR [flags]              serve DIR as an origin (web seed, zsync, tracker)
   pkgsync tracker [flags]                run the embedded BitTorrent tracker
   pkgsync seed FILE.torrent... [flags]   seed complete packages to peers
+  pkgsync keygen -o KEY                  make an ed25519 key pair for signing: KEY and KEY.pub
   pkgsync demo [flags]                   run origin, tracker and nodes on loopback: v1 -> v2
   pkgsync version                        print the version
 
 Run 'pkgsync COMMAND --help' for the flags of a command.
-Exit status: 0 on success (also when already up to date), 1 on failure, 2 on bad usage.
+Exit status: 0 on success (also when already up to date), 1 on failure, 2 on bad usage,
+3 when another update of the same output holds its lock (OUT.lock; see update --lock-wait).
 `
 
 // version is set at build time with -ldflags "-X main.version=..." (the release script does);
@@ -50,11 +53,21 @@ var commands = []command{
 	{"serve", runServe},
 	{"tracker", runTracker},
 	{"seed", runSeed},
+	{"keygen", runKeygen},
 	{"demo", runDemo},
 }
 
 // errUsage marks errors in the command line: exit status 2.
 var errUsage = errors.New("usage")
+
+// exitError carries an exit status other than 1 for a failure (3: the output is locked).
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e exitError) Error() string { return e.err.Error() }
+func (e exitError) Unwrap() error { return e.err }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -84,12 +97,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		err := c.run(ctx, args[1:], stdout, stderr)
+		var coded exitError
 		switch {
 		case err == nil, errors.Is(err, pflag.ErrHelp):
 			return 0
 		case errors.Is(err, errUsage):
 			fmt.Fprintf(stderr, "pkgsync %s: %v\nRun 'pkgsync %s --help' for usage.\n", c.name, err, c.name)
 			return 2
+		case errors.As(err, &coded):
+			fmt.Fprintf(stderr, "pkgsync %s: %v\n", c.name, err)
+			return coded.code
 		default:
 			fmt.Fprintf(stderr, "pkgsync %s: %v\n", c.name, err)
 			return 1

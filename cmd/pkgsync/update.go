@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"github.com/pkgsync/pkgsync/bt"
 	"github.com/pkgsync/pkgsync/httprange"
 	"github.com/pkgsync/pkgsync/internal/progress"
+	"github.com/pkgsync/pkgsync/sign"
 	"github.com/pkgsync/pkgsync/updater"
 )
 
@@ -28,9 +30,23 @@ SHA-1), synced, and only then renamed over OUT. OLD is never modified, even when
 interrupted run leaves OUT.part, which the next run reuses. When OUT is already the new version,
 update says so and exits 0 at once.
 
+One update of an OUT at a time: a run takes flock(2) on OUT.lock (writing its PID into it) and
+holds it until it exits, seeding included; the kernel releases it however the run ends. A second
+run waits up to --lock-wait for it, then exits with status 3, naming the holder's PID.
+
+With --trust-key KEY.pub (repeat for more keys), update reads FILE.sig beside SOURCE (pkg.tar.sig
+for pkg.tar.torrent or pkg.tar.zsync, as pkgsync make --sign-key writes it) and refuses, before it
+writes a byte of OUT.part, a package whose .sig is missing, malformed or not made by a trusted key,
+or whose .torrent (info hash) or .zsync (SHA-256) is not the one the .sig vouches for. Without
+--trust-key no .sig is read and unsigned packages update as before.
+
+Exit status: 0 done (or already up to date), 1 failed (OUT untouched), 2 bad usage,
+3 another update of the same OUT holds OUT.lock.
+
 Examples:
   pkgsync update --old v1.tar http://origin/pkgs/v2.tar.torrent
-  pkgsync update --old pkg.tar -o pkg.tar --no-swarm --json http://origin/pkgs/pkg.tar.zsync`
+  pkgsync update --old pkg.tar -o pkg.tar --no-swarm --json http://origin/pkgs/pkg.tar.zsync
+  pkgsync update --old v1.tar --trust-key /etc/pkgsync/release.key.pub --lock-wait 10m http://origin/pkgs/pkg.tar.torrent`
 
 func runUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("update", updateSynopsis, stdout)
@@ -38,7 +54,7 @@ func runUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var (
 		jsonOut, noSwarm, verbose bool
 		caFile                    string
-		headers, peers            []string
+		headers, peers, trustKeys []string
 		btf                       btFlags
 	)
 	fs.StringArrayVar(&opt.Olds, "old", nil, "an old version of the package to reuse blocks from (repeat for more)")
@@ -54,6 +70,8 @@ func runUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	btf.register(fs)
 	var splay splayFlag
 	splay.register(fs)
+	fs.StringArrayVar(&trustKeys, "trust-key", nil, "refuse a package without a valid FILE.sig by this public key (pkgsync keygen's KEY.pub; repeat for more)")
+	fs.DurationVar(&opt.LockWait, "lock-wait", 0, "wait this long for another update of the same OUT to finish (0: exit at once with status 3)")
 	fs.BoolVar(&jsonOut, "json", false, "print a one-object JSON summary on stdout")
 	fs.BoolVarP(&verbose, "verbose", "v", false, "log each step on stderr")
 	if err := parse(fs, args); err != nil {
@@ -64,6 +82,16 @@ func runUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if len(opt.Olds) == 0 {
 		fmt.Fprintln(stderr, "pkgsync update: no --old given: everything will be fetched")
+	}
+	if opt.LockWait < 0 {
+		return fmt.Errorf("%w: --lock-wait %s is negative", errUsage, opt.LockWait)
+	}
+	for _, p := range trustKeys {
+		k, err := sign.ReadPublicKey(p)
+		if err != nil {
+			return fmt.Errorf("--trust-key: %w", err)
+		}
+		opt.Trust = append(opt.Trust, k)
 	}
 	opt.Source = fs.Arg(0)
 	opt.Swarm = !noSwarm && !strings.HasSuffix(opt.Source, ".zsync")
@@ -101,6 +129,9 @@ func runUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	res, err := updater.Run(ctx, opt)
+	if le := (*updater.LockedError)(nil); errors.As(err, &le) {
+		return exitError{code: 3, err: err}
+	}
 	if err != nil {
 		return err
 	}
