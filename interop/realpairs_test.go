@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/pkgsync/pkgsync/internal/testtool"
+	vgen "github.com/pkgsync/pkgsync/internal/versions"
 )
 
 // corpusDir returns the folder of real version pairs that testdata/corpus/fetch fills
@@ -72,65 +73,93 @@ func TestRealPairs(t *testing.T) {
 	var table []string
 	for _, name := range pairs {
 		t.Run(name, func(t *testing.T) {
-			old, newPath := filepath.Join(corpus, name, "old"), filepath.Join(corpus, name, "new")
-			want, err := os.ReadFile(newPath)
+			old := filepath.Join(corpus, name, "old")
+			want, err := os.ReadFile(filepath.Join(corpus, name, "new"))
 			if err != nil {
 				t.Fatal(err)
-			}
-			pl := newLab(t)
-			pkg := filepath.Join(pub, name+".tar")
-			if err := os.WriteFile(pkg, want, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			mk := pl.makeTorrent(pkg, "--url", url+name+".tar")
-			zsyncURL := url + name + ".tar.zsync"
-
-			// The stock client, in a folder of its own: it also reads an existing output file.
-			zdir := pl.mkdir("zsync")
-			cmd := exec.CommandContext(pl.ctx, zsyncBin, "-i", old, "-o", "out", zsyncURL)
-			cmd.Dir = zdir
-			msg, err := cmd.CombinedOutput()
-			if err != nil {
-				t.Fatalf("stock zsync: %v\n%s", err, tail(string(msg)))
-			}
-			m := zsyncUsedRE.FindStringSubmatch(string(msg))
-			if m == nil {
-				t.Fatalf("stock zsync printed no %q:\n%s", zsyncUsedRE, tail(string(msg)))
-			}
-			zUsed, _ := strconv.ParseInt(m[1], 10, 64)
-			zFetched, _ := strconv.ParseInt(m[2], 10, 64)
-			if got, _ := os.ReadFile(filepath.Join(zdir, "out")); !bytes.Equal(got, want) {
-				t.Fatal("stock zsync built a file different from the new version")
-			}
-
-			out := pl.path("pkgsync", "out")
-			p := pl.pkgsync("update", "update", "--no-swarm", "--json", "--old", old, "-o", out, zsyncURL)
-			if err := p.wait(pl.ctx); err != nil {
-				t.Fatal(err)
-			}
-			var s summary
-			if err := json.Unmarshal([]byte(p.stdout.String()), &s); err != nil {
-				t.Fatalf("update --json printed %q: %v", p.stdout.String(), err)
-			}
-			if got, _ := os.ReadFile(out); !bytes.Equal(got, want) {
-				t.Fatal("pkgsync update built a file different from the new version")
-			}
-			// zsync counts whole blocks, the short last one in full; pkgsync counts bytes.
-			bs := int64(mk.BlockSize)
-			blocks := (s.BytesReused + bs - 1) / bs
-			if blocks*bs < zUsed {
-				t.Errorf("pkgsync reused %d blocks (%d bytes), stock zsync %d blocks (used %d local)", blocks, s.BytesReused, zUsed/bs, zUsed)
-			}
-			if s.BytesFromOrigin > zFetched {
-				t.Errorf("pkgsync fetched %d bytes, stock zsync %d", s.BytesFromOrigin, zFetched)
 			}
 			what, _ := os.ReadFile(filepath.Join(corpus, name, "what"))
-			table = append(table, fmt.Sprintf("| %s | %s | %d | %d | %d | %d | %d |", name, strings.TrimSpace(string(what)),
-				len(want), zUsed, blocks*bs, zFetched, s.BytesFromOrigin))
+			table = append(table, compareWithZsync(t, zsyncBin, url, pub, name, strings.TrimSpace(string(what)), old, want))
 		})
 	}
-	t.Logf("\n| pair | what | new bytes | zsync used | pkgsync reused (whole blocks) | zsync fetched | pkgsync fetched |\n| --- | --- | ---: | ---: | ---: | ---: | ---: |\n%s",
-		strings.Join(table, "\n"))
+	t.Logf("\n%s\n%s", zsyncTableHead, strings.Join(table, "\n"))
+}
+
+// TestShapesAgainstZsync is TestRealPairs on the generated pairs that model what real releases
+// do (internal/versions: content at several alignments, a version string that changes length in
+// every file, members added, removed and reordered, runs of zeros and repeated records).
+func TestShapesAgainstZsync(t *testing.T) {
+	zsyncBin := testtool.Need(t, "zsync")[0]
+	l := newLab(t)
+	pub := l.mkdir("pub")
+	url, _ := l.serve("origin", pub)
+	var table []string
+	for _, sh := range vgen.Shapes {
+		t.Run(sh.Name, func(t *testing.T) {
+			v1, v2 := sh.Make(uint64(len(sh.Name)), 6<<20)
+			old := l.write(v1, sh.Name+".old")
+			table = append(table, compareWithZsync(t, zsyncBin, url, pub, sh.Name, sh.What, old, v2))
+		})
+	}
+	t.Logf("\n%s\n%s", zsyncTableHead, strings.Join(table, "\n"))
+}
+
+const zsyncTableHead = "| pair | what | new bytes | zsync used | pkgsync reused (whole blocks) | zsync fetched | pkgsync fetched |\n| --- | --- | ---: | ---: | ---: | ---: | ---: |"
+
+// compareWithZsync publishes want as pub/NAME.tar on the origin at url, makes its .zsync with
+// pkgsync make, updates old to it with the stock zsync client and with pkgsync update
+// --no-swarm, and checks that both build want and that pkgsync reuses at least the blocks zsync
+// used and fetches no more than zsync fetched. It returns the pair's row of the table.
+func compareWithZsync(t *testing.T, zsyncBin, url, pub, name, what, old string, want []byte) string {
+	t.Helper()
+	pl := newLab(t)
+	pkg := filepath.Join(pub, name+".tar")
+	if err := os.WriteFile(pkg, want, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mk := pl.makeTorrent(pkg, "--url", url+name+".tar")
+	zsyncURL := url + name + ".tar.zsync"
+
+	// The stock client, in a folder of its own: it also reads an existing output file.
+	zdir := pl.mkdir("zsync")
+	cmd := exec.CommandContext(pl.ctx, zsyncBin, "-i", old, "-o", "out", zsyncURL)
+	cmd.Dir = zdir
+	msg, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("stock zsync: %v\n%s", err, tail(string(msg)))
+	}
+	m := zsyncUsedRE.FindStringSubmatch(string(msg))
+	if m == nil {
+		t.Fatalf("stock zsync printed no %q:\n%s", zsyncUsedRE, tail(string(msg)))
+	}
+	zUsed, _ := strconv.ParseInt(m[1], 10, 64)
+	zFetched, _ := strconv.ParseInt(m[2], 10, 64)
+	if got, _ := os.ReadFile(filepath.Join(zdir, "out")); !bytes.Equal(got, want) {
+		t.Fatal("stock zsync built a file different from the new version")
+	}
+
+	out := pl.path("pkgsync", "out")
+	p := pl.pkgsync("update", "update", "--no-swarm", "--json", "--old", old, "-o", out, zsyncURL)
+	if err := p.wait(pl.ctx); err != nil {
+		t.Fatal(err)
+	}
+	var s summary
+	if err := json.Unmarshal([]byte(p.stdout.String()), &s); err != nil {
+		t.Fatalf("update --json printed %q: %v", p.stdout.String(), err)
+	}
+	if got, _ := os.ReadFile(out); !bytes.Equal(got, want) {
+		t.Fatal("pkgsync update built a file different from the new version")
+	}
+	// zsync counts whole blocks, the short last one in full; pkgsync counts bytes.
+	bs := int64(mk.BlockSize)
+	blocks := (s.BytesReused + bs - 1) / bs
+	if blocks*bs < zUsed {
+		t.Errorf("pkgsync reused %d blocks (%d bytes), stock zsync %d blocks (used %d local)", blocks, s.BytesReused, zUsed/bs, zUsed)
+	}
+	if s.BytesFromOrigin > zFetched {
+		t.Errorf("pkgsync fetched %d bytes, stock zsync %d", s.BytesFromOrigin, zFetched)
+	}
+	return fmt.Sprintf("| %s | %s | %d | %d | %d | %d | %d |", name, what, len(want), zUsed, blocks*bs, zFetched, s.BytesFromOrigin)
 }
 
 func fileExists(path string) bool {
