@@ -69,6 +69,9 @@ func (t *Torrent) announceLoop(ctx context.Context) {
 				wait = min(wait, announceRetry)
 				continue
 			}
+			t.mu.Lock()
+			t.trackerOK = true
+			t.mu.Unlock()
 			var addrs []netip.AddrPort
 			for _, p := range res.Peers {
 				if a, ok := netip.AddrFromSlice(p.IP); ok && p.Port > 0 && p.Port < 1<<16 {
@@ -117,6 +120,14 @@ func (t *Torrent) announceLoop(ctx context.Context) {
 		case <-timer.C:
 		}
 	}
+}
+
+// TrackerAnswered reports whether a tracker answered an announce for this torrent, so that
+// other nodes can learn this node's address from it.
+func (t *Torrent) TrackerAnswered() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.trackerOK
 }
 
 // announce makes one announce to url.

@@ -103,6 +103,7 @@ type Torrent struct {
 	// originSeedOff: the origin failed, so peers on its host are heard again (atOrigin).
 	originSeedOff bool
 	announced     bool // every tracker answered (or failed) at least once
+	trackerOK     bool // some tracker answered an announce (TrackerAnswered)
 	fatal         error
 	dlDone        chan struct{} // closed when the running Download returns
 	fromOrigin    []int         // pieces this node got from the origin, for HandOver

@@ -40,6 +40,7 @@ type Options struct {
 	BT       bt.Config        // swarm settings
 	Peers    []netip.AddrPort // peers to contact besides the trackers'
 	SeedTime time.Duration    // keep seeding this long after completing
+	Notice   io.Writer        // a person's stderr: what the update waits for (seeding) and how to skip it; nil: quiet
 
 	// Trust, when not empty, makes the update refuse a package without a valid FILE.sig (beside
 	// SOURCE) by one of these keys, before it writes anything (see trust.go); empty: unsigned
@@ -607,16 +608,42 @@ func (j *job) run(ctx context.Context) (*Result, error) {
 		j.handOver(ctx)
 	}
 	if j.swarmT != nil && j.opt.SeedTime > 0 {
-		j.log("seeding for %s", j.opt.SeedTime)
-		t := time.NewTimer(j.opt.SeedTime)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-		}
-		j.collectSwarmStats()
+		j.seed(ctx)
 	}
 	return &j.res, nil
+}
+
+// seed keeps the node in its swarms for SeedTime after the update, so that the nodes still
+// updating fetch from it rather than from the origin, and says so on Notice: without a word,
+// minutes of seeding look like a hang. A node that no other node can find (no tracker answered
+// it, no peer was given, none ever connected) has nobody to seed to and leaves at once.
+func (j *job) seed(ctx context.Context) {
+	notice := func(format string, args ...any) {
+		if j.opt.Notice == nil {
+			j.log(format, args...)
+			return
+		}
+		fmt.Fprintf(j.opt.Notice, format+"\n", args...)
+	}
+	findable := len(j.opt.Peers) > 0
+	for _, tt := range []*bt.Torrent{j.swarmT, j.zsyncSwarm} {
+		if tt != nil && (tt.TrackerAnswered() || tt.NumConns() > 0 || len(tt.Stats().Peers) > 0) {
+			findable = true
+		}
+	}
+	if !findable {
+		notice("%s is in place; not seeding it: no tracker answered, no --peer was given and no peer connected, so no other node can find this one", j.out)
+		return
+	}
+	notice("%s is in place; seeding it to peers for %s, until %s (--seed-time 0 skips this; Ctrl-C stops it, the update is done)",
+		j.out, j.opt.SeedTime, time.Now().Add(j.opt.SeedTime).Format("15:04:05"))
+	t := time.NewTimer(j.opt.SeedTime)
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		t.Stop()
+	}
+	j.collectSwarmStats()
 }
 
 // handOverMax bounds how long a node that leaves at once stays for its peers (handOver).

@@ -125,6 +125,7 @@ func runUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		opt.Log = stderr
 		opt.BT.Logger = stderr
 	}
+	opt.Notice = stderr
 	if err := splay.sleep(ctx, opt.Log); err != nil {
 		return err
 	}
