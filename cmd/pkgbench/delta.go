@@ -37,6 +37,7 @@ func benchDelta(ctx context.Context, args []string) error {
 	runs := fs.Int("runs", 3, "runs of each client; medians are reported")
 	short := fs.Bool("short", false, "small sizes (32 MiB) for a quick check")
 	keep := fs.Bool("keep", false, "keep the work folder (the old and new files, their .torrent and .zsync) to rerun a client by hand, e.g. with -v")
+	real := fs.String("real", "", "also run the real version pairs in this folder (testdata/corpus/fetch fills ~/.cache/pkgsync-corpus)")
 	fs.Parse(args)
 	if err := need("zsync"); err != nil {
 		return err
@@ -65,6 +66,17 @@ func benchDelta(ctx context.Context, args []string) error {
 		workload{"unrelated", fmt.Sprintf("%d MiB, old unrelated (every byte rolled)", (big/8)>>20), versions.Random(3, big/8), versions.Random(4, big/8)},
 	)
 	base = nil // the workloads hold what is needed; each is dropped once written to disk
+	for _, sh := range versions.Shapes {
+		v1, v2 := sh.Make(uint64(len(sh.Name)), big/4)
+		loads = append(loads, workload{sh.Name, fmt.Sprintf("%d MiB, %s", len(v2)>>20, sh.What), v1, v2})
+	}
+	if *real != "" {
+		pairs, err := realPairs(*real)
+		if err != nil {
+			return err
+		}
+		loads = append(loads, pairs...)
+	}
 
 	pub := filepath.Join(dir, "pub")
 	os.Mkdir(pub, 0o755)
@@ -213,6 +225,28 @@ func benchDelta(ctx context.Context, args []string) error {
 	fmt.Println("zsync renames its output into place without an fsync; pkgsync fsyncs before its rename, so that a crash cannot leave an empty or torn file under the package's name.")
 	fmt.Println("In brackets, zsync's wall time plus an fsync of its output, timed right after it; \"vs zsync + fsync\" is pkgsync's time over that sum, the cost of the same guarantee.")
 	return nil
+}
+
+// realPairs loads the version pairs of a corpus folder (NAME/old, NAME/new, NAME/what).
+func realPairs(dir string) ([]workload, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("--real: %w", err)
+	}
+	var out []workload
+	for _, e := range ents {
+		old, err1 := os.ReadFile(filepath.Join(dir, e.Name(), "old"))
+		nw, err2 := os.ReadFile(filepath.Join(dir, e.Name(), "new"))
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		what, _ := os.ReadFile(filepath.Join(dir, e.Name(), "what"))
+		out = append(out, workload{e.Name(), strings.TrimSpace(string(what)), old, nw})
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("--real: no version pairs (NAME/old and NAME/new) in %s: run testdata/corpus/fetch", dir)
+	}
+	return out, nil
 }
 
 // durableWrite writes size bytes to a new file at path, with O_DIRECT where the file system has
