@@ -122,6 +122,12 @@ func TestWhoMayJoin(t *testing.T) {
 			if wantListed := tt.failure == "" && tt.path == "/announce"; listed != wantListed {
 				t.Errorf("peer listed: %v, want %v", listed, wantListed)
 			}
+			tr.flushLog()
+			// Every announce is logged, and every refusal; a scrape served is not.
+			logged := tt.path == "/announce" || tt.failure != ""
+			if logged != strings.Contains(log.String(), `"remote":"`+tt.from+`:`) {
+				t.Errorf("request logged: %v, want %v:\n%s", !logged, logged, log.String())
+			}
 			if strings.Contains(log.String(), "s3cr3t") {
 				t.Errorf("the log shows the secret:\n%s", log.String())
 			}

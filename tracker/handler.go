@@ -408,9 +408,7 @@ func (t *Tracker) logAnnounce(a *announceRequest, r *http.Request, peers int) {
 	}
 	b = append(b, "}\n"...)
 	*bp = b
-	t.logMu.Lock()
-	defer t.logMu.Unlock()
-	t.opts.Log.Write(b)
+	t.logw.write(b)
 }
 
 var logBufs = sync.Pool{New: func() any { return new([]byte) }}
@@ -429,7 +427,7 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-// log writes one JSON line to Options.Log, in one Write so that lines never interleave.
+// log writes one JSON line to Options.Log.
 func (t *Tracker) log(rec any) {
 	if t.opts.Log == nil {
 		return
@@ -438,7 +436,5 @@ func (t *Tracker) log(rec any) {
 	if err := json.NewEncoder(&buf).Encode(rec); err != nil {
 		return
 	}
-	t.logMu.Lock()
-	defer t.logMu.Unlock()
-	t.opts.Log.Write(buf.Bytes())
+	t.logw.write(buf.Bytes())
 }

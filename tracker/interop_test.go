@@ -100,6 +100,7 @@ func TestAria2cAnnounce(t *testing.T) {
 		cancel()
 		<-exited
 		if t.Failed() {
+			e.tr.flushLog()
 			t.Logf("aria2c output:\n%s\ntracker log:\n%s", out.String(), log.String())
 		}
 	}()
@@ -151,6 +152,7 @@ func TestAria2cAnnounce(t *testing.T) {
 			t.Errorf("aria2c still listed after its stopped announce: %+v", p)
 		}
 	}
+	e.tr.flushLog()
 	if !bytes.Contains([]byte(log.String()), []byte(`"event":"stopped"`)) {
 		t.Errorf("no stopped announce in the tracker log")
 	}

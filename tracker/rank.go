@@ -154,54 +154,100 @@ func (a *asker) score(p *peer) cand {
 
 // rankBuf is the scratch space of ranking, reused across announces.
 type rankBuf struct {
-	cands []cand    // the candidates, as the store scored them
-	keys  []sortKey // what is sorted
-	out   []cand    // the answer
+	cands []cand   // the candidates, as the store scored them
+	keys  []uint64 // what is sorted: see sortKey
+	out   []cand   // the answer
 }
 
-// sortKey packs what decides a candidate's place into one word (the top 23 bits of closeness,
-// descending; the tier; the top 40 bits of the tie), with the candidate's index: ranking sorts
-// these 16-byte records instead of the 72-byte candidates, comparing whole candidates only when
-// two words are equal.
-type sortKey struct {
-	k uint64
-	i int32
-}
+// Ranking sorts one word per candidate instead of the 72-byte candidates: from the top, 14 bits
+// of distance (closeness subtracted from 2^14-1), the tier, the top 29 bits of the tie, and the
+// candidate's index. Words sort as plain integers, without a comparison function, and two
+// candidates whose words agree but for the index (one pair in 2^29 of equally close peers) are
+// put in compareCands order afterwards. Closeness of 2^14 or more (64 site levels) or more than
+// 2^20 candidates take a slower path that sorts the candidates themselves.
+const (
+	idxBits   = 20
+	tieBits   = 29
+	scoreBits = 64 - 1 - tieBits - idxBits
+	maxScore  = 1<<scoreBits - 1
+)
 
-func makeSortKey(c *cand, i int) sortKey {
-	const scoreBits = 23
-	closeness := uint64(math.MaxUint32 - c.order>>1) // the score, as in asker.score
-	far := uint64(1)<<scoreBits - 1 - min(closeness, 1<<scoreBits-1)
-	return sortKey{k: far<<(64-scoreBits) | (c.order&1)<<(63-scoreBits) | c.tie>>(scoreBits+1), i: int32(i)}
+func sortKey(c *cand, i int) uint64 {
+	far := maxScore - (math.MaxUint32 - c.order>>1) // the score as in asker.score, at most maxScore
+	return far<<(64-scoreBits) | (c.order&1)<<(tieBits+idxBits) | c.tie>>(64-tieBits)<<idxBits | uint64(i)
 }
 
 // rank orders rb.cands for an asker with the given seed and returns the first limit: closest
 // first, then by tier, then in the asker's own order of equals (compareCands). Only the first
 // limit are sorted; the rest are only known to come after them.
 func (rb *rankBuf) rank(limit int, seed uint64) []cand {
+	for i := range rb.cands {
+		rb.cands[i].tie = mix64(rb.cands[i].tie ^ seed)
+	}
+	return rb.first(limit)
+}
+
+// first returns the first limit of rb.cands in compareCands order, sorted.
+func (rb *rankBuf) first(limit int) []cand {
 	cs := rb.cands
-	rb.keys = rb.keys[:0]
+	exact := len(cs) <= 1<<idxBits
 	for i := range cs {
-		cs[i].tie = mix64(cs[i].tie ^ seed)
-		rb.keys = append(rb.keys, makeSortKey(&cs[i], i))
-	}
-	cmpKeys := func(x, y sortKey) int {
-		if c := cmp.Compare(x.k, y.k); c != 0 {
-			return c
+		if math.MaxUint32-cs[i].order>>1 > maxScore {
+			exact = false
 		}
-		return compareCands(cs[x.i], cs[y.i])
 	}
-	keys := rb.keys
+	if !exact {
+		slices.SortFunc(cs, compareCands)
+		return cs[:min(limit, len(cs))]
+	}
+	keys := rb.keys[:0]
+	for i := range cs {
+		keys = append(keys, sortKey(&cs[i], i))
+	}
+	rb.keys = keys
+	var rest []uint64 // the keys not taken
 	if len(keys) > limit {
-		selectFirst(keys, limit, cmpKeys)
-		keys = keys[:limit]
+		selectFirst(keys, limit)
+		keys, rest = keys[:limit], keys[limit:]
 	}
-	slices.SortFunc(keys, cmpKeys)
+	slices.Sort(keys)
 	rb.out = rb.out[:0]
 	for _, k := range keys {
-		rb.out = append(rb.out, cs[k.i])
+		rb.out = append(rb.out, cs[k&(1<<idxBits-1)])
 	}
+	rb.fixTies(keys, rest)
 	return rb.out
+}
+
+// fixTies puts runs of rb.out whose keys agree but for the index in compareCands order. A run at
+// the end of the answer may continue among the keys not taken, which then compete for its places.
+func (rb *rankBuf) fixTies(keys, rest []uint64) {
+	const idxMask = 1<<idxBits - 1
+	same := func(a, b uint64) bool { return a&^idxMask == b&^idxMask }
+	for i := 0; i < len(keys); {
+		j := i + 1
+		for j < len(keys) && same(keys[i], keys[j]) {
+			j++
+		}
+		if j == len(keys) && len(keys) > 0 {
+			var more []cand
+			for _, k := range rest {
+				if same(k, keys[i]) {
+					more = append(more, rb.cands[k&idxMask])
+				}
+			}
+			if len(more) > 0 {
+				run := append(slices.Clone(rb.out[i:j]), more...)
+				slices.SortFunc(run, compareCands)
+				copy(rb.out[i:j], run)
+				return
+			}
+		}
+		if j-i > 1 {
+			slices.SortFunc(rb.out[i:j], compareCands)
+		}
+		i = j
+	}
 }
 
 func compareCands(x, y cand) int {
@@ -218,31 +264,31 @@ func compareCands(x, y cand) int {
 	return cmp.Compare(x.port, y.port)
 }
 
-// selectFirst moves the k first of xs in the order of compare to xs[:k], in no particular order
-// (quickselect, median-of-three pivots).
-func selectFirst[T any](xs []T, k int, compare func(x, y T) int) {
+// selectFirst moves the k smallest of xs to xs[:k], in no particular order (quickselect,
+// median-of-three pivots).
+func selectFirst(xs []uint64, k int) {
 	lo, hi := 0, len(xs)-1
 	for lo < hi {
 		mid := lo + (hi-lo)/2
 		// Put the median of lo, mid, hi at hi as the pivot.
-		if compare(xs[mid], xs[lo]) < 0 {
+		if xs[mid] < xs[lo] {
 			xs[mid], xs[lo] = xs[lo], xs[mid]
 		}
-		if compare(xs[hi], xs[lo]) < 0 {
+		if xs[hi] < xs[lo] {
 			xs[hi], xs[lo] = xs[lo], xs[hi]
 		}
-		if compare(xs[mid], xs[hi]) < 0 {
+		if xs[mid] < xs[hi] {
 			xs[mid], xs[hi] = xs[hi], xs[mid]
 		}
-		store := lo
+		pivot, store := xs[hi], lo
 		for i := lo; i < hi; i++ {
-			if compare(xs[i], xs[hi]) < 0 {
+			if xs[i] < pivot {
 				xs[i], xs[store] = xs[store], xs[i]
 				store++
 			}
 		}
 		xs[store], xs[hi] = xs[hi], xs[store]
-		// xs[store] is in its final place, all before it precede it.
+		// xs[store] is in its final place, all before it are smaller.
 		switch {
 		case store == k-1 || store == k:
 			return

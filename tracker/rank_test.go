@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net/http/httptest"
 	"net/netip"
@@ -86,22 +87,31 @@ func TestRankMatchesTopology(t *testing.T) {
 	}
 }
 
-// TestSelectFirst checks the partial selection against a full sort.
-func TestSelectFirst(t *testing.T) {
+// TestRankFirst checks the word-sorting ranking against a sort of the candidates themselves, with
+// ties made to collide in the bits the words keep, closeness too large for them, and limits that
+// cut runs of collisions.
+func TestRankFirst(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	for _, n := range []int{2, 3, 10, 257} {
-		for k := 1; k < n; k += max(1, n/7) {
-			cs := make([]cand, n)
-			for i := range cs {
-				cs[i] = cand{order: uint64(rng.IntN(4)), tie: rng.Uint64(), ip: netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}).As16(), port: 1, is4: true}
-			}
-			want := slices.Clone(cs)
-			slices.SortFunc(want, compareCands)
-			selectFirst(cs, k, compareCands)
-			got := cs[:k]
-			slices.SortFunc(got, compareCands)
-			if !slices.Equal(got, want[:k]) {
-				t.Fatalf("n %d k %d: selected %v, want %v", n, k, got, want[:k])
+	for _, n := range []int{1, 2, 3, 10, 257} {
+		for _, hugeScore := range []bool{false, true} {
+			for limit := 0; limit <= n+1; limit += max(1, n/7) {
+				cs := make([]cand, n)
+				for i := range cs {
+					score := uint64(rng.IntN(3))
+					if hugeScore && i == n/2 {
+						score = 1 << 20
+					}
+					// Ties from a few values that differ only below the 29 bits kept.
+					tie := uint64(rng.IntN(3))<<40 | uint64(rng.IntN(1000))
+					cs[i] = cand{order: (math.MaxUint32-score)<<1 | uint64(rng.IntN(2)), tie: tie,
+						ip: netip.AddrFrom4([4]byte{10, 0, byte(rng.IntN(256)), byte(i)}).As16(), port: uint16(i), is4: true}
+				}
+				want := slices.Clone(cs)
+				slices.SortFunc(want, compareCands)
+				got := (&rankBuf{cands: cs}).first(limit)
+				if !slices.Equal(got, want[:min(limit, n)]) {
+					t.Fatalf("n %d limit %d huge %v:\ngot  %v\nwant %v", n, limit, hugeScore, got, want[:min(limit, n)])
+				}
 			}
 		}
 	}

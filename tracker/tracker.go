@@ -84,8 +84,10 @@ type Options struct {
 	// is "" for a regular re-announce; "left" is -1 when the client did not send it; "peers" is
 	// how many peers the answer listed. A refused request gives
 	// {"time":...,"remote":...,"path":"/announce","failure":"..."} (plus "info_hash" when one was
-	// readable). Lines are written whole, one Write each; write errors are ignored, so a full
-	// disk cannot stop the tracker.
+	// readable). Lines are written whole, in batches: a line waits at most 100 ms (or until
+	// 64 KiB wait) before it is written with the lines before it, and Close writes those still
+	// waiting, so a tracker that is killed loses at most its last 100 ms of lines. Write errors
+	// are ignored, so a full disk cannot stop the tracker.
 	Log io.Writer
 	// Allow, if not empty, lists the networks that may use the tracker: an announce or a scrape
 	// over a connection from any other address is refused with a failure reason. The
@@ -124,7 +126,7 @@ type Tracker struct {
 	store   *store
 	handler http.Handler
 
-	logMu sync.Mutex
+	logw *batchLog // nil without Options.Log
 
 	closeOnce sync.Once
 	stop      chan struct{}
@@ -152,6 +154,9 @@ func New(opts Options) *Tracker {
 		stopped: make(chan struct{}),
 	}
 	t.store = newStore(opts)
+	if opts.Log != nil {
+		t.logw = &batchLog{w: opts.Log}
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/announce", t.serveAnnounce)
 	mux.HandleFunc("/scrape", t.serveScrape)
@@ -164,12 +169,16 @@ func New(opts Options) *Tracker {
 // server, or under a prefix with http.StripPrefix.
 func (t *Tracker) Handler() http.Handler { return t.handler }
 
-// Close stops the expiry goroutine. The handler keeps working afterwards, expiring peers lazily.
-// Close may be called more than once.
+// Close stops the expiry goroutine and writes the log lines waiting. The handler keeps working
+// afterwards, expiring peers lazily and writing each log line at once. Close may be called more
+// than once.
 func (t *Tracker) Close() {
 	t.closeOnce.Do(func() {
 		close(t.stop)
 		<-t.stopped
+		if t.logw != nil {
+			t.logw.close()
+		}
 	})
 }
 

@@ -503,6 +503,7 @@ func TestLogLines(t *testing.T) {
 	q.Del("port")
 	e.rawGet(t, "/announce", q)
 
+	e.tr.flushLog()
 	sc := bufio.NewScanner(strings.NewReader(log.String()))
 	var lines []map[string]any
 	for sc.Scan() {
