@@ -38,7 +38,9 @@
 //	signify-openbsd -V -e -p KEY.pub -x FILE.sig -m FILE.statement
 //
 // checks a .sig and writes the statement it vouches for; the hashes in it are those of
-// FILE.torrent's info dictionary and of FILE.zsync. Secret keys protected by a passphrase
+// FILE.torrent's info dictionary and of FILE.zsync. signify signs only with a secret key whose
+// file name ends in .sec (pkgsync keygen -o release.sec writes release.sec and release.sec.pub,
+// or copy the key). Secret keys protected by a passphrase
 // (signify -G without -n) are refused: pkgsync signs unattended, from a build job, and the key
 // file's permissions protect it. The statement is strict (these lines, in this order, nothing
 // else) so that each statement has one spelling: what is signed is what is read.

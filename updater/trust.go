@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
-	"net/url"
 	"strings"
 
 	"github.com/pkgsync/pkgsync/sign"
@@ -34,13 +33,7 @@ func signatureOf(src location) location {
 		return location{raw: trim(src.raw)}
 	}
 	u := *src.url
-	u.Path = trim(u.Path)
-	u.RawPath = ""
-	if src.url.RawPath != "" {
-		if p, err := url.PathUnescape(trim(src.url.RawPath)); err == nil {
-			u.Path = p
-		}
-	}
+	u.Path, u.RawPath = trim(u.Path), "" // String escapes Path again
 	return location{raw: u.String(), url: &u}
 }
 
