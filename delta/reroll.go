@@ -35,14 +35,24 @@ func repeats(runs []followed, offs []int64, known func(g int32) bool, ix *index)
 			if offs[g] >= at && !known(g) {
 				continue // this block's copy is here: the first pass was right to follow it
 			}
-			if n := len(out); n > 0 && out[n-1].hi >= at {
-				out[n-1].hi = max(out[n-1].hi, at+bs)
+			if n := len(out); n > 0 && out[n-1].hi == at {
+				out[n-1].hi = at + bs
 			} else {
 				out = append(out, stretch{at, at + bs})
 			}
 		}
 	}
-	return out
+	// Runs of neighbouring chunks may overlap by a block: sort and merge.
+	slices.SortFunc(out, func(a, b stretch) int { return cmp.Compare(a.lo, b.lo) })
+	merged := out[:0]
+	for _, s := range out {
+		if n := len(merged); n > 0 && merged[n-1].hi >= s.lo {
+			merged[n-1].hi = max(merged[n-1].hi, s.hi)
+			continue
+		}
+		merged = append(merged, s)
+	}
+	return merged
 }
 
 // followOn follows a run that the first pass left at a chunk's end, block by block, until the
@@ -166,6 +176,9 @@ func (w *worker) rerollStretch(s stretch) error {
 		c := w.chains[0]
 		w.chains = w.chains[1:]
 		if err := w.ensure(c.at, bs); err != nil {
+			return err
+		}
+		if err := w.tick(c.at, ix.bs); err != nil {
 			return err
 		}
 		if w.strongAt(c.at) == ix.strong[c.blk] {

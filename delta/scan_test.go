@@ -182,18 +182,26 @@ func TestScanSameAcrossWorkers(t *testing.T) {
 	const bs = 64
 	target := cat(randBytes(40, 20000), make([]byte, 1000), randBytes(41, 7000))
 	old := cat(randBytes(42, 77), target[3000:17000], make([]byte, 300), target[:2999], target[21000:])
-	f := makeFile(target, bs, 0)
-	var first *Plan
-	for _, w := range []int{1, 2, 3, 8} {
-		p, err := Scan(t.Context(), f, []Source{srcOf("old", old)}, Options{Workers: w, chunk: 999})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if first == nil {
-			first = p
-			checkPlan(t, p, target, []Source{srcOf("old", old)})
-		} else if !slices.Equal(p.Blocks, first.Blocks) {
-			t.Fatalf("workers=%d: plan differs from workers=1", w)
+	// Content twice, at two alignments of the target and twice in the old file: the second
+	// pass's work, which must not depend on which worker got there first either.
+	twice := randBytes(43, 9000)
+	twiceTarget := cat(twice, randBytes(44, 21), twice, make([]byte, 700))
+	twiceOld := cat(randBytes(45, 3), twice, make([]byte, 2000), randBytes(46, 11), twice[:5000], randBytes(47, 2), twice[5000:])
+	for _, tc := range []struct{ target, old []byte }{{target, old}, {twiceTarget, twiceOld}} {
+		f := makeFile(tc.target, bs, 0)
+		srcs := []Source{srcOf("old", tc.old)}
+		var first *Plan
+		for _, w := range []int{1, 2, 3, 8} {
+			p, err := Scan(t.Context(), f, srcs, Options{Workers: w, chunk: 999})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if first == nil {
+				first = p
+				checkPlan(t, p, tc.target, srcs)
+			} else if !slices.Equal(p.Blocks, first.Blocks) {
+				t.Fatalf("workers=%d: plan differs from workers=1", w)
+			}
 		}
 	}
 }
