@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -52,75 +53,89 @@ var events = map[string]udp.AnnounceEvent{
 // SecretParam is the query parameter that carries Options.Secret.
 const SecretParam = "secret"
 
-// admit parses the query of r and refuses r when it comes from outside Options.Allow or does not
-// carry Options.Secret. The address checked is the connection's, never ip=.
-func (t *Tracker) admit(r *http.Request) (url.Values, error) {
-	if len(t.opts.Allow) > 0 {
-		ap, err := netip.ParseAddrPort(r.RemoteAddr)
-		if err != nil {
-			return nil, refuse("remote address %q is not an IP address and port", r.RemoteAddr)
-		}
-		ip := ap.Addr().Unmap().WithZone("")
-		if !slices.ContainsFunc(t.opts.Allow, func(p netip.Prefix) bool { return p.Contains(ip) }) {
-			return nil, refuse("%v is not allowed to use this tracker", ip)
-		}
+// allow refuses r when it comes from outside Options.Allow. The address checked is the
+// connection's, never ip=.
+func (t *Tracker) allow(r *http.Request) error {
+	if len(t.opts.Allow) == 0 {
+		return nil
 	}
-	q, err := url.ParseQuery(r.URL.RawQuery)
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
-		return nil, refuse("bad query: %v", err)
+		return refuse("remote address %q is not an IP address and port", r.RemoteAddr)
 	}
-	if t.opts.Secret != "" {
-		got, ok := q[SecretParam]
-		switch {
-		case !ok:
-			return nil, refuse("missing %s: this tracker takes only announce URLs that carry %s=TOKEN", SecretParam, SecretParam)
-		case subtle.ConstantTimeCompare([]byte(got[0]), []byte(t.opts.Secret)) != 1:
-			return nil, refuse("wrong %s", SecretParam)
-		}
+	ip := ap.Addr().Unmap().WithZone("")
+	if !slices.ContainsFunc(t.opts.Allow, func(p netip.Prefix) bool { return p.Contains(ip) }) {
+		return refuse("%v is not allowed to use this tracker", ip)
 	}
-	return q, nil
+	return nil
+}
+
+// checkSecret refuses a request whose first secret= value, given when present, is not
+// Options.Secret.
+func (t *Tracker) checkSecret(got string, present bool) error {
+	switch {
+	case t.opts.Secret == "":
+		return nil
+	case !present:
+		return refuse("missing %s: this tracker takes only announce URLs that carry %s=TOKEN", SecretParam, SecretParam)
+	case subtle.ConstantTimeCompare([]byte(got), []byte(t.opts.Secret)) != 1:
+		return refuse("wrong %s", SecretParam)
+	}
+	return nil
+}
+
+// admitAnnounce reads the query of an announce and refuses it when it comes from outside
+// Options.Allow or does not carry Options.Secret.
+func (t *Tracker) admitAnnounce(r *http.Request) (q announceParams, err error) {
+	if err := t.allow(r); err != nil {
+		return q, err
+	}
+	if q, err = parseAnnounceQuery(r.URL.RawQuery); err != nil {
+		return q, refuse("bad query: %v", err)
+	}
+	return q, t.checkSecret(q.lookup(qSecret))
 }
 
 // parseAnnounce reads an announce query q of r (BEP 3 keys, plus numwant, compact and no_peer_id). It
 // is strict about what it uses: info_hash, peer_id and port are required, and a number that is
 // present must parse; keys it does not know are ignored.
-func parseAnnounce(r *http.Request, q url.Values) (a announceRequest, err error) {
-	if a.req.InfoHash, err = param20(q, "info_hash"); err != nil {
+func parseAnnounce(r *http.Request, q *announceParams) (a announceRequest, err error) {
+	if a.req.InfoHash, err = param20(q, qInfoHash); err != nil {
 		return a, err
 	}
 	a.infoHash = generics.Some(a.req.InfoHash)
-	if a.req.PeerId, err = param20(q, "peer_id"); err != nil {
+	if a.req.PeerId, err = param20(q, qPeerID); err != nil {
 		return a, err
 	}
-	port, err := strconv.ParseUint(q.Get("port"), 10, 16)
+	port, err := strconv.ParseUint(q.get(qPort), 10, 16)
 	if err != nil || port == 0 {
-		return a, refuse("bad port %q", q.Get("port"))
+		return a, refuse("bad port %q", q.get(qPort))
 	}
 	a.req.Port = uint16(port)
-	ev, ok := events[q.Get("event")]
+	ev, ok := events[q.get(qEvent)]
 	if !ok {
-		return a, refuse("unknown event %q", q.Get("event"))
+		return a, refuse("unknown event %q", q.get(qEvent))
 	}
-	a.req.Event, a.event = ev, q.Get("event")
-	for _, n := range []struct {
-		key string
+	a.req.Event, a.event = ev, q.get(qEvent)
+	for _, n := range [...]struct {
+		key int
 		dst *int64
 		def int64
-	}{{"uploaded", &a.req.Uploaded, 0}, {"downloaded", &a.req.Downloaded, 0}, {"left", &a.req.Left, -1}} {
+	}{{qUploaded, &a.req.Uploaded, 0}, {qDownloaded, &a.req.Downloaded, 0}, {qLeft, &a.req.Left, -1}} {
 		*n.dst = n.def
-		if s, ok := q[n.key]; ok {
-			v, err := strconv.ParseInt(s[0], 10, 64)
+		if s, ok := q.lookup(n.key); ok {
+			v, err := strconv.ParseInt(s, 10, 64)
 			if err != nil || v < 0 {
-				return a, refuse("bad %s %q", n.key, s[0])
+				return a, refuse("bad %s %q", queryKeys[n.key], s)
 			}
 			*n.dst = v
 		}
 	}
 	a.req.NumWant = -1
-	if s, ok := q["numwant"]; ok {
-		v, err := strconv.ParseInt(s[0], 10, 32)
+	if s, ok := q.lookup(qNumWant); ok {
+		v, err := strconv.ParseInt(s, 10, 32)
 		if err != nil {
-			return a, refuse("bad numwant %q", s[0])
+			return a, refuse("bad numwant %q", s)
 		}
 		if v >= 0 {
 			a.req.NumWant = int32(v)
@@ -129,14 +144,14 @@ func parseAnnounce(r *http.Request, q url.Values) (a announceRequest, err error)
 	if a.req.Event == shared.Stopped {
 		a.req.NumWant = 0 // a leaving peer needs no peers
 	}
-	a.compact = q.Get("compact") != "0"
-	a.noPeerID = q.Get("no_peer_id") == "1"
+	a.compact = q.get(qCompact) != "0"
+	a.noPeerID = q.get(qNoPeerID) == "1"
 
 	// The data center is trusted (see the package doc): ip= names the address to hand out.
 	var ip netip.Addr
-	if s, ok := q["ip"]; ok {
-		if ip, err = netip.ParseAddr(s[0]); err != nil {
-			return a, refuse("bad ip %q: want an IP address", s[0])
+	if s, ok := q.lookup(qIP); ok {
+		if ip, err = netip.ParseAddr(s); err != nil {
+			return a, refuse("bad ip %q: want an IP address", s)
 		}
 	} else {
 		ap, err := netip.ParseAddrPort(r.RemoteAddr)
@@ -155,15 +170,15 @@ func parseAnnounce(r *http.Request, q url.Values) (a announceRequest, err error)
 	return a, nil
 }
 
-func param20(q url.Values, key string) (v [20]byte, err error) {
-	s, ok := q[key]
+func param20(q *announceParams, key int) (v [20]byte, err error) {
+	s, ok := q.lookup(key)
 	if !ok {
-		return v, refuse("missing %s", key)
+		return v, refuse("missing %s", queryKeys[key])
 	}
-	if len(s[0]) != len(v) {
-		return v, refuse("%s is %d bytes, want %d", key, len(s[0]), len(v))
+	if len(s) != len(v) {
+		return v, refuse("%s is %d bytes, want %d", queryKeys[key], len(s), len(v))
 	}
-	copy(v[:], s[0])
+	copy(v[:], s)
 	return v, nil
 }
 
@@ -199,9 +214,9 @@ var announceBufs = sync.Pool{New: func() any { return new(announceBuf) }}
 
 func (t *Tracker) serveAnnounce(w http.ResponseWriter, r *http.Request) {
 	var a announceRequest
-	q, err := t.admit(r)
+	q, err := t.admitAnnounce(r)
 	if err == nil {
-		a, err = parseAnnounce(r, q)
+		a, err = parseAnnounce(r, &q)
 	}
 	if err == nil && t.opts.AllowInfoHash != nil && !t.opts.AllowInfoHash(a.req.InfoHash) {
 		err = refuse("info hash %x is not served by this tracker", a.req.InfoHash)
@@ -287,7 +302,17 @@ type scrapeResponse struct {
 // serveScrape answers /scrape for the info_hash values given, or for every torrent the tracker
 // knows when none is given.
 func (t *Tracker) serveScrape(w http.ResponseWriter, r *http.Request) {
-	q, err := t.admit(r)
+	err := t.allow(r)
+	var q url.Values
+	if err == nil {
+		if q, err = url.ParseQuery(r.URL.RawQuery); err != nil {
+			err = refuse("bad query: %v", err)
+		}
+	}
+	if err == nil {
+		secret, ok := q[SecretParam]
+		err = t.checkSecret(strings.Join(secret[:min(len(secret), 1)], ""), ok)
+	}
 	if err != nil {
 		t.fail(w, r, generics.None[[20]byte](), err)
 		return
