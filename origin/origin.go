@@ -16,6 +16,7 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"net/textproto"
 	"net/url"
 	"os"
 	"path"
@@ -215,8 +216,11 @@ func rangeUnit(r *http.Request, size int64) *http.Request {
 	specs := strings.Split(set, ",")
 	kept := specs[:0]
 	for _, spec := range specs {
-		if suffix, ok := strings.CutPrefix(strings.TrimSpace(spec), "-"); ok && suffix != "" && strings.Trim(suffix, "0") == "" {
-			continue
+		// Spaces are trimmed as ServeContent trims them.
+		if suffix, ok := strings.CutPrefix(textproto.TrimString(spec), "-"); ok {
+			if n := textproto.TrimString(suffix); n != "" && strings.Trim(n, "0") == "" {
+				continue
+			}
 		}
 		kept = append(kept, spec)
 	}
