@@ -134,6 +134,9 @@ func newTestDirectWriter(t *testing.T, size int64) (string, *directWriter) {
 	}
 	dw := newDirectWriter(path, part)
 	if dw == nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("no O_DIRECT in %s: CI's temporary folder must be on a disk", filepath.Dir(path))
+		}
 		t.Skip("no O_DIRECT here: the part file alone is written")
 	}
 	return path, dw

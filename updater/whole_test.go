@@ -16,6 +16,7 @@ type fakeCompletion struct {
 	mu       sync.Mutex
 	complete []bool
 	losses   int64
+	missed   chan int // pieces asked for while not complete, in order of asking
 }
 
 func (f *fakeCompletion) NumPieces() int { return len(f.complete) }
@@ -23,7 +24,51 @@ func (f *fakeCompletion) NumPieces() int { return len(f.complete) }
 func (f *fakeCompletion) PieceComplete(i int) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if !f.complete[i] && f.missed != nil {
+		select {
+		case f.missed <- i:
+		default:
+		}
+	}
 	return f.complete[i]
+}
+
+// prefix returns how many pieces from the first are complete.
+func (f *fakeCompletion) prefix() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for n < len(f.complete) && f.complete[n] {
+		n++
+	}
+	return n
+}
+
+// waitHashed waits until the hasher has hashed every complete piece from the first: it asked
+// for the first incomplete one, or, with all complete, it ended. The deadline only guards
+// against a hung hasher; no result depends on how long this takes.
+func waitHashed(t *testing.T, f *fakeCompletion, w *wholeHasher) {
+	t.Helper()
+	k := f.prefix()
+	deadline := time.After(10 * time.Second)
+	for {
+		if k == len(f.complete) {
+			select {
+			case <-w.done:
+				return
+			case <-deadline:
+				t.Fatal("the hasher did not end with every piece complete")
+			}
+		}
+		select {
+		case i := <-f.missed:
+			if i == k {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("the hasher never asked for piece %d", k)
+		}
+	}
 }
 
 func (f *fakeCompletion) CompletionLosses() int64 {
@@ -77,16 +122,16 @@ func TestWholeHasher(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer f.Close()
-			fc := &fakeCompletion{complete: make([]bool, 6)}
+			fc := &fakeCompletion{complete: make([]bool, 6), missed: make(chan int, 1024)}
 			for _, i := range tc.have {
 				fc.set(i, true)
 			}
 			w := startWholeHasher(fc, f, path, plen, int64(len(data)))
-			// Let the hasher take what is there before anything changes.
-			time.Sleep(5 * wholePoll)
+			// Let the hasher take what is there before anything changes, and each arrival.
+			waitHashed(t, fc, w)
 			for _, i := range tc.arrive {
 				fc.set(i, true)
-				time.Sleep(2 * wholePoll)
+				waitHashed(t, fc, w)
 			}
 			if tc.lose >= 0 {
 				fc.set(tc.lose, false)
