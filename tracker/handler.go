@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/anacrolix/generics"
@@ -367,26 +368,30 @@ func writeBencode(w http.ResponseWriter, v any) {
 	writeAnswer(w, b)
 }
 
-// Header values set on every answer, allocated once.
+// Header values of the answers, each allocated once: textPlain, and the Content-Length value
+// of each length below 8 KiB once it has been answered. (The slices are shared between answers;
+// net/http only reads them.)
 var (
 	textPlain = []string{"text/plain"}
-	lengths   [256][]string // Content-Length values of short answers
+	lengths   [8 << 10]atomic.Pointer[[]string]
 )
 
-func init() {
-	for n := range lengths {
-		lengths[n] = []string{strconv.Itoa(n)}
+func contentLength(n int) []string {
+	if n >= len(lengths) {
+		return []string{strconv.Itoa(n)}
 	}
+	if v := lengths[n].Load(); v != nil {
+		return *v
+	}
+	v := []string{strconv.Itoa(n)}
+	lengths[n].Store(&v)
+	return v
 }
 
 func writeAnswer(w http.ResponseWriter, b []byte) {
 	h := w.Header()
 	h["Content-Type"] = textPlain
-	if len(b) < len(lengths) {
-		h["Content-Length"] = lengths[len(b)]
-	} else {
-		h["Content-Length"] = []string{strconv.Itoa(len(b))}
-	}
+	h["Content-Length"] = contentLength(len(b))
 	w.Write(b)
 }
 
