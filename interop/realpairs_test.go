@@ -63,8 +63,10 @@ func TestRealPairs(t *testing.T) {
 		}
 	}
 	sort.Strings(pairs)
-	if len(pairs) < 20 {
-		t.Fatalf("%s holds %d version pairs, want at least 20: run testdata/corpus/fetch", corpus, len(pairs))
+	// The default corpus is the one CI fetches, of 20 pairs and more; one given by
+	// $PKGSYNC_CORPUS (the larger pairs, by hand) may be smaller.
+	if want := 20; len(pairs) < want && os.Getenv("PKGSYNC_CORPUS") == "" || len(pairs) == 0 {
+		t.Fatalf("%s holds %d version pairs, want at least %d: run testdata/corpus/fetch", corpus, len(pairs), want)
 	}
 
 	l := newLab(t)
