@@ -14,10 +14,13 @@ import (
 // store holds the live peers of every torrent, keyed by the address they are handed out at, each
 // dropped once silent for the TTL.
 //
-// An announce is one pass under the lock (record the asker, then walk the swarm once, dropping
-// expired peers and scoring the others for the asker), and the ranking runs after it, outside
-// the lock, on the scored copies. A swarm keeps its peers in a slice (an index map finds a peer
-// by address), so that the walk reads contiguous memory and a peer costs no allocation of its own.
+// An announce is one pass under its swarm's lock (record the asker, then walk the swarm once,
+// dropping expired peers and scoring the others for the asker), and the ranking runs after it,
+// outside the lock, on the scored copies. Each swarm has a lock of its own, so that announces of
+// different packages do not wait for each other (with one lock for the store, two cores serving
+// 100 packages waited 88 µs per announce for it); the store's lock guards only the map of swarms,
+// and is taken before a swarm's. A swarm keeps its peers in a slice (an index map finds a peer by
+// address), so that the walk reads contiguous memory and a peer costs no allocation of its own.
 type store struct {
 	sites    *sites
 	ttl      int64 // nanoseconds
@@ -25,11 +28,13 @@ type store struct {
 	maxPeers int
 	now      func() time.Time
 
-	mu     sync.Mutex
+	mu     sync.RWMutex
 	swarms map[[20]byte]*swarm
 }
 
 type swarm struct {
+	mu    sync.Mutex
+	dead  bool                     // dropped from store.swarms: look the torrent up again
 	index map[netip.AddrPort]int32 // position in peers
 	peers []peer
 	// completed counts completions seen (BEP 48 "downloaded"). It outlives the peers, so a swarm
@@ -83,20 +88,13 @@ func (s *store) announce(req *udp.AnnounceRequest, addr netip.AddrPort, limit in
 	var out announced
 	cands := rb.cands[:0]
 
-	s.mu.Lock()
-	sw := s.swarms[req.InfoHash]
-	if req.Event == shared.Stopped {
-		if sw != nil {
-			sw.remove(addr)
-		}
-	} else {
-		if sw == nil {
-			sw = &swarm{index: make(map[netip.AddrPort]int32)}
-			s.swarms[req.InfoHash] = sw
-		}
-		sw.record(req, addr, now, s.sites)
-	}
+	sw := s.lockSwarm(req.InfoHash, req.Event != shared.Stopped)
 	if sw != nil {
+		if req.Event == shared.Stopped {
+			sw.remove(addr)
+		} else {
+			sw.record(req, addr, now, s.sites)
+		}
 		for i := len(sw.peers) - 1; i >= 0; i-- {
 			p := &sw.peers[i]
 			if now-p.seen >= s.ttl {
@@ -114,14 +112,49 @@ func (s *store) announce(req *udp.AnnounceRequest, addr netip.AddrPort, limit in
 			}
 			cands = append(cands, asker.score(p))
 		}
-		s.dropIfEmpty(req.InfoHash, sw)
+		empty := sw.empty()
+		sw.mu.Unlock()
+		if empty {
+			s.mu.Lock()
+			sw.mu.Lock()
+			s.dropIfEmpty(req.InfoHash, sw)
+			sw.mu.Unlock()
+			s.mu.Unlock()
+		}
 	}
-	s.mu.Unlock()
 
 	rb.cands = cands
 	out.peers = rb.rank(limit, rankSeed(req.InfoHash, addr))
 	return out
 }
+
+// lockSwarm returns the swarm of a torrent, locked, making it if create is set; nil if there is
+// none and create is not set.
+func (s *store) lockSwarm(infoHash [20]byte, create bool) *swarm {
+	for {
+		s.mu.RLock()
+		sw := s.swarms[infoHash]
+		s.mu.RUnlock()
+		if sw == nil {
+			if !create {
+				return nil
+			}
+			s.mu.Lock()
+			if sw = s.swarms[infoHash]; sw == nil {
+				sw = &swarm{index: make(map[netip.AddrPort]int32)}
+				s.swarms[infoHash] = sw
+			}
+			s.mu.Unlock()
+		}
+		sw.mu.Lock()
+		if !sw.dead {
+			return sw
+		}
+		sw.mu.Unlock() // dropped since it was looked up
+	}
+}
+
+func (sw *swarm) empty() bool { return len(sw.peers) == 0 && sw.completed == 0 }
 
 // record adds or refreshes the peer at addr.
 func (sw *swarm) record(req *udp.AnnounceRequest, addr netip.AddrPort, now int64, ss *sites) {
@@ -173,8 +206,10 @@ func (s *store) Scrape(infoHashes [][20]byte) []udp.ScrapeInfohashResult {
 	out := make([]udp.ScrapeInfohashResult, len(infoHashes))
 	for i, ih := range infoHashes {
 		if sw := s.swarms[ih]; sw != nil {
+			sw.mu.Lock()
 			s.expire(ih, sw, now)
 			out[i] = sw.counts()
+			sw.mu.Unlock()
 		}
 	}
 	return out
@@ -187,9 +222,11 @@ func (s *store) all() [][20]byte {
 	defer s.mu.Unlock()
 	out := make([][20]byte, 0, len(s.swarms))
 	for ih, sw := range s.swarms {
+		sw.mu.Lock()
 		if s.expire(ih, sw, now) {
 			out = append(out, ih)
 		}
+		sw.mu.Unlock()
 	}
 	slices.SortFunc(out, func(a, b [20]byte) int { return cmp.Compare(string(a[:]), string(b[:])) })
 	return out
@@ -208,7 +245,7 @@ func (sw *swarm) counts() (r udp.ScrapeInfohashResult) {
 }
 
 // expire drops the peers of sw silent for the TTL, and sw itself when nothing is left worth
-// keeping. It reports whether sw is still kept. s.mu must be held.
+// keeping. It reports whether sw is still kept. s.mu and sw.mu must be held.
 func (s *store) expire(infoHash [20]byte, sw *swarm, now int64) bool {
 	for i := len(sw.peers) - 1; i >= 0; i-- {
 		if now-sw.peers[i].seen >= s.ttl {
@@ -218,12 +255,15 @@ func (s *store) expire(infoHash [20]byte, sw *swarm, now int64) bool {
 	return !s.dropIfEmpty(infoHash, sw)
 }
 
+// dropIfEmpty drops sw, the swarm of infoHash, if it is empty, and reports whether it did. s.mu and
+// sw.mu must be held.
 func (s *store) dropIfEmpty(infoHash [20]byte, sw *swarm) bool {
-	if len(sw.peers) == 0 && sw.completed == 0 {
-		delete(s.swarms, infoHash)
-		return true
+	if !sw.empty() || sw.dead {
+		return sw.dead
 	}
-	return false
+	sw.dead = true
+	delete(s.swarms, infoHash)
+	return true
 }
 
 // sweep expires every torrent's peers.
@@ -232,7 +272,9 @@ func (s *store) sweep() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for ih, sw := range s.swarms {
+		sw.mu.Lock()
 		s.expire(ih, sw, now)
+		sw.mu.Unlock()
 	}
 }
 
@@ -241,7 +283,12 @@ func (s *store) peerInfos(infoHash [20]byte) []PeerInfo {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sw := s.swarms[infoHash]
-	if sw == nil || !s.expire(infoHash, sw, now) {
+	if sw == nil {
+		return nil
+	}
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	if !s.expire(infoHash, sw, now) {
 		return nil
 	}
 	out := make([]PeerInfo, len(sw.peers))
