@@ -77,6 +77,7 @@ type Server struct {
 	filesMu         sync.Mutex
 	files           map[string]FileStats
 	makeMu          sync.Mutex // one make at a time: it already uses every core
+	index           indexCache // SHA-1s of packages for /index.json
 }
 
 // New returns a server for dir. Paths that leave dir (.., absolute, or through symbolic links
@@ -129,7 +130,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.requests.Add(1)
 	start := time.Now()
 	cw := &countingWriter{ResponseWriter: w, head: r.Method == http.MethodHead}
-	status := s.serveFile(cw, r)
+	var status int
+	if r.URL.Path == indexPath && !s.hasFile(indexPath[1:]) {
+		status = s.serveIndex(cw, r)
+	} else {
+		status = s.serveFile(cw, r)
+	}
 	s.bytes.Add(cw.n)
 	s.filesMu.Lock()
 	if s.files == nil {
@@ -195,6 +201,12 @@ func (s *Server) serveFile(w *countingWriter, r *http.Request) int {
 	}
 	http.ServeContent(w, rangeUnit(r, st.Size()), "", st.ModTime(), f)
 	return w.status()
+}
+
+// hasFile reports whether the folder holds a regular file name.
+func (s *Server) hasFile(name string) bool {
+	st, err := s.root.Stat(name)
+	return err == nil && st.Mode().IsRegular()
 }
 
 // rangeUnit returns r with a Range header that net/http's ServeContent reads as RFC 9110 14.1
