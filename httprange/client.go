@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"sync"
 	"time"
 )
@@ -59,22 +58,11 @@ func newTransport(tlsConf *tls.Config, timeout time.Duration, idle int) *http.Tr
 // (added to the system pool; "" adds none). A timeout > 0 bounds connecting, the TLS handshake and
 // the wait for response headers, but not the body: bound that with the request's context.
 func NewClient(caFile string, timeout time.Duration) (*http.Client, error) {
-	conf := &tls.Config{MinVersion: tls.VersionTLS12}
-	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, fmt.Errorf("httprange: CA bundle: %w", err)
-		}
-		pool, err := x509.SystemCertPool()
-		if err != nil || pool == nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("httprange: CA bundle %s holds no PEM certificate", caFile)
-		}
-		conf.RootCAs = pool
+	conf, err := TLSFiles{CAFile: caFile}.Config()
+	if err != nil {
+		return nil, err
 	}
-	return &http.Client{Transport: newTransport(conf, timeout, sharedIdleConns)}, nil
+	return NewTLSClient(conf, timeout), nil
 }
 
 // Get fetches a whole small file (a .torrent, a .zsync) with a plain GET and returns its body. It

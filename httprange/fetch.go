@@ -160,19 +160,15 @@ func (j *job) rangeAttempt(ctx context.Context, want []Range, probe bool) ([]Ran
 	fail := func(status int, err error, retry bool) *Error {
 		return &Error{URL: f.safeURL, Range: span, Status: status, Err: err, retry: retry}
 	}
-	req, err := newRequest(ctx, f.url, f.opts.Header)
-	if err != nil {
-		return want, fail(0, err, false)
-	}
-	req.Header.Set("Range", rangeHeader(want))
 	ifRange := f.ifRange()
-	if ifRange != "" {
-		req.Header.Set("If-Range", ifRange)
-	}
-	f.requests.Add(1)
-	resp, err := f.client.Do(req)
+	resp, err := f.send(ctx, span, func(h http.Header) {
+		h.Set("Range", rangeHeader(want))
+		if ifRange != "" {
+			h.Set("If-Range", ifRange)
+		}
+	})
 	if err != nil {
-		return want, doError(ctx, f.safeURL, span, err)
+		return want, err
 	}
 	body := &countingReader{r: resp.Body, n: &f.bytes}
 	defer closeBody(body)
@@ -230,7 +226,7 @@ func (j *job) rangeAttempt(ctx context.Context, want []Range, probe bool) ([]Ran
 		return want, fail(resp.StatusCode, why, false)
 
 	default:
-		return want, statusError(f.safeURL, span, resp)
+		return want, statusError(f.where(resp), span, resp)
 	}
 }
 
@@ -240,19 +236,14 @@ func (j *job) fullAttempt(ctx context.Context) error {
 	fail := func(status int, err error, retry bool) *Error {
 		return &Error{URL: f.safeURL, Status: status, Err: err, retry: retry}
 	}
-	req, err := newRequest(ctx, f.url, f.opts.Header)
+	resp, err := f.send(ctx, Range{}, nil)
 	if err != nil {
-		return fail(0, err, false)
-	}
-	f.requests.Add(1)
-	resp, err := f.client.Do(req)
-	if err != nil {
-		return doError(ctx, f.safeURL, Range{}, err)
+		return err
 	}
 	body := &countingReader{r: resp.Body, n: &f.bytes}
 	defer closeBody(body)
 	if resp.StatusCode != http.StatusOK {
-		return statusError(f.safeURL, Range{}, resp)
+		return statusError(f.where(resp), Range{}, resp)
 	}
 	if err := f.checkVersion(resp.Header); err != nil {
 		return fail(resp.StatusCode, err, false)

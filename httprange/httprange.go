@@ -217,6 +217,7 @@ type Fetcher struct {
 	opts    Options
 	client  *http.Client
 	optErr  error // invalid Options.Validator, reported by Fetch
+	redir   redirect
 
 	requests atomic.Int64
 	bytes    atomic.Int64
