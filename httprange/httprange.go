@@ -22,6 +22,10 @@
 // Fetch keeps the requested bytes from that one body instead of downloading the file once per batch,
 // and later Fetch calls on the same Fetcher send one plain GET each.
 //
+// A URL that redirects (an object store's short-lived signed URL behind a 302 or 307) is asked once:
+// the URL the redirect led to serves the next requests, until it answers 400, 401, 403, 404 or 410
+// (an expired signature); then the URL itself is asked again at once and redirects afresh.
+//
 // Failures that may pass (5xx, 408, 429, connection errors, truncated bodies, a Content-Range that
 // does not match the request) are retried with exponential backoff that stops when ctx is done.
 // Others (404, 403, 416, a changed file) fail at once. Bytes that arrived before a body broke off are
