@@ -25,7 +25,6 @@ type store struct {
 	sites    *sites
 	ttl      int64 // nanoseconds
 	interval int32 // seconds
-	maxPeers int
 	now      func() time.Time
 
 	mu     sync.RWMutex
@@ -67,7 +66,6 @@ func newStore(opts Options) *store {
 		sites:    newSites(opts.Topology),
 		ttl:      int64(opts.PeerTTL),
 		interval: int32(max(1, opts.Interval/time.Second)),
-		maxPeers: opts.MaxPeers,
 		now:      opts.Now,
 		swarms:   make(map[[20]byte]*swarm),
 	}

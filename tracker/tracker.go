@@ -32,8 +32,9 @@
 // (a hex info hash and an address string among them) for every announce, and starts an upstream
 // lookup (two goroutines and two timers) for every swarm of at most one peer, even with no
 // upstream tracker configured. The store records the announce and picks the peers in one pass
-// under one lock instead (store.go), ranking works from what the store keeps of each peer
-// (rank.go), and the compact answer and the log line are encoded without reflection.
+// under the swarm's own lock instead (store.go), ranking works from what the store keeps of each
+// peer (rank.go), the query is read without building a map (query.go), the compact answer and
+// the log line are encoded without reflection, and log lines are written in batches (logbuf.go).
 //
 // Load: `go run ./cmd/trackerload` (10,000 peers over 100 packages, server on one core).
 package tracker

@@ -9,7 +9,7 @@
 // by a minimal HTTP/1.1 client: net/http's client costs more CPU per request than the tracker
 // itself, and the load generator shares the machine with the server it measures.
 //
-// Every loop is bounded: Register sends exactly Peers announces, Replay at most Announces and for
+// Every loop is bounded: Register sends Peers announces, Replay at most Announces, each phase for
 // at most Duration, and both stop when the context ends.
 package loadgen
 
@@ -38,7 +38,8 @@ type Config struct {
 	Peers, Packages int
 	// Conns is the number of keep-alive connections, each with one announce in flight.
 	Conns int
-	// Announces bounds the re-announces of Replay; Duration bounds its time.
+	// Announces bounds the re-announces of Replay. Duration bounds the time of each phase, zero
+	// meaning a minute: Replay stops when it runs out, Register fails.
 	Announces int
 	Duration  time.Duration
 	// Dial, if not nil, opens the connections (tests bind a local address with it).
@@ -95,6 +96,9 @@ func New(cfg Config) (*Load, error) {
 	if cfg.Peers > 1<<24 {
 		return nil, fmt.Errorf("%d peers: at most %d fit in 10.0.0.0/8", cfg.Peers, 1<<24)
 	}
+	if cfg.Duration <= 0 {
+		cfg.Duration = time.Minute
+	}
 	l := &Load{cfg: cfg, host: u.Host, addr: u.Host, target: u.EscapedPath() + "?"}
 	if u.Port() == "" {
 		l.addr = net.JoinHostPort(u.Hostname(), "80")
@@ -133,7 +137,11 @@ func peerQuery(i, packages int) string {
 
 // Register announces every peer once with event=started, in order.
 func (l *Load) Register(ctx context.Context) (Result, error) {
-	return l.run(ctx, len(l.peers), 0, func(k int) (int, string) { return k, "&event=started" })
+	r, err := l.run(ctx, len(l.peers), l.cfg.Duration, func(k int) (int, string) { return k, "&event=started" })
+	if err == nil && r.Announces < len(l.peers) {
+		err = fmt.Errorf("registered %d of %d peers within %v", r.Announces, len(l.peers), l.cfg.Duration)
+	}
+	return r, err
 }
 
 // Replay re-announces peers in a spread order (a stride coprime with Peers, so that consecutive
@@ -157,14 +165,10 @@ func gcd(a, b int) int {
 	return a
 }
 
-// run sends total announces (announce k from pick(k)) over the connections, for at most d when d
-// is positive.
+// run sends total announces (announce k from pick(k)) over the connections, for at most d.
 func (l *Load) run(ctx context.Context, total int, d time.Duration, pick func(k int) (peer int, extra string)) (Result, error) {
-	if d > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, d)
-		defer cancel()
-	}
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
 	var (
 		next    atomic.Int64
 		wg      sync.WaitGroup
@@ -196,8 +200,8 @@ func (l *Load) run(ctx context.Context, total int, d time.Duration, pick func(k 
 		r.P99 = lat[min(len(lat)-1, len(lat)*99/100)]
 		r.Max = lat[len(lat)-1]
 	}
-	// The deadline of a bounded phase ends it; it is not a failure.
-	if firstEr != nil && !(d > 0 && errors.Is(firstEr, context.DeadlineExceeded) && ctx.Err() != nil) {
+	// The deadline of a phase ends it; it is not a failure.
+	if firstEr != nil && !errors.Is(firstEr, context.DeadlineExceeded) {
 		return r, firstEr
 	}
 	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
