@@ -76,7 +76,9 @@ func TestSeedSaysWhatItWaitsFor(t *testing.T) {
 			}
 			cfg := bt.DefaultConfig()
 			cfg.ListenAddr = "127.0.0.1:0"
-			cfg.PeerWait = 50 * time.Millisecond
+			// Alone with a tracker, the node waits PeerWait before it asks the origin: long
+			// enough for the local tracker's answer to be in before the node completes.
+			cfg.PeerWait = 500 * time.Millisecond
 			var notice syncBuffer
 			out := filepath.Join(dir, "pkg.bin")
 			start := time.Now()
