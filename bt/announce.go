@@ -160,5 +160,6 @@ func (t *Torrent) announce(ctx context.Context, url string, event tracker.Announ
 			a.ClientIp6 = krpc.NodeAddr{IP: ip.AsSlice()}
 		}
 	}
+	t.node.withTLS(&a)
 	return a.Do()
 }

@@ -1,6 +1,7 @@
 package bt
 
 import (
+	"crypto/tls"
 	"io"
 	"time"
 
@@ -49,6 +50,9 @@ type Config struct {
 	// StallTimeout is how long peers may deliver nothing before pieces that peers claim to
 	// have may go to the origin as well. Default 5s.
 	StallTimeout time.Duration
+	// TLS is the trust (RootCAs) and identity (Certificates) of announces to https trackers,
+	// whose names are always verified. Nil: the system's roots, no client certificate.
+	TLS *tls.Config
 	// Logger receives the library's and this package's log lines (text, Info level and
 	// above). Nil means quiet.
 	Logger io.Writer
