@@ -480,7 +480,14 @@ func (j *job) run(ctx context.Context) (*Result, error) {
 	}
 	// Reserve the space now, so that a full disk fails at once and not after an hour of transfer.
 	if err := syscall.Fallocate(int(part.Fd()), 0, 0, length); err != nil && !errors.Is(err, syscall.EOPNOTSUPP) {
-		return nil, fmt.Errorf("%s: reserving %d bytes: %w", j.part, length, err)
+		// Leave the part file as it was: what an earlier run left stays for the next one,
+		// and a part file this run made holds nothing worth keeping.
+		if pst.Size() == 0 {
+			os.Remove(j.part)
+		} else {
+			part.Truncate(pst.Size())
+		}
+		return nil, fmt.Errorf("%s: reserving %s for the new version: %w%s", j.part, progress.Bytes(length), err, freeSpace(j.part))
 	}
 
 	plan := delta.Empty(length)
@@ -692,6 +699,17 @@ func (j *job) fetch(ctx context.Context, part *os.File, rs []httprange.Range, on
 		return fmt.Errorf("fetching from the origin: %w", err)
 	}
 	return nil
+}
+
+// freeSpace says how much room the file system that holds path has left, for a message about a
+// full disk; "" when it cannot tell.
+func freeSpace(path string) string {
+	dir := filepath.Dir(path)
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return ""
+	}
+	return fmt.Sprintf(" (the file system of %s has %s free)", dir, progress.Bytes(int64(st.Bavail)*st.Bsize))
 }
 
 func sumRanges(rs []httprange.Range) (n int64) {
