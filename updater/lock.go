@@ -42,6 +42,12 @@ func (e *LockedError) Error() string {
 // lockPoll is how often a waiting run tries the lock again: a blocking flock would not see ctx.
 const lockPoll = 100 * time.Millisecond
 
+// Lock takes the lock of path (on PATH.lock) as an update takes its output's, for a caller that
+// changes several files under one lock: pkgsync sync holds it on its folder.
+func Lock(ctx context.Context, path string, wait time.Duration, log func(string, ...any)) (release func(), err error) {
+	return lockOutput(ctx, path, wait, log)
+}
+
 // lockOutput takes the lock of out, waiting up to wait for another holder, and returns the
 // function that releases it.
 func lockOutput(ctx context.Context, out string, wait time.Duration, log func(string, ...any)) (release func(), err error) {

@@ -29,13 +29,15 @@ Usage:
   pkgsync serve DIR [flags]              serve DIR as an origin (web seed, zsync, tracker)
   pkgsync tracker [flags]                run the embedded BitTorrent tracker
   pkgsync seed FILE.torrent... [flags]   seed complete packages to peers
+  pkgsync sync INDEX_URL DIR [flags]     keep DIR current with an origin's index of packages
   pkgsync keygen -o KEY                  make an ed25519 key pair for signing: KEY and KEY.pub
   pkgsync demo [flags]                   run origin, tracker and nodes on loopback: v1 -> v2
   pkgsync version                        print the version
 
 Run 'pkgsync COMMAND --help' for the flags of a command.
 Exit status: 0 on success (also when already up to date), 1 on failure, 2 on bad usage,
-3 when another update of the same output holds its lock (OUT.lock; see update --lock-wait).
+3 when another update of the same output holds its lock (OUT.lock; see update --lock-wait);
+sync: 0 everything current, 4 something updated, 1 something failed (see sync --help).
 `
 
 // version is set at build time with -ldflags "-X main.version=..." (the release script does);
@@ -53,6 +55,7 @@ var commands = []command{
 	{"serve", runServe},
 	{"tracker", runTracker},
 	{"seed", runSeed},
+	{"sync", runSync},
 	{"keygen", runKeygen},
 	{"demo", runDemo},
 }
@@ -66,7 +69,12 @@ type exitError struct {
 	err  error
 }
 
-func (e exitError) Error() string { return e.err.Error() }
+func (e exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.err.Error()
+}
 func (e exitError) Unwrap() error { return e.err }
 
 func main() {
@@ -105,7 +113,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "pkgsync %s: %v\nRun 'pkgsync %s --help' for usage.\n", c.name, err, c.name)
 			return 2
 		case errors.As(err, &coded):
-			fmt.Fprintf(stderr, "pkgsync %s: %v\n", c.name, err)
+			if coded.err != nil { // a status that is not a failure (sync's "updated") says nothing
+				fmt.Fprintf(stderr, "pkgsync %s: %v\n", c.name, err)
+			}
 			return coded.code
 		default:
 			fmt.Fprintf(stderr, "pkgsync %s: %v\n", c.name, err)
