@@ -97,7 +97,6 @@ type cand struct {
 	ip    [16]byte
 	port  uint16
 	is4   bool
-	seed  bool // seeder
 	id    [20]byte
 }
 
@@ -130,7 +129,7 @@ func newAsker(ss *sites, ap netip.AddrPort, seeds bool) asker {
 // score makes the candidate record of peer p for the asker. Among equally close peers, those of
 // the other role come first (seeders for a leecher, leechers for a seeder).
 func (a *asker) score(p *peer) cand {
-	c := cand{ip: p.addr.Addr().As16(), port: p.addr.Port(), is4: p.addr.Addr().Is4(), seed: p.left == 0, id: p.id, tie: p.key.hash}
+	c := cand{ip: p.addr.Addr().As16(), port: p.addr.Port(), is4: p.addr.Addr().Is4(), id: p.id, tie: p.key.hash}
 	bits := 0
 	if c.is4 == a.is4 {
 		hi, lo := binary.BigEndian.Uint64(c.ip[:8]), binary.BigEndian.Uint64(c.ip[8:])
@@ -146,7 +145,7 @@ func (a *asker) score(p *peer) cand {
 	}
 	s := sharedLevels(a.key.site, p.key.site)*topology.LevelWeight + bits
 	c.order = uint64(math.MaxUint32-uint32(s)) << 1
-	if c.seed == a.seeds {
+	if p.seeder() == a.seeds {
 		c.order |= 1
 	}
 	return c
@@ -159,7 +158,7 @@ type rankBuf struct {
 	out   []cand   // the answer
 }
 
-// Ranking sorts one word per candidate instead of the 72-byte candidates: from the top, 14 bits
+// Ranking sorts one word per candidate instead of the 56-byte candidates: from the top, 14 bits
 // of distance (closeness subtracted from 2^14-1), the tier, the top 29 bits of the tie, and the
 // candidate's index. Words sort as plain integers, without a comparison function, and two
 // candidates whose words agree but for the index (one pair in 2^29 of equally close peers) are
