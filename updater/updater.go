@@ -695,6 +695,11 @@ func (j *job) fetch(ctx context.Context, part *os.File, rs []httprange.Range, on
 	after := j.fetcher.Stats()
 	j.res.BytesFromOrigin += after.Bytes - before.Bytes
 	j.res.RequestsToOrigin += after.Requests - before.Requests
+	if errors.Is(err, httprange.ErrChanged) {
+		// Another version was published while this one was fetched: its bytes are never
+		// mixed with the ones already written, and nothing is renamed into place.
+		return fmt.Errorf("%s changed on the origin during the update (a new version published?); nothing was put in place, run the update again: %w", j.name, err)
+	}
 	if err != nil {
 		return fmt.Errorf("fetching from the origin: %w", err)
 	}
