@@ -293,6 +293,7 @@ func syncLine(ctx context.Context, opt Options, st *state, p catalog.Package, lo
 			logf("%s: cannot remove %s: %v", p.Line, l.Name, err)
 			continue
 		}
+		os.Remove(updater.RecordPath(filepath.Join(opt.Dir, l.Name)))
 		delete(st.Verified, l.Name)
 		pr.Removed = append(pr.Removed, l.Name)
 		logf("%s: removed %s (keeping %d versions)", p.Line, l.Name, opt.Keep)

@@ -90,20 +90,33 @@ func Get(ctx context.Context, c *http.Client, rawURL string, h http.Header, maxB
 }
 
 func getOnce(ctx context.Context, c *http.Client, rawURL, safe string, h http.Header, maxBytes int64) ([]byte, error) {
+	data, _, err := getOnceIf(ctx, c, rawURL, safe, h, maxBytes, "")
+	return data, err
+}
+
+// getOnceIf is getOnce, conditional on etag when etag is not "": a 304 then comes back as no
+// data and no error, with the response for its headers.
+func getOnceIf(ctx context.Context, c *http.Client, rawURL, safe string, h http.Header, maxBytes int64, etag string) ([]byte, *http.Response, error) {
 	req, err := newRequest(ctx, rawURL, h)
 	if err != nil {
-		return nil, &Error{URL: safe, Err: err}
+		return nil, nil, &Error{URL: safe, Err: err}
+	}
+	if etag != "" {
+		req.Header.Set("If-None-Match", etag)
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return nil, doError(ctx, safe, Range{}, err)
+		return nil, nil, doError(ctx, safe, Range{}, err)
 	}
 	defer closeBody(resp.Body)
+	if resp.StatusCode == http.StatusNotModified && etag != "" {
+		return nil, resp, nil
+	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, statusError(safe, Range{}, resp)
+		return nil, nil, statusError(safe, Range{}, resp)
 	}
 	if resp.ContentLength > maxBytes {
-		return nil, &Error{URL: safe, Status: resp.StatusCode,
+		return nil, nil, &Error{URL: safe, Status: resp.StatusCode,
 			Err: fmt.Errorf("%w: Content-Length %d above the limit of %d", ErrTooLarge, resp.ContentLength, maxBytes)}
 	}
 	var buf bytes.Buffer
@@ -112,12 +125,42 @@ func getOnce(ctx context.Context, c *http.Client, rawURL, safe string, h http.He
 	}
 	n, err := buf.ReadFrom(io.LimitReader(resp.Body, maxBytes+1))
 	if err != nil {
-		return nil, &Error{URL: safe, Status: resp.StatusCode, Err: fmt.Errorf("%w after %d bytes: %w", ErrShort, n, err), retry: true}
+		return nil, nil, &Error{URL: safe, Status: resp.StatusCode, Err: fmt.Errorf("%w after %d bytes: %w", ErrShort, n, err), retry: true}
 	}
 	if n > maxBytes {
-		return nil, &Error{URL: safe, Status: resp.StatusCode, Err: fmt.Errorf("%w: more than %d bytes", ErrTooLarge, maxBytes)}
+		return nil, nil, &Error{URL: safe, Status: resp.StatusCode, Err: fmt.Errorf("%w: more than %d bytes", ErrTooLarge, maxBytes)}
 	}
-	return buf.Bytes(), nil
+	return buf.Bytes(), resp, nil
+}
+
+// GetIfNoneMatch is Get, conditional on etag (the ETag of an earlier answer; "" for none): when
+// the server answers 304 Not Modified, notModified is true and data nil. tag is the answer's
+// ETag ("" when it has none), for the next call.
+func GetIfNoneMatch(ctx context.Context, c *http.Client, rawURL string, h http.Header, maxBytes int64, etag string) (data []byte, tag string, notModified bool, err error) {
+	safe := redact(rawURL)
+	if maxBytes <= 0 {
+		return nil, "", false, &Error{URL: safe, Err: fmt.Errorf("maxBytes %d must be positive", maxBytes)}
+	}
+	if err := checkURL(rawURL); err != nil {
+		return nil, "", false, &Error{URL: safe, Err: err}
+	}
+	if c == nil {
+		c = sharedClient()
+	}
+	err = retry(ctx, DefaultRetries, DefaultRetryDelay, func() error {
+		var resp *http.Response
+		var err error
+		data, resp, err = getOnceIf(ctx, c, rawURL, safe, h, maxBytes, etag)
+		if resp != nil {
+			tag = resp.Header.Get("ETag")
+			notModified = resp.StatusCode == http.StatusNotModified
+		}
+		return err
+	})
+	if notModified && tag == "" {
+		tag = etag // a 304 need not repeat the validator
+	}
+	return data, tag, notModified, err
 }
 
 // newRequest builds a GET with the extra headers; identity encoding keeps Go's transport from
