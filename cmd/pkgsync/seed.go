@@ -31,11 +31,13 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var (
 		datas, peers []string
 		btf          btFlags
+		ctls         clientTLS
 		verbose      bool
 	)
 	fs.StringArrayVar(&datas, "data", nil, "the data file of the torrent at the same position (repeat; default: beside the torrent)")
 	fs.StringArrayVar(&peers, "peer", nil, "a peer to contact directly, HOST:PORT (repeat for more)")
 	btf.register(fs)
+	ctls.register(fs)
 	fs.BoolVarP(&verbose, "verbose", "v", false, "log swarm events on stderr")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -48,6 +50,9 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	cfg, err := btf.config()
 	if err != nil {
+		return err
+	}
+	if cfg.TLS, err = ctls.config(); err != nil {
 		return err
 	}
 	if verbose {

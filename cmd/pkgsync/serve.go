@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -21,7 +22,8 @@ runs the embedded BitTorrent tracker at /announce and /scrape. When a client ask
 or PKG.zsync and PKG exists without them (or they are older than PKG), they are made on the spot,
 pointing at this server. Paths that escape DIR (.., encoded or not, absolute paths, symbolic
 links that lead out) are refused. GET /.pkgsync/stats returns the requests served and body bytes
-sent, as JSON.
+sent, as JSON. With --tls-cert and --tls-key it serves https only, the tracker included, and the
+torrents it makes name https URLs.
 
 Slow or idle clients cost a connection for seconds, not forever: --header-timeout for a request's
 header (and body), --idle-timeout between requests, --send-timeout for a client that takes no byte
@@ -40,6 +42,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		withTracker, noMake        bool
 		verbose                    bool
 		tf                         trackerFlags
+		stls                       serverTLS
 		opt                        origin.Options
 		lim                        = origin.DefaultLimits()
 	)
@@ -50,6 +53,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Int64Var(&opt.Make.PieceSize, "piece-size", 0, "piece size for made torrents (default: from the file size)")
 	fs.IntVar(&opt.Make.BlockSize, "block-size", 0, "zsync block size for made .zsync files (default: as zsyncmake)")
 	tf.register(fs)
+	stls.register(fs)
 	fs.StringVar(&logFile, "access-log", "", "append one line per request to this file")
 	fs.BoolVarP(&verbose, "verbose", "v", false, "log requests on stderr")
 	fs.DurationVar(&lim.HeaderTimeout, "header-timeout", lim.HeaderTimeout, "drop a client that takes longer to send a request's header (and body)")
@@ -64,6 +68,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if lim.HeaderTimeout <= 0 || lim.IdleTimeout <= 0 || lim.SendTimeout <= 0 || lim.MaxConns <= 0 {
 		return fmt.Errorf("%w: --header-timeout, --idle-timeout, --send-timeout and --max-conns must be positive", errUsage)
+	}
+	tlsConf, err := stls.config()
+	if err != nil {
+		return err
 	}
 	opt.AutoMake = !noMake
 	opt.PublicURL = publicURL
@@ -96,25 +104,35 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer srv.Close()
-	return serveLimited(ctx, listen, srv, lim, stderr, "origin for "+fs.Arg(0))
+	return serveLimited(ctx, listen, srv, lim, tlsConf, stderr, "origin for "+fs.Arg(0))
 }
 
 // serveHTTP serves h on addr under origin.DefaultLimits until ctx ends, then shuts down
 // gracefully.
-func serveHTTP(ctx context.Context, addr string, h http.Handler, stderr io.Writer, what string) error {
-	return serveLimited(ctx, addr, h, origin.DefaultLimits(), stderr, what)
+func serveHTTP(ctx context.Context, addr string, h http.Handler, tlsConf *tls.Config, stderr io.Writer, what string) error {
+	return serveLimited(ctx, addr, h, origin.DefaultLimits(), tlsConf, stderr, what)
 }
 
-// serveLimited serves h on addr under lim until ctx ends, then shuts down gracefully.
-func serveLimited(ctx context.Context, addr string, h http.Handler, lim origin.Limits, stderr io.Writer, what string) error {
+// serveLimited serves h on addr under lim until ctx ends, then shuts down gracefully. A tlsConf
+// serves https only.
+func serveLimited(ctx context.Context, addr string, h http.Handler, lim origin.Limits, tlsConf *tls.Config, stderr io.Writer, what string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", addr, err)
 	}
-	fmt.Fprintf(stderr, "pkgsync: %s listening on http://%s/\n", what, ln.Addr())
+	scheme := "http"
+	if tlsConf != nil {
+		scheme = "https"
+	}
+	fmt.Fprintf(stderr, "pkgsync: %s listening on %s://%s/\n", what, scheme, ln.Addr())
 	hs, hl := origin.NewHTTPServer(ln, h, lim)
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(hl) }()
+	if tlsConf != nil {
+		hs.TLSConfig = tlsConf
+		go func() { errc <- hs.ServeTLS(hl, "", "") }()
+	} else {
+		go func() { errc <- hs.Serve(hl) }()
+	}
 	select {
 	case err := <-errc:
 		return err

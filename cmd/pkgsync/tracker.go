@@ -29,6 +29,8 @@ carry secret=TOKEN, TOKEN being the file's content. Give the tracker URL with th
 (pkgsync make --tracker 'http://tracker:6969/announce?secret=TOKEN'): BitTorrent clients announce
 to the URL in the .torrent with their own parameters appended, so the token reaches the tracker.
 Refused requests get a bencoded failure reason, which clients show, and a line in the log.
+With --tls-cert and --tls-key it serves https only (pkgsync update and seed verify it, with
+--ca-file for a private CA).
 
 Examples:
   pkgsync tracker --listen :6969 --topology sites.txt --announce-log /var/log/pkgsync-tracker.jsonl
@@ -155,13 +157,19 @@ func runTracker(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs := newFlags("tracker", trackerSynopsis, stdout)
 	var listen string
 	var tf trackerFlags
+	var stls serverTLS
 	fs.StringVar(&listen, "listen", ":6969", "HTTP listen address")
 	tf.register(fs)
+	stls.register(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 0 {
 		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+	}
+	tlsConf, err := stls.config()
+	if err != nil {
+		return err
 	}
 	tr, closeLog, err := tf.build(stderr)
 	if err != nil {
@@ -169,5 +177,5 @@ func runTracker(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	defer closeLog()
 	defer tr.Close()
-	return serveHTTP(ctx, listen, tr.Handler(), stderr, "tracker")
+	return serveHTTP(ctx, listen, tr.Handler(), tlsConf, stderr, "tracker")
 }

@@ -53,7 +53,7 @@ func runUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var opt updater.Options
 	var (
 		jsonOut, noSwarm, verbose bool
-		caFile                    string
+		ctls                      clientTLS
 		headers, peers, trustKeys []string
 		btf                       btFlags
 	)
@@ -61,7 +61,7 @@ func runUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringVarP(&opt.Out, "output", "o", "", "where to write the new version (default: the package's name in the current folder)")
 	fs.StringVar(&opt.Zsync, "zsync", "", "path or URL of the .zsync, when the torrent does not say where it is")
 	fs.StringVar(&opt.OriginURL, "url", "", "URL of the package on the origin (default: the torrent's url-list, else the .zsync's URL)")
-	fs.StringVar(&caFile, "ca-file", "", "PEM file of extra CA certificates to trust for https")
+	ctls.register(fs)
 	fs.StringArrayVarP(&headers, "header", "H", nil, `extra HTTP header for every request, e.g. "Authorization: Bearer TOKEN" (repeat for more)`)
 	fs.IntVar(&opt.Parallel, "parallel", 4, "origin requests in flight")
 	fs.BoolVar(&noSwarm, "no-swarm", false, "fetch from the origin only, do not join the BitTorrent swarm")
@@ -95,11 +95,11 @@ func runUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	opt.Source = fs.Arg(0)
 	opt.Swarm = !noSwarm && !strings.HasSuffix(opt.Source, ".zsync")
-	client, err := httprange.NewClient(caFile, 0)
+	tlsConf, err := ctls.config()
 	if err != nil {
 		return err
 	}
-	opt.HTTP = client
+	opt.HTTP = httprange.NewTLSClient(tlsConf, 0)
 	opt.Header = http.Header{}
 	for _, h := range headers {
 		k, v, ok := strings.Cut(h, ":")
@@ -118,6 +118,7 @@ func runUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if opt.BT, err = btf.config(); err != nil {
 		return err
 	}
+	opt.BT.TLS = tlsConf
 	if !jsonOut {
 		opt.Progress = stderr
 	}
