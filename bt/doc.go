@@ -184,7 +184,11 @@
 // the piece fails verification (a lying peer, or a plan that was wrong about the present
 // part), the piece goes back to the existing paths for good: whole from peers through the
 // library, or from the origin, whose OriginFunc rewrites the missing ranges (and Refetch
-// the whole piece if that fails too). Correctness never depends on the extension.
+// the whole piece if that fails too). Correctness never depends on the extension. What each
+// peer sent for a piece that failed is kept, and once the piece is complete by another path
+// every peer whose bytes differ from it is banned (judgeRanges), as the library's smart ban
+// does for whole pieces: a liar over the extension is caught however the piece was finished,
+// and an honest peer is not blamed for a plan that was wrong.
 //
 // A partial piece that only clients without the extension have is handed to the library
 // whole once the known peers have said what they have (or PeerWait has passed); one that

@@ -118,6 +118,8 @@ type scheduler struct {
 	nextID      uint32
 	rangeFailed []bool // the range path failed for the piece: only the other paths remain
 	libOn       []bool // the library was asked for the whole piece
+	// rangeSuspects holds what peers sent for pieces that failed verification (judgeRanges).
+	rangeSuspects map[int][]rangeGot
 
 	// scratch reused between rounds
 	complete   []bool
@@ -198,6 +200,7 @@ func (s *scheduler) run(ctx context.Context) error {
 		for r := range s.results {
 			s.account(r)
 		}
+		s.judgeRanges() // the last piece may have settled a suspect
 		// Pieces left half-done over rangeExtension go back to the library.
 		for p := range s.ranging {
 			t.store.setBusy(p, false)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/anacrolix/torrent"
+	"github.com/anacrolix/torrent/iplist"
 	"github.com/anacrolix/torrent/metainfo"
 	"github.com/anacrolix/torrent/mse"
 	pp "github.com/anacrolix/torrent/peer_protocol"
@@ -47,6 +48,9 @@ type Node struct {
 	upMu    sync.Mutex
 	upCaps  map[*Torrent]float64
 	upBurst int // upLimit's burst without a cap
+	// bans are the addresses this package banned (range liars, ranges.go); the library
+	// refuses connections from them as from its own bans.
+	bans banList
 
 	mu       sync.Mutex
 	torrents map[metainfo.Hash]*Torrent
@@ -151,6 +155,7 @@ func NewNode(cfg Config) (*Node, error) {
 		cc.DownloadRateLimiter = rate.NewLimiter(rate.Limit(cfg.MaxDownloadRate), 0)
 	}
 	cc.Slogger = n.log
+	cc.IPBlocklist = &n.bans
 	// Dial with our own dialer only: it leaves from the listen address.
 	cc.DialForPeerConns = false
 	n.setCallbacks(&cc.Callbacks)
@@ -351,4 +356,78 @@ func (n *Node) setCallbacks(cb *torrent.Callbacks) {
 			t.onConnClosed(pc)
 		}
 	}
+}
+
+// banList is the set of addresses this package banned. The library consults it (as
+// ClientConfig.IPBlocklist) before it accepts or dials a connection, with its lock held:
+// banList takes only its own.
+type banList struct {
+	mu  sync.Mutex
+	ips map[netip.Addr]bool
+}
+
+var _ iplist.Ranger = (*banList)(nil)
+
+// Lookup implements iplist.Ranger.
+func (b *banList) Lookup(ip net.IP) (iplist.Range, bool) {
+	a, ok := netip.AddrFromSlice(ip)
+	if !ok {
+		return iplist.Range{}, false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.ips[a.Unmap()] {
+		return iplist.Range{}, false
+	}
+	return iplist.Range{First: ip, Last: ip, Description: "banned by pkgsync"}, true
+}
+
+// NumRanges implements iplist.Ranger.
+func (b *banList) NumRanges() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.ips)
+}
+
+// ban bans a peer address as the library bans one: no connection from or to it from now
+// on, and its open connections are closed. It reports whether a was not banned already. It
+// calls into the library, so no lock may be held.
+func (n *Node) ban(a netip.Addr) bool {
+	a = a.Unmap()
+	n.bans.mu.Lock()
+	if n.bans.ips[a] {
+		n.bans.mu.Unlock()
+		return false
+	}
+	if n.bans.ips == nil {
+		n.bans.ips = make(map[netip.Addr]bool)
+	}
+	n.bans.ips[a] = true
+	n.bans.mu.Unlock()
+	n.mu.Lock()
+	ts := make([]*Torrent, 0, len(n.torrents))
+	for _, t := range n.torrents {
+		ts = append(ts, t)
+	}
+	n.mu.Unlock()
+	for _, t := range ts {
+		for _, pc := range t.lt.PeerConns() {
+			if ap, err := netip.ParseAddrPort(pc.RemoteAddr.String()); err == nil && ap.Addr().Unmap() == a {
+				pc.Close()
+			}
+		}
+	}
+	return true
+}
+
+// bannedIPs returns the addresses banned by the library (bad pieces) and by this package.
+func (n *Node) bannedIPs() []string {
+	ips := n.cl.BadPeerIPs()
+	n.bans.mu.Lock()
+	for a := range n.bans.ips {
+		ips = append(ips, a.String())
+	}
+	n.bans.mu.Unlock()
+	slices.Sort(ips)
+	return slices.Compact(ips)
 }

@@ -2,9 +2,11 @@ package bt
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/RoaringBitmap/roaring"
@@ -212,6 +214,15 @@ type rangePiece struct {
 	refused map[*torrent.PeerConn]bool // peers that refused or did not answer
 	out     map[uint32]*rangeRequest   // outstanding requests by id
 	verify  bool                       // all written, being verified
+	got     []rangeGot                 // the chunks written, by sender
+}
+
+// rangeGot is a chunk a peer sent for a rangePiece: kept so that, if the piece fails
+// verification, the sender can be judged once the piece is complete (judgeRanges).
+type rangeGot struct {
+	peer  netip.Addr
+	chunk Range // offsets in the piece
+	sum   [sha256.Size]byte
 }
 
 // rangeRequest is one outstanding request.
@@ -228,6 +239,7 @@ type rangeRequest struct {
 // (whole), and sends requests for pending chunks.
 func (s *scheduler) rangeRound(conns []connView, rangePeers map[*torrent.PeerConn]bool, settled bool, now time.Time) {
 	t := s.t
+	s.judgeRanges()
 	if len(s.partial) == 0 {
 		return
 	}
@@ -336,6 +348,12 @@ func (s *scheduler) rangeFallback(p int) {
 		for id, rq := range rp.out {
 			s.dropRequest(id, rq)
 		}
+		if len(rp.got) > 0 {
+			if s.rangeSuspects == nil {
+				s.rangeSuspects = make(map[int][]rangeGot)
+			}
+			s.rangeSuspects[p] = append(s.rangeSuspects[p], rp.got...)
+		}
 		delete(s.ranging, p)
 	}
 	s.rangeFailed[p] = true
@@ -377,6 +395,9 @@ func (s *scheduler) takeReplies(ctx context.Context) error {
 		t.mu.Lock()
 		t.peerLocked(r.pc).down += int64(n)
 		t.mu.Unlock()
+		if ap, err := netip.ParseAddrPort(r.pc.RemoteAddr.String()); err == nil {
+			rp.got = append(rp.got, rangeGot{peer: ap.Addr().Unmap(), chunk: rq.chunk, sum: sha256.Sum256(r.msg.data)})
+		}
 		if rp.left--; rp.left == 0 {
 			rp.verify = true
 			s.launchVerify(ctx, rp.piece)
@@ -395,4 +416,34 @@ func (s *scheduler) launchVerify(ctx context.Context, p int) {
 		r.verified, r.err = s.t.verify(ctx, p)
 		s.results <- r
 	}()
+}
+
+// judgeRanges is the library's smart ban for the range path. A partial piece that failed
+// verification proves nothing against any one sender of its chunks (another may have lied,
+// or the plan was wrong about the present part), so what each peer sent is kept until the
+// piece is complete by another path; then every peer whose chunk differs from the verified
+// bytes is banned (Node.ban), and -v logs it.
+func (s *scheduler) judgeRanges() {
+	t := s.t
+	var buf []byte
+	for p, got := range s.rangeSuspects {
+		if !t.store.isComplete(p) {
+			continue
+		}
+		delete(s.rangeSuspects, p)
+		pieceOff := int64(p) * t.info.PieceLength
+		for _, g := range got {
+			if int64(cap(buf)) < g.chunk.Len {
+				buf = make([]byte, g.chunk.Len)
+			}
+			buf = buf[:g.chunk.Len]
+			if _, err := t.store.f.ReadAt(buf, pieceOff+g.chunk.Off); err != nil {
+				continue // the download fails on this file anyway
+			}
+			if sha256.Sum256(buf) != g.sum && t.node.ban(g.peer) {
+				t.node.log.Info("bt: banned peer: it sent wrong bytes over pkgsync_range", "torrent", t.name,
+					"peer", g.peer, "piece", p, "offset", g.chunk.Off)
+			}
+		}
+	}
 }
