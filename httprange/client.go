@@ -200,7 +200,11 @@ func certError(err error) bool {
 // statusError describes a reply whose status does not carry the file. 5xx, 408 and 429 may pass.
 func statusError(safeURL string, span Range, resp *http.Response) *Error {
 	s := resp.StatusCode
-	return &Error{URL: safeURL, Range: span, Status: s, Err: ErrStatus,
+	var err error = ErrStatus
+	if note := replyNote(resp); note != "" {
+		err = fmt.Errorf("%w (the server says: %s)", ErrStatus, note)
+	}
+	return &Error{URL: safeURL, Range: span, Status: s, Err: err,
 		retry: s >= 500 || s == http.StatusRequestTimeout || s == http.StatusTooManyRequests}
 }
 
