@@ -10,16 +10,15 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/term"
 )
 
-// IsTerminal reports whether w is a character device (a terminal), the test cron fails.
+// IsTerminal reports whether w is a terminal, the test cron fails. A character device is not
+// enough: /dev/null is one, and a job whose stderr goes there must stay quiet.
 func IsTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // Bar is a progress bar for one task of known size. A nil *Bar is valid and does nothing, so

@@ -1,0 +1,31 @@
+package progress
+
+import (
+	"bytes"
+	"os"
+	"testing"
+)
+
+// TestIsTerminal checks the test that keeps cron quiet: /dev/null (a character device, not a
+// terminal), a regular file and a buffer are no terminals, and New draws nothing on them.
+func TestIsTerminal(t *testing.T) {
+	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer null.Close()
+	file, err := os.Create(t.TempDir() + "/log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+	var buf bytes.Buffer
+	for name, w := range map[string]interface{ Write([]byte) (int, error) }{"/dev/null": null, "a file": file, "a buffer": &buf} {
+		if IsTerminal(w) {
+			t.Errorf("%s taken for a terminal", name)
+		}
+		if b := New(w, "x", 10); b != nil {
+			t.Errorf("New on %s drew a bar", name)
+		}
+	}
+}
