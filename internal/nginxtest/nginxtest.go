@@ -26,6 +26,12 @@ import (
 // when run as root, `user root root;` lets the workers read the test's 0700 temporary directories.
 func Start(t testing.TB, root string) string {
 	t.Helper()
+	return startWith(t, root, nil)
+}
+
+// startWith is Start, serving https as tc says when it is not nil.
+func startWith(t testing.TB, root string, tc *TLS) string {
+	t.Helper()
 	bin := testtool.Need(t, "nginx")[0]
 	abs, err := filepath.Abs(root)
 	if err != nil {
@@ -33,7 +39,7 @@ func Start(t testing.TB, root string) string {
 	}
 	var lastErr error
 	for range 3 { // another process may take the port between picking and binding it
-		url, err := start(t, bin, abs)
+		url, err := start(t, bin, abs, tc)
 		if err == nil {
 			return url
 		}
@@ -43,13 +49,17 @@ func Start(t testing.TB, root string) string {
 	return ""
 }
 
-func start(t testing.TB, bin, root string) (string, error) {
+func start(t testing.TB, bin, root string, tc *TLS) (string, error) {
 	dir := t.TempDir()
 	port, err := freePort()
 	if err != nil {
 		return "", err
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	listen, scheme := addr, "http"
+	if tc != nil {
+		listen, scheme = addr+" ssl", "https"
+	}
 	user := ""
 	if os.Geteuid() == 0 {
 		user = "user root root;"
@@ -74,9 +84,10 @@ http {
 		listen %[3]s;
 		root %[4]s;
 		location / { }
+		%[5]s
 	}
 }
-`, user, dir, addr, root)
+`, user, dir, listen, root, tc.directives())
 	confPath := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		return "", fmt.Errorf("write %s: %w", confPath, err)
@@ -106,7 +117,7 @@ http {
 		if err == nil {
 			c.Close()
 			t.Cleanup(stop)
-			return "http://" + addr, nil
+			return scheme + "://" + addr, nil
 		}
 		select {
 		case werr := <-exited:
