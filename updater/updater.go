@@ -36,6 +36,10 @@ type Options struct {
 	HTTP     *http.Client // nil: a default keep-alive client
 	Header   http.Header  // extra headers on every HTTP request (e.g. Authorization)
 	Parallel int          // origin requests in flight (default 4)
+	// StallTimeout abandons an origin reply that sends no byte for this long (before its
+	// header or in its body) and asks again for what is missing: without it a stalled
+	// connection holds the update forever. 0: httprange.DefaultStallTimeout (30 s); < 0: none.
+	StallTimeout time.Duration
 
 	Swarm    bool             // fetch from BitTorrent peers first (needs a .torrent)
 	BT       bt.Config        // swarm settings
@@ -126,6 +130,12 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 			return nil, err
 		}
 		j.opt.HTTP = c
+	}
+	if stall := j.opt.StallTimeout; stall >= 0 {
+		if stall == 0 {
+			stall = httprange.DefaultStallTimeout
+		}
+		j.opt.HTTP = httprange.WithStallTimeout(j.opt.HTTP, stall)
 	}
 	if err := j.load(ctx); err != nil {
 		return nil, err

@@ -64,6 +64,7 @@ func runUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	ctls.register(fs)
 	fs.StringArrayVarP(&headers, "header", "H", nil, `extra HTTP header for every request, e.g. "Authorization: Bearer TOKEN" (repeat for more)`)
 	fs.IntVar(&opt.Parallel, "parallel", 4, "origin requests in flight")
+	fs.DurationVar(&opt.StallTimeout, "stall-timeout", httprange.DefaultStallTimeout, "ask the origin again when a reply sends no byte for this long (0: wait forever)")
 	fs.BoolVar(&noSwarm, "no-swarm", false, "fetch from the origin only, do not join the BitTorrent swarm")
 	fs.DurationVar(&opt.SeedTime, "seed-time", 3*time.Minute, "keep seeding to peers this long after completing (0: exit once peers hold what this node alone got from the origin, within 2s)")
 	fs.StringArrayVar(&peers, "peer", nil, "a peer to contact directly, HOST:PORT (repeat for more)")
@@ -82,6 +83,9 @@ func runUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if len(opt.Olds) == 0 {
 		fmt.Fprintln(stderr, "pkgsync update: no --old given: everything will be fetched")
+	}
+	if opt.StallTimeout == 0 {
+		opt.StallTimeout = -1 // wait forever
 	}
 	if opt.LockWait < 0 {
 		return fmt.Errorf("%w: --lock-wait %s is negative", errUsage, opt.LockWait)
