@@ -619,6 +619,10 @@ func (j *job) run(ctx context.Context) (*Result, error) {
 		if bad, ok, err = j.check(ctx, part, j.part, false); err != nil {
 			return nil, err
 		}
+		if len(bad) > 0 {
+			// Bytes the origin sent are wrong, not the .zsync: say so.
+			return nil, fmt.Errorf("%s: %w: %d piece(s) fetched whole from the origin %s still do not match the torrent (first: piece %d): the origin serves other bytes than the torrent describes", j.part, ErrVerify, len(bad), j.origin, bad[0])
+		}
 	}
 	if len(bad) > 0 {
 		return nil, fmt.Errorf("%s: %w: %d piece(s) do not match the torrent (first: piece %d); is the .zsync from the same package?", j.part, ErrVerify, len(bad), bad[0])
