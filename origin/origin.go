@@ -2,6 +2,8 @@
 // that behaves as a BEP 19 web seed and as a zsync origin (correct Range, multi-range, If-Range and
 // strong ETag handling, via net/http's ServeContent), optionally with the embedded tracker mounted
 // at /announce and /scrape, and able to make a package's .torrent and .zsync on first request.
+// NewHTTPServer serves any handler under Limits: header, idle and send timeouts and a connection
+// cap, so that slow or idle clients cost a connection for seconds and their number is bounded.
 //
 // It has its own home because `pkgsync serve` is the one place where files, manifests and the
 // tracker meet; the consumer side (httprange, bt) must work against any web server, and tests use
