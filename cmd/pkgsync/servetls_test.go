@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"io"
+	"log"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -15,6 +18,8 @@ import (
 
 	"github.com/pkgsync/pkgsync/httprange"
 	"github.com/pkgsync/pkgsync/internal/testtool"
+	"github.com/pkgsync/pkgsync/origin"
+	"github.com/pkgsync/pkgsync/tracker"
 )
 
 var httpsListeningRE = regexp.MustCompile(`listening on (https://[^/\s]+)/`)
@@ -152,5 +157,78 @@ func TestTLSFlagErrors(t *testing.T) {
 		if code != tc.code || !strings.Contains(errs, tc.want) {
 			t.Errorf("pkgsync %q: exit %d, %q; want %d and %q", tc.args, code, errs, tc.code, tc.want)
 		}
+	}
+}
+
+// TestSeedUpdateMutualTLS puts tracker and origin behind https that demands a client
+// certificate of the test's CA: `pkgsync seed` and `pkgsync update`, both given --ca-file,
+// --client-cert and --client-key, find each other through the tracker (their announces carry
+// the certificate), and update takes the package from the seeder. Seeder and node listen on
+// addresses of their own: a seeder on the origin's address counts as the origin's host, whose
+// pieces nodes take over the origin path.
+func TestSeedUpdateMutualTLS(t *testing.T) {
+	certs := testtool.MakeCerts(t, t.TempDir())
+	caPEM, err := os.ReadFile(certs.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	serverCert, err := httprange.LoadKeyPair(certs.ServerCert, certs.ServerKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := t.TempDir()
+	srv, err := origin.New(pub, origin.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	var announces lockedBuffer
+	tr := tracker.New(tracker.Options{Log: &announces, Interval: time.Second})
+	defer tr.Close()
+	mux := http.NewServeMux()
+	mux.Handle("/announce", tr.Handler())
+	mux.Handle("/", srv)
+	ts := httptest.NewUnstartedServer(mux)
+	ts.Config.ErrorLog = log.New(io.Discard, "", 0)
+	ts.TLS = &tls.Config{Certificates: []tls.Certificate{serverCert}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool}
+	ts.StartTLS()
+	defer ts.Close()
+	base := ts.URL + "/"
+
+	v1 := randomBytes(130, 2<<20)
+	v2 := edited(v1, 131, 6)
+	writeFile(t, filepath.Join(pub, "pkg.tar"), v2)
+	mustPkgsync(t, "make", filepath.Join(pub, "pkg.tar"), "--url", base+"pkg.tar", "--tracker", base+"announce")
+	tlsArgs := []string{"--ca-file", certs.CA, "--client-cert", certs.ClientCert, "--client-key", certs.ClientKey}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var seedErr lockedBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, append([]string{"seed", filepath.Join(pub, "pkg.tar.torrent"), "--listen", "127.0.0.21:0"}, tlsArgs...), io.Discard, &seedErr)
+	}()
+	defer func() {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("seed: exit %d: %s", code, seedErr.String())
+		}
+	}()
+	for start := time.Now(); !strings.Contains(announces.String(), `"event":"started"`); time.Sleep(20 * time.Millisecond) {
+		if time.Since(start) > 20*time.Second {
+			t.Fatalf("the seeder did not announce over mutual TLS within 20 s: %s", seedErr.String())
+		}
+	}
+
+	node := t.TempDir()
+	old := filepath.Join(node, "v1.tar")
+	writeFile(t, old, v1)
+	out := filepath.Join(node, "pkg.tar")
+	res := parseUpdateJSON(t, mustPkgsync(t, append([]string{"update", "--json", "--old", old, "-o", out,
+		"--seed-time", "0", "--listen", "127.0.0.22:0", base + "pkg.tar.torrent"}, tlsArgs...)...))
+	sameFile(t, out, v2)
+	if res.BytesFromPeers == 0 {
+		t.Errorf("update: %+v; want the missing bytes from the seeder found through the tracker\nannounces: %s", res, announces.String())
 	}
 }
