@@ -362,8 +362,23 @@ func (n *Node) setCallbacks(cb *torrent.Callbacks) {
 // ClientConfig.IPBlocklist) before it accepts or dials a connection, with its lock held:
 // banList takes only its own.
 type banList struct {
-	mu  sync.Mutex
-	ips map[netip.Addr]bool
+	mu     sync.Mutex
+	ips    map[netip.Addr]bool
+	logged map[netip.Addr]bool // bans logged, the library's too
+}
+
+// firstLog reports whether the ban of a is not logged yet, and counts it as logged.
+func (b *banList) firstLog(a netip.Addr) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.logged[a] {
+		return false
+	}
+	if b.logged == nil {
+		b.logged = make(map[netip.Addr]bool)
+	}
+	b.logged[a] = true
+	return true
 }
 
 var _ iplist.Ranger = (*banList)(nil)
@@ -420,9 +435,16 @@ func (n *Node) ban(a netip.Addr) bool {
 	return true
 }
 
-// bannedIPs returns the addresses banned by the library (bad pieces) and by this package.
+// bannedIPs returns the addresses banned by the library (bad pieces) and by this package,
+// IPv4 addresses in their plain form.
 func (n *Node) bannedIPs() []string {
-	ips := n.cl.BadPeerIPs()
+	var ips []string
+	for _, s := range n.cl.BadPeerIPs() {
+		if a, err := netip.ParseAddr(s); err == nil {
+			s = a.Unmap().String()
+		}
+		ips = append(ips, s)
+	}
 	n.bans.mu.Lock()
 	for a := range n.bans.ips {
 		ips = append(ips, a.String())

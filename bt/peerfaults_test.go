@@ -2,6 +2,7 @@ package bt
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -58,6 +60,33 @@ func bannedBy(n *Node) []string {
 // peers claim once peers have completed nothing for a short while.
 func faultyNode(c *Config) {
 	c.StallTimeout = 500 * time.Millisecond
+}
+
+// logBuffer keeps a node's log lines (passing them on to testLogger's writer, if any).
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if w := testLogger(); w != nil {
+		_, _ = w.Write(p)
+	}
+	return l.b.Write(p)
+}
+
+// banLogged reports whether the log has the line by which -v shows that ip was banned.
+func (l *logBuffer) banLogged(ip string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, line := range strings.Split(l.b.String(), "\n") {
+		if strings.Contains(line, `msg="bt: banned peer"`) && strings.Contains(line, " peer="+ip+" ") {
+			return true
+		}
+	}
+	return false
 }
 
 // waitFor polls cond until it holds; the deadline is a hang guard only.
@@ -256,7 +285,8 @@ func TestPeerFaults(t *testing.T) {
 		lies, part := fx.liarFile(t), fx.partFile(t, nil)
 		liar := startNode(t, ips[0], nil)
 		addPkg(t, liar, Package{MetaInfo: fx.mi, Data: lies, Have: fx.all()})
-		dl := startNode(t, ips[1], faultyNode)
+		var logs logBuffer
+		dl := startNode(t, ips[1], func(c *Config) { faultyNode(c); c.Logger = &logs })
 		var o origin
 		tor := addPkg(t, dl, Package{MetaInfo: fx.mi, Data: part, Origin: o.fetch(fx, part, false),
 			Peers: []netip.AddrPort{liar.Addr()}})
@@ -269,6 +299,8 @@ func TestPeerFaults(t *testing.T) {
 		if b := bannedBy(dl); !slices.Contains(b, ips[0]) {
 			t.Errorf("banned %v, want the liar %s", b, ips[0])
 		}
+		// The line comes once the banned connection is closed, which follows the ban.
+		waitFor(t, "the ban in the log", func() bool { return logs.banLogged(ips[0]) })
 		t.Logf("stats: %+v", tor.Stats())
 	})
 
@@ -281,7 +313,8 @@ func TestPeerFaults(t *testing.T) {
 		liar := startRawPeer(t, ips[0], fx, rawRangeLiar)
 		part := fx.oldFile(t, missing)
 		// A long PeerWait: the origin waits for the liar to connect and say what it has.
-		dl := startNode(t, ips[1], func(c *Config) { faultyNode(c); c.PeerWait = testTimeout / 2 })
+		var logs logBuffer
+		dl := startNode(t, ips[1], func(c *Config) { faultyNode(c); c.PeerWait = testTimeout / 2; c.Logger = &logs })
 		var o origin
 		tor := addPkg(t, dl, Package{MetaInfo: fx.mi, Data: part, Have: have, Missing: missing,
 			Origin: o.fetch(fx, part, false), Peers: []netip.AddrPort{liar.addr()}})
@@ -295,6 +328,9 @@ func TestPeerFaults(t *testing.T) {
 		}
 		if b := bannedBy(dl); !slices.Contains(b, ips[0]) {
 			t.Errorf("banned %v, want the range liar %s", b, ips[0])
+		}
+		if !logs.banLogged(ips[0]) {
+			t.Errorf("no ban of %s in the log:\n%s", ips[0], logs.b.String())
 		}
 	})
 

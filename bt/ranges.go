@@ -440,9 +440,9 @@ func (s *scheduler) judgeRanges() {
 			if _, err := t.store.f.ReadAt(buf, pieceOff+g.chunk.Off); err != nil {
 				continue // the download fails on this file anyway
 			}
-			if sha256.Sum256(buf) != g.sum && t.node.ban(g.peer) {
-				t.node.log.Info("bt: banned peer: it sent wrong bytes over pkgsync_range", "torrent", t.name,
-					"peer", g.peer, "piece", p, "offset", g.chunk.Off)
+			if sha256.Sum256(buf) != g.sum && t.node.ban(g.peer) && t.node.bans.firstLog(g.peer) {
+				t.node.log.Info("bt: banned peer", "torrent", t.name, "peer", g.peer,
+					"reason", "sent wrong bytes over pkgsync_range", "piece", p, "offset", g.chunk.Off)
 			}
 		}
 	}

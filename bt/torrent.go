@@ -693,7 +693,37 @@ func (t *Torrent) onConnClosed(pc *torrent.PeerConn) {
 		t.mu.Lock()
 		t.recordLocked(r)
 		t.mu.Unlock()
+		t.noteLibraryBan(pc)
 	}()
+}
+
+// noteLibraryBan handles the library's ban of the peer of a closed connection. When one peer
+// sent all of a piece that failed, v1.59.1 keys the ban by the IPv4-mapped IPv6 form of an
+// IPv4 address (seen here: "::ffff:127.0.22.1"), while it checks accepted and dialed
+// addresses in their 4-byte form, so that ban only closes the connections of the moment. The
+// address goes into the Node's own ban list too, which compares unmapped addresses. The
+// library's log line names the connection, not the address: this logs the address, once.
+// It takes the client lock.
+func (t *Torrent) noteLibraryBan(pc *torrent.PeerConn) {
+	ap, err := netip.ParseAddrPort(pc.RemoteAddr.String())
+	if err != nil {
+		return
+	}
+	a := ap.Addr().Unmap()
+	banned := false
+	for _, s := range t.node.cl.BadPeerIPs() {
+		if b, err := netip.ParseAddr(s); err == nil && b.Unmap() == a {
+			banned = true
+			break
+		}
+	}
+	if !banned {
+		return
+	}
+	t.node.ban(a)
+	if t.node.bans.firstLog(a) {
+		t.node.log.Info("bt: banned peer", "torrent", t.name, "peer", a, "reason", "sent data that failed verification")
+	}
 }
 
 // poke wakes the Download scheduler, if one runs; it never blocks.
