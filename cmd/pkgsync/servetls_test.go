@@ -151,6 +151,8 @@ func TestTLSFlagErrors(t *testing.T) {
 		{[]string{"update", "--client-cert", certs.ClientCert, "--client-key", certs.ServerKey, "http://127.0.0.1:1/pkg.tar.torrent"}, 1, certs.ClientCert},
 		{[]string{"seed", "--ca-file", notPEM, filepath.Join(dir, "pkg.tar.torrent")}, 1, notPEM},
 		{[]string{"seed", "--client-key", certs.ClientKey, filepath.Join(dir, "pkg.tar.torrent")}, 2, "--client-cert and --client-key"},
+		{[]string{"sync", "--client-cert", certs.ClientCert, "http://127.0.0.1:1/index.json", dir}, 2, "--client-cert and --client-key"},
+		{[]string{"sync", "--ca-file", notPEM, "http://127.0.0.1:1/index.json", dir}, 1, notPEM},
 	}
 	for _, tc := range tests {
 		code, _, errs := pkgsync(t, tc.args...)

@@ -44,14 +44,14 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var (
 		opt                   dirsync.Options
 		jsonOut, noSwarm, vrb bool
-		caFile                string
+		ctls                  clientTLS
 		headers, trustKeys    []string
 		btf                   btFlags
 		splay                 splayFlag
 	)
 	fs.StringArrayVar(&opt.Only, "only", nil, "sync only this package line (repeat for more)")
 	fs.IntVar(&opt.Keep, "keep", 2, "versions kept per line, the newest included")
-	fs.StringVar(&caFile, "ca-file", "", "PEM file of extra CA certificates to trust for https")
+	ctls.register(fs)
 	fs.StringArrayVarP(&headers, "header", "H", nil, `extra HTTP header for every request, e.g. "Authorization: Bearer TOKEN" (repeat for more)`)
 	fs.IntVar(&opt.Update.Parallel, "parallel", 4, "origin requests in flight per update")
 	fs.BoolVar(&noSwarm, "no-swarm", false, "fetch from the origin only, do not join the BitTorrent swarm")
@@ -85,11 +85,11 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		opt.Update.Trust = append(opt.Update.Trust, k)
 	}
-	client, err := httprange.NewClient(caFile, 0)
+	tlsConf, err := ctls.config()
 	if err != nil {
 		return err
 	}
-	opt.Update.HTTP = client
+	opt.Update.HTTP = httprange.NewTLSClient(tlsConf, 0)
 	opt.Update.Header = http.Header{}
 	for _, h := range headers {
 		k, v, ok := strings.Cut(h, ":")
@@ -102,6 +102,7 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if opt.Update.BT, err = btf.config(); err != nil {
 		return err
 	}
+	opt.Update.BT.TLS = tlsConf
 	if vrb {
 		opt.Update.Log = stderr
 		opt.Update.BT.Logger = stderr
