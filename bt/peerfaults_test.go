@@ -580,3 +580,30 @@ func TestTrackerFaults(t *testing.T) {
 		})
 	}
 }
+
+// A peer the library banned for a bad piece stays out: it cannot connect again from its
+// address, whichever form of the address the library keyed the ban by.
+func TestBannedPeerStaysOut(t *testing.T) {
+	ips := faultIPs(t, 2)
+	fx := newFixture(t, 1<<20, 57)
+	liar := startNode(t, ips[0], nil)
+	addPkg(t, liar, Package{MetaInfo: fx.mi, Data: fx.liarFile(t), Have: fx.all()})
+	// No origin and no other peer: every piece comes from the liar alone and fails, so the
+	// library bans it for a bad piece of its own, never by the smart ban.
+	v := startNode(t, ips[1], nil)
+	addPkg(t, v, Package{MetaInfo: fx.mi, Data: fx.partFile(t, nil), Peers: []netip.AddrPort{liar.Addr()}})
+	waitFor(t, "the ban", func() bool { _, ok := v.bans.Lookup(net.ParseIP(ips[0])); return ok })
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ips[0])}, Timeout: testTimeout}
+	c, err := d.Dial("tcp4", v.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(testTimeout))
+	var id [20]byte
+	copy(id[:], "-RAW001-comesback")
+	ih := fx.mi.HashInfoBytes()
+	if _, err := pp.Handshake(context.Background(), c, &ih, id, pp.PeerExtensionBits{}); err == nil {
+		t.Errorf("the banned peer %s connected again (banned: %v)", ips[0], v.cl.BadPeerIPs())
+	}
+}
