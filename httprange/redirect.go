@@ -53,14 +53,22 @@ func expiredStatus(s int) bool {
 // none). It goes to the URL a previous reply redirected to, when there is one, and to the
 // Fetcher's URL otherwise. A redirected URL that answers with an expiredStatus is forgotten and
 // the Fetcher's URL asked again at once, so that an expired signed URL costs one request and
-// no retry. A reply carrying the file after redirects is remembered for the next requests.
+// no retry; one that fails otherwise (no reply, 5xx) is forgotten too, so that the retry asks
+// the Fetcher's URL. A reply carrying the file after redirects is remembered for the next
+// requests.
 func (f *Fetcher) send(ctx context.Context, span Range, set func(http.Header)) (*http.Response, error) {
 	if target, h := f.redir.get(); target != "" {
 		resp, err := f.sendTo(ctx, span, target, h, set)
-		if err != nil || !expiredStatus(resp.StatusCode) {
-			if err == nil {
+		switch {
+		case err == nil && !expiredStatus(resp.StatusCode):
+			if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusPartialContent {
 				f.remember(target, resp)
+			} else {
+				f.redir.drop(target) // a retry asks the URL itself, which may lead elsewhere
 			}
+			return resp, err
+		case err != nil:
+			f.redir.drop(target)
 			return resp, err
 		}
 		closeBody(resp.Body)

@@ -19,18 +19,19 @@ import (
 type signingStore struct {
 	t        *testing.T
 	data     []byte
-	code     int  // redirect status
-	uses     int  // requests one signed URL is good for
-	expired  int  // status of a used-up token
-	broken   bool // every token is refused: a store that rejects what the redirector signs
-	ignoreRg bool // the store ignores Range and sends the whole file
+	code     int   // redirect status
+	uses     int   // requests one signed URL is good for
+	expired  int   // status of a used-up token
+	broken   bool  // every token is refused: a store that rejects what the redirector signs
+	ignoreRg bool  // the store ignores Range and sends the whole file
+	flaky    int64 // 503s the store answers after its first reply with the file
 
 	mu     sync.Mutex
 	tokens map[string]int // token -> uses left
 	next   int
 
-	hits, storeOK, storeExpired, storeAuth atomic.Int64
-	storeURL                               string
+	hits, storeOK, storeExpired, storeAuth, flakes atomic.Int64
+	storeURL                                       string
 }
 
 func (s *signingStore) redirector(w http.ResponseWriter, r *http.Request) {
@@ -62,6 +63,10 @@ func (s *signingStore) store(w http.ResponseWriter, r *http.Request) {
 	if !ok || left <= 0 || s.broken {
 		s.storeExpired.Add(1)
 		http.Error(w, "Request has expired", s.expired)
+		return
+	}
+	if s.storeOK.Load() > 0 && s.flaky > 0 && s.flakes.Add(1) <= s.flaky {
+		http.Error(w, "slow down", http.StatusServiceUnavailable)
 		return
 	}
 	s.storeOK.Add(1)
@@ -99,17 +104,19 @@ func TestFetchSignedRedirect(t *testing.T) {
 		expired   int
 		ignoreRg  bool
 		parallel  int
-		oneSigned bool // one signed URL must serve everything
+		oneSigned bool  // one signed URL must serve everything
+		flaky     int64 // the store's 503s, each of which makes the retry ask the redirector
 	}{
 		{name: "302, URL good for one request, 403", code: http.StatusFound, uses: 1, expired: http.StatusForbidden, parallel: 1},
 		{name: "307, URL good for 3 requests, 410", code: http.StatusTemporaryRedirect, uses: 3, expired: http.StatusGone, parallel: 1},
 		{name: "302, URL good for 2 requests, 404, parallel", code: http.StatusFound, uses: 2, expired: http.StatusNotFound, parallel: 4},
 		{name: "307, URL that outlasts the update", code: http.StatusTemporaryRedirect, uses: 1000, expired: http.StatusForbidden, parallel: 4, oneSigned: true},
+		{name: "307 to a store that answers 503 once", code: http.StatusTemporaryRedirect, uses: 1000, expired: http.StatusForbidden, parallel: 1, flaky: 1},
 		{name: "302 to a store that ignores Range, 403", code: http.StatusFound, uses: 1, expired: http.StatusForbidden, ignoreRg: true, parallel: 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s := &signingStore{t: t, data: data, code: tc.code, uses: tc.uses, expired: tc.expired, ignoreRg: tc.ignoreRg}
+			s := &signingStore{t: t, data: data, code: tc.code, uses: tc.uses, expired: tc.expired, ignoreRg: tc.ignoreRg, flaky: tc.flaky}
 			u := s.start()
 			f := New(u, fast(Options{Header: http.Header{"Authorization": {"Bearer t"}}, MaxRangesPerRequest: 4, Parallel: tc.parallel}))
 			w := newRecWriter(size)
@@ -141,6 +148,9 @@ func TestFetchSignedRedirect(t *testing.T) {
 			}
 			if tc.oneSigned && hits != 1 {
 				t.Errorf("redirector asked %d times; one signed URL lasts the whole update", hits)
+			}
+			if tc.flaky > 0 && hits != 1+tc.flaky {
+				t.Errorf("redirector asked %d times; want once, and again after each of the store's %d 503s", hits, tc.flaky)
 			}
 			if tc.uses == 1 && !tc.ignoreRg && ok < 4 {
 				t.Errorf("only %d requests served: the test does not exercise expiry", ok)
