@@ -121,14 +121,14 @@ func TestOriginFaults(t *testing.T) {
 				}
 				sameFile(t, s.out, s.v1)
 				s.checkOld()
-				partLeft := exists(s.out + ".part")
+				partLeft, requests := exists(s.out+".part"), s.o.requests.Load()
 				// The origin mends: the rerun resumes from what the failed run verified or
 				// rebuilt in OUT.part.
 				s.o.set(0, nil, nil)
 				re := s.l.mustUpdate("rerun", s.args()...)
 				sameFile(t, s.out, s.v2)
 				t.Logf("ROW origin %s: %q; %d requests; OUT.part left: %v; rerun reused %d, fetched %d in %d requests (undisturbed: %d)",
-					row.name, msg, s.o.requests.Load(), partLeft, re.BytesReused, re.BytesFromOrigin, re.RequestsToOrigin, base.BytesFromOrigin)
+					row.name, msg, requests, partLeft, re.BytesReused, re.BytesFromOrigin, re.RequestsToOrigin, base.BytesFromOrigin)
 				return
 			}
 			sum := s.l.mustUpdate("update", s.args(row.args...)...)

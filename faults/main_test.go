@@ -296,23 +296,6 @@ func fileSum(path string) string {
 	return fmt.Sprintf("%x", sha256.Sum256(b))
 }
 
-// onlyFiles checks that dir holds exactly the names want (and, when part is true, possibly also
-// OUT.part, which the next run resumes from).
-func onlyFiles(t *testing.T, dir string, want ...string) {
-	t.Helper()
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, e := range ents {
-		got = append(got, e.Name())
-	}
-	if strings.Join(got, " ") != strings.Join(want, " ") {
-		t.Errorf("%s holds %q, want %q", dir, got, want)
-	}
-}
-
 // Package versions: v2 is v1 with 36 edits of 20-100 KB, so that about a third of it is
 // fetched and a kill can land at any fraction of the transfer.
 const pkgSize = 6 << 20
