@@ -31,6 +31,7 @@ Usage:
   pkgsync seed FILE.torrent... [flags]   seed complete packages to peers
   pkgsync sync INDEX_URL DIR [flags]     keep DIR current with an origin's index of packages
   pkgsync keygen -o KEY                  make an ed25519 key pair for signing: KEY and KEY.pub
+  pkgsync report ANNOUNCE_LOG... [flags]  per package and rollout: who sent what, completion times
   pkgsync demo [flags]                   run origin, tracker and nodes on loopback: v1 -> v2
   pkgsync version                        print the version
 
@@ -57,6 +58,7 @@ var commands = []command{
 	{"seed", runSeed},
 	{"sync", runSync},
 	{"keygen", runKeygen},
+	{"report", runReport},
 	{"demo", runDemo},
 }
 
