@@ -109,11 +109,12 @@ func TestKillMidTransfer(t *testing.T) {
 				if sent >= threshold {
 					once.Do(func() {
 						// Nothing more goes out, and the client gets time to read and
-						// write what was sent: the kill then comes when the first run has
-						// got exactly what the origin counted.
+						// write what was sent (until OUT.part stops changing): the kill
+						// then comes when the first run has got exactly what the origin
+						// counted, however loaded the machine.
 						thaw := s.o.freeze()
 						defer thaw()
-						time.Sleep(200 * time.Millisecond)
+						settle(s.out+".part", s.v2)
 						sentAt.Store(s.o.sent.Load())
 						close(killed)
 						p.Load().kill()
@@ -240,4 +241,24 @@ func blocksInPlace(header string, part, want []byte) []string {
 		}
 	}
 	return again
+}
+
+// settle waits until the bytes of want that path holds in place stop changing (for 100 ms, at
+// most 5 s).
+func settle(path string, want []byte) {
+	prev := -1
+	for range 50 {
+		time.Sleep(100 * time.Millisecond)
+		b, _ := os.ReadFile(path)
+		n := 0
+		for off := 0; off+blockSize <= min(len(b), len(want)); off += blockSize {
+			if bytes.Equal(b[off:off+blockSize], want[off:off+blockSize]) {
+				n++
+			}
+		}
+		if n == prev {
+			return
+		}
+		prev = n
+	}
 }
