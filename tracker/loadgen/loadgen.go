@@ -166,8 +166,8 @@ func gcd(a, b int) int {
 }
 
 // run sends total announces (announce k from pick(k)) over the connections, for at most d.
-func (l *Load) run(ctx context.Context, total int, d time.Duration, pick func(k int) (peer int, extra string)) (Result, error) {
-	ctx, cancel := context.WithTimeout(ctx, d)
+func (l *Load) run(parent context.Context, total int, d time.Duration, pick func(k int) (peer int, extra string)) (Result, error) {
+	ctx, cancel := context.WithTimeout(parent, d)
 	defer cancel()
 	var (
 		next    atomic.Int64
@@ -189,6 +189,7 @@ func (l *Load) run(ctx context.Context, total int, d time.Duration, pick func(k 
 			peers += listed
 			if err != nil && firstEr == nil {
 				firstEr = err
+				cancel() // the other workers stop too
 			}
 		}()
 	}
@@ -204,7 +205,7 @@ func (l *Load) run(ctx context.Context, total int, d time.Duration, pick func(k 
 	if firstEr != nil && !errors.Is(firstEr, context.DeadlineExceeded) {
 		return r, firstEr
 	}
-	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	if err := context.Cause(parent); err != nil {
 		return r, err
 	}
 	return r, nil
