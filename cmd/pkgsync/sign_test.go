@@ -242,7 +242,9 @@ func TestUpdateTrustKeyNoOld(t *testing.T) {
 	if code != 1 || !strings.Contains(errs, base+"badtorrent.tar.torrent") {
 		t.Fatalf("exit %d, stderr %q", code, errs)
 	}
-	if ents, _ := os.ReadDir(node); len(ents) != 1 {
+	// The good update's output and its record (.good.tar.pkgsync) stay; the refused one left
+	// nothing.
+	if ents, _ := os.ReadDir(node); len(ents) != 2 || ents[0].Name() != ".good.tar.pkgsync" || ents[1].Name() != "good.tar" {
 		t.Fatalf("files left beside the output: %v", ents)
 	}
 	// A key file that is not a public key is a clear error naming it.

@@ -103,7 +103,6 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	opt.Update.BT.TLS = tlsConf
-	opt.Update.BT.TLS = tlsConf
 	if vrb {
 		opt.Update.Log = stderr
 		opt.Update.BT.Logger = stderr
