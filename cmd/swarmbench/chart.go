@@ -5,31 +5,34 @@ import (
 	"fmt"
 	"image"
 	"image/color"
-	"image/draw"
 	"image/png"
 	"math"
 	"os"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
 )
 
-// The chart: one row per run. On the left, each node's completion time as a bar, with B as a
-// dashed line (a node that never finished is a full-height red bar); on the right, each host's
-// upload as a share of F (of the new bytes in delta), the origin first, with a line at 1. Runs
-// of the same scenario and node count share their axes, so the clients compare at a glance.
+// The chart: one row per run, under the run's figures. On the left, each node's completion time
+// as a bar, with B as a dashed line (a node that never finished is a full-height red bar); on the
+// right, each host's upload as a share of F (of the new bytes in delta), the origin first, with a
+// line at 1. Runs of the same scenario and node count share their axes, so the clients compare at
+// a glance. Sizes are in pixels; gonum/plot draws in points, 72 to the inch, at chartDPI.
 const (
-	chartW    = 1200
-	headerH   = 40
-	rowH      = 190
-	panelTop  = 34 // below the row's title
-	panelH    = 120
-	leftX0    = 70
-	leftX1    = 580
-	rightX0   = 680
-	rightX1   = 1190
-	barGapMin = 1
+	chartW   = 1200
+	headerH  = 40
+	rowH     = 300
+	titleH   = 30 // the run's figures, above its panels
+	chartDPI = 96
 )
+
+// px is a length in pixels of the chart as a vg.Length.
+func px(n int) vg.Length { return vg.Length(n) * vg.Inch / chartDPI }
 
 var (
-	colBG     = color.RGBA{255, 255, 255, 255}
 	colText   = color.RGBA{30, 30, 30, 255}
 	colAxis   = color.RGBA{120, 120, 120, 255}
 	colNode   = color.RGBA{52, 101, 164, 255}
@@ -37,7 +40,6 @@ var (
 	colBound  = color.RGBA{245, 121, 0, 255}
 	colOrigin = color.RGBA{92, 53, 102, 255}
 	colUpload = color.RGBA{78, 154, 6, 255}
-	colGrid   = color.RGBA{220, 220, 220, 255}
 )
 
 // axes are the shared scales of a group of runs.
@@ -85,104 +87,138 @@ func niceCeil(v float64) float64 {
 }
 
 // chart draws the runs.
-func chart(runs []*Run) *image.RGBA {
+func chart(runs []*Run) (image.Image, error) {
 	h := headerH + rowH*max(1, len(runs))
-	img := image.NewRGBA(image.Rect(0, 0, chartW, h))
-	draw.Draw(img, img.Bounds(), &image.Uniform{colBG}, image.Point{}, draw.Src)
-	drawText(img, 10, 8, "SWARMBENCH", 2, colText)
-	legend := []struct {
-		c color.Color
-		s string
-	}{{colNode, "node done (s)"}, {colFailed, "never done"}, {colBound, "B"}, {colOrigin, "origin upload / F"}, {colUpload, "node upload / F"}}
-	x := 160
-	for _, l := range legend {
-		fill(img, x, 10, x+12, 22, l.c)
-		drawText(img, x+18, 12, l.s, 1, colText)
-		x += 18 + textWidth(l.s, 1) + 24
-	}
+	img := vgimg.NewWith(vgimg.UseWH(px(chartW), px(h)), vgimg.UseDPI(chartDPI), vgimg.UseBackgroundColor(color.White))
+	dc := draw.New(img)
+	title := plot.New().Title.TextStyle
+	title.Color, title.Font.Size = colText, vg.Points(14)
+	title.XAlign, title.YAlign = draw.XLeft, draw.YTop
+	dc.FillText(title, vg.Point{X: px(10), Y: dc.Max.Y - px(8)},
+		"swarmbench: completion time per node (left), upload per host (right)")
 	ax := chartAxes(runs)
 	for i, r := range runs {
-		drawRun(img, headerH+i*rowH, r, ax[groupKey(r)])
+		top := dc.Max.Y - px(headerH+i*rowH)
+		sub := title
+		sub.Font.Size = vg.Points(11)
+		dc.FillText(sub, vg.Point{X: px(10), Y: top - px(4)}, runTitle(r))
+		left, err := completionPlot(r, ax[groupKey(r)])
+		if err != nil {
+			return nil, err
+		}
+		right, err := uploadPlot(r, ax[groupKey(r)])
+		if err != nil {
+			return nil, err
+		}
+		cell := vg.Rectangle{Min: vg.Point{X: dc.Min.X + px(6), Y: top - px(rowH-6)}, Max: vg.Point{X: dc.Max.X - px(6), Y: top - px(titleH)}}
+		mid := (cell.Min.X + cell.Max.X) / 2
+		left.Draw(draw.Canvas{Canvas: dc.Canvas, Rectangle: vg.Rectangle{Min: cell.Min, Max: vg.Point{X: mid - px(15), Y: cell.Max.Y}}})
+		right.Draw(draw.Canvas{Canvas: dc.Canvas, Rectangle: vg.Rectangle{Min: vg.Point{X: mid + px(15), Y: cell.Min.Y}, Max: cell.Max}})
 	}
-	return img
+	return img.Image(), nil
 }
 
-func drawRun(img *image.RGBA, y0 int, r *Run, a axes) {
-	title := fmt.Sprintf("%s  %s  N=%d  F=%s  A=%s S  B=%s S  B/A=%s  ORIGIN %.2f %s",
+// runTitle is a run's figures, above its panels.
+func runTitle(r *Run) string {
+	s := fmt.Sprintf("%s, %s: N=%d, F=%s, A=%s s, B=%s s, B/A=%s, origin sent %.2f %s",
 		r.Scenario, r.Client, r.Nodes, sizeString(r.Bytes), optSecs(r.A), secs(r.B), optF(r.Efficiency, "%.2f"), r.OriginBytesRatio, r.unit())
 	if r.InterDCBytesRatio != nil {
-		title += fmt.Sprintf("  INTER-DC %.2f F", *r.InterDCBytesRatio)
+		s += fmt.Sprintf(", inter-DC %.2f F", *r.InterDCBytesRatio)
 	}
-	drawText(img, 10, y0+8, title, 2, colText)
-	top, bottom := y0+panelTop, y0+panelTop+panelH
+	return s
+}
 
-	// Left: completion time per node.
-	var nodes []HostResult
+// completionPlot is the left panel: each node's completion time, B dashed.
+func completionPlot(r *Run, a axes) (*plot.Plot, error) {
+	var done, failed plotter.Values
 	for _, h := range r.Hosts {
-		if h.Role == "node" {
-			nodes = append(nodes, h)
+		if h.Role != "node" {
+			continue
+		}
+		if c := h.CompletionS; c != nil {
+			done, failed = append(done, *c), append(failed, 0)
+		} else {
+			done, failed = append(done, 0), append(failed, a.tmax)
 		}
 	}
-	frame(img, leftX0, top, leftX1, bottom, fmt.Sprintf("%gS", a.tmax), "0")
-	bars(img, leftX0, leftX1, top, bottom, len(nodes), func(i int) (float64, color.Color) {
-		if c := nodes[i].CompletionS; c != nil {
-			return *c / a.tmax, colNode
-		}
-		return 1, colFailed
-	})
-	by := bottom - int(r.B/a.tmax*float64(panelH))
-	for x := leftX0; x < leftX1; x += 8 {
-		fill(img, x, by-1, min(x+5, leftX1), by+1, colBound)
+	p := newPanel("node", "completion time, s", a.tmax)
+	if err := addBars(p, len(done), []barSet{{done, 0, colNode, "node done"}, {failed, 0, colFailed, "never done"}}); err != nil {
+		return nil, err
 	}
-	drawText(img, leftX1+4, by-3, "B", 1, colBound)
-	drawText(img, leftX0, bottom+6, "completion time per node", 1, colAxis)
+	if err := addLevel(p, r.B, len(done), colBound, "B"); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
 
-	// Right: upload share per host, origin first.
+// uploadPlot is the right panel: each host's upload over F, the origin first, a line at 1.
+func uploadPlot(r *Run, a axes) (*plot.Plot, error) {
+	origin, nodes := make(plotter.Values, len(r.Hosts)), make(plotter.Values, len(r.Hosts))
+	for i, h := range r.Hosts {
+		if h.Role == "origin" {
+			origin[i] = h.UploadShare
+		} else {
+			nodes[i] = h.UploadShare
+		}
+	}
 	unit := r.unit()
-	frame(img, rightX0, top, rightX1, bottom, fmt.Sprintf("%g%s", a.upmax, unit), "0")
-	bars(img, rightX0, rightX1, top, bottom, len(r.Hosts), func(i int) (float64, color.Color) {
-		if r.Hosts[i].Role == "origin" {
-			return r.Hosts[i].UploadShare / a.upmax, colOrigin
+	p := newPanel("host (origin first)", "upload / "+unit, a.upmax)
+	if err := addBars(p, len(r.Hosts), []barSet{{origin, 0, colOrigin, "origin upload / " + unit}, {nodes, 0, colUpload, "node upload / " + unit}}); err != nil {
+		return nil, err
+	}
+	if err := addLevel(p, 1, len(r.Hosts), colAxis, "1 "+unit); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func newPanel(x, y string, ymax float64) *plot.Plot {
+	p := plot.New()
+	p.X.Label.Text, p.Y.Label.Text = x, y
+	p.Y.Min, p.Y.Max = 0, ymax*1.3 // room for the legend above the bars
+	p.Legend.Top, p.Legend.Left = true, true
+	p.Legend.TextStyle.Font.Size = vg.Points(9)
+	p.Add(plotter.NewGrid())
+	return p
+}
+
+type barSet struct {
+	vals  plotter.Values
+	xmin  float64
+	c     color.Color
+	label string
+}
+
+// addBars draws bar sets over n slots, each bar filling most of its slot.
+func addBars(p *plot.Plot, n int, sets []barSet) error {
+	p.X.Min, p.X.Max = -0.6, float64(n)-0.4
+	width := max(px(1), px(chartW/2-90)*0.8/vg.Length(max(n, 1)))
+	for _, s := range sets {
+		if len(s.vals) == 0 {
+			continue
 		}
-		return r.Hosts[i].UploadShare / a.upmax, colUpload
-	})
-	oy := bottom - int(1/a.upmax*float64(panelH))
-	fill(img, rightX0, oy, rightX1, oy+1, colAxis)
-	if oy > top+10 && oy < bottom-10 { // clear of the axis labels
-		drawText(img, rightX0-6-textWidth("1"+unit, 1), oy-3, "1"+unit, 1, colAxis)
+		bc, err := plotter.NewBarChart(s.vals, width)
+		if err != nil {
+			return err
+		}
+		bc.XMin, bc.Color = s.xmin, s.c
+		bc.LineStyle.Width = 0
+		p.Add(bc)
+		p.Legend.Add(s.label, bc)
 	}
-	drawText(img, rightX0, bottom+6, "upload per host, origin first, / "+unit, 1, colAxis)
+	return nil
 }
 
-// frame draws a panel's axes with its top and bottom labels to its left.
-func frame(img *image.RGBA, x0, top, x1, bottom int, topLabel, bottomLabel string) {
-	fill(img, x0, top, x1, top+1, colGrid)
-	fill(img, x0, (top+bottom)/2, x1, (top+bottom)/2+1, colGrid)
-	fill(img, x0-1, top, x0, bottom+1, colAxis)
-	fill(img, x0-1, bottom, x1, bottom+1, colAxis)
-	drawText(img, x0-6-textWidth(topLabel, 1), top, topLabel, 1, colText)
-	drawText(img, x0-6-textWidth(bottomLabel, 1), bottom-7, bottomLabel, 1, colText)
-}
-
-// bars draws n vertical bars between x0 and x1; value(i) is bar i's height as a fraction of the
-// panel (clipped to 1) and its colour.
-func bars(img *image.RGBA, x0, x1, top, bottom, n int, value func(int) (float64, color.Color)) {
-	if n == 0 {
-		return
+// addLevel draws a dashed horizontal line at y across n slots.
+func addLevel(p *plot.Plot, y float64, n int, c color.Color, label string) error {
+	l, err := plotter.NewLine(plotter.XYs{{X: -0.6, Y: y}, {X: float64(n) - 0.4, Y: y}})
+	if err != nil {
+		return err
 	}
-	slot := float64(x1-x0) / float64(n)
-	gap := max(barGapMin, int(slot/5))
-	for i := 0; i < n; i++ {
-		v, c := value(i)
-		v = min(max(v, 0), 1)
-		bx0 := x0 + int(float64(i)*slot) + gap/2
-		bx1 := x0 + int(float64(i+1)*slot) - (gap+1)/2
-		fill(img, bx0, bottom-int(v*float64(bottom-top)), max(bx1, bx0+1), bottom, c)
-	}
-}
-
-func fill(img *image.RGBA, x0, y0, x1, y1 int, c color.Color) {
-	draw.Draw(img, image.Rect(x0, y0, x1, y1), &image.Uniform{c}, image.Point{}, draw.Src)
+	l.Color, l.Width, l.Dashes = c, vg.Points(1.5), []vg.Length{vg.Points(5), vg.Points(3)}
+	p.Add(l)
+	p.Legend.Add(label, l)
+	return nil
 }
 
 func writeChart(path string, runs []*Run) error {
@@ -191,7 +227,12 @@ func writeChart(path string, runs []*Run) error {
 		return fmt.Errorf("writing the chart: %w", err)
 	}
 	w := bufio.NewWriter(f)
-	if err := png.Encode(w, chart(runs)); err != nil {
+	img, err := chart(runs)
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("drawing the chart %s: %w", path, err)
+	}
+	if err := png.Encode(w, img); err != nil {
 		f.Close()
 		return fmt.Errorf("encoding the chart %s: %w", path, err)
 	}
