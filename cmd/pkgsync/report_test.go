@@ -6,6 +6,7 @@ import (
 	"image/png"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -130,5 +131,35 @@ func TestReportErrors(t *testing.T) {
 		if code != tt.code || !strings.Contains(stderr.String(), tt.want) {
 			t.Errorf("%q: exit %d, stderr %q; want %d and %q", tt.args, code, stderr.String(), tt.code, tt.want)
 		}
+	}
+}
+
+// TestReportStatsURL takes the origin's share from its /.pkgsync/stats over HTTP.
+func TestReportStatsURL(t *testing.T) {
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "announces.jsonl")
+	writeFile(t, logPath, []byte(
+		`{"time":"2026-12-06T19:57:26Z","info_hash":"b4468fec2e96caedfc8538cd3ff4f00d1cc1c02c","peer_id":"2d4754303030332daee65c13be48b6fe72945d25","peer":"10.0.0.1:6881","remote":"10.0.0.1:5","event":"started","uploaded":0,"downloaded":0,"left":2000,"numwant":-1,"peers":0}`+"\n"+
+			`{"time":"2026-12-06T19:57:30Z","info_hash":"b4468fec2e96caedfc8538cd3ff4f00d1cc1c02c","peer_id":"2d4754303030332daee65c13be48b6fe72945d25","peer":"10.0.0.1:6881","remote":"10.0.0.1:6","event":"completed","uploaded":0,"downloaded":2000,"left":0,"numwant":-1,"peers":0}`+"\n"))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/.pkgsync/stats" {
+			http.NotFound(w, r)
+			return
+		}
+		io.WriteString(w, `{"requests":3,"body_bytes":3500,"files":{"/pkg.tar":{"requests":2,"body_bytes":2500},"/pkg.tar.torrent":{"requests":1,"body_bytes":1000}}}`)
+	}))
+	defer srv.Close()
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"report", logPath, "--stats", srv.URL + "/.pkgsync/stats"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("pkgsync report: exit %d: %s", code, stderr.String())
+	}
+	for _, want := range []string{"## b4468fec2e96 pkg.tar\n", "Origin: 1.25 F (stats /pkg.tar)", "min 4.00 s, median 4.00 s"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("the report lacks %q:\n%s", want, stdout.String())
+		}
+	}
+	code := run(context.Background(), []string{"report", logPath, "--stats", srv.URL + "/nothing"}, &stdout, &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), "/nothing: 404 Not Found") {
+		t.Errorf("--stats of a missing URL: exit %d, %s", code, stderr.String())
 	}
 }
