@@ -374,10 +374,10 @@ func TestPeerFaults(t *testing.T) {
 }
 
 // One of four peers corrupts every block it sends (issue 22's check): the other three end
-// with the exact file, and each bans it. How much the origin sends is logged against the
-// missing bytes (issue 22 asks for below 1.5x; how far below depends on timing on a loaded
-// machine, see testSwarm); what cannot depend on timing is that no node fetches a piece from
-// the origin twice.
+// with the exact file, each bans it, no node fetches a piece from the origin twice, and the
+// origin sends less than 1.5x the missing bytes. That last bound is issue 22's acceptance
+// check; it has a wide margin (1.000x in every run seen, also on a loaded machine), unlike
+// the efficiency figures that swarmbench measures.
 func TestSwarmWithCorruptPeer(t *testing.T) {
 	ips := faultIPs(t, 4)
 	fx := newFixture(t, 8<<20, 54)
@@ -432,7 +432,10 @@ func TestSwarmWithCorruptPeer(t *testing.T) {
 		t.Logf("node %d: %d bytes from the origin, %d from peers", i, st.BytesFromOrigin, st.BytesFromPeers)
 	}
 	ratio := float64(o.bytes.Load()) / float64(missing)
-	t.Logf("origin sent %d bytes = %.3fx the %d missing (issue 22: below 1.5x)", o.bytes.Load(), ratio, missing)
+	t.Logf("origin sent %d bytes = %.3fx the %d missing", o.bytes.Load(), ratio, missing)
+	if ratio >= 1.5 {
+		t.Errorf("origin sent %.2fx the missing bytes with a corrupt peer, want below 1.5x", ratio)
+	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for p, calls := range o.perPieceCalls {
