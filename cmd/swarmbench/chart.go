@@ -8,6 +8,7 @@ import (
 	"image/png"
 	"math"
 	"os"
+	"strconv"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -176,6 +177,7 @@ func newPanel(x, y string, ymax float64) *plot.Plot {
 	p := plot.New()
 	p.X.Label.Text, p.Y.Label.Text = x, y
 	p.Y.Min, p.Y.Max = 0, ymax*1.3 // room for the legend above the bars
+	p.X.Tick.Marker, p.Y.Tick.Marker = roundTicks{n: 8, integers: true}, roundTicks{n: 6}
 	p.Legend.Top, p.Legend.Left = true, true
 	p.Legend.TextStyle.Font.Size = vg.Points(9)
 	p.Add(plotter.NewGrid())
@@ -241,4 +243,38 @@ func writeChart(path string, runs []*Run) error {
 		return fmt.Errorf("writing the chart %s: %w", path, err)
 	}
 	return f.Close()
+}
+
+// roundTicks marks about n round values (1, 2 or 5 times a power of ten apart, whole numbers
+// only when integers is set) between min and max: plot's default ticks mark too few values for
+// these panels, and marks hosts at -0.5.
+type roundTicks struct {
+	n        int
+	integers bool
+}
+
+func (t roundTicks) Ticks(lo, hi float64) []plot.Tick {
+	if !(hi > lo) {
+		return nil
+	}
+	raw := (hi - lo) / float64(t.n)
+	step := math.Pow(10, math.Floor(math.Log10(raw)))
+	for _, m := range []float64{1, 2, 5, 10} {
+		if m*step >= raw {
+			step *= m
+			break
+		}
+	}
+	if t.integers {
+		step = max(step, 1)
+	}
+	var ticks []plot.Tick
+	for i := math.Ceil(lo / step); i*step <= hi; i++ {
+		v := i * step
+		if v == 0 {
+			v = 0 // not -0, which Ceil gives for a small negative lo
+		}
+		ticks = append(ticks, plot.Tick{Value: v, Label: strconv.FormatFloat(v, 'g', 4, 64)})
+	}
+	return ticks
 }

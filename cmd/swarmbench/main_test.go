@@ -419,6 +419,28 @@ func TestChart(t *testing.T) {
 	}
 }
 
+func TestRoundTicks(t *testing.T) {
+	tests := []struct {
+		t      roundTicks
+		lo, hi float64
+		want   string
+	}{
+		{roundTicks{n: 8, integers: true}, -0.6, 3.6, "0 1 2 3"},
+		{roundTicks{n: 8, integers: true}, -0.6, 15.6, "0 5 10 15"},
+		{roundTicks{n: 6}, 0, 1.95, "0 0.5 1 1.5"},
+		{roundTicks{n: 6}, 0, 39, "0 10 20 30"},
+	}
+	for _, tt := range tests {
+		var got []string
+		for _, tk := range tt.t.Ticks(tt.lo, tt.hi) {
+			got = append(got, tk.Label)
+		}
+		if strings.Join(got, " ") != tt.want {
+			t.Errorf("%+v.Ticks(%v, %v) = %q, want %q", tt.t, tt.lo, tt.hi, got, tt.want)
+		}
+	}
+}
+
 func TestNiceCeil(t *testing.T) {
 	tests := []struct{ in, want float64 }{
 		{0, 1}, {0.3, 0.3}, {0.31, 0.4}, {1, 1}, {1.01, 1.2}, {4.2, 5}, {13.4, 15}, {57, 60}, {100, 100}, {101, 120}, {115.5, 120}, {850, 1000},
