@@ -232,7 +232,8 @@ func rangeUnit(r *http.Request, size int64) *http.Request {
 	for _, spec := range specs {
 		// Spaces are trimmed as ServeContent trims them.
 		if suffix, ok := strings.CutPrefix(textproto.TrimString(spec), "-"); ok {
-			if n := textproto.TrimString(suffix); n != "" && strings.Trim(n, "0") == "" {
+			// A zero length as ServeContent parses it (strconv.ParseInt: "0", "000", "+0").
+			if v, err := strconv.ParseInt(textproto.TrimString(suffix), 10, 64); err == nil && v == 0 {
 				continue
 			}
 		}
