@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"fmt"
 	"net/netip"
 	"slices"
 	"time"
@@ -130,8 +131,16 @@ func (t *Torrent) TrackerAnswered() bool {
 	return t.trackerOK
 }
 
-// announce makes one announce to url.
-func (t *Torrent) announce(ctx context.Context, url string, event tracker.AnnounceEvent, key int32) (tracker.AnnounceResponse, error) {
+// announce makes one announce to url. A reply that panics the library's decoder (anacrolix/
+// torrent v1.59.1, tracker/http Peer.FromDictInterface: a peer list whose entries are not
+// dictionaries) is an error of that tracker, not the end of the process: the library decodes
+// in this goroutine, and bencode re-raises the runtime error.
+func (t *Torrent) announce(ctx context.Context, url string, event tracker.AnnounceEvent, key int32) (resp tracker.AnnounceResponse, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			resp, err = tracker.AnnounceResponse{}, fmt.Errorf("bt: announce to %s: the tracker's reply broke the decoder: %v", url, p)
+		}
+	}()
 	ctx, cancel := context.WithTimeout(ctx, announceTimeout)
 	defer cancel()
 	self := t.node.addr

@@ -495,13 +495,17 @@ func (ft *faultTracker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "failure":
 		b, _ := bencode.Marshal(map[string]any{"failure reason": "torrent not registered"})
 		w.Write(b)
+	case "panic":
+		// A peer list whose entry is no dictionary: anacrolix/torrent v1.59.1's decoder
+		// (tracker/http Peer.FromDictInterface) panics on it (fuzz.FuzzTrackerReply).
+		io.WriteString(w, "d8:intervali30e5:peersli0eee")
 	}
 }
 
 // A tracker that is down or answers garbage, at the start or in the middle of a download,
 // costs nothing but its answers: the peers known so far and the origin carry on.
 func TestTrackerFaults(t *testing.T) {
-	for _, mode := range []string{"down", "garbage", "failure"} {
+	for _, mode := range []string{"down", "garbage", "failure", "panic"} {
 		t.Run(mode+" at start", func(t *testing.T) {
 			ips := faultIPs(t, 2)
 			ft := newFaultTracker(mode)
