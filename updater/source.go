@@ -25,6 +25,7 @@ const (
 type location struct {
 	raw string
 	url *url.URL // nil for a local path
+	bad error    // why a reference could not be resolved; reading it fails with this
 }
 
 func parseLocation(s string) location {
@@ -37,16 +38,22 @@ func parseLocation(s string) location {
 func (l location) String() string { return l.raw }
 
 // resolve returns ref relative to l: a URL ref stays as it is, a relative ref is joined to l's URL
-// or l's folder.
+// or l's folder. A file fetched from the web names files on the web only: against a URL, a ref
+// that does not resolve to an http(s) URL with a host (a bad escape, file://, a URL with no host)
+// gives a location that fails to read, never a local path.
 func (l location) resolve(ref string) location {
 	if r := parseLocation(ref); r.url != nil {
 		return r
 	}
 	if l.url != nil {
 		u, err := l.url.Parse(ref)
-		if err == nil {
+		if err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" {
 			return location{raw: u.String(), url: u}
 		}
+		if err == nil {
+			err = fmt.Errorf("it resolves to %q, not an http(s) URL with a host", u.Redacted())
+		}
+		return location{raw: ref, bad: fmt.Errorf("the reference %q in %s: %w", ref, l.raw, err)}
 	}
 	if filepath.IsAbs(ref) {
 		return location{raw: ref}
@@ -55,6 +62,9 @@ func (l location) resolve(ref string) location {
 }
 
 func (l location) read(ctx context.Context, c *http.Client, h http.Header, max int64) ([]byte, error) {
+	if l.bad != nil {
+		return nil, l.bad
+	}
 	if l.url != nil {
 		return httprange.Get(ctx, c, l.raw, h, max)
 	}

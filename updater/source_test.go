@@ -2,6 +2,7 @@ package updater
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -37,6 +38,37 @@ func TestSourceKind(t *testing.T) {
 	for _, s := range []string{"ftp://x/y", "x/y.torrent", "/abs/y", "http:/nohost"} {
 		if parseLocation(s).url != nil {
 			t.Errorf("%q parsed as a URL", s)
+		}
+	}
+}
+
+// TestResolveStaysOnTheWeb checks that a reference in a fetched file never names a local path:
+// against a URL, what does not resolve to an http(s) URL with a host refuses to be read.
+func TestResolveStaysOnTheWeb(t *testing.T) {
+	base := parseLocation("http://o/pkgs/pkg.tar.torrent")
+	for _, tc := range []struct{ ref, want string }{
+		{"pkg.tar.zsync", "http://o/pkgs/pkg.tar.zsync"},
+		{"../../../../etc/passwd", "http://o/etc/passwd"},
+		{"//mirror/x.zsync", "http://mirror/x.zsync"},
+		{"https://m/x.zsync", "https://m/x.zsync"},
+		{"x%zz", ""},
+		{"file:///etc/passwd", ""},
+		{"ftp://h/x", ""},
+		{"//@", ""},
+	} {
+		got := base.resolve(tc.ref)
+		if tc.want != "" {
+			if got.url == nil || got.raw != tc.want {
+				t.Errorf("resolve(%q) = %q (url %v, bad %v), want %q", tc.ref, got.raw, got.url, got.bad, tc.want)
+			}
+			continue
+		}
+		if got.bad == nil {
+			t.Errorf("resolve(%q) = %q, want a location that refuses to be read", tc.ref, got.raw)
+			continue
+		}
+		if _, err := got.read(t.Context(), nil, nil, 1<<20); err == nil || !strings.Contains(err.Error(), base.raw) {
+			t.Errorf("reading resolve(%q): %v, want an error naming %s", tc.ref, err, base.raw)
 		}
 	}
 }
