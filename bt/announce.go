@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"time"
@@ -23,6 +24,41 @@ const (
 	announceTimeout      = 15 * time.Second
 	stoppedAnnounceLimit = time.Second
 )
+
+// maxTrackerReply bounds what an HTTP announce reads from the tracker: anacrolix/torrent v1.59.1
+// (tracker/http) reads the whole reply into memory with no limit, and a reply naming even
+// thousands of peers is some 100 KB.
+const maxTrackerReply = 4 << 20
+
+// limitReads wraps dial so that each connection it makes fails its reads once more than max
+// bytes came in.
+func limitReads(dial func(ctx context.Context, network, addr string) (net.Conn, error), max int64) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &limitedConn{Conn: c, left: max, max: max}, nil
+	}
+}
+
+// limitedConn is a connection that refuses to read more than max bytes.
+type limitedConn struct {
+	net.Conn
+	left, max int64
+}
+
+func (c *limitedConn) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		return 0, fmt.Errorf("bt: tracker reply over %d bytes", c.max)
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.Conn.Read(p)
+	c.left -= int64(n)
+	return n, err
+}
 
 // trackerURLs flattens the torrent's announce list, without duplicates.
 func (t *Torrent) trackerURLs() []string {
@@ -169,6 +205,7 @@ func (t *Torrent) announce(ctx context.Context, url string, event tracker.Announ
 			a.ClientIp6 = krpc.NodeAddr{IP: ip.AsSlice()}
 		}
 	}
+	a.DialContext = limitReads(a.DialContext, maxTrackerReply)
 	t.node.withTLS(&a)
 	return a.Do()
 }

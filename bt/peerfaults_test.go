@@ -450,8 +450,11 @@ func TestSwarmWithCorruptPeer(t *testing.T) {
 type faultTracker struct {
 	fakeTracker
 	bad   atomic.Bool
-	mode  string // "down" (the connection is dropped), "garbage" or "failure"
+	mode  string // "down" (the connection is dropped), "garbage", "failure", "panic" or "huge"
 	watch atomic.Int32
+	// hugeSent is the most bytes one "huge" answer got into the connection before the node
+	// stopped reading it.
+	hugeSent atomic.Int64
 	// badToWatched is closed after the first bad answer to the watched port.
 	badToWatched chan struct{}
 	once         sync.Once
@@ -495,6 +498,22 @@ func (ft *faultTracker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "failure":
 		b, _ := bencode.Marshal(map[string]any{"failure reason": "torrent not registered"})
 		w.Write(b)
+	case "huge":
+		// A reply that never ends: the node must stop reading it (maxTrackerReply).
+		fmt.Fprintf(w, "d8:intervali30e5:peers%d:", 1<<40)
+		chunk := make([]byte, 64<<10)
+		var sent int64
+		defer func() {
+			for old := ft.hugeSent.Load(); sent > old && !ft.hugeSent.CompareAndSwap(old, sent); old = ft.hugeSent.Load() {
+			}
+		}()
+		for sent < 64<<20 {
+			n, err := w.Write(chunk)
+			sent += int64(n)
+			if err != nil {
+				return
+			}
+		}
 	case "panic":
 		// A peer list whose entry is no dictionary: anacrolix/torrent v1.59.1's decoder
 		// (tracker/http Peer.FromDictInterface) panics on it (fuzz.FuzzTrackerReply).
@@ -505,7 +524,7 @@ func (ft *faultTracker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // A tracker that is down or answers garbage, at the start or in the middle of a download,
 // costs nothing but its answers: the peers known so far and the origin carry on.
 func TestTrackerFaults(t *testing.T) {
-	for _, mode := range []string{"down", "garbage", "failure", "panic"} {
+	for _, mode := range []string{"down", "garbage", "failure", "panic", "huge"} {
 		t.Run(mode+" at start", func(t *testing.T) {
 			ips := faultIPs(t, 2)
 			ft := newFaultTracker(mode)
@@ -543,6 +562,11 @@ func TestTrackerFaults(t *testing.T) {
 			}
 			if tor.TrackerAnswered() {
 				t.Errorf("TrackerAnswered is true, but the tracker never answered")
+			}
+			// The node stops reading an endless reply at maxTrackerReply; what the socket
+			// buffers take beyond it is a few MiB at most.
+			if got := ft.hugeSent.Load(); got > 2*maxTrackerReply+(8<<20) {
+				t.Errorf("the tracker got %d bytes of one reply into the connection; the node reads at most %d", got, maxTrackerReply)
 			}
 		})
 		t.Run(mode+" mid-run", func(t *testing.T) {
