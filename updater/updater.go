@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -593,10 +594,16 @@ func (j *job) run(ctx context.Context) (*Result, error) {
 			// blocks taken on its weak sum may be (or the .zsync does not describe the
 			// file). Confirming every block by its strong sum settles it.
 			j.log("the whole-file SHA-1 does not match after %d blocks were taken on their weak sum; scanning again, every block confirmed", plan.Speculated)
-			if plan, err = j.scan(ctx, srcs, false); err != nil {
+			// What the first pass fetched is in OUT.part at its place: the strict scan takes
+			// it from there (in place), so that only the blocks taken wrongly are fetched.
+			strict := srcs
+			if !slices.ContainsFunc(srcs, func(s delta.Source) bool { return s.InPlace }) {
+				strict = append(slices.Clip(srcs), delta.Source{Name: j.part, R: part, Size: length, InPlace: true})
+			}
+			if plan, err = j.scan(ctx, strict, false); err != nil {
 				return nil, err
 			}
-			if bad, ok, err = j.assemble(ctx, part, plan, srcs); err != nil {
+			if bad, ok, err = j.assemble(ctx, part, plan, strict); err != nil {
 				return nil, err
 			}
 		}

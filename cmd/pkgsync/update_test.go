@@ -341,6 +341,9 @@ func TestUpdateCatchesSpeculation(t *testing.T) {
 	forged[at]++
 	forged[at+1] -= 2
 	forged[at+2]++
+	// A real change too, so that the first pass fetches something: the strict scan must not
+	// fetch it again.
+	copy(forged[1<<20:], randomBytes(131, 10000))
 	pub := t.TempDir()
 	base, _ := startOrigin(t, pub)
 	publish(t, pub, base, v2)
@@ -366,8 +369,14 @@ func TestUpdateCatchesSpeculation(t *testing.T) {
 			if !strings.Contains(stderr, tc.log) {
 				t.Fatalf("the log does not say %q:\n%s", tc.log, stderr)
 			}
-			if res := parseUpdateJSON(t, stdout); res.BytesFromOrigin == 0 || res.BytesFromOrigin > int64(len(v2))/4 {
+			res := parseUpdateJSON(t, stdout)
+			if res.BytesFromOrigin == 0 || res.BytesFromOrigin > int64(len(v2))/4 {
 				t.Fatalf("fetched %d bytes from the origin, want some (the forged block) and far from all", res.BytesFromOrigin)
+			}
+			// The changed blocks (5 of 2048 bytes) and the forged one, each fetched once, with a
+			// block to spare and the framing of multipart answers.
+			if want := int64(7*2048 + 2048); tc.source == "pkg.tar.zsync" && res.BytesFromOrigin > want {
+				t.Errorf("fetched %d bytes from the origin, want at most %d: the strict scan fetched again what the first pass had", res.BytesFromOrigin, want)
 			}
 		})
 	}
