@@ -55,6 +55,10 @@ type worker struct {
 
 	speculate  bool // Options.Speculate
 	speculated int  // blocks accepted on their weak sum alone
+	// weakAt and weakSum are the block whose weak sum weakOf computed last; weakAt is -1 when
+	// none is kept.
+	weakAt  int64
+	weakSum uint32
 
 	// While following a run of matches, blocks are hashed two at a time (md4.AppendBlockSums
 	// interleaves two MD4s, about 1.5x the speed of one): the second sum waits here for the
@@ -99,7 +103,7 @@ func (w *worker) scanChunk(s, e int64) error {
 	w.chunkEnd, w.reported = e, s
 	w.unchecked = checkEvery
 	contEnd := min(e+bs, w.src.Size)
-	w.pairAt = -1
+	w.pairAt, w.weakAt = -1, -1
 	x := s
 	next := -1 // target block expected at x after a match, or -1
 	for {
@@ -285,15 +289,33 @@ func (w *worker) strongAt(x int64) [16]byte {
 // follows reports whether the block at x is target block next, which a run of matches expects
 // there: by its strong sum, or with Options.Speculate by its weak sum alone.
 func (w *worker) follows(x int64, next int) bool {
+	ix := w.ix
 	if w.speculate {
-		i := int(x - w.base)
-		if rollsum.Sum32(w.buf[i:i+w.ix.bs])&w.ix.mask != w.ix.weak[next] {
+		bs := int64(ix.bs)
+		if w.weakOf(x) != ix.weak[next] {
 			return false
 		}
-		w.speculated++
-		return true
+		// Weak sums are as short as 16 bits: one alone lets a changed block through once in
+		// 65,536 run ends, and a package with thousands of small edits has that many. The next
+		// block's must agree too (a shifted or changed stretch breaks both); where it does not
+		// (the run's last block) or is not in the buffer, the strong sum decides.
+		if next+1 < ix.n && x+2*bs <= w.end && w.weakOf(x+bs) == ix.weak[next+1] {
+			w.speculated++
+			return true
+		}
 	}
-	return w.followSum(x) == w.ix.strong[next]
+	return w.followSum(x) == ix.strong[next]
+}
+
+// weakOf returns the masked weak sum of the block at x, which must be in the buffer. The last
+// one computed is kept: following a run, the block looked ahead at is the next one followed.
+func (w *worker) weakOf(x int64) uint32 {
+	if x == w.weakAt {
+		return w.weakSum
+	}
+	i := int(x - w.base)
+	w.weakAt, w.weakSum = x, rollsum.Sum32(w.buf[i:i+w.ix.bs])&w.ix.mask
+	return w.weakSum
 }
 
 // followSum is strongAt for the block expected next in a run of matches: it hashes this block
