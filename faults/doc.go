@@ -4,11 +4,11 @@
 // OUT either the old version or the complete new one, at most a resumable OUT.part) and what
 // the next run fetches again.
 //
-// The faults covered: update killed with SIGKILL at 10%, 50% and 90% of an HTTP update and in
-// its final rename window; a full disk (a tmpfs the test mounts) under the output; the origin
-// publishing another version in the middle of a fetch; an origin that answers 5xx, resets the
-// connection mid-body, ignores Range, sends a wrong Content-Range, a truncated, corrupted or
-// stalled body; and a tracker that refuses connections.
+// The faults covered: update killed with SIGKILL at 10%, 50% and 90% of an HTTP update and of
+// a swarm update, and in its final rename window; a full disk (a tmpfs the test mounts) under
+// the output; the origin publishing another version in the middle of a fetch; an origin that
+// answers 5xx, resets the connection mid-body, ignores Range, sends a wrong Content-Range, a
+// truncated, corrupted or stalled body; and a tracker that refuses connections.
 //
 // It has its own home because none of its tests belongs to one package: each drives the whole
 // command (updater, httprange, delta and the file system together) the way cron does on a node,
