@@ -3,6 +3,7 @@ package delta
 import (
 	"cmp"
 	"slices"
+	"sync/atomic"
 )
 
 // The second pass.
@@ -64,7 +65,7 @@ func (w *worker) followOn(c chain, runs []followed) error {
 	w.start, w.base, w.end = c.at, c.at, c.at
 	w.dataEnd = w.src.Size + int64(ix.seq)*bs
 	w.chunkEnd, w.reported = 0, 0
-	w.pairAt = -1
+	w.pairAt, w.weakAt = -1, -1
 	for ; c.blk < ix.n && c.at < w.src.Size; c.at, c.blk = c.at+bs, c.blk+1 {
 		if followedAt(runs, c, bs) {
 			return nil
@@ -75,10 +76,9 @@ func (w *worker) followOn(c chain, runs []followed) error {
 		if err := w.tick(c.at, ix.bs); err != nil {
 			return err
 		}
-		if w.strongAt(c.at) != ix.strong[c.blk] {
+		if !w.chainStep(c.at, c.blk, w.weakOf(c.at)) {
 			return nil
 		}
-		w.record(ix.group[c.blk], c.at)
 	}
 	return nil
 }
@@ -116,7 +116,7 @@ func (w *worker) rerollStretch(s stretch) error {
 	w.start, w.base, w.end = s.lo, s.lo, s.lo
 	w.dataEnd = w.src.Size + span
 	w.chunkEnd, w.reported = 0, 0 // the first pass reported these bytes
-	w.pairAt = -1
+	w.pairAt, w.weakAt = -1, -1
 	w.chains = w.chains[:0]
 	var uniLo, uniHi int64 // [uniLo, uniHi) is known to hold one byte value
 	hi := min(s.hi, w.src.Size)
@@ -145,13 +145,17 @@ func (w *worker) rerollStretch(s stretch) error {
 			}
 			if hit < stop {
 				at := x + int64(hit)
-				if !w.uniform(at, &uniLo, &uniHi, span) {
-					key := uint64(weak[hit])
-					if ix.seq == 2 {
-						key = key<<32 | uint64(weak[hit+int(bs)])
-					}
-					w.probeAgain(at, key)
+				if w.uniform(at, &uniLo, &uniHi, span) {
+					// So are the windows after it up to uniHi-span: go past them at once, up
+					// to the next chain's position at most.
+					p = max(hit+1, int(min(uniHi-span+1-x, int64(stop))))
+					continue
 				}
+				key := uint64(weak[hit])
+				if ix.seq == 2 {
+					key = key<<32 | uint64(weak[hit+int(bs)])
+				}
+				w.probeAgain(at, key)
 				p = hit + 1
 				continue
 			}
@@ -162,8 +166,7 @@ func (w *worker) rerollStretch(s stretch) error {
 			for len(w.chains) > 0 && w.chains[0].at == at {
 				c := w.chains[0]
 				w.chains = w.chains[1:]
-				if weak[stop] == ix.weak[c.blk] && w.strongAt(at) == ix.strong[c.blk] {
-					w.record(ix.group[c.blk], at)
+				if w.chainStep(at, c.blk, weak[stop]) {
 					w.addChain(at+bs, c.blk+1)
 				}
 			}
@@ -181,25 +184,47 @@ func (w *worker) rerollStretch(s stretch) error {
 		if err := w.tick(c.at, ix.bs); err != nil {
 			return err
 		}
-		if w.strongAt(c.at) == ix.strong[c.blk] {
-			w.record(ix.group[c.blk], c.at)
+		if w.chainStep(c.at, c.blk, w.weakOf(c.at)) {
 			w.addChain(c.at+bs, c.blk+1)
 		}
 	}
 	return nil
 }
 
+// chainStep reports whether target block blk is at offset at, where the window's weak sum is
+// weak, for a chain: a block found already, by the first pass or at a lower offset by this
+// one, is taken on its weak sum (the chain only has to get past it to reach blocks not found
+// yet, and recording it here would change nothing); any other is confirmed by its strong sum
+// and recorded. In content that repeats (a record written many times) the same few blocks
+// come back at every repetition, and would cost an MD4 each time.
+func (w *worker) chainStep(at int64, blk int, weak uint32) bool {
+	ix := w.ix
+	if weak != ix.weak[blk] {
+		return false
+	}
+	g := ix.group[blk]
+	if w.had[g] || atomic.LoadInt64(&w.offs[g]) <= at {
+		return true
+	}
+	if w.strongAt(at) != ix.strong[blk] {
+		return false
+	}
+	w.record(g, at)
+	return true
+}
+
 // uniform reports whether the windows at x-1 and x hold one byte value only: then x's content
-// is x-1's, looked at already. [*lo, *hi) caches a stretch of one byte value seen before.
+// is x-1's, looked at already. [*lo, *hi) is the stretch of one byte value that holds x-1, as
+// far as the buffer shows it.
 func (w *worker) uniform(x int64, lo, hi *int64, span int64) bool {
 	if x <= w.start || x-1 < w.base {
 		return false
 	}
+	c := w.buf[x-1-w.base]
 	if x-1 < *lo || x-1 >= *hi {
 		*lo, *hi = x-1, x-1
 	}
-	c := w.buf[x-1-w.base]
-	for *hi < x+span && *hi < w.end && w.buf[*hi-w.base] == c {
+	for *hi < w.end && w.buf[*hi-w.base] == c {
 		*hi++
 	}
 	return *hi >= x+span
