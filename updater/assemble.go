@@ -252,6 +252,7 @@ type directWriter struct {
 	off    bool   // O_DIRECT failed once: buffered from then on
 	bytes  int64  // written with O_DIRECT
 	closed bool
+	min    int // stretches shorter than this go through the page cache (directMin)
 
 	mu    sync.Mutex
 	spans []span // copied stretches queued for the sink, in order
@@ -260,6 +261,12 @@ type directWriter struct {
 const (
 	directAlign = manifest.ChunkAlign
 	directBuf   = 1 << 20 // the bounce buffer's size
+
+	// directMin is the shortest write that goes direct. An O_DIRECT write waits for the
+	// device; a plan of thousands of short stretches (a version string that changed in every
+	// file of a tar) paid that wait thousands of times, where the page cache takes them all
+	// at memory speed and the fsync before the rename writes them out together.
+	directMin = 256 << 10
 )
 
 func newDirectWriter(path string, part *os.File) *directWriter {
@@ -267,7 +274,7 @@ func newDirectWriter(path string, part *os.File) *directWriter {
 	if err != nil {
 		return nil
 	}
-	return &directWriter{direct: f, part: part}
+	return &directWriter{direct: f, part: part, min: directMin}
 }
 
 // queue notes that p, a copied stretch of the target at off, is to be written from the chunk
@@ -321,7 +328,7 @@ func (d *directWriter) write(p []byte, off int64) error {
 	}
 	head := int((directAlign - off%directAlign) % directAlign)
 	lo, hi := 0, 0 // p[lo:hi] goes direct
-	if !d.off && len(p) >= head+directAlign {
+	if !d.off && len(p) >= head+directAlign && len(p) >= d.min {
 		lo, hi = head, head+(len(p)-head)&^(directAlign-1)
 	}
 	for k := lo; k < hi; {

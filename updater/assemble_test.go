@@ -133,6 +133,9 @@ func newTestDirectWriter(t *testing.T, size int64) (string, *directWriter) {
 		t.Fatal(err)
 	}
 	dw := newDirectWriter(path, part)
+	if dw != nil {
+		dw.min = 0 // the alignment cases go direct whatever their length (see TestDirectWriterShort)
+	}
 	if dw == nil {
 		if os.Getenv("CI") != "" {
 			t.Fatalf("no O_DIRECT in %s: CI's temporary folder must be on a disk", filepath.Dir(path))
@@ -244,4 +247,36 @@ func (r *queueingReader) Read(b []byte) (int, error) {
 	}
 	r.pos += int64(len(b))
 	return len(b), nil
+}
+
+// TestDirectWriterShort checks that a stretch shorter than directMin goes through the page cache
+// (an O_DIRECT write waits for the device, once per stretch), and a longer one direct.
+func TestDirectWriterShort(t *testing.T) {
+	const size = 2 * directMin
+	data := make([]byte, size)
+	for i := range data {
+		data[i] = byte(i * 13)
+	}
+	path, dw := newTestDirectWriter(t, size)
+	defer dw.close()
+	dw.min = directMin
+	if err := dw.write(data[:directMin-directAlign], 0); err != nil {
+		t.Fatal(err)
+	}
+	if dw.bytes != 0 {
+		t.Errorf("%d bytes of a stretch shorter than %d went direct", dw.bytes, directMin)
+	}
+	if err := dw.write(data[directMin-directAlign:], directMin-directAlign); err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(size - (directMin - directAlign)); dw.bytes != want && !dw.off {
+		t.Errorf("%d bytes of a stretch of %d went direct, want all", dw.bytes, want)
+	}
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatal("the file is not what was written")
+	}
 }
