@@ -6,14 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"strings"
 	"time"
 
 	"github.com/pkgsync/pkgsync/dirsync"
 	"github.com/pkgsync/pkgsync/httprange"
 	"github.com/pkgsync/pkgsync/internal/progress"
-	"github.com/pkgsync/pkgsync/sign"
 	"github.com/pkgsync/pkgsync/updater"
 )
 
@@ -78,25 +76,18 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if opt.LockWait < 0 {
 		return fmt.Errorf("%w: --lock-wait %s is negative", errUsage, opt.LockWait)
 	}
-	for _, p := range trustKeys {
-		k, err := sign.ReadPublicKey(p)
-		if err != nil {
-			return fmt.Errorf("--trust-key: %w", err)
-		}
-		opt.Update.Trust = append(opt.Update.Trust, k)
+	trust, err := readTrustKeys(trustKeys)
+	if err != nil {
+		return err
 	}
+	opt.Update.Trust = trust
 	tlsConf, err := ctls.config()
 	if err != nil {
 		return err
 	}
 	opt.Update.HTTP = httprange.NewTLSClient(tlsConf, 0)
-	opt.Update.Header = http.Header{}
-	for _, h := range headers {
-		k, v, ok := strings.Cut(h, ":")
-		if !ok || strings.TrimSpace(k) == "" {
-			return fmt.Errorf("%w: --header %q: want \"Name: value\"", errUsage, h)
-		}
-		opt.Update.Header.Add(strings.TrimSpace(k), strings.TrimSpace(v))
+	if opt.Update.Header, err = parseHeaders(headers); err != nil {
+		return err
 	}
 	opt.Update.Swarm = !noSwarm
 	if opt.Update.BT, err = btf.config(); err != nil {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"net/netip"
 	"strings"
 	"time"
@@ -14,7 +13,6 @@ import (
 	"github.com/pkgsync/pkgsync/bt"
 	"github.com/pkgsync/pkgsync/httprange"
 	"github.com/pkgsync/pkgsync/internal/progress"
-	"github.com/pkgsync/pkgsync/sign"
 	"github.com/pkgsync/pkgsync/updater"
 )
 
@@ -90,13 +88,11 @@ func runUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if opt.LockWait < 0 {
 		return fmt.Errorf("%w: --lock-wait %s is negative", errUsage, opt.LockWait)
 	}
-	for _, p := range trustKeys {
-		k, err := sign.ReadPublicKey(p)
-		if err != nil {
-			return fmt.Errorf("--trust-key: %w", err)
-		}
-		opt.Trust = append(opt.Trust, k)
+	trust, err := readTrustKeys(trustKeys)
+	if err != nil {
+		return err
 	}
+	opt.Trust = trust
 	opt.Source = fs.Arg(0)
 	opt.Swarm = !noSwarm && !strings.HasSuffix(opt.Source, ".zsync")
 	tlsConf, err := ctls.config()
@@ -104,13 +100,8 @@ func runUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	opt.HTTP = httprange.NewTLSClient(tlsConf, 0)
-	opt.Header = http.Header{}
-	for _, h := range headers {
-		k, v, ok := strings.Cut(h, ":")
-		if !ok || strings.TrimSpace(k) == "" {
-			return fmt.Errorf("%w: --header %q: want \"Name: value\"", errUsage, h)
-		}
-		opt.Header.Add(strings.TrimSpace(k), strings.TrimSpace(v))
+	if opt.Header, err = parseHeaders(headers); err != nil {
+		return err
 	}
 	for _, p := range peers {
 		ap, err := netip.ParseAddrPort(p)
