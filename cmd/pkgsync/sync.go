@@ -115,22 +115,7 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 	} else {
-		for _, p := range res.Packages {
-			switch p.Status {
-			case dirsync.Failed:
-				fmt.Fprintf(stdout, "%s: %s failed: %s\n", p.Line, p.Name, p.Error)
-			case dirsync.Current:
-				fmt.Fprintf(stdout, "%s: %s is current\n", p.Line, p.Name)
-			default:
-				u := p.Update
-				fmt.Fprintf(stdout, "%s: %s updated from %s: %s reused, %s from peers, %s from the origin\n", p.Line, p.Name,
-					strings.Join(p.Old, ", "), progress.Bytes(u.BytesReused), progress.Bytes(u.BytesFromPeers), progress.Bytes(u.BytesFromOrigin))
-			}
-			if len(p.Removed) > 0 {
-				fmt.Fprintf(stdout, "%s: removed %s\n", p.Line, strings.Join(p.Removed, ", "))
-			}
-		}
-		fmt.Fprintf(stdout, "%d updated, %d current, %d failed in %s\n", updated, current, failed, time.Duration(res.Seconds*float64(time.Second)).Round(time.Millisecond))
+		printSync(stdout, res, updated, current, failed)
 	}
 	switch {
 	case failed > 0:
@@ -139,4 +124,24 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return exitError{code: exitUpdated}
 	}
 	return nil
+}
+
+// printSync writes a line per package line of res, and the counts.
+func printSync(stdout io.Writer, res *dirsync.Result, updated, current, failed int) {
+	for _, p := range res.Packages {
+		switch p.Status {
+		case dirsync.Failed:
+			fmt.Fprintf(stdout, "%s: %s failed: %s\n", p.Line, p.Name, p.Error)
+		case dirsync.Current:
+			fmt.Fprintf(stdout, "%s: %s is current\n", p.Line, p.Name)
+		default:
+			u := p.Update
+			fmt.Fprintf(stdout, "%s: %s updated from %s: %s reused, %s from peers, %s from the origin\n", p.Line, p.Name,
+				strings.Join(p.Old, ", "), progress.Bytes(u.BytesReused), progress.Bytes(u.BytesFromPeers), progress.Bytes(u.BytesFromOrigin))
+		}
+		if len(p.Removed) > 0 {
+			fmt.Fprintf(stdout, "%s: removed %s\n", p.Line, strings.Join(p.Removed, ", "))
+		}
+	}
+	fmt.Fprintf(stdout, "%d updated, %d current, %d failed in %s\n", updated, current, failed, time.Duration(res.Seconds*float64(time.Second)).Round(time.Millisecond))
 }

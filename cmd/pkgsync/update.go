@@ -138,12 +138,17 @@ func runUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		return json.NewEncoder(stdout).Encode(res)
 	}
+	printUpdate(stdout, res)
+	return nil
+}
+
+// printUpdate writes update's one-line summary.
+func printUpdate(stdout io.Writer, res *updater.Result) {
 	if res.UpToDate {
 		fmt.Fprintf(stdout, "%s is up to date\n", res.Output)
-		return nil
+		return
 	}
 	fmt.Fprintf(stdout, "%s: %s total, %s reused, %s from peers, %s from the origin in %d requests, %.1fs\n",
 		res.Output, progress.Bytes(res.BytesTotal), progress.Bytes(res.BytesReused), progress.Bytes(res.BytesFromPeers),
 		progress.Bytes(res.BytesFromOrigin), res.RequestsToOrigin, res.Seconds)
-	return nil
 }
