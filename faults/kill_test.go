@@ -98,41 +98,7 @@ func TestKillMidTransfer(t *testing.T) {
 			defer func() { s.l.t = t }()
 			s.resetOut()
 			s.o.reset()
-			threshold := base.BytesFromOrigin * pct / 100
-			var (
-				p      atomic.Pointer[proc]
-				sentAt atomic.Int64
-				once   sync.Once
-				killed = make(chan struct{})
-			)
-			s.o.set(killRate, nil, func(sent int64) {
-				if sent >= threshold {
-					once.Do(func() {
-						// Nothing more goes out, and the client gets time to read and
-						// write what was sent (until OUT.part stops changing): the kill
-						// then comes when the first run has got exactly what the origin
-						// counted, however loaded the machine.
-						thaw := s.o.freeze()
-						defer thaw()
-						settle(s.out+".part", s.v2)
-						sentAt.Store(s.o.sent.Load())
-						close(killed)
-						p.Load().kill()
-					})
-				}
-			})
-			p.Store(s.l.pkgsync(fmt.Sprintf("update killed at %d%%", pct), s.args()...))
-			select {
-			case <-p.Load().exited:
-			case <-s.l.ctx.Done():
-				t.Fatal("no kill")
-			}
-			select {
-			case <-killed:
-			default:
-				t.Fatalf("update exited before the kill at %d%%:\n%s", pct, tail(p.Load().stderr.String()))
-			}
-			sent := sentAt.Load()
+			_, sent := s.killAt(t, base.BytesFromOrigin*pct/100, fmt.Sprintf("update killed at %d%%", pct), s.args(), nil)
 			s.checkOld()
 			sameFile(t, s.out, s.v1)
 			if _, err := os.Stat(s.out + ".part"); err != nil {
@@ -261,4 +227,47 @@ func settle(path string, want []byte) {
 		}
 		prev = n
 	}
+}
+
+// killAt runs pkgsync with args (as name) and SIGKILLs it once the origin has sent threshold
+// bytes of the package: the origin stops sending, the client gets time to write what it got
+// (until OUT.part stops changing), atKill (if not nil) takes its counts, and the kill comes; so
+// the killed run has exactly what the origin counted, however loaded the machine. It returns the
+// process and the bytes the origin had sent at the kill, and fails the test when the update
+// ended before it.
+func (s *scene) killAt(t *testing.T, threshold int64, name string, args []string, atKill func()) (*proc, int64) {
+	t.Helper()
+	var (
+		p      atomic.Pointer[proc]
+		sentAt atomic.Int64
+		once   sync.Once
+		killed = make(chan struct{})
+	)
+	s.o.set(killRate, nil, func(sent int64) {
+		if sent >= threshold {
+			once.Do(func() {
+				thaw := s.o.freeze()
+				defer thaw()
+				settle(s.out+".part", s.v2)
+				sentAt.Store(s.o.sent.Load())
+				if atKill != nil {
+					atKill()
+				}
+				close(killed)
+				p.Load().kill()
+			})
+		}
+	})
+	p.Store(s.l.pkgsync(name, args...))
+	select {
+	case <-p.Load().exited:
+	case <-s.l.ctx.Done():
+		t.Fatal("no kill")
+	}
+	select {
+	case <-killed:
+	default:
+		t.Fatalf("%s: the update exited before the kill:\n%s", name, tail(p.Load().stderr.String()))
+	}
+	return p.Load(), sentAt.Load()
 }

@@ -6,7 +6,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"regexp"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -78,43 +77,11 @@ func TestKillMidSwarm(t *testing.T) {
 			defer func() { s.l.t = t }()
 			s.resetOut()
 			s.o.reset()
-			threshold := baseSent * pct / 100
-			var (
-				p        atomic.Pointer[proc]
-				sentAt   atomic.Int64
-				inFlight atomic.Int64
-				once     sync.Once
-				killed   = make(chan struct{})
-			)
-			s.o.set(killRate, nil, func(sent int64) {
-				if sent >= threshold {
-					once.Do(func() {
-						// As in TestKillMidTransfer: nothing more goes out, the node writes
-						// what it got, and the kill finds the requests still being served.
-						thaw := s.o.freeze()
-						defer thaw()
-						settle(s.out+".part", s.v2)
-						sentAt.Store(s.o.sent.Load())
-						inFlight.Store(active.Load())
-						close(killed)
-						p.Load().kill()
-					})
-				}
-			})
-			p.Store(s.l.pkgsync(fmt.Sprintf("swarm update killed at %d%%", pct), s.swarmArgs(s.out)...))
-			select {
-			case <-p.Load().exited:
-			case <-s.l.ctx.Done():
-				t.Fatal("no kill")
-			}
-			select {
-			case <-killed:
-			default:
-				t.Fatalf("update exited before the kill at %d%%:\n%s", pct, tail(p.Load().stderr.String()))
-			}
-			sent1, flight := sentAt.Load(), inFlight.Load()
-			if !swarmRE.MatchString(p.Load().stderr.String()) {
-				t.Fatalf("the killed update did not fetch over the swarm:\n%s", tail(p.Load().stderr.String()))
+			var flight int64
+			p, sent1 := s.killAt(t, baseSent*pct/100, fmt.Sprintf("swarm update killed at %d%%", pct), s.swarmArgs(s.out),
+				func() { flight = active.Load() }) // the requests still being served
+			if !swarmRE.MatchString(p.stderr.String()) {
+				t.Fatalf("the killed update did not fetch over the swarm:\n%s", tail(p.stderr.String()))
 			}
 			s.checkOld()
 			sameFile(t, s.out, s.v1)
