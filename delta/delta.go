@@ -55,6 +55,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/pkgsync/pkgsync/zsyncfile"
 )
 
@@ -370,38 +372,23 @@ func (s *scan) secondPass(ctx context.Context, wks []*worker, offs []int64) erro
 // parallel runs job(wk, k) for k in [0, n) on the workers, each taking the next k when done,
 // and returns the first error; an error cancels the context the workers look at.
 func parallel(ctx context.Context, wks []*worker, n int, job func(wk *worker, k int) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		next     atomic.Int64
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		firstErr error
-	)
+	g, ctx := errgroup.WithContext(ctx)
+	var next atomic.Int64
 	for _, wk := range wks {
 		wk.ctx = ctx
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		g.Go(func() error {
 			for {
 				k := next.Add(1) - 1
-				if k >= int64(n) {
-					return
+				if k >= int64(n) || ctx.Err() != nil {
+					return nil
 				}
 				if err := job(wk, int(k)); err != nil {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = err
-					}
-					mu.Unlock()
-					cancel()
-					return
+					return err
 				}
 			}
-		}()
+		})
 	}
-	wg.Wait()
-	return firstErr
+	return g.Wait()
 }
 
 // progress serialises the OnProgress callback.

@@ -6,8 +6,8 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"sync"
 
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
 	"github.com/pkgsync/pkgsync/zsyncfile"
@@ -191,42 +191,22 @@ func (p *Plan) Apply(ctx context.Context, dst io.WriterAt, srcs []Source) error 
 	}
 	workers := min(max(runtime.NumCPU(), 2), 8, len(runs))
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	g, ctx := errgroup.WithContext(ctx)
 	jobs := make(chan run)
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		firstErr error
-	)
-	fail := func(err error) {
-		mu.Lock()
-		if firstErr == nil {
-			firstErr = err
-		}
-		mu.Unlock()
-		cancel()
-	}
 	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		g.Go(func() error {
 			buf := make([]byte, longest)
 			for r := range jobs {
 				if err := copyRun(srcs[r.src], dst, r, buf[:r.n]); err != nil {
-					fail(err)
-					return
+					return err
 				}
 			}
-		}()
+			return nil
+		})
 	}
 	var sendErr error
 send:
 	for _, r := range runs {
-		if err := ctx.Err(); err != nil {
-			sendErr = err
-			break
-		}
 		select {
 		case jobs <- r:
 		case <-ctx.Done():
@@ -235,9 +215,8 @@ send:
 		}
 	}
 	close(jobs)
-	wg.Wait()
-	if firstErr != nil {
-		return firstErr
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	if sendErr != nil {
 		return fmt.Errorf("delta: apply: %w", sendErr)

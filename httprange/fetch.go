@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // Fetch writes the bytes of ranges to w at their own offsets, and nothing else. Ranges may overlap
@@ -35,7 +37,7 @@ func (f *Fetcher) Fetch(ctx context.Context, ranges []Range, w io.WriterAt) erro
 	if err := f.checkBounds(rs); err != nil {
 		return &Error{URL: f.safeURL, Range: hull(rs), Err: err}
 	}
-	j := &job{f: f, w: w, all: rs}
+	j := &fetchCall{f: f, w: w, all: rs}
 	f.mu.Lock()
 	mode := f.mode
 	f.mu.Unlock()
@@ -58,8 +60,8 @@ func (f *Fetcher) Fetch(ctx context.Context, ranges []Range, w io.WriterAt) erro
 	return j.parallel(ctx, batches)
 }
 
-// job is one Fetch call.
-type job struct {
+// fetchCall is one Fetch call: its ranges, where they go, and whether the server ignores Range.
+type fetchCall struct {
 	f    *Fetcher
 	w    io.WriterAt
 	all  []Range // every range of the call, coalesced
@@ -67,50 +69,42 @@ type job struct {
 }
 
 // parallel runs the batches on up to Parallel workers and returns the first failure.
-func (j *job) parallel(ctx context.Context, batches [][]Range) error {
+func (j *fetchCall) parallel(ctx context.Context, batches [][]Range) error {
 	if len(batches) == 0 {
 		return nil
 	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	work := make(chan []Range, len(batches))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(j.f.opts.Parallel)
+	var done atomic.Int64
 	for _, b := range batches {
-		work <- b
-	}
-	close(work)
-	var (
-		wg       sync.WaitGroup
-		once     sync.Once
-		firstErr error
-		done     atomic.Int64
-	)
-	for range min(j.f.opts.Parallel, len(batches)) {
-		wg.Go(func() {
-			for b := range work {
-				if ctx.Err() != nil {
-					return
-				}
-				if err := j.run(ctx, b, false); err != nil {
-					once.Do(func() { firstErr = err })
-					cancel(err)
-					return
-				}
-				done.Add(1)
+		if gctx.Err() != nil {
+			break
+		}
+		g.Go(func() error {
+			if gctx.Err() != nil {
+				return nil
 			}
+			if err := j.run(gctx, b, false); err != nil {
+				return err
+			}
+			done.Add(1)
+			return nil
 		})
 	}
-	wg.Wait()
-	if firstErr == nil && done.Load() < int64(len(batches)) {
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	if done.Load() < int64(len(batches)) {
 		// The caller's context ended between batches.
 		return &Error{URL: j.f.safeURL, Err: context.Cause(ctx)}
 	}
-	return firstErr
+	return nil
 }
 
 // run fetches want (sorted, disjoint) until all of it is written, retrying failures that may pass.
 // A reply that delivers some but not all of want is followed at once by a request for the rest;
 // failures, including bodies that broke off, count against Retries.
-func (j *job) run(ctx context.Context, want []Range, probe bool) error {
+func (j *fetchCall) run(ctx context.Context, want []Range, probe bool) error {
 	f := j.f
 	for failures := 0; ; failures++ {
 		var err error
@@ -153,8 +147,8 @@ func (j *job) run(ctx context.Context, want []Range, probe bool) error {
 
 // rangeAttempt sends one range request for want and writes what the reply delivers. It returns the
 // part of want still missing. probe marks the first request of a Fetch on a server not yet known to
-// honour Range: a 200 to it switches the job (and the Fetcher) to whole-file GETs.
-func (j *job) rangeAttempt(ctx context.Context, want []Range, probe bool) ([]Range, error) {
+// honour Range: a 200 to it switches the call (and the Fetcher) to whole-file GETs.
+func (j *fetchCall) rangeAttempt(ctx context.Context, want []Range, probe bool) ([]Range, error) {
 	f := j.f
 	span := hull(want)
 	fail := func(status int, err error, retry bool) *Error {
@@ -230,8 +224,8 @@ func (j *job) rangeAttempt(ctx context.Context, want []Range, probe bool) ([]Ran
 	}
 }
 
-// fullAttempt fetches every range of the job from one plain GET of the whole file.
-func (j *job) fullAttempt(ctx context.Context) error {
+// fullAttempt fetches every range of the call from one plain GET of the whole file.
+func (j *fetchCall) fullAttempt(ctx context.Context) error {
 	f := j.f
 	fail := func(status int, err error, retry bool) *Error {
 		return &Error{URL: f.safeURL, Status: status, Err: err, retry: retry}
@@ -257,8 +251,8 @@ func (j *job) fullAttempt(ctx context.Context) error {
 	return nil
 }
 
-// readFull reads a whole-file body once, writing the job's ranges and checking the length.
-func (j *job) readFull(resp *http.Response, body io.Reader) error {
+// readFull reads a whole-file body once, writing the call's ranges and checking the length.
+func (j *fetchCall) readFull(resp *http.Response, body io.Reader) error {
 	f := j.f
 	if resp.ContentLength >= 0 {
 		if err := f.checkTotal(resp.ContentLength); err != nil {
@@ -300,7 +294,7 @@ func (j *job) readFull(resp *http.Response, body io.Reader) error {
 }
 
 // fullShort explains a whole-file body that ended (or failed) at pos.
-func (j *job) fullShort(pos int64, err error) error {
+func (j *fetchCall) fullShort(pos int64, err error) error {
 	var we *writeError
 	if errors.As(err, &we) {
 		return err
@@ -316,7 +310,7 @@ func (j *job) fullShort(pos int64, err error) error {
 }
 
 // readSingle handles a 206 reply with a Content-Range header and the bytes in the body.
-func (j *job) readSingle(resp *http.Response, body io.Reader, want []Range) ([]Range, error) {
+func (j *fetchCall) readSingle(resp *http.Response, body io.Reader, want []Range) ([]Range, error) {
 	cr, err := j.f.checkPart(resp.Header.Get("Content-Range"), want)
 	if err != nil {
 		return want, err
@@ -341,7 +335,7 @@ func (j *job) readSingle(resp *http.Response, body io.Reader, want []Range) ([]R
 // readMultipart handles a multipart/byteranges reply. Parts may come in any order, overlap, cover
 // more than one requested range or leave some out; the bytes that are still wanted are written and
 // the rest is returned.
-func (j *job) readMultipart(body io.Reader, boundary string, want []Range) ([]Range, error) {
+func (j *fetchCall) readMultipart(body io.Reader, boundary string, want []Range) ([]Range, error) {
 	if boundary == "" {
 		return want, fmt.Errorf("%w: multipart/byteranges without a boundary", ErrBadContentRange)
 	}
@@ -403,7 +397,7 @@ func (f *Fetcher) checkPart(header string, want []Range) (ContentRange, error) {
 
 // copyPart reads a part holding the bytes got from r and writes those of them that lie in rem.
 // It returns rem less what was written (also on error, so a prefix that arrived is kept).
-func (j *job) copyPart(r io.Reader, got Range, rem []Range) ([]Range, error) {
+func (j *fetchCall) copyPart(r io.Reader, got Range, rem []Range) ([]Range, error) {
 	pos := got.Off
 	var done []Range
 	var err error
@@ -478,7 +472,7 @@ var errEarlyEOF = errors.New("body ended early")
 // full buffer first: a run killed mid-body (SIGKILL, power loss) then has every byte that
 // arrived in the file, and the next run asks for the rest only. Gathering 64 KiB first made a
 // rerun fetch up to 64 KiB per interrupted request again (faults.TestKillMidTransfer).
-func (j *job) copyAt(r io.Reader, off, n int64) (int64, error) {
+func (j *fetchCall) copyAt(r io.Reader, off, n int64) (int64, error) {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp
