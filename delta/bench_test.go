@@ -2,9 +2,7 @@ package delta
 
 import (
 	"sync"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/pkgsync/pkgsync/zsyncfile"
 )
@@ -66,12 +64,3 @@ func benchScan(b *testing.B, old []byte) {
 func BenchmarkScanIdentical(b *testing.B) { benchData(b); benchScan(b, bench.target) }
 func BenchmarkScanUnrelated(b *testing.B) { benchData(b); benchScan(b, bench.unrelated) }
 func BenchmarkScanEdited(b *testing.B)    { benchData(b); benchScan(b, bench.ins) }
-
-// cpuTime returns the user and system CPU time the process has used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}

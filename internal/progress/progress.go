@@ -4,6 +4,7 @@ package progress
 
 import (
 	"fmt"
+	"github.com/dustin/go-humanize"
 	"io"
 	"os"
 	"strings"
@@ -95,16 +96,11 @@ func (b *Bar) draw() {
 		strings.Repeat("#", fill), strings.Repeat(".", width-fill), frac*100, Bytes(n), Bytes(b.total), Bytes(int64(rate)))
 }
 
-// Bytes formats n with binary units, e.g. "1.5 GiB".
+// Bytes formats n with binary units, e.g. "1.5 GiB", as go-humanize's IBytes does; negative
+// counts keep their sign.
 func Bytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
+	if n < 0 {
+		return "-" + humanize.IBytes(uint64(-n))
 	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+	return humanize.IBytes(uint64(n))
 }

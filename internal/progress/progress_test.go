@@ -29,3 +29,21 @@ func TestIsTerminal(t *testing.T) {
 		}
 	}
 }
+
+func TestBytes(t *testing.T) {
+	for _, tc := range []struct {
+		n    int64
+		want string
+	}{
+		{0, "0 B"},
+		{1023, "1023 B"},
+		{1536, "1.5 KiB"},
+		{16 << 20, "16 MiB"},
+		{3 << 30, "3.0 GiB"},
+		{-2048, "-2.0 KiB"},
+	} {
+		if got := Bytes(tc.n); got != tc.want {
+			t.Errorf("Bytes(%d) = %q, want %q", tc.n, got, tc.want)
+		}
+	}
+}

@@ -39,8 +39,21 @@ func TestEditKeepsMostOfV1(t *testing.T) {
 }
 
 func TestEditEdgeCases(t *testing.T) {
-	for _, n := range []int{0, 1, 10} {
+	for _, n := range []int{0, 1, 10, 100} {
 		v1 := Random(8, n)
-		_ = Edit(v1, 9, 5, 1, 3) // must not panic on tiny inputs
+		a, b := Edit(v1, 9, 5, 1, 3), Edit(v1, 9, 5, 1, 3)
+		if !bytes.Equal(a, b) {
+			t.Fatalf("%d bytes: Edit is not deterministic", n)
+		}
+		// Five edits of at most 3 bytes each: the length moves by at most 15.
+		if d := len(a) - len(v1); d < -15 || d > 15 {
+			t.Fatalf("%d bytes: the length changed by %d", n, d)
+		}
+		if n >= 10 && bytes.Equal(a, v1) {
+			t.Fatalf("%d bytes: Edit changed nothing", n)
+		}
+		if !bytes.Equal(v1, Random(8, n)) {
+			t.Fatalf("%d bytes: Edit modified its input", n)
+		}
 	}
 }
