@@ -13,6 +13,8 @@ import (
 
 	"github.com/anacrolix/torrent"
 	pp "github.com/anacrolix/torrent/peer_protocol"
+
+	"github.com/pkgsync/pkgsync/internal/byterange"
 )
 
 // rangeExtension is the BEP 10 extension by which pkgsync nodes ask each other for parts
@@ -48,8 +50,9 @@ const (
 
 var errBadRange = errors.New("malformed pkgsync_range message")
 
-// Range is a byte range of the torrent: Len bytes at torrent offset Off.
-type Range struct{ Off, Len int64 }
+// Range is a byte range of the torrent, Len bytes at torrent offset Off: the type delta and
+// httprange use too.
+type Range = byterange.Range
 
 // rangeMsg is one decoded pkgsync_range message.
 type rangeMsg struct {

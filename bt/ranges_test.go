@@ -77,10 +77,10 @@ func TestRangeChunks(t *testing.T) {
 		whole   bool
 	}{
 		{"none", nil, nil, true},
-		{"one small", []Range{{off + 10, 20}}, []Range{{10, 20}}, false},
-		{"split", []Range{{off, 40 << 10}}, []Range{{0, 16 << 10}, {16 << 10, 16 << 10}, {32 << 10, 8 << 10}}, false},
-		{"clipped", []Range{{off - 5, 10}, {off + n - 3, 10}, {0, 4}}, []Range{{0, 5}, {n - 3, 3}}, false},
-		{"all of it", []Range{{off, n / 2}, {off + n/2, n / 2}}, nil, true},
+		{"one small", []Range{{Off: off + 10, Len: 20}}, []Range{{Off: 10, Len: 20}}, false},
+		{"split", []Range{{Off: off, Len: 40 << 10}}, []Range{{Off: 0, Len: 16 << 10}, {Off: 16 << 10, Len: 16 << 10}, {Off: 32 << 10, Len: 8 << 10}}, false},
+		{"clipped", []Range{{Off: off - 5, Len: 10}, {Off: off + n - 3, Len: 10}, {Off: 0, Len: 4}}, []Range{{Off: 0, Len: 5}, {Off: n - 3, Len: 3}}, false},
+		{"all of it", []Range{{Off: off, Len: n / 2}, {Off: off + n/2, Len: n / 2}}, nil, true},
 	}
 	for _, tc := range tests {
 		got, whole := rangeChunks(tc.missing, off, n)
@@ -103,7 +103,7 @@ func (fx *fixture) oldVersion(t testing.TB, seed uint64) (have []bool, missing f
 	for i := 1; i < fx.num; i++ {
 		off, n := fx.pieceRange(i)
 		if i == 1 {
-			gaps[i] = []Range{{off, n}}
+			gaps[i] = []Range{{Off: off, Len: n}}
 			total += n
 			continue
 		}
@@ -111,11 +111,11 @@ func (fx *fixture) oldVersion(t testing.TB, seed uint64) (have []bool, missing f
 		const block = 2 << 10
 		nb := n / block
 		for _, b := range r.Perm(int(nb))[:min(3, nb)] {
-			gaps[i] = append(gaps[i], Range{off + int64(b)*block, block})
+			gaps[i] = append(gaps[i], Range{Off: off + int64(b)*block, Len: block})
 			total += block
 		}
 		if tail := n % block; tail > 0 {
-			gaps[i] = append(gaps[i], Range{off + nb*block, tail})
+			gaps[i] = append(gaps[i], Range{Off: off + nb*block, Len: tail})
 			total += tail
 		}
 		slices.SortFunc(gaps[i], func(a, b Range) int { return int(a.Off - b.Off) })

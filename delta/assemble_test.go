@@ -66,7 +66,7 @@ func TestAssemble(t *testing.T) {
 				var written []Range // what the SetWriter writer was given
 				if withWriter {
 					a.SetWriter(func(b []byte, off int64) error {
-						written = append(written, Range{off, int64(len(b))})
+						written = append(written, Range{Off: off, Len: int64(len(b))})
 						_, err := dst.WriteAt(b, off)
 						return err
 					})

@@ -57,6 +57,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/pkgsync/pkgsync/internal/byterange"
 	"github.com/pkgsync/pkgsync/zsyncfile"
 )
 
@@ -126,8 +127,8 @@ type Loc struct {
 	Off int64
 }
 
-// Range is a byte range [Off, Off+Len) of the target file.
-type Range struct{ Off, Len int64 }
+// Range is a byte range [Off, Off+Len) of the target file: the type httprange and bt use too.
+type Range = byterange.Range
 
 // Plan is the result of Scan: for each block of the target, where to copy it from.
 type Plan struct {
@@ -379,7 +380,7 @@ func parallel(ctx context.Context, wks []*worker, n int, job func(wk *worker, k 
 		g.Go(func() error {
 			for {
 				k := next.Add(1) - 1
-				if k >= int64(n) || ctx.Err() != nil {
+				if k >= int64(n) {
 					return nil
 				}
 				if err := job(wk, int(k)); err != nil {

@@ -86,7 +86,7 @@ func (m *memFile) WriteAt(p []byte, off int64) (int, error) {
 		m.b = append(m.b, make([]byte, need-len(m.b))...)
 	}
 	copy(m.b[off:], p)
-	m.writes = append(m.writes, Range{off, int64(len(p))})
+	m.writes = append(m.writes, Range{Off: off, Len: int64(len(p))})
 	return len(p), nil
 }
 
@@ -267,7 +267,7 @@ func checkPlan(t *testing.T, p *Plan, target []byte, srcs []Source) {
 		for _, r := range p.Missing() {
 			lo, hi := max(r.Off, off), min(r.Off+r.Len, off+piece)
 			if lo < hi {
-				want = append(want, Range{lo, hi - lo})
+				want = append(want, Range{Off: lo, Len: hi - lo})
 			}
 		}
 		if fmt.Sprint(in) != fmt.Sprint(want) {

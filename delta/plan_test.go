@@ -23,7 +23,7 @@ func handPlan() *Plan {
 
 func TestPlanRanges(t *testing.T) {
 	p := handPlan()
-	if got, want := fmt.Sprint(p.Missing()), "[{20 20} {50 10} {90 5}]"; got != want {
+	if got, want := fmt.Sprint(p.Missing()), "[bytes 20-39 bytes 50-59 bytes 90-94]"; got != want {
 		t.Fatalf("Missing() = %s, want %s", got, want)
 	}
 	if p.ReusedBytes() != 60 || p.MissingBytes() != 35 || p.ReusedFrom(0) != 60 || p.ReusedFrom(1) != 0 {
@@ -34,22 +34,22 @@ func TestPlanRanges(t *testing.T) {
 		missing string
 		have    bool
 	}{
-		{0, 95, "[{20 20} {50 10} {90 5}]", false},
+		{0, 95, "[bytes 20-39 bytes 50-59 bytes 90-94]", false},
 		{0, 20, "[]", true},
-		{15, 10, "[{20 5}]", false},
-		{-5, 30, "[{20 5}]", false},
+		{15, 10, "[bytes 20-24]", false},
+		{-5, 30, "[bytes 20-24]", false},
 		{-5, 10, "[]", true},
 		{-50, 10, "[]", true},
-		{25, 30, "[{25 15} {50 5}]", false},
+		{25, 30, "[bytes 25-39 bytes 50-54]", false},
 		{60, 30, "[]", true},
 		{89, 1, "[]", true},
-		{90, 1, "[{90 1}]", false},
-		{92, 100, "[{92 3}]", false},
+		{90, 1, "[bytes 90-90]", false},
+		{92, 100, "[bytes 92-94]", false},
 		{95, 10, "[]", true},
 		{200, 5, "[]", true},
 		{30, 0, "[]", true},
 		{30, -5, "[]", true},
-		{0, math.MaxInt64, "[{20 20} {50 10} {90 5}]", false},
+		{0, math.MaxInt64, "[bytes 20-39 bytes 50-59 bytes 90-94]", false},
 		{math.MinInt64, math.MaxInt64, "[]", true},
 		{math.MaxInt64, math.MaxInt64, "[]", true},
 	}
@@ -68,7 +68,7 @@ func TestPlanRanges(t *testing.T) {
 func TestPlanInconsistent(t *testing.T) {
 	p := handPlan()
 	p.Blocks = p.Blocks[:2]
-	if got, want := fmt.Sprint(p.Missing()), "[{20 75}]"; got != want {
+	if got, want := fmt.Sprint(p.Missing()), "[bytes 20-94]"; got != want {
 		t.Fatalf("Missing() = %s, want %s", got, want)
 	}
 	if p.Have(15, 10) || !p.Have(0, 20) || p.ReusedBytes() != 20 || p.Found(5) || !p.Found(1) || p.Found(-1) {
@@ -82,17 +82,17 @@ func TestPlanInconsistent(t *testing.T) {
 	if err := p.Apply(t.Context(), out, []Source{srcOf("src", src)}); err != nil {
 		t.Fatal(err)
 	}
-	if fmt.Sprint(out.writes) != "[{0 20}]" {
+	if fmt.Sprint(out.writes) != "[bytes 0-19]" {
 		t.Fatalf("Apply wrote %v, want one run of the two blocks", out.writes)
 	}
 }
 
 func TestEmptyPlan(t *testing.T) {
 	p := Empty(1000)
-	if got := p.Missing(); len(got) != 1 || got[0] != (Range{0, 1000}) {
+	if got := p.Missing(); len(got) != 1 || got[0] != (Range{Off: 0, Len: 1000}) {
 		t.Fatalf("Missing = %v", got)
 	}
-	if got := p.MissingIn(100, 50); len(got) != 1 || got[0] != (Range{100, 50}) {
+	if got := p.MissingIn(100, 50); len(got) != 1 || got[0] != (Range{Off: 100, Len: 50}) {
 		t.Fatalf("MissingIn = %v", got)
 	}
 	if p.Have(0, 10) || p.ReusedBytes() != 0 || p.MissingBytes() != 1000 {

@@ -27,7 +27,7 @@ func BenchmarkFetch(b *testing.B) {
 	rs := make([]Range, ranges)
 	for i := range rs {
 		// One range in each 2 MiB slot, at an odd offset inside it.
-		rs[i] = Range{int64(i)*2*mib + int64(i*4099%mib), mib}
+		rs[i] = Range{Off: int64(i)*2*mib + int64(i*4099%mib), Len: mib}
 	}
 	for _, par := range []int{1, 4} {
 		b.Run(fmt.Sprintf("parallel=%d", par), func(b *testing.B) {

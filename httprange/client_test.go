@@ -155,7 +155,7 @@ func TestNewClientErrors(t *testing.T) {
 }
 
 func TestErrorMessage(t *testing.T) {
-	err := error(&Error{URL: "http://h/f", Range: Range{10, 5}, Status: 404, Err: ErrStatus})
+	err := error(&Error{URL: "http://h/f", Range: Range{Off: 10, Len: 5}, Status: 404, Err: ErrStatus})
 	const want = "httprange: http://h/f bytes 10-14: HTTP 404 Not Found: unexpected HTTP status"
 	if err.Error() != want {
 		t.Errorf("Error() = %q, want %q", err.Error(), want)
@@ -164,7 +164,7 @@ func TestErrorMessage(t *testing.T) {
 		t.Error("errors.Is(err, ErrStatus) is false")
 	}
 	f := New("http://user:pw@127.0.0.1:1/f", Options{Validator: "bad"})
-	err = f.Fetch(context.Background(), []Range{{0, 1}}, newRecWriter(1))
+	err = f.Fetch(context.Background(), []Range{{Off: 0, Len: 1}}, newRecWriter(1))
 	if err == nil || strings.Contains(err.Error(), "pw") {
 		t.Errorf("error %v shows the password", err)
 	}
@@ -232,7 +232,7 @@ func TestParseContentRange(t *testing.T) {
 		}
 	}
 	// What ServeContent writes parses back to the same range.
-	for _, r := range []Range{{0, 1}, {5, 10}, {1 << 40, 1 << 20}} {
+	for _, r := range []Range{{Off: 0, Len: 1}, {Off: 5, Len: 10}, {Off: 1 << 40, Len: 1 << 20}} {
 		s := "bytes " + strconv.FormatInt(r.Off, 10) + "-" + strconv.FormatInt(r.End()-1, 10) + "/" + strconv.FormatInt(r.End()+7, 10)
 		cr, err := ParseContentRange(s)
 		if err != nil || cr.Range() != r {

@@ -413,7 +413,7 @@ func (j *fetchCall) copyPart(r io.Reader, got Range, rem []Range) ([]Range, erro
 		var n int64
 		n, err = j.copyAt(r, a, b-a)
 		if n > 0 {
-			done = append(done, Range{a, n})
+			done = append(done, Range{Off: a, Len: n})
 		}
 		pos += n
 		if err != nil {
@@ -489,7 +489,7 @@ func (j *fetchCall) copyAt(r io.Reader, off, n int64) (int64, error) {
 				werr = io.ErrShortWrite
 			}
 			if werr != nil {
-				return written, &writeError{r: Range{off + written, int64(k - m)}, err: werr}
+				return written, &writeError{r: Range{Off: off + written, Len: int64(k - m)}, err: werr}
 			}
 		}
 		if rerr != nil {
@@ -634,7 +634,7 @@ func split(rs []Range, maxRanges int, maxBytes int64) [][]Range {
 			if len(cur) == maxRanges || bytes+n > maxBytes {
 				out, cur, bytes = append(out, cur), nil, 0
 			}
-			cur = append(cur, Range{r.Off, n})
+			cur = append(cur, Range{Off: r.Off, Len: n})
 			bytes += n
 			r.Off, r.Len = r.Off+n, r.Len-n
 		}
@@ -684,10 +684,10 @@ func subtract(rs []Range, cut Range) []Range {
 			continue
 		}
 		if r.Off < cut.Off {
-			out = append(out, Range{r.Off, cut.Off - r.Off})
+			out = append(out, Range{Off: r.Off, Len: cut.Off - r.Off})
 		}
 		if cut.End() < r.End() {
-			out = append(out, Range{cut.End(), r.End() - cut.End()})
+			out = append(out, Range{Off: cut.End(), Len: r.End() - cut.End()})
 		}
 	}
 	return out

@@ -26,13 +26,13 @@ func TestCoalesce(t *testing.T) {
 		want []Range
 	}{
 		{"nil", nil, []Range{}},
-		{"empty ranges dropped", []Range{{5, 0}, {7, 0}}, []Range{}},
-		{"sorted", []Range{{20, 5}, {0, 5}, {10, 5}}, []Range{{0, 5}, {10, 5}, {20, 5}}},
-		{"adjacent", []Range{{0, 10}, {10, 10}, {20, 5}}, []Range{{0, 25}}},
-		{"overlap", []Range{{0, 10}, {5, 10}}, []Range{{0, 15}}},
-		{"contained", []Range{{0, 100}, {10, 5}, {50, 50}}, []Range{{0, 100}}},
-		{"gap of one byte kept", []Range{{0, 10}, {11, 1}}, []Range{{0, 10}, {11, 1}}},
-		{"duplicates", []Range{{3, 4}, {3, 4}, {3, 2}}, []Range{{3, 4}}},
+		{"empty ranges dropped", []Range{{Off: 5, Len: 0}, {Off: 7, Len: 0}}, []Range{}},
+		{"sorted", []Range{{Off: 20, Len: 5}, {Off: 0, Len: 5}, {Off: 10, Len: 5}}, []Range{{Off: 0, Len: 5}, {Off: 10, Len: 5}, {Off: 20, Len: 5}}},
+		{"adjacent", []Range{{Off: 0, Len: 10}, {Off: 10, Len: 10}, {Off: 20, Len: 5}}, []Range{{Off: 0, Len: 25}}},
+		{"overlap", []Range{{Off: 0, Len: 10}, {Off: 5, Len: 10}}, []Range{{Off: 0, Len: 15}}},
+		{"contained", []Range{{Off: 0, Len: 100}, {Off: 10, Len: 5}, {Off: 50, Len: 50}}, []Range{{Off: 0, Len: 100}}},
+		{"gap of one byte kept", []Range{{Off: 0, Len: 10}, {Off: 11, Len: 1}}, []Range{{Off: 0, Len: 10}, {Off: 11, Len: 1}}},
+		{"duplicates", []Range{{Off: 3, Len: 4}, {Off: 3, Len: 4}, {Off: 3, Len: 2}}, []Range{{Off: 3, Len: 4}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -55,10 +55,10 @@ func TestSplit(t *testing.T) {
 		maxBytes  int64
 		want      [][]Range
 	}{
-		{"one", []Range{{0, 10}}, 16, 100, [][]Range{{{0, 10}}}},
-		{"by count", []Range{{0, 1}, {2, 1}, {4, 1}}, 2, 100, [][]Range{{{0, 1}, {2, 1}}, {{4, 1}}}},
-		{"by bytes", []Range{{0, 60}, {100, 60}}, 16, 100, [][]Range{{{0, 60}}, {{100, 60}}}},
-		{"big range cut", []Range{{0, 250}, {300, 10}}, 16, 100, [][]Range{{{0, 100}}, {{100, 100}}, {{200, 50}, {300, 10}}}},
+		{"one", []Range{{Off: 0, Len: 10}}, 16, 100, [][]Range{{{Off: 0, Len: 10}}}},
+		{"by count", []Range{{Off: 0, Len: 1}, {Off: 2, Len: 1}, {Off: 4, Len: 1}}, 2, 100, [][]Range{{{Off: 0, Len: 1}, {Off: 2, Len: 1}}, {{Off: 4, Len: 1}}}},
+		{"by bytes", []Range{{Off: 0, Len: 60}, {Off: 100, Len: 60}}, 16, 100, [][]Range{{{Off: 0, Len: 60}}, {{Off: 100, Len: 60}}}},
+		{"big range cut", []Range{{Off: 0, Len: 250}, {Off: 300, Len: 10}}, 16, 100, [][]Range{{{Off: 0, Len: 100}}, {{Off: 100, Len: 100}}, {{Off: 200, Len: 50}, {Off: 300, Len: 10}}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -71,16 +71,16 @@ func TestSplit(t *testing.T) {
 }
 
 func TestSubtract(t *testing.T) {
-	rs := []Range{{0, 10}, {20, 10}, {40, 10}}
+	rs := []Range{{Off: 0, Len: 10}, {Off: 20, Len: 10}, {Off: 40, Len: 10}}
 	tests := []struct {
 		cut  Range
 		want []Range
 	}{
-		{Range{100, 5}, rs},
-		{Range{0, 10}, []Range{{20, 10}, {40, 10}}},
-		{Range{5, 20}, []Range{{0, 5}, {25, 5}, {40, 10}}},
-		{Range{42, 2}, []Range{{0, 10}, {20, 10}, {40, 2}, {44, 6}}},
-		{Range{0, 100}, []Range{}},
+		{Range{Off: 100, Len: 5}, rs},
+		{Range{Off: 0, Len: 10}, []Range{{Off: 20, Len: 10}, {Off: 40, Len: 10}}},
+		{Range{Off: 5, Len: 20}, []Range{{Off: 0, Len: 5}, {Off: 25, Len: 5}, {Off: 40, Len: 10}}},
+		{Range{Off: 42, Len: 2}, []Range{{Off: 0, Len: 10}, {Off: 20, Len: 10}, {Off: 40, Len: 2}, {Off: 44, Len: 6}}},
+		{Range{Off: 0, Len: 100}, []Range{}},
 	}
 	for _, tt := range tests {
 		if got := subtract(rs, tt.cut); !slices.Equal(got, tt.want) {
@@ -95,7 +95,7 @@ func TestFetchServeContent(t *testing.T) {
 	data := randomData(size, 1)
 	many := make([]Range, 40)
 	for i := range many {
-		many[i] = Range{int64(i) * 20000, 100 + int64(i)}
+		many[i] = Range{Off: int64(i) * 20000, Len: 100 + int64(i)}
 	}
 	tests := []struct {
 		name         string
@@ -104,20 +104,20 @@ func TestFetchServeContent(t *testing.T) {
 		wantRequests int64
 		wantRange    string // Range header of the first request, if checked
 	}{
-		{name: "single", ranges: []Range{{1000, 5000}}, wantRequests: 1, wantRange: "bytes=1000-5999"},
-		{name: "first byte", ranges: []Range{{0, 1}}, wantRequests: 1, wantRange: "bytes=0-0"},
-		{name: "last byte", ranges: []Range{{size - 1, 1}}, wantRequests: 1, wantRange: "bytes=1048575-1048575"},
-		{name: "whole file", ranges: []Range{{0, size}}, wantRequests: 1, wantRange: "bytes=0-1048575"},
-		{name: "multi", ranges: []Range{{500000, 10}, {10, 20}, {9000, 3000}}, wantRequests: 1,
+		{name: "single", ranges: []Range{{Off: 1000, Len: 5000}}, wantRequests: 1, wantRange: "bytes=1000-5999"},
+		{name: "first byte", ranges: []Range{{Off: 0, Len: 1}}, wantRequests: 1, wantRange: "bytes=0-0"},
+		{name: "last byte", ranges: []Range{{Off: size - 1, Len: 1}}, wantRequests: 1, wantRange: "bytes=1048575-1048575"},
+		{name: "whole file", ranges: []Range{{Off: 0, Len: size}}, wantRequests: 1, wantRange: "bytes=0-1048575"},
+		{name: "multi", ranges: []Range{{Off: 500000, Len: 10}, {Off: 10, Len: 20}, {Off: 9000, Len: 3000}}, wantRequests: 1,
 			wantRange: "bytes=10-29,9000-11999,500000-500009"},
-		{name: "adjacent and overlapping merged", ranges: []Range{{100, 50}, {150, 50}, {120, 100}, {400, 1}},
+		{name: "adjacent and overlapping merged", ranges: []Range{{Off: 100, Len: 50}, {Off: 150, Len: 50}, {Off: 120, Len: 100}, {Off: 400, Len: 1}},
 			wantRequests: 1, wantRange: "bytes=100-219,400-400"},
-		{name: "empty", ranges: []Range{{10, 0}}, wantRequests: 0},
+		{name: "empty", ranges: []Range{{Off: 10, Len: 0}}, wantRequests: 0},
 		{name: "40 ranges in batches of 20", ranges: many, wantRequests: 2},
 		{name: "40 ranges, 7 per request, serial", ranges: many, opts: Options{MaxRangesPerRequest: 7, Parallel: 1}, wantRequests: 6},
-		{name: "big range split", ranges: []Range{{1, 300000}}, opts: Options{MaxRequestBytes: 100000}, wantRequests: 3,
+		{name: "big range split", ranges: []Range{{Off: 1, Len: 300000}}, opts: Options{MaxRequestBytes: 100000}, wantRequests: 3,
 			wantRange: "bytes=1-100000"},
-		{name: "one range per request", ranges: []Range{{0, 1}, {5, 1}, {9, 1}}, opts: Options{MaxRangesPerRequest: 1}, wantRequests: 3},
+		{name: "one range per request", ranges: []Range{{Off: 0, Len: 1}, {Off: 5, Len: 1}, {Off: 9, Len: 1}}, opts: Options{MaxRangesPerRequest: 1}, wantRequests: 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -157,7 +157,7 @@ func TestFetchServeContent(t *testing.T) {
 func TestPinning(t *testing.T) {
 	data := randomData(100000, 2)
 	later := testModTime.Add(time.Hour)
-	ranges := []Range{{0, 10}, {100, 10}, {200, 10}, {300, 10}}
+	ranges := []Range{{Off: 0, Len: 10}, {Off: 100, Len: 10}, {Off: 200, Len: 10}, {Off: 300, Len: 10}}
 	tests := []struct {
 		name      string
 		validator string // Options.Validator
@@ -248,18 +248,18 @@ func TestChangedServerIgnoresIfRange(t *testing.T) {
 	defer srv.Close()
 	f := New(srv.URL, fast(Options{MaxRangesPerRequest: 1}))
 	w := newRecWriter(len(v1))
-	err := f.Fetch(context.Background(), []Range{{0, 100}, {1000, 100}}, w)
+	err := f.Fetch(context.Background(), []Range{{Off: 0, Len: 100}, {Off: 1000, Len: 100}}, w)
 	if !errors.Is(err, ErrChanged) {
 		t.Fatalf("Fetch error %v, want ErrChanged", err)
 	}
-	if got := w.coverage(); !slices.Equal(got, []Range{{0, 100}}) {
+	if got := w.coverage(); !slices.Equal(got, []Range{{Off: 0, Len: 100}}) {
 		t.Errorf("wrote %v, want only the first reply's [0,100)", got)
 	}
 	if !bytes.Equal(w.buf[:100], v1[:100]) {
 		t.Errorf("first reply's bytes wrong")
 	}
 	var e *Error
-	if !errors.As(err, &e) || e.Range != (Range{1000, 100}) || e.Status != http.StatusPartialContent {
+	if !errors.As(err, &e) || e.Range != (Range{Off: 1000, Len: 100}) || e.Status != http.StatusPartialContent {
 		t.Errorf("error %#v does not name the range and status", err)
 	}
 }
@@ -303,7 +303,7 @@ func TestServerIgnoresRange(t *testing.T) {
 				t.Errorf("Stats %+v after one Fetch, want 1 request and %d bytes", st, size)
 			}
 			// A later call sends a single plain GET.
-			ranges2 := []Range{{0, 10}, {size - 10, 10}, {size / 2, 1}}
+			ranges2 := []Range{{Off: 0, Len: 10}, {Off: size - 10, Len: 10}, {Off: size / 2, Len: 1}}
 			w2 := newRecWriter(size)
 			if err := f.Fetch(context.Background(), ranges2, w2); err != nil {
 				t.Fatal(err)
@@ -336,7 +336,7 @@ func TestServerIgnoresRangeWrongLength(t *testing.T) {
 			srv := httptest.NewServer(ignoreRangeHandler(&reqLog{}, data, tt.chunked))
 			defer srv.Close()
 			f := New(srv.URL, fast(Options{Length: tt.length, Retries: 1}))
-			err := f.Fetch(context.Background(), []Range{{0, 10}}, newRecWriter(int(tt.length)))
+			err := f.Fetch(context.Background(), []Range{{Off: 0, Len: 10}}, newRecWriter(int(tt.length)))
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("Fetch error %v, want %v", err, tt.want)
 			}
@@ -377,7 +377,7 @@ func TestBadContentRange(t *testing.T) {
 			}))
 			defer srv.Close()
 			f := New(srv.URL, fast(Options{Length: size, Retries: 2}))
-			err := f.Fetch(context.Background(), []Range{{100, 100}}, newRecWriter(size))
+			err := f.Fetch(context.Background(), []Range{{Off: 100, Len: 100}}, newRecWriter(size))
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("Fetch error %v, want %v", err, tt.want)
 			}
@@ -430,11 +430,11 @@ func TestTruncatedBodies(t *testing.T) {
 		wantErr      error
 		wantRequests int64
 	}{
-		{"single part, two failures", []Range{{1000, 50000}}, 2, 1000, nil, 3},
-		{"multipart, two failures", []Range{{1000, 50000}, {100000, 50000}}, 2, 20000, nil, 3},
-		{"multipart cut in the headers", []Range{{10, 10}, {100, 10}}, 1, 50, nil, 2},
-		{"single part always cut", []Range{{1000, 50000}}, -1, 1000, ErrShort, 3},
-		{"multipart always cut", []Range{{0, 10}, {100000, 90000}}, -1, 20000, ErrShort, 3},
+		{"single part, two failures", []Range{{Off: 1000, Len: 50000}}, 2, 1000, nil, 3},
+		{"multipart, two failures", []Range{{Off: 1000, Len: 50000}, {Off: 100000, Len: 50000}}, 2, 20000, nil, 3},
+		{"multipart cut in the headers", []Range{{Off: 10, Len: 10}, {Off: 100, Len: 10}}, 1, 50, nil, 2},
+		{"single part always cut", []Range{{Off: 1000, Len: 50000}}, -1, 1000, ErrShort, 3},
+		{"multipart always cut", []Range{{Off: 0, Len: 10}, {Off: 100000, Len: 90000}}, -1, 20000, ErrShort, 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -470,10 +470,10 @@ func TestTruncatedBodies(t *testing.T) {
 		defer srv.Close()
 		f := New(srv.URL, fast(Options{}))
 		w := newRecWriter(size)
-		if err := f.Fetch(context.Background(), []Range{{5000, 10000}}, w); err != nil {
+		if err := f.Fetch(context.Background(), []Range{{Off: 5000, Len: 10000}}, w); err != nil {
 			t.Fatal(err)
 		}
-		w.check(t, data, []Range{{5000, 10000}})
+		w.check(t, data, []Range{{Off: 5000, Len: 10000}})
 		got := log.get("Range")
 		if len(got) != 2 || got[0] != "bytes=5000-14999" || got[1] != "bytes=6000-14999" {
 			t.Errorf("Range headers %q, want the whole range then its last 9000 bytes", got)
@@ -493,23 +493,23 @@ func TestStatusErrors(t *testing.T) {
 		wantRequests int64
 	}{
 		{"404", func(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) }, Options{},
-			[]Range{{0, 10}}, ErrStatus, 404, 1},
+			[]Range{{Off: 0, Len: 10}}, ErrStatus, 404, 1},
 		{"403", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "no", 403) }, Options{},
-			[]Range{{0, 10}}, ErrStatus, 403, 1},
+			[]Range{{Off: 0, Len: 10}}, ErrStatus, 403, 1},
 		{"416 from ServeContent", contentHandler(nil, func() file { return file{data, "", time.Time{}} }), Options{},
-			[]Range{{5000, 10}}, ErrNoRange, 416, 1},
+			[]Range{{Off: 5000, Len: 10}}, ErrNoRange, 416, 1},
 		{"past the end, clamped by the server", contentHandler(nil, func() file { return file{data, "", time.Time{}} }), Options{},
-			[]Range{{995, 10}}, ErrNoRange, 206, 1},
+			[]Range{{Off: 995, Len: 10}}, ErrNoRange, 206, 1},
 		{"past the given length", contentHandler(nil, func() file { return file{data, "", time.Time{}} }), Options{Length: 1000},
-			[]Range{{995, 10}}, ErrNoRange, 0, 0},
+			[]Range{{Off: 995, Len: 10}}, ErrNoRange, 0, 0},
 		{"503 always", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "busy", 503) }, Options{Retries: 3},
-			[]Range{{0, 10}}, ErrStatus, 503, 4},
+			[]Range{{Off: 0, Len: 10}}, ErrStatus, 503, 4},
 		{"gzip not asked for", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Encoding", "gzip")
 			w.Header().Set("Content-Range", "bytes 0-9/1000")
 			w.WriteHeader(206)
 			w.Write(data[:10])
-		}, Options{}, []Range{{0, 10}}, ErrStatus, 206, 1},
+		}, Options{}, []Range{{Off: 0, Len: 10}}, ErrStatus, 206, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -545,10 +545,10 @@ func TestRetryThenSuccess(t *testing.T) {
 	defer srv.Close()
 	f := New(srv.URL, fast(Options{}))
 	w := newRecWriter(len(data))
-	if err := f.Fetch(context.Background(), []Range{{10, 100}, {200, 300}}, w); err != nil {
+	if err := f.Fetch(context.Background(), []Range{{Off: 10, Len: 100}, {Off: 200, Len: 300}}, w); err != nil {
 		t.Fatal(err)
 	}
-	w.check(t, data, []Range{{10, 100}, {200, 300}})
+	w.check(t, data, []Range{{Off: 10, Len: 100}, {Off: 200, Len: 300}})
 	if got := f.Stats().Requests; got != 3 {
 		t.Errorf("%d requests, want 3", got)
 	}
@@ -561,13 +561,13 @@ func TestInvalidInput(t *testing.T) {
 		opts   Options
 		ranges []Range
 	}{
-		{"negative offset", "http://127.0.0.1:1/", Options{}, []Range{{-1, 5}}},
-		{"negative length", "http://127.0.0.1:1/", Options{}, []Range{{0, -5}}},
-		{"overflow", "http://127.0.0.1:1/", Options{}, []Range{{1 << 62, 1 << 62}}},
-		{"weak validator", "http://127.0.0.1:1/", Options{Validator: `W/"x"`}, []Range{{0, 1}}},
-		{"bad validator", "http://127.0.0.1:1/", Options{Validator: "yesterday"}, []Range{{0, 1}}},
-		{"ftp URL", "ftp://127.0.0.1/x", Options{}, []Range{{0, 1}}},
-		{"no host", "http:///x", Options{}, []Range{{0, 1}}},
+		{"negative offset", "http://127.0.0.1:1/", Options{}, []Range{{Off: -1, Len: 5}}},
+		{"negative length", "http://127.0.0.1:1/", Options{}, []Range{{Off: 0, Len: -5}}},
+		{"overflow", "http://127.0.0.1:1/", Options{}, []Range{{Off: 1 << 62, Len: 1 << 62}}},
+		{"weak validator", "http://127.0.0.1:1/", Options{Validator: `W/"x"`}, []Range{{Off: 0, Len: 1}}},
+		{"bad validator", "http://127.0.0.1:1/", Options{Validator: "yesterday"}, []Range{{Off: 0, Len: 1}}},
+		{"ftp URL", "ftp://127.0.0.1/x", Options{}, []Range{{Off: 0, Len: 1}}},
+		{"no host", "http:///x", Options{}, []Range{{Off: 0, Len: 1}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -597,14 +597,14 @@ func TestContextCancel(t *testing.T) {
 		<-first
 		cancel()
 	}()
-	err := f.Fetch(ctx, []Range{{0, 10}}, newRecWriter(10))
+	err := f.Fetch(ctx, []Range{{Off: 0, Len: 10}}, newRecWriter(10))
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Fetch error %v, want context.Canceled", err)
 	}
 	if got := f.Stats().Requests; got != 1 {
 		t.Errorf("%d requests, want 1", got)
 	}
-	err = f.Fetch(ctx, []Range{{0, 10}}, newRecWriter(10))
+	err = f.Fetch(ctx, []Range{{Off: 0, Len: 10}}, newRecWriter(10))
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Fetch with a done context: error %v, want context.Canceled", err)
 	}
@@ -627,7 +627,7 @@ func parseRangeHeader(t *testing.T, s string) []Range {
 			t.Errorf("Range header %q", s)
 			return nil
 		}
-		out = append(out, Range{first, last - first + 1})
+		out = append(out, Range{Off: first, Len: last - first + 1})
 	}
 	return out
 }
@@ -654,14 +654,14 @@ func writeParts(w http.ResponseWriter, data []byte, parts []Range) {
 func TestMergingServer(t *testing.T) {
 	const size = 100000
 	data := randomData(size, 13)
-	ranges := []Range{{100, 100}, {300, 100}, {5000, 10}, {50000, 1000}}
+	ranges := []Range{{Off: 100, Len: 100}, {Off: 300, Len: 100}, {Off: 5000, Len: 10}, {Off: 50000, Len: 1000}}
 	tests := []struct {
 		name         string
 		reply        func(asked []Range) []Range // nil: a single part covering all asked
 		wantRequests int64
 	}{
 		{"reversed", func(a []Range) []Range { return []Range{a[3], a[2], a[1], a[0]} }, 1},
-		{"merged across the gap", func(a []Range) []Range { return []Range{{a[0].Off, a[1].End() - a[0].Off}, a[2], a[3]} }, 1},
+		{"merged across the gap", func(a []Range) []Range { return []Range{{Off: a[0].Off, Len: a[1].End() - a[0].Off}, a[2], a[3]} }, 1},
 		{"repeated part", func(a []Range) []Range { return []Range{a[0], a[1], a[0], a[2], a[3]} }, 1},
 		{"last left out", func(a []Range) []Range { return slices.Clone(a[:len(a)-1]) }, 2},
 		{"only one part", func(a []Range) []Range { return []Range{a[1]} }, 4},
@@ -669,7 +669,7 @@ func TestMergingServer(t *testing.T) {
 			var out []Range
 			for _, r := range a {
 				h := r.Len / 2
-				out = append(out, Range{r.Off + h, r.Len - h}, Range{r.Off, h})
+				out = append(out, Range{Off: r.Off + h, Len: r.Len - h}, Range{Off: r.Off, Len: h})
 			}
 			return out
 		}, 1},
@@ -709,11 +709,11 @@ func TestMergingServer(t *testing.T) {
 	}
 	t.Run("part outside the request", func(t *testing.T) {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			writeParts(w, data, []Range{{0, 10}, {20000, 10}})
+			writeParts(w, data, []Range{{Off: 0, Len: 10}, {Off: 20000, Len: 10}})
 		}))
 		defer srv.Close()
 		f := New(srv.URL, fast(Options{Retries: 1}))
-		err := f.Fetch(context.Background(), []Range{{100, 10}, {200, 10}}, newRecWriter(size))
+		err := f.Fetch(context.Background(), []Range{{Off: 100, Len: 10}, {Off: 200, Len: 10}}, newRecWriter(size))
 		if !errors.Is(err, ErrBadContentRange) {
 			t.Fatalf("Fetch error %v, want ErrBadContentRange", err)
 		}
@@ -727,7 +727,7 @@ func TestMergingServer(t *testing.T) {
 		}))
 		defer srv.Close()
 		f := New(srv.URL, fast(Options{Retries: 1}))
-		err := f.Fetch(context.Background(), []Range{{100, 10}, {200, 10}}, newRecWriter(size))
+		err := f.Fetch(context.Background(), []Range{{Off: 100, Len: 10}, {Off: 200, Len: 10}}, newRecWriter(size))
 		if !errors.Is(err, ErrShort) {
 			t.Fatalf("Fetch error %v, want ErrShort", err)
 		}
@@ -750,7 +750,7 @@ func TestHeadersPassed(t *testing.T) {
 	}))
 	defer srv.Close()
 	h := http.Header{"Authorization": {"Bearer s3cret"}}
-	ranges := []Range{{0, 100}, {5000, 100}}
+	ranges := []Range{{Off: 0, Len: 100}, {Off: 5000, Len: 100}}
 	f := New(srv.URL, fast(Options{Header: h}))
 	w := newRecWriter(len(data))
 	if err := f.Fetch(context.Background(), ranges, w); err != nil {
@@ -807,7 +807,7 @@ func (w *failWriter) WriteAt(p []byte, off int64) (int, error) {
 func TestWriteErrorNotRetried(t *testing.T) {
 	srv, _ := newContentServer(t, randomData(10000, 16))
 	f := New(srv.URL, fast(Options{}))
-	err := f.Fetch(context.Background(), []Range{{0, 100}}, &failWriter{})
+	err := f.Fetch(context.Background(), []Range{{Off: 0, Len: 100}}, &failWriter{})
 	if err == nil || !strings.Contains(err.Error(), "disk full") {
 		t.Fatalf("Fetch error %v, want the write error", err)
 	}

@@ -38,7 +38,7 @@ func (w *recWriter) WriteAt(p []byte, off int64) (int, error) {
 		return 0, fmt.Errorf("recWriter: write of %d bytes at %d outside [0,%d)", len(p), off, len(w.buf))
 	}
 	copy(w.buf[off:], p)
-	w.written = append(w.written, Range{off, int64(len(p))})
+	w.written = append(w.written, Range{Off: off, Len: int64(len(p))})
 	return len(p), nil
 }
 
@@ -137,7 +137,7 @@ func scattered(n int, size, maxLen int64, seed uint64) []Range {
 	out := make([]Range, n)
 	for i := range out {
 		l := 1 + r.Int64N(maxLen)
-		out[i] = Range{r.Int64N(size - l + 1), l}
+		out[i] = Range{Off: r.Int64N(size - l + 1), Len: l}
 	}
 	return out
 }

@@ -43,23 +43,12 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/pkgsync/pkgsync/internal/byterange"
 )
 
-// Range is the byte range [Off, Off+Len) of a file.
-type Range struct {
-	Off, Len int64
-}
-
-// End returns the offset just past the range.
-func (r Range) End() int64 { return r.Off + r.Len }
-
-// String formats r the way a Range header would ask for it ("bytes 10-19" for Off 10, Len 10).
-func (r Range) String() string {
-	if r.Len <= 0 {
-		return fmt.Sprintf("bytes %d (empty)", r.Off)
-	}
-	return fmt.Sprintf("bytes %d-%d", r.Off, r.End()-1)
-}
+// Range is the byte range [Off, Off+Len) of a file: the type delta and bt use too.
+type Range = byterange.Range
 
 // Defaults for the zero values of Options.
 const (

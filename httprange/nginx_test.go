@@ -27,7 +27,7 @@ func TestNginx(t *testing.T) {
 	base := nginxtest.Start(t, root)
 
 	f := New(base+"/pkg.deb", fast(Options{MaxRangesPerRequest: 8}))
-	ranges := append(scattered(60, size, 40000, 31), Range{0, 1}, Range{size - 1, 1}, Range{1 << 20, 1 << 20})
+	ranges := append(scattered(60, size, 40000, 31), Range{Off: 0, Len: 1}, Range{Off: size - 1, Len: 1}, Range{Off: 1 << 20, Len: 1 << 20})
 	w := newRecWriter(size)
 	if err := f.Fetch(context.Background(), ranges, w); err != nil {
 		t.Fatal(err)
@@ -48,7 +48,7 @@ func TestNginx(t *testing.T) {
 		t.Fatal(err)
 	}
 	w2 := newRecWriter(size)
-	err := f.Fetch(context.Background(), []Range{{100, 1000}, {size / 2, 1000}}, w2)
+	err := f.Fetch(context.Background(), []Range{{Off: 100, Len: 1000}, {Off: size / 2, Len: 1000}}, w2)
 	if !errors.Is(err, ErrChanged) {
 		t.Fatalf("after the file changed: error %v, want ErrChanged", err)
 	}

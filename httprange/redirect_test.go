@@ -167,7 +167,7 @@ func TestFetchSignedRedirectRefused(t *testing.T) {
 	s := &signingStore{t: t, data: data, code: http.StatusFound, uses: 5, expired: http.StatusForbidden, broken: true}
 	u := s.start()
 	f := New(u, fast(Options{Header: http.Header{"Authorization": {"Bearer t"}}}))
-	err := f.Fetch(context.Background(), []Range{{0, 100}, {5000, 100}}, newRecWriter(len(data)))
+	err := f.Fetch(context.Background(), []Range{{Off: 0, Len: 100}, {Off: 5000, Len: 100}}, newRecWriter(len(data)))
 	var he *Error
 	if !errors.As(err, &he) || he.Status != http.StatusForbidden {
 		t.Fatalf("err = %v, want an *Error with status 403", err)

@@ -44,7 +44,7 @@ func TestStallTimeoutRetries(t *testing.T) {
 			srv, n := stallingServer(t, data, 2, where)
 			c := WithStallTimeout(&http.Client{Transport: newTransport(nil, 0, 4)}, 100*time.Millisecond)
 			f := New(srv.URL, fast(Options{Client: c, Parallel: 1}))
-			want := []Range{{1000, 300000}, {500000, 200000}}
+			want := []Range{{Off: 1000, Len: 300000}, {Off: 500000, Len: 200000}}
 			w := newRecWriter(len(data))
 			start := time.Now()
 			if err := f.Fetch(context.Background(), want, w); err != nil {
@@ -66,7 +66,7 @@ func TestStallTimeoutGivesUp(t *testing.T) {
 	srv, _ := stallingServer(t, data, 1000, "body")
 	c := WithStallTimeout(&http.Client{Transport: newTransport(nil, 0, 4)}, 50*time.Millisecond)
 	f := New(srv.URL, fast(Options{Client: c, Retries: 2}))
-	err := f.Fetch(context.Background(), []Range{{0, 60000}}, newRecWriter(len(data)))
+	err := f.Fetch(context.Background(), []Range{{Off: 0, Len: 60000}}, newRecWriter(len(data)))
 	if !errors.Is(err, ErrStalled) {
 		t.Fatalf("Fetch: %v, want ErrStalled", err)
 	}

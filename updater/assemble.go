@@ -26,7 +26,7 @@ import (
 func (j *job) assemble(ctx context.Context, part *os.File, plan *delta.Plan, srcs []delta.Source) (bad []int, wholeOK bool, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	missing := toHTTP(plan.Missing())
+	missing := plan.Missing()
 	cov := newCoverage()
 	wb := newWriteback(part)
 	defer wb.close()

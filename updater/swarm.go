@@ -92,7 +92,7 @@ func (j *job) swarm(ctx context.Context, part *os.File, plan *delta.Plan, candid
 			off, l := t.PieceRange(piece)
 			rs := []httprange.Range{{Off: off, Len: l}}
 			if !suspect[piece] {
-				rs = toHTTP(plan.MissingIn(off, l))
+				rs = plan.MissingIn(off, l)
 			}
 			if err := j.fetcher.Fetch(ctx, rs, part); err != nil {
 				return 0, fmt.Errorf("piece %d from the origin: %w", piece, err)
@@ -120,12 +120,7 @@ func (j *job) swarm(ctx context.Context, part *os.File, plan *delta.Plan, candid
 			return nil
 		}
 		off, l := t.PieceRange(piece)
-		rs := plan.MissingIn(off, l)
-		out := make([]bt.Range, len(rs))
-		for k, r := range rs {
-			out[k] = bt.Range{Off: r.Off, Len: r.Len}
-		}
-		return out
+		return plan.MissingIn(off, l)
 	}
 	// The nodes that traded the .zsync with this one are updating the same package and join its
 	// swarm in a moment: knowing them from the start, this node waits for them (up to PeerWait)

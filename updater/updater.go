@@ -718,14 +718,6 @@ func (j *job) handOver(ctx context.Context) {
 	}
 }
 
-func toHTTP(rs []delta.Range) []httprange.Range {
-	out := make([]httprange.Range, len(rs))
-	for i, r := range rs {
-		out[i] = httprange.Range{Off: r.Off, Len: r.Len}
-	}
-	return out
-}
-
 // fetch gets ranges from the origin into part; onWrite, when not nil, hears of every range written.
 func (j *job) fetch(ctx context.Context, part *os.File, rs []httprange.Range, onWrite func(off, n int64)) error {
 	if j.fetcher == nil {
