@@ -9,22 +9,19 @@ import (
 // its peers because its upload link is full.
 //
 // A node's requests and TCP acknowledgements leave on its upload link, queued behind the
-// piece data it sends. When that link stays full, they wait the whole queue (up to 200 ms
-// in the swarm benchmark's shaped links, where every socket's RTT was 250-450 ms), the
-// flows that bring the node its data slow down against the others at each sender, and the
-// node downloads at 0.6-0.8 of its link while it uploads at 1.1-1.3 times the swarm's
-// average. Seen in about one 16-node fan-out in three: that node finished 2-7 s after the
-// others, which all finished within half a second, and its download came back to full speed
-// the moment the others were done and its uploads stopped.
+// piece data it sends. When that link stays full, they wait the whole queue, the flows that
+// bring the node its data slow down against the others at each sender, and the node
+// downloads well below its link while it uploads more than the swarm's average: it finishes
+// seconds after the others, and its download comes back to full speed the moment the others
+// are done and its uploads stop (the swarm benchmark's figures are in docs/BENCHMARKS.md).
 //
 // The rule, decided once a second over the last upWindow: a node whose download rate is
 // below upDownRatio of its upload rate, and that holds fewer pieces than the median of its
 // downloading peers by more than upBehind of the torrent, caps its upload at upCapFraction of
 // its average upload rate since the download began, which drains the queue in about a
 // second. Not of the window's rate: bytes handed to the sockets over a few seconds can exceed
-// what the link carried by what the socket buffers took in (a 2 s window read 1.3 MB/s on a
-// 1.19 MB/s link, and a cap at 0.85 of it did not bind). Over the whole download that excess
-// is small. The average leaves out the time spent capped, so caps do not ratchet down.
+// what the link carried by what the socket buffers took in, so a cap below the window's rate
+// may not bind. Over the whole download that excess is small. The average leaves out the time spent capped, so caps do not ratchet down.
 //
 // The cap is lifted once the node holds as many pieces as that median, or after upCapMax: a
 // node behind for another reason (it started late) would otherwise stay capped for the rest

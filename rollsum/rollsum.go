@@ -60,9 +60,9 @@ func Block(block []byte) (a, b uint16) {
 	// weights, so their sum comes from the lane-wise sums E and O of the words' e and o: two
 	// multiplies, each shifted down on its own (lanes up to 8*255*20 = 40800 < 2^16, no carry).
 	// Σ (7-k)*S_k is one multiply of the lane-wise weighted sum (lanes up to 28*2*255 = 14280,
-	// their total 57120 < 2^16). Five multiplies per 64 bytes where the loop above took three
-	// per 8, and one carried dependency instead of eight: 3.2 GB/s became 6.8 GB/s on the test
-	// machine, which a delta scan that follows unchanged data block by block feels.
+	// their total 57120 < 2^16). Five multiplies per 64 bytes where the loop above takes three
+	// per 8, and one carried dependency instead of eight: about twice the speed (figures in
+	// docs/BENCHMARKS.md), which a delta scan that follows unchanged data block by block feels.
 	var sa, sb uint64
 	p := block
 	for len(p) >= 64 {

@@ -164,9 +164,8 @@ type writeback struct {
 	done chan struct{}
 }
 
-// writebackEvery was 32 MiB; a 32 MiB package fetched whole then reached it only at its end,
-// and the fsync waited 0.01 s for the pages (cmd/pkgbench delta, unrelated workload), none
-// at 8 MiB.
+// writebackEvery is small enough that a package of a few tens of MiB fetched whole starts its
+// writeback before its end, so that the fsync does not wait for all of it.
 const writebackEvery = 8 << 20
 
 func newWriteback(f *os.File) *writeback {
@@ -231,19 +230,17 @@ func (w *writeback) close() {
 // directWriter writes the target through a second descriptor opened with O_DIRECT: the data
 // goes from the pass's buffers to the disk without passing through the page cache. Writing a
 // few hundred MB through the page cache first allocates and dirties that many pages, which
-// cost from 0.1 to 1.3 s of system time for 256 MiB on the test machine (a VM), against a
-// steady 0.06 s direct; and an update run from cron has no use for the new version in the
-// page cache. Ranges that are not aligned (the file's tail, a stretch that starts or ends
+// costs many times the system time of writing them direct, and unsteadily so; and an update
+// run from cron has no use for the new version in the page cache. Ranges that are not aligned (the file's tail, a stretch that starts or ends
 // beside a fetched range) and file systems without O_DIRECT (tmpfs) go through the ordinary
 // descriptor.
 //
 // The ordered pass does not write: the Assembler hands its copied stretches to queue, which
 // notes where they are, and manifest.HashTo's sink (sink) writes them from the chunk they were
 // read into, on the sink's goroutine, while the pass goes on reading and hashing (a write in
-// the pass stalled it for the whole device time: 0.32-0.37 s for 256 MiB, the device alone
-// 0.19-0.24 s). The chunks are aligned, so the aligned middle of a stretch goes to the disk
-// from where it is: copying it into buffers of the writer's own cost 80 ms of CPU per 256 MiB,
-// a quarter of a 256 MiB update's build.
+// the pass would stall it for the whole device time). The chunks are aligned, so the aligned
+// middle of a stretch goes to the disk from where it is: copying it into buffers of the
+// writer's own would cost a quarter of the CPU of an update's build.
 type directWriter struct {
 	direct *os.File
 	part   *os.File
@@ -264,8 +261,8 @@ const (
 
 	// directMin is the shortest write that goes direct. An O_DIRECT write waits for the
 	// device; a plan of thousands of short stretches (a version string that changed in every
-	// file of a tar) paid that wait thousands of times, where the page cache takes them all
-	// at memory speed and the fsync before the rename writes them out together.
+	// file of a tar) would pay that wait thousands of times, where the page cache takes them
+	// all at memory speed and the fsync before the rename writes them out together.
 	directMin = 256 << 10
 )
 

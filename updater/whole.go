@@ -13,9 +13,9 @@ import (
 
 // wholeHasher computes the whole-file SHA-1 of OUT.part while the swarm fills it: it hashes the
 // complete (verified) pieces from the start, in order, as far as they reach, and waits for the
-// next one. A swarm update then ends with only the pieces completed last left to hash, where it
-// used to read and hash the whole file once more: in a delta fan-out most pieces are rebuilt
-// before the swarm starts, so nearly all the hashing overlaps the wait for the network.
+// next one. A swarm update then ends with only the pieces completed last left to hash, not with
+// a read of the whole file: in a delta fan-out most pieces are rebuilt before the swarm starts,
+// so nearly all the hashing overlaps the wait for the network.
 type wholeHasher struct {
 	tt     completion
 	f      *os.File
