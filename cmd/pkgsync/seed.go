@@ -2,12 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/pkgsync/pkgsync/bt"
@@ -98,10 +96,10 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if st, err := f.Stat(); err != nil || st.Size() != t.Info.Length {
 			return fmt.Errorf("%s: not the data of %s (size differs: want %d bytes)", data, tp, t.Info.Length)
 		}
-		if err := verifyAll(ctx, f, t, data); err != nil {
+		if err := t.Verify(ctx, f, data); err != nil {
 			return fmt.Errorf("%w: refusing to seed it", err)
 		}
-		if zp, zt, f, err := findZsync(ctx, t, tp, data); err != nil {
+		if zp, zt, f, err := t.FindZsync(ctx, tp, data); err != nil {
 			fmt.Fprintf(stderr, "pkgsync: not seeding the .zsync of %s: %v\n", tp, err)
 		} else if zt != nil {
 			pkgs = append(pkgs, pkg{zt, f, zp})
@@ -125,49 +123,4 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fmt.Fprintf(stderr, "pkgsync: listening on %s; interrupt to stop\n", node.Addr())
 	<-ctx.Done()
 	return nil
-}
-
-// verifyAll checks every piece of f (the data of t, at path) against t's piece hashes.
-func verifyAll(ctx context.Context, f *os.File, t *manifest.Torrent, path string) error {
-	if st, err := f.Stat(); err != nil || st.Size() != t.Info.Length {
-		return fmt.Errorf("%s: not the data of the torrent (size differs: want %d bytes)", path, t.Info.Length)
-	}
-	h, err := manifest.Hash(ctx, io.NewSectionReader(f, 0, t.Info.Length), path, t.Info.Length, t.Info.PieceLength, nil, 0, nil)
-	if err != nil {
-		return err
-	}
-	if bad := t.BadPieces(h.Pieces); len(bad) > 0 {
-		return fmt.Errorf("%s: piece %d does not match the torrent", path, bad[0])
-	}
-	return nil
-}
-
-// findZsync returns the .zsync of t as a torrent of its own, opened and verified, when t
-// describes one: where t's zsync-url points relative to the torrent at tp, else beside the
-// data. It returns a nil torrent and no error when t describes none.
-func findZsync(ctx context.Context, t *manifest.Torrent, tp, data string) (string, *manifest.Torrent, *os.File, error) {
-	zt, err := t.ZsyncTorrent("")
-	if err != nil || zt == nil {
-		return "", nil, nil, err
-	}
-	var cands []string
-	if u := t.ZsyncURL; u != "" && !strings.Contains(u, "://") {
-		cands = append(cands, filepath.Join(filepath.Dir(tp), filepath.FromSlash(u)))
-	}
-	cands = append(cands, data+".zsync")
-	var errs []string
-	for _, zp := range cands {
-		f, err := os.Open(zp)
-		if err != nil {
-			errs = append(errs, err.Error())
-			continue
-		}
-		if err := verifyAll(ctx, f, zt, zp); err != nil {
-			f.Close()
-			errs = append(errs, err.Error()+" (a .zsync of another version?)")
-			continue
-		}
-		return zp, zt, f, nil
-	}
-	return "", nil, nil, errors.New(strings.Join(errs, "; "))
 }
