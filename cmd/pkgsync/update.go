@@ -143,14 +143,19 @@ func runUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return errors.Join(err, merr)
 	}
+	return errors.Join(reportUpdate(stdout, res, jsonOut), merr)
+}
+
+// reportUpdate prints res: as a JSON object with --json, else as the summary line.
+func reportUpdate(stdout io.Writer, res *updater.Result, jsonOut bool) error {
 	if jsonOut {
 		if res.Peers == nil {
 			res.Peers = []bt.PeerStat{}
 		}
-		return errors.Join(json.NewEncoder(stdout).Encode(res), merr)
+		return json.NewEncoder(stdout).Encode(res)
 	}
 	printUpdate(stdout, res)
-	return merr
+	return nil
 }
 
 // printUpdate writes update's one-line summary.
