@@ -1,16 +1,20 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/pkgsync/pkgsync/manifest"
 	"github.com/pkgsync/pkgsync/metrics/metricstest"
 )
 
@@ -267,4 +271,107 @@ type syncJSON struct {
 		Error  string     `json:"error"`
 		Update updateJSON `json:"update"`
 	} `json:"packages"`
+}
+
+var seedListeningRE = regexp.MustCompile(`pkgsync: listening on (\S+); interrupt to stop`)
+
+// TestSeedMetrics runs `pkgsync seed --metrics-addr` and scrapes its /metrics while a peer
+// connects to it and while a node updates from it: the torrents seeded (the package and its
+// .zsync), the connected peers of the package, and its uploaded bytes, at least what the node
+// says it took from peers.
+func TestSeedMetrics(t *testing.T) {
+	v1 := randomBytes(70, 2<<20)
+	v2 := edited(v1, 71, 6)
+	pub := t.TempDir()
+	base, _ := startOrigin(t, pub)
+	publish(t, pub, base, v2)
+	torrent := filepath.Join(pub, "pkg.tar.torrent")
+	raw, err := os.ReadFile(torrent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mt, err := manifest.ParseTorrent(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zt, err := mt.ZsyncTorrent("")
+	if err != nil || zt == nil {
+		t.Fatalf("the .zsync as a torrent: %v, %v", zt, err)
+	}
+	ih := mt.InfoHash
+	pkgLabels := []string{"package", "pkg.tar", "info_hash", ih.HexString()}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var stderr trackerStderr
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"seed", torrent, "--listen", "127.0.0.41:0", "--metrics-addr", "127.0.0.1:0"}, io.Discard, &stderr)
+	}()
+	defer func() {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("seed: exit %d: %s", code, stderr.String())
+		}
+	}()
+	var metricsURL, seeder string
+	waitFor(t, "seed to say where it listens", func() bool {
+		select {
+		case code := <-done:
+			done <- code
+			t.Fatalf("seed exited with %d: %s", code, stderr.String())
+		default:
+		}
+		if m := trackerListeningRE.FindStringSubmatch(stderr.String()); m != nil {
+			metricsURL = m[1] + "/metrics"
+		}
+		if m := seedListeningRE.FindStringSubmatch(stderr.String()); m != nil {
+			seeder = m[1]
+		}
+		return metricsURL != "" && seeder != ""
+	})
+	fams := metricstest.Scrape(t, metricsURL)
+	if got := fams.Get("pkgsync_seed_torrents"); got != 2 {
+		t.Errorf("torrents seeded %v, want 2 (pkg.tar and its .zsync): %s", got, stderr.String())
+	}
+	if got, ok := fams.Value("pkgsync_seed_uploaded_bytes_total", pkgLabels...); !ok || got != 0 {
+		t.Errorf("uploaded before any peer: %v (present %v), want 0", got, ok)
+	}
+
+	// A peer that completes the handshake is counted while connected.
+	c, err := net.Dial("tcp", seeder)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := append([]byte("\x13BitTorrent protocol"), make([]byte, 8)...)
+	hs = append(append(hs, ih[:]...), "-XX0001-metricstest0"...)
+	if _, err := c.Write(hs); err != nil {
+		t.Fatal(err)
+	}
+	go io.Copy(io.Discard, c) // take what the seeder sends, so it never blocks on us
+	peers := func() float64 { return metricstest.Scrape(t, metricsURL).Get("pkgsync_seed_peers", pkgLabels...) }
+	waitFor(t, "pkgsync_seed_peers 1 while a peer is connected", func() bool { return peers() == 1 })
+	c.Close()
+	waitFor(t, "pkgsync_seed_peers 0 once it left", func() bool { return peers() == 0 })
+
+	// A node updates from the seeder (named with --peer; the torrent names no tracker).
+	node := t.TempDir()
+	old := filepath.Join(node, "v1.tar")
+	writeFile(t, old, v1)
+	var res struct {
+		BytesFromPeers int64 `json:"bytes_from_peers"`
+		ZsyncFromPeers int64 `json:"zsync_bytes_from_peers"`
+	}
+	out := mustPkgsync(t, "update", "--json", "--old", old, "-o", filepath.Join(node, "pkg.tar"), "--seed-time", "0",
+		"--listen", "127.0.0.42:0", "--peer", seeder, base+"pkg.tar.torrent")
+	if err := json.Unmarshal([]byte(out), &res); err != nil || res.BytesFromPeers == 0 {
+		t.Fatalf("update from the seeder: %s (%v); want bytes from peers", out, err)
+	}
+	fams = metricstest.Scrape(t, metricsURL)
+	if got := fams.Get("pkgsync_seed_uploaded_bytes_total", pkgLabels...); got < float64(res.BytesFromPeers) {
+		t.Errorf("the seeder counts %v bytes uploaded, fewer than the %d the node took from peers", got, res.BytesFromPeers)
+	}
+	zsyncLabels := []string{"package", "pkg.tar.zsync", "info_hash", zt.InfoHash.HexString()}
+	if got := fams.Get("pkgsync_seed_uploaded_bytes_total", zsyncLabels...); got < float64(res.ZsyncFromPeers) {
+		t.Errorf("the seeder counts %v bytes of the .zsync uploaded, fewer than the %d the node took from peers", got, res.ZsyncFromPeers)
+	}
 }
