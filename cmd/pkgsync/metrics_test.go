@@ -16,6 +16,7 @@ import (
 
 	"github.com/pkgsync/pkgsync/manifest"
 	"github.com/pkgsync/pkgsync/metrics/metricstest"
+	"github.com/pkgsync/pkgsync/updater"
 )
 
 // TestServeAndTrackerMetrics runs `pkgsync serve --tracker` and `pkgsync tracker`, scrapes
@@ -373,5 +374,29 @@ func TestSeedMetrics(t *testing.T) {
 	zsyncLabels := []string{"package", "pkg.tar.zsync", "info_hash", zt.InfoHash.HexString()}
 	if got := fams.Get("pkgsync_seed_uploaded_bytes_total", zsyncLabels...); got < float64(res.ZsyncFromPeers) {
 		t.Errorf("the seeder counts %v bytes of the .zsync uploaded, fewer than the %d the node took from peers", got, res.ZsyncFromPeers)
+	}
+}
+
+func TestUpdateOutput(t *testing.T) {
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		opt    updater.Options
+		res    *updater.Result
+		output string
+	}{
+		{"the run's OUT", updater.Options{Out: "/srv", Source: "http://o/p.tar.torrent"}, &updater.Result{Output: "/srv/p.tar"}, "/srv/p.tar"},
+		{"-o before OUT is known", updater.Options{Out: "/srv/app.tar", Source: "http://o/p.tar.torrent"}, nil, "/srv/app.tar"},
+		{"the URL's name", updater.Options{Source: "http://o/pkgs/p.tar.torrent?token=x#y"}, nil, filepath.Join(wd, "p.tar")},
+		{"a local .zsync", updater.Options{Source: "../pkgs/p.tar.zsync"}, nil, filepath.Join(wd, "p.tar")},
+		{"a relative OUT", updater.Options{Source: "http://o/p.tar.torrent"}, &updater.Result{Output: "out/p.tar"}, filepath.Join(wd, "out/p.tar")},
+	}
+	for _, tt := range tests {
+		if got := updateOutput(tt.opt, tt.res); got != tt.output {
+			t.Errorf("%s: output label %q, want %q", tt.name, got, tt.output)
+		}
 	}
 }
