@@ -49,6 +49,7 @@ func (s *Server) serveIndex(w *countingWriter, r *http.Request) int {
 		http.Error(w, "cannot list the packages: "+err.Error(), http.StatusInternalServerError)
 		return http.StatusInternalServerError
 	}
+	w.file = indexPath[1:]
 	sum := sha1.Sum(body)
 	w.Header().Set("ETag", `"`+hex.EncodeToString(sum[:])+`"`)
 	w.Header().Set("Content-Type", "application/json")

@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/pkgsync/pkgsync/manifest"
+	"github.com/pkgsync/pkgsync/metrics"
 )
 
 // Options configure a Server.
@@ -80,6 +81,7 @@ type Server struct {
 	files           map[string]FileStats
 	makeMu          sync.Mutex // one make at a time: it already uses every core
 	index           indexCache // SHA-1s of packages for /index.json
+	metrics         *metrics.Origin
 }
 
 // New returns a server for dir. Paths that leave dir (.., absolute, or through symbolic links
@@ -96,7 +98,7 @@ func New(dir string, opt Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Server{root: root, dir: dir, opt: opt}, nil
+	return &Server{root: root, dir: dir, opt: opt, metrics: metrics.NewOrigin()}, nil
 }
 
 // Close releases the folder.
@@ -113,6 +115,10 @@ func (s *Server) Stats() Stats {
 	return st
 }
 
+// Metrics returns the server's Prometheus counters: requests by method and status, and body
+// bytes sent by package, kind and status (see package metrics). Register them to serve them.
+func (s *Server) Metrics() *metrics.Origin { return s.metrics }
+
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
@@ -125,8 +131,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		cw := &countingWriter{ResponseWriter: w}
+		cw.Header().Set("Allow", "GET, HEAD")
+		http.Error(cw, "method not allowed", http.StatusMethodNotAllowed)
+		s.metrics.Served(r.Method, http.StatusMethodNotAllowed, "", cw.n)
 		return
 	}
 	s.requests.Add(1)
@@ -139,6 +147,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		status = s.serveFile(cw, r)
 	}
 	s.bytes.Add(cw.n)
+	s.metrics.Served(r.Method, status, cw.file, cw.n)
 	s.filesMu.Lock()
 	if s.files == nil {
 		s.files = map[string]FileStats{}
@@ -189,6 +198,7 @@ func (s *Server) serveFile(w *countingWriter, r *http.Request) int {
 		http.Error(w, "not found", http.StatusNotFound)
 		return http.StatusNotFound
 	}
+	w.file = name
 	// A strong validator from size and mtime (nginx's scheme): If-Range and the clients' version
 	// pinning depend on it changing whenever the file does.
 	w.Header().Set("ETag", fmt.Sprintf(`"%x-%x"`, st.ModTime().UnixNano(), st.Size()))
@@ -325,6 +335,9 @@ type countingWriter struct {
 	code     int
 	preamble bool // a CRLF is owed before the first multipart boundary
 	head     bool // a HEAD request: net/http drops the body, so it does not count
+	// file is the file of the folder the answer comes from (relative to it), once known: the
+	// package label of the metrics, which a request's raw path must not be.
+	file string
 }
 
 // WriteHeader also adapts net/http's multipart/byteranges replies to what the stock zsync 0.6.2

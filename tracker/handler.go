@@ -22,6 +22,8 @@ import (
 	"github.com/anacrolix/torrent/bencode"
 	"github.com/anacrolix/torrent/tracker/shared"
 	"github.com/anacrolix/torrent/tracker/udp"
+
+	"github.com/pkgsync/pkgsync/metrics"
 )
 
 // announceRequest is a parsed /announce query.
@@ -223,9 +225,11 @@ func (t *Tracker) serveAnnounce(w http.ResponseWriter, r *http.Request) {
 		err = refuse("info hash %x is not served by this tracker", a.req.InfoHash)
 	}
 	if err != nil {
+		t.metrics.Announce(refusedEvent(&q), false)
 		t.fail(w, r, a.infoHash, err)
 		return
 	}
+	t.metrics.Announce(a.event, true)
 	limit := t.opts.MaxPeers
 	if a.req.NumWant >= 0 {
 		limit = min(limit, int(a.req.NumWant))
@@ -315,12 +319,14 @@ func (t *Tracker) serveScrape(w http.ResponseWriter, r *http.Request) {
 		err = t.checkSecret(strings.Join(secret[:min(len(secret), 1)], ""), ok)
 	}
 	if err != nil {
+		t.metrics.Scrape(false)
 		t.fail(w, r, generics.None[[20]byte](), err)
 		return
 	}
 	var ihs [][20]byte
 	for _, s := range q["info_hash"] {
 		if len(s) != 20 {
+			t.metrics.Scrape(false)
 			t.fail(w, r, generics.None[[20]byte](), refuse("info_hash is %d bytes, want 20", len(s)))
 			return
 		}
@@ -340,7 +346,17 @@ func (t *Tracker) serveScrape(w http.ResponseWriter, r *http.Request) {
 	for i, ih := range allowed {
 		resp.Files[string(ih[:])] = counts[i]
 	}
+	t.metrics.Scrape(true)
 	writeBencode(w, resp)
+}
+
+// refusedEvent is the event label of a refused announce: the event it names when its query was
+// read (an announce always names its info_hash), else unknown.
+func refusedEvent(q *announceParams) string {
+	if _, read := q.lookup(qInfoHash); !read {
+		return metrics.EventUnknown
+	}
+	return q.get(qEvent)
 }
 
 // fail answers with a bencoded failure reason. BitTorrent clients read the reason only from a

@@ -9,6 +9,8 @@ import (
 
 	"github.com/anacrolix/torrent/tracker/shared"
 	"github.com/anacrolix/torrent/tracker/udp"
+
+	"github.com/pkgsync/pkgsync/metrics"
 )
 
 // store holds the live peers of every torrent, keyed by the address they are handed out at, each
@@ -262,6 +264,25 @@ func (s *store) dropIfEmpty(infoHash [20]byte, sw *swarm) bool {
 	sw.dead = true
 	delete(s.swarms, infoHash)
 	return true
+}
+
+// state counts the swarms with live peers, their peers and seeders, expiring peers first.
+func (s *store) state() metrics.TrackerState {
+	now := s.now().UnixNano()
+	var st metrics.TrackerState
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for ih, sw := range s.swarms {
+		sw.mu.Lock()
+		if s.expire(ih, sw, now) && len(sw.peers) > 0 {
+			c := sw.counts()
+			st.Swarms++
+			st.Peers += int(c.Seeders + c.Leechers)
+			st.Seeders += int(c.Seeders)
+		}
+		sw.mu.Unlock()
+	}
+	return st
 }
 
 // sweep expires every torrent's peers.

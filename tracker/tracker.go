@@ -46,6 +46,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pkgsync/pkgsync/metrics"
 	"github.com/pkgsync/pkgsync/topology"
 )
 
@@ -127,7 +128,8 @@ type Tracker struct {
 	store   *store
 	handler http.Handler
 
-	logw *batchLog // nil without Options.Log
+	logw    *batchLog // nil without Options.Log
+	metrics *metrics.Tracker
 
 	closeOnce sync.Once
 	stop      chan struct{}
@@ -155,6 +157,7 @@ func New(opts Options) *Tracker {
 		stopped: make(chan struct{}),
 	}
 	t.store = newStore(opts)
+	t.metrics = metrics.NewTracker(t.store.state)
 	if opts.Log != nil {
 		t.logw = &batchLog{w: opts.Log}
 	}
@@ -169,6 +172,11 @@ func New(opts Options) *Tracker {
 // Handler returns the HTTP handler serving /announce and /scrape. Mount it at the root of a
 // server, or under a prefix with http.StripPrefix.
 func (t *Tracker) Handler() http.Handler { return t.handler }
+
+// Metrics returns the tracker's Prometheus metrics: announces by event and result, scrapes by
+// result, and the swarms, live peers and seeders it holds (see package metrics). Register them
+// to serve them.
+func (t *Tracker) Metrics() *metrics.Tracker { return t.metrics }
 
 // Close stops the expiry goroutine and writes the log lines waiting. The handler keeps working
 // afterwards, expiring peers lazily and writing each log line at once. Close may be called more

@@ -21,8 +21,13 @@ not verify is refused. A torrent made by pkgsync also describes its .zsync as a 
 its own; when the .zsync is found (where the torrent points, or beside the data) and verifies, it
 is seeded too, so that updating nodes can get it from peers rather than from the origin.
 
-Example:
-  pkgsync seed /srv/pkgs/*.torrent --listen :6881`
+With --metrics-addr HOST:PORT it serves Prometheus metrics at http://HOST:PORT/metrics: the
+torrents seeded, and per torrent the peers connected now and the piece data sent to peers
+(pkgsync_seed_*).
+
+Examples:
+  pkgsync seed /srv/pkgs/*.torrent --listen :6881
+  pkgsync seed /srv/pkgs/*.torrent --metrics-addr 127.0.0.1:9464`
 
 func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("seed", seedSynopsis, stdout)
@@ -30,12 +35,14 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		datas, peers []string
 		btf          btFlags
 		ctls         clientTLS
+		sm           seedMetrics
 		verbose      bool
 	)
 	fs.StringArrayVar(&datas, "data", nil, "the data file of the torrent at the same position (repeat; default: beside the torrent)")
 	fs.StringArrayVar(&peers, "peer", nil, "a peer to contact directly, HOST:PORT (repeat for more)")
 	btf.register(fs)
 	ctls.register(fs)
+	sm.register(fs)
 	fs.BoolVarP(&verbose, "verbose", "v", false, "log swarm events on stderr")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -64,52 +71,27 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		addrs = append(addrs, ap)
 	}
-	type pkg struct {
-		t    *manifest.Torrent
-		f    *os.File
-		path string
+	if err := sm.listen(stderr); err != nil {
+		return err
 	}
-	var pkgs []pkg
+	defer sm.close()
+	pkgs, err := openSeedPackages(ctx, fs.Args(), datas, stderr)
 	defer func() {
 		for _, p := range pkgs {
 			p.f.Close()
 		}
 	}()
-	for i, tp := range fs.Args() {
-		raw, err := os.ReadFile(tp)
-		if err != nil {
-			return err
-		}
-		t, err := manifest.ParseTorrent(raw)
-		if err != nil {
-			return fmt.Errorf("%s: %w", tp, err)
-		}
-		data := strings.TrimSuffix(tp, ".torrent")
-		if i < len(datas) {
-			data = datas[i]
-		}
-		f, err := os.Open(data)
-		if err != nil {
-			return fmt.Errorf("data of %s: %w", tp, err)
-		}
-		pkgs = append(pkgs, pkg{t, f, data})
-		if st, err := f.Stat(); err != nil || st.Size() != t.Info.Length {
-			return fmt.Errorf("%s: not the data of %s (size differs: want %d bytes)", data, tp, t.Info.Length)
-		}
-		if err := t.Verify(ctx, f, data); err != nil {
-			return fmt.Errorf("%w: refusing to seed it", err)
-		}
-		if zp, zt, f, err := t.FindZsync(ctx, tp, data); err != nil {
-			fmt.Fprintf(stderr, "pkgsync: not seeding the .zsync of %s: %v\n", tp, err)
-		} else if zt != nil {
-			pkgs = append(pkgs, pkg{zt, f, zp})
-		}
+	if err != nil {
+		return err
 	}
 	node, err := bt.NewNode(cfg)
 	if err != nil {
 		return fmt.Errorf("starting BitTorrent: %w", err)
 	}
 	defer node.Close()
+	if err := sm.serve(ctx, node); err != nil {
+		return err
+	}
 	for _, p := range pkgs {
 		have := make([]bool, p.t.NumPieces())
 		for i := range have {
@@ -121,6 +103,55 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintf(stderr, "pkgsync: seeding %s (%s)\n", p.path, p.t.InfoHash.HexString())
 	}
 	fmt.Fprintf(stderr, "pkgsync: listening on %s; interrupt to stop\n", node.Addr())
-	<-ctx.Done()
-	return nil
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-sm.stopped():
+		return fmt.Errorf("--metrics-addr: the metrics server stopped: %w", sm.err)
+	}
+}
+
+// seedPkg is a torrent to seed and its data, opened and verified.
+type seedPkg struct {
+	t    *manifest.Torrent
+	f    *os.File
+	path string
+}
+
+// openSeedPackages opens and verifies the data of each torrent (datas[i] for the i-th, else
+// beside it), and the .zsync each describes when it is found. The files it returns are open, also
+// with an error.
+func openSeedPackages(ctx context.Context, torrents, datas []string, stderr io.Writer) ([]seedPkg, error) {
+	var pkgs []seedPkg
+	for i, tp := range torrents {
+		raw, err := os.ReadFile(tp)
+		if err != nil {
+			return pkgs, err
+		}
+		t, err := manifest.ParseTorrent(raw)
+		if err != nil {
+			return pkgs, fmt.Errorf("%s: %w", tp, err)
+		}
+		data := strings.TrimSuffix(tp, ".torrent")
+		if i < len(datas) {
+			data = datas[i]
+		}
+		f, err := os.Open(data)
+		if err != nil {
+			return pkgs, fmt.Errorf("data of %s: %w", tp, err)
+		}
+		pkgs = append(pkgs, seedPkg{t, f, data})
+		if st, err := f.Stat(); err != nil || st.Size() != t.Info.Length {
+			return pkgs, fmt.Errorf("%s: not the data of %s (size differs: want %d bytes)", data, tp, t.Info.Length)
+		}
+		if err := t.Verify(ctx, f, data); err != nil {
+			return pkgs, fmt.Errorf("%w: refusing to seed it", err)
+		}
+		if zp, zt, f, err := t.FindZsync(ctx, tp, data); err != nil {
+			fmt.Fprintf(stderr, "pkgsync: not seeding the .zsync of %s: %v\n", tp, err)
+		} else if zt != nil {
+			pkgs = append(pkgs, seedPkg{zt, f, zp})
+		}
+	}
+	return pkgs, nil
 }

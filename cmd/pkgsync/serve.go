@@ -11,6 +11,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/pkgsync/pkgsync/origin"
 )
 
@@ -22,7 +24,8 @@ runs the embedded BitTorrent tracker at /announce and /scrape. When a client ask
 or PKG.zsync and PKG exists without them (or they are older than PKG), they are made on the spot,
 pointing at this server. Paths that escape DIR (.., encoded or not, absolute paths, symbolic
 links that lead out) are refused. GET /.pkgsync/stats returns the requests served and body bytes
-sent, as JSON. With --tls-cert and --tls-key it serves https only, the tracker included, and the
+sent, as JSON; GET /metrics the same and the tracker's announces, swarms, peers and seeders for
+Prometheus (pkgsync_origin_*, pkgsync_tracker_*). With --tls-cert and --tls-key it serves https only, the tracker included, and the
 torrents it makes name https URLs.
 
 Slow or idle clients cost a connection for seconds, not forever: --header-timeout for a request's
@@ -45,6 +48,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		stls                       serverTLS
 		opt                        origin.Options
 		lim                        = origin.DefaultLimits()
+		trackerMetrics             []prometheus.Collector
 	)
 	fs.StringVar(&listen, "listen", ":8080", "HTTP listen address")
 	fs.StringVar(&publicURL, "public-url", "", "base URL clients reach this server at (default: from each request's Host)")
@@ -94,6 +98,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		defer closeLog()
 		defer tr.Close()
 		opt.Tracker = tr.Handler()
+		trackerMetrics = append(trackerMetrics, tr.Metrics())
 		// This server's /announce, with the secret of --secret-file when there is one.
 		if opt.Trackers, err = tf.madeTrackers(publicURL, !noMake); err != nil {
 			return err
@@ -104,7 +109,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer srv.Close()
-	return serveLimited(ctx, listen, srv, lim, tlsConf, stderr, "origin for "+fs.Arg(0))
+	h, err := withMetrics(srv, append(trackerMetrics, srv.Metrics())...)
+	if err != nil {
+		return err
+	}
+	return serveLimited(ctx, listen, h, lim, tlsConf, stderr, "origin for "+fs.Arg(0))
 }
 
 // serveHTTP serves h on addr under origin.DefaultLimits until ctx ends, then shuts down
@@ -116,15 +125,30 @@ func serveHTTP(ctx context.Context, addr string, h http.Handler, tlsConf *tls.Co
 // serveLimited serves h on addr under lim until ctx ends, then shuts down gracefully. A tlsConf
 // serves https only.
 func serveLimited(ctx context.Context, addr string, h http.Handler, lim origin.Limits, tlsConf *tls.Config, stderr io.Writer, what string) error {
+	ln, err := listenHTTP(addr, tlsConf != nil, stderr, what)
+	if err != nil {
+		return err
+	}
+	return serveListener(ctx, ln, h, lim, tlsConf)
+}
+
+// listenHTTP listens on addr and says where on stderr.
+func listenHTTP(addr string, https bool, stderr io.Writer, what string) (net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("listen %s: %w", addr, err)
+		return nil, fmt.Errorf("listen %s: %w", addr, err)
 	}
 	scheme := "http"
-	if tlsConf != nil {
+	if https {
 		scheme = "https"
 	}
 	fmt.Fprintf(stderr, "pkgsync: %s listening on %s://%s/\n", what, scheme, ln.Addr())
+	return ln, nil
+}
+
+// serveListener serves h on ln under lim until ctx ends, then shuts down gracefully. A tlsConf
+// serves https only.
+func serveListener(ctx context.Context, ln net.Listener, h http.Handler, lim origin.Limits, tlsConf *tls.Config) error {
 	hs, hl := origin.NewHTTPServer(ln, h, lim)
 	errc := make(chan error, 1)
 	if tlsConf != nil {

@@ -27,6 +27,10 @@ before the new one is verified in place. One sync of DIR at a time (DIR/.pkgsync
 A run where nothing changed costs the origin one conditional request for the index (304, no
 body): DIR/.pkgsync-sync.json keeps the index last read and what was verified in DIR.
 
+With --metrics-file PATH, each run that gets the lock replaces PATH with its metrics for
+node_exporter's textfile collector (pkgsync_sync_*: per package line bytes by source, duration
+and result, and the run's duration, result and time).
+
 Exit status: 0 everything was current, 4 at least one package was updated and none failed,
 1 a package (or the index) failed, 2 bad usage, 3 another sync of DIR holds its lock.
 
@@ -58,6 +62,8 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	splay.register(fs)
 	fs.StringArrayVar(&trustKeys, "trust-key", nil, "refuse a package without a valid FILE.sig by this public key (repeat for more)")
 	fs.DurationVar(&opt.LockWait, "lock-wait", 0, "wait this long for another sync of DIR to finish (0: exit at once with status 3)")
+	var mf metricsFile
+	mf.register(fs, "per package line: bytes reused, from peers and from the origin, duration, result")
 	fs.BoolVar(&jsonOut, "json", false, "print a one-object JSON summary on stdout")
 	fs.BoolVarP(&vrb, "verbose", "v", false, "log each step on stderr")
 	if err := parse(fs, args); err != nil {
@@ -75,6 +81,9 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if opt.LockWait < 0 {
 		return fmt.Errorf("%w: --lock-wait %s is negative", errUsage, opt.LockWait)
+	}
+	if err := mf.check(); err != nil {
+		return err
 	}
 	trust, err := readTrustKeys(trustKeys)
 	if err != nil {
@@ -102,12 +111,14 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := splay.sleep(ctx, opt.Update.Log); err != nil {
 		return err
 	}
+	start := time.Now()
 	res, err := dirsync.Run(ctx, opt)
+	merr := mf.writeSync(opt.Dir, res, err, start)
 	if le := (*updater.LockedError)(nil); errors.As(err, &le) {
 		return exitError{code: 3, err: err}
 	}
 	if err != nil {
-		return err
+		return errors.Join(err, merr)
 	}
 	updated, current, failed := res.Counts()
 	if jsonOut {
@@ -119,7 +130,9 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	switch {
 	case failed > 0:
-		return exitError{code: 1, err: fmt.Errorf("%d of %d packages failed", failed, len(res.Packages))}
+		return exitError{code: 1, err: errors.Join(fmt.Errorf("%d of %d packages failed", failed, len(res.Packages)), merr)}
+	case merr != nil:
+		return merr
 	case updated > 0:
 		return exitError{code: exitUpdated}
 	}

@@ -29,6 +29,8 @@ carry secret=TOKEN, TOKEN being the file's content. Give the tracker URL with th
 (pkgsync make --tracker 'http://tracker:6969/announce?secret=TOKEN'): BitTorrent clients announce
 to the URL in the .torrent with their own parameters appended, so the token reaches the tracker.
 Refused requests get a bencoded failure reason, which clients show, and a line in the log.
+GET /metrics gives announces by event and result, scrapes, and the swarms, live peers and seeders
+held, for Prometheus (pkgsync_tracker_*).
 With --tls-cert and --tls-key it serves https only (pkgsync update and seed verify it, with
 --ca-file for a private CA).
 
@@ -177,5 +179,9 @@ func runTracker(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	defer closeLog()
 	defer tr.Close()
-	return serveHTTP(ctx, listen, tr.Handler(), tlsConf, stderr, "tracker")
+	h, err := withMetrics(tr.Handler(), tr.Metrics())
+	if err != nil {
+		return err
+	}
+	return serveHTTP(ctx, listen, h, tlsConf, stderr, "tracker")
 }

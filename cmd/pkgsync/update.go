@@ -38,6 +38,10 @@ writes a byte of OUT.part, a package whose .sig is missing, malformed or not mad
 or whose .torrent (info hash) or .zsync (SHA-256) is not the one the .sig vouches for. Without
 --trust-key no .sig is read and unsigned packages update as before.
 
+With --metrics-file PATH, each run that gets the lock replaces PATH with its metrics for
+node_exporter's textfile collector (pkgsync_update_*: bytes by source, duration, result, time),
+once the update is done or failed and any seeding is over.
+
 Exit status: 0 done (or already up to date), 1 failed (OUT untouched), 2 bad usage,
 3 another update of the same OUT holds OUT.lock.
 
@@ -69,6 +73,8 @@ func runUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	btf.register(fs)
 	var splay splayFlag
 	splay.register(fs)
+	var mf metricsFile
+	mf.register(fs, "bytes reused, from peers and from the origin, duration, result")
 	fs.StringArrayVar(&trustKeys, "trust-key", nil, "refuse a package without a valid FILE.sig by this public key (pkgsync keygen's KEY.pub; repeat for more)")
 	fs.DurationVar(&opt.LockWait, "lock-wait", 0, "wait this long for another update of the same OUT to finish (0: exit at once with status 3)")
 	fs.BoolVar(&jsonOut, "json", false, "print a one-object JSON summary on stdout")
@@ -87,6 +93,9 @@ func runUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if opt.LockWait < 0 {
 		return fmt.Errorf("%w: --lock-wait %s is negative", errUsage, opt.LockWait)
+	}
+	if err := mf.check(); err != nil {
+		return err
 	}
 	trust, err := readTrustKeys(trustKeys)
 	if err != nil {
@@ -125,13 +134,20 @@ func runUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := splay.sleep(ctx, opt.Log); err != nil {
 		return err
 	}
+	start := time.Now()
 	res, err := updater.Run(ctx, opt)
+	merr := mf.writeUpdate(opt, res, err, start)
 	if le := (*updater.LockedError)(nil); errors.As(err, &le) {
 		return exitError{code: 3, err: err}
 	}
 	if err != nil {
-		return err
+		return errors.Join(err, merr)
 	}
+	return errors.Join(reportUpdate(stdout, res, jsonOut), merr)
+}
+
+// reportUpdate prints res: as a JSON object with --json, else as the summary line.
+func reportUpdate(stdout io.Writer, res *updater.Result, jsonOut bool) error {
 	if jsonOut {
 		if res.Peers == nil {
 			res.Peers = []bt.PeerStat{}
