@@ -33,12 +33,14 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		btf          btFlags
 		ctls         clientTLS
 		verbose      bool
+		lf           logFlags
 	)
 	fs.StringArrayVar(&datas, "data", nil, "the data file of the torrent at the same position (repeat; default: beside the torrent)")
 	fs.StringArrayVar(&peers, "peer", nil, "a peer to contact directly, HOST:PORT (repeat for more)")
 	btf.register(fs)
 	ctls.register(fs)
 	fs.BoolVarP(&verbose, "verbose", "v", false, "log swarm events on stderr")
+	lf.register(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -48,6 +50,10 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if len(datas) > fs.NArg() {
 		return fmt.Errorf("%w: %d --data for %d torrents", errUsage, len(datas), fs.NArg())
 	}
+	notice, vlog, err := lf.loggers(stderr, verbose)
+	if err != nil {
+		return err
+	}
 	cfg, err := btf.config()
 	if err != nil {
 		return err
@@ -55,9 +61,7 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if cfg.TLS, err = ctls.config(); err != nil {
 		return err
 	}
-	if verbose {
-		cfg.Logger = stderr
-	}
+	cfg.Logger = vlog
 	var addrs []netip.AddrPort
 	for _, p := range peers {
 		ap, err := netip.ParseAddrPort(p)
@@ -102,7 +106,7 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return fmt.Errorf("%w: refusing to seed it", err)
 		}
 		if zp, zt, f, err := findZsync(ctx, t, tp, data); err != nil {
-			fmt.Fprintf(stderr, "pkgsync: not seeding the .zsync of %s: %v\n", tp, err)
+			notice.Warn("seed: not seeding the .zsync", "torrent_file", tp, "err", err)
 		} else if zt != nil {
 			pkgs = append(pkgs, pkg{zt, f, zp})
 		}
@@ -120,9 +124,9 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if _, err := node.Add(ctx, bt.Package{MetaInfo: p.t.MetaInfo, Data: p.f, Have: have, Peers: addrs}); err != nil {
 			return fmt.Errorf("seeding %s: %w", p.path, err)
 		}
-		fmt.Fprintf(stderr, "pkgsync: seeding %s (%s)\n", p.path, p.t.InfoHash.HexString())
+		notice.Info("seed: seeding", "file", p.path, "info_hash", p.t.InfoHash.HexString())
 	}
-	fmt.Fprintf(stderr, "pkgsync: listening on %s; interrupt to stop\n", node.Addr())
+	notice.Info(fmt.Sprintf("seed: listening on %s; interrupt to stop", node.Addr()), "listen", node.Addr())
 	<-ctx.Done()
 	return nil
 }
