@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -70,47 +71,15 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		addrs = append(addrs, ap)
 	}
-	type pkg struct {
-		t    *manifest.Torrent
-		f    *os.File
-		path string
+	pkgs, err := openSeeds(ctx, fs.Args(), datas, notice)
+	if err != nil {
+		return err
 	}
-	var pkgs []pkg
 	defer func() {
 		for _, p := range pkgs {
 			p.f.Close()
 		}
 	}()
-	for i, tp := range fs.Args() {
-		raw, err := os.ReadFile(tp)
-		if err != nil {
-			return err
-		}
-		t, err := manifest.ParseTorrent(raw)
-		if err != nil {
-			return fmt.Errorf("%s: %w", tp, err)
-		}
-		data := strings.TrimSuffix(tp, ".torrent")
-		if i < len(datas) {
-			data = datas[i]
-		}
-		f, err := os.Open(data)
-		if err != nil {
-			return fmt.Errorf("data of %s: %w", tp, err)
-		}
-		pkgs = append(pkgs, pkg{t, f, data})
-		if st, err := f.Stat(); err != nil || st.Size() != t.Info.Length {
-			return fmt.Errorf("%s: not the data of %s (size differs: want %d bytes)", data, tp, t.Info.Length)
-		}
-		if err := verifyAll(ctx, f, t, data); err != nil {
-			return fmt.Errorf("%w: refusing to seed it", err)
-		}
-		if zp, zt, f, err := findZsync(ctx, t, tp, data); err != nil {
-			notice.Warn("seed: not seeding the .zsync", "torrent_file", tp, "err", err)
-		} else if zt != nil {
-			pkgs = append(pkgs, pkg{zt, f, zp})
-		}
-	}
 	node, err := bt.NewNode(cfg)
 	if err != nil {
 		return fmt.Errorf("starting BitTorrent: %w", err)
@@ -129,6 +98,57 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	notice.Info(fmt.Sprintf("seed: listening on %s; interrupt to stop", node.Addr()), "listen", node.Addr())
 	<-ctx.Done()
 	return nil
+}
+
+// seedPkg is a package to seed: its torrent, its open data file and the file's path.
+type seedPkg struct {
+	t    *manifest.Torrent
+	f    *os.File
+	path string
+}
+
+// openSeeds opens and verifies the data of each torrent (beside it, or datas[i]) and the .zsync
+// each describes, when it is found (a .zsync that is not found or does not verify is a warning
+// on log). On an error the files opened are closed again.
+func openSeeds(ctx context.Context, torrents, datas []string, log *slog.Logger) (pkgs []seedPkg, err error) {
+	defer func() {
+		if err != nil {
+			for _, p := range pkgs {
+				p.f.Close()
+			}
+		}
+	}()
+	for i, tp := range torrents {
+		raw, err := os.ReadFile(tp)
+		if err != nil {
+			return pkgs, err
+		}
+		t, err := manifest.ParseTorrent(raw)
+		if err != nil {
+			return pkgs, fmt.Errorf("%s: %w", tp, err)
+		}
+		data := strings.TrimSuffix(tp, ".torrent")
+		if i < len(datas) {
+			data = datas[i]
+		}
+		f, err := os.Open(data)
+		if err != nil {
+			return pkgs, fmt.Errorf("data of %s: %w", tp, err)
+		}
+		pkgs = append(pkgs, seedPkg{t, f, data})
+		if st, err := f.Stat(); err != nil || st.Size() != t.Info.Length {
+			return pkgs, fmt.Errorf("%s: not the data of %s (size differs: want %d bytes)", data, tp, t.Info.Length)
+		}
+		if err := verifyAll(ctx, f, t, data); err != nil {
+			return pkgs, fmt.Errorf("%w: refusing to seed it", err)
+		}
+		if zp, zt, f, err := findZsync(ctx, t, tp, data); err != nil {
+			log.Warn("seed: not seeding the .zsync", "torrent_file", tp, "err", err)
+		} else if zt != nil {
+			pkgs = append(pkgs, seedPkg{zt, f, zp})
+		}
+	}
+	return pkgs, nil
 }
 
 // verifyAll checks every piece of f (the data of t, at path) against t's piece hashes.
