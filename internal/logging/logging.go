@@ -11,6 +11,8 @@ package logging
 
 import (
 	"context"
+	"encoding"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -28,9 +30,26 @@ func New(w io.Writer, format string, level slog.Leveler) (*slog.Logger, error) {
 	case "text":
 		return slog.New(slog.NewTextHandler(w, opts)), nil
 	case "json":
+		opts.ReplaceAttr = stringers
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("log format %q: want %s", format, strings.Join(Formats, " or "))
+}
+
+// stringers writes a value that can only print itself (a fmt.Stringer that is no error and
+// marshals neither to JSON nor to text) as its string, as the text format does. The JSON
+// handler would marshal its exported fields instead: for the BitTorrent library's connections
+// that walks the whole client, and fails.
+func stringers(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() != slog.KindAny {
+		return a
+	}
+	switch v := a.Value.Any().(type) {
+	case error, json.Marshaler, encoding.TextMarshaler:
+	case fmt.Stringer:
+		a.Value = slog.StringValue(fmt.Sprint(v)) // fmt prints a nil receiver that panics as <nil>
+	}
+	return a
 }
 
 // OrDiscard returns l, or a logger that drops everything when l is nil.

@@ -3,7 +3,10 @@ package logging
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"io"
 	"log/slog"
+	"net/netip"
 	"regexp"
 	"strings"
 	"testing"
@@ -87,5 +90,50 @@ func TestAtLeast(t *testing.T) {
 	l.Info("connected", "peer", "10.0.0.1:6881")
 	if got, want := b.String(), "level=INFO msg=connected lib.conn=3 lib.peer=10.0.0.1:6881\n"; !strings.HasSuffix(got, want) || strings.Count(got, "\n") != 1 {
 		t.Fatalf("got %q, want one line ending in %q", got, want)
+	}
+}
+
+// conn stands for a library value that prints itself but does not marshal to JSON.
+type conn struct {
+	Addr  string
+	Close func()
+}
+
+func (c *conn) String() string { return "conn to " + c.Addr }
+
+func TestJSONValues(t *testing.T) {
+	var nilConn *conn
+	tests := []struct {
+		name  string
+		value any
+		want  string
+	}{
+		{"a Stringer is its string", &conn{Addr: "10.0.0.1:6881"}, `"conn to 10.0.0.1:6881"`},
+		{"a nil Stringer", nilConn, `"<nil>"`},
+		{"a TextMarshaler stays text", netip.MustParseAddrPort("10.0.0.1:6881"), `"10.0.0.1:6881"`},
+		{"an error is its message", fmt.Errorf("piece %d: %w", 3, io.ErrUnexpectedEOF), `"piece 3: unexpected EOF"`},
+		{"a struct stays an object", struct{ N int }{4}, `{"N":4}`},
+		{"a number", 7, `7`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var b bytes.Buffer
+			l, err := New(&b, "json", slog.LevelInfo)
+			if err != nil {
+				t.Fatal(err)
+			}
+			l.WithGroup("lib").Info("m", "v", tt.value)
+			var rec struct {
+				Lib struct {
+					V json.RawMessage `json:"v"`
+				} `json:"lib"`
+			}
+			if err := json.Unmarshal(b.Bytes(), &rec); err != nil {
+				t.Fatalf("%q: %v", b.String(), err)
+			}
+			if got := string(rec.Lib.V); got != tt.want {
+				t.Errorf("v is %s, want %s", got, tt.want)
+			}
+		})
 	}
 }
