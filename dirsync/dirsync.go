@@ -130,7 +130,11 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 		return nil, fmt.Errorf("%s: not a directory", opt.Dir)
 	}
 	log := logging.OrDiscard(opt.Update.Log)
-	unlock, err := updater.Lock(ctx, filepath.Join(opt.Dir, lockName), opt.LockWait, log)
+	notice := opt.Update.Notice // what the run waits for, as an update's
+	if notice == nil {
+		notice = log
+	}
+	unlock, err := updater.Lock(ctx, filepath.Join(opt.Dir, lockName), opt.LockWait, notice)
 	if err != nil {
 		return nil, err
 	}

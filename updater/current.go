@@ -106,12 +106,12 @@ func (j *job) remember() {
 	}
 	p := RecordPath(j.out)
 	if err := os.WriteFile(p+".tmp", b, 0o644); err != nil {
-		j.log.Info("update: cannot write the record of the output", "file", p, "err", err)
+		j.log.Warn("update: cannot write the record of the output", "file", p, "err", err)
 		return
 	}
 	if err := os.Rename(p+".tmp", p); err != nil {
 		os.Remove(p + ".tmp")
-		j.log.Info("update: cannot write the record of the output", "file", p, "err", err)
+		j.log.Warn("update: cannot write the record of the output", "file", p, "err", err)
 	}
 }
 

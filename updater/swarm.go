@@ -282,7 +282,7 @@ func (j *job) originAddrs(ctx context.Context, urls ...string) []netip.Addr {
 		as, err := net.DefaultResolver.LookupNetIP(lctx, "ip", u.Hostname())
 		cancel()
 		if err != nil {
-			j.log.Info("update: cannot resolve the origin: no site rule, seeders on its host not recognised", "host", u.Hostname(), "err", err)
+			j.log.Warn("update: cannot resolve the origin: no site rule, seeders on its host not recognised", "host", u.Hostname(), "err", err)
 			continue
 		}
 		for _, a := range as {

@@ -48,7 +48,8 @@ type Options struct {
 	BT       bt.Config        // swarm settings
 	Peers    []netip.AddrPort // peers to contact besides the trackers'
 	SeedTime time.Duration    // keep seeding this long after completing
-	// Notice tells a person what the update waits for (seeding) and how to skip it; nil: Log.
+	// Notice tells a person what the update waits for (another update's lock, seeding) and how
+	// to skip it; nil: Log.
 	Notice *slog.Logger
 
 	// Trust, when not empty, makes the update refuse a package without a valid FILE.sig (beside
@@ -141,7 +142,7 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 	if err := j.load(ctx); err != nil {
 		return nil, err
 	}
-	unlock, err := lockOutput(ctx, j.out, opt.LockWait, j.log)
+	unlock, err := lockOutput(ctx, j.out, opt.LockWait, j.notice())
 	if err != nil {
 		return nil, err
 	}
@@ -237,7 +238,7 @@ func (j *job) loadZsync(ctx context.Context) error {
 	if j.opt.Swarm && zloc.url != nil && j.opt.Zsync == "" {
 		zt, err := t.ZsyncTorrent(zloc.raw)
 		if err != nil {
-			j.log.Info("update: the torrent's description of the .zsync is unusable; fetching the .zsync over HTTP",
+			j.log.Warn("update: the torrent's description of the .zsync is unusable; fetching the .zsync over HTTP",
 				"source", src.String(), "err", err)
 		}
 		if zt != nil {
@@ -601,7 +602,7 @@ func (j *job) run(ctx context.Context) (*Result, error) {
 			// Without a torrent no piece hash says where the file is wrong: one of the
 			// blocks taken on its weak sum may be (or the .zsync does not describe the
 			// file). Confirming every block by its strong sum settles it.
-			j.log.Info("update: the whole-file SHA-1 does not match after blocks were taken on their weak sum; scanning again, every block confirmed",
+			j.log.Warn("update: the whole-file SHA-1 does not match after blocks were taken on their weak sum; scanning again, every block confirmed",
 				"blocks", plan.Speculated)
 			// What the first pass fetched is in OUT.part at its place: the strict scan takes
 			// it from there (in place), so that only the blocks taken wrongly are fetched.
@@ -624,7 +625,7 @@ func (j *job) run(ctx context.Context) (*Result, error) {
 	// A piece that reused blocks can still be wrong (a strong-sum collision, or a .zsync that
 	// does not match the torrent): fetch such pieces whole from the origin, once.
 	if len(bad) > 0 && j.fetcher != nil {
-		j.log.Info("update: piece(s) failed their SHA-1; fetching them whole from the origin", "pieces", len(bad))
+		j.log.Warn("update: piece(s) failed their SHA-1; fetching them whole from the origin", "pieces", len(bad))
 		var rs []httprange.Range
 		for _, i := range bad {
 			off, n := j.torrent.PieceRange(i)
@@ -681,10 +682,7 @@ func (j *job) run(ctx context.Context) (*Result, error) {
 // minutes of seeding look like a hang. A node that no other node can find (no tracker answered
 // it, no peer was given, none ever connected) has nobody to seed to and leaves at once.
 func (j *job) seed(ctx context.Context) {
-	notice := j.log
-	if j.opt.Notice != nil {
-		notice = j.opt.Notice.With("torrent", j.name)
-	}
+	notice := j.notice()
 	findable := len(j.opt.Peers) > 0
 	for _, tt := range []*bt.Torrent{j.swarmT, j.zsyncSwarm} {
 		if tt != nil && (tt.TrackerAnswered() || tt.NumConns() > 0 || len(tt.Stats().Peers) > 0) {
@@ -705,6 +703,14 @@ func (j *job) seed(ctx context.Context) {
 		t.Stop()
 	}
 	j.collectSwarmStats()
+}
+
+// notice returns the logger of what the update waits for: Options.Notice, else Options.Log.
+func (j *job) notice() *slog.Logger {
+	if j.opt.Notice == nil {
+		return j.log
+	}
+	return j.opt.Notice.With("torrent", j.name)
 }
 
 // handOverMax bounds how long a node that leaves at once stays for its peers (handOver).

@@ -23,6 +23,10 @@ func (l *logFlags) register(fs *pflag.FlagSet) {
 		"format of the log on stderr: "+strings.Join(logging.Formats, " or ")+" (one JSON object a line, for a log shipper)")
 }
 
+// forPeople reports whether stderr is for a person to read (text), not only for a log shipper
+// (json): a progress bar there would break the JSON lines.
+func (l *logFlags) forPeople() bool { return l.format == "text" }
+
 // loggers returns the command's loggers on stderr: notice for what a person running it is told
 // in any case (where it listens, what it waits for, warnings), and verbose for the records of -v:
 // notice itself when verbose (-v) is set, nil (quiet) otherwise. A --log-format that is not one

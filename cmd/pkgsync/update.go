@@ -120,7 +120,7 @@ func runUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	opt.BT.TLS = tlsConf
-	if !jsonOut {
+	if !jsonOut && lf.forPeople() {
 		opt.Progress = stderr
 	}
 	opt.Log, opt.BT.Logger, opt.Notice = vlog, vlog, notice
