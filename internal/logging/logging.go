@@ -47,7 +47,7 @@ func stringers(_ []string, a slog.Attr) slog.Attr {
 	switch v := a.Value.Any().(type) {
 	case error, json.Marshaler, encoding.TextMarshaler:
 	case fmt.Stringer:
-		a.Value = slog.StringValue(fmt.Sprint(v)) // fmt prints a nil receiver that panics as <nil>
+		a.Value = slog.StringValue(fmt.Sprint(v)) // Sprint survives a nil receiver: "<nil>"
 	}
 	return a
 }
