@@ -2,7 +2,7 @@ package bt
 
 import (
 	"crypto/tls"
-	"io"
+	"log/slog"
 	"time"
 
 	"github.com/pkgsync/pkgsync/topology"
@@ -53,9 +53,10 @@ type Config struct {
 	// TLS is the trust (RootCAs) and identity (Certificates) of announces to https trackers,
 	// whose names are always verified. Nil: the system's roots, no client certificate.
 	TLS *tls.Config
-	// Logger receives the library's and this package's log lines (text, Info level and
-	// above). Nil means quiet.
-	Logger io.Writer
+	// Logger receives this package's log records and the library's (those of Info level and
+	// above; the library's attributes in the group "anacrolix"). Nil means quiet. pkgsync
+	// update gives the updater and the Node the same logger, so that -v reads as one log.
+	Logger *slog.Logger
 }
 
 // Defaults, see the Config fields.

@@ -17,6 +17,8 @@ import (
 	"github.com/anacrolix/torrent/mse"
 	pp "github.com/anacrolix/torrent/peer_protocol"
 	"golang.org/x/time/rate"
+
+	"github.com/pkgsync/pkgsync/internal/logging"
 )
 
 // peerRequestBudget is the read-ahead allowed per connection for peer requests: the
@@ -66,33 +68,59 @@ func NewNode(cfg Config) (*Node, error) {
 	if cfg.MaxUploadRate < 0 || cfg.MaxDownloadRate < 0 {
 		return nil, fmt.Errorf("bt: negative rate limit (upload %d, download %d)", cfg.MaxUploadRate, cfg.MaxDownloadRate)
 	}
-	host, portStr, err := net.SplitHostPort(cfg.ListenAddr)
+	host, port, ip, err := parseListenAddr(cfg.ListenAddr)
 	if err != nil {
-		return nil, fmt.Errorf("bt: listen address %q: %w", cfg.ListenAddr, err)
+		return nil, err
 	}
-	port, err := strconv.ParseUint(portStr, 10, 16)
-	if err != nil {
-		return nil, fmt.Errorf("bt: listen address %q: bad port: %w", cfg.ListenAddr, err)
-	}
-	var ip netip.Addr
-	if host != "" {
-		if ip, err = netip.ParseAddr(host); err != nil {
-			return nil, fmt.Errorf("bt: listen address %q: host must be an IP address: %w", cfg.ListenAddr, err)
-		}
-		ip = ip.Unmap()
-	}
-
-	n := &Node{cfg: cfg, torrents: make(map[metainfo.Hash]*Torrent)}
-	if cfg.Logger != nil {
-		n.log = slog.New(slog.NewTextHandler(cfg.Logger, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	} else {
-		n.log = slog.New(slog.DiscardHandler)
-	}
+	n := &Node{cfg: cfg, torrents: make(map[metainfo.Hash]*Torrent), log: logging.OrDiscard(cfg.Logger)}
 	n.dialer = &net.Dialer{KeepAlive: -1, Timeout: 10 * time.Second}
 	if ip.IsValid() && !ip.IsUnspecified() {
 		n.dialer.LocalAddr = &net.TCPAddr{IP: ip.AsSlice()}
 	}
+	cc := n.clientConfig(host, port, ip)
+	cl, err := torrent.NewClient(cc)
+	if err != nil {
+		return nil, fmt.Errorf("bt: starting client on %s: %w", cfg.ListenAddr, err)
+	}
+	n.cl = cl
+	network := "tcp"
+	switch {
+	case cc.DisableIPv6:
+		network = "tcp4"
+	case cc.DisableIPv4:
+		network = "tcp6"
+	}
+	cl.AddDialer(torrent.NetworkDialer{Network: network, Dialer: n.dialer})
+	if err := n.findListenAddr(); err != nil {
+		cl.Close()
+		return nil, err
+	}
+	return n, nil
+}
 
+// parseListenAddr splits a "host:port" listen address; host is "" or an IP address (ip, unmapped).
+func parseListenAddr(addr string) (host string, port uint16, ip netip.Addr, err error) {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, ip, fmt.Errorf("bt: listen address %q: %w", addr, err)
+	}
+	p, err := strconv.ParseUint(portStr, 10, 16)
+	if err != nil {
+		return "", 0, ip, fmt.Errorf("bt: listen address %q: bad port: %w", addr, err)
+	}
+	if host != "" {
+		if ip, err = netip.ParseAddr(host); err != nil {
+			return "", 0, ip, fmt.Errorf("bt: listen address %q: host must be an IP address: %w", addr, err)
+		}
+		ip = ip.Unmap()
+	}
+	return host, uint16(p), ip, nil
+}
+
+// clientConfig is the library's configuration for n: listening on host:port (ip parsed from
+// host), with the data-center defaults of n.cfg, its limits, its bans and its logger.
+func (n *Node) clientConfig(host string, port uint16, ip netip.Addr) *torrent.ClientConfig {
+	cfg := n.cfg
 	cc := torrent.NewDefaultClientConfig()
 	cc.ListenHost = func(string) string { return host }
 	cc.ListenPort = int(port)
@@ -124,15 +152,35 @@ func NewNode(cfg Config) (*Node, error) {
 	// Both ends keep the same one of two crossed connections (the one dialed by the higher
 	// peer ID), so nodes that dial each other at once end with one connection, not none.
 	cc.DropDuplicatePeerIds = true
-	if cfg.RequireEncryption {
+	setEncryption(cc, cfg.RequireEncryption)
+	n.setLimits(cc)
+	// The library's records go to the Node's logger at Info and above (below, it logs every
+	// request), its keys in a group of their own: they share names with this package's keys
+	// for other things ("torrent" is a group there), which a log shipper cannot index as one.
+	cc.Slogger = slog.New(logging.AtLeast(n.log.Handler(), slog.LevelInfo)).WithGroup("anacrolix")
+	cc.IPBlocklist = &n.bans
+	// Dial with our own dialer only: it leaves from the listen address.
+	cc.DialForPeerConns = false
+	n.setCallbacks(&cc.Callbacks)
+	return cc
+}
+
+// setEncryption sets BEP 8 header obfuscation: required with RC4, or accepted and declined.
+func setEncryption(cc *torrent.ClientConfig, require bool) {
+	if require {
 		cc.HeaderObfuscationPolicy = torrent.HeaderObfuscationPolicy{Preferred: true, RequirePreferred: true}
 		cc.CryptoProvides = mse.CryptoMethodRC4
 		cc.CryptoSelector = func(mse.CryptoMethod) mse.CryptoMethod { return mse.CryptoMethodRC4 }
-	} else {
-		cc.HeaderObfuscationPolicy = torrent.HeaderObfuscationPolicy{Preferred: false, RequirePreferred: false}
-		cc.CryptoProvides = mse.AllSupportedCrypto
-		cc.CryptoSelector = mse.DefaultCryptoSelector // plaintext when offered
+		return
 	}
+	cc.HeaderObfuscationPolicy = torrent.HeaderObfuscationPolicy{Preferred: false, RequirePreferred: false}
+	cc.CryptoProvides = mse.AllSupportedCrypto
+	cc.CryptoSelector = mse.DefaultCryptoSelector // plaintext when offered
+}
+
+// setLimits sets the peer-request budget, the keep-alive timer and the rate limiters of
+// n.cfg, and keeps the upload limiter for upload caps (setUploadCap).
+func (n *Node) setLimits(cc *torrent.ClientConfig) {
 	// v1.59.1 grants per-connection read budget for peer requests in arrival order but
 	// serves the requests in map order: with less budget than a peer's outstanding requests
 	// the serving goroutine waits on a reservation queued behind ones only it can release,
@@ -145,35 +193,21 @@ func NewNode(cfg Config) (*Node, error) {
 	// for the default minute. A short timer bounds that stall.
 	cc.KeepAliveTimeout = writerWakeInterval
 	cc.UploadRateLimiter = rate.NewLimiter(rate.Inf, 0)
-	if cfg.MaxUploadRate > 0 {
+	if n.cfg.MaxUploadRate > 0 {
 		// The burst also caps the chunk length peers may request; 16 KiB is the norm.
-		burst := int(min(max(cfg.MaxUploadRate/10, 256<<10), peerRequestBudget))
-		cc.UploadRateLimiter = rate.NewLimiter(rate.Limit(cfg.MaxUploadRate), burst)
+		burst := int(min(max(n.cfg.MaxUploadRate/10, 256<<10), peerRequestBudget))
+		cc.UploadRateLimiter = rate.NewLimiter(rate.Limit(n.cfg.MaxUploadRate), burst)
 	}
 	n.upLimit = cc.UploadRateLimiter
-	if cfg.MaxDownloadRate > 0 {
-		cc.DownloadRateLimiter = rate.NewLimiter(rate.Limit(cfg.MaxDownloadRate), 0)
+	if n.cfg.MaxDownloadRate > 0 {
+		cc.DownloadRateLimiter = rate.NewLimiter(rate.Limit(n.cfg.MaxDownloadRate), 0)
 	}
-	cc.Slogger = n.log
-	cc.IPBlocklist = &n.bans
-	// Dial with our own dialer only: it leaves from the listen address.
-	cc.DialForPeerConns = false
-	n.setCallbacks(&cc.Callbacks)
+}
 
-	cl, err := torrent.NewClient(cc)
-	if err != nil {
-		return nil, fmt.Errorf("bt: starting client on %s: %w", cfg.ListenAddr, err)
-	}
-	n.cl = cl
-	network := "tcp"
-	switch {
-	case cc.DisableIPv6:
-		network = "tcp4"
-	case cc.DisableIPv4:
-		network = "tcp6"
-	}
-	cl.AddDialer(torrent.NetworkDialer{Network: network, Dialer: n.dialer})
-	for _, a := range cl.ListenAddrs() {
+// findListenAddr sets n.addr to the client's TCP listen address (IPv4 preferred) and, when it
+// listens on every address, n.local to the machine's addresses.
+func (n *Node) findListenAddr() error {
+	for _, a := range n.cl.ListenAddrs() {
 		ap, err := netip.ParseAddrPort(a.String())
 		if err != nil {
 			continue
@@ -184,8 +218,7 @@ func NewNode(cfg Config) (*Node, error) {
 		}
 	}
 	if !n.addr.IsValid() {
-		cl.Close()
-		return nil, fmt.Errorf("bt: client on %s has no TCP listener", cfg.ListenAddr)
+		return fmt.Errorf("bt: client on %s has no TCP listener", n.cfg.ListenAddr)
 	}
 	if n.addr.Addr().IsUnspecified() {
 		n.local = make(map[netip.Addr]bool)
@@ -196,7 +229,7 @@ func NewNode(cfg Config) (*Node, error) {
 			}
 		}
 	}
-	return n, nil
+	return nil
 }
 
 // isSelf reports whether ap is this Node's listen address.

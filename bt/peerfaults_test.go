@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -71,10 +72,15 @@ type logBuffer struct {
 func (l *logBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if w := testLogger(); w != nil {
+	if w := testLogWriter(); w != nil {
 		_, _ = w.Write(p)
 	}
 	return l.b.Write(p)
+}
+
+// logger returns a logger writing to l, text as pkgsync update -v writes it.
+func (l *logBuffer) logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(l, nil))
 }
 
 // banLogged reports whether the log has the line by which -v shows that ip was banned.
@@ -286,7 +292,7 @@ func TestPeerFaults(t *testing.T) {
 		liar := startNode(t, ips[0], nil)
 		addPkg(t, liar, Package{MetaInfo: fx.mi, Data: lies, Have: fx.all()})
 		var logs logBuffer
-		dl := startNode(t, ips[1], func(c *Config) { faultyNode(c); c.Logger = &logs })
+		dl := startNode(t, ips[1], func(c *Config) { faultyNode(c); c.Logger = logs.logger() })
 		var o origin
 		tor := addPkg(t, dl, Package{MetaInfo: fx.mi, Data: part, Origin: o.fetch(fx, part, false),
 			Peers: []netip.AddrPort{liar.Addr()}})
@@ -314,7 +320,7 @@ func TestPeerFaults(t *testing.T) {
 		part := fx.oldFile(t, missing)
 		// A long PeerWait: the origin waits for the liar to connect and say what it has.
 		var logs logBuffer
-		dl := startNode(t, ips[1], func(c *Config) { faultyNode(c); c.PeerWait = testTimeout / 2; c.Logger = &logs })
+		dl := startNode(t, ips[1], func(c *Config) { faultyNode(c); c.PeerWait = testTimeout / 2; c.Logger = logs.logger() })
 		var o origin
 		tor := addPkg(t, dl, Package{MetaInfo: fx.mi, Data: part, Have: have, Missing: missing,
 			Origin: o.fetch(fx, part, false), Peers: []netip.AddrPort{liar.addr()}})

@@ -8,6 +8,7 @@ import (
 	"expvar"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -218,9 +219,18 @@ func needLoopbacks(t testing.TB, ips ...string) {
 	}
 }
 
-func testLogger() io.Writer {
+// testLogWriter is where nodes log in tests: stderr with BT_TEST_LOG set, else nowhere.
+func testLogWriter() io.Writer {
 	if os.Getenv("BT_TEST_LOG") != "" {
 		return os.Stderr
+	}
+	return nil
+}
+
+// testLogger is the logger of nodes in tests, nil (quiet) unless BT_TEST_LOG is set.
+func testLogger() *slog.Logger {
+	if w := testLogWriter(); w != nil {
+		return slog.New(slog.NewTextHandler(w, nil))
 	}
 	return nil
 }

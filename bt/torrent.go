@@ -160,6 +160,33 @@ func (n *Node) Add(ctx context.Context, p Package) (*Torrent, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("bt: add: %w", err)
 	}
+	info, err := checkPackage(p)
+	if err != nil {
+		return nil, err
+	}
+	t := n.newTorrent(p, info)
+	// Register first: connections for this info hash may arrive as soon as it is added.
+	if err := n.register(t); err != nil {
+		return nil, err
+	}
+	if err := t.addToClient(); err != nil {
+		n.unregister(t)
+		return nil, err
+	}
+	t.requestMissing()
+	t.addPeers(p.Peers, torrent.PeerSourceDirect)
+
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		t.announceLoop(t.ctx)
+	}()
+	return t, nil
+}
+
+// checkPackage returns p's info dictionary once it is sure that the torrent is a v1 one whose
+// pieces fit its length, and that p.Have and p.Data fit the torrent.
+func checkPackage(p Package) (*metainfo.Info, error) {
 	if p.MetaInfo == nil || p.Data == nil {
 		return nil, errors.New("bt: add: Package needs MetaInfo and Data")
 	}
@@ -186,14 +213,19 @@ func (n *Node) Add(ctx context.Context, p Package) (*Torrent, error) {
 	if st.Size() != info.TotalLength() {
 		return nil, fmt.Errorf("bt: add %q: %s has %d bytes, the torrent %d", name, p.Data.Name(), st.Size(), info.TotalLength())
 	}
+	return &info, nil
+}
 
+// newTorrent makes the Torrent of p, not yet known to the Node or the library, with the
+// missing ranges of its partly present pieces.
+func (n *Node) newTorrent(p Package, info *metainfo.Info) *Torrent {
 	t := &Torrent{
 		node:    n,
 		pkg:     p,
-		info:    &info,
+		info:    info,
 		ih:      p.MetaInfo.HashInfoBytes(),
-		store:   newFileStorage(p.Data, &info, p.Have),
-		name:    name,
+		store:   newFileStorage(p.Data, info, p.Have),
+		name:    info.BestName(),
 		wake:    make(chan struct{}, 1),
 		serving: make(chan struct{}, rangeServing),
 		peers:   make(map[*torrent.PeerConn]*peerState),
@@ -215,44 +247,53 @@ func (n *Node) Add(ctx context.Context, p Package) (*Torrent, error) {
 		}
 	}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
+	return t
+}
 
-	// Register first: connections for this info hash may arrive as soon as it is added.
+// register makes t the Node's torrent of its info hash, unless the Node is closed or has one.
+func (n *Node) register(t *Torrent) error {
 	n.mu.Lock()
+	defer n.mu.Unlock()
 	if n.closed {
-		n.mu.Unlock()
-		return nil, fmt.Errorf("bt: add %q: node is closed", name)
+		return fmt.Errorf("bt: add %q: node is closed", t.name)
 	}
 	if _, dup := n.torrents[t.ih]; dup {
-		n.mu.Unlock()
-		return nil, fmt.Errorf("bt: add %q: info hash %s already added", name, t.ih.HexString())
+		return fmt.Errorf("bt: add %q: info hash %s already added", t.name, t.ih.HexString())
 	}
 	n.torrents[t.ih] = t
-	n.mu.Unlock()
+	return nil
+}
 
-	lt, isNew := n.cl.AddTorrentOpt(torrent.AddTorrentOpts{
+// addToClient adds t to the library, on t's storage.
+func (t *Torrent) addToClient() error {
+	lt, isNew := t.node.cl.AddTorrentOpt(torrent.AddTorrentOpts{
 		InfoHash:  t.ih,
 		Storage:   t.store,
-		InfoBytes: p.MetaInfo.InfoBytes,
+		InfoBytes: t.pkg.MetaInfo.InfoBytes,
 	})
 	if !isNew || lt.Info() == nil {
 		if isNew {
 			lt.Drop()
 		}
-		n.unregister(t)
-		return nil, fmt.Errorf("bt: add %q: the client did not accept info hash %s", name, t.ih.HexString())
+		return fmt.Errorf("bt: add %q: the client did not accept info hash %s", t.name, t.ih.HexString())
 	}
 	t.lt = lt
 	// The library calls this in a goroutine of its own, without its lock.
 	lt.SetOnWriteChunkError(func(err error) {
 		if !errors.Is(err, errPieceBusy) {
-			t.setFatal(fmt.Errorf("bt: %q: storing a chunk from a peer: %w", name, err))
+			t.setFatal(fmt.Errorf("bt: %q: storing a chunk from a peer: %w", t.name, err))
 			lt.DisallowDataDownload()
 		}
 	})
-	// Missing pieces go to normal priority: peers are asked for them right away. Partly
-	// present pieces wait for Download, which asks pkgsync peers for their missing ranges.
-	have := make([]bool, info.NumPieces())
-	copy(have, p.Have)
+	return nil
+}
+
+// requestMissing puts the missing pieces to normal priority: peers are asked for them right
+// away. Partly present pieces wait for Download, which asks pkgsync peers for their missing
+// ranges.
+func (t *Torrent) requestMissing() {
+	have := make([]bool, t.info.NumPieces())
+	copy(have, t.pkg.Have)
 	for i := range have {
 		have[i] = have[i] || t.missing[i] != nil
 	}
@@ -265,17 +306,9 @@ func (n *Node) Add(ctx context.Context, p Package) (*Torrent, error) {
 		for e < len(have) && !have[e] {
 			e++
 		}
-		lt.DownloadPieces(b, e)
+		t.lt.DownloadPieces(b, e)
 		b = e
 	}
-	t.addPeers(p.Peers, torrent.PeerSourceDirect)
-
-	t.wg.Add(1)
-	go func() {
-		defer t.wg.Done()
-		t.announceLoop(t.ctx)
-	}()
-	return t, nil
 }
 
 func (n *Node) unregister(t *Torrent) {

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -28,6 +29,7 @@ import (
 	"time"
 
 	"github.com/pkgsync/pkgsync/catalog"
+	"github.com/pkgsync/pkgsync/internal/logging"
 	"github.com/pkgsync/pkgsync/updater"
 )
 
@@ -47,7 +49,8 @@ type Options struct {
 	LockWait time.Duration // wait this long for another sync of Dir (0: fail at once)
 
 	// Update is the template of each package's update: HTTP client, headers, swarm settings,
-	// seeding, trusted keys, logs. Source, Olds and Out are set per package.
+	// seeding, trusted keys, logs. Source, Olds and Out are set per package. Sync's own records
+	// (what it updates, keeps and removes) go to Update.Log too.
 	Update updater.Options
 }
 
@@ -126,12 +129,12 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 	} else if !st.IsDir() {
 		return nil, fmt.Errorf("%s: not a directory", opt.Dir)
 	}
-	logf := func(format string, args ...any) {
-		if opt.Update.Log != nil {
-			fmt.Fprintf(opt.Update.Log, "%s sync: %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, args...))
-		}
+	log := logging.OrDiscard(opt.Update.Log)
+	notice := opt.Update.Notice // what the run waits for, as an update's
+	if notice == nil {
+		notice = log
 	}
-	unlock, err := updater.Lock(ctx, filepath.Join(opt.Dir, lockName), opt.LockWait, logf)
+	unlock, err := updater.Lock(ctx, filepath.Join(opt.Dir, lockName), opt.LockWait, notice)
 	if err != nil {
 		return nil, err
 	}
@@ -157,7 +160,7 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		pr := syncLine(ctx, opt, &st, p, logf)
+		pr := syncLine(ctx, opt, &st, p, log.With("line", p.Line))
 		res.Packages = append(res.Packages, pr)
 	}
 	if err := writeState(opt.Dir, st); err != nil {
@@ -213,13 +216,13 @@ func fetchIndex(ctx context.Context, opt Options, st *state) (*catalog.Index, bo
 }
 
 // syncLine brings the newest version p of a line into the folder, then removes the versions
-// beyond opt.Keep.
-func syncLine(ctx context.Context, opt Options, st *state, p catalog.Package, logf func(string, ...any)) PackageResult {
+// beyond opt.Keep, with a record of each step on log.
+func syncLine(ctx context.Context, opt Options, st *state, p catalog.Package, log *slog.Logger) PackageResult {
 	pr := PackageResult{Line: p.Line, Name: p.Name, Version: p.Version, Old: []string{}, Removed: []string{}}
 	out := filepath.Join(opt.Dir, p.Name)
 	if isVerified(st, out, p) {
 		pr.Status = Current
-		logf("%s: %s is current", p.Line, p.Name)
+		log.Info("sync: current", "file", p.Name)
 		return pr
 	}
 	local := localVersions(opt.Dir, p.Line)
@@ -256,7 +259,7 @@ func syncLine(ctx context.Context, opt Options, st *state, p catalog.Package, lo
 		uo.Olds = append(uo.Olds, filepath.Join(opt.Dir, o))
 	}
 	pr.Old = olds
-	logf("%s: updating to %s from %v", p.Line, p.Name, olds)
+	log.Info("sync: updating", "file", p.Name, "old", olds)
 	r, err := updater.Run(ctx, uo)
 	if err != nil {
 		pr.Status, pr.Error = Failed, err.Error()
@@ -290,13 +293,13 @@ func syncLine(ctx context.Context, opt Options, st *state, p catalog.Package, lo
 			continue
 		}
 		if err := os.Remove(filepath.Join(opt.Dir, l.Name)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			logf("%s: cannot remove %s: %v", p.Line, l.Name, err)
+			log.Warn("sync: cannot remove an old version", "file", l.Name, "err", err)
 			continue
 		}
 		os.Remove(updater.RecordPath(filepath.Join(opt.Dir, l.Name)))
 		delete(st.Verified, l.Name)
 		pr.Removed = append(pr.Removed, l.Name)
-		logf("%s: removed %s (keeping %d versions)", p.Line, l.Name, opt.Keep)
+		log.Info("sync: removed an old version", "file", l.Name, "keep", opt.Keep)
 	}
 	return pr
 }

@@ -133,19 +133,19 @@ func TestKillMidTransfer(t *testing.T) {
 }
 
 var (
-	builtRE  = regexp.MustCompile(`built and verified in`)
-	syncedRE = regexp.MustCompile(`synced in`)
+	builtRE  = regexp.MustCompile(`msg="update: built and verified"`)
+	syncedRE = regexp.MustCompile(`msg="update: synced and renamed into place"`)
 )
 
 // TestKillInRenameWindow kills update at random moments between the end of its verification
-// (the -v line "built and verified") and its exit, a span that holds the fsync of OUT.part, the
+// (the -v record "update: built and verified") and its exit, a span that holds the fsync of OUT.part, the
 // rename over OUT and the fsync of the folder: OUT must always be either the old version or
 // the complete new one, never anything else, and a rerun must finish it without fetching the
 // package again.
 func TestKillInRenameWindow(t *testing.T) {
 	s := newScene(t, "")
 	// How long the window lasts here: from the log line to the one after the rename ("synced
-	// in") in undisturbed runs, as the test sees them.
+	// and renamed into place") in undisturbed runs, as the test sees them.
 	var window time.Duration
 	for range 3 {
 		s.resetOut()

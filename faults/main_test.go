@@ -238,7 +238,7 @@ func (l *lab) mustUpdate(name string, args ...string) summary {
 }
 
 // failedUpdate runs an update that must fail: exit status 1 and one line on stderr (besides
-// the -v log lines, which start with a time), which it returns.
+// the log records, text as -v writes them), which it returns.
 func (l *lab) failedUpdate(name string, args ...string) string {
 	l.t.Helper()
 	p := l.pkgsync(name, args...)
@@ -256,8 +256,8 @@ func (l *lab) failedUpdate(name string, args ...string) string {
 	return msg[0]
 }
 
-// logLine is a line of -v output or of the BitTorrent library's log.
-var logLine = regexp.MustCompile(`^(\d\d:\d\d:\d\d\.\d{3} |\[|\d{4}-\d\d-\d\d|pkgsync update: no --old)`)
+// logLine is a log record: -v's, the BitTorrent library's, a warning (--log-format text).
+var logLine = regexp.MustCompile(`^time=\S+ level=[A-Z]+ msg=`)
 
 // errorLines returns the lines of stderr that are not log lines.
 func errorLines(stderr string) []string {

@@ -49,8 +49,8 @@ func (s *scene) swarmArgs(out string) []string {
 	return updateArgs(out, s.old, "--seed-time", "0", "--listen", "127.0.0.1:0", s.o.torrentURL())
 }
 
-// swarmRE is the -v line of an update joining the package's swarm.
-var swarmRE = regexp.MustCompile(`swarm: \d+ of \d+ pieces rebuilt locally`)
+// swarmRE is the -v record of an update joining the package's swarm.
+var swarmRE = regexp.MustCompile(`msg="update: joined the swarm" .* pieces_rebuilt=\d+ pieces=\d+ `)
 
 // TestKillMidSwarm is TestKillMidTransfer for a swarm update (no --no-swarm): update of the
 // .torrent, whose pieces no peer has, so that the swarm's origin path (bt.Config.

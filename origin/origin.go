@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net/http"
 	"net/textproto"
 	"net/url"
@@ -45,8 +46,12 @@ type Options struct {
 	Trackers []string
 	// Tracker, when set, is served at /announce and /scrape.
 	Tracker http.Handler
-	// Log receives one line per request; nil is quiet.
-	Log io.Writer
+	// AccessLog receives one line per request (`pkgsync serve --access-log`, which pkgsync report
+	// reads back: report.ParseAccessLine); nil: none.
+	AccessLog io.Writer
+	// Log receives a record per request (Info), with the same facts as the access log as
+	// attributes (`pkgsync serve -v`); nil: quiet.
+	Log *slog.Logger
 	// Make tunes AutoMake (piece and block size); URL, Trackers and OutDir are set by the server.
 	Make manifest.MakeOptions
 }
@@ -160,14 +165,24 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.files[key] = fst
 	}
 	s.filesMu.Unlock()
-	if s.opt.Log != nil {
-		// The end time, to the millisecond, the duration and the Range asked for: a timeline of
-		// what the origin sent, in which bytes sent twice show up.
+	s.logRequest(r, status, cw.n, time.Since(start))
+}
+
+// logRequest writes a request to the access log and the log: the end time, to the millisecond,
+// the duration and the Range asked for, a timeline of what the origin sent, in which bytes sent
+// twice show up.
+func (s *Server) logRequest(r *http.Request, status int, n int64, took time.Duration) {
+	if s.opt.AccessLog != nil {
 		rng := r.Header.Get("Range")
 		if rng == "" {
 			rng = "-"
 		}
-		fmt.Fprintf(s.opt.Log, "%s %s %s %q %d %d %dms %q\n", time.Now().UTC().Format("2006-01-02T15:04:05.000Z07:00"), r.RemoteAddr, r.Method, r.URL.Path, status, cw.n, time.Since(start).Milliseconds(), rng)
+		fmt.Fprintf(s.opt.AccessLog, "%s %s %s %q %d %d %dms %q\n", time.Now().UTC().Format("2006-01-02T15:04:05.000Z07:00"),
+			r.RemoteAddr, r.Method, r.URL.Path, status, n, took.Milliseconds(), rng)
+	}
+	if s.opt.Log != nil {
+		s.opt.Log.Info("origin: request", "remote", r.RemoteAddr, "method", r.Method, "path", r.URL.Path,
+			"status", status, "bytes", n, "took", took.Round(time.Millisecond), "range", r.Header.Get("Range"))
 	}
 }
 

@@ -72,7 +72,7 @@ func (j *job) readTorrentIfChanged(ctx context.Context, src location) ([]byte, e
 	}
 	j.torrentETag = tag
 	if notModified {
-		j.log("%s: not modified since the last run (ETag %s)", src, tag)
+		j.log.Info("update: the .torrent is not modified since the last run", "source", src.String(), "etag", tag)
 		return j.record.Torrent, nil
 	}
 	return data, nil
@@ -106,12 +106,12 @@ func (j *job) remember() {
 	}
 	p := RecordPath(j.out)
 	if err := os.WriteFile(p+".tmp", b, 0o644); err != nil {
-		j.log("cannot write %s: %v", p, err)
+		j.log.Warn("update: cannot write the record of the output", "file", p, "err", err)
 		return
 	}
 	if err := os.Rename(p+".tmp", p); err != nil {
 		os.Remove(p + ".tmp")
-		j.log("cannot write %s: %v", p, err)
+		j.log.Warn("update: cannot write the record of the output", "file", p, "err", err)
 	}
 }
 

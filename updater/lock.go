@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/pkgsync/pkgsync/internal/logging"
 )
 
 // One update of an output at a time. Cron overlaps itself (a slow run and the next one), and two
@@ -44,13 +47,13 @@ const lockPoll = 100 * time.Millisecond
 
 // Lock takes the lock of path (on PATH.lock) as an update takes its output's, for a caller that
 // changes several files under one lock: pkgsync sync holds it on its folder.
-func Lock(ctx context.Context, path string, wait time.Duration, log func(string, ...any)) (release func(), err error) {
+func Lock(ctx context.Context, path string, wait time.Duration, log *slog.Logger) (release func(), err error) {
 	return lockOutput(ctx, path, wait, log)
 }
 
 // lockOutput takes the lock of out, waiting up to wait for another holder, and returns the
-// function that releases it.
-func lockOutput(ctx context.Context, out string, wait time.Duration, log func(string, ...any)) (release func(), err error) {
+// function that releases it. A wait is logged on log (nil: quiet).
+func lockOutput(ctx context.Context, out string, wait time.Duration, log *slog.Logger) (release func(), err error) {
 	path := out + ".lock"
 	deadline := time.Now().Add(wait)
 	logged := false
@@ -84,7 +87,7 @@ func lockOutput(ctx context.Context, out string, wait time.Duration, log func(st
 			return nil, &LockedError{Lock: path, PID: readPID(ctx, path), Wait: wait}
 		}
 		if !logged {
-			log("%s: another update (PID %d) holds it; waiting up to %s", path, readPID(ctx, path), wait)
+			logging.OrDiscard(log).Info("lock: another run holds it; waiting", "lock", path, "pid", readPID(ctx, path), "wait", wait)
 			logged = true
 		}
 		select {

@@ -24,7 +24,7 @@ func TestLockExclusive(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range 20 {
-				release, err := lockOutput(context.Background(), out, 30*time.Second, func(string, ...any) {})
+				release, err := lockOutput(context.Background(), out, 30*time.Second, nil)
 				if err != nil {
 					t.Error(err)
 					return
@@ -49,7 +49,7 @@ func TestLockExclusive(t *testing.T) {
 
 func TestLockBusy(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "pkg.tar")
-	release, err := lockOutput(context.Background(), out, 0, func(string, ...any) {})
+	release, err := lockOutput(context.Background(), out, 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +79,7 @@ func TestLockBusy(t *testing.T) {
 			ctx, cancel := tt.ctx()
 			defer cancel()
 			start := time.Now()
-			_, err := lockOutput(ctx, out, tt.wait, func(string, ...any) {})
+			_, err := lockOutput(ctx, out, tt.wait, nil)
 			if !tt.want(err) {
 				t.Fatalf("got %v", err)
 			}

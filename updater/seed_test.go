@@ -2,6 +2,7 @@ package updater
 
 import (
 	"bytes"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -83,7 +84,7 @@ func TestSeedSaysWhatItWaitsFor(t *testing.T) {
 			out := filepath.Join(dir, "pkg.bin")
 			start := time.Now()
 			r, err := Run(t.Context(), Options{Source: res.Torrent, Out: out, Swarm: true, BT: cfg,
-				Peers: tc.peers, SeedTime: tc.seedTime, Notice: &notice})
+				Peers: tc.peers, SeedTime: tc.seedTime, Notice: slog.New(slog.NewTextHandler(&notice, nil))})
 			took := time.Since(start)
 			if err != nil {
 				t.Fatal(err)
@@ -95,7 +96,8 @@ func TestSeedSaysWhatItWaitsFor(t *testing.T) {
 			msg := notice.String()
 			t.Logf("%.2fs; notice: %s", took.Seconds(), msg)
 			if tc.seeds {
-				if !strings.Contains(msg, "seeding it to peers for "+tc.seedTime.String()) || !strings.Contains(msg, "--seed-time 0 skips this") {
+				if !strings.Contains(msg, "seeding it to peers") || !strings.Contains(msg, " seed_time="+tc.seedTime.String()+" ") ||
+					!strings.Contains(msg, "--seed-time 0 skips this") {
 					t.Errorf("notice %q does not say that it seeds, how long and how to skip it", msg)
 				}
 				if took < tc.seedTime {

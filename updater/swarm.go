@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha1"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"net/url"
@@ -135,14 +136,14 @@ func (j *job) swarm(ctx context.Context, part *os.File, plan *delta.Plan, candid
 		return fmt.Errorf("joining the swarm: %w", err)
 	}
 	j.swarmT = tt
-	j.log("swarm: %d of %d pieces rebuilt locally, listening on %s", rebuilt, n, node.Addr())
+	j.log.Info("update: joined the swarm", "pieces_rebuilt", rebuilt, "pieces", n, "listen", node.Addr())
 	stopProgress := j.logSwarmProgress(tt)
 	j.whole = startWholeHasher(tt, part, j.part, t.Info.PieceLength, j.length)
 	err = tt.Download(ctx)
 	stopProgress()
 	j.collectSwarmStats()
 	if st := tt.Stats(); st.ChunksWasted > 0 {
-		j.log("swarm: %d chunks arrived twice", st.ChunksWasted)
+		j.log.Info("update: chunks arrived twice", "chunks", st.ChunksWasted)
 	}
 	if err != nil {
 		j.whole.abort()
@@ -154,7 +155,7 @@ func (j *job) swarm(ctx context.Context, part *os.File, plan *delta.Plan, candid
 // logSwarmProgress logs, once a second until stop is called, how far the swarm download got:
 // the -v timeline an operator (or a benchmark) reads to see where a node's link sat idle.
 func (j *job) logSwarmProgress(tt *bt.Torrent) (stop func()) {
-	if j.opt.Log == nil {
+	if !j.log.Enabled(context.Background(), slog.LevelInfo) {
 		return func() {}
 	}
 	done := make(chan struct{})
@@ -171,9 +172,10 @@ func (j *job) logSwarmProgress(tt *bt.Torrent) (stop func()) {
 			case <-tick.C:
 			}
 			st := tt.Stats()
-			j.log("swarm: %.0fs: %d of %d pieces, %d bytes from peers, %d from the origin, %d uploaded, %d chunks twice, %d peers connected",
-				time.Since(start).Seconds(), tt.PiecesComplete(), tt.NumPieces(), st.BytesFromPeers, st.BytesFromOrigin,
-				st.BytesUploaded, st.ChunksWasted, tt.NumConns())
+			j.log.Info("update: swarm progress", "after", time.Since(start).Round(time.Second),
+				"pieces_complete", tt.PiecesComplete(), "pieces", tt.NumPieces(), "bytes_from_peers", st.BytesFromPeers,
+				"bytes_from_origin", st.BytesFromOrigin, "bytes_uploaded", st.BytesUploaded, "chunks_twice", st.ChunksWasted,
+				"peers", tt.NumConns())
 		}
 	}()
 	return func() {
@@ -253,7 +255,8 @@ func (j *job) zsyncFromSwarm(ctx context.Context, zt *manifest.Torrent) ([]byte,
 	}
 	st := tt.Stats()
 	j.res.ZsyncFromPeers, j.res.ZsyncFromOrigin = st.BytesFromPeers, st.BytesFromOrigin
-	j.log("the .zsync (%d bytes): %d from peers, %d from the origin in %.2fs", length, st.BytesFromPeers, st.BytesFromOrigin, time.Since(start).Seconds())
+	j.log.Info("update: fetched the .zsync", "bytes", length, "bytes_from_peers", st.BytesFromPeers, "bytes_from_origin", st.BytesFromOrigin,
+		"took", time.Since(start).Round(time.Millisecond))
 	data := make([]byte, length)
 	if _, err := f.ReadAt(data, 0); err != nil {
 		return nil, fmt.Errorf("reading the .zsync back: %w", err)
@@ -279,7 +282,7 @@ func (j *job) originAddrs(ctx context.Context, urls ...string) []netip.Addr {
 		as, err := net.DefaultResolver.LookupNetIP(lctx, "ip", u.Hostname())
 		cancel()
 		if err != nil {
-			j.log("cannot resolve the origin %s: %v (no site rule, seeders on its host not recognised)", u.Hostname(), err)
+			j.log.Warn("update: cannot resolve the origin: no site rule, seeders on its host not recognised", "host", u.Hostname(), "err", err)
 			continue
 		}
 		for _, a := range as {

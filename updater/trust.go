@@ -52,7 +52,7 @@ func (j *job) loadSignature(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", loc, err)
 	}
-	j.log("%s: signed by trusted key %s for %s", loc, k.ID, s.Statement.File)
+	j.log.Info("update: signed by a trusted key", "sig", loc.String(), "key", k.ID, "file", s.Statement.File)
 	j.sig, j.sigLoc = &s.Statement, loc
 	return nil
 }

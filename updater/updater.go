@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/netip"
 	"os"
@@ -20,6 +21,7 @@ import (
 	"github.com/pkgsync/pkgsync/bt"
 	"github.com/pkgsync/pkgsync/delta"
 	"github.com/pkgsync/pkgsync/httprange"
+	"github.com/pkgsync/pkgsync/internal/logging"
 	"github.com/pkgsync/pkgsync/internal/progress"
 	"github.com/pkgsync/pkgsync/manifest"
 	"github.com/pkgsync/pkgsync/sign"
@@ -46,7 +48,9 @@ type Options struct {
 	BT       bt.Config        // swarm settings
 	Peers    []netip.AddrPort // peers to contact besides the trackers'
 	SeedTime time.Duration    // keep seeding this long after completing
-	Notice   io.Writer        // a person's stderr: what the update waits for (seeding) and how to skip it; nil: quiet
+	// Notice tells a person what the update waits for (another update's lock, seeding) and how
+	// to skip it; nil: Log.
+	Notice *slog.Logger
 
 	// Trust, when not empty, makes the update refuse a package without a valid FILE.sig (beside
 	// SOURCE) by one of these keys, before it writes anything (see trust.go); empty: unsigned
@@ -57,7 +61,9 @@ type Options struct {
 	LockWait time.Duration
 
 	Progress io.Writer // a terminal to draw progress on; nil or not a terminal: quiet
-	Log      io.Writer // one line per step; nil: quiet
+	// Log receives a record per step (Info), the swarm's progress once a second; nil: quiet.
+	// Give BT.Logger the same logger to have the swarm's records in the same log.
+	Log *slog.Logger
 }
 
 // Result is the --json summary of an update.
@@ -90,7 +96,7 @@ var (
 
 type job struct {
 	opt        Options
-	log        func(format string, args ...any)
+	log        *slog.Logger      // Options.Log, with the package's name once known (setPaths)
 	torrent    *manifest.Torrent // nil for a plain .zsync update
 	zsync      *zsyncfile.File   // nil when there is no old data to scan (see load)
 	length     int64
@@ -119,12 +125,7 @@ type job struct {
 
 // Run performs the update described by opt.
 func Run(ctx context.Context, opt Options) (*Result, error) {
-	j := &job{opt: opt, start: time.Now(), log: func(string, ...any) {}}
-	if opt.Log != nil {
-		j.log = func(format string, args ...any) {
-			fmt.Fprintf(opt.Log, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05.000")}, args...)...)
-		}
-	}
+	j := &job{opt: opt, start: time.Now(), log: logging.OrDiscard(opt.Log)}
 	if j.opt.HTTP == nil {
 		c, err := httprange.NewClient("", 0)
 		if err != nil {
@@ -141,7 +142,7 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 	if err := j.load(ctx); err != nil {
 		return nil, err
 	}
-	unlock, err := lockOutput(ctx, j.out, opt.LockWait, j.log)
+	unlock, err := lockOutput(ctx, j.out, opt.LockWait, j.notice())
 	if err != nil {
 		return nil, err
 	}
@@ -220,7 +221,7 @@ func (j *job) loadZsync(ctx context.Context) error {
 		return nil
 	}
 	if j.opt.Zsync == "" && !j.hasOldData() {
-		j.log("no old data: the torrent's piece hashes alone verify the download, no .zsync needed")
+		j.log.Info("update: no old data: the torrent's piece hashes alone verify the download, no .zsync needed")
 		return nil
 	}
 	t, src := j.torrent, j.src
@@ -237,7 +238,8 @@ func (j *job) loadZsync(ctx context.Context) error {
 	if j.opt.Swarm && zloc.url != nil && j.opt.Zsync == "" {
 		zt, err := t.ZsyncTorrent(zloc.raw)
 		if err != nil {
-			j.log("%s: %v; fetching the .zsync over HTTP", src, err)
+			j.log.Warn("update: the torrent's description of the .zsync is unusable; fetching the .zsync over HTTP",
+				"source", src.String(), "err", err)
 		}
 		if zt != nil {
 			if data, err = j.zsyncFromSwarm(ctx, zt); err != nil {
@@ -267,7 +269,8 @@ func (j *job) loadZsync(ctx context.Context) error {
 
 // useZsync adopts z, loaded from zloc, as the target's control file.
 func (j *job) useZsync(z *zsyncfile.File, zloc location) {
-	j.log("loaded %s: %d blocks of %d bytes, %.2fs after the start", zloc, len(z.Blocks), z.Blocksize, time.Since(j.start).Seconds())
+	j.log.Info("update: loaded the .zsync", "zsync", zloc.String(), "blocks", len(z.Blocks), "block_size", z.Blocksize,
+		"after", time.Since(j.start).Round(time.Millisecond))
 	j.zsync = z
 	j.length = z.Length
 	j.res.BytesTotal = z.Length
@@ -291,6 +294,8 @@ func (j *job) setPaths(name string, src location) {
 		j.out = filepath.Join(j.out, j.name)
 	}
 	j.part = j.out + ".part"
+	// Every later record names the package, as the swarm's records do.
+	j.log = j.log.With("torrent", j.name)
 	j.res = Result{Package: j.name, Output: j.out, BytesTotal: j.length}
 }
 
@@ -387,7 +392,8 @@ func (j *job) reportWhole(ctx context.Context, part *os.File) error {
 	} else if _, _, err := j.check(ctx, part, j.out, true); err != nil {
 		return err
 	}
-	j.log("whole-file SHA-1 %s in %.2fs (%d of %d pieces were hashed while the swarm ran)", j.res.SHA1, time.Since(start).Seconds(), j.whole.during, j.torrent.NumPieces())
+	j.log.Info("update: whole-file SHA-1", "sha1", j.res.SHA1, "took", time.Since(start).Round(time.Millisecond),
+		"pieces_hashed_in_swarm", j.whole.during, "pieces", j.torrent.NumPieces())
 	return nil
 }
 
@@ -414,7 +420,8 @@ func (j *job) scan(ctx context.Context, srcs []delta.Source, speculate bool) (*d
 	}
 	j.res.ScanSeconds += time.Since(start).Seconds()
 	j.res.BytesReused = plan.ReusedBytes()
-	j.log("found %d of %d bytes in %d source(s) in %.2fs", plan.ReusedBytes(), j.length, len(srcs), time.Since(start).Seconds())
+	j.log.Info("update: scanned the old data", "bytes_found", plan.ReusedBytes(), "bytes", j.length, "sources", len(srcs),
+		"took", time.Since(start).Round(time.Millisecond))
 	return plan, nil
 }
 
@@ -433,9 +440,9 @@ func (j *job) run(ctx context.Context) (*Result, error) {
 			if err == nil && ok && len(bad) == 0 {
 				f.Close()
 				if known {
-					j.log("%s is up to date (verified by an earlier run, unchanged since)", j.out)
+					j.log.Info("update: up to date (verified by an earlier run, unchanged since)", "output", j.out)
 				} else {
-					j.log("%s is up to date", j.out)
+					j.log.Info("update: up to date", "output", j.out)
 					j.remember()
 				}
 				j.res.UpToDate = true
@@ -490,7 +497,7 @@ func (j *job) run(ctx context.Context) (*Result, error) {
 	}
 	if _, err := os.Stat(j.out); err == nil {
 		if err := addSource(j.out, false); err != nil {
-			j.log("not reusing %s: %v", j.out, err)
+			j.log.Info("update: not reusing the output", "output", j.out, "err", err)
 		}
 	}
 
@@ -549,7 +556,7 @@ func (j *job) run(ctx context.Context) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		j.log("copied and verified the reused blocks in %.2fs", time.Since(fetchStart).Seconds())
+		j.log.Info("update: copied and verified the reused blocks", "took", time.Since(fetchStart).Round(time.Millisecond))
 		wb := newWriteback(part)
 		defer wb.close()
 		wb.start()
@@ -563,7 +570,8 @@ func (j *job) run(ctx context.Context) (*Result, error) {
 			return nil, err
 		}
 		j.res.FetchSeconds = time.Since(fetchStart).Seconds()
-		j.log("fetched %d bytes from peers and %d from the origin in %.2fs", j.res.BytesFromPeers, j.res.BytesFromOrigin, j.res.FetchSeconds)
+		j.log.Info("update: fetched", "bytes_from_peers", j.res.BytesFromPeers, "bytes_from_origin", j.res.BytesFromOrigin,
+			"took", time.Since(fetchStart).Round(time.Millisecond))
 		verifyStart := time.Now()
 		wb.start()
 		// Every piece was verified as it completed; the whole-file SHA-1 followed the swarm
@@ -576,12 +584,13 @@ func (j *job) run(ctx context.Context) (*Result, error) {
 			return nil, err
 		} else if followed {
 			ok = j.wholeMatches(sum)
-			j.log("verified in %.2fs (%d of %d pieces were hashed while the swarm ran)", time.Since(verifyStart).Seconds(), j.whole.during, j.torrent.NumPieces())
+			j.log.Info("update: verified", "took", time.Since(verifyStart).Round(time.Millisecond),
+				"pieces_hashed_in_swarm", j.whole.during, "pieces", j.torrent.NumPieces())
 		} else {
 			if bad, ok, err = j.check(ctx, part, j.part, true); err != nil {
 				return nil, err
 			}
-			j.log("verified in %.2fs", time.Since(verifyStart).Seconds())
+			j.log.Info("update: verified", "took", time.Since(verifyStart).Round(time.Millisecond))
 		}
 	} else {
 		// One ordered pass copies the reused blocks, waits for the fetched ranges and hashes
@@ -593,7 +602,8 @@ func (j *job) run(ctx context.Context) (*Result, error) {
 			// Without a torrent no piece hash says where the file is wrong: one of the
 			// blocks taken on its weak sum may be (or the .zsync does not describe the
 			// file). Confirming every block by its strong sum settles it.
-			j.log("the whole-file SHA-1 does not match after %d blocks were taken on their weak sum; scanning again, every block confirmed", plan.Speculated)
+			j.log.Warn("update: the whole-file SHA-1 does not match after blocks were taken on their weak sum; scanning again, every block confirmed",
+				"blocks", plan.Speculated)
 			// What the first pass fetched is in OUT.part at its place: the strict scan takes
 			// it from there (in place), so that only the blocks taken wrongly are fetched.
 			strict := srcs
@@ -608,13 +618,14 @@ func (j *job) run(ctx context.Context) (*Result, error) {
 			}
 		}
 		j.res.FetchSeconds = time.Since(fetchStart).Seconds()
-		j.log("built and verified in %.2fs, %d bytes from the origin in %d requests", j.res.FetchSeconds, j.res.BytesFromOrigin, j.res.RequestsToOrigin)
+		j.log.Info("update: built and verified", "took", time.Since(fetchStart).Round(time.Millisecond),
+			"bytes_from_origin", j.res.BytesFromOrigin, "requests_to_origin", j.res.RequestsToOrigin)
 	}
 
 	// A piece that reused blocks can still be wrong (a strong-sum collision, or a .zsync that
 	// does not match the torrent): fetch such pieces whole from the origin, once.
 	if len(bad) > 0 && j.fetcher != nil {
-		j.log("%d piece(s) failed their SHA-1; fetching them whole from the origin", len(bad))
+		j.log.Warn("update: piece(s) failed their SHA-1; fetching them whole from the origin", "pieces", len(bad))
 		var rs []httprange.Range
 		for _, i := range bad {
 			off, n := j.torrent.PieceRange(i)
@@ -649,7 +660,8 @@ func (j *job) run(ctx context.Context) (*Result, error) {
 		d.Close()
 	}
 	j.res.Seconds = time.Since(j.start).Seconds()
-	j.log("synced in %.2fs; wrote %s in %.2fs", time.Since(syncStart).Seconds(), j.out, j.res.Seconds)
+	j.log.Info("update: synced and renamed into place", "output", j.out, "took", time.Since(syncStart).Round(time.Millisecond),
+		"total", time.Since(j.start).Round(time.Millisecond))
 	j.remember()
 	if reportWhole {
 		if err := j.reportWhole(ctx, part); err != nil {
@@ -670,13 +682,7 @@ func (j *job) run(ctx context.Context) (*Result, error) {
 // minutes of seeding look like a hang. A node that no other node can find (no tracker answered
 // it, no peer was given, none ever connected) has nobody to seed to and leaves at once.
 func (j *job) seed(ctx context.Context) {
-	notice := func(format string, args ...any) {
-		if j.opt.Notice == nil {
-			j.log(format, args...)
-			return
-		}
-		fmt.Fprintf(j.opt.Notice, format+"\n", args...)
-	}
+	notice := j.notice()
 	findable := len(j.opt.Peers) > 0
 	for _, tt := range []*bt.Torrent{j.swarmT, j.zsyncSwarm} {
 		if tt != nil && (tt.TrackerAnswered() || tt.NumConns() > 0 || len(tt.Stats().Peers) > 0) {
@@ -684,11 +690,12 @@ func (j *job) seed(ctx context.Context) {
 		}
 	}
 	if !findable {
-		notice("%s is in place; not seeding it: no tracker answered, no --peer was given and no peer connected, so no other node can find this one", j.out)
+		notice.Info("update: in place; not seeding it: no tracker answered, no --peer was given and no peer connected, so no other node can find this one",
+			"output", j.out)
 		return
 	}
-	notice("%s is in place; seeding it to peers for %s, until %s (--seed-time 0 skips this; Ctrl-C stops it, the update is done)",
-		j.out, j.opt.SeedTime, time.Now().Add(j.opt.SeedTime).Format("15:04:05"))
+	notice.Info("update: in place; seeding it to peers (--seed-time 0 skips this; Ctrl-C stops it, the update is done)",
+		"output", j.out, "seed_time", j.opt.SeedTime, "until", time.Now().Add(j.opt.SeedTime).Round(time.Second))
 	t := time.NewTimer(j.opt.SeedTime)
 	select {
 	case <-t.C:
@@ -696,6 +703,14 @@ func (j *job) seed(ctx context.Context) {
 		t.Stop()
 	}
 	j.collectSwarmStats()
+}
+
+// notice returns the logger of what the update waits for: Options.Notice, else Options.Log.
+func (j *job) notice() *slog.Logger {
+	if j.opt.Notice == nil {
+		return j.log
+	}
+	return j.opt.Notice.With("torrent", j.name)
 }
 
 // handOverMax bounds how long a node that leaves at once stays for its peers (handOver).
@@ -712,8 +727,8 @@ func (j *job) handOver(ctx context.Context) {
 		}
 		start := time.Now()
 		if n, left := tt.HandOver(ctx, handOverMax); n > 0 {
-			j.log("stayed %.2fs until peers held the %d piece(s) of %s this node got from the origin (%d still only here)",
-				time.Since(start).Seconds(), n, tt.Name(), left)
+			j.log.Info("update: stayed until peers held the pieces this node got from the origin", "swarm", tt.Name(),
+				"took", time.Since(start).Round(time.Millisecond), "pieces", n, "pieces_only_here", left)
 		}
 	}
 }

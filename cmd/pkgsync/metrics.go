@@ -5,7 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -49,11 +49,11 @@ func (m *seedMetrics) register(fs *pflag.FlagSet) {
 }
 
 // listen takes the address, if one was given.
-func (m *seedMetrics) listen(stderr io.Writer) error {
+func (m *seedMetrics) listen(log *slog.Logger) error {
 	if m.addr == "" {
 		return nil
 	}
-	ln, err := listenHTTP(m.addr, false, stderr, "metrics")
+	ln, err := listenHTTP(m.addr, false, log, "metrics")
 	if err != nil {
 		return fmt.Errorf("--metrics-addr: %w", err)
 	}

@@ -274,7 +274,7 @@ type syncJSON struct {
 	} `json:"packages"`
 }
 
-var seedListeningRE = regexp.MustCompile(`pkgsync: listening on (\S+); interrupt to stop`)
+var seedListeningRE = regexp.MustCompile(`seed: listening on (\S+); interrupt to stop`)
 
 // TestSeedMetrics runs `pkgsync seed --metrics-addr` and scrapes its /metrics while a peer
 // connects to it and while a node updates from it: the torrents seeded (the package and its

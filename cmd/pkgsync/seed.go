@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/netip"
 	"os"
 	"strings"
@@ -37,6 +38,7 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		ctls         clientTLS
 		sm           seedMetrics
 		verbose      bool
+		lf           logFlags
 	)
 	fs.StringArrayVar(&datas, "data", nil, "the data file of the torrent at the same position (repeat; default: beside the torrent)")
 	fs.StringArrayVar(&peers, "peer", nil, "a peer to contact directly, HOST:PORT (repeat for more)")
@@ -44,6 +46,7 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	ctls.register(fs)
 	sm.register(fs)
 	fs.BoolVarP(&verbose, "verbose", "v", false, "log swarm events on stderr")
+	lf.register(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -53,6 +56,10 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if len(datas) > fs.NArg() {
 		return fmt.Errorf("%w: %d --data for %d torrents", errUsage, len(datas), fs.NArg())
 	}
+	notice, vlog, err := lf.loggers(stderr, verbose)
+	if err != nil {
+		return err
+	}
 	cfg, err := btf.config()
 	if err != nil {
 		return err
@@ -60,9 +67,7 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if cfg.TLS, err = ctls.config(); err != nil {
 		return err
 	}
-	if verbose {
-		cfg.Logger = stderr
-	}
+	cfg.Logger = vlog
 	var addrs []netip.AddrPort
 	for _, p := range peers {
 		ap, err := netip.ParseAddrPort(p)
@@ -71,19 +76,19 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		addrs = append(addrs, ap)
 	}
-	if err := sm.listen(stderr); err != nil {
+	if err := sm.listen(notice); err != nil {
 		return err
 	}
 	defer sm.close()
-	pkgs, err := openSeedPackages(ctx, fs.Args(), datas, stderr)
+	pkgs, err := openSeeds(ctx, fs.Args(), datas, notice)
+	if err != nil {
+		return err
+	}
 	defer func() {
 		for _, p := range pkgs {
 			p.f.Close()
 		}
 	}()
-	if err != nil {
-		return err
-	}
 	node, err := bt.NewNode(cfg)
 	if err != nil {
 		return fmt.Errorf("starting BitTorrent: %w", err)
@@ -100,9 +105,9 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if _, err := node.Add(ctx, bt.Package{MetaInfo: p.t.MetaInfo, Data: p.f, Have: have, Peers: addrs}); err != nil {
 			return fmt.Errorf("seeding %s: %w", p.path, err)
 		}
-		fmt.Fprintf(stderr, "pkgsync: seeding %s (%s)\n", p.path, p.t.InfoHash.HexString())
+		notice.Info("seed: seeding", "file", p.path, "info_hash", p.t.InfoHash.HexString())
 	}
-	fmt.Fprintf(stderr, "pkgsync: listening on %s; interrupt to stop\n", node.Addr())
+	notice.Info(fmt.Sprintf("seed: listening on %s; interrupt to stop", node.Addr()), "listen", node.Addr())
 	select {
 	case <-ctx.Done():
 		return nil
@@ -111,18 +116,24 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 }
 
-// seedPkg is a torrent to seed and its data, opened and verified.
+// seedPkg is a package to seed: its torrent, its open data file and the file's path.
 type seedPkg struct {
 	t    *manifest.Torrent
 	f    *os.File
 	path string
 }
 
-// openSeedPackages opens and verifies the data of each torrent (datas[i] for the i-th, else
-// beside it), and the .zsync each describes when it is found. The files it returns are open, also
-// with an error.
-func openSeedPackages(ctx context.Context, torrents, datas []string, stderr io.Writer) ([]seedPkg, error) {
-	var pkgs []seedPkg
+// openSeeds opens and verifies the data of each torrent (beside it, or datas[i]) and the .zsync
+// each describes, when it is found (a .zsync that is not found or does not verify is a warning
+// on log). On an error the files opened are closed again.
+func openSeeds(ctx context.Context, torrents, datas []string, log *slog.Logger) (pkgs []seedPkg, err error) {
+	defer func() {
+		if err != nil {
+			for _, p := range pkgs {
+				p.f.Close()
+			}
+		}
+	}()
 	for i, tp := range torrents {
 		raw, err := os.ReadFile(tp)
 		if err != nil {
@@ -148,7 +159,7 @@ func openSeedPackages(ctx context.Context, torrents, datas []string, stderr io.W
 			return pkgs, fmt.Errorf("%w: refusing to seed it", err)
 		}
 		if zp, zt, f, err := t.FindZsync(ctx, tp, data); err != nil {
-			fmt.Fprintf(stderr, "pkgsync: not seeding the .zsync of %s: %v\n", tp, err)
+			log.Warn("seed: not seeding the .zsync", "torrent_file", tp, "err", err)
 		} else if zt != nil {
 			pkgs = append(pkgs, seedPkg{zt, f, zp})
 		}

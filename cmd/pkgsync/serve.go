@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -44,6 +45,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		listen, publicURL, logFile string
 		withTracker, noMake        bool
 		verbose                    bool
+		lf                         logFlags
 		tf                         trackerFlags
 		stls                       serverTLS
 		opt                        origin.Options
@@ -58,8 +60,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&opt.Make.BlockSize, "block-size", 0, "zsync block size for made .zsync files (default: as zsyncmake)")
 	tf.register(fs)
 	stls.register(fs)
-	fs.StringVar(&logFile, "access-log", "", "append one line per request to this file")
+	fs.StringVar(&logFile, "access-log", "", "append one line per request to this file (the format pkgsync report reads)")
 	fs.BoolVarP(&verbose, "verbose", "v", false, "log requests on stderr")
+	lf.register(fs)
 	fs.DurationVar(&lim.HeaderTimeout, "header-timeout", lim.HeaderTimeout, "drop a client that takes longer to send a request's header (and body)")
 	fs.DurationVar(&lim.IdleTimeout, "idle-timeout", lim.IdleTimeout, "close a keep-alive connection idle for longer")
 	fs.DurationVar(&lim.SendTimeout, "send-timeout", lim.SendTimeout, "drop a client that takes no byte of its reply for longer (a slow download that moves goes on)")
@@ -73,22 +76,24 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if lim.HeaderTimeout <= 0 || lim.IdleTimeout <= 0 || lim.SendTimeout <= 0 || lim.MaxConns <= 0 {
 		return fmt.Errorf("%w: --header-timeout, --idle-timeout, --send-timeout and --max-conns must be positive", errUsage)
 	}
+	notice, vlog, err := lf.loggers(stderr, verbose)
+	if err != nil {
+		return err
+	}
 	tlsConf, err := stls.config()
 	if err != nil {
 		return err
 	}
 	opt.AutoMake = !noMake
 	opt.PublicURL = publicURL
-	if verbose {
-		opt.Log = stderr
-	}
+	opt.Log = vlog
 	if logFile != "" {
 		f, err := os.OpenFile(logFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 		if err != nil {
 			return fmt.Errorf("access log: %w", err)
 		}
 		defer f.Close()
-		opt.Log = f
+		opt.AccessLog = f
 	}
 	if withTracker {
 		tr, closeLog, err := tf.build(stderr)
@@ -113,27 +118,27 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	return serveLimited(ctx, listen, h, lim, tlsConf, stderr, "origin for "+fs.Arg(0))
+	return serveLimited(ctx, listen, h, lim, tlsConf, notice, "origin for "+fs.Arg(0))
 }
 
 // serveHTTP serves h on addr under origin.DefaultLimits until ctx ends, then shuts down
 // gracefully.
-func serveHTTP(ctx context.Context, addr string, h http.Handler, tlsConf *tls.Config, stderr io.Writer, what string) error {
-	return serveLimited(ctx, addr, h, origin.DefaultLimits(), tlsConf, stderr, what)
+func serveHTTP(ctx context.Context, addr string, h http.Handler, tlsConf *tls.Config, log *slog.Logger, what string) error {
+	return serveLimited(ctx, addr, h, origin.DefaultLimits(), tlsConf, log, what)
 }
 
 // serveLimited serves h on addr under lim until ctx ends, then shuts down gracefully. A tlsConf
-// serves https only.
-func serveLimited(ctx context.Context, addr string, h http.Handler, lim origin.Limits, tlsConf *tls.Config, stderr io.Writer, what string) error {
-	ln, err := listenHTTP(addr, tlsConf != nil, stderr, what)
+// serves https only. Where it listens goes to log, as "WHAT listening on URL".
+func serveLimited(ctx context.Context, addr string, h http.Handler, lim origin.Limits, tlsConf *tls.Config, log *slog.Logger, what string) error {
+	ln, err := listenHTTP(addr, tlsConf != nil, log, what)
 	if err != nil {
 		return err
 	}
 	return serveListener(ctx, ln, h, lim, tlsConf)
 }
 
-// listenHTTP listens on addr and says where on stderr.
-func listenHTTP(addr string, https bool, stderr io.Writer, what string) (net.Listener, error) {
+// listenHTTP listens on addr and logs where, as "WHAT listening on URL".
+func listenHTTP(addr string, https bool, log *slog.Logger, what string) (net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", addr, err)
@@ -142,7 +147,8 @@ func listenHTTP(addr string, https bool, stderr io.Writer, what string) (net.Lis
 	if https {
 		scheme = "https"
 	}
-	fmt.Fprintf(stderr, "pkgsync: %s listening on %s://%s/\n", what, scheme, ln.Addr())
+	url := fmt.Sprintf("%s://%s/", scheme, ln.Addr())
+	log.Info(what+" listening on "+url, "url", url)
 	return ln, nil
 }
 

@@ -3,7 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
+	"log/slog"
 	"math/rand/v2"
 	"time"
 
@@ -23,7 +23,7 @@ func (s *splayFlag) register(fs *pflag.FlagSet) {
 
 // sleep waits the drawn delay, logging it on log when log is not nil. It returns early, with
 // an error that wraps ctx's, when ctx ends (Ctrl-C, SIGTERM); a negative D is a usage error.
-func (s *splayFlag) sleep(ctx context.Context, log io.Writer) error {
+func (s *splayFlag) sleep(ctx context.Context, log *slog.Logger) error {
 	if s.max < 0 {
 		return fmt.Errorf("%w: --splay %s: want a duration of 0 or more", errUsage, s.max)
 	}
@@ -32,7 +32,7 @@ func (s *splayFlag) sleep(ctx context.Context, log io.Writer) error {
 		return nil
 	}
 	if log != nil {
-		fmt.Fprintf(log, "%s splay: sleeping %s (a random time below --splay %s)\n", time.Now().Format("15:04:05.000"), d.Round(time.Millisecond), s.max)
+		log.Info("splay: sleeping a random time below --splay", "sleep", d.Round(time.Millisecond), "splay", s.max)
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -85,7 +86,7 @@ func TestSplayFlag(t *testing.T) {
 	t.Run("sleeps below the bound", func(t *testing.T) {
 		var log bytes.Buffer
 		start := time.Now()
-		if err := parseSplay("--splay", "30ms").sleep(context.Background(), &log); err != nil {
+		if err := parseSplay("--splay", "30ms").sleep(context.Background(), slog.New(slog.NewTextHandler(&log, nil))); err != nil {
 			t.Fatal(err)
 		}
 		if el := time.Since(start); el > 5*time.Second {

@@ -50,6 +50,7 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		headers, trustKeys    []string
 		btf                   btFlags
 		splay                 splayFlag
+		lf                    logFlags
 	)
 	fs.StringArrayVar(&opt.Only, "only", nil, "sync only this package line (repeat for more)")
 	fs.IntVar(&opt.Keep, "keep", 2, "versions kept per line, the newest included")
@@ -65,12 +66,17 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var mf metricsFile
 	mf.register(fs, "per package line: bytes reused, from peers and from the origin, duration, result")
 	fs.BoolVar(&jsonOut, "json", false, "print a one-object JSON summary on stdout")
-	fs.BoolVarP(&vrb, "verbose", "v", false, "log each step on stderr")
+	fs.BoolVarP(&vrb, "verbose", "v", false, "log each step, and the swarm's events, on stderr")
+	lf.register(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 2 {
 		return fmt.Errorf("%w: want INDEX_URL and DIR, got %d arguments", errUsage, fs.NArg())
+	}
+	notice, vlog, err := lf.loggers(stderr, vrb)
+	if err != nil {
+		return err
 	}
 	opt.Index, opt.Dir = fs.Arg(0), fs.Arg(1)
 	if !strings.HasPrefix(opt.Index, "http://") && !strings.HasPrefix(opt.Index, "https://") {
@@ -103,11 +109,7 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	opt.Update.BT.TLS = tlsConf
-	if vrb {
-		opt.Update.Log = stderr
-		opt.Update.BT.Logger = stderr
-	}
-	opt.Update.Notice = stderr
+	opt.Update.Log, opt.Update.BT.Logger, opt.Update.Notice = vlog, vlog, notice
 	if err := splay.sleep(ctx, opt.Update.Log); err != nil {
 		return err
 	}

@@ -160,14 +160,20 @@ func runTracker(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	var listen string
 	var tf trackerFlags
 	var stls serverTLS
+	var lf logFlags
 	fs.StringVar(&listen, "listen", ":6969", "HTTP listen address")
 	tf.register(fs)
 	stls.register(fs)
+	lf.register(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 0 {
 		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+	}
+	notice, _, err := lf.loggers(stderr, false)
+	if err != nil {
+		return err
 	}
 	tlsConf, err := stls.config()
 	if err != nil {
@@ -183,5 +189,5 @@ func runTracker(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	return serveHTTP(ctx, listen, h, tlsConf, stderr, "tracker")
+	return serveHTTP(ctx, listen, h, tlsConf, notice, "tracker")
 }

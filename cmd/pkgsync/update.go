@@ -58,6 +58,7 @@ func runUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		ctls                      clientTLS
 		headers, peers, trustKeys []string
 		btf                       btFlags
+		lf                        logFlags
 	)
 	fs.StringArrayVar(&opt.Olds, "old", nil, "an old version of the package to reuse blocks from (repeat for more)")
 	fs.StringVarP(&opt.Out, "output", "o", "", "where to write the new version (default: the package's name in the current folder)")
@@ -78,15 +79,20 @@ func runUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringArrayVar(&trustKeys, "trust-key", nil, "refuse a package without a valid FILE.sig by this public key (pkgsync keygen's KEY.pub; repeat for more)")
 	fs.DurationVar(&opt.LockWait, "lock-wait", 0, "wait this long for another update of the same OUT to finish (0: exit at once with status 3)")
 	fs.BoolVar(&jsonOut, "json", false, "print a one-object JSON summary on stdout")
-	fs.BoolVarP(&verbose, "verbose", "v", false, "log each step on stderr")
+	fs.BoolVarP(&verbose, "verbose", "v", false, "log each step, and the swarm's events, on stderr")
+	lf.register(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
 		return fmt.Errorf("%w: want exactly one SOURCE (.torrent or .zsync), got %d arguments", errUsage, fs.NArg())
 	}
+	notice, vlog, err := lf.loggers(stderr, verbose)
+	if err != nil {
+		return err
+	}
 	if len(opt.Olds) == 0 {
-		fmt.Fprintln(stderr, "pkgsync update: no --old given: everything will be fetched")
+		notice.Warn("update: no --old given: everything will be fetched")
 	}
 	if opt.StallTimeout == 0 {
 		opt.StallTimeout = -1 // wait forever
@@ -123,14 +129,10 @@ func runUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	opt.BT.TLS = tlsConf
-	if !jsonOut {
+	if !jsonOut && lf.forPeople() {
 		opt.Progress = stderr
 	}
-	if verbose {
-		opt.Log = stderr
-		opt.BT.Logger = stderr
-	}
-	opt.Notice = stderr
+	opt.Log, opt.BT.Logger, opt.Notice = vlog, vlog, notice
 	if err := splay.sleep(ctx, opt.Log); err != nil {
 		return err
 	}

@@ -285,7 +285,7 @@ func TestUpdateWithoutOldSkipsZsync(t *testing.T) {
 	v2 := randomBytes(100, 3<<20+17)
 	pub := t.TempDir()
 	var log lockedLog
-	srv, err := origin.New(pub, origin.Options{Log: &log})
+	srv, err := origin.New(pub, origin.Options{AccessLog: &log})
 	if err != nil {
 		t.Fatal(err)
 	}
