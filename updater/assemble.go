@@ -11,8 +11,6 @@ import (
 	"time"
 	"unsafe"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/pkgsync/pkgsync/delta"
 	"github.com/pkgsync/pkgsync/internal/progress"
 	"github.com/pkgsync/pkgsync/manifest"
@@ -173,8 +171,7 @@ func newWriteback(f *os.File) *writeback {
 	go func() {
 		defer close(w.done)
 		for range w.kick {
-			// Where the file system cannot, nothing is lost: the fsync does it all.
-			_ = unix.SyncFileRange(int(f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
+			startWriteback(f)
 		}
 	}()
 	return w
@@ -267,7 +264,7 @@ const (
 )
 
 func newDirectWriter(path string, part *os.File) *directWriter {
-	f, err := os.OpenFile(path, os.O_WRONLY|unix.O_DIRECT, 0)
+	f, err := openDirect(path)
 	if err != nil {
 		return nil
 	}

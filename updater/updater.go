@@ -426,244 +426,46 @@ func (j *job) scan(ctx context.Context, srcs []delta.Source, speculate bool) (*d
 }
 
 func (j *job) run(ctx context.Context) (*Result, error) {
-	length := j.length
-	// Cron calls us often: when OUT already holds the new version, say so and stop.
-	if f, err := os.Open(j.out); err == nil {
-		st, err := f.Stat()
-		if err == nil && st.Mode().IsRegular() && st.Size() == length {
-			known := j.torrent != nil && j.knownCurrent(st, j.torrent)
-			var bad []int
-			ok := known
-			if !known {
-				bad, ok, err = j.check(ctx, f, j.out, false)
-			}
-			if err == nil && ok && len(bad) == 0 {
-				f.Close()
-				if known {
-					j.log.Info("update: up to date (verified by an earlier run, unchanged since)", "output", j.out)
-				} else {
-					j.log.Info("update: up to date", "output", j.out)
-					j.remember()
-				}
-				j.res.UpToDate = true
-				j.res.BytesReused = length
-				j.res.Seconds = time.Since(j.start).Seconds()
-				return &j.res, nil
-			}
-		}
-		f.Close()
+	if j.upToDate(ctx) {
+		return &j.res, nil
 	}
 	if err := j.loadZsync(ctx); err != nil {
 		return nil, err
 	}
-
-	// Sources: the old versions, the current OUT (often the previous version itself), and an
-	// OUT.part left by an interrupted run, whose blocks are checked where they stand.
-	var srcs []delta.Source
-	seen := map[string]bool{}
-	addSource := func(path string, inPlace bool) error {
-		f, err := os.Open(path)
-		if err != nil {
-			return fmt.Errorf("old version: %w", err)
-		}
-		st, err := f.Stat()
-		if err != nil || !st.Mode().IsRegular() {
-			f.Close()
-			return fmt.Errorf("old version %s: not a regular file", path)
-		}
-		key := fmt.Sprint(st.Sys())
-		if fi, ok := st.Sys().(*syscall.Stat_t); ok {
-			key = fmt.Sprintf("%d:%d", fi.Dev, fi.Ino)
-		}
-		if seen[key] {
-			f.Close()
-			return nil
-		}
-		seen[key] = true
-		srcs = append(srcs, delta.Source{Name: path, R: f, Size: st.Size(), InPlace: inPlace})
-		return nil
+	srcs := &sources{seen: map[string]bool{}}
+	defer srcs.close()
+	if err := j.addOldVersions(srcs); err != nil {
+		return nil, err
 	}
-	defer func() {
-		for _, s := range srcs {
-			if c, ok := s.R.(io.Closer); ok {
-				c.Close()
-			}
-		}
-	}()
-	for _, o := range j.opt.Olds {
-		if err := addSource(o, false); err != nil {
-			return nil, err
-		}
-	}
-	if _, err := os.Stat(j.out); err == nil {
-		if err := addSource(j.out, false); err != nil {
-			j.log.Info("update: not reusing the output", "output", j.out, "err", err)
-		}
-	}
-
-	part, err := os.OpenFile(j.part, os.O_RDWR|os.O_CREATE, 0o644)
+	part, err := j.openPart(srcs)
 	if err != nil {
-		return nil, fmt.Errorf("cannot write the output: %w", err)
+		return nil, err
 	}
-	j.dataFile = part
-	pst, err := part.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", j.part, err)
-	}
-	if pst.Size() > 0 {
-		// The part file is read in place (no copy), through a second descriptor.
-		if err := addSource(j.part, true); err != nil {
-			return nil, err
-		}
-	}
-	if err := part.Truncate(length); err != nil {
-		return nil, fmt.Errorf("%s: %w", j.part, err)
-	}
-	// Reserve the space now, so that a full disk fails at once and not after an hour of transfer.
-	if err := syscall.Fallocate(int(part.Fd()), 0, 0, length); err != nil && !errors.Is(err, syscall.EOPNOTSUPP) {
-		// Leave the part file as it was: what an earlier run left stays for the next one,
-		// and a part file this run made holds nothing worth keeping.
-		if pst.Size() == 0 {
-			os.Remove(j.part)
-		} else {
-			part.Truncate(pst.Size())
-		}
-		return nil, fmt.Errorf("%s: reserving %s for the new version: %w%s", j.part, progress.Bytes(length), err, freeSpace(j.part))
-	}
-
-	plan := delta.Empty(length)
+	plan := delta.Empty(j.length)
 	if j.zsync != nil {
 		// Speculating (a block that continues a run of matches is taken on its weak sum) is
 		// safe because nothing is renamed into place unverified; a failed whole-file SHA-1
-		// scans again without it, below.
-		if plan, err = j.scan(ctx, srcs, true); err != nil {
+		// scans again without it (buildDirect).
+		if plan, err = j.scan(ctx, srcs.list, true); err != nil {
 			return nil, err
 		}
 	}
-	fetchStart := time.Now()
-	var (
-		bad         []int
-		ok          bool
-		reportWhole bool // the whole-file SHA-1 is still to be computed, for the result only
-	)
+	var b built
 	if j.opt.Swarm {
-		if j.torrent == nil {
-			return nil, ErrNoSwarm
-		}
-		// Peers may ask for the reused pieces at once: they must be in place, and verified,
-		// before joining.
-		candidate, pieceOK, err := j.prepareSwarm(ctx, part, plan, srcs)
-		if err != nil {
-			return nil, err
-		}
-		j.log.Info("update: copied and verified the reused blocks", "took", time.Since(fetchStart).Round(time.Millisecond))
-		wb := newWriteback(part)
-		defer wb.close()
-		wb.start()
-		// The swarm takes seconds to hours: writing its pieces out as they come leaves the
-		// fsync before the rename only the last second's to wait for (0.2-0.55 s for 32 MiB
-		// in the 16-node benchmark, where it came all at the end).
-		stopWB := wb.every(swarmWriteback)
-		err = j.swarm(ctx, part, plan, candidate, pieceOK)
-		stopWB()
-		if err != nil {
-			return nil, err
-		}
-		j.res.FetchSeconds = time.Since(fetchStart).Seconds()
-		j.log.Info("update: fetched", "bytes_from_peers", j.res.BytesFromPeers, "bytes_from_origin", j.res.BytesFromOrigin,
-			"took", time.Since(fetchStart).Round(time.Millisecond))
-		verifyStart := time.Now()
-		wb.start()
-		// Every piece was verified as it completed; the whole-file SHA-1 followed the swarm
-		// and has the last pieces left to hash. Without a .zsync it verifies nothing (the
-		// pieces said it all) and is only reported: it is finished after the rename, so the
-		// package is in place that much sooner.
-		if j.zsync == nil {
-			ok, reportWhole = true, true
-		} else if sum, followed, err := j.whole.finish(ctx); err != nil {
-			return nil, err
-		} else if followed {
-			ok = j.wholeMatches(sum)
-			j.log.Info("update: verified", "took", time.Since(verifyStart).Round(time.Millisecond),
-				"pieces_hashed_in_swarm", j.whole.during, "pieces", j.torrent.NumPieces())
-		} else {
-			if bad, ok, err = j.check(ctx, part, j.part, true); err != nil {
-				return nil, err
-			}
-			j.log.Info("update: verified", "took", time.Since(verifyStart).Round(time.Millisecond))
-		}
+		b, err = j.buildSwarm(ctx, part, plan, srcs.list)
 	} else {
-		// One ordered pass copies the reused blocks, waits for the fetched ranges and hashes
-		// everything as it goes.
-		if bad, ok, err = j.assemble(ctx, part, plan, srcs); err != nil {
-			return nil, err
-		}
-		if !ok && j.torrent == nil && plan.Speculated > 0 {
-			// Without a torrent no piece hash says where the file is wrong: one of the
-			// blocks taken on its weak sum may be (or the .zsync does not describe the
-			// file). Confirming every block by its strong sum settles it.
-			j.log.Warn("update: the whole-file SHA-1 does not match after blocks were taken on their weak sum; scanning again, every block confirmed",
-				"blocks", plan.Speculated)
-			// What the first pass fetched is in OUT.part at its place: the strict scan takes
-			// it from there (in place), so that only the blocks taken wrongly are fetched.
-			strict := srcs
-			if !slices.ContainsFunc(srcs, func(s delta.Source) bool { return s.InPlace }) {
-				strict = append(slices.Clip(srcs), delta.Source{Name: j.part, R: part, Size: length, InPlace: true})
-			}
-			if plan, err = j.scan(ctx, strict, false); err != nil {
-				return nil, err
-			}
-			if bad, ok, err = j.assemble(ctx, part, plan, strict); err != nil {
-				return nil, err
-			}
-		}
-		j.res.FetchSeconds = time.Since(fetchStart).Seconds()
-		j.log.Info("update: built and verified", "took", time.Since(fetchStart).Round(time.Millisecond),
-			"bytes_from_origin", j.res.BytesFromOrigin, "requests_to_origin", j.res.RequestsToOrigin)
+		b, err = j.buildDirect(ctx, part, plan, srcs.list)
 	}
-
-	// A piece that reused blocks can still be wrong (a strong-sum collision, or a .zsync that
-	// does not match the torrent): fetch such pieces whole from the origin, once.
-	if len(bad) > 0 && j.fetcher != nil {
-		j.log.Warn("update: piece(s) failed their SHA-1; fetching them whole from the origin", "pieces", len(bad))
-		var rs []httprange.Range
-		for _, i := range bad {
-			off, n := j.torrent.PieceRange(i)
-			rs = append(rs, httprange.Range{Off: off, Len: n})
-		}
-		if err := j.fetch(ctx, part, rs, nil); err != nil {
-			return nil, err
-		}
-		if bad, ok, err = j.check(ctx, part, j.part, false); err != nil {
-			return nil, err
-		}
-		if len(bad) > 0 {
-			// Bytes the origin sent are wrong, not the .zsync: say so.
-			return nil, fmt.Errorf("%s: %w: %d piece(s) fetched whole from the origin %s still do not match the torrent (first: piece %d): the origin serves other bytes than the torrent describes", j.part, ErrVerify, len(bad), j.origin, bad[0])
-		}
+	if err != nil {
+		return nil, err
 	}
-	if len(bad) > 0 {
-		return nil, fmt.Errorf("%s: %w: %d piece(s) do not match the torrent (first: piece %d); is the .zsync from the same package?", j.part, ErrVerify, len(bad), bad[0])
+	if err := j.refetchBad(ctx, part, &b); err != nil {
+		return nil, err
 	}
-	if !ok {
-		return nil, fmt.Errorf("%s: %w: the SHA-1 of the result is not the .zsync's %s (does the .zsync belong to this torrent?)", j.part, ErrVerify, j.res.SHA1)
+	if err := j.install(part); err != nil {
+		return nil, err
 	}
-	syncStart := time.Now()
-	if err := part.Sync(); err != nil {
-		return nil, fmt.Errorf("%s: sync: %w", j.part, err)
-	}
-	if err := os.Rename(j.part, j.out); err != nil {
-		return nil, fmt.Errorf("renaming %s to %s: %w", j.part, j.out, err)
-	}
-	if d, err := os.Open(filepath.Dir(j.out)); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	j.res.Seconds = time.Since(j.start).Seconds()
-	j.log.Info("update: synced and renamed into place", "output", j.out, "took", time.Since(syncStart).Round(time.Millisecond),
-		"total", time.Since(j.start).Round(time.Millisecond))
-	j.remember()
-	if reportWhole {
+	if b.reportWhole {
 		if err := j.reportWhole(ctx, part); err != nil {
 			return nil, err
 		}
@@ -675,6 +477,284 @@ func (j *job) run(ctx context.Context) (*Result, error) {
 		j.seed(ctx)
 	}
 	return &j.res, nil
+}
+
+// upToDate reports whether OUT already holds the new version (cron calls update often), and
+// fills the result if so: known from the record of an earlier run (current.go) without reading
+// OUT, else by verifying it.
+func (j *job) upToDate(ctx context.Context) bool {
+	f, err := os.Open(j.out)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() || st.Size() != j.length {
+		return false
+	}
+	known := j.torrent != nil && j.knownCurrent(st, j.torrent)
+	if !known {
+		bad, ok, err := j.check(ctx, f, j.out, false)
+		if err != nil || !ok || len(bad) > 0 {
+			return false
+		}
+	}
+	if known {
+		j.log.Info("update: up to date (verified by an earlier run, unchanged since)", "output", j.out)
+	} else {
+		j.log.Info("update: up to date", "output", j.out)
+		j.remember()
+	}
+	j.res.UpToDate = true
+	j.res.BytesReused = j.length
+	j.res.Seconds = time.Since(j.start).Seconds()
+	return true
+}
+
+// sources are the files the delta scan reads, each once however many names lead to it.
+type sources struct {
+	list []delta.Source
+	seen map[string]bool // by device and inode (fileKey)
+}
+
+// add opens path as a source; a file already added under another name is skipped.
+func (s *sources) add(path string, inPlace bool) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("old version: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() {
+		f.Close()
+		return fmt.Errorf("old version %s: not a regular file", path)
+	}
+	key := fileKey(st)
+	if s.seen[key] {
+		f.Close()
+		return nil
+	}
+	s.seen[key] = true
+	s.list = append(s.list, delta.Source{Name: path, R: f, Size: st.Size(), InPlace: inPlace})
+	return nil
+}
+
+// fileKey names the file st describes by device and inode, so that two paths to one file are
+// told apart from two files.
+func fileKey(st os.FileInfo) string {
+	if fi, ok := st.Sys().(*syscall.Stat_t); ok {
+		return fmt.Sprintf("%d:%d", fi.Dev, fi.Ino)
+	}
+	return fmt.Sprint(st.Sys())
+}
+
+func (s *sources) close() {
+	for _, src := range s.list {
+		if c, ok := src.R.(io.Closer); ok {
+			c.Close()
+		}
+	}
+}
+
+// addOldVersions adds the old versions given and the current OUT, often the previous version
+// itself.
+func (j *job) addOldVersions(srcs *sources) error {
+	for _, o := range j.opt.Olds {
+		if err := srcs.add(o, false); err != nil {
+			return err
+		}
+	}
+	if _, err := os.Stat(j.out); err == nil {
+		if err := srcs.add(j.out, false); err != nil {
+			j.log.Info("update: not reusing the output", "output", j.out, "err", err)
+		}
+	}
+	return nil
+}
+
+// openPart opens OUT.part at its full length with the space reserved. An OUT.part left by an
+// interrupted run becomes a source, its blocks checked where they stand (read in place, no copy).
+func (j *job) openPart(srcs *sources) (*os.File, error) {
+	part, err := os.OpenFile(j.part, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("cannot write the output: %w", err)
+	}
+	j.dataFile = part
+	pst, err := part.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", j.part, err)
+	}
+	if pst.Size() > 0 {
+		if err := srcs.add(j.part, true); err != nil {
+			return nil, err
+		}
+	}
+	if err := part.Truncate(j.length); err != nil {
+		return nil, fmt.Errorf("%s: %w", j.part, err)
+	}
+	if err := reserve(part, j.length); err != nil {
+		// Leave the part file as it was: what an earlier run left stays for the next one,
+		// and a part file this run made holds nothing worth keeping.
+		if pst.Size() == 0 {
+			os.Remove(j.part)
+		} else {
+			part.Truncate(pst.Size())
+		}
+		return nil, fmt.Errorf("%s: reserving %s for the new version: %w%s", j.part, progress.Bytes(j.length), err, freeSpace(j.part))
+	}
+	return part, nil
+}
+
+// built is what building OUT.part found: pieces that failed their SHA-1, whether the whole
+// file matched, and whether the whole-file SHA-1 is still to be computed for the result only.
+type built struct {
+	bad         []int
+	ok          bool
+	reportWhole bool
+}
+
+// buildSwarm builds OUT.part from the old versions and the swarm (peers first, the origin last)
+// and verifies it.
+func (j *job) buildSwarm(ctx context.Context, part *os.File, plan *delta.Plan, srcs []delta.Source) (built, error) {
+	var b built
+	if j.torrent == nil {
+		return b, ErrNoSwarm
+	}
+	fetchStart := time.Now()
+	// Peers may ask for the reused pieces at once: they must be in place, and verified,
+	// before joining.
+	candidate, pieceOK, err := j.prepareSwarm(ctx, part, plan, srcs)
+	if err != nil {
+		return b, err
+	}
+	j.log.Info("update: copied and verified the reused blocks", "took", time.Since(fetchStart).Round(time.Millisecond))
+	wb := newWriteback(part)
+	defer wb.close()
+	wb.start()
+	// The swarm takes seconds to hours: writing its pieces out as they come leaves the fsync
+	// before the rename only the last second's to wait for.
+	stopWB := wb.every(swarmWriteback)
+	err = j.swarm(ctx, part, plan, candidate, pieceOK)
+	stopWB()
+	if err != nil {
+		return b, err
+	}
+	j.res.FetchSeconds = time.Since(fetchStart).Seconds()
+	j.log.Info("update: fetched", "bytes_from_peers", j.res.BytesFromPeers, "bytes_from_origin", j.res.BytesFromOrigin,
+		"took", time.Since(fetchStart).Round(time.Millisecond))
+	verifyStart := time.Now()
+	wb.start()
+	// Every piece was verified as it completed; the whole-file SHA-1 followed the swarm and has
+	// the last pieces left to hash. Without a .zsync it verifies nothing (the pieces said it
+	// all) and is only reported: it is finished after the rename, so the package is in place
+	// that much sooner.
+	if j.zsync == nil {
+		b.ok, b.reportWhole = true, true
+		return b, nil
+	}
+	sum, followed, err := j.whole.finish(ctx)
+	if err != nil {
+		return b, err
+	}
+	if followed {
+		b.ok = j.wholeMatches(sum)
+		j.log.Info("update: verified", "took", time.Since(verifyStart).Round(time.Millisecond),
+			"pieces_hashed_in_swarm", j.whole.during, "pieces", j.torrent.NumPieces())
+		return b, nil
+	}
+	if b.bad, b.ok, err = j.check(ctx, part, j.part, true); err != nil {
+		return b, err
+	}
+	j.log.Info("update: verified", "took", time.Since(verifyStart).Round(time.Millisecond))
+	return b, nil
+}
+
+// buildDirect builds OUT.part from the old versions and the origin alone: one ordered pass
+// copies the reused blocks, waits for the fetched ranges and hashes everything as it goes.
+func (j *job) buildDirect(ctx context.Context, part *os.File, plan *delta.Plan, srcs []delta.Source) (built, error) {
+	var (
+		b   built
+		err error
+	)
+	fetchStart := time.Now()
+	if b.bad, b.ok, err = j.assemble(ctx, part, plan, srcs); err != nil {
+		return b, err
+	}
+	if !b.ok && j.torrent == nil && plan.Speculated > 0 {
+		// Without a torrent no piece hash says where the file is wrong: one of the blocks
+		// taken on its weak sum may be (or the .zsync does not describe the file). Confirming
+		// every block by its strong sum settles it.
+		j.log.Warn("update: the whole-file SHA-1 does not match after blocks were taken on their weak sum; scanning again, every block confirmed",
+			"blocks", plan.Speculated)
+		// What the first pass fetched is in OUT.part at its place: the strict scan takes it
+		// from there (in place), so that only the blocks taken wrongly are fetched.
+		strict := srcs
+		if !slices.ContainsFunc(srcs, func(s delta.Source) bool { return s.InPlace }) {
+			strict = append(slices.Clip(srcs), delta.Source{Name: j.part, R: part, Size: j.length, InPlace: true})
+		}
+		if plan, err = j.scan(ctx, strict, false); err != nil {
+			return b, err
+		}
+		if b.bad, b.ok, err = j.assemble(ctx, part, plan, strict); err != nil {
+			return b, err
+		}
+	}
+	j.res.FetchSeconds = time.Since(fetchStart).Seconds()
+	j.log.Info("update: built and verified", "took", time.Since(fetchStart).Round(time.Millisecond),
+		"bytes_from_origin", j.res.BytesFromOrigin, "requests_to_origin", j.res.RequestsToOrigin)
+	return b, nil
+}
+
+// refetchBad fetches whole from the origin, once, the pieces that failed their SHA-1 although
+// they reused blocks (a strong-sum collision, or a .zsync that does not match the torrent), and
+// returns an error naming the cause when the result is still not the package.
+func (j *job) refetchBad(ctx context.Context, part *os.File, b *built) error {
+	if len(b.bad) > 0 && j.fetcher != nil {
+		j.log.Warn("update: piece(s) failed their SHA-1; fetching them whole from the origin", "pieces", len(b.bad))
+		var rs []httprange.Range
+		for _, i := range b.bad {
+			off, n := j.torrent.PieceRange(i)
+			rs = append(rs, httprange.Range{Off: off, Len: n})
+		}
+		if err := j.fetch(ctx, part, rs, nil); err != nil {
+			return err
+		}
+		var err error
+		if b.bad, b.ok, err = j.check(ctx, part, j.part, false); err != nil {
+			return err
+		}
+		if len(b.bad) > 0 {
+			// Bytes the origin sent are wrong, not the .zsync: say so.
+			return fmt.Errorf("%s: %w: %d piece(s) fetched whole from the origin %s still do not match the torrent (first: piece %d): the origin serves other bytes than the torrent describes", j.part, ErrVerify, len(b.bad), j.origin, b.bad[0])
+		}
+	}
+	if len(b.bad) > 0 {
+		return fmt.Errorf("%s: %w: %d piece(s) do not match the torrent (first: piece %d); is the .zsync from the same package?", j.part, ErrVerify, len(b.bad), b.bad[0])
+	}
+	if !b.ok {
+		return fmt.Errorf("%s: %w: the SHA-1 of the result is not the .zsync's %s (does the .zsync belong to this torrent?)", j.part, ErrVerify, j.res.SHA1)
+	}
+	return nil
+}
+
+// install puts the verified OUT.part in place: synced, renamed over OUT, the rename synced in
+// its folder, and the record of the run written beside it.
+func (j *job) install(part *os.File) error {
+	syncStart := time.Now()
+	if err := part.Sync(); err != nil {
+		return fmt.Errorf("%s: sync: %w", j.part, err)
+	}
+	if err := os.Rename(j.part, j.out); err != nil {
+		return fmt.Errorf("renaming %s to %s: %w", j.part, j.out, err)
+	}
+	if d, err := os.Open(filepath.Dir(j.out)); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	j.res.Seconds = time.Since(j.start).Seconds()
+	j.log.Info("update: synced and renamed into place", "output", j.out, "took", time.Since(syncStart).Round(time.Millisecond),
+		"total", time.Since(j.start).Round(time.Millisecond))
+	j.remember()
+	return nil
 }
 
 // seed keeps the node in its swarms for SeedTime after the update, so that the nodes still
@@ -762,11 +842,11 @@ func (j *job) fetch(ctx context.Context, part *os.File, rs []httprange.Range, on
 // full disk; "" when it cannot tell.
 func freeSpace(path string) string {
 	dir := filepath.Dir(path)
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil {
+	free, ok := freeBytes(dir)
+	if !ok {
 		return ""
 	}
-	return fmt.Sprintf(" (the file system of %s has %s free)", dir, progress.Bytes(int64(st.Bavail)*st.Bsize))
+	return fmt.Sprintf(" (the file system of %s has %s free)", dir, progress.Bytes(free))
 }
 
 func sumRanges(rs []httprange.Range) (n int64) {

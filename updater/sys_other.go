@@ -1,0 +1,21 @@
+//go:build !linux
+
+package updater
+
+import (
+	"errors"
+	"os"
+)
+
+// reserve does nothing outside Linux: without fallocate(2) a full disk shows when a write fails,
+// which the update reports the same way, only later.
+func reserve(f *os.File, n int64) error { return nil }
+
+// startWriteback does nothing outside Linux: the fsync before the rename writes everything.
+func startWriteback(f *os.File) {}
+
+// openDirect reports that O_DIRECT is not available: every write goes through the page cache.
+func openDirect(path string) (*os.File, error) { return nil, errors.ErrUnsupported }
+
+// freeBytes cannot tell outside Linux; messages about a full disk then leave the figure out.
+func freeBytes(dir string) (int64, bool) { return 0, false }
