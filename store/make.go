@@ -178,4 +178,3 @@ func encodeTorrent(name string, length, ps int64, pieces, zinfo []byte, opt mani
 	}
 	return tb, infoBytes, nil
 }
-

@@ -2,6 +2,8 @@ package updater
 
 import (
 	"testing"
+
+	"github.com/pkgsync/pkgsync/store"
 )
 
 // FuzzResolve feeds location.resolve the references a fetched .torrent ("zsync-url") and a
@@ -9,7 +11,8 @@ import (
 // panic; a location parseLocation calls a URL is an http(s) URL with a host; a reference that is
 // such a URL is taken as it is; and against a URL, every reference gives an http(s) URL with a
 // host or a location that refuses to be read: a fetched file cannot point the updater at a
-// local path (the fuzzer's findings "x%zz", "file:///etc/passwd" and "//@" did before).
+// local path (the fuzzer's findings "x%zz", "file:///etc/passwd" and "//@" did before), and a
+// store URL it gives is in the base's own store (same scheme and host).
 func FuzzResolve(f *testing.F) {
 	for _, s := range [][2]string{
 		{"http://o/pkgs/pkg.tar.torrent", "pkg.tar.zsync"},
@@ -21,6 +24,10 @@ func FuzzResolve(f *testing.F) {
 		{"/srv/pkgs/pkg.tar.torrent", "http://o/pkg.tar"},
 		{"pkg.tar.torrent", "../x"},
 		{"http:/nohost", "y"},
+		{"webhdfs://nn:9870/p/pkg.tar.torrent", "pkg.tar.zsync"},
+		{"webhdfs://nn:9870/p/pkg.tar.torrent", "webhdfs://other:9870/x"},
+		{"http://o/pkgs/pkg.tar.torrent", "webhdfs://nn:9870/p/pkg.tar"},
+		{"webhdfs://nn:9870/p/pkg.tar.torrent", "//other/x"},
 	} {
 		f.Add(s[0], s[1])
 	}
@@ -38,12 +45,18 @@ func FuzzResolve(f *testing.F) {
 			t.Fatalf("%q resolved against the URL %q gave the local path %q", ref, base, got.raw)
 		}
 		checkLocation(t, ref, got)
+		if b.url != nil && got.store && (!b.store || !b.sameStore(got.url)) {
+			t.Fatalf("%q resolved against %q gave %q, in another store", ref, base, got.raw)
+		}
 	})
 }
 
 func checkLocation(t *testing.T, from string, l location) {
 	t.Helper()
 	if l.url == nil {
+		return
+	}
+	if l.store && store.IsURL(l.raw) && l.url.Host != "" {
 		return
 	}
 	if (l.url.Scheme != "http" && l.url.Scheme != "https") || l.url.Host == "" {

@@ -72,3 +72,33 @@ func TestResolveStaysOnTheWeb(t *testing.T) {
 		}
 	}
 }
+
+// TestResolveStores checks the rule for store URLs: a file from the web cannot name a store, a
+// file from a store can name files of that store (relative or absolute) and the web, and a local
+// file (the user's own) can name any store.
+func TestResolveStores(t *testing.T) {
+	for _, tc := range []struct {
+		base, ref, want string // want "": refused
+	}{
+		{"webhdfs://nn:9870/p/pkg.tar.torrent", "pkg.tar.zsync", "webhdfs://nn:9870/p/pkg.tar.zsync"},
+		{"webhdfs://nn:9870/p/pkg.tar.torrent", "/q/pkg.tar", "webhdfs://nn:9870/q/pkg.tar"},
+		{"webhdfs://nn:9870/p/pkg.tar.torrent", "webhdfs://nn:9870/q/x", "webhdfs://nn:9870/q/x"},
+		{"webhdfs://nn:9870/p/pkg.tar.torrent", "http://o/pkg.tar", "http://o/pkg.tar"},
+		{"webhdfs://nn:9870/p/pkg.tar.torrent", "webhdfs://other:9870/q/x", ""},
+		{"webhdfs://nn:9870/p/pkg.tar.torrent", "//other:9870/q/x", ""},
+		{"webhdfs://nn:9870/p/pkg.tar.torrent", "swebhdfs://nn:9870/q/x", ""},
+		{"http://o/pkgs/pkg.tar.torrent", "webhdfs://nn:9870/p/pkg.tar", ""},
+		{"/srv/pkg.tar.torrent", "webhdfs://nn:9870/p/pkg.tar", "webhdfs://nn:9870/p/pkg.tar"},
+	} {
+		got := parseLocation(tc.base).resolve(tc.ref)
+		if tc.want == "" {
+			if got.bad == nil {
+				t.Errorf("resolve(%q, %q) = %q, want a refusal", tc.base, tc.ref, got.raw)
+			}
+			continue
+		}
+		if got.bad != nil || got.raw != tc.want || got.url == nil {
+			t.Errorf("resolve(%q, %q) = %q (bad %v), want %q", tc.base, tc.ref, got.raw, got.bad, tc.want)
+		}
+	}
+}

@@ -225,9 +225,7 @@ func (j *job) zsyncFromSwarm(ctx context.Context, zt *manifest.Torrent) ([]byte,
 	}
 	var origin bt.OriginFunc
 	if len(zt.MetaInfo.UrlList) > 0 {
-		fetcher := httprange.New(zt.MetaInfo.UrlList[0], httprange.Options{
-			Client: j.opt.HTTP, Header: j.opt.Header, Length: length, Parallel: j.opt.Parallel,
-		})
+		fetcher := j.newFetcher(ctx, zt.MetaInfo.UrlList[0], length)
 		origin = func(ctx context.Context, piece int) (int64, error) {
 			off, l := zt.PieceRange(piece)
 			if err := fetcher.Fetch(ctx, []httprange.Range{{Off: off, Len: l}}, f); err != nil {

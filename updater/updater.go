@@ -25,16 +25,17 @@ import (
 	"github.com/pkgsync/pkgsync/internal/progress"
 	"github.com/pkgsync/pkgsync/manifest"
 	"github.com/pkgsync/pkgsync/sign"
+	"github.com/pkgsync/pkgsync/store"
 	"github.com/pkgsync/pkgsync/zsyncfile"
 )
 
 // Options describe one update.
 type Options struct {
-	Source    string   // the package's .torrent, or its .zsync for a plain zsync update; path or http(s) URL
+	Source    string   // the package's .torrent, or its .zsync for a plain zsync update (told by content); path, http(s) URL or store URL (package store)
 	Zsync     string   // where the .zsync is, when the torrent does not say or says wrong
 	Olds      []string // old versions to reuse blocks from
 	Out       string   // the output path; "" = the package's name in the current folder
-	OriginURL string   // the package's URL on the origin; "" = the torrent's url-list, else the .zsync's URL
+	OriginURL string   // the package's URL on the origin (http(s) or store URL); "" = the torrent's url-list, else the .zsync's URL
 
 	HTTP     *http.Client // nil: a default keep-alive client
 	Header   http.Header  // extra headers on every HTTP request (e.g. Authorization)
@@ -44,7 +45,7 @@ type Options struct {
 	// connection holds the update forever. 0: httprange.DefaultStallTimeout (30 s); < 0: none.
 	StallTimeout time.Duration
 
-	Swarm    bool             // fetch from BitTorrent peers first (needs a .torrent)
+	Swarm    bool             // fetch from BitTorrent peers first; a .zsync SOURCE updates without them
 	BT       bt.Config        // swarm settings
 	Peers    []netip.AddrPort // peers to contact besides the trackers'
 	SeedTime time.Duration    // keep seeding this long after completing
@@ -104,7 +105,7 @@ type job struct {
 	out        string
 	part       string
 	origin     string
-	fetcher    *httprange.Fetcher
+	fetcher    originFetcher
 	res        Result
 	start      time.Time
 	dataFile   *os.File
@@ -172,7 +173,7 @@ func (j *job) load(ctx context.Context) error {
 	}
 	var data []byte
 	var err error
-	if src.url != nil && strings.HasSuffix(src.url.Path, ".torrent") {
+	if src.url != nil && !src.store && strings.HasSuffix(src.url.Path, ".torrent") {
 		data, err = j.readTorrentIfChanged(ctx, src)
 	} else {
 		data, err = src.read(ctx, j.opt.HTTP, j.opt.Header, maxZsyncBytes)
@@ -181,8 +182,10 @@ func (j *job) load(ctx context.Context) error {
 		return fmt.Errorf("reading %s: %w", src, err)
 	}
 	if isZsync(data) {
+		// A .zsync SOURCE is a plain zsync update: there is no torrent to swarm on.
 		if j.opt.Swarm {
-			return fmt.Errorf("%s: %w, not a .zsync (use --no-swarm for a plain zsync update)", src, ErrNoSwarm)
+			j.log.Info("update: SOURCE is a .zsync: a plain zsync update, without the swarm", "source", src.String())
+			j.opt.Swarm = false
 		}
 		if err := j.checkZsync(src, data); err != nil {
 			return err
@@ -192,7 +195,7 @@ func (j *job) load(ctx context.Context) error {
 			return fmt.Errorf("%s: %w", src, err)
 		}
 		j.setPaths(z.Filename, src)
-		j.useZsync(z, src)
+		j.useZsync(ctx, z, src)
 		return nil
 	}
 	t, err := manifest.ParseTorrent(data)
@@ -206,7 +209,7 @@ func (j *job) load(ctx context.Context) error {
 	j.torrentBytes = data
 	j.length = t.Info.Length
 	j.setPaths(t.Info.Name, src)
-	j.setOrigin(src, nil)
+	j.setOrigin(ctx, src, nil)
 	return nil
 }
 
@@ -263,12 +266,12 @@ func (j *job) loadZsync(ctx context.Context) error {
 	if err := manifest.Check(t, z); err != nil {
 		return fmt.Errorf("%s and %s: %w", src, zloc, err)
 	}
-	j.useZsync(z, zloc)
+	j.useZsync(ctx, z, zloc)
 	return nil
 }
 
 // useZsync adopts z, loaded from zloc, as the target's control file.
-func (j *job) useZsync(z *zsyncfile.File, zloc location) {
+func (j *job) useZsync(ctx context.Context, z *zsyncfile.File, zloc location) {
 	j.log.Info("update: loaded the .zsync", "zsync", zloc.String(), "blocks", len(z.Blocks), "block_size", z.Blocksize,
 		"after", time.Since(j.start).Round(time.Millisecond))
 	j.zsync = z
@@ -276,7 +279,7 @@ func (j *job) useZsync(z *zsyncfile.File, zloc location) {
 	j.res.BytesTotal = z.Length
 	j.res.SHA1 = fmt.Sprintf("%x", z.SHA1)
 	if j.origin == "" {
-		j.setOrigin(zloc, z)
+		j.setOrigin(ctx, zloc, z)
 	}
 }
 
@@ -312,24 +315,32 @@ func (j *job) hasOldData() bool {
 	return err == nil && st.Size() > 0
 }
 
-// setOrigin picks the package's URL on the origin: --url, the torrent's url-list, or the .zsync's
-// URL resolved against where the .zsync came from (z may be nil).
-func (j *job) setOrigin(zloc location, z *zsyncfile.File) {
+// setOrigin picks the package's URL on the origin: --url, the torrent's url-list resolved against
+// SOURCE, or the .zsync's URL resolved against where the .zsync came from (z may be nil). A
+// reference the rules of location.resolve refuse gives an origin that fails with the reason.
+func (j *job) setOrigin(ctx context.Context, zloc location, z *zsyncfile.File) {
+	var loc location
 	switch {
 	case j.opt.OriginURL != "":
-		j.origin = j.opt.OriginURL
+		loc = parseLocation(j.opt.OriginURL)
 	case j.torrent != nil && len(j.torrent.MetaInfo.UrlList) > 0:
-		j.origin = j.torrent.MetaInfo.UrlList[0]
-	case z != nil && len(z.URLs) > 0:
-		if u := zloc.resolve(z.URLs[0]); u.url != nil {
-			j.origin = u.raw
+		loc = j.src.resolve(j.torrent.MetaInfo.UrlList[0])
+		if loc.url == nil && loc.bad == nil {
+			loc = location{raw: j.torrent.MetaInfo.UrlList[0]} // httprange says what is wrong with it
 		}
+	case z != nil && len(z.URLs) > 0:
+		if loc = zloc.resolve(z.URLs[0]); loc.url == nil && loc.bad == nil {
+			return
+		}
+	default:
+		return
 	}
-	if j.origin != "" {
-		j.fetcher = httprange.New(j.origin, httprange.Options{
-			Client: j.opt.HTTP, Header: j.opt.Header, Length: j.length, Parallel: j.opt.Parallel,
-		})
+	j.origin = loc.raw
+	if loc.bad != nil {
+		j.fetcher = failedFetcher{loc.bad}
+		return
 	}
+	j.fetcher = j.newFetcher(ctx, loc.raw, j.length)
 }
 
 // pieceSize is the torrent's piece length, or 0 without a torrent: only the whole-file SHA-1
@@ -816,7 +827,7 @@ func (j *job) handOver(ctx context.Context) {
 // fetch gets ranges from the origin into part; onWrite, when not nil, hears of every range written.
 func (j *job) fetch(ctx context.Context, part *os.File, rs []httprange.Range, onWrite func(off, n int64)) error {
 	if j.fetcher == nil {
-		return fmt.Errorf("%w: %d bytes are missing and neither the torrent nor the .zsync names an http(s) URL for %s (give --url)", ErrNoURL, sumRanges(rs), j.name)
+		return fmt.Errorf("%w: %d bytes are missing and neither the torrent nor the .zsync names an origin URL for %s (give --url)", ErrNoURL, sumRanges(rs), j.name)
 	}
 	before := j.fetcher.Stats()
 	var w io.WriterAt = part
@@ -827,7 +838,7 @@ func (j *job) fetch(ctx context.Context, part *os.File, rs []httprange.Range, on
 	after := j.fetcher.Stats()
 	j.res.BytesFromOrigin += after.Bytes - before.Bytes
 	j.res.RequestsToOrigin += after.Requests - before.Requests
-	if errors.Is(err, httprange.ErrChanged) {
+	if errors.Is(err, httprange.ErrChanged) || errors.Is(err, store.ErrChanged) {
 		// Another version was published while this one was fetched: its bytes are never
 		// mixed with the ones already written, and nothing is renamed into place.
 		return fmt.Errorf("%s changed on the origin during the update (a new version published?); nothing was put in place, run the update again: %w", j.name, err)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/pkgsync/pkgsync/bt"
@@ -22,6 +21,11 @@ Rebuilds the new version of a package from the old one(s) and fetches only what 
 BitTorrent peers first, from the origin (HTTP range requests) last. SOURCE is the package's
 .torrent (path or http(s) URL); its .zsync is found where the torrent says, or beside it. A .zsync
 is accepted as SOURCE too, for a plain zsync update over HTTP (like the stock zsync client).
+
+SOURCE, --zsync and --url may also name a package store: webhdfs://NAMENODE:PORT/PATH (HDFS over
+WebHDFS or HttpFS; user.name from $HADOOP_USER_NAME or the URL's user.name=, or the URL's
+delegation=TOKEN) or an S3 bucket, s3://BUCKET/KEY. A fetched .torrent or
+.zsync may name files on the web or in its own store (same scheme and host) only.
 
 The result is built in OUT.part, verified piece by piece (torrent SHA-1s) and as a whole (.zsync
 SHA-1), synced, and only then renamed over OUT. OLD is never modified, even when it is OUT. An
@@ -109,7 +113,7 @@ func runUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	opt.Trust = trust
 	opt.Source = fs.Arg(0)
-	opt.Swarm = !noSwarm && !strings.HasSuffix(opt.Source, ".zsync")
+	opt.Swarm = !noSwarm // the updater tells a .zsync SOURCE by its content and updates it without the swarm
 	tlsConf, err := ctls.config()
 	if err != nil {
 		return err
