@@ -87,6 +87,8 @@ type Server struct {
 	makeMu          sync.Mutex // one make at a time: it already uses every core
 	index           indexCache // SHA-1s of packages for /index.json
 	metrics         *metrics.Origin
+
+	src *storeSource // set by NewStore: files come from a store, not from dir
 }
 
 // New returns a server for dir. Paths that leave dir (.., absolute, or through symbolic links
@@ -107,7 +109,12 @@ func New(dir string, opt Options) (*Server, error) {
 }
 
 // Close releases the folder.
-func (s *Server) Close() error { return s.root.Close() }
+func (s *Server) Close() error {
+	if s.src != nil {
+		return nil
+	}
+	return s.root.Close()
+}
 
 // Stats returns the counters since the server started.
 func (s *Server) Stats() Stats {
@@ -146,7 +153,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	cw := &countingWriter{ResponseWriter: w, head: r.Method == http.MethodHead}
 	var status int
-	if r.URL.Path == indexPath && !s.hasFile(indexPath[1:]) {
+	if s.src != nil {
+		status = s.serveStore(cw, r)
+	} else if r.URL.Path == indexPath && !s.hasFile(indexPath[1:]) {
 		status = s.serveIndex(cw, r)
 	} else {
 		status = s.serveFile(cw, r)
