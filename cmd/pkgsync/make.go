@@ -14,9 +14,10 @@ import (
 	"github.com/pkgsync/pkgsync/internal/progress"
 	"github.com/pkgsync/pkgsync/manifest"
 	"github.com/pkgsync/pkgsync/sign"
+	"github.com/pkgsync/pkgsync/store"
 )
 
-const makeSynopsis = `Usage: pkgsync make FILE [flags]
+const makeSynopsis = `Usage: pkgsync make FILE|STORE-URL [flags]
 
 Reads FILE once and writes FILE.torrent (BitTorrent v1 metainfo, with the origin as a BEP 19 web
 seed and a pointer to the .zsync) and FILE.zsync (zsync 0.6.2 control file, readable by the stock
@@ -28,7 +29,13 @@ an ed25519 signature, in signify's embedded format, over FILE.torrent's info has
 SHA-256, which pkgsync update --trust-key KEY.pub checks before it writes anything. Stock tools
 are unaffected: the signature is a file of its own.
 
+FILE may also be the URL of a package in a store (webhdfs://NAMENODE:PORT/PATH, s3://BUCKET/KEY,
+http(s)://): it is read with ranged reads in parallel, without a local copy, and the .torrent and
+.zsync are written beside it in the store, or into --out-dir. For webhdfs, --align defaults to the
+file's HDFS block size, so that no piece spans two blocks.
+
 Examples:
+  pkgsync make webhdfs://nn.example:9870/pkgs/pkg.tar --url http://origin.example/pkgs/pkg.tar
   pkgsync make pkg.tar --url http://origin.example/pkgs/pkg.tar --tracker http://origin.example:6969/announce
   pkgsync make big.img --align 134217728 -o /srv/manifests --json
   pkgsync make pkg.tar --url http://origin.example/pkgs/pkg.tar --sign-key /etc/pkgsync/release.key`
@@ -69,6 +76,9 @@ func runMake(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		} else if !st.IsDir() {
 			return fmt.Errorf("output folder %s: not a directory", opt.OutDir)
 		}
+	}
+	if store.IsURL(file) {
+		return runMakeStore(ctx, file, opt, fs.Changed("align"), key, signKey, jsonOut, stdout, stderr)
 	}
 	var bar *progress.Bar
 	if st, err := os.Stat(file); err == nil && !jsonOut {

@@ -17,7 +17,7 @@ import (
 	"github.com/pkgsync/pkgsync/origin"
 )
 
-const serveSynopsis = `Usage: pkgsync serve DIR [flags]
+const serveSynopsis = `Usage: pkgsync serve DIR|STORE-URL [flags]
 
 Serves the files in DIR over HTTP as an origin: byte ranges, multi-range requests, If-Range and
 strong ETags, so that it works as a BEP 19 web seed and a zsync server. With --tracker it also
@@ -35,14 +35,21 @@ of its reply (it starts again with every byte taken, so slow downloads of any si
 --max-conns connections an idle one is closed to make room, or the new one is answered 503 with
 Retry-After.
 
+Instead of DIR, serve can front a folder of a package store (webhdfs://NAMENODE:PORT/PATH,
+s3://BUCKET/PREFIX): nodes get the packages over plain HTTP ranges from this server and need no
+store credentials. Manifests made on request are put beside the package in the store; when the
+store refuses them they are kept in --cache-dir.
+
 Examples:
   pkgsync serve /srv/pkgs --listen :8080 --tracker
+  pkgsync serve webhdfs://nn.dc1:9870/pkgs --public-url http://origin.dc1:8080/ --tracker
   pkgsync serve /srv/pkgs --public-url http://origin.dc1:8080/ --tracker --topology sites.txt`
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("serve", serveSynopsis, stdout)
 	var (
 		listen, publicURL, logFile string
+		cacheDir                   string
 		withTracker, noMake        bool
 		verbose                    bool
 		lf                         logFlags
@@ -61,6 +68,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	tf.register(fs)
 	stls.register(fs)
 	fs.StringVar(&logFile, "access-log", "", "append one line per request to this file (the format pkgsync report reads)")
+	fs.StringVar(&cacheDir, "cache-dir", "", "with a STORE-URL: keep the manifests the store does not take here (default: the user's cache folder)")
 	fs.BoolVarP(&verbose, "verbose", "v", false, "log requests on stderr")
 	lf.register(fs)
 	fs.DurationVar(&lim.HeaderTimeout, "header-timeout", lim.HeaderTimeout, "drop a client that takes longer to send a request's header (and body)")
@@ -71,7 +79,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	if fs.NArg() != 1 {
-		return fmt.Errorf("%w: want exactly one DIR, got %d arguments", errUsage, fs.NArg())
+		return fmt.Errorf("%w: want exactly one DIR or STORE-URL, got %d arguments", errUsage, fs.NArg())
 	}
 	if lim.HeaderTimeout <= 0 || lim.IdleTimeout <= 0 || lim.SendTimeout <= 0 || lim.MaxConns <= 0 {
 		return fmt.Errorf("%w: --header-timeout, --idle-timeout, --send-timeout and --max-conns must be positive", errUsage)
@@ -109,7 +117,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 	}
-	srv, err := origin.New(fs.Arg(0), opt)
+	srv, err := newOrigin(ctx, fs.Arg(0), opt, cacheDir)
 	if err != nil {
 		return err
 	}
