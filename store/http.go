@@ -170,7 +170,7 @@ func (h *httpStore) ReadRange(ctx context.Context, key string, off, n int64, eta
 	if etag != "" && !strings.HasPrefix(etag, "LM:") && resp.Header.Get("ETag") != etag {
 		return fail(fmt.Errorf("%w: ETag %s, expected %s", ErrChanged, resp.Header.Get("ETag"), etag))
 	}
-	return &exactReader{r: resp.Body, left: n, what: "GET " + h.where(key) + " " + span.String()}, nil
+	return &sizedBody{r: resp.Body, left: n, what: "GET " + h.where(key) + " " + span.String()}, nil
 }
 
 // List is not offered by web servers.

@@ -383,7 +383,7 @@ func (w *webHDFS) ReadRange(ctx context.Context, key string, off, n int64, etag 
 		resp.Body.Close()
 		return nil, fmt.Errorf("webhdfs OPEN %s bytes %d-%d: the datanode sends %d bytes (past the end of the file?)", w.where(key), off, off+n-1, resp.ContentLength)
 	}
-	return &exactReader{r: resp.Body, left: n, what: fmt.Sprintf("webhdfs OPEN %s bytes %d-%d", w.where(key), off, off+n-1)}, nil
+	return &sizedBody{r: resp.Body, left: n, what: fmt.Sprintf("webhdfs OPEN %s bytes %d-%d", w.where(key), off, off+n-1)}, nil
 }
 
 // List returns the files under prefix, recursively, sorted by key.
@@ -534,14 +534,14 @@ func (w *webHDFS) boolOp(ctx context.Context, method, op, key string, params url
 	return v.Boolean, nil
 }
 
-// exactReader yields exactly left bytes of r, or an error naming what was read.
-type exactReader struct {
+// sizedBody yields exactly left bytes of r, or an error naming what was read.
+type sizedBody struct {
 	r    io.ReadCloser
 	left int64
 	what string
 }
 
-func (e *exactReader) Read(p []byte) (int, error) {
+func (e *sizedBody) Read(p []byte) (int, error) {
 	if e.left <= 0 {
 		return 0, io.EOF
 	}
@@ -562,4 +562,4 @@ func (e *exactReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-func (e *exactReader) Close() error { return e.r.Close() }
+func (e *sizedBody) Close() error { return e.r.Close() }
