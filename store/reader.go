@@ -52,8 +52,10 @@ func (r *ReaderAt) ReadAt(p []byte, off int64) (int, error) {
 // than once per chunk. Memory is (ahead+1)*chunk bytes. Close stops the reads.
 type ReadAhead struct {
 	queue  chan chan chunkResult
+	free   chan []byte // buffers the reader is done with, for the next reads
 	cancel context.CancelFunc
 	cur    []byte
+	curBuf []byte // the whole buffer cur is the rest of
 	err    error
 	done   chan struct{}
 }
@@ -66,7 +68,8 @@ type chunkResult struct {
 // NewReadAhead starts reading r.
 func NewReadAhead(r io.ReaderAt, size, chunk int64, ahead int) *ReadAhead {
 	ctx, cancel := context.WithCancel(context.Background())
-	ra := &ReadAhead{queue: make(chan chan chunkResult, max(ahead, 1)), cancel: cancel, done: make(chan struct{})}
+	ra := &ReadAhead{queue: make(chan chan chunkResult, max(ahead, 1)), free: make(chan []byte, max(ahead, 1)+2),
+		cancel: cancel, done: make(chan struct{})}
 	go ra.produce(ctx, r, size, chunk)
 	return ra
 }
@@ -83,8 +86,14 @@ func (ra *ReadAhead) produce(ctx context.Context, r io.ReaderAt, size, chunk int
 		case <-ctx.Done():
 			return
 		}
+		var buf []byte
+		select {
+		case buf = <-ra.free:
+		default:
+			buf = make([]byte, chunk)
+		}
 		go func(off int64) {
-			buf := make([]byte, min(chunk, size-off))
+			buf := buf[:min(chunk, size-off)]
 			n, err := r.ReadAt(buf, off)
 			if err == io.EOF && n == len(buf) {
 				err = nil
@@ -100,13 +109,20 @@ func (ra *ReadAhead) Read(p []byte) (int, error) {
 		if ra.err != nil {
 			return 0, ra.err
 		}
+		if ra.curBuf != nil {
+			select {
+			case ra.free <- ra.curBuf[:cap(ra.curBuf)]:
+			default:
+			}
+			ra.curBuf = nil
+		}
 		ch, ok := <-ra.queue
 		if !ok {
 			ra.err = io.EOF
 			return 0, io.EOF
 		}
 		res := <-ch
-		ra.cur = res.buf
+		ra.cur, ra.curBuf = res.buf, res.buf
 		if res.err != nil {
 			ra.err = res.err
 			if res.err == io.EOF {
