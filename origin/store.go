@@ -381,7 +381,9 @@ func rangeEnds(h string, size int64) map[int64]int64 {
 				end = min(e+1, size)
 			}
 		}
-		ends[start] = max(ends[start], end)
+		if end > start {
+			ends[start] = max(ends[start], end)
+		}
 	}
 	return ends
 }

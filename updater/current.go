@@ -66,7 +66,11 @@ func (j *job) readTorrentIfChanged(ctx context.Context, src location) ([]byte, e
 	if j.record != nil && len(j.record.Torrent) > 0 {
 		etag = j.record.ETag
 	}
-	data, tag, notModified, err := httprange.GetIfNoneMatch(ctx, j.opt.HTTP, src.raw, j.opt.Header, maxTorrentBytes, etag)
+	get := httprange.GetIfNoneMatch
+	if src.store {
+		get = readStoreIfNoneMatch
+	}
+	data, tag, notModified, err := get(ctx, j.opt.HTTP, src.raw, j.opt.Header, maxTorrentBytes, etag)
 	if err != nil {
 		return nil, err
 	}

@@ -122,14 +122,30 @@ func (l location) read(ctx context.Context, c *http.Client, h http.Header, max i
 
 // readStore reads a whole small object of a store, pinned to one version.
 func readStore(ctx context.Context, raw string, c *http.Client, h http.Header, max int64) ([]byte, error) {
+	data, _, _, err := readStoreIfNoneMatch(ctx, c, raw, h, max, "")
+	return data, err
+}
+
+// readStoreIfNoneMatch is httprange.GetIfNoneMatch for a store: when the object's identity is
+// etag, it reads nothing and reports notModified.
+func readStoreIfNoneMatch(ctx context.Context, c *http.Client, raw string, h http.Header, max int64, etag string) (data []byte, tag string, notModified bool, err error) {
 	s, key, err := store.OpenHTTP(ctx, raw, store.Options{}, store.HTTPConfig{Client: c, Header: h})
 	if err != nil {
-		return nil, err
+		return nil, "", false, err
 	}
 	info, err := s.Stat(ctx, key)
 	if err != nil {
-		return nil, err
+		return nil, "", false, err
 	}
+	if etag != "" && info.ETag == etag {
+		return nil, etag, true, nil
+	}
+	data, err = readObject(ctx, s, raw, key, info, max)
+	return data, info.ETag, false, err
+}
+
+// readObject reads the object info describes, of at most max bytes.
+func readObject(ctx context.Context, s store.Store, raw, key string, info store.Info, max int64) ([]byte, error) {
 	if info.Size > max {
 		return nil, fmt.Errorf("%s: %d bytes is too large (limit %d)", raw, info.Size, max)
 	}

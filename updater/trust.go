@@ -34,7 +34,7 @@ func signatureOf(src location) location {
 	}
 	u := *src.url
 	u.Path, u.RawPath = trim(u.Path), "" // String escapes Path again
-	return location{raw: u.String(), url: &u}
+	return location{raw: u.String(), url: &u, store: src.store}
 }
 
 // loadSignature reads the .sig beside SOURCE and checks that a trusted key made it.

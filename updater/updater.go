@@ -173,7 +173,7 @@ func (j *job) load(ctx context.Context) error {
 	}
 	var data []byte
 	var err error
-	if src.url != nil && !src.store && strings.HasSuffix(src.url.Path, ".torrent") {
+	if src.url != nil && strings.HasSuffix(src.url.Path, ".torrent") {
 		data, err = j.readTorrentIfChanged(ctx, src)
 	} else {
 		data, err = src.read(ctx, j.opt.HTTP, j.opt.Header, maxZsyncBytes)

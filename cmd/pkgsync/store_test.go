@@ -37,13 +37,16 @@ func hdfsWithPackage(t *testing.T, v2 []byte, makeArgs ...string) *webhdfstest.S
 	return hdfs
 }
 
-// TestUpdateFromWebHDFS updates from a package in HDFS directly: the .torrent, the .zsync and
-// the missing ranges all come from the store, given as SOURCE, as a .zsync SOURCE (told by
-// content, not by name) and as --url beside a local .torrent. --align took the block size.
+// TestUpdateFromWebHDFS updates from a package in HDFS directly: the .torrent, the .zsync, the
+// .sig and the missing ranges all come from the store, given as SOURCE (signed, with
+// --trust-key), as a .zsync SOURCE (told by content, not by name) and as --url beside a local
+// .torrent. --align took the block size. A second run of the same SOURCE finds OUT current by
+// the torrent's identity in the store and reads no package byte.
 func TestUpdateFromWebHDFS(t *testing.T) {
 	v1 := randomBytes(1, 3<<20)
 	v2 := edited(v1, 2, 10)
-	hdfs := hdfsWithPackage(t, v2)
+	key := keygen(t, t.TempDir(), "release")
+	hdfs := hdfsWithPackage(t, v2, "--sign-key", key)
 	tb, _ := hdfs.Get("/pkgs/pkg.tar.torrent")
 	tor, err := manifest.ParseTorrent(tb)
 	if err != nil {
@@ -61,7 +64,7 @@ func TestUpdateFromWebHDFS(t *testing.T) {
 		name string
 		args []string
 	}{
-		{"torrent", []string{"--no-swarm", hdfs.URL("/pkgs/pkg.tar.torrent")}},
+		{"torrent", []string{"--no-swarm", "--trust-key", key + ".pub", hdfs.URL("/pkgs/pkg.tar.torrent")}},
 		{"zsync", []string{hdfs.URL("/pkgs/pkg.tar.zsync")}},
 		{"url", []string{"--no-swarm", "--zsync", hdfs.URL("/pkgs/pkg.tar.zsync"), "--url", hdfs.URL("/pkgs/pkg.tar"), localTorrent}},
 	}
@@ -73,6 +76,15 @@ func TestUpdateFromWebHDFS(t *testing.T) {
 			missing := res.BytesTotal - res.BytesReused
 			if res.BytesFromOrigin < missing || res.BytesFromOrigin > missing+missing/2 {
 				t.Fatalf("origin sent %d bytes for %d missing", res.BytesFromOrigin, missing)
+			}
+			if tc.name != "torrent" {
+				return
+			}
+			before, _ := hdfs.DataBytes()
+			again := parseUpdateJSON(t, mustPkgsync(t, append([]string{"update", "--json", "--old", old, "-o", out}, tc.args...)...))
+			after, _ := hdfs.DataBytes()
+			if sig, _ := hdfs.Get("/pkgs/pkg.tar.sig"); !again.UpToDate || after-before != int64(len(sig)) {
+				t.Fatalf("second run: up to date %v, the datanode sent %d bytes (the .sig is %d)", again.UpToDate, after-before, len(sig))
 			}
 		})
 	}
