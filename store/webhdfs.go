@@ -287,7 +287,9 @@ func (w *webHDFS) do(ctx context.Context, c *http.Client, op, key string, want i
 			lastErr = remoteError(op, w.where(key), resp, write)
 			resp.Body.Close()
 		}
-		if !mayPass(ctx, resp, err) {
+		// RENAME is not asked twice: one that was carried out but whose reply was lost would
+		// answer false the second time, and Put would then remove the file it just renamed.
+		if !mayPass(ctx, resp, err) || op == "RENAME" {
 			return nil, lastErr
 		}
 	}

@@ -162,6 +162,21 @@ func TestMakeFromWebHDFSEqualsLocal(t *testing.T) {
 	}
 }
 
+// TestMakeFromWebHDFSAligns checks that --align defaults to the file's HDFS block size: a piece
+// size that would straddle a block is refused unless --align says otherwise.
+func TestMakeFromWebHDFSAligns(t *testing.T) {
+	t.Setenv("HADOOP_USER_NAME", "pkg")
+	hdfs := webhdfstest.New(webhdfstest.Options{User: "pkg", BlockSize: 1 << 20})
+	defer hdfs.Close()
+	hdfs.Put("/pkgs/pkg.tar", randomBytes(9, 5<<20), time.Now())
+	out := t.TempDir()
+	code, _, errs := pkgsync(t, "make", hdfs.URL("/pkgs/pkg.tar"), "--piece-size", "2097152", "-o", out)
+	if code == 0 || !strings.Contains(errs, "--align 1048576") {
+		t.Fatalf("2 MiB pieces over 1 MiB blocks: exit %d, %s", code, errs)
+	}
+	mustPkgsync(t, "make", hdfs.URL("/pkgs/pkg.tar"), "--piece-size", "2097152", "--align", "0", "-o", out)
+}
+
 // TestSwarmFromWebHDFS runs four nodes, each on its own loopback address, updating at once
 // from a package in HDFS: the store is the swarm's origin (the web seed of the pieces no peer
 // has, asked last), and together the nodes take less than 1.5 times the bytes one node misses
