@@ -174,3 +174,27 @@ func TestReadAhead(t *testing.T) {
 		}
 	}
 }
+
+// TestFetcherChanged checks that the generic fetcher pins the object's identity on its first
+// Fetch: after the file is replaced in HDFS, the next Fetch fails with ErrChanged and writes
+// nothing of the new version.
+func TestFetcherChanged(t *testing.T) {
+	v1, v2 := versions.Random(11, 1<<20), versions.Random(12, 1<<20)
+	srv := webhdfstest.New(webhdfstest.Options{})
+	defer srv.Close()
+	srv.Put("/p/pkg.bin", v1, time.UnixMilli(1000))
+	s, key := openHDFS(t, srv, "/p/pkg.bin", store.Options{User: "u"})
+	f := store.NewFetcher(s, key, store.FetchOptions{})
+	dst := make([]byte, len(v1))
+	if err := f.Fetch(t.Context(), []httprange.Range{{Off: 0, Len: 1000}}, byteWriter(dst)); err != nil {
+		t.Fatal(err)
+	}
+	srv.Put("/p/pkg.bin", v2, time.UnixMilli(2000))
+	err := f.Fetch(t.Context(), []httprange.Range{{Off: 1000, Len: 5000}}, byteWriter(dst))
+	if !errors.Is(err, store.ErrChanged) || !strings.Contains(err.Error(), "p/pkg.bin") {
+		t.Fatalf("Fetch after a replacement: %v", err)
+	}
+	if !bytes.Equal(dst[1000:6000], make([]byte, 5000)) {
+		t.Fatal("bytes of the new version were written")
+	}
+}

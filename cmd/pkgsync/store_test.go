@@ -14,7 +14,6 @@ import (
 	"github.com/pkgsync/pkgsync/internal/versions"
 	"github.com/pkgsync/pkgsync/manifest"
 	"github.com/pkgsync/pkgsync/origin"
-	"github.com/pkgsync/pkgsync/store"
 	"github.com/pkgsync/pkgsync/store/webhdfstest"
 	"github.com/pkgsync/pkgsync/tracker"
 	"github.com/pkgsync/pkgsync/updater"
@@ -99,11 +98,8 @@ func TestUpdateThroughServeStore(t *testing.T) {
 	hdfs := webhdfstest.New(webhdfstest.Options{User: "pkg"})
 	defer hdfs.Close()
 	hdfs.Put("/pkgs/pkg.tar", v2, time.Now().Add(-time.Hour))
-	st, key, err := store.Open(t.Context(), hdfs.URL("/pkgs"), store.Options{User: "pkg"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := origin.NewStore(st, key, origin.Options{AutoMake: true}, t.TempDir())
+	t.Setenv("HADOOP_USER_NAME", "pkg") // serve's
+	srv, err := newOrigin(t.Context(), hdfs.URL("/pkgs"), origin.Options{AutoMake: true}, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
