@@ -83,3 +83,16 @@ func escapeKey(key string) string {
 	}
 	return strings.Join(parts, "/")
 }
+
+// Redact returns raw for messages: a URL's password and its delegation token (WebHDFS) hidden.
+func Redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme == "" {
+		return raw
+	}
+	if q := u.Query(); q.Has("delegation") {
+		q.Set("delegation", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
+	return u.Redacted()
+}

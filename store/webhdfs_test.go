@@ -212,3 +212,17 @@ func FuzzWebHDFSReply(f *testing.F) {
 		}
 	})
 }
+
+// TestRedact checks that messages show no password or delegation token.
+func TestRedact(t *testing.T) {
+	for in, want := range map[string]string{
+		"webhdfs://nn:9870/p/x?delegation=SECRET&user.name=u": "webhdfs://nn:9870/p/x?delegation=xxxxx&user.name=u",
+		"https://u:pw@o/p/x":   "https://u:xxxxx@o/p/x",
+		"/local/path":          "/local/path",
+		"http://o/p/x.torrent": "http://o/p/x.torrent",
+	} {
+		if got := store.Redact(in); got != want {
+			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

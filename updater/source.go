@@ -45,7 +45,13 @@ func parseLocation(s string) location {
 	return location{raw: s}
 }
 
-func (l location) String() string { return l.raw }
+// String names the file for messages, without a password or token its URL may carry.
+func (l location) String() string {
+	if l.url != nil {
+		return store.Redact(l.raw)
+	}
+	return l.raw
+}
 
 // resolve returns ref relative to l: a URL ref stays as it is, a relative ref is joined to l's URL
 // or l's folder. A fetched file names files on the web, or in the same store as itself, only:
@@ -57,7 +63,7 @@ func (l location) String() string { return l.raw }
 func (l location) resolve(ref string) location {
 	if r := parseLocation(ref); r.url != nil {
 		if r.store && l.url != nil && !l.sameStore(r.url) {
-			return location{raw: ref, bad: fmt.Errorf("the reference %q in %s: %w", ref, l.raw, errOtherStore)}
+			return location{raw: ref, bad: fmt.Errorf("the reference %q in %s: %w", ref, l, errOtherStore)}
 		}
 		return r
 	}
@@ -72,7 +78,7 @@ func (l location) resolve(ref string) location {
 		if err == nil {
 			err = fmt.Errorf("it resolves to %q, not an http(s) URL with a host or a file of the same store", u.Redacted())
 		}
-		return location{raw: ref, bad: fmt.Errorf("the reference %q in %s: %w", ref, l.raw, err)}
+		return location{raw: ref, bad: fmt.Errorf("the reference %q in %s: %w", ref, l, err)}
 	}
 	if filepath.IsAbs(ref) {
 		return location{raw: ref}
@@ -147,7 +153,7 @@ func readStoreIfNoneMatch(ctx context.Context, c *http.Client, raw string, h htt
 // readObject reads the object info describes, of at most max bytes.
 func readObject(ctx context.Context, s store.Store, raw, key string, info store.Info, max int64) ([]byte, error) {
 	if info.Size > max {
-		return nil, fmt.Errorf("%s: %d bytes is too large (limit %d)", raw, info.Size, max)
+		return nil, fmt.Errorf("%s: %d bytes is too large (limit %d)", store.Redact(raw), info.Size, max)
 	}
 	rc, err := s.ReadRange(ctx, key, 0, info.Size, info.ETag)
 	if err != nil {
@@ -156,7 +162,7 @@ func readObject(ctx context.Context, s store.Store, raw, key string, info store.
 	defer rc.Close()
 	data := make([]byte, info.Size)
 	if _, err := io.ReadFull(rc, data); err != nil {
-		return nil, fmt.Errorf("%s: %w", raw, err)
+		return nil, fmt.Errorf("%s: %w", store.Redact(raw), err)
 	}
 	return data, nil
 }

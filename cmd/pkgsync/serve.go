@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pkgsync/pkgsync/origin"
+	"github.com/pkgsync/pkgsync/store"
 )
 
 const serveSynopsis = `Usage: pkgsync serve DIR|STORE-URL [flags]
@@ -126,7 +127,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	return serveLimited(ctx, listen, h, lim, tlsConf, notice, "origin for "+fs.Arg(0))
+	return serveLimited(ctx, listen, h, lim, tlsConf, notice, "origin for "+store.Redact(fs.Arg(0)))
 }
 
 // serveHTTP serves h on addr under origin.DefaultLimits until ctx ends, then shuts down
