@@ -81,6 +81,30 @@ func TestHTTPStore(t *testing.T) {
 	}
 }
 
+// TestHTTPStoreRedirect reads through a redirect (an object store's signed URL behind a 302).
+func TestHTTPStoreRedirect(t *testing.T) {
+	data := versions.Random(13, 50_000)
+	obj := &versioned{}
+	obj.set(data, `"r"`)
+	target := httptest.NewServer(obj)
+	defer target.Close()
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, target.URL+"/pkgs/pkg.bin?token=t", http.StatusFound)
+	}))
+	defer front.Close()
+	s, key, err := store.Open(t.Context(), front.URL+"/pkg.bin", store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Stat(t.Context(), key)
+	if err != nil || info.Size != int64(len(data)) || info.ETag != `"r"` {
+		t.Fatalf("Stat: %+v, %v", info, err)
+	}
+	if got, err := readAll(t.Context(), s, key, 100, 200, info.ETag); err != nil || !bytes.Equal(got, data[100:300]) {
+		t.Fatalf("ReadRange: %v", err)
+	}
+}
+
 // TestFetcher checks NewFetcher on both paths (HTTP's multi-range fetcher, and the generic one
 // over ReadRange for WebHDFS): scattered ranges land in place and nothing else is written.
 func TestFetcher(t *testing.T) {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -251,7 +253,10 @@ func mayPass(ctx context.Context, resp *http.Response, err error) bool {
 		return false
 	}
 	if err != nil {
-		return true
+		var cve *tls.CertificateVerificationError
+		var uae x509.UnknownAuthorityError
+		var he x509.HostnameError
+		return !errors.As(err, &cve) && !errors.As(err, &uae) && !errors.As(err, &he) // another try cannot fix a certificate
 	}
 	return resp.StatusCode >= 500 && resp.StatusCode != http.StatusNotImplemented
 }

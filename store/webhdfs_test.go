@@ -226,3 +226,29 @@ func TestRedact(t *testing.T) {
 		}
 	}
 }
+
+// TestSWebHDFS reads and writes over https (swebhdfs://) with the caller's client, which trusts
+// the test servers' certificate; without it the certificate is refused.
+func TestSWebHDFS(t *testing.T) {
+	srv := webhdfstest.New(webhdfstest.Options{TLS: true})
+	defer srv.Close()
+	srv.Put("/p/x", []byte("over tls"), time.Now())
+	hc := store.HTTPConfig{Client: srv.NameNode.Client()}
+	s, key, err := store.OpenHTTP(t.Context(), srv.URL("/p/x"), store.Options{User: "u"}, hc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := readAll(t.Context(), s, key, 0, 8, ""); err != nil || string(got) != "over tls" {
+		t.Fatalf("%q, %v", got, err)
+	}
+	if err := s.Put(t.Context(), "p/y", strings.NewReader("put"), 3); err != nil {
+		t.Fatal(err)
+	}
+	plain, key, err := store.Open(t.Context(), srv.URL("/p/x"), store.Options{User: "u"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := plain.Stat(t.Context(), key); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("Stat with the system roots: %v", err)
+	}
+}

@@ -33,6 +33,9 @@ type Options struct {
 	// Addr is the namenode's listen address (default 127.0.0.1:0); the datanode listens on the
 	// same host.
 	Addr string
+	// TLS serves both nodes over https (swebhdfs://) with httptest's certificate; NameNode.Client()
+	// trusts it.
+	TLS bool
 }
 
 // Server is a namenode and a datanode.
@@ -64,23 +67,26 @@ func New(opt Options) *Server {
 	if opt.Addr != "" {
 		host, _, _ = strings.Cut(opt.Addr, ":")
 	}
-	s.NameNode = listen(opt.Addr, http.HandlerFunc(s.namenode))
-	s.DataNode = listen(host+":0", http.HandlerFunc(s.datanode))
+	s.NameNode = listen(opt.Addr, http.HandlerFunc(s.namenode), opt.TLS)
+	s.DataNode = listen(host+":0", http.HandlerFunc(s.datanode), opt.TLS)
 	return s
 }
 
-func listen(addr string, h http.Handler) *httptest.Server {
-	if addr == "" {
-		return httptest.NewServer(h)
-	}
+func listen(addr string, h http.Handler, tls bool) *httptest.Server {
 	ts := httptest.NewUnstartedServer(h)
-	ts.Listener.Close()
-	ln, err := netListen(addr)
-	if err != nil {
-		panic(fmt.Sprintf("webhdfstest: listen %s: %v", addr, err))
+	if addr != "" {
+		ts.Listener.Close()
+		ln, err := netListen(addr)
+		if err != nil {
+			panic(fmt.Sprintf("webhdfstest: listen %s: %v", addr, err))
+		}
+		ts.Listener = ln
 	}
-	ts.Listener = ln
-	ts.Start()
+	if tls {
+		ts.StartTLS()
+	} else {
+		ts.Start()
+	}
 	return ts
 }
 
@@ -90,9 +96,13 @@ func (s *Server) Close() {
 	s.DataNode.Close()
 }
 
-// URL returns the webhdfs:// URL of the absolute path p.
+// URL returns the webhdfs:// (swebhdfs:// with TLS) URL of the absolute path p.
 func (s *Server) URL(p string) string {
-	return "webhdfs://" + s.NameNode.Listener.Addr().String() + path.Clean("/"+p)
+	scheme := "webhdfs://"
+	if s.opt.TLS {
+		scheme = "swebhdfs://"
+	}
+	return scheme + s.NameNode.Listener.Addr().String() + path.Clean("/"+p)
 }
 
 // Put stores data at the absolute path p with modification time mtime.
