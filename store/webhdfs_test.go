@@ -252,3 +252,27 @@ func TestSWebHDFS(t *testing.T) {
 		t.Fatalf("Stat with the system roots: %v", err)
 	}
 }
+
+// TestWebHDFSDatanodeFails checks that an OPEN the datanode fails is asked again (through the
+// namenode, which may pick another datanode), and that a datanode that keeps failing gives an
+// error naming the file and the exception.
+func TestWebHDFSDatanodeFails(t *testing.T) {
+	data := versions.Random(21, 10_000)
+	srv := webhdfstest.New(webhdfstest.Options{})
+	defer srv.Close()
+	srv.Put("/p/x", data, time.Now())
+	s, key := openHDFS(t, srv, "/p/x", store.Options{User: "u"})
+	for _, tc := range []struct {
+		fails int
+		ok    bool
+	}{{0, true}, {2, true}, {3, false}} {
+		srv.FailOpens(tc.fails)
+		got, err := readAll(t.Context(), s, key, 10, 100, "")
+		if tc.ok && (err != nil || !bytes.Equal(got, data[10:110])) {
+			t.Fatalf("%d failures: %v", tc.fails, err)
+		}
+		if !tc.ok && (err == nil || !strings.Contains(err.Error(), "IOException") || !strings.Contains(err.Error(), "p/x")) {
+			t.Fatalf("%d failures: %v", tc.fails, err)
+		}
+	}
+}

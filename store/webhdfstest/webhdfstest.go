@@ -49,7 +49,12 @@ type Server struct {
 
 	dataBytes atomic.Int64 // OPEN body bytes the datanode sent
 	opens     atomic.Int64
+	failOpens atomic.Int64 // OPENs the datanode still answers with a 500
 }
+
+// FailOpens makes the datanode answer the next n OPENs with 500 and an IOException, as a
+// datanode that lost a disk does.
+func (s *Server) FailOpens(n int) { s.failOpens.Store(int64(n)) }
 
 type file struct {
 	data  []byte
@@ -346,6 +351,11 @@ func (s *Server) datanode(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) open(w http.ResponseWriter, p string, q url.Values) {
+	if s.failOpens.Add(-1) >= 0 {
+		remote(w, http.StatusInternalServerError, "IOException", "java.io", "Could not obtain block of "+p)
+		return
+	}
+	s.failOpens.Store(max(s.failOpens.Load(), 0))
 	s.mu.Lock()
 	f, ok := s.files[p]
 	var data []byte
