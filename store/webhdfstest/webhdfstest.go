@@ -129,7 +129,8 @@ func (s *Server) Get(p string) ([]byte, bool) {
 	return append([]byte(nil), f.data...), true
 }
 
-// DataBytes returns the bytes the datanode has sent in OPEN replies, and the OPEN requests.
+// DataBytes returns the bytes the datanode has sent in OPEN replies, and the OPEN requests. A
+// reply counts once it starts, so a client that has read it never finds it missing.
 func (s *Server) DataBytes() (bytes, opens int64) { return s.dataBytes.Load(), s.opens.Load() }
 
 // remote writes a RemoteException reply.
@@ -385,8 +386,10 @@ func (s *Server) open(w http.ResponseWriter, p string, q url.Values) {
 	s.opens.Add(1)
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Length", strconv.FormatInt(end-off, 10))
+	// Counted before the write: the client may have every byte before Write returns here.
+	s.dataBytes.Add(end - off)
 	k, _ := w.Write(data[off:end])
-	s.dataBytes.Add(int64(k))
+	s.dataBytes.Add(int64(k) - (end - off))
 }
 
 func (s *Server) create(w http.ResponseWriter, r *http.Request, p string, q url.Values) {
