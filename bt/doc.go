@@ -75,7 +75,7 @@
 // a Node with a specific ListenAddr dials from that address: peers see the address the
 // tracker lists, and a ban hits only the liar. The tests run nodes on distinct 127.0.0.x
 // addresses for the same reason. The library keys the first kind of ban by the IPv4-mapped
-// form of an IPv4 address and checks connections by the plain form, so the banned peer could
+// form of an IPv4 address and checks accepted connections by the plain form, so the banned peer could
 // connect again; every library ban also goes into the Node's own list (the client's
 // IPBlocklist, which compares unmapped addresses), as do the bans of the range path (below).
 // -v logs each ban once: msg="bt: banned peer" torrent=NAME peer=IP reason=.... A peer that
