@@ -75,7 +75,7 @@
 // a Node with a specific ListenAddr dials from that address: peers see the address the
 // tracker lists, and a ban hits only the liar. The tests run nodes on distinct 127.0.0.x
 // addresses for the same reason. The library keys the first kind of ban by the IPv4-mapped
-// form of an IPv4 address and checks connections by the plain form, so the banned peer could
+// form of an IPv4 address and checks accepted connections by the plain form, so the banned peer could
 // connect again; every library ban also goes into the Node's own list (the client's
 // IPBlocklist, which compares unmapped addresses), as do the bans of the range path (below).
 // -v logs each ban once: msg="bt: banned peer" torrent=NAME peer=IP reason=.... A peer that
@@ -106,6 +106,52 @@
 // between two nodes dropped (both ends keep the one dialed by the higher peer ID), and
 // the rate limits from Config. The library has no local peer discovery, so Config.LPD is
 // refused.
+//
+// # Where each workaround meets the library
+//
+// The library code each change above works around, in the v1.59.1 module (go env GOMODCACHE,
+// then github.com/anacrolix/torrent@v1.59.1), with the test in upstream_test.go that fails
+// when the behaviour it relies on changes. After an upgrade, re-read these first.
+//   - Storage: NewClient (client.go) opens storage.NewFile(DataDir) when DefaultStorage is
+//     nil, and pieceCompletionForDir (storage/piece-completion.go) puts .torrent.bolt.db or
+//     .torrent.db there (anacrolix/torrent#450, #481).
+//     TestUpstreamDefaultStorageWritesCompletionDB. The initial hash is skipped for pieces
+//     whose Completion is Ok (Torrent.queueInitialPieceCheck, torrent.go).
+//   - Pieces without the network: Torrent.VerifyDataContext and Torrent.pieceHashed
+//     (torrent.go) unlock the client between counting the hash and storing the result,
+//     which PieceState.Marking shows. Not tested here: the window is a race.
+//   - Web seeds: TorrentSpecFromMetaInfo (spec.go) copies url-list into Webseeds,
+//     Torrent.addWebSeed (torrent.go) honours DisableWebseeds, and Client.updateWebseedRequests
+//     and Torrent.getWebseedRequestEnd (webseed-requesting.go) plan the aligned spans.
+//     TestUpstreamWebseeds.
+//   - Choking: PeerConn.uploadAllowed and PeerConn.upload (peerconn.go).
+//     TestUpstreamDefaultConfig pins Seed and DisableAggressiveUpload off by default.
+//   - Peer order: Torrent.addPeer and Torrent.openNewConns (torrent.go) over prioritizedPeers
+//     (prioritized-peers.go, bep40Priority in bep40.go); Client.dialAndCompleteHandshake
+//     (client.go) waits on DialRateLimiter. TestUpstreamDefaultConfig pins
+//     HalfOpenConnsPerTorrent (25) and the dial rate (10/s).
+//   - Requesting: PeerConn.getDesiredRequestState (requesting.go) and the piece order of
+//     request-strategy/. A chunk the storage refuses (errPieceBusy) fails Torrent.writeChunk
+//     in Peer.receiveChunk (peer.go) and stays pending; how the library treats write errors
+//     changed in v1.53.3 (anacrolix/torrent#889).
+//   - Bad peers: Torrent.pieceHashed (torrent.go) calls PeerConn.providedBadData
+//     (peerconn.go) for a piece with one untrusted source (anacrolix/torrent#715), and
+//     bans the smart-ban cache's failed peers (smartban.go). Client.banPeerIP (client.go)
+//     keys the ban by netip.AddrFromSlice(net.ParseIP(host)), the IPv4-mapped form, while
+//     Client.badPeerIPPort for accepted connections (Client.rejectAccepted, client.go) and
+//     Torrent.dropBannedPeers (torrent.go) look up the plain form.
+//     TestUpstreamBanKeyAndChunkSize.
+//   - Upload budget: PeerConn.onReadRequest reserves MaxAllocPeerRequestDataPerConn for
+//     each of up to localClientReqq (1024, client.go) requests, and PeerConn.servePeerRequest
+//     (peerconn.go) waits on the reservation (internal/alloclim/l.go, Limiter.Reserve).
+//     TestUpstreamReqq and TestUpstreamDefaultConfig; the 16 KiB chunk (defaultChunkSize,
+//     global.go) in TestUpstreamBanKeyAndChunkSize.
+//   - Lost wake-up: peerConnMsgWriter.run (peer-conn-msg-writer.go) takes its wake-up
+//     channel after filling the buffer; upstream changed the wake-up and re-arms the
+//     keep-alive timer after v1.59.1 (anacrolix/torrent#1078, #1071).
+//     TestUpstreamDefaultConfig pins the one-minute KeepAliveTimeout.
+//   - Duplicate connections: DropDuplicatePeerIds (config.go), checked in
+//     Torrent.addPeerConn (torrent.go).
 //
 // # The origin comes last
 //

@@ -3,6 +3,8 @@ package fuzz
 import (
 	"bytes"
 	"crypto/sha1"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/anacrolix/torrent/bencode"
@@ -12,8 +14,23 @@ import (
 
 // FuzzParseTorrent feeds arbitrary bytes to the .torrent loader that `pkgsync update` and
 // `pkgsync seed` use on files fetched from anywhere: it must never panic, and whatever it accepts
-// must be self-consistent (one SHA-1 per piece, pieces covering the length).
+// must be self-consistent (one SHA-1 per piece, pieces covering the length). The seeds include
+// the .torrent files stock tools made (../testdata/torrent).
 func FuzzParseTorrent(f *testing.F) {
+	stock, err := filepath.Glob(filepath.Join("..", "testdata", "torrent", "*.torrent"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	if len(stock) == 0 {
+		f.Fatal("no .torrent files in ../testdata/torrent")
+	}
+	for _, path := range stock {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
 	info := map[string]any{"name": "pkg.tar", "length": 40000, "piece length": 16384, "pieces": string(bytes.Repeat([]byte("a"), 60))}
 	good, _ := bencode.Marshal(map[string]any{"announce": "http://t/announce", "info": info, "url-list": []string{"http://o/pkg.tar"}, "zsync-url": "pkg.tar.zsync"})
 	f.Add(good)

@@ -12,17 +12,21 @@ import (
 )
 
 // FuzzRead feeds arbitrary bytes to zsyncfile.Read, seeded with the control files in
-// testdata/zsync (zsyncmake's and pkgsync's). Read must not panic, and must fail only with a
+// testdata/zsync (pkgsync's) and the repository's ../testdata/zsync (zsyncmake's). Read must not panic, and must fail only with a
 // *ParseError, as the bytes come from memory. A file that parses must round-trip like
 // encoding/csv's FuzzRoundtrip: Write accepts it, Read of the output gives an equal File, and
 // writing that again gives the same bytes.
 func FuzzRead(f *testing.F) {
-	seeds, err := filepath.Glob(filepath.Join("testdata", "zsync", "*.zsync"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	if len(seeds) == 0 {
-		f.Fatal("no seed files in testdata/zsync")
+	var seeds []string
+	for _, dir := range []string{filepath.Join("testdata", "zsync"), filepath.Join("..", "testdata", "zsync")} {
+		paths, err := filepath.Glob(filepath.Join(dir, "*.zsync"))
+		if err != nil {
+			f.Fatal(err)
+		}
+		if len(paths) == 0 {
+			f.Fatalf("no seed files in %s", dir)
+		}
+		seeds = append(seeds, paths...)
 	}
 	for _, path := range seeds {
 		data, err := os.ReadFile(path)

@@ -16,9 +16,10 @@ import (
 	"github.com/pkgsync/pkgsync/zsyncfile"
 )
 
-// testdataFiles are control files the stock zsyncmake 0.6.2 wrote, kept so that these checks run
-// without the tool: testData(seed, length) saved as "f" with mtime 2026-11-25 14:51:54 UTC, then
-// "zsyncmake -b 2048 -u http://example.org/pkg/f -o testdata/zsyncmake-LENGTH.zsync f".
+// testdataFiles are control files the stock zsyncmake 0.6.2 wrote, kept in the shared
+// ../testdata/zsync so that these checks run without the tool: testData(seed, length) saved as
+// "f" with mtime 2026-11-25 14:51:54 UTC, then
+// "zsyncmake -b 2048 -u http://example.org/pkg/f -o zsyncmake-LENGTH.zsync f".
 var testdataFiles = []struct {
 	seed   uint64
 	length int
@@ -30,7 +31,7 @@ func TestZsyncmakeTestdata(t *testing.T) {
 	mtime := time.Date(2026, 11, 25, 14, 51, 54, 0, time.UTC)
 	for _, tc := range testdataFiles {
 		t.Run(fmt.Sprint(tc.length), func(t *testing.T) {
-			raw, err := os.ReadFile(filepath.Join("testdata", fmt.Sprintf("zsyncmake-%d.zsync", tc.length)))
+			raw, err := os.ReadFile(filepath.Join("..", "testdata", "zsync", fmt.Sprintf("zsyncmake-%d.zsync", tc.length)))
 			if err != nil {
 				t.Fatal(err)
 			}

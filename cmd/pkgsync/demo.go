@@ -66,40 +66,72 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := os.WriteFile(pkg, v2, 0o644); err != nil {
 		return err
 	}
+	o, err := startDemoOrigin(pub)
+	if err != nil {
+		return err
+	}
+	defer o.close()
+	if _, err := manifest.Make(ctx, pkg, manifest.MakeOptions{URL: o.base + "pkg.tar", Trackers: []string{o.base + "announce"}}); err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "demo: origin and tracker at %s, package %s, %d nodes holding v1\n", o.base, progress.Bytes(size), nodes)
 
+	start := time.Now()
+	results, err := runDemoNodes(ctx, dir, o.base, v1, nodes)
+	if err != nil {
+		return err
+	}
+	return printDemo(stdout, jsonOut, results, o.srv.Stats().BodyBytes, time.Since(start))
+}
+
+// demoOrigin is the demo's origin: pkgsync serve --tracker over pub, on a loopback port.
+type demoOrigin struct {
+	base  string // http://127.0.0.1:PORT/
+	srv   *origin.Server
+	close func()
+}
+
+func startDemoOrigin(pub string) (*demoOrigin, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	base := "http://" + ln.Addr().String() + "/"
 	tr := tracker.New(tracker.Options{})
-	defer tr.Close()
 	srv, err := origin.New(pub, origin.Options{Tracker: tr.Handler()})
 	if err != nil {
-		return err
+		ln.Close()
+		tr.Close()
+		return nil, err
 	}
-	defer srv.Close()
 	hs := &http.Server{Handler: srv}
 	go hs.Serve(ln)
-	defer hs.Close()
+	return &demoOrigin{
+		base: "http://" + ln.Addr().String() + "/",
+		srv:  srv,
+		close: func() {
+			hs.Close()
+			srv.Close()
+			tr.Close()
+		},
+	}, nil
+}
 
-	if _, err := manifest.Make(ctx, pkg, manifest.MakeOptions{URL: base + "pkg.tar", Trackers: []string{base + "announce"}}); err != nil {
-		return err
-	}
-	fmt.Fprintf(stderr, "demo: origin and tracker at %s, package %s, %d nodes holding v1\n", base, progress.Bytes(size), nodes)
-
-	results := make([]*updater.Result, nodes)
-	errs := make([]error, nodes)
+// runDemoNodes gives each of n nodes a folder holding v1 and updates them all at once from
+// base's pkg.tar.torrent, each with the swarm on.
+func runDemoNodes(ctx context.Context, dir, base string, v1 []byte, n int) ([]*updater.Result, error) {
+	results := make([]*updater.Result, n)
+	errs := make([]error, n)
 	var wg sync.WaitGroup
-	start := time.Now()
-	for i := 0; i < nodes; i++ {
+	for i := 0; i < n; i++ {
 		nd := filepath.Join(dir, fmt.Sprintf("node%d", i))
 		if err := os.MkdirAll(nd, 0o755); err != nil {
-			return err
+			wg.Wait()
+			return nil, err
 		}
 		old := filepath.Join(nd, "v1.tar")
 		if err := os.WriteFile(old, v1, 0o644); err != nil {
-			return err
+			wg.Wait()
+			return nil, err
 		}
 		opt := updater.Options{
 			Source:   base + "pkg.tar.torrent",
@@ -119,12 +151,18 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}(i)
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
 	for i, err := range errs {
 		if err != nil {
-			return fmt.Errorf("node %d: %w", i, err)
+			return nil, fmt.Errorf("node %d: %w", i, err)
 		}
 	}
+	return results, nil
+}
+
+// printDemo prints the nodes' results as a table or JSON, with what the origin sent in all
+// (originBody: every body byte, the .torrent and .zsync included).
+func printDemo(stdout io.Writer, jsonOut bool, results []*updater.Result, originBody int64, elapsed time.Duration) error {
+	nodes := len(results)
 	var fromOrigin int64
 	for _, r := range results {
 		fromOrigin += r.BytesFromOrigin
@@ -132,7 +170,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	missing := results[0].BytesTotal - results[0].BytesReused
 	if jsonOut {
 		return json.NewEncoder(stdout).Encode(map[string]any{"nodes": results, "missing_bytes_per_node": missing,
-			"origin_package_bytes": fromOrigin, "origin_body_bytes": srv.Stats().BodyBytes, "seconds": elapsed.Seconds()})
+			"origin_package_bytes": fromOrigin, "origin_body_bytes": originBody, "seconds": elapsed.Seconds()})
 	}
 	fmt.Fprintf(stdout, "%-6s %12s %12s %12s %12s %8s\n", "node", "total", "reused", "from peers", "from origin", "seconds")
 	for i, r := range results {

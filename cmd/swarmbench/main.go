@@ -191,15 +191,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		return err
 	}
 	if opt.from != "" {
-		raw, err := os.ReadFile(opt.from)
-		if err != nil {
-			return err
-		}
-		var rep report
-		if err := json.Unmarshal(raw, &rep); err != nil {
-			return fmt.Errorf("%s: %w", opt.from, err)
-		}
-		return writeOutputs(opt, &rep, stdout)
+		return renderFrom(opt, stdout)
 	}
 	m := modeFull
 	switch {
@@ -212,39 +204,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	if err != nil {
 		return err
 	}
-	if os.Geteuid() != 0 {
-		return errors.New("needs root: the lab is made of network namespaces (ip netns) shaped with tc")
-	}
-	for _, t := range []string{"ip", "tc"} {
-		if _, err := exec.LookPath(t); err != nil {
-			return fmt.Errorf("%s not found (apt-get install -y iproute2): %w", t, err)
-		}
-	}
-
-	work := opt.work
-	if work == "" {
-		if work, err = os.MkdirTemp("", "swarmbench-"); err != nil {
-			return err
-		}
-		if !opt.keep {
-			defer os.RemoveAll(work)
-		}
-	} else if err := os.MkdirAll(work, 0o755); err != nil {
+	if err := checkLab(); err != nil {
 		return err
 	}
-	bin := opt.pkgsync
-	if bin == "" {
-		if bin, err = buildPkgsync(ctx, work); err != nil {
-			return err
-		}
+	work, remove, err := workFolder(opt)
+	if err != nil {
+		return err
 	}
-	var clients []string
-	for _, sp := range specs {
-		if !contains(clients, sp.Client) {
-			clients = append(clients, sp.Client)
-		}
+	if remove {
+		defer os.RemoveAll(work)
 	}
-	tl, err := findTools(ctx, clients, bin, work)
+	tl, err := setUpTools(ctx, opt, specs, work)
 	if err != nil {
 		return err
 	}
@@ -261,36 +231,102 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	b := &bench{prefix: prefix, work: work, tools: tl, keep: opt.keep, log: stderr, data: map[int64]*dataset{}, pieceSize: opt.pieceSize}
 	fmt.Fprintf(stderr, "swarmbench %s: %d runs, namespaces %s*, work folder %s\n", m.name, len(specs), prefix, work)
 
-	var runs []*Run
 	started := time.Now()
-	for i, sp := range specs {
-		fmt.Fprintf(stderr, "[%d/%d] %s with %s nodes, N=%d, F=%s, %g Mbit/s per node\n",
-			i+1, len(specs), sp.Scenario, sp.Client, sp.Nodes, sizeString(sp.Size), float64(sp.NodeRate)/mbit)
-		r, rerr := b.run(ctx, i, sp)
-		if rerr != nil {
-			if ctx.Err() != nil {
-				err = fmt.Errorf("interrupted during run %d: %w", i+1, rerr)
-				break
-			}
-			r = &Run{Scenario: sp.Scenario, Client: sp.Client, Nodes: sp.Nodes, Bytes: sp.Size, Error: rerr.Error()}
-		}
-		fmt.Fprintf(stderr, "    %s\n", r.summary())
-		runs = append(runs, r)
-	}
+	runs, err := runSpecs(ctx, b, specs, stderr)
 	fmt.Fprintf(stderr, "swarmbench: %d runs in %.0fs\n", len(runs), time.Since(started).Seconds())
 	rep := &report{Mode: m.name, Date: started.UTC().Truncate(time.Second), CPUs: runtime.NumCPU(), Runs: runs}
 	if werr := writeOutputs(opt, rep, stdout); werr != nil {
 		err = errors.Join(err, werr)
 	}
 	if err == nil {
-		for _, r := range runs {
-			if r.Error != "" {
-				err = fmt.Errorf("%s with %s: %s", r.Scenario, r.Client, r.Error)
-				break
-			}
-		}
+		err = firstRunError(runs)
 	}
 	return err
+}
+
+// renderFrom renders the Markdown, JSON and chart of an earlier run's JSON file (--from).
+func renderFrom(opt *options, stdout io.Writer) error {
+	raw, err := os.ReadFile(opt.from)
+	if err != nil {
+		return err
+	}
+	var rep report
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		return fmt.Errorf("%s: %w", opt.from, err)
+	}
+	return writeOutputs(opt, &rep, stdout)
+}
+
+// checkLab checks that this process can build the lab: root, ip and tc.
+func checkLab() error {
+	if os.Geteuid() != 0 {
+		return errors.New("needs root: the lab is made of network namespaces (ip netns) shaped with tc")
+	}
+	for _, t := range []string{"ip", "tc"} {
+		if _, err := exec.LookPath(t); err != nil {
+			return fmt.Errorf("%s not found (apt-get install -y iproute2): %w", t, err)
+		}
+	}
+	return nil
+}
+
+// workFolder returns --work, made if missing, or a new temporary folder that the caller
+// removes at the end (remove) unless --keep.
+func workFolder(opt *options) (work string, remove bool, err error) {
+	if opt.work != "" {
+		return opt.work, false, os.MkdirAll(opt.work, 0o755)
+	}
+	work, err = os.MkdirTemp("", "swarmbench-")
+	return work, err == nil && !opt.keep, err
+}
+
+// setUpTools finds (or builds) the pkgsync binary and checks that every client the runs
+// use can run, writing their helper scripts into work.
+func setUpTools(ctx context.Context, opt *options, specs []spec, work string) (*tools, error) {
+	bin := opt.pkgsync
+	if bin == "" {
+		var err error
+		if bin, err = buildPkgsync(ctx, work); err != nil {
+			return nil, err
+		}
+	}
+	var clients []string
+	for _, sp := range specs {
+		if !contains(clients, sp.Client) {
+			clients = append(clients, sp.Client)
+		}
+	}
+	return findTools(ctx, clients, bin, work)
+}
+
+// runSpecs runs the specs in order. A run that fails is recorded with its error and the
+// others go on; an interrupt stops them and is returned.
+func runSpecs(ctx context.Context, b *bench, specs []spec, stderr io.Writer) ([]*Run, error) {
+	var runs []*Run
+	for i, sp := range specs {
+		fmt.Fprintf(stderr, "[%d/%d] %s with %s nodes, N=%d, F=%s, %g Mbit/s per node\n",
+			i+1, len(specs), sp.Scenario, sp.Client, sp.Nodes, sizeString(sp.Size), float64(sp.NodeRate)/mbit)
+		r, rerr := b.run(ctx, i, sp)
+		if rerr != nil {
+			if ctx.Err() != nil {
+				return runs, fmt.Errorf("interrupted during run %d: %w", i+1, rerr)
+			}
+			r = &Run{Scenario: sp.Scenario, Client: sp.Client, Nodes: sp.Nodes, Bytes: sp.Size, Error: rerr.Error()}
+		}
+		fmt.Fprintf(stderr, "    %s\n", r.summary())
+		runs = append(runs, r)
+	}
+	return runs, nil
+}
+
+// firstRunError is the error of the first run that failed, nil if none did.
+func firstRunError(runs []*Run) error {
+	for _, r := range runs {
+		if r.Error != "" {
+			return fmt.Errorf("%s with %s: %s", r.Scenario, r.Client, r.Error)
+		}
+	}
+	return nil
 }
 
 // writeOutputs prints the Markdown table and writes the files asked for.
