@@ -285,7 +285,7 @@ func (p *Part) checkSource(src *Source) error {
 	case src.Name != p.Name:
 		return fmt.Errorf("%w: %s is named %s, but the parts (%s) are of %s", ErrPartMismatch, src.Label, src.Name, p.File, p.Name)
 	case src.Size != p.Size || !src.ModTime.Equal(p.ModTime):
-		return fmt.Errorf("%s: %w since the parts were made (%s: size %d, mtime %s; now size %d, mtime %s)", src.Label, ErrChanged,
+		return fmt.Errorf("%s: %w: the package changed since the parts were made (%s: size %d, mtime %s; now size %d, mtime %s)", src.Label, ErrPartMismatch,
 			p.File, p.Size, fmtTime(p.ModTime), src.Size, fmtTime(src.ModTime))
 	}
 	return nil

@@ -225,8 +225,8 @@ func TestMergeRefuses(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	if _, err := Merge(context.Background(), src, four, MakeOptions{OutDir: t.TempDir()}); !errors.Is(err, ErrChanged) || !strings.Contains(err.Error(), four[0].File) {
-		t.Fatalf("Merge over a changed package: %v, want ErrChanged naming %s", err, four[0].File)
+	if _, err := Merge(context.Background(), src, four, MakeOptions{OutDir: t.TempDir()}); !errors.Is(err, ErrPartMismatch) || !strings.Contains(err.Error(), four[0].File) {
+		t.Fatalf("Merge over a changed package: %v, want ErrPartMismatch naming %s", err, four[0].File)
 	}
 }
 

@@ -181,7 +181,10 @@ func (h *partHeader) part() (*Part, error) {
 		if err != nil {
 			return nil, fmt.Errorf("mtime %q: %w", h.MTime, err)
 		}
-		p.ModTime = t
+		p.ModTime = t.UTC()
+	}
+	if len(p.Trackers) == 0 {
+		p.Trackers = nil // [] and null alike
 	}
 	// The settings first: the counts below are computed from them, and stay far from overflow
 	// only with the bounds that checkSettings enforces.
