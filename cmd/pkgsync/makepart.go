@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/sha1"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -85,11 +86,11 @@ func runPart(ctx context.Context, file string, f *makeFlags, stdout, stderr io.W
 	}
 	secs := time.Since(start).Seconds()
 	if f.jsonOut {
-		return json.NewEncoder(stdout).Encode(partJSON{path, file, i, n, p.Off, p.End, len(p.Pieces) / 20, len(p.Blocks), secs})
+		return json.NewEncoder(stdout).Encode(partJSON{path, file, i, n, p.Off, p.End, len(p.Pieces) / sha1.Size, len(p.Blocks), secs})
 	}
 	if progress.IsTerminal(stdout) {
 		fmt.Fprintf(stdout, "wrote %s (part %d/%d: bytes %d to %d, %d pieces, %d blocks) in %.2fs\n",
-			path, i, n, p.Off, p.End, len(p.Pieces)/20, len(p.Blocks), secs)
+			path, i, n, p.Off, p.End, len(p.Pieces)/sha1.Size, len(p.Blocks), secs)
 	}
 	return nil
 }
