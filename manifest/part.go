@@ -212,7 +212,7 @@ func CheckParts(parts []*Part) ([]*Part, error) {
 	seen := 0
 	for k, q := range parts {
 		if k > 0 && parts[k-1].Index == q.Index {
-			return nil, fmt.Errorf("%w: %s and %s are both part %d/%d", ErrPartTwice, parts[k-1].File, q.File, q.Index, n)
+			return nil, fmt.Errorf("%w: %s and %s are both part %d/%d: their stretches overlap", ErrPartTwice, parts[k-1].File, q.File, q.Index, n)
 		}
 		for ; seen < q.Index; seen++ {
 			missing = append(missing, fmt.Sprintf("%d/%d", seen, n))

@@ -11,8 +11,8 @@ package directio
 import "unsafe"
 
 // Align is the alignment O_DIRECT asks of memory and of file offsets on the file systems
-// pkgsync writes to: a page. Chunks of manifest.Hash start at multiples of it in the file when
-// the piece size is a multiple of it, as every piece size pkgsync makes is.
+// pkgsync writes to: a page. The chunks of manifest.Hash start at multiples of it in the file
+// when the piece size is a multiple of it (every power of two from 16 KiB is) or zero.
 const Align = 4096
 
 // AlignedBuf returns n bytes that start on an Align boundary of memory.
