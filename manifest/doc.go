@@ -9,4 +9,8 @@
 // ignore it) that tells a consumer where the .zsync is, relative to the .torrent's own location,
 // and a "zsync-info" key: the info dictionary of the .zsync as a torrent of its own, so that the
 // nodes of a fan-out trade the control file like the package (see ZsyncTorrent).
+//
+// A package too large for one reader is made in parts instead (MakePart, Merge, and the part
+// file of WritePart and ReadPart): each part hashes one aligned stretch wherever the package can
+// be read, and the merge writes the same two files, byte for byte.
 package manifest

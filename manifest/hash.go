@@ -8,7 +8,6 @@ import (
 	"io"
 	"runtime"
 	"sync"
-	"unsafe"
 
 	"github.com/pkgsync/pkgsync/internal/md4"
 	"github.com/pkgsync/pkgsync/rollsum"
@@ -17,20 +16,38 @@ import (
 
 // Hashes are what one read of a package yields.
 type Hashes struct {
-	Pieces []byte            // concatenated SHA-1 of each piece
-	Blocks []zsyncfile.Block // zsync block records; nil when Hash was given no header
-	Whole  [sha1.Size]byte   // SHA-1 of the whole file
+	Pieces []byte            // concatenated SHA-1 of each piece; nil without HashOptions.PieceSize
+	Blocks []zsyncfile.Block // zsync block records; nil without HashOptions.Zsync
+	Whole  [sha1.Size]byte   // SHA-1 of the whole input; zero without HashOptions.Whole
 }
 
-// hashChunk is the least a chunk holds, and hashBuffers about how much all chunks together hold.
-// Small chunks stay in the CPU's caches between the read that fills them and the hashes that
-// read them: on an earlier test machine (a VM), reading 256 MiB from the page cache into 4 MiB
-// chunks and SHA-1-ing it took 0.6 s, against 0.18 s with 256 KiB chunks. But a Sink writes
-// each chunk to the disk with O_DIRECT, one write at a time, and there 256 KiB writes ran at
-// 1.1-1.3 GB/s against 2.2 GB/s for 1 MiB ones (dd oflag=direct on the current test machine),
-// slower than the SHA-1: with 1 MiB chunks the 256 MiB update of cmd/pkgbench delta's identical
-// workload went from 0.24-0.31 s to 0.22-0.27 s, the 40 MiB gosrc one from 0.05-0.06 to
-// 0.04-0.06 s, and pkgsync make of 256 MiB stayed at 0.25 s. 512 KiB and 2 MiB measured no better.
+// HashOptions say what Hash computes and how.
+type HashOptions struct {
+	Name      string            // names the input in errors
+	Length    int64             // bytes to read: a reader that ends sooner or goes on is ErrChanged
+	PieceSize int64             // >0: the SHA-1 of every PieceSize piece
+	Zsync     *zsyncfile.Header // not nil: the record of every Zsync.Blocksize block (PieceSize a multiple of it)
+	// Whole asks for the SHA-1 of all Length bytes. A caller whose reader yields only part of
+	// the file's bytes yet (a delta update's reused pieces before the swarm brings the rest)
+	// leaves it off: it would cost a core for a sum that cannot match.
+	Whole bool
+	// Workers is the number of goroutines hashing pieces and blocks; 0 means runtime.NumCPU().
+	Workers int
+	// OnProgress, when set, is called from the reading goroutine with the bytes read so far.
+	OnProgress func(done int64)
+	// Tee, when set, is handed every chunk, in file order, on a goroutine of its own while the
+	// hashes run; the chunk's buffer is reused only once it returns, so the bytes can go on to
+	// a file from where they are, with no copy. Its first error ends the read, and Hash returns
+	// it.
+	Tee func(off int64, buf []byte) error
+	// NewBuffer, when set, allocates the chunk buffers (of n bytes each), for a Tee that needs
+	// particular memory: O_DIRECT writes want it aligned (see internal/directio).
+	NewBuffer func(n int) []byte
+}
+
+// hashChunk is the least a chunk holds, and hashBuffers about how much all chunks together
+// hold: chunks small enough to stay in the CPU's caches between the read that fills them and
+// the hashes that read them, large enough that a Tee writing each one with O_DIRECT keeps up.
 const (
 	hashChunk   = 1 << 20
 	hashBuffers = 4 << 20
@@ -42,209 +59,235 @@ type chunk struct {
 	refs sync.WaitGroup
 }
 
-// Hash reads length bytes of r sequentially, in chunks that hold whole pieces, and computes the
-// SHA-1 of each pieceSize piece (none when pieceSize <= 0), the SHA-1 of the whole, and, when zh is
-// not nil, the zsync block
-// record of each zh.Blocksize block (pieceSize must then be a multiple of it). name is used in
-// errors. Each chunk goes to two consumers: one goroutine that feeds the whole-file SHA-1 (it must
-// see bytes in order) and one of the workers (piece SHA-1s and block sums, any order, disjoint
-// slots). A chunk's buffer is reused when both are done, so memory stays at a few chunks
-// (hashBuffers, or workers+2 pieces when pieces are larger) whatever the size. A reader that ends early or has bytes past length is reported as ErrChanged.
-func Hash(ctx context.Context, r io.Reader, name string, length, pieceSize int64, zh *zsyncfile.Header, workers int, onProgress func(int64)) (*Hashes, error) {
-	return hash(ctx, r, name, length, pieceSize, zh, workers, onProgress, true, nil)
-}
-
-// A Sink is handed every chunk Hash reads, in file order, on a goroutine of its own while the
-// hashes run, and the chunk's buffer is reused only once it returns: the bytes can go on to a
-// file from where they are, with no copy. buf starts on a ChunkAlign boundary of memory and off
-// is a multiple of ChunkAlign, so an aligned stretch of the file is an aligned stretch of
-// memory too, as O_DIRECT wants. An error ends the read; Hash returns it.
-type Sink func(off int64, buf []byte) error
-
-// ChunkAlign is the alignment of the chunks a Sink is handed: a page, the most O_DIRECT asks of
-// memory and of file offsets on the file systems pkgsync writes to.
-const ChunkAlign = 4096
-
-// HashTo is Hash without block records that also hands every chunk to sink (nil: none); with
-// whole false it skips the whole-file SHA-1, as HashPieces does.
-func HashTo(ctx context.Context, r io.Reader, name string, length, pieceSize int64, whole bool, sink Sink, onProgress func(int64)) (*Hashes, error) {
-	return hash(ctx, r, name, length, pieceSize, nil, 0, onProgress, whole, sink)
-}
-
-// HashPieces is Hash without the whole-file SHA-1 (Whole stays zero) and without block records:
-// for a reader whose bytes are only partly the file's yet (a delta update's reused pieces, before
-// the swarm brings the rest), where the whole-file SHA-1 would be a waste of a core.
-func HashPieces(ctx context.Context, r io.Reader, name string, length, pieceSize int64, workers int, onProgress func(int64)) (*Hashes, error) {
-	return hash(ctx, r, name, length, pieceSize, nil, workers, onProgress, false, nil)
-}
-
-func hash(ctx context.Context, r io.Reader, name string, length, pieceSize int64, zh *zsyncfile.Header, workers int, onProgress func(int64), whole bool, sink Sink) (*Hashes, error) {
+// Hash reads opt.Length bytes of r sequentially, in chunks that hold whole pieces, and computes
+// what opt asks for: piece SHA-1s, zsync block records, the whole-file SHA-1. Each chunk goes to
+// up to three consumers: one of the workers (piece SHA-1s and block sums, any order, disjoint
+// slots), the goroutine that feeds the whole-file SHA-1 (it must see bytes in order), and the
+// Tee. A chunk's buffer is reused when all are done, so memory stays at a few chunks
+// (hashBuffers, or Workers+2 pieces when pieces are larger) whatever the size. A reader that
+// ends early or has bytes past Length is reported as ErrChanged.
+func Hash(ctx context.Context, r io.Reader, opt HashOptions) (*Hashes, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if workers <= 0 {
-		workers = runtime.NumCPU()
-	}
-	chunkSize := max(pieceSize, hashChunk)
-	if pieceSize > 0 {
-		for chunkSize%pieceSize != 0 {
-			chunkSize += pieceSize - chunkSize%pieceSize
-		}
-	}
-	nbuf := int(hashBuffers / chunkSize)
-	if nbuf < workers+2 {
-		nbuf = workers + 2
-	}
-	out := &Hashes{}
-	if pieceSize > 0 {
-		out.Pieces = make([]byte, int((length+pieceSize-1)/pieceSize)*sha1.Size)
-	}
-	var bs int64
-	if zh != nil {
-		bs = int64(zh.Blocksize)
-		out.Blocks = make([]zsyncfile.Block, zsyncfile.NumBlocks(length, zh.Blocksize))
-	}
-	free := make(chan []byte, nbuf)
-	for i := 0; i < nbuf; i++ {
-		free <- alignedBuf(int(chunkSize))
-	}
-	work := make(chan *chunk, nbuf)
-	ordered := make(chan *chunk, nbuf)
-	release := make(chan *chunk, nbuf)
-
-	wholeSum := make(chan [sha1.Size]byte, 1)
-	if !whole {
-		wholeSum <- [sha1.Size]byte{}
-		close(ordered)
-	}
-	go func() {
-		if !whole {
-			return
-		}
-		w := sha1.New()
-		for c := range ordered {
-			w.Write(c.buf)
-			c.refs.Done()
-		}
-		var s [sha1.Size]byte
-		w.Sum(s[:0])
-		wholeSum <- s
-	}()
-	// The sink sees every chunk in order; after its first error it only lets them go, and the
-	// read stops at the next chunk.
-	var sinkCh chan *chunk
-	sinkErr := make(chan error, 1)
-	if sink == nil {
-		sinkErr <- nil
-	} else {
-		sinkCh = make(chan *chunk, nbuf)
-		go func() {
-			var first error
-			for c := range sinkCh {
-				if first == nil {
-					if err := sink(c.off, c.buf); err != nil {
-						first = err
-						cancel()
-					}
-				}
-				c.refs.Done()
-			}
-			sinkErr <- first
-		}()
-	}
-	var wg sync.WaitGroup
-	for i := 0; i < workers; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var strong [][md4.Size]byte
-			for c := range work {
-				n := int64(len(c.buf))
-				for p := int64(0); pieceSize > 0 && p < n; p += pieceSize {
-					s := sha1.Sum(c.buf[p:min(p+pieceSize, n)])
-					copy(out.Pieces[(c.off+p)/pieceSize*sha1.Size:], s[:])
-				}
-				if zh != nil {
-					strong = blockSums(zh, c.buf, out.Blocks[c.off/bs:], strong)
-				}
-				c.refs.Done()
-			}
-		}()
-	}
-	recycled := make(chan struct{})
-	go func() {
-		for c := range release {
-			c.refs.Wait()
-			free <- c.buf[:cap(c.buf)]
-		}
-		close(recycled)
-	}()
-
-	var readErr error
-	var off int64
-	for off < length {
-		if err := ctx.Err(); err != nil {
-			readErr = err
-			break
-		}
-		buf := <-free
-		n := min(chunkSize, length-off)
-		m, err := io.ReadFull(r, buf[:n])
-		if err != nil {
-			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-				readErr = fmt.Errorf("%s: %w (only %d of %d bytes could be read)", name, ErrChanged, off+int64(m), length)
-			} else {
-				readErr = fmt.Errorf("%s: read at offset %d: %w", name, off, err)
-			}
-			break
-		}
-		c := &chunk{off: off, buf: buf[:n]}
-		c.refs.Add(1)
-		if whole {
-			c.refs.Add(1)
-			ordered <- c
-		}
-		if sink != nil {
-			c.refs.Add(1)
-			sinkCh <- c
-		}
-		work <- c
-		release <- c
-		off += n
-		if onProgress != nil {
-			onProgress(off)
-		}
-	}
-	if readErr == nil {
-		var one [1]byte
-		if n, _ := r.Read(one[:]); n > 0 {
-			readErr = fmt.Errorf("%s: %w (it grew past %d bytes)", name, ErrChanged, length)
-		}
-	}
-	close(work)
-	if whole {
-		close(ordered)
-	}
-	if sink != nil {
-		close(sinkCh)
-	}
-	wg.Wait()
-	close(release)
+	p := newPipeline(opt, cancel)
+	whole := p.startWhole()
+	teeErr := p.startTee()
+	hashed := p.startWorkers()
+	recycled := p.startRecycler()
+	readErr := p.read(ctx, r)
+	p.closeQueues()
+	hashed.Wait()
+	close(p.release)
 	<-recycled
-	out.Whole = <-wholeSum
-	if err := <-sinkErr; err != nil {
+	p.out.Whole = <-whole
+	if err := <-teeErr; err != nil {
 		return nil, err // it, not the cancellation it caused
 	}
 	if readErr != nil {
 		return nil, readErr
 	}
-	return out, nil
+	return p.out, nil
 }
 
-// alignedBuf returns n bytes that start on a ChunkAlign boundary.
-func alignedBuf(n int) []byte {
-	b := make([]byte, n+ChunkAlign)
-	skip := int((ChunkAlign - uintptr(unsafe.Pointer(&b[0]))%ChunkAlign) % ChunkAlign)
-	return b[skip : skip+n : skip+n]
+// pipeline is one Hash call: the queues between the reader and the consumers of its chunks.
+type pipeline struct {
+	opt       HashOptions
+	cancel    context.CancelFunc // ends the read when the Tee fails
+	out       *Hashes
+	chunkSize int64
+	free      chan []byte // buffers ready for the reader
+	work      chan *chunk // to the workers
+	ordered   chan *chunk // to the whole-file SHA-1; nil without opt.Whole
+	tee       chan *chunk // to opt.Tee; nil without it
+	release   chan *chunk // every chunk, to return its buffer to free once all consumers are done
+}
+
+func newPipeline(opt HashOptions, cancel context.CancelFunc) *pipeline {
+	if opt.Workers <= 0 {
+		opt.Workers = runtime.NumCPU()
+	}
+	if opt.NewBuffer == nil {
+		opt.NewBuffer = func(n int) []byte { return make([]byte, n) }
+	}
+	p := &pipeline{opt: opt, cancel: cancel, out: &Hashes{}, chunkSize: chunkSize(opt.PieceSize)}
+	if opt.PieceSize > 0 {
+		p.out.Pieces = make([]byte, int((opt.Length+opt.PieceSize-1)/opt.PieceSize)*sha1.Size)
+	}
+	if opt.Zsync != nil {
+		p.out.Blocks = make([]zsyncfile.Block, zsyncfile.NumBlocks(opt.Length, opt.Zsync.Blocksize))
+	}
+	nbuf := max(int(hashBuffers/p.chunkSize), opt.Workers+2)
+	p.free = make(chan []byte, nbuf)
+	for i := 0; i < nbuf; i++ {
+		p.free <- opt.NewBuffer(int(p.chunkSize))
+	}
+	p.work = make(chan *chunk, nbuf)
+	p.release = make(chan *chunk, nbuf)
+	if opt.Whole {
+		p.ordered = make(chan *chunk, nbuf)
+	}
+	if opt.Tee != nil {
+		p.tee = make(chan *chunk, nbuf)
+	}
+	return p
+}
+
+// chunkSize is the smallest multiple of pieceSize (of 1, without pieces) that is at least
+// hashChunk: a chunk holds whole pieces, so a worker hashes each piece from one buffer.
+func chunkSize(pieceSize int64) int64 {
+	n := max(pieceSize, hashChunk)
+	if pieceSize > 0 && n%pieceSize != 0 {
+		n += pieceSize - n%pieceSize
+	}
+	return n
+}
+
+// startWhole feeds the chunks to the whole-file SHA-1 in order and sends the sum when the
+// ordered queue closes (a zero sum at once without opt.Whole).
+func (p *pipeline) startWhole() <-chan [sha1.Size]byte {
+	sum := make(chan [sha1.Size]byte, 1)
+	if p.ordered == nil {
+		sum <- [sha1.Size]byte{}
+		return sum
+	}
+	go func() {
+		w := sha1.New()
+		for c := range p.ordered {
+			w.Write(c.buf)
+			c.refs.Done()
+		}
+		var s [sha1.Size]byte
+		w.Sum(s[:0])
+		sum <- s
+	}()
+	return sum
+}
+
+// startTee hands the chunks to opt.Tee in order. After its first error it only lets them go,
+// and cancels the read, which stops at the next chunk.
+func (p *pipeline) startTee() <-chan error {
+	errc := make(chan error, 1)
+	if p.tee == nil {
+		errc <- nil
+		return errc
+	}
+	go func() {
+		var first error
+		for c := range p.tee {
+			if first == nil {
+				if err := p.opt.Tee(c.off, c.buf); err != nil {
+					first = err
+					p.cancel()
+				}
+			}
+			c.refs.Done()
+		}
+		errc <- first
+	}()
+	return errc
+}
+
+// startWorkers starts opt.Workers goroutines that hash the pieces and blocks of the chunks on
+// the work queue into their slots of out.
+func (p *pipeline) startWorkers() *sync.WaitGroup {
+	var wg sync.WaitGroup
+	for i := 0; i < p.opt.Workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var strong [][md4.Size]byte
+			for c := range p.work {
+				p.hashPieces(c)
+				if zh := p.opt.Zsync; zh != nil {
+					strong = blockSums(zh, c.buf, p.out.Blocks[c.off/int64(zh.Blocksize):], strong)
+				}
+				c.refs.Done()
+			}
+		}()
+	}
+	return &wg
+}
+
+// hashPieces writes the SHA-1 of each piece of c into its slot of out.Pieces.
+func (p *pipeline) hashPieces(c *chunk) {
+	ps := p.opt.PieceSize
+	n := int64(len(c.buf))
+	for off := int64(0); ps > 0 && off < n; off += ps {
+		s := sha1.Sum(c.buf[off:min(off+ps, n)])
+		copy(p.out.Pieces[(c.off+off)/ps*sha1.Size:], s[:])
+	}
+}
+
+// startRecycler returns each chunk's buffer to the free list once every consumer is done with
+// it, in the order the chunks were read; the returned channel closes after the last.
+func (p *pipeline) startRecycler() <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		for c := range p.release {
+			c.refs.Wait()
+			p.free <- c.buf[:cap(c.buf)]
+		}
+		close(done)
+	}()
+	return done
+}
+
+// read fills chunks from r and queues each to its consumers until opt.Length bytes are read,
+// then checks that r has nothing more.
+func (p *pipeline) read(ctx context.Context, r io.Reader) error {
+	name, length := p.opt.Name, p.opt.Length
+	var off int64
+	for off < length {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		buf := <-p.free
+		n := min(p.chunkSize, length-off)
+		m, err := io.ReadFull(r, buf[:n])
+		if err != nil {
+			p.free <- buf
+			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+				return fmt.Errorf("%s: %w (only %d of %d bytes could be read)", name, ErrChanged, off+int64(m), length)
+			}
+			return fmt.Errorf("%s: read at offset %d: %w", name, off, err)
+		}
+		p.queue(&chunk{off: off, buf: buf[:n]})
+		off += n
+		if p.opt.OnProgress != nil {
+			p.opt.OnProgress(off)
+		}
+	}
+	var one [1]byte
+	if n, _ := r.Read(one[:]); n > 0 {
+		return fmt.Errorf("%s: %w (it grew past %d bytes)", name, ErrChanged, length)
+	}
+	return nil
+}
+
+// queue hands c to every consumer, counting each in c.refs before it can finish.
+func (p *pipeline) queue(c *chunk) {
+	c.refs.Add(1)
+	if p.ordered != nil {
+		c.refs.Add(1)
+		p.ordered <- c
+	}
+	if p.tee != nil {
+		c.refs.Add(1)
+		p.tee <- c
+	}
+	p.work <- c
+	p.release <- c
+}
+
+// closeQueues tells the consumers that no chunk follows.
+func (p *pipeline) closeQueues() {
+	close(p.work)
+	if p.ordered != nil {
+		close(p.ordered)
+	}
+	if p.tee != nil {
+		close(p.tee)
+	}
 }
 
 // blockSums writes the zsync records of the blocks of buf (which starts on a block boundary) into

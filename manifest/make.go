@@ -6,6 +6,7 @@ import (
 	"crypto/sha1"
 	"errors"
 	"fmt"
+	"io"
 	"math/bits"
 	"net/url"
 	"os"
@@ -18,11 +19,9 @@ import (
 	"github.com/pkgsync/pkgsync/zsyncfile"
 )
 
-// Piece size bounds for the default choice. Small pieces let a swarm pass a package on
-// sooner (a node shares a piece only once it has all of it): a 16-node fan-out of 16 MiB ran
-// at 0.60 of the bound with 256 KiB pieces and 0.83 with 32 KiB ones (swarmbench --short). The
-// piece count cap keeps packages above about 128 MiB at their old sizes and every .torrent
-// under about 80 KB.
+// Piece size bounds for the default choice. Small pieces let a swarm pass a package on sooner
+// (a node shares a piece only once it has all of it); the piece count cap keeps every .torrent
+// small (under about 80 KB) and large packages at pieces that stay cheap to track.
 const (
 	MinPieceSize = 32 << 10
 	MaxPieceSize = 16 << 20
@@ -104,110 +103,254 @@ func checkURL(u string) error {
 	return nil
 }
 
-// Make reads the package at path once and writes path.torrent and path.zsync (in opt.OutDir when
-// set). Both are written under temporary names and renamed into place only when complete, so a
-// failure leaves any earlier good output untouched.
-func Make(ctx context.Context, path string, opt MakeOptions) (*MakeResult, error) {
+// checkLinks checks the URLs the outputs name: the origin's and the trackers'.
+func (opt *MakeOptions) checkLinks() error {
 	if err := checkURL(opt.URL); err != nil {
-		return nil, fmt.Errorf("--url %w", err)
+		return fmt.Errorf("--url %w", err)
 	}
 	for _, t := range opt.Trackers {
 		if p, err := url.Parse(t); err != nil || (p.Scheme != "http" && p.Scheme != "https" && p.Scheme != "udp") || p.Host == "" {
-			return nil, fmt.Errorf("tracker %q: must be an absolute http://, https:// or udp:// URL", t)
+			return fmt.Errorf("tracker %q: must be an absolute http://, https:// or udp:// URL", t)
 		}
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err // *PathError names the file and the reason
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: %w", path, ErrNotRegular)
-	}
-	length := st.Size()
-	if length == 0 {
-		return nil, fmt.Errorf("%s: %w", path, ErrEmpty)
-	}
+	return nil
+}
+
+// layout is what the outputs' sizes are for a package: its length, the torrent's piece size,
+// the zsync block size and the alignment that pieces respect.
+type layout struct {
+	length    int64
+	pieceSize int64
+	blockSize int
+	align     int64
+}
+
+// layout resolves the piece and block sizes for a package of length bytes (defaults where opt
+// leaves them zero) and checks that they fit together.
+func (opt *MakeOptions) layout(length int64) (layout, error) {
 	bs := opt.BlockSize
 	if bs == 0 {
 		bs = zsyncfile.DefaultBlocksize(length)
 	}
 	if bs < zsyncfile.MinBlocksize || bs&(bs-1) != 0 || bs > 1<<20 {
-		return nil, fmt.Errorf("block size %d: %w: want a power of two from %d to 1048576", bs, ErrBlockSize, zsyncfile.MinBlocksize)
+		return layout{}, fmt.Errorf("block size %d: %w: want a power of two from %d to 1048576", bs, ErrBlockSize, zsyncfile.MinBlocksize)
 	}
 	ps := opt.PieceSize
 	if ps == 0 {
 		ps = DefaultPieceSize(length, bs, opt.Align)
 	}
 	if ps < 16<<10 || ps&(ps-1) != 0 || ps > 1<<30 || ps%int64(bs) != 0 {
-		return nil, fmt.Errorf("piece size %d: %w: want a power of two from 16 KiB to 1 GiB and a multiple of the block size %d", ps, ErrPieceSize, bs)
+		return layout{}, fmt.Errorf("piece size %d: %w: want a power of two from 16 KiB to 1 GiB and a multiple of the block size %d", ps, ErrPieceSize, bs)
 	}
-	if opt.Align > 0 && opt.Align%ps != 0 {
-		return nil, fmt.Errorf("piece size %d: %w: pieces must not straddle --align %d boundaries", ps, ErrPieceSize, opt.Align)
+	if opt.Align < 0 || (opt.Align > 0 && opt.Align%ps != 0) {
+		return layout{}, fmt.Errorf("piece size %d: %w: pieces must not straddle --align %d boundaries", ps, ErrPieceSize, opt.Align)
 	}
+	return layout{length: length, pieceSize: ps, blockSize: bs, align: opt.Align}, nil
+}
 
-	dir := opt.OutDir
-	if dir == "" {
-		dir = filepath.Dir(path)
-	}
-	base := filepath.Base(path)
-	torrentPath := filepath.Join(dir, base+".torrent")
-	zsyncPath := filepath.Join(dir, base+".zsync")
-	// Create both temporary files before reading a byte, so that an unwritable output folder fails
-	// at once instead of after hashing tens of gigabytes.
-	tmpT, err := newAtomicFile(torrentPath)
-	if err != nil {
-		return nil, err
-	}
-	defer tmpT.Abort()
-	tmpZ, err := newAtomicFile(zsyncPath)
-	if err != nil {
-		return nil, err
-	}
-	defer tmpZ.Abort()
-
-	zh := zsyncfile.NewHeader(base, length, bs, st.ModTime())
-	if opt.URL != "" {
-		zh.URLs = []string{opt.URL}
+// zsyncHeader is the .zsync's header for src, without the SHA-1: the URL is the origin's, or
+// the package's name, which a client resolves beside the .zsync's own URL.
+func (l layout) zsyncHeader(src *Source, url string) zsyncfile.Header {
+	zh := zsyncfile.NewHeader(src.Name, l.length, l.blockSize, src.ModTime)
+	if url != "" {
+		zh.URLs = []string{url}
 	} else {
-		zh.URLs = []string{base} // relative to the .zsync's own URL: the package sits beside it
+		zh.URLs = []string{src.Name}
 	}
-	h, err := Hash(ctx, f, path, length, ps, &zh, opt.Workers, opt.OnProgress)
-	if err != nil {
-		return nil, err
+	return zh
+}
+
+// A Source is a package as Make reads it: its bytes and what the outputs say of it. Make reads
+// it from a local file (OpenFile); a caller can hand MakeFrom any other ReaderAt, an object in
+// a store for one.
+type Source struct {
+	Name     string      // base name: the torrent's name, the .zsync's Filename, the outputs' names
+	Label    string      // its path or URL, for messages and MakeResult.Package
+	Size     int64       // bytes, at least 1
+	ModTime  time.Time   // the .zsync's MTime (to the second); zero writes none
+	ReaderAt io.ReaderAt // Size bytes, read in ranges
+	// Unchanged, when set, is called once the bytes are read and returns an error wrapping
+	// ErrChanged if the package changed while it was read.
+	Unchanged func() error
+	closer    io.Closer
+}
+
+// Close releases what OpenFile opened; it does nothing for other Sources.
+func (s *Source) Close() error {
+	if s.closer == nil {
+		return nil
 	}
-	// The file must not have moved under us: same size and mtime as when we started.
-	st2, err := os.Stat(path)
+	return s.closer.Close()
+}
+
+// OpenFile opens the package at path, which must be a non-empty regular file. Its Unchanged
+// compares the file's size, mtime and identity with those at the open.
+func OpenFile(path string) (*Source, error) {
+	f, err := os.Open(path)
 	if err != nil {
+		return nil, err // *PathError names the file and the reason
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if st2.Size() != length || !st2.ModTime().Equal(st.ModTime()) || !os.SameFile(st, st2) {
-		return nil, fmt.Errorf("%s: %w (size %d -> %d, mtime %s -> %s)", path, ErrChanged,
-			length, st2.Size(), st.ModTime().UTC().Format(time.RFC3339Nano), st2.ModTime().UTC().Format(time.RFC3339Nano))
+	if !st.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", path, ErrNotRegular)
 	}
-	zh.SHA1 = h.Whole
-	zf := &zsyncfile.File{Header: zh, Blocks: h.Blocks}
-	var zbuf bytes.Buffer
-	if err := zsyncfile.Write(&zbuf, zf); err != nil {
-		return nil, fmt.Errorf("%s: %w", zsyncPath, err)
+	if st.Size() == 0 {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", path, ErrEmpty)
 	}
-	zinfo, err := ZsyncInfo(filepath.Base(zsyncPath), zbuf.Bytes())
+	unchanged := func() error {
+		st2, err := os.Stat(path)
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		if st2.Size() != st.Size() || !st2.ModTime().Equal(st.ModTime()) || !os.SameFile(st, st2) {
+			return fmt.Errorf("%s: %w (size %d -> %d, mtime %s -> %s)", path, ErrChanged, st.Size(), st2.Size(),
+				st.ModTime().UTC().Format(time.RFC3339Nano), st2.ModTime().UTC().Format(time.RFC3339Nano))
+		}
+		return nil
+	}
+	return &Source{Name: filepath.Base(path), Label: path, Size: st.Size(), ModTime: st.ModTime(),
+		ReaderAt: f, Unchanged: unchanged, closer: f}, nil
+}
+
+// Make reads the package at path once and writes path.torrent and path.zsync (in opt.OutDir when
+// set). Both are written under temporary names and renamed into place only when complete, so a
+// failure leaves any earlier good output untouched.
+func Make(ctx context.Context, path string, opt MakeOptions) (*MakeResult, error) {
+	if err := opt.checkLinks(); err != nil {
+		return nil, err
+	}
+	src, err := OpenFile(path)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := tmpZ.Write(zbuf.Bytes()); err != nil {
-		return nil, fmt.Errorf("%s: %w", zsyncPath, err)
+	defer src.Close()
+	if opt.OutDir == "" {
+		opt.OutDir = filepath.Dir(path)
 	}
+	return MakeFrom(ctx, src, opt)
+}
 
-	info := metainfo.Info{Name: base, Length: length, PieceLength: ps, Pieces: h.Pieces}
+// MakeFrom is Make for any Source: it reads src once and writes its .torrent and .zsync into
+// opt.OutDir, which must be set.
+func MakeFrom(ctx context.Context, src *Source, opt MakeOptions) (*MakeResult, error) {
+	if err := opt.checkLinks(); err != nil {
+		return nil, err
+	}
+	lay, err := opt.layout(src.Size)
+	if err != nil {
+		return nil, err
+	}
+	// Both temporary files exist before a byte is read, so that an unwritable output folder
+	// fails at once instead of after hashing tens of gigabytes.
+	out, err := createOutputs(opt.OutDir, src.Name)
+	if err != nil {
+		return nil, err
+	}
+	defer out.abort()
+	zh := lay.zsyncHeader(src, opt.URL)
+	h, err := Hash(ctx, io.NewSectionReader(src.ReaderAt, 0, src.Size), HashOptions{
+		Name: src.Label, Length: src.Size, PieceSize: lay.pieceSize, Zsync: &zh, Whole: true,
+		Workers: opt.Workers, OnProgress: opt.OnProgress,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if src.Unchanged != nil {
+		if err := src.Unchanged(); err != nil {
+			return nil, err
+		}
+	}
+	return out.write(src, lay, zh, h, opt)
+}
+
+// outputs are the .torrent and .zsync of one make, under temporary names until commit.
+type outputs struct {
+	torrentPath, zsyncPath string
+	tmpT, tmpZ             *atomicFile
+}
+
+func createOutputs(dir, name string) (*outputs, error) {
+	if dir == "" {
+		return nil, errors.New("manifest: no output folder given")
+	}
+	o := &outputs{torrentPath: filepath.Join(dir, name+".torrent"), zsyncPath: filepath.Join(dir, name+".zsync")}
+	var err error
+	if o.tmpT, err = newAtomicFile(o.torrentPath); err != nil {
+		return nil, err
+	}
+	if o.tmpZ, err = newAtomicFile(o.zsyncPath); err != nil {
+		o.tmpT.Abort()
+		return nil, err
+	}
+	return o, nil
+}
+
+// abort removes the temporary files that commit has not renamed into place.
+func (o *outputs) abort() {
+	o.tmpT.Abort()
+	o.tmpZ.Abort()
+}
+
+// write encodes both files from the package's hashes (h.Whole becomes the .zsync's SHA-1),
+// writes them and renames them into place, the .zsync first: a .torrent never names a .zsync
+// that is not there yet.
+func (o *outputs) write(src *Source, lay layout, zh zsyncfile.Header, h *Hashes, opt MakeOptions) (*MakeResult, error) {
+	zh.SHA1 = h.Whole
+	var zbuf bytes.Buffer
+	if err := zsyncfile.Write(&zbuf, &zsyncfile.File{Header: zh, Blocks: h.Blocks}); err != nil {
+		return nil, fmt.Errorf("%s: %w", o.zsyncPath, err)
+	}
+	zsyncName := filepath.Base(o.zsyncPath)
+	zinfo, err := ZsyncInfo(zsyncName, zbuf.Bytes())
+	if err != nil {
+		return nil, err
+	}
+	info := metainfo.Info{Name: src.Name, Length: src.Size, PieceLength: lay.pieceSize, Pieces: h.Pieces}
 	infoBytes, err := bencode.Marshal(info)
 	if err != nil {
 		return nil, fmt.Errorf("encoding torrent info: %w", err)
 	}
+	tb, err := encodeTorrent(infoBytes, zsyncName, zinfo, opt)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := o.tmpZ.Write(zbuf.Bytes()); err != nil {
+		return nil, fmt.Errorf("%s: %w", o.zsyncPath, err)
+	}
+	if _, err := o.tmpT.Write(tb); err != nil {
+		return nil, fmt.Errorf("%s: %w", o.torrentPath, err)
+	}
+	if err := o.tmpZ.Commit(); err != nil {
+		return nil, err
+	}
+	if err := o.tmpT.Commit(); err != nil {
+		return nil, err
+	}
+	return &MakeResult{
+		Package:       src.Label,
+		Torrent:       o.torrentPath,
+		Zsync:         o.zsyncPath,
+		InfoHash:      metainfo.HashBytes(infoBytes).HexString(),
+		ZsyncInfoHash: metainfo.HashBytes(zinfo).HexString(),
+		SHA1:          fmt.Sprintf("%x", h.Whole),
+		Length:        src.Size,
+		PieceSize:     lay.pieceSize,
+		Pieces:        len(h.Pieces) / sha1.Size,
+		BlockSize:     lay.blockSize,
+		Blocks:        len(h.Blocks),
+		HashLengths:   fmt.Sprintf("%d,%d,%d", zh.SeqMatches, zh.RsumBytes, zh.ChecksumBytes),
+	}, nil
+}
+
+// encodeTorrent returns the .torrent around infoBytes: the origin as web seed, the trackers in
+// tiers of one, the .zsync's name and its own info dictionary, and the creation date from opt.Now.
+func encodeTorrent(infoBytes []byte, zsyncName string, zinfo []byte, opt MakeOptions) ([]byte, error) {
 	now := time.Now
 	if opt.Now != nil {
 		now = opt.Now
@@ -216,7 +359,7 @@ func Make(ctx context.Context, path string, opt MakeOptions) (*MakeResult, error
 		InfoBytes:    infoBytes,
 		CreationDate: now().Unix(),
 		CreatedBy:    "pkgsync",
-		ZsyncURL:     filepath.Base(zsyncPath),
+		ZsyncURL:     zsyncName,
 		ZsyncInfo:    zinfo,
 	}
 	if opt.URL != "" {
@@ -232,29 +375,7 @@ func Make(ctx context.Context, path string, opt MakeOptions) (*MakeResult, error
 	if err != nil {
 		return nil, fmt.Errorf("encoding torrent: %w", err)
 	}
-	if _, err := tmpT.Write(tb); err != nil {
-		return nil, fmt.Errorf("%s: %w", torrentPath, err)
-	}
-	if err := tmpZ.Commit(); err != nil {
-		return nil, err
-	}
-	if err := tmpT.Commit(); err != nil {
-		return nil, err
-	}
-	return &MakeResult{
-		Package:       path,
-		Torrent:       torrentPath,
-		Zsync:         zsyncPath,
-		InfoHash:      metainfo.HashBytes(infoBytes).HexString(),
-		ZsyncInfoHash: metainfo.HashBytes(zinfo).HexString(),
-		SHA1:          fmt.Sprintf("%x", h.Whole),
-		Length:        length,
-		PieceSize:     ps,
-		Pieces:        len(h.Pieces) / sha1.Size,
-		BlockSize:     bs,
-		Blocks:        len(h.Blocks),
-		HashLengths:   fmt.Sprintf("%d,%d,%d", zh.SeqMatches, zh.RsumBytes, zh.ChecksumBytes),
-	}, nil
+	return tb, nil
 }
 
 // torrentFile is the metainfo as pkgsync writes it: BEP 3/12/19 keys plus "zsync-url" and

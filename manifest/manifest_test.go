@@ -13,6 +13,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/pkgsync/pkgsync/internal/directio"
 	"github.com/pkgsync/pkgsync/zsyncfile"
 )
 
@@ -42,7 +43,7 @@ func TestHashMatchesReference(t *testing.T) {
 				data[i] = byte(r.Uint32())
 			}
 			zh := zsyncfile.NewHeader("x", int64(n), 2048, time.Time{})
-			h, err := Hash(context.Background(), bytes.NewReader(data), "x", int64(n), ps, &zh, workers, nil)
+			h, err := Hash(context.Background(), bytes.NewReader(data), HashOptions{Name: "x", Length: int64(n), PieceSize: ps, Zsync: &zh, Whole: true, Workers: workers})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -63,13 +64,13 @@ func TestHashMatchesReference(t *testing.T) {
 					t.Fatalf("n=%d workers=%d: block %d = %+v, want %+v", n, workers, b, h.Blocks[b], want)
 				}
 			}
-			// HashPieces: the same pieces, no whole-file SHA-1, no blocks.
-			hp, err := HashPieces(context.Background(), bytes.NewReader(data), "x", int64(n), ps, workers, nil)
+			// Pieces only: the same pieces, no whole-file SHA-1, no blocks.
+			hp, err := Hash(context.Background(), bytes.NewReader(data), HashOptions{Name: "x", Length: int64(n), PieceSize: ps, Workers: workers})
 			if err != nil {
 				t.Fatal(err)
 			}
 			if !bytes.Equal(hp.Pieces, h.Pieces) || hp.Whole != ([sha1.Size]byte{}) || hp.Blocks != nil {
-				t.Fatalf("n=%d workers=%d: HashPieces differs from Hash's pieces, or computed more", n, workers)
+				t.Fatalf("n=%d workers=%d: pieces alone differ from Hash's pieces, or it computed more", n, workers)
 			}
 		}
 	}
@@ -78,12 +79,12 @@ func TestHashMatchesReference(t *testing.T) {
 func TestHashDetectsChange(t *testing.T) {
 	data := make([]byte, 100000)
 	// Shorter than announced.
-	_, err := Hash(context.Background(), bytes.NewReader(data[:5000]), "x", int64(len(data)), 16<<10, nil, 2, nil)
+	_, err := Hash(context.Background(), bytes.NewReader(data[:5000]), HashOptions{Name: "x", Length: int64(len(data)), PieceSize: 16 << 10, Workers: 2})
 	if !errors.Is(err, ErrChanged) {
 		t.Fatalf("short reader: %v, want ErrChanged", err)
 	}
 	// Longer than announced.
-	_, err = Hash(context.Background(), bytes.NewReader(data), "x", 5000, 16<<10, nil, 2, nil)
+	_, err = Hash(context.Background(), bytes.NewReader(data), HashOptions{Name: "x", Length: 5000, PieceSize: 16 << 10, Workers: 2})
 	if !errors.Is(err, ErrChanged) {
 		t.Fatalf("long reader: %v, want ErrChanged", err)
 	}
@@ -212,7 +213,7 @@ func TestBadPieces(t *testing.T) {
 		for _, piece := range flip {
 			d[piece*32<<10] ^= 1
 		}
-		h, err := Hash(context.Background(), bytes.NewReader(d), "x", int64(len(d)), tor.Info.PieceLength, nil, 0, nil)
+		h, err := Hash(context.Background(), bytes.NewReader(d), HashOptions{Name: "x", Length: int64(len(d)), PieceSize: tor.Info.PieceLength})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -240,10 +241,10 @@ func makeParsed(t *testing.T, path string, opt MakeOptions) (*MakeResult, *Torre
 	return res, tor
 }
 
-// TestHashToSink checks what a Sink is promised: every chunk once, in order, covering the file,
-// each starting on a ChunkAlign boundary of memory and of the file, its bytes the file's; and
-// that a sink's error ends the read and is what HashTo returns.
-func TestHashToSink(t *testing.T) {
+// TestHashTee checks what a Tee is promised: every chunk once, in order, covering the file, in
+// a buffer from NewBuffer starting on a directio.Align boundary of the file, its bytes the
+// file's; and that a Tee's error ends the read and is what Hash returns.
+func TestHashTee(t *testing.T) {
 	const n = 3<<20 + 777
 	data := make([]byte, n)
 	r := rand.New(rand.NewPCG(7, 7))
@@ -252,11 +253,11 @@ func TestHashToSink(t *testing.T) {
 	}
 	for _, ps := range []int64{0, 16 << 10, 1 << 20} {
 		var next int64
-		h, err := HashTo(context.Background(), bytes.NewReader(data), "x", n, ps, true, func(off int64, buf []byte) error {
+		tee := func(off int64, buf []byte) error {
 			if off != next {
 				return fmt.Errorf("chunk at %d, want %d", off, next)
 			}
-			if off%ChunkAlign != 0 || uintptr(unsafe.Pointer(&buf[0]))%ChunkAlign != 0 {
+			if off%directio.Align != 0 || uintptr(unsafe.Pointer(&buf[0]))%directio.Align != 0 {
 				return fmt.Errorf("chunk at %d not aligned", off)
 			}
 			if !bytes.Equal(buf, data[off:off+int64(len(buf))]) {
@@ -264,12 +265,13 @@ func TestHashToSink(t *testing.T) {
 			}
 			next += int64(len(buf))
 			return nil
-		}, nil)
+		}
+		h, err := Hash(context.Background(), bytes.NewReader(data), HashOptions{Name: "x", Length: n, PieceSize: ps, Whole: true, Tee: tee, NewBuffer: directio.AlignedBuf})
 		if err != nil {
 			t.Fatalf("piece size %d: %v", ps, err)
 		}
 		if next != n {
-			t.Fatalf("piece size %d: the sink saw %d of %d bytes", ps, next, n)
+			t.Fatalf("piece size %d: the Tee saw %d of %d bytes", ps, next, n)
 		}
 		if h.Whole != sha1.Sum(data) {
 			t.Fatalf("piece size %d: whole-file SHA-1 differs", ps)
@@ -277,17 +279,18 @@ func TestHashToSink(t *testing.T) {
 	}
 	boom := errors.New("disk full")
 	var calls int
-	_, err := HashTo(context.Background(), bytes.NewReader(data), "x", n, 0, true, func(off int64, buf []byte) error {
+	tee := func(off int64, buf []byte) error {
 		calls++
 		if off > 0 {
 			return boom
 		}
 		return nil
-	}, nil)
+	}
+	_, err := Hash(context.Background(), bytes.NewReader(data), HashOptions{Name: "x", Length: n, Whole: true, Tee: tee})
 	if !errors.Is(err, boom) {
-		t.Fatalf("a failing sink: %v, want %v", err, boom)
+		t.Fatalf("a failing Tee: %v, want %v", err, boom)
 	}
 	if calls != 2 {
-		t.Fatalf("the sink was called %d times, want 2 (none after its error)", calls)
+		t.Fatalf("the Tee was called %d times, want 2 (none after its error)", calls)
 	}
 }

@@ -17,7 +17,7 @@ func (t *Torrent) Verify(ctx context.Context, f *os.File, path string) error {
 	if st, err := f.Stat(); err != nil || st.Size() != t.Info.Length {
 		return fmt.Errorf("%s: not the data of the torrent (size differs: want %d bytes)", path, t.Info.Length)
 	}
-	h, err := Hash(ctx, io.NewSectionReader(f, 0, t.Info.Length), path, t.Info.Length, t.Info.PieceLength, nil, 0, nil)
+	h, err := Hash(ctx, io.NewSectionReader(f, 0, t.Info.Length), HashOptions{Name: path, Length: t.Info.Length, PieceSize: t.Info.PieceLength})
 	if err != nil {
 		return err
 	}

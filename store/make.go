@@ -96,7 +96,10 @@ func Make(ctx context.Context, s Store, key string, opt manifest.MakeOptions) (*
 
 // hashObject is the one call into manifest's hashing.
 func hashObject(ctx context.Context, r *ReadAhead, where string, length, ps int64, zh *zsyncfile.Header, opt manifest.MakeOptions) (*manifest.Hashes, error) {
-	return manifest.Hash(ctx, r, where, length, ps, zh, opt.Workers, opt.OnProgress)
+	return manifest.Hash(ctx, r, manifest.HashOptions{
+		Name: where, Length: length, PieceSize: ps, Zsync: zh, Whole: true,
+		Workers: opt.Workers, OnProgress: opt.OnProgress,
+	})
 }
 
 // makeSizes picks and checks the block and piece sizes as manifest.Make does.

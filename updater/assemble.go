@@ -12,6 +12,7 @@ import (
 	"unsafe"
 
 	"github.com/pkgsync/pkgsync/delta"
+	"github.com/pkgsync/pkgsync/internal/directio"
 	"github.com/pkgsync/pkgsync/internal/progress"
 	"github.com/pkgsync/pkgsync/manifest"
 )
@@ -42,14 +43,14 @@ func (j *job) assemble(ctx context.Context, part *os.File, plan *delta.Plan, src
 	defer bar.Done()
 	dst := notifyWriter{File: part, fn: func(_, n int64) { wb.wrote(n) }}
 	a := plan.Assemble(dst, srcs, cov.wait)
-	var sink manifest.Sink
+	hopt := manifest.HashOptions{Name: j.part, Length: j.length, PieceSize: j.pieceSize(), Whole: true, OnProgress: bar.Set}
 	dw := newDirectWriter(j.part, part)
 	if dw != nil {
 		defer dw.close()
 		a.SetWriter(dw.queue)
-		sink = dw.sink
+		hopt.Tee, hopt.NewBuffer = dw.sink, directio.AlignedBuf
 	}
-	h, herr := manifest.HashTo(ctx, a, j.part, j.length, j.pieceSize(), true, sink, bar.Set)
+	h, herr := manifest.Hash(ctx, a, hopt)
 	if herr == nil && dw != nil {
 		if err := dw.close(); err != nil {
 			herr = fmt.Errorf("%s: %w", j.part, err)
@@ -233,7 +234,7 @@ func (w *writeback) close() {
 // descriptor.
 //
 // The ordered pass does not write: the Assembler hands its copied stretches to queue, which
-// notes where they are, and manifest.HashTo's sink (sink) writes them from the chunk they were
+// notes where they are, and manifest.Hash's Tee (sink) writes them from the chunk they were
 // read into, on the sink's goroutine, while the pass goes on reading and hashing (a write in
 // the pass would stall it for the whole device time). The chunks are aligned, so the aligned
 // middle of a stretch goes to the disk from where it is: copying it into buffers of the
@@ -253,7 +254,7 @@ type directWriter struct {
 }
 
 const (
-	directAlign = manifest.ChunkAlign
+	directAlign = directio.Align
 	directBuf   = 1 << 20 // the bounce buffer's size
 
 	// directMin is the shortest write that goes direct. An O_DIRECT write waits for the
@@ -284,7 +285,7 @@ func (d *directWriter) queue(p []byte, off int64) error {
 	return nil
 }
 
-// sink writes the queued stretches that lie in the chunk buf at off (manifest.HashTo's sink).
+// sink writes the queued stretches that lie in the chunk buf at off (manifest.Hash's Tee).
 func (d *directWriter) sink(off int64, buf []byte) error {
 	end := off + int64(len(buf))
 	for {
@@ -330,7 +331,7 @@ func (d *directWriter) write(p []byte, off int64) error {
 		b := p[k:hi]
 		if uintptr(unsafe.Pointer(&b[0]))%directAlign != 0 {
 			if d.bounce == nil {
-				d.bounce = alignedBuf(directBuf)
+				d.bounce = directio.AlignedBuf(directBuf)
 			}
 			n = copy(d.bounce, b)
 			b = d.bounce[:n]
@@ -375,13 +376,6 @@ func (d *directWriter) writeDirect(b []byte, off int64) error {
 	}
 	_, err := d.part.WriteAt(b, off)
 	return err
-}
-
-// alignedBuf returns n bytes that start on a directAlign boundary.
-func alignedBuf(n int) []byte {
-	b := make([]byte, n+directAlign)
-	skip := int((directAlign - uintptr(unsafe.Pointer(&b[0]))%directAlign) % directAlign)
-	return b[skip : skip+n : skip+n]
 }
 
 // close closes the O_DIRECT descriptor and returns the first failed write's error, if any; a

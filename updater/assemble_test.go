@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pkgsync/pkgsync/internal/directio"
 	"github.com/pkgsync/pkgsync/manifest"
 )
 
@@ -150,7 +151,7 @@ func newTestDirectWriter(t *testing.T, size int64) (string, *directWriter) {
 func TestDirectWriterError(t *testing.T) {
 	_, dw := newTestDirectWriter(t, 0)
 	dw.direct.Close() // every direct write now fails with "file already closed"
-	buf := alignedBuf(4 * directAlign)
+	buf := directio.AlignedBuf(4 * directAlign)
 	if err := dw.write(buf, 0); err == nil || !strings.Contains(err.Error(), "writing") {
 		t.Fatalf("write to a closed descriptor: %v, want a write error", err)
 	}
@@ -175,7 +176,7 @@ func TestDirectWriterError(t *testing.T) {
 }
 
 // TestDirectWriterSink runs the writer as the updater does: stretches queued as an ordered pass
-// reads them into manifest.HashTo's chunks (some spanning a chunk boundary, some with fetched
+// reads them into manifest.Hash's chunks (some spanning a chunk boundary, some with fetched
 // bytes between them that must not be written), written by the sink from the chunks themselves.
 // The file must hold exactly the queued stretches, and the chunks' aligned middles go direct.
 func TestDirectWriterSink(t *testing.T) {
@@ -195,7 +196,7 @@ func TestDirectWriterSink(t *testing.T) {
 	defer dw.close()
 	// The pass: reads in odd sizes, queueing the copied part of each read as the Assembler does.
 	r := &queueingReader{data: want, copied: copied, queue: dw.queue}
-	if _, err := manifest.HashTo(context.Background(), r, path, size, 0, true, dw.sink, nil); err != nil {
+	if _, err := manifest.Hash(context.Background(), r, manifest.HashOptions{Name: path, Length: size, Whole: true, Tee: dw.sink, NewBuffer: directio.AlignedBuf}); err != nil {
 		t.Fatal(err)
 	}
 	if err := dw.close(); err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/pkgsync/pkgsync/bt"
 	"github.com/pkgsync/pkgsync/delta"
 	"github.com/pkgsync/pkgsync/httprange"
+	"github.com/pkgsync/pkgsync/internal/directio"
 	"github.com/pkgsync/pkgsync/manifest"
 )
 
@@ -49,14 +50,14 @@ func (j *job) prepareSwarm(ctx context.Context, part *os.File, plan *delta.Plan,
 	// in OUT.part (holes, or an interrupted run's bytes): peers or the origin fill them later,
 	// so the whole-file SHA-1 waits for them (wholeHasher).
 	a := plan.Assemble(part, srcs, nil)
-	var sink manifest.Sink
+	hopt := manifest.HashOptions{Name: j.part, Length: j.length, PieceSize: t.Info.PieceLength}
 	dw := newDirectWriter(j.part, part)
 	if dw != nil {
 		defer dw.close()
 		a.SetWriter(dw.queue)
-		sink = dw.sink
+		hopt.Tee, hopt.NewBuffer = dw.sink, directio.AlignedBuf
 	}
-	h, err := manifest.HashTo(ctx, a, j.part, j.length, t.Info.PieceLength, false, sink, nil)
+	h, err := manifest.Hash(ctx, a, hopt)
 	if err != nil {
 		return nil, nil, err // it names j.part
 	}

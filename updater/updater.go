@@ -365,7 +365,7 @@ func (j *job) check(ctx context.Context, f *os.File, label string, piecesKnown b
 	if piecesKnown {
 		ps = 0
 	}
-	h, err := manifest.Hash(ctx, io.NewSectionReader(f, 0, length), label, length, ps, nil, 0, bar.Set)
+	h, err := manifest.Hash(ctx, io.NewSectionReader(f, 0, length), manifest.HashOptions{Name: label, Length: length, PieceSize: ps, Whole: true, OnProgress: bar.Set})
 	if err != nil {
 		return nil, false, err
 	}

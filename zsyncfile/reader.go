@@ -316,6 +316,14 @@ func readTable(r *bufio.Reader, h *Header) ([]Block, error) {
 	return blocks, nil
 }
 
+// DecodeRecord returns the block of one table record of h.RsumBytes+h.ChecksumBytes bytes, as
+// AppendRecord writes it; rec must be that long.
+func (h *Header) DecodeRecord(rec []byte) Block {
+	var b Block
+	h.decodeRecord(&b, rec)
+	return b
+}
+
 // decodeRecord decodes one table record of h.RsumBytes+h.ChecksumBytes bytes into b, whose Strong
 // must be zero.
 func (h *Header) decodeRecord(b *Block, rec []byte) {

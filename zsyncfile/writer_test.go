@@ -187,7 +187,7 @@ func TestWriteError(t *testing.T) {
 }
 
 // TestAppendRecord checks the record layout by hand: the last RsumBytes bytes of the big-endian
-// weak sum, then the first ChecksumBytes bytes of the strong sum.
+// weak sum, then the first ChecksumBytes bytes of the strong sum; and DecodeRecord's inverse.
 func TestAppendRecord(t *testing.T) {
 	b := zsyncfile.Block{Weak: 0x11223344, Strong: [16]byte{0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 0xa8, 0xa9, 0xaa, 0xab, 0xac, 0xad, 0xae, 0xaf}}
 	tests := []struct {
@@ -203,6 +203,12 @@ func TestAppendRecord(t *testing.T) {
 		h := zsyncfile.Header{RsumBytes: tc.rsum, ChecksumBytes: tc.checksum}
 		if got := h.AppendRecord([]byte("p"), b); string(got) != "p"+tc.want {
 			t.Errorf("hash lengths %d,%d: AppendRecord = %x, want %x", tc.rsum, tc.checksum, got, "p"+tc.want)
+		}
+		// DecodeRecord reads back what the record keeps: the masked weak sum, the cut strong sum.
+		want := zsyncfile.Block{Weak: b.Weak & (1<<(8*tc.rsum) - 1)}
+		copy(want.Strong[:tc.checksum], b.Strong[:])
+		if got := h.DecodeRecord([]byte(tc.want)); got != want {
+			t.Errorf("hash lengths %d,%d: DecodeRecord = %+v, want %+v", tc.rsum, tc.checksum, got, want)
 		}
 	}
 }

@@ -1,0 +1,23 @@
+// Package directio holds what a write with O_DIRECT asks of the memory it writes from: a
+// buffer that starts on an Align boundary, so that an aligned stretch of a file is an aligned
+// stretch of memory too.
+//
+// It has its own home because two packages meet here that should not know each other's
+// business: updater writes the bytes of an update straight to the disk from the buffers that
+// manifest.Hash reads them into (manifest.HashOptions.NewBuffer and Tee), and manifest only
+// hashes. The alignment is the updater's write path's need, not the hashing's.
+package directio
+
+import "unsafe"
+
+// Align is the alignment O_DIRECT asks of memory and of file offsets on the file systems
+// pkgsync writes to: a page. The chunks of manifest.Hash start at multiples of it in the file
+// when the piece size is a multiple of it (every power of two from 16 KiB is) or zero.
+const Align = 4096
+
+// AlignedBuf returns n bytes that start on an Align boundary of memory.
+func AlignedBuf(n int) []byte {
+	b := make([]byte, n+Align)
+	skip := int((Align - uintptr(unsafe.Pointer(&b[0]))%Align) % Align)
+	return b[skip : skip+n : skip+n]
+}
