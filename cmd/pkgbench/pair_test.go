@@ -1,0 +1,34 @@
+package main
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/pkgsync/pkgsync/internal/testtool"
+)
+
+// TestPairSmoke runs the pair benchmark's smoke mode: every client once on a small package, each
+// download compared with the package byte for byte (runPair fails otherwise), and the table has a
+// row with figures for each. The figures themselves are not judged: the machine is shared.
+func TestPairSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds pkgsync and starts nginx, a tracker and four clients")
+	}
+	testtool.Need(t, "curl", "nginx", "aria2c")
+	testtool.NeedRoot(t) // nginx's workers read the work folder as root
+	if err := need(debianPython); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir("../..") // pkgbench builds ./cmd/pkgsync from the repository root
+	var out strings.Builder
+	if err := runPairBench(t.Context(), []string{"--size", "4M", "--runs", "1"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []string{"curl", "pkgsync", "aria2", "libtorrent"} {
+		row := regexp.MustCompile(`(?m)^\| ` + c + ` \| [0-9]+ \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \| ([0-9.]+|-) \|$`)
+		if !row.MatchString(out.String()) {
+			t.Errorf("no row of figures for %s in:\n%s", c, out.String())
+		}
+	}
+}
