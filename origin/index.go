@@ -25,7 +25,7 @@ const indexPath = "/index.json"
 
 // notPackages are the suffixes of the files that describe or accompany a package, not
 // packages themselves.
-var notPackages = []string{".torrent", ".zsync", ".sig", ".part", ".lock", ".json"}
+var notPackages = []string{".torrent", ".zsync", ".sig", ".part", ".lock", ".json", ".mkpart"}
 
 // indexCache keeps, per package file, the SHA-1 computed for it, while its size and
 // modification time stay the same.

@@ -23,6 +23,12 @@ func TestIndex(t *testing.T) {
 		"db-2.img":    make([]byte, 5000),
 		"README":      []byte("not a package"),
 		"notes.json":  []byte("{}"),
+		// What travels beside packages is never listed as one: a part file of make --part, a
+		// signature, an update's part file and its lock.
+		"db-2.img.0-of-2.mkpart": []byte("pkgsync-mkpart 1\n"),
+		"app-1.1.tar.sig":        []byte("sig"),
+		"app-1.2.tar.part":       []byte("half"),
+		"app-1.2.tar.lock":       nil,
 	}
 	for name, data := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
