@@ -248,13 +248,9 @@
 // no peer has goes to the origin under the rules above, which ask it for the missing
 // ranges only. Stock clients never see the extension: nothing changes for them.
 //
-// Measured by the tests on loopback: with 3 edits of 2 KiB per 256 KiB piece, one to three
-// nodes holding the old version took exactly the missing bytes from a seeder and each
-// other (343 KiB of a 4 MiB file, where whole pieces would have cost 4 MiB).
-//
-// Measured by the tests on loopback, with an origin that answers instantly or after 1-5
-// ms: four to six nodes fetching an 8 MiB file (32 pieces of 256 KiB), starting together
-// and finding each other through Package.Peers or a tracker, made the origin send 1.000x
-// the missing bytes. That held with every piece missing, a changed tail, and scattered
-// changes, and each node asked the origin for its equal share.
+// What the tests hold this to, on loopback: nodes holding the old version take exactly the
+// missing bytes from a seeder and from each other, not whole pieces (TestPartialPiecesFromPeers);
+// and nodes that start together and find each other through Package.Peers or a tracker make the
+// origin send each missing byte once, each node asking it for an equal share, whether every
+// piece is missing, the tail changed or changes are scattered (TestSwarmSharesOrigin).
 package bt

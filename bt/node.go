@@ -181,16 +181,19 @@ func setEncryption(cc *torrent.ClientConfig, require bool) {
 // setLimits sets the peer-request budget, the keep-alive timer and the rate limiters of
 // n.cfg, and keeps the upload limiter for upload caps (setUploadCap).
 func (n *Node) setLimits(cc *torrent.ClientConfig) {
-	// v1.59.1 grants per-connection read budget for peer requests in arrival order but
-	// serves the requests in map order: with less budget than a peer's outstanding requests
-	// the serving goroutine waits on a reservation queued behind ones only it can release,
-	// and uploading to that peer stops for good (seen here at 64 chunks, the 1 MiB default).
-	// A budget for every request the library accepts (1024 chunks of 16 KiB) avoids it.
+	// v1.59.1 grants per-connection read budget for peer requests in arrival order
+	// (PeerConn.onReadRequest, peerconn.go; alloclim.Limiter.Reserve, internal/alloclim/l.go)
+	// but serves the requests in map order (servePeerRequest): with less budget than a peer's
+	// outstanding requests the serving goroutine waits on a reservation queued behind ones
+	// only it can release, and uploading to that peer stops for good (at 64 chunks, the 1 MiB
+	// default). A budget for every request the library accepts (1024 chunks of 16 KiB, its
+	// reqq) avoids it; TestUpstreamReqq (upstream_test.go) fails if the reqq changes.
 	cc.MaxAllocPeerRequestDataPerConn = peerRequestBudget
 	// A connection's writer can miss the wake-up for a chunk read from disk just after it
-	// looked for work (v1.59.1 takes its wake-up channel after filling the buffer); it
-	// then sleeps until its keep-alive timer. Seen here as a first request left unanswered
-	// for the default minute. A short timer bounds that stall.
+	// looked for work (v1.59.1's peerConnMsgWriter.run, peer-conn-msg-writer.go, takes its
+	// wake-up channel after filling the buffer; upstream anacrolix/torrent#1078 and #1071);
+	// it then sleeps until its keep-alive timer, leaving a first request unanswered for the
+	// default minute. A short timer bounds that stall.
 	cc.KeepAliveTimeout = writerWakeInterval
 	cc.UploadRateLimiter = rate.NewLimiter(rate.Inf, 0)
 	if n.cfg.MaxUploadRate > 0 {

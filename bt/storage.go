@@ -55,7 +55,9 @@ type fileStorage struct {
 	// closed is set when the library drops the torrent. Goroutines of the library may
 	// still read afterwards (serving requests of connections it already closed, or after
 	// the caller closed the file), and v1.59.1 panics on a read error once the torrent is
-	// closed; such reads get zeros instead, which nobody receives.
+	// closed: PeerConn.servePeerRequest (peerconn.go) defers a check that the request left
+	// peerRequests, and peerRequestDataReadFailed returns early for a closed torrent without
+	// removing it. Such reads get zeros instead, which nobody receives.
 	closed atomic.Bool
 }
 

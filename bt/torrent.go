@@ -732,8 +732,9 @@ func (t *Torrent) onConnClosed(pc *torrent.PeerConn) {
 
 // noteLibraryBan handles the library's ban of the peer of a closed connection. When one peer
 // sent all of a piece that failed, v1.59.1 keys the ban by the IPv4-mapped IPv6 form of an
-// IPv4 address (seen here: "::ffff:127.0.22.1"), while it checks accepted and dialed
-// addresses in their 4-byte form, so that ban only closes the connections of the moment. The
+// IPv4 address ("::ffff:127.0.22.1", Client.banPeerIP), while it checks accepted connections
+// (Client.rejectAccepted) and known peers (Torrent.dropBannedPeers) in their 4-byte form, so
+// that ban does not stop the peer from connecting again. The
 // address goes into the Node's own ban list too, which compares unmapped addresses. The
 // library's log line names the connection, not the address: this logs the address, once.
 // It takes the client lock.
