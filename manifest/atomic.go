@@ -52,3 +52,18 @@ func (a *atomicFile) Abort() {
 	a.Close()
 	os.Remove(a.Name())
 }
+
+// WriteFile writes data to path as the outputs of Make are written: under a temporary name in
+// the same folder, synced, mode 0644, then renamed over path, so that a reader sees the old
+// file or the new one, never a part.
+func WriteFile(path string, data []byte) error {
+	a, err := newAtomicFile(path)
+	if err != nil {
+		return err
+	}
+	defer a.Abort()
+	if _, err := a.Write(data); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return a.Commit()
+}

@@ -242,8 +242,7 @@ func MakeFrom(ctx context.Context, src *Source, opt MakeOptions) (*MakeResult, e
 	if err := opt.checkLinks(); err != nil {
 		return nil, err
 	}
-	lay, err := opt.layout(src.Size)
-	if err != nil {
+	if _, err := opt.layout(src.Size); err != nil {
 		return nil, err
 	}
 	// Both temporary files exist before a byte is read, so that an unwritable output folder
@@ -253,8 +252,33 @@ func MakeFrom(ctx context.Context, src *Source, opt MakeOptions) (*MakeResult, e
 		return nil, err
 	}
 	defer out.abort()
+	enc, err := Encode(ctx, src, io.NewSectionReader(src.ReaderAt, 0, src.Size), opt)
+	if err != nil {
+		return nil, err
+	}
+	return out.write(enc)
+}
+
+// Encoded is a package's .torrent and .zsync, encoded, and the summary of a make (Torrent and
+// Zsync, the paths, left empty: the caller puts the bytes where it wants them).
+type Encoded struct {
+	Torrent, Zsync []byte
+	Result         MakeResult
+}
+
+// Encode hashes the package src describes, read in order from r (src.Size bytes: a reader of
+// its own, such as one with reads in flight ahead of the hashing), and returns its .torrent and
+// .zsync, byte for byte what Make writes for the same bytes, name, modification time and opt.
+func Encode(ctx context.Context, src *Source, r io.Reader, opt MakeOptions) (*Encoded, error) {
+	if err := opt.checkLinks(); err != nil {
+		return nil, err
+	}
+	lay, err := opt.layout(src.Size)
+	if err != nil {
+		return nil, err
+	}
 	zh := lay.zsyncHeader(src, opt.URL)
-	h, err := Hash(ctx, io.NewSectionReader(src.ReaderAt, 0, src.Size), HashOptions{
+	h, err := Hash(ctx, r, HashOptions{
 		Name: src.Label, Length: src.Size, PieceSize: lay.pieceSize, Zsync: &zh, Whole: true,
 		Workers: opt.Workers, OnProgress: opt.OnProgress,
 	})
@@ -266,7 +290,43 @@ func MakeFrom(ctx context.Context, src *Source, opt MakeOptions) (*MakeResult, e
 			return nil, err
 		}
 	}
-	return out.write(src, lay, zh, h, opt)
+	return encode(src, lay, zh, h, opt)
+}
+
+// encode puts the .torrent and .zsync together from the package's hashes (h.Whole becomes the
+// .zsync's SHA-1).
+func encode(src *Source, lay layout, zh zsyncfile.Header, h *Hashes, opt MakeOptions) (*Encoded, error) {
+	zh.SHA1 = h.Whole
+	var zbuf bytes.Buffer
+	if err := zsyncfile.Write(&zbuf, &zsyncfile.File{Header: zh, Blocks: h.Blocks}); err != nil {
+		return nil, fmt.Errorf("%s.zsync: %w", src.Label, err)
+	}
+	zsyncName := src.Name + ".zsync"
+	zinfo, err := ZsyncInfo(zsyncName, zbuf.Bytes())
+	if err != nil {
+		return nil, err
+	}
+	info := metainfo.Info{Name: src.Name, Length: src.Size, PieceLength: lay.pieceSize, Pieces: h.Pieces}
+	infoBytes, err := bencode.Marshal(info)
+	if err != nil {
+		return nil, fmt.Errorf("encoding torrent info: %w", err)
+	}
+	tb, err := encodeTorrent(infoBytes, zsyncName, zinfo, opt)
+	if err != nil {
+		return nil, err
+	}
+	return &Encoded{Torrent: tb, Zsync: zbuf.Bytes(), Result: MakeResult{
+		Package:       src.Label,
+		InfoHash:      metainfo.HashBytes(infoBytes).HexString(),
+		ZsyncInfoHash: metainfo.HashBytes(zinfo).HexString(),
+		SHA1:          fmt.Sprintf("%x", h.Whole),
+		Length:        src.Size,
+		PieceSize:     lay.pieceSize,
+		Pieces:        len(h.Pieces) / sha1.Size,
+		BlockSize:     lay.blockSize,
+		Blocks:        len(h.Blocks),
+		HashLengths:   fmt.Sprintf("%d,%d,%d", zh.SeqMatches, zh.RsumBytes, zh.ChecksumBytes),
+	}}, nil
 }
 
 // outputs are the .torrent and .zsync of one make, under temporary names until commit.
@@ -297,33 +357,13 @@ func (o *outputs) abort() {
 	o.tmpZ.Abort()
 }
 
-// write encodes both files from the package's hashes (h.Whole becomes the .zsync's SHA-1),
-// writes them and renames them into place, the .zsync first: a .torrent never names a .zsync
-// that is not there yet.
-func (o *outputs) write(src *Source, lay layout, zh zsyncfile.Header, h *Hashes, opt MakeOptions) (*MakeResult, error) {
-	zh.SHA1 = h.Whole
-	var zbuf bytes.Buffer
-	if err := zsyncfile.Write(&zbuf, &zsyncfile.File{Header: zh, Blocks: h.Blocks}); err != nil {
+// write writes the encoded files and renames them into place, the .zsync first: a .torrent
+// never names a .zsync that is not there yet.
+func (o *outputs) write(enc *Encoded) (*MakeResult, error) {
+	if _, err := o.tmpZ.Write(enc.Zsync); err != nil {
 		return nil, fmt.Errorf("%s: %w", o.zsyncPath, err)
 	}
-	zsyncName := filepath.Base(o.zsyncPath)
-	zinfo, err := ZsyncInfo(zsyncName, zbuf.Bytes())
-	if err != nil {
-		return nil, err
-	}
-	info := metainfo.Info{Name: src.Name, Length: src.Size, PieceLength: lay.pieceSize, Pieces: h.Pieces}
-	infoBytes, err := bencode.Marshal(info)
-	if err != nil {
-		return nil, fmt.Errorf("encoding torrent info: %w", err)
-	}
-	tb, err := encodeTorrent(infoBytes, zsyncName, zinfo, opt)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := o.tmpZ.Write(zbuf.Bytes()); err != nil {
-		return nil, fmt.Errorf("%s: %w", o.zsyncPath, err)
-	}
-	if _, err := o.tmpT.Write(tb); err != nil {
+	if _, err := o.tmpT.Write(enc.Torrent); err != nil {
 		return nil, fmt.Errorf("%s: %w", o.torrentPath, err)
 	}
 	if err := o.tmpZ.Commit(); err != nil {
@@ -332,20 +372,9 @@ func (o *outputs) write(src *Source, lay layout, zh zsyncfile.Header, h *Hashes,
 	if err := o.tmpT.Commit(); err != nil {
 		return nil, err
 	}
-	return &MakeResult{
-		Package:       src.Label,
-		Torrent:       o.torrentPath,
-		Zsync:         o.zsyncPath,
-		InfoHash:      metainfo.HashBytes(infoBytes).HexString(),
-		ZsyncInfoHash: metainfo.HashBytes(zinfo).HexString(),
-		SHA1:          fmt.Sprintf("%x", h.Whole),
-		Length:        src.Size,
-		PieceSize:     lay.pieceSize,
-		Pieces:        len(h.Pieces) / sha1.Size,
-		BlockSize:     lay.blockSize,
-		Blocks:        len(h.Blocks),
-		HashLengths:   fmt.Sprintf("%d,%d,%d", zh.SeqMatches, zh.RsumBytes, zh.ChecksumBytes),
-	}, nil
+	res := enc.Result
+	res.Torrent, res.Zsync = o.torrentPath, o.zsyncPath
+	return &res, nil
 }
 
 // encodeTorrent returns the .torrent around infoBytes: the origin as web seed, the trackers in

@@ -185,7 +185,11 @@ func Merge(ctx context.Context, src *Source, parts []*Part, opt MakeOptions) (*M
 		}
 	}
 	h.Whole = whole.Whole
-	return out.write(src, lay, lay.zsyncHeader(src, opt.URL), h, opt)
+	enc, err := encode(src, lay, lay.zsyncHeader(src, opt.URL), h, opt)
+	if err != nil {
+		return nil, err
+	}
+	return out.write(enc)
 }
 
 // CheckParts returns parts ordered by index once it has checked that each is self-consistent,

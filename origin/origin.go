@@ -318,17 +318,7 @@ func (s *Server) ensureManifest(r *http.Request, name string) error {
 	if fresh() {
 		return nil
 	}
-	base := s.opt.PublicURL
-	if base == "" {
-		scheme := "http"
-		if r.TLS != nil {
-			scheme = "https"
-		}
-		base = scheme + "://" + r.Host + "/"
-	}
-	if !strings.HasSuffix(base, "/") {
-		base += "/"
-	}
+	base := s.publicBase(r)
 	opt := s.opt.Make
 	opt.URL = base + pathEscape(pkg)
 	opt.OutDir = filepath.Join(s.dir, filepath.Dir(filepath.FromSlash(pkg)))

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pkgsync/pkgsync/manifest"
 	"github.com/pkgsync/pkgsync/metrics"
 	"github.com/pkgsync/pkgsync/store"
 )
@@ -231,7 +232,7 @@ func (s *Server) makeInStore(r *http.Request, pkg, name, cache string) (string, 
 		return "", err
 	}
 	for ext, data := range map[string][]byte{".zsync": made.Zsync, ".torrent": made.Torrent} {
-		if err := writeAtomic(filepath.Join(cache, path.Base(pkg)+ext), data); err != nil {
+		if err := manifest.WriteFile(filepath.Join(cache, path.Base(pkg)+ext), data); err != nil {
 			return "", err
 		}
 	}
@@ -252,26 +253,6 @@ func (s *Server) publicBase(r *http.Request) string {
 		base += "/"
 	}
 	return base
-}
-
-// writeAtomic writes data beside file and renames it into place.
-func writeAtomic(file string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(file), "."+filepath.Base(file)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	_, err = f.Write(data)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), file)
-	}
-	if err != nil {
-		return fmt.Errorf("%s: %w", file, err)
-	}
-	return nil
 }
 
 // storeReadSeeker is the io.ReadSeeker http.ServeContent reads an object through: a read opens

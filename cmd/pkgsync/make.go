@@ -219,32 +219,5 @@ func signPackage(key *sign.PrivateKey, keyPath string, res *manifest.MakeResult)
 		return "", fmt.Errorf("signing %s: %w", res.Torrent, err)
 	}
 	path := strings.TrimSuffix(res.Torrent, ".torrent") + ".sig"
-	return path, writeFileAtomic(path, sig)
-}
-
-// writeFileAtomic writes data to a temporary file beside path, syncs it and renames it over
-// path: a reader sees the old .sig or the new one, never a part.
-func writeFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("cannot write %s: %w", path, err)
-	}
-	defer os.Remove(f.Name()) // fails harmlessly after the rename
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(0o644)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	return nil
+	return path, manifest.WriteFile(path, sig)
 }

@@ -85,7 +85,7 @@ func writeMade(ctx context.Context, st store.Store, raw, objKey, outDir string, 
 		}
 		if outDir != "" {
 			names[i] = filepath.Join(outDir, path.Base(objKey)+f.ext)
-			if err := writeFileAtomic(names[i], f.data); err != nil {
+			if err := manifest.WriteFile(names[i], f.data); err != nil {
 				return "", err
 			}
 			continue
