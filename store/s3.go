@@ -88,6 +88,9 @@ func newS3Client(ctx context.Context, opt Options) (*s3.Client, error) {
 	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
 		custom := o.BaseEndpoint != nil
 		o.UsePathStyle = pathStyle || (!pathStyleSet && custom)
+		// A ranged GET carries no whole-object checksum to check; the SDK would log that on
+		// stderr for every range. Piece hashes verify the bytes.
+		o.DisableLogOutputChecksumValidationSkipped = true
 		// Self-hosted stores often reject or ignore the flexible checksums the SDK sends by
 		// default; send them only where S3 requires them, unless the configuration says otherwise.
 		if custom && cfg.RequestChecksumCalculation == aws.RequestChecksumCalculationUnset {

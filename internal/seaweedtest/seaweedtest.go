@@ -130,7 +130,9 @@ func start(t testing.TB, bin string) (*Server, error) {
 		return nil, err
 	}
 	args := []string{"server", "-dir=" + data, "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-		"-s3", "-s3.config=" + conf, "-master.volumeSizeLimitMB=64", "-volume.max=16"}
+		"-s3", "-s3.config=" + conf, "-master.volumeSizeLimitMB=64", "-volume.max=16",
+		// The Iceberg and Lance catalogs beside the gateway would take fixed ports.
+		"-s3.port.iceberg=0", "-s3.port.lance=0"}
 	for i, f := range flagPorts {
 		args = append(args, "-"+f+"="+strconv.Itoa(ports[i]))
 	}
