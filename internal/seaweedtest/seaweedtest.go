@@ -1,6 +1,6 @@
 // Package seaweedtest starts a real S3-compatible object store for tests: SeaweedFS's `weed
 // server -s3` (master, volume server, filer and S3 gateway in one process), on free loopback ports
-// with its data in a temporary directory, and stops it when the test ends. The S3 gateway checks
+// with its data in a temporary directory, and kills it when the test ends. The S3 gateway checks
 // SigV4 signatures against one identity made for the test, so tests see the same authentication,
 // ranged GETs, ETags and error codes a deployment does.
 //
@@ -11,6 +11,7 @@ package seaweedtest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -26,6 +27,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 )
 
 // Version is the SeaweedFS module version scripts/build-seaweedfs builds (its cache directory is
@@ -89,8 +91,8 @@ func cachePaths() []string {
 	return paths
 }
 
-// Start runs weed server with its S3 gateway and returns once the gateway answers a signed
-// request. The server is stopped and its directory removed when the test ends.
+// Start runs weed server with its S3 gateway and returns once the gateway takes a signed write.
+// The server is killed and its directory removed when the test ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
 	bin := Weed(t)
@@ -151,14 +153,11 @@ func start(t testing.TB, bin string) (*Server, error) {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
+	// SIGKILL, not SIGTERM: weed's graceful stop flushes filer logs and takes seconds more, for
+	// data that is thrown away with the test's directory.
 	stop := func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // its own process group
-			<-exited
-		}
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // its own process group
+		<-exited
 	}
 	if err := s.waitReady(exited); err != nil {
 		stop()
@@ -178,27 +177,62 @@ var identities = fmt.Sprintf(`{"identities": [{"name": "pkgsync-test",
   "credentials": [{"accessKey": %q, "secretKey": %q}],
   "actions": ["Admin", "Read", "List", "Tagging", "Write"]}]}`, AccessKey, SecretKey)
 
-// waitReady polls the gateway with a signed ListBuckets until it answers, weed exits, or a
-// minute passes (the master elects itself and the filer connects first).
+// waitReady returns once the gateway takes a write, weed exits, or two minutes pass. The
+// gateway answers reads within seconds, but the first write waits for the master to allocate
+// volumes and for the filer to join the master's lock ring; a test's first Put should not.
+// The write goes to a bucket of its own, removed again.
 func (s *Server) waitReady(exited <-chan error) error {
 	c := s.Client()
-	deadline := time.Now().Add(time.Minute)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_, err := c.ListBuckets(ctx, &s3.ListBucketsInput{})
-		cancel()
-		if err == nil {
-			return nil
-		}
-		select {
-		case werr := <-exited:
-			return fmt.Errorf("exited before its S3 gateway answered: %v", werr)
-		case <-time.After(200 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("S3 gateway at %s not answering after a minute: %w", s.Endpoint, err)
+	bucket, key := "seaweedtest-ready", "probe"
+	steps := []struct {
+		what string
+		do   func(context.Context) error
+	}{
+		{"ListBuckets", func(ctx context.Context) error {
+			_, err := c.ListBuckets(ctx, &s3.ListBucketsInput{})
+			return err
+		}},
+		{"CreateBucket", func(ctx context.Context) error {
+			_, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &bucket})
+			var owned *types.BucketAlreadyOwnedByYou
+			if errors.As(err, &owned) { // an earlier try went through after its timeout
+				return nil
+			}
+			return err
+		}},
+		{"PutObject", func(ctx context.Context) error {
+			_, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: &key, Body: strings.NewReader("ready")})
+			return err
+		}},
+		{"DeleteObject", func(ctx context.Context) error {
+			_, err := c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &bucket, Key: &key})
+			return err
+		}},
+		{"DeleteBucket", func(ctx context.Context) error {
+			_, err := c.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: &bucket})
+			return err
+		}},
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for _, step := range steps {
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			err := step.do(ctx)
+			cancel()
+			if err == nil {
+				break
+			}
+			select {
+			case werr := <-exited:
+				return fmt.Errorf("exited before its S3 gateway took a write: %v", werr)
+			case <-time.After(200 * time.Millisecond):
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("S3 gateway at %s: %s still failing after two minutes: %w", s.Endpoint, step.what, err)
+			}
 		}
 	}
+	return nil
 }
 
 // tail returns the end of weed's log.
