@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -352,6 +353,10 @@ func TestOpenS3(t *testing.T) {
 	t.Setenv("AWS_CONFIG_FILE", "/dev/null")
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	for _, k := range []string{"AWS_PROFILE", "AWS_ENDPOINT_URL"} {
+		t.Setenv(k, "")
+		os.Unsetenv(k)
+	}
 	tests := []struct {
 		url, pathStyle, endpoint string
 		wantKey                  string
@@ -429,4 +434,23 @@ func BenchmarkMakeS3(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestOpenS3Options checks that the HTTP options reach the S3 client: a CA file that cannot be
+// read fails Open, naming it, and a usable one gives a client of pkgsync's own.
+func TestOpenS3Options(t *testing.T) {
+	t.Setenv("AWS_CONFIG_FILE", "/dev/null")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	missing := filepath.Join(t.TempDir(), "no-ca.pem")
+	if _, _, err := Open(context.Background(), "s3://b/k", Options{CAFile: missing}); err == nil || !strings.Contains(err.Error(), "no-ca.pem") {
+		t.Fatalf("Open with a missing CA file = %v, want an error naming it", err)
+	}
+	st, _, err := Open(context.Background(), "s3://b/k", Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := st.(*s3Store).client.Options().HTTPClient.(*http.Client); !ok {
+		t.Fatalf("with a timeout, the S3 client uses %T, not pkgsync's *http.Client", st.(*s3Store).client.Options().HTTPClient)
+	}
 }
