@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"net/http"
 	"os"
 	"path"
 	"path/filepath"
@@ -68,7 +69,9 @@ func (j *job) readTorrentIfChanged(ctx context.Context, src location) ([]byte, e
 	}
 	get := httprange.GetIfNoneMatch
 	if src.store {
-		get = readStoreIfNoneMatch
+		get = func(ctx context.Context, c *http.Client, raw string, h http.Header, max int64, etag string) ([]byte, string, bool, error) {
+			return readStoreIfNoneMatch(ctx, c, raw, h, j.opt.Store, max, etag)
+		}
 	}
 	data, tag, notModified, err := get(ctx, j.opt.HTTP, src.raw, j.opt.Header, maxTorrentBytes, etag)
 	if err != nil {

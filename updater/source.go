@@ -94,12 +94,12 @@ func (l location) sameStore(u *url.URL) bool {
 	return l.store && strings.EqualFold(l.url.Scheme, u.Scheme) && strings.EqualFold(l.url.Host, u.Host)
 }
 
-func (l location) read(ctx context.Context, c *http.Client, h http.Header, max int64) ([]byte, error) {
+func (l location) read(ctx context.Context, c *http.Client, h http.Header, so store.Options, max int64) ([]byte, error) {
 	if l.bad != nil {
 		return nil, l.bad
 	}
 	if l.store {
-		return readStore(ctx, l.raw, c, h, max)
+		return readStore(ctx, l.raw, c, h, so, max)
 	}
 	if l.url != nil {
 		return httprange.Get(ctx, c, l.raw, h, max)
@@ -127,15 +127,15 @@ func (l location) read(ctx context.Context, c *http.Client, h http.Header, max i
 }
 
 // readStore reads a whole small object of a store, pinned to one version.
-func readStore(ctx context.Context, raw string, c *http.Client, h http.Header, max int64) ([]byte, error) {
-	data, _, _, err := readStoreIfNoneMatch(ctx, c, raw, h, max, "")
+func readStore(ctx context.Context, raw string, c *http.Client, h http.Header, so store.Options, max int64) ([]byte, error) {
+	data, _, _, err := readStoreIfNoneMatch(ctx, c, raw, h, so, max, "")
 	return data, err
 }
 
 // readStoreIfNoneMatch is httprange.GetIfNoneMatch for a store: when the object's identity is
 // etag, it reads nothing and reports notModified.
-func readStoreIfNoneMatch(ctx context.Context, c *http.Client, raw string, h http.Header, max int64, etag string) (data []byte, tag string, notModified bool, err error) {
-	s, key, err := store.OpenHTTP(ctx, raw, store.Options{}, store.HTTPConfig{Client: c, Header: h})
+func readStoreIfNoneMatch(ctx context.Context, c *http.Client, raw string, h http.Header, so store.Options, max int64, etag string) (data []byte, tag string, notModified bool, err error) {
+	s, key, err := store.OpenHTTP(ctx, raw, so, store.HTTPConfig{Client: c, Header: h})
 	if err != nil {
 		return nil, "", false, err
 	}
@@ -183,7 +183,7 @@ func (j *job) newFetcher(ctx context.Context, raw string, length int64) originFe
 			Client: j.opt.HTTP, Header: j.opt.Header, Length: length, Parallel: j.opt.Parallel,
 		})
 	}
-	s, key, err := store.OpenHTTP(ctx, raw, store.Options{}, store.HTTPConfig{Client: j.opt.HTTP, Header: j.opt.Header})
+	s, key, err := store.OpenHTTP(ctx, raw, j.opt.Store, store.HTTPConfig{Client: j.opt.HTTP, Header: j.opt.Header})
 	if err != nil {
 		return failedFetcher{err}
 	}

@@ -4,6 +4,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/pkgsync/pkgsync/store"
 )
 
 func TestLocationResolve(t *testing.T) {
@@ -67,7 +69,7 @@ func TestResolveStaysOnTheWeb(t *testing.T) {
 			t.Errorf("resolve(%q) = %q, want a location that refuses to be read", tc.ref, got.raw)
 			continue
 		}
-		if _, err := got.read(t.Context(), nil, nil, 1<<20); err == nil || !strings.Contains(err.Error(), base.raw) {
+		if _, err := got.read(t.Context(), nil, nil, store.Options{}, 1<<20); err == nil || !strings.Contains(err.Error(), base.raw) {
 			t.Errorf("reading resolve(%q): %v, want an error naming %s", tc.ref, err, base.raw)
 		}
 	}

@@ -40,7 +40,7 @@ func signatureOf(src location) location {
 // loadSignature reads the .sig beside SOURCE and checks that a trusted key made it.
 func (j *job) loadSignature(ctx context.Context) error {
 	loc := signatureOf(j.src)
-	data, err := loc.read(ctx, j.opt.HTTP, j.opt.Header, sign.MaxSize)
+	data, err := loc.read(ctx, j.opt.HTTP, j.opt.Header, j.opt.Store, sign.MaxSize)
 	if err != nil {
 		return fmt.Errorf("%s: no signature for %s, and --trust-key requires one: %w", loc, j.src, err)
 	}

@@ -37,9 +37,12 @@ type Options struct {
 	Out       string   // the output path; "" = the package's name in the current folder
 	OriginURL string   // the package's URL on the origin (http(s) or store URL); "" = the torrent's url-list, else the .zsync's URL
 
-	HTTP     *http.Client // nil: a default keep-alive client
-	Header   http.Header  // extra headers on every HTTP request (e.g. Authorization)
-	Parallel int          // origin requests in flight (default 4)
+	HTTP   *http.Client // nil: a default keep-alive client
+	Header http.Header  // extra headers on every HTTP request (e.g. Authorization)
+	// Store reaches the stores that do not speak plain HTTP (s3://, webhdfs://): their TLS
+	// files (--ca-file, --client-cert), which HTTP reaches through the HTTP client above.
+	Store    store.Options
+	Parallel int // origin requests in flight (default 4)
 	// StallTimeout abandons an origin reply that sends no byte for this long (before its
 	// header or in its body) and asks again for what is missing: without it a stalled
 	// connection holds the update forever. 0: httprange.DefaultStallTimeout (30 s); < 0: none.
@@ -176,7 +179,7 @@ func (j *job) load(ctx context.Context) error {
 	if src.url != nil && strings.HasSuffix(src.url.Path, ".torrent") {
 		data, err = j.readTorrentIfChanged(ctx, src)
 	} else {
-		data, err = src.read(ctx, j.opt.HTTP, j.opt.Header, maxZsyncBytes)
+		data, err = src.read(ctx, j.opt.HTTP, j.opt.Header, j.opt.Store, maxZsyncBytes)
 	}
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", src, err)
@@ -252,7 +255,7 @@ func (j *job) loadZsync(ctx context.Context) error {
 	}
 	if data == nil {
 		var err error
-		if data, err = zloc.read(ctx, j.opt.HTTP, j.opt.Header, maxZsyncBytes); err != nil {
+		if data, err = zloc.read(ctx, j.opt.HTTP, j.opt.Header, j.opt.Store, maxZsyncBytes); err != nil {
 			return fmt.Errorf("reading the .zsync of %s: %w", src, err)
 		}
 	}

@@ -101,6 +101,7 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	opt.Update.HTTP = httprange.NewTLSClient(tlsConf, 0)
+	opt.Update.Store = ctls.storeOptions()
 	if opt.Update.Header, err = parseHeaders(headers); err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/pkgsync/pkgsync/httprange"
+	"github.com/pkgsync/pkgsync/store"
 )
 
 // serverTLS is --tls-cert and --tls-key of serve and tracker: with both, the server speaks
@@ -46,6 +47,12 @@ func (c *clientTLS) register(fs *pflag.FlagSet) {
 	fs.StringVar(&c.files.CAFile, "ca-file", "", "PEM file of extra CA certificates to trust for https (origin and trackers)")
 	fs.StringVar(&c.files.CertFile, "client-cert", "", "PEM client certificate to show an https origin or tracker that asks for one (mutual TLS); needs --client-key")
 	fs.StringVar(&c.files.KeyFile, "client-key", "", "the PEM private key of --client-cert")
+}
+
+// storeOptions hands the same files to the stores that do not go through the HTTP client
+// (s3://: the AWS SDK builds its own; AWS_CA_BUNDLE still applies when no --ca-file is given).
+func (c *clientTLS) storeOptions() store.Options {
+	return store.Options{CAFile: c.files.CAFile, ClientCert: c.files.CertFile, ClientKey: c.files.KeyFile}
 }
 
 // config reads the files; with none given it returns the defaults (system roots, no

@@ -119,6 +119,7 @@ func runUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	opt.HTTP = httprange.NewTLSClient(tlsConf, 0)
+	opt.Store = ctls.storeOptions()
 	if opt.Header, err = parseHeaders(headers); err != nil {
 		return err
 	}
