@@ -4,6 +4,7 @@
 //	go run ./cmd/pkgbench make  [--size 1G] [--runs 5]   # pkgsync make vs zsyncmake + mktorrent (and sha1sum, the floor)
 //	go run ./cmd/pkgbench delta [--runs 3] [--short]     # pkgsync update vs the stock zsync client, same .zsync, same origin
 //	go run ./cmd/pkgbench pair  [--size 1G] [--runs 3]   # one seeder to one node on loopback: pkgsync, aria2, libtorrent vs curl from nginx
+//	go run ./cmd/pkgbench idle  [--packages 100]         # the CPU of a seeder of 100 packages that nobody downloads
 //
 // Every figure is a ratio against a reference measured in the same run, because absolute times on
 // shared machines drift. The tools run as subprocesses so that wall time and peak RSS
@@ -30,7 +31,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: pkgbench make|delta|pair [flags]  (pkgbench make --help)")
+		fmt.Fprintln(os.Stderr, "usage: pkgbench make|delta|pair|idle [flags]  (pkgbench make --help)")
 		os.Exit(2)
 	}
 	var err error
@@ -43,8 +44,10 @@ func main() {
 		err = benchDelta(ctx, os.Args[2:])
 	case "pair":
 		err = benchPair(ctx, os.Args[2:])
+	case "idle":
+		err = benchIdle(ctx, os.Args[2:])
 	default:
-		err = fmt.Errorf("unknown benchmark %q: want make, delta or pair", os.Args[1])
+		err = fmt.Errorf("unknown benchmark %q: want make, delta, pair or idle", os.Args[1])
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "pkgbench:", err)

@@ -32,3 +32,19 @@ func TestPairSmoke(t *testing.T) {
 		}
 	}
 }
+
+// TestIdleSmoke runs the idle benchmark's smoke mode: a seeder of a few packages is started, found
+// listening, and its CPU share over a second reported.
+func TestIdleSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds pkgsync and starts a tracker and a seeder")
+	}
+	t.Chdir("../..")
+	var out strings.Builder
+	if err := runIdleBench(t.Context(), []string{"--packages", "3", "--seconds", "1s"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`(?m)^\| [0-9]+ s \| [0-9.]+ s \| [0-9.]+% \|$`).MatchString(out.String()) {
+		t.Errorf("no row of figures in:\n%s", out.String())
+	}
+}
