@@ -106,4 +106,15 @@ func BenchmarkMake(b *testing.B) {
 			}
 		}
 	})
+	b.Run("webhdfs-download+make", func(b *testing.B) {
+		s, key, err := store.Open(b.Context(), srv.URL("/p/pkg.bin"), store.Options{User: "u"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.SetBytes(size)
+		dir := b.TempDir()
+		for b.Loop() {
+			store.DownloadThenMake(b, s, key, dir)
+		}
+	})
 }

@@ -434,6 +434,13 @@ func BenchmarkMakeS3(b *testing.B) {
 			}
 		}
 	})
+	b.Run("s3-download+make", func(b *testing.B) {
+		b.SetBytes(size)
+		dir := b.TempDir()
+		for b.Loop() {
+			DownloadThenMake(b, st, key, dir)
+		}
+	})
 }
 
 // TestOpenS3Options checks that the HTTP options reach the S3 client: a CA file that cannot be
