@@ -10,14 +10,14 @@ import (
 
 	"github.com/RoaringBitmap/roaring"
 	"github.com/anacrolix/torrent"
+
+	"github.com/pkgsync/pkgsync/originplan"
 )
 
 const (
 	// maxOriginAttempts is how often one piece may fail at the origin (error or bad data)
 	// before Download gives up.
 	maxOriginAttempts = 4
-	// recentPeerWrite: a piece a peer wrote to this recently is being received; leave it.
-	recentPeerWrite = time.Second
 	// settleAfterHandshake: how long after a peer's extended handshake its bitfield may
 	// still be on the way (clients that have nothing may send none).
 	settleAfterHandshake = 200 * time.Millisecond
@@ -28,16 +28,6 @@ const (
 	// origin bytes, and delta fan-out no slower.
 	tick             = 250 * time.Millisecond
 	minRoundInterval = 100 * time.Millisecond
-	// idleGrace: a member with no origin fetch outstanding for this long is idle.
-	idleGrace = time.Second
-	// orphanAfter: a member idle this long has its block open to every node, not only to
-	// its heir (see round).
-	orphanAfter = 3 * idleGrace
-	// connectGrace: the origin gate stops waiting for known peers that have not connected
-	// once the peers that did have settled and nothing changed for this long. Two known
-	// nodes that fail to connect to each other would otherwise both sit out PeerWait while
-	// the others count them as members and wait for their blocks.
-	connectGrace = time.Second
 )
 
 // ErrClosed is returned by Download when the Torrent or its Node is closed meanwhile.
@@ -90,15 +80,11 @@ type scheduler struct {
 	siteMark     int       // complete pieces at siteProgress
 	siteProgress time.Time // when the count of complete pieces last moved
 
-	start        time.Time
-	gateOpen     bool
-	peerMark     [2]int    // connected and known peers, at peerChange
-	peerChange   time.Time // when either count last changed
-	lastProgress time.Time
-	progressMark int // pieces completed other than by the origin, at lastProgress
-	originDone   int // pieces the origin completed
-	lastRefresh  time.Time
-	lastClaimed  time.Time
+	start       time.Time
+	plan        *originplan.Planner // which pieces go to the origin, and when
+	originDone  int                 // pieces the origin completed
+	lastRefresh time.Time
+	lastClaimed time.Time
 
 	claimPeers []*torrent.PeerConn // connections speaking claimExtension, as of the last round
 	up         upThrottle          // caps this node's upload while it falls behind
@@ -122,14 +108,11 @@ type scheduler struct {
 	rangeSuspects map[int][]rangeGot
 
 	// scratch reused between rounds
-	complete   []bool
-	lastWrite  []time.Time
-	busy       []bool
-	claimed    []bool
-	openBefore []int
-	todo       []int  // the pieces the caller did not have, cut into blocks
-	inTodo     []bool // membership of todo
-	idleSince  map[[20]byte]time.Time
+	complete  []bool
+	lastWrite []time.Time
+	busy      []bool
+	claimed   []bool
+	todo      []int // the pieces the caller did not have, cut into blocks (originplan)
 	// hasTrackers: peers may still appear through announces, so an empty peer list at the
 	// start is not yet a reason to go to the origin.
 	hasTrackers bool
@@ -138,22 +121,20 @@ type scheduler struct {
 func newScheduler(t *Torrent) *scheduler {
 	n := t.info.NumPieces()
 	s := &scheduler{
-		t:          t,
-		cfg:        t.config(),
-		num:        n,
-		origin:     t.pkg.Origin != nil,
-		hasOrigin:  t.pkg.Origin != nil,
-		inflight:   make(map[int]context.CancelFunc),
-		attempts:   make([]int, n),
-		badData:    make([]bool, n),
-		notBefore:  make([]time.Time, n),
-		results:    make(chan originResult),
-		complete:   make([]bool, n),
-		lastWrite:  make([]time.Time, n),
-		busy:       make([]bool, n),
-		claimed:    make([]bool, n),
-		openBefore: make([]int, n+1),
-		idleSince:  make(map[[20]byte]time.Time),
+		t:         t,
+		cfg:       t.config(),
+		num:       n,
+		origin:    t.pkg.Origin != nil,
+		hasOrigin: t.pkg.Origin != nil,
+		inflight:  make(map[int]context.CancelFunc),
+		attempts:  make([]int, n),
+		badData:   make([]bool, n),
+		notBefore: make([]time.Time, n),
+		results:   make(chan originResult),
+		complete:  make([]bool, n),
+		lastWrite: make([]time.Time, n),
+		busy:      make([]bool, n),
+		claimed:   make([]bool, n),
 	}
 	s.hasTrackers = len(t.trackerURLs()) > 0
 	s.ranging = make(map[int]*rangePiece)
@@ -166,11 +147,9 @@ func newScheduler(t *Torrent) *scheduler {
 			s.partial = append(s.partial, p)
 		}
 	}
-	s.inTodo = make([]bool, n)
 	for p := range n {
 		if p >= len(t.pkg.Have) || !t.pkg.Have[p] {
 			s.todo = append(s.todo, p)
-			s.inTodo[p] = true
 		}
 	}
 	return s
@@ -179,7 +158,11 @@ func newScheduler(t *Torrent) *scheduler {
 func (s *scheduler) run(ctx context.Context) error {
 	t := s.t
 	s.start = time.Now()
-	s.lastProgress = s.start
+	s.plan = originplan.New(originplan.Config{
+		Concurrency:  s.cfg.OriginConcurrency,
+		PeerWait:     s.cfg.PeerWait,
+		StallTimeout: s.cfg.StallTimeout,
+	}, t.node.cl.PeerID(), s.num, s.todo, s.start)
 	s.siteProgress = s.start
 	fetchCtx, cancelFetches := context.WithCancel(ctx)
 	defer func() {
@@ -263,6 +246,17 @@ type connView struct {
 	full bool            // the peer has every piece
 }
 
+// roundView is what one round learned from the library and the callbacks.
+type roundView struct {
+	conns      []connView
+	avail      *roaring.Bitmap // the pieces connected peers have (only when fetching from the origin)
+	members    []originplan.Member
+	claimPeers []*torrent.PeerConn // connections speaking claimExtension
+	newPeers   []*torrent.PeerConn // of those, the ones not greeted yet
+	rangePeers map[*torrent.PeerConn]bool
+	gate       originplan.GateView
+}
+
 // round runs one scheduling round: it refreshes the view of the peers, tells new pkgsync
 // peers what this node is doing, and starts origin fetches for the pieces that should go
 // to the origin now.
@@ -271,35 +265,78 @@ func (s *scheduler) round(ctx context.Context) {
 	now := time.Now()
 	originWas := s.origin
 	s.applySiteRule(now)
+	v := s.observe(now)
 
-	// What the peers have, from the library (it takes the client lock: t.mu must not be
-	// held meanwhile).
-	var conns []connView
-	avail := roaring.New()
+	// Peers that just arrived learn whether we use the origin and what we are fetching.
+	hello := msgOriginOff
+	if s.origin {
+		hello = msgOriginOn
+	}
+	if s.origin != originWas {
+		// The site rule changed this node's part in the origin work: tell every peer.
+		v.newPeers = v.claimPeers
+	}
+	s.broadcast(v.newPeers, hello, nil)
+	s.broadcast(v.newPeers, msgClaim, s.inflightPieces())
+	s.claimPeers = v.claimPeers
+	s.rangeRound(v.conns, v.rangePeers, v.gate.Settled, now)
+	if !s.origin {
+		return
+	}
+	// The gate: before the first origin request, let the known peers connect and say what
+	// they have, so that nodes starting together agree on who fetches what.
+	open, opened := s.plan.Gate().Open(v.gate)
+	if !open {
+		return
+	}
+	if opened {
+		t.node.log.Info("bt: origin allowed", "torrent", t.name, "after", now.Sub(s.start).Round(time.Millisecond),
+			"peers", len(v.conns), "sharing", len(v.members)+1)
+	}
+	if now.Sub(s.lastClaimed) >= claimRefresh && len(s.inflight) > 0 {
+		s.broadcast(v.claimPeers, msgClaim, s.inflightPieces())
+		s.lastClaimed = now
+	}
+	picked := s.plan.Plan(originplan.View{
+		Now:        now,
+		Members:    v.members,
+		Inflight:   len(s.inflight),
+		PeerPieces: s.peerPieces(),
+		Pieces:     &roundPieces{s: s, busy: s.busyPieces(), avail: v.avail},
+	})
+	if len(picked) == 0 {
+		return
+	}
+	s.broadcast(v.claimPeers, msgClaim, picked)
+	s.lastClaimed = now
+	for _, p := range picked {
+		s.launch(ctx, p)
+	}
+}
+
+// observe takes one round's view: what the peers have (from the library, which takes the
+// client lock: t.mu must not be held meanwhile) and what the callbacks learned: claims, who
+// shares the origin work, whether the known peers are connected and have said what they
+// have and whether they use the origin.
+func (s *scheduler) observe(now time.Time) roundView {
+	t := s.t
+	v := roundView{avail: roaring.New(), rangePeers: make(map[*torrent.PeerConn]bool)}
 	for _, pc := range t.lt.PeerConns() {
 		bm := pc.PeerPieces()
 		if s.origin {
-			avail.Or(bm)
+			v.avail.Or(bm)
 		}
-		conns = append(conns, connView{pc: pc, bm: bm, full: bm.GetCardinality() >= uint64(s.num)})
+		v.conns = append(v.conns, connView{pc: pc, bm: bm, full: bm.GetCardinality() >= uint64(s.num)})
 	}
-
 	t.store.snapshot(s.complete, s.lastWrite)
-	s.throttleUpload(now, conns)
+	s.throttleUpload(now, v.conns)
 
-	// What the callbacks learned: claims, who shares the origin work, whether the known
-	// peers are connected and have said what they have and whether they use the origin.
-	claimed := s.claimed // pieces a connected member fetching from the origin claims
-	clear(claimed)
-	var members [][20]byte
-	outstanding := make(map[[20]byte]int) // claimed pieces nobody has yet, per member
-	var claimPeers, newPeers []*torrent.PeerConn
-	rangePeers := make(map[*torrent.PeerConn]bool)
+	var memberIDs [][20]byte
 	connected := make(map[string]bool)
 	open := make(map[[20]byte]bool)
 	settled := true
 	t.mu.Lock()
-	for _, cv := range conns {
+	for _, cv := range v.conns {
 		ps := t.peerLocked(cv.pc)
 		if ps.closed {
 			continue
@@ -312,15 +349,15 @@ func (s *scheduler) round(ctx context.Context) {
 			settled = false
 		}
 		if ps.rangeOK {
-			rangePeers[cv.pc] = true
+			v.rangePeers[cv.pc] = true
 		}
 		if !ps.claimsOK {
 			continue
 		}
-		claimPeers = append(claimPeers, cv.pc)
+		v.claimPeers = append(v.claimPeers, cv.pc)
 		if !ps.greeted {
 			ps.greeted = true
-			newPeers = append(newPeers, cv.pc)
+			v.newPeers = append(v.newPeers, cv.pc)
 		}
 		if cv.full || ps.originSeeder { // a seeder (the library may not know it: atOrigin)
 			continue
@@ -329,23 +366,10 @@ func (s *scheduler) round(ctx context.Context) {
 		case rn == nil || !rn.said:
 			settled = false // a pkgsync peer that still needs data has not said whether it uses the origin
 		case rn.origin:
-			members = append(members, ps.id)
+			memberIDs = append(memberIDs, ps.id)
 		}
 	}
-	// A claim counts while its node is connected and fetching, until it lapses.
-	for id, rn := range t.remotes {
-		for p, exp := range rn.claims {
-			switch {
-			case !now.Before(exp):
-				delete(rn.claims, p)
-			case open[id] && rn.origin:
-				claimed[p] = true
-				if !s.complete[p] && !avail.Contains(uint32(p)) {
-					outstanding[id]++
-				}
-			}
-		}
-	}
+	outstanding := s.takeClaims(now, open, v.avail)
 	allKnownConnected := true
 	for a := range t.known {
 		if !connected[a.String()] {
@@ -353,68 +377,56 @@ func (s *scheduler) round(ctx context.Context) {
 			break
 		}
 	}
-	announced := t.announced
-	nKnown := len(t.known)
-	alone := nKnown == 0 && s.hasTrackers
+	v.gate = originplan.GateView{Now: now, Connected: len(connected), Known: len(t.known),
+		AllKnownConnected: allKnownConnected, Announced: t.announced, Settled: settled,
+		Alone: len(t.known) == 0 && s.hasTrackers}
 	t.mu.Unlock()
+	for _, id := range memberIDs {
+		v.members = append(v.members, originplan.Member{ID: id, Outstanding: outstanding[id]})
+	}
+	return v
+}
 
-	// Peers that just arrived learn whether we use the origin and what we are fetching.
-	hello := msgOriginOff
-	if s.origin {
-		hello = msgOriginOn
-	}
-	if s.origin != originWas {
-		// The site rule changed this node's part in the origin work: tell every peer.
-		newPeers = claimPeers
-	}
-	s.broadcast(newPeers, hello, nil)
-	s.broadcast(newPeers, msgClaim, s.inflightPieces())
-	s.claimPeers = claimPeers
-	s.rangeRound(conns, rangePeers, settled, now)
-	if !s.origin {
-		return
-	}
-
-	// The gate: before the first origin request, let the known peers connect and say what
-	// they have, so that nodes starting together agree on who fetches what.
-	if !s.gateOpen {
-		if mark := [2]int{len(connected), nKnown}; mark != s.peerMark || s.peerChange.IsZero() {
-			s.peerMark, s.peerChange = mark, now
+// takeClaims fills s.claimed with the pieces claimed by connected peers that fetch from the
+// origin, drops lapsed claims, and counts per peer the claimed pieces that nobody has yet
+// (its work outstanding). t.mu is held.
+func (s *scheduler) takeClaims(now time.Time, open map[[20]byte]bool, avail *roaring.Bitmap) map[[20]byte]int {
+	t := s.t
+	clear(s.claimed)
+	outstanding := make(map[[20]byte]int)
+	for id, rn := range t.remotes {
+		for p, exp := range rn.claims {
+			switch {
+			case !now.Before(exp):
+				delete(rn.claims, p)
+			case open[id] && rn.origin:
+				s.claimed[p] = true
+				if !s.complete[p] && !avail.Contains(uint32(p)) {
+					outstanding[id]++
+				}
+			}
 		}
-		// Known peers that have not connected while nothing changed for connectGrace will
-		// not: go without them.
-		quiet := len(connected) > 0 && now.Sub(s.peerChange) >= connectGrace
-		// With trackers but nobody known yet, the others that start with us may simply not
-		// have announced: keep waiting (announceLoop re-announces quickly meanwhile).
-		if now.Sub(s.start) < s.cfg.PeerWait && (alone || !(announced && (allKnownConnected || quiet) && settled)) {
-			return
-		}
-		s.gateOpen = true
-		t.node.log.Info("bt: origin allowed", "torrent", t.name, "after", now.Sub(s.start).Round(time.Millisecond),
-			"peers", len(conns), "sharing", len(members)+1)
 	}
-	if now.Sub(s.lastClaimed) >= claimRefresh && len(s.inflight) > 0 {
-		s.broadcast(claimPeers, msgClaim, s.inflightPieces())
-		s.lastClaimed = now
-	}
+	return outstanding
+}
 
-	// The peers' progress: pieces completed other than by the origin. Bytes do not count:
-	// a peer that trickles data would hold its pieces forever.
-	fromPeers := -s.originDone
+// peerPieces counts the pieces completed other than by the origin.
+func (s *scheduler) peerPieces() int {
+	n := -s.originDone
 	for _, c := range s.complete {
 		if c {
-			fromPeers++
+			n++
 		}
 	}
-	if fromPeers != s.progressMark {
-		s.progressMark = fromPeers
-		s.lastProgress = now
-	}
-	stalled := now.Sub(s.lastProgress) >= s.cfg.StallTimeout
-	busy := s.busy // hashing, queued for hash or being marked
+	return n
+}
+
+// busyPieces marks the pieces the library is hashing, has queued for hashing or is marking.
+func (s *scheduler) busyPieces() []bool {
+	busy := s.busy
 	clear(busy)
 	i := 0
-	for _, run := range t.lt.PieceStateRuns() {
+	for _, run := range s.t.lt.PieceStateRuns() {
 		if run.Checking || run.Hashing || run.QueuedForHash || run.Marking {
 			for j := i; j < i+run.Length && j < s.num; j++ {
 				busy[j] = true
@@ -422,107 +434,25 @@ func (s *scheduler) round(ctx context.Context) {
 		}
 		i += run.Length
 	}
+	return busy
+}
 
-	// Who owns which block of the pieces the caller did not have (see shareOrder), and
-	// which owners are idle: a member with no claim outstanding for idleGrace is not
-	// working on its block (it may see the swarm differently), so its block is open to
-	// all. A working owner's block is left to it, except far enough behind its frontier:
-	// at least stealGap open pieces lie between.
-	ids, rank := sortedMembers(t.node.cl.PeerID(), members)
-	nm, nt := len(ids), len(s.todo)
-	idle := make([]bool, nm)
-	orphan := make([]bool, nm)
-	for k, id := range ids {
-		if k == rank || outstanding[id] > 0 {
-			delete(s.idleSince, id)
-			continue
-		}
-		since, ok := s.idleSince[id]
-		if !ok {
-			since = now
-			s.idleSince[id] = now
-		}
-		idle[k] = now.Sub(since) >= idleGrace
-		orphan[k] = now.Sub(since) >= orphanAfter
-	}
-	openBefore := s.openBefore // open pieces below each position of todo
-	for i, q := range s.todo {
-		open := !s.complete[q] && !busy[q] && !claimed[q] && s.inflight[q] == nil && s.ranging[q] == nil &&
-			!avail.Contains(uint32(q))
-		openBefore[i+1] = openBefore[i]
-		if open {
-			openBefore[i+1]++
-		}
-	}
-	free := s.originLimit(len(members)+1, rank, nt, openBefore) - len(s.inflight)
-	if free <= 0 {
-		return
-	}
-	stealGap := 2 * s.cfg.OriginConcurrency
-	eligible := func(p int) bool {
-		switch {
-		case s.complete[p], busy[p], claimed[p]:
-			return false
-		case s.inflight[p] != nil, s.ranging[p] != nil, now.Before(s.notBefore[p]):
-			return false
-		case !stalled && avail.Contains(uint32(p)):
-			return false
-		case !stalled && now.Sub(s.lastWrite[p]) < recentPeerWrite:
-			return false
-		}
-		return true
-	}
+// roundPieces is one round's view of the pieces for the origin policy.
+type roundPieces struct {
+	s     *scheduler
+	busy  []bool
+	avail *roaring.Bitmap
+}
 
-	var picked []int
-	for i := range shareOrder(nt, nm, rank) {
-		if len(picked) == free {
-			break
-		}
-		p := s.todo[i]
-		if !eligible(p) {
-			continue
-		}
-		k := blockOwner(i, nt, nm)
-		start, end := blockStart(k, nt, nm), blockStart(k+1, nt, nm)
-		gap := stealGap // open pieces left to a working owner ahead of what others take
-		switch {
-		case k == rank:
-			picked = append(picked, p)
-			continue
-		case orphan[k]:
-			gap = 0
-		case idle[k]:
-			// Its heir takes it over; the others leave it until it is an orphan.
-			if heirOf(k, idle) == rank {
-				picked = append(picked, p)
-			}
-			continue
-		case openBefore[i]-openBefore[start] < gap:
-			continue
-		}
-		// Every node that takes from block k walks it from its end: each leaves a
-		// different number of the open pieces there, so that they do not all pick the
-		// same one before the first claim arrives.
-		if openBefore[end]-openBefore[i+1] < thiefSkip((k-rank+nm)%nm, openBefore[end]-openBefore[start]-gap) {
-			continue
-		}
-		picked = append(picked, p)
-	}
-	// Pieces the caller had and that are not complete any more (a failed recheck) belong
-	// to nobody's block.
-	for p := 0; p < s.num && len(picked) < free; p++ {
-		if !s.inTodo[p] && eligible(p) {
-			picked = append(picked, p)
-		}
-	}
-	if len(picked) == 0 {
-		return
-	}
-	s.broadcast(claimPeers, msgClaim, picked)
-	s.lastClaimed = now
-	for _, p := range picked {
-		s.launch(ctx, p)
-	}
+func (r *roundPieces) Taken(p int) bool {
+	s := r.s
+	return s.complete[p] || r.busy[p] || s.claimed[p] || s.inflight[p] != nil || s.ranging[p] != nil
+}
+
+func (r *roundPieces) Available(p int) bool { return r.avail.Contains(uint32(p)) }
+
+func (r *roundPieces) Timers(p int) (notBefore, lastPeerWrite time.Time) {
+	return r.s.notBefore[p], r.s.lastWrite[p]
 }
 
 // throttleUpload caps this node's upload while it falls behind its peers with its upload link
@@ -552,41 +482,6 @@ func (s *scheduler) throttleUpload(now time.Time, conns []connView) {
 	} else {
 		t.node.log.Info("bt: caught up: upload cap lifted", "torrent", t.name, "pieces", mine)
 	}
-}
-
-// originLimit is how many origin fetches this node keeps in flight, given the members
-// sharing the origin (self included), self's rank among them, the number of pieces in todo
-// and openBefore (open pieces below each position of todo, see round).
-//
-// When several nodes share the origin, each keeps fewer fetches in flight (one when there
-// are four or more): the origin then completes pieces one after another, and peers spread
-// each piece while it sends the next, instead of receiving every node's pieces in parallel
-// and finishing them all at the very end, which leaves the spreading for afterwards.
-//
-// As blocks run out of open pieces, the owners of the blocks that still have some take
-// over the fetches in flight of the others, so that the swarm keeps as many as at the
-// start. A node's download link also carries its peers' traffic, and one fetch gets only
-// its fair share of that link: when the last few owners kept one fetch each, the origin
-// sent at 0.3-0.7 of its rate for the last 5 s of a 16-node fan-out. Nodes whose own
-// block is done keep the base number: they take from other blocks one piece at a time
-// (thiefSkip spreads them one piece apart).
-func (s *scheduler) originLimit(nm, rank, nt int, openBefore []int) int {
-	base := s.cfg.OriginConcurrency
-	if nm <= 1 {
-		return base
-	}
-	base = max(1, base/nm)
-	working, mine := 0, false
-	for k := range nm {
-		if openBefore[blockStart(k+1, nt, nm)] > openBefore[blockStart(k, nt, nm)] {
-			working++
-			mine = mine || k == rank
-		}
-	}
-	if !mine {
-		return base
-	}
-	return (base*nm + working - 1) / working
 }
 
 // launch takes piece p out of peer requesting and starts fetching it from the origin.

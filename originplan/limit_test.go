@@ -1,8 +1,8 @@
-package bt
+package originplan
 
 import "testing"
 
-// openPrefix turns per-piece openness of todo into the openBefore counts round computes.
+// openPrefix turns per-piece openness of todo into the openBefore counts Plan computes.
 func openPrefix(open []bool) []int {
 	ob := make([]int, len(open)+1)
 	for i, o := range open {
@@ -20,7 +20,7 @@ func blocks(nt int, left []int) []bool {
 	nm := len(left)
 	open := make([]bool, nt)
 	for k, n := range left {
-		start, end := blockStart(k, nt, nm), blockStart(k+1, nt, nm)
+		start, end := BlockStart(k, nt, nm), BlockStart(k+1, nt, nm)
 		for p := start; p < end && p < start+n; p++ {
 			open[p] = true
 		}
@@ -28,8 +28,7 @@ func blocks(nt int, left []int) []bool {
 	return open
 }
 
-func TestOriginLimit(t *testing.T) {
-	s := &scheduler{cfg: Config{OriginConcurrency: 4}}
+func TestLimit(t *testing.T) {
 	tests := []struct {
 		name string
 		rank int
@@ -51,8 +50,8 @@ func TestOriginLimit(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			nt := 10 * len(tc.left)
 			ob := openPrefix(blocks(nt, tc.left))
-			if got := s.originLimit(len(tc.left), tc.rank, nt, ob); got != tc.want {
-				t.Errorf("originLimit = %d, want %d", got, tc.want)
+			if got := Limit(4, len(tc.left), tc.rank, nt, ob); got != tc.want {
+				t.Errorf("Limit = %d, want %d", got, tc.want)
 			}
 		})
 	}

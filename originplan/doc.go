@@ -1,0 +1,34 @@
+// Package originplan decides which pieces a node fetches from the origin, and when: the
+// origin-scheduling policy of pkgsync's swarm, as a pure state machine. Given one node's view
+// (the pieces it lacks, what its connected peers have, which of them use the origin and what
+// they claim, its fetches in flight) and the time, Planner.Plan returns the pieces to ask the
+// origin for now; Gate says when the node may start.
+//
+// It has a home of its own, apart from bt, so that one piece of code is driven three ways:
+// by bt's scheduler over real connections (bt/download.go), by table tests here, and by the
+// fleet simulator (swarmsim), which runs thousands of simulated views that no lab can. It
+// therefore imports neither anacrolix/torrent nor anything that does I/O, starts no
+// goroutine and reads no clock: time comes in with every call, the way etcd's raft takes
+// Tick, and the caller does the claiming, fetching and messaging the plan implies.
+//
+// # The policy
+//
+// A piece may go to the origin only if no connected peer has it, no member claims it, no
+// peer wrote to it within PeerWriteGrace, and it is not being verified; once peers have
+// completed no piece for StallTimeout, pieces peers have may go too.
+//
+// The members (connected nodes that use the origin and still need data) and this node sort
+// their peer IDs. The pieces the caller did not have are cut into one contiguous block per
+// member (BlockStart). Nodes that start from the same old version cut the same list, so N
+// nodes starting together ask the origin for disjoint pieces and trade the rest. A node
+// walks its own block forwards, then the others' backwards (ShareOrder), meeting their
+// owners in the middle. It takes from a working owner only if at least 2 x Concurrency open
+// pieces lie between it and the owner's frontier, and leaves a number of the block's last
+// open pieces that differs for every taker (ThiefSkip). An owner with no claim outstanding
+// for IdleGrace is idle: its block goes to its heir (HeirOf), and after OrphanAfter to all.
+// How many fetches a node keeps in flight depends on how many share the origin (Limit).
+//
+// The views need not agree: members are only the peers a node is connected to, so nodes that
+// see different parts of the swarm cut different blocks and may fetch a piece twice. Claims
+// and the idle rule bound the damage; the simulator measures it.
+package originplan

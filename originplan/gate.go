@@ -1,0 +1,49 @@
+package originplan
+
+import "time"
+
+// Gate holds a node back from the origin until its known peers have connected and said what
+// they have, at most PeerWait, so that nodes starting together agree on who fetches what.
+type Gate struct {
+	cfg        Config
+	start      time.Time
+	open       bool
+	peerMark   [2]int    // connected and known peers, at peerChange
+	peerChange time.Time // when either count last changed
+}
+
+// GateView is what the gate looks at in one round.
+type GateView struct {
+	Now       time.Time
+	Connected int // peers connected now
+	Known     int // peers known (from the caller and the tracker)
+	// AllKnownConnected: every known peer is connected.
+	AllKnownConnected bool
+	// Announced: the first announce has been answered (or there is no tracker).
+	Announced bool
+	// Settled: every connected peer has said what it has and whether it uses the origin.
+	Settled bool
+	// Alone: nobody is known yet but a tracker may still name peers: the others that start
+	// with this node may simply not have announced.
+	Alone bool
+}
+
+// Open reports whether the node may use the origin, and whether it became so in this call.
+// Once open, the gate stays open.
+func (g *Gate) Open(v GateView) (open, now bool) {
+	if g.open {
+		return true, false
+	}
+	if mark := [2]int{v.Connected, v.Known}; mark != g.peerMark || g.peerChange.IsZero() {
+		g.peerMark, g.peerChange = mark, v.Now
+	}
+	// Known peers that have not connected while nothing changed for ConnectGrace will not:
+	// go without them. Two known nodes that fail to connect to each other would otherwise
+	// both sit out PeerWait while the others count them as members and wait for their blocks.
+	quiet := v.Connected > 0 && v.Now.Sub(g.peerChange) >= g.cfg.ConnectGrace
+	if v.Now.Sub(g.start) < g.cfg.PeerWait && (v.Alone || !(v.Announced && (v.AllKnownConnected || quiet) && v.Settled)) {
+		return false, false
+	}
+	g.open = true
+	return true, true
+}

@@ -1,0 +1,296 @@
+package originplan
+
+import "time"
+
+// PeerID names a node: the BitTorrent peer ID in bt, any distinct 20 bytes in a simulation.
+// Members are ordered by it (SortedMembers), so every node cuts the same blocks from the same
+// member list.
+type PeerID = [20]byte
+
+// Config holds the tunables of the policy. Zero fields take the values bt uses.
+type Config struct {
+	// Concurrency is how many origin fetches a node alone keeps in flight (bt's
+	// Config.OriginConcurrency).
+	Concurrency int
+	// PeerWait bounds the gate: how long a node waits, before its first origin request, for
+	// its known peers to connect and say what they have.
+	PeerWait time.Duration
+	// StallTimeout: once peers have completed no piece for this long, pieces that peers claim
+	// to have may go to the origin too.
+	StallTimeout time.Duration
+	// PeerWriteGrace: a piece a peer wrote to this recently is being received; leave it.
+	PeerWriteGrace time.Duration
+	// IdleGrace: a member with no origin fetch outstanding for this long is idle, and its
+	// heir takes its block over.
+	IdleGrace time.Duration
+	// OrphanAfter: a member idle this long has its block open to every node.
+	OrphanAfter time.Duration
+	// ConnectGrace: the gate stops waiting for known peers that have not connected once the
+	// peers that did have settled and nothing changed for this long.
+	ConnectGrace time.Duration
+}
+
+// Defaults are the values bt runs with.
+var Defaults = Config{
+	Concurrency:    4,
+	PeerWait:       2 * time.Second,
+	StallTimeout:   5 * time.Second,
+	PeerWriteGrace: time.Second,
+	IdleGrace:      time.Second,
+	OrphanAfter:    3 * time.Second,
+	ConnectGrace:   time.Second,
+}
+
+func (c Config) withDefaults() Config {
+	set := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = Defaults.Concurrency
+	}
+	set(&c.PeerWait, Defaults.PeerWait)
+	set(&c.StallTimeout, Defaults.StallTimeout)
+	set(&c.PeerWriteGrace, Defaults.PeerWriteGrace)
+	set(&c.IdleGrace, Defaults.IdleGrace)
+	set(&c.OrphanAfter, Defaults.OrphanAfter)
+	set(&c.ConnectGrace, Defaults.ConnectGrace)
+	return c
+}
+
+// Pieces is a node's view of every piece at one round.
+type Pieces interface {
+	// Taken reports whether piece p is out of the origin's reach whatever else holds: this
+	// node has it or is verifying it, a member claims it, this node fetches it from the origin
+	// already or completes it by another path.
+	Taken(p int) bool
+	// Available reports whether a connected peer has piece p.
+	Available(p int) bool
+	// Timers gives when piece p may next go to the origin (after a failed fetch; zero when
+	// any time) and when a peer last wrote to it here (zero when never).
+	Timers(p int) (notBefore, lastPeerWrite time.Time)
+}
+
+// Member is another connected node that fetches from the origin and still needs data.
+type Member struct {
+	ID PeerID
+	// Outstanding counts the pieces it claims that no connected peer has and this node lacks:
+	// while it has some, it is working on its block.
+	Outstanding int
+}
+
+// View is what a node knows at one round.
+type View struct {
+	Now      time.Time
+	Members  []Member
+	Inflight int // this node's origin fetches in flight
+	// PeerPieces counts the pieces this node completed other than by the origin: the peers'
+	// progress. Bytes do not count: a peer that trickles data would hold its pieces forever.
+	PeerPieces int
+	Pieces     Pieces
+}
+
+// Planner is one node's origin policy for one download. It keeps what the policy remembers
+// between rounds (the gate, the peers' progress, since when each member is idle) and takes
+// the time from its caller.
+type Planner struct {
+	cfg       Config
+	self      PeerID
+	numPieces int
+	todo      []int  // the pieces the caller did not have, cut into blocks
+	inTodo    []bool // membership of todo
+
+	start        time.Time
+	gate         Gate
+	progressMark int
+	lastProgress time.Time
+	idleSince    map[PeerID]time.Time
+
+	openBefore []int // scratch: open pieces below each position of todo
+}
+
+// New returns the planner of the node self for a download of numPieces pieces starting at
+// start, in which the caller lacked the pieces todo (in increasing order).
+func New(cfg Config, self PeerID, numPieces int, todo []int, start time.Time) *Planner {
+	cfg = cfg.withDefaults()
+	pl := &Planner{
+		cfg: cfg, self: self, numPieces: numPieces, todo: todo, inTodo: make([]bool, numPieces),
+		start: start, lastProgress: start, idleSince: make(map[PeerID]time.Time),
+		openBefore: make([]int, len(todo)+1),
+	}
+	pl.gate = Gate{cfg: cfg, start: start}
+	for _, p := range todo {
+		pl.inTodo[p] = true
+	}
+	return pl
+}
+
+// Gate returns the planner's gate, which the caller consults before the first origin request.
+func (pl *Planner) Gate() *Gate { return &pl.gate }
+
+// Stalled reports, after the view's progress is counted, whether peers have completed no
+// piece for StallTimeout.
+func (pl *Planner) stalled(now time.Time, peerPieces int) bool {
+	if peerPieces != pl.progressMark {
+		pl.progressMark = peerPieces
+		pl.lastProgress = now
+	}
+	return now.Sub(pl.lastProgress) >= pl.cfg.StallTimeout
+}
+
+// Plan returns the pieces to fetch from the origin now, in the order to start them. The
+// caller claims them (tells its members) before it fetches. Plan assumes the gate is open.
+//
+// The pieces the caller did not have are cut into one block per member, self included,
+// ordered by peer ID (ShareOrder). A node walks its own block forwards, then the others'
+// backwards. A working owner's block is left to it, except far enough behind its frontier
+// (at least twice Concurrency open pieces lie between). An owner idle for IdleGrace has its
+// block taken over by its heir (HeirOf); after OrphanAfter it is open to all. Takers leave
+// a different number of a block's last open pieces each (ThiefSkip).
+func (pl *Planner) Plan(v View) []int {
+	now := v.Now
+	stalled := pl.stalled(now, v.PeerPieces)
+	others := make([]PeerID, len(v.Members))
+	outstanding := make(map[PeerID]int, len(v.Members))
+	for i, m := range v.Members {
+		others[i] = m.ID
+		outstanding[m.ID] += m.Outstanding
+	}
+	ids, rank := SortedMembers(pl.self, others)
+	nm, nt := len(ids), len(pl.todo)
+	idle, orphan := pl.idleMembers(now, ids, rank, outstanding)
+
+	ob := pl.openBefore
+	for i, q := range pl.todo {
+		ob[i+1] = ob[i]
+		if !v.Pieces.Taken(q) && !v.Pieces.Available(q) {
+			ob[i+1]++
+		}
+	}
+	free := Limit(pl.cfg.Concurrency, len(v.Members)+1, rank, nt, ob) - v.Inflight
+	if free <= 0 {
+		return nil
+	}
+	eligible := func(p int) bool {
+		if v.Pieces.Taken(p) {
+			return false
+		}
+		notBefore, lastWrite := v.Pieces.Timers(p)
+		switch {
+		case now.Before(notBefore):
+			return false
+		case !stalled && v.Pieces.Available(p):
+			return false
+		case !stalled && now.Sub(lastWrite) < pl.cfg.PeerWriteGrace:
+			return false
+		}
+		return true
+	}
+	blocks := blockView{nt: nt, nm: nm, rank: rank, idle: idle, orphan: orphan, openBefore: ob,
+		stealGap: 2 * pl.cfg.Concurrency}
+	var picked []int
+	for i := range ShareOrder(nt, nm, rank) {
+		if len(picked) == free {
+			break
+		}
+		if p := pl.todo[i]; eligible(p) && blocks.mayTake(i) {
+			picked = append(picked, p)
+		}
+	}
+	// Pieces the caller had and that are not complete any more (a failed recheck) belong
+	// to nobody's block.
+	for p := 0; p < pl.numPieces && len(picked) < free; p++ {
+		if !pl.inTodo[p] && eligible(p) {
+			picked = append(picked, p)
+		}
+	}
+	return picked
+}
+
+// idleMembers works out which members (by position in ids) are idle and which are orphans:
+// a member with no claim outstanding for IdleGrace is not working on its block (it may see
+// the swarm differently). Self never is.
+func (pl *Planner) idleMembers(now time.Time, ids []PeerID, rank int, outstanding map[PeerID]int) (idle, orphan []bool) {
+	idle = make([]bool, len(ids))
+	orphan = make([]bool, len(ids))
+	for k, id := range ids {
+		if k == rank || outstanding[id] > 0 {
+			delete(pl.idleSince, id)
+			continue
+		}
+		since, ok := pl.idleSince[id]
+		if !ok {
+			since = now
+			pl.idleSince[id] = now
+		}
+		idle[k] = now.Sub(since) >= pl.cfg.IdleGrace
+		orphan[k] = now.Sub(since) >= pl.cfg.OrphanAfter
+	}
+	return idle, orphan
+}
+
+// blockView is one round's picture of the blocks, for mayTake.
+type blockView struct {
+	nt, nm, rank int
+	idle, orphan []bool
+	openBefore   []int // open pieces below each position of todo
+	stealGap     int   // open pieces left to a working owner ahead of what others take
+}
+
+// mayTake reports whether this node may take the piece at position i of todo, given whose
+// block it is in.
+func (b blockView) mayTake(i int) bool {
+	k := BlockOwner(i, b.nt, b.nm)
+	start, end := BlockStart(k, b.nt, b.nm), BlockStart(k+1, b.nt, b.nm)
+	gap := b.stealGap
+	switch {
+	case k == b.rank:
+		return true
+	case b.orphan[k]:
+		gap = 0
+	case b.idle[k]:
+		// Its heir takes it over; the others leave it until it is an orphan.
+		return HeirOf(k, b.idle) == b.rank
+	case b.openBefore[i]-b.openBefore[start] < gap:
+		return false
+	}
+	// Every node that takes from block k walks it from its end: each leaves a different
+	// number of the open pieces there, so that they do not all pick the same one before the
+	// first claim arrives.
+	takeable := b.openBefore[end] - b.openBefore[start] - gap
+	return b.openBefore[end]-b.openBefore[i+1] >= ThiefSkip((k-b.rank+b.nm)%b.nm, takeable)
+}
+
+// Limit is how many origin fetches a node keeps in flight, given base (Concurrency), the
+// members sharing the origin (self included), self's rank among them, the number of pieces
+// in todo and openBefore (open pieces below each position of todo: neither taken nor
+// available from a connected peer).
+//
+// When several nodes share the origin, each keeps fewer fetches in flight (one when there
+// are four or more): the origin then completes pieces one after another, and peers spread
+// each piece while it sends the next, instead of receiving every node's pieces in parallel
+// and finishing them all at the very end, which leaves the spreading for afterwards.
+//
+// As blocks run out of open pieces, the owners of the blocks that still have some take
+// over the fetches in flight of the others, so that the swarm keeps as many as at the
+// start. A node's download link also carries its peers' traffic, and one fetch gets only
+// its fair share of that link. Nodes whose own block is done keep the base number: they
+// take from other blocks one piece at a time (ThiefSkip spreads them one piece apart).
+func Limit(base, nm, rank, nt int, openBefore []int) int {
+	if nm <= 1 {
+		return base
+	}
+	base = max(1, base/nm)
+	working, mine := 0, false
+	for k := range nm {
+		if openBefore[BlockStart(k+1, nt, nm)] > openBefore[BlockStart(k, nt, nm)] {
+			working++
+			mine = mine || k == rank
+		}
+	}
+	if !mine {
+		return base
+	}
+	return (base*nm + working - 1) / working
+}
