@@ -1,0 +1,305 @@
+package swarmsim
+
+import (
+	"encoding/binary"
+	"slices"
+	"time"
+
+	"github.com/pkgsync/pkgsync/originplan"
+)
+
+// conn is one end of a connection.
+type conn struct {
+	peer       int32
+	rev        int32 // this connection's index in the peer's conns
+	peerFull   bool  // the peer was complete when it connected: counted in fullPeers, not per piece
+	peerHidden bool  // the site rule hides the peer's pieces from this node (a far gateway)
+}
+
+// node is one host running pkgsync update (then seeding).
+type node struct {
+	s                *sim
+	idx              int32
+	site, rack, host int32
+	up, down         int32 // links
+	gen              int32 // lives: timers of an earlier one are ignored
+
+	firstStart, doneAt float64
+	diedAt             float64
+	alive, started     bool
+	complete           bool
+	id                 originplan.PeerID
+	plan               *originplan.Planner
+
+	have       []bool
+	haveList   []uint16 // the pieces it has, in the order it got them
+	av         *avail
+	fullPeers  int
+	conns      []conn
+	known      []int32 // sorted
+	peerFlows  int     // pieces in flight from peers
+	starved    bool    // wants a piece no peer it can ask has
+	downs, ups []*flow
+	origin     []int32 // pieces in flight from the origin (its claims)
+	originDone int
+
+	// The site rule, worked out from known (sites.go in bt).
+	gateway, originPeer, siteOff bool
+	gatewayOf                    []int32 // per site, the lowest index known there (-1 none)
+	siteProgress                 float64 // when the rule last let this node progress
+
+	recv, sent, originRecv float64
+}
+
+// begin starts (or restarts) pkgsync update on the node: it keeps the pieces it has.
+func (n *node) begin() {
+	s := n.s
+	n.alive, n.started = true, true
+	n.gen++
+	var id originplan.PeerID
+	binary.BigEndian.PutUint64(id[:], s.rng.Uint64())
+	binary.BigEndian.PutUint32(id[8:], uint32(n.idx))
+	n.id = id
+	var todo []int
+	for p := range s.pieces {
+		if !s.have0[p] {
+			todo = append(todo, p)
+		}
+	}
+	n.plan = originplan.New(originplan.Config{}, n.id, s.pieces, todo, s.at(s.now))
+	n.av = newAvail(s.pieces, func(p int) bool { return n.have[p] })
+	n.known, n.conns, n.fullPeers, n.starved = nil, nil, 0, false
+	n.siteOff, n.siteProgress = false, s.now
+	n.workOutSites()
+	if len(n.haveList) == s.pieces {
+		n.finish()
+	} else {
+		s.after(s.now, evRound, n.idx, n.gen)
+	}
+	if !slices.Contains(s.listed, n.idx) {
+		s.listed = append(s.listed, n.idx)
+		s.racksBy[n.rack] = append(s.racksBy[n.rack], n.idx)
+	}
+	n.announce()
+}
+
+// finish records the node's completion; it stays, seeding.
+func (n *node) finish() {
+	n.complete = true
+	n.doneAt = n.s.now
+	n.s.liveDone++
+}
+
+// kill stops the node at once: its transfers are cut, its peers forget it.
+func (n *node) kill() {
+	s := n.s
+	for len(n.downs) > 0 {
+		s.wasted += s.end(n.downs[0])
+	}
+	var refill []*node
+	for len(n.ups) > 0 {
+		f := n.ups[0]
+		s.wasted += s.end(f)
+		dst := s.nodes[f.dst]
+		dst.peerFlows--
+		dst.av.want(int(f.piece))
+		refill = append(refill, dst)
+	}
+	n.origin = n.origin[:0]
+	n.peerFlows = 0
+	for len(n.conns) > 0 {
+		n.disconnect(len(n.conns) - 1)
+	}
+	if n.complete {
+		s.liveDone--
+	}
+	n.alive, n.complete = false, false
+	n.diedAt = s.now
+	n.gen++
+	for _, d := range refill {
+		d.fill()
+	}
+}
+
+// got records piece p as complete here and tells the peers (HAVE).
+func (n *node) got(p int) {
+	s := n.s
+	n.have[p] = true
+	n.haveList = append(n.haveList, uint16(p))
+	n.siteProgress = s.now
+	for _, c := range n.conns {
+		q := s.nodes[c.peer]
+		back := q.conns[c.rev]
+		if back.peerFull || back.peerHidden {
+			continue
+		}
+		q.av.inc(p)
+		if q.starved && !q.have[p] {
+			q.starved = false
+			q.fill()
+		}
+	}
+	if len(n.haveList) == s.pieces {
+		n.finish()
+	}
+}
+
+// fill keeps Pipeline pieces in flight from peers: the rarest among the connected peers
+// (ties at random), each from the connected peer that has it and uploads the fewest pieces.
+func (n *node) fill() {
+	s := n.s
+	for n.alive && !n.complete && n.peerFlows < s.sc.Pipeline {
+		floor := 1
+		if n.fullPeers > 0 {
+			floor = 0
+		}
+		p := n.av.rarest(floor, s.rng.Uint64())
+		if p < 0 {
+			n.starved = true
+			return
+		}
+		src := n.uploader(p)
+		if src == nil {
+			panic("swarmsim: a piece counted as available has no connected holder")
+		}
+		n.av.drop(p)
+		n.peerFlows++
+		s.transfer(src, n, p)
+	}
+}
+
+// uploader is the connected peer that has p and uploads the fewest pieces now.
+func (n *node) uploader(p int) *node {
+	s := n.s
+	var best *node
+	k := len(n.conns)
+	if k == 0 {
+		return nil
+	}
+	off := int(s.rng.Uint64() % uint64(k))
+	for i := range k {
+		c := n.conns[(i+off)%k]
+		if c.peerHidden {
+			continue
+		}
+		q := s.nodes[c.peer]
+		if (c.peerFull || q.have[p]) && (best == nil || len(q.ups) < len(best.ups)) {
+			best = q
+		}
+	}
+	return best
+}
+
+// connected reports whether n has a connection to q.
+func (n *node) connected(q int32) bool {
+	for _, c := range n.conns {
+		if c.peer == q {
+			return true
+		}
+	}
+	return false
+}
+
+// connect opens a connection between n and q if both may: alive, below MaxConns, and
+// allowed by both sides' site rule.
+func (n *node) connect(q *node) {
+	s := n.s
+	if q == n || !q.alive || len(n.conns) >= s.sc.MaxConns || len(q.conns) >= s.sc.MaxConns ||
+		n.connected(q.idx) || !n.allowPeer(q) || !q.allowPeer(n) {
+		return
+	}
+	i, j := int32(len(n.conns)), int32(len(q.conns))
+	n.conns = append(n.conns, conn{peer: q.idx, rev: j})
+	q.conns = append(q.conns, conn{peer: n.idx, rev: i})
+	n.learn(int(i))
+	q.learn(int(j))
+	n.fill()
+	q.fill()
+}
+
+// learn counts what the peer of conns[i] has (its bitfield).
+func (n *node) learn(i int) {
+	s := n.s
+	c := &n.conns[i]
+	q := s.nodes[c.peer]
+	c.peerHidden = n.hides(q)
+	switch {
+	case c.peerHidden:
+	case q.complete:
+		c.peerFull = true
+		n.fullPeers++
+	default:
+		for _, p := range q.haveList {
+			n.av.inc(int(p))
+		}
+	}
+	if n.starved && (c.peerFull || len(q.haveList) > 0) {
+		n.starved = false
+	}
+}
+
+// disconnect closes conns[i] at both ends.
+func (n *node) disconnect(i int) {
+	s := n.s
+	c := n.conns[i]
+	q := s.nodes[c.peer]
+	q.forget(int(c.rev), n)
+	n.forget(i, q)
+}
+
+// forget drops conns[i] (whose peer is q) from n's side, uncounting what q had.
+func (n *node) forget(i int, q *node) {
+	s := n.s
+	c := n.conns[i]
+	switch {
+	case c.peerHidden:
+	case c.peerFull:
+		n.fullPeers--
+	default:
+		for _, p := range q.haveList {
+			n.av.dec(int(p))
+		}
+	}
+	last := len(n.conns) - 1
+	if i != last {
+		moved := n.conns[last]
+		n.conns[i] = moved
+		s.nodes[moved.peer].conns[moved.rev].rev = int32(i)
+	}
+	n.conns = n.conns[:last]
+}
+
+// announce asks the tracker for peers, learns them, dials the new ones and schedules the
+// next announce.
+func (n *node) announce() {
+	s := n.s
+	fresh := s.peersFor(n)
+	for _, q := range fresh {
+		if i, found := slices.BinarySearch(n.known, q); !found {
+			n.known = slices.Insert(n.known, i, q)
+		}
+	}
+	n.workOutSites()
+	for _, q := range fresh {
+		n.connect(s.nodes[q])
+	}
+	next := s.sc.Interval.Seconds()
+	if len(n.known) == 0 {
+		next = quickAnnounce
+	}
+	s.after(s.now+next, evAnnounce, n.idx, n.gen)
+}
+
+// removeOriginPiece forgets p among the pieces in flight from the origin.
+func (n *node) removeOriginPiece(p int) {
+	for i, q := range n.origin {
+		if int(q) == p {
+			n.origin[i] = n.origin[len(n.origin)-1]
+			n.origin = n.origin[:len(n.origin)-1]
+			return
+		}
+	}
+}
+
+// at is the node's notion of now for originplan.
+func (n *node) at() time.Time { return n.s.at(n.s.now) }

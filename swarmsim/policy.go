@@ -1,0 +1,176 @@
+package swarmsim
+
+import (
+	"time"
+
+	"github.com/pkgsync/pkgsync/originplan"
+)
+
+// siteRule reports whether bt's site rule is on for the scenario.
+func (s *sim) siteRule() bool { return s.sc.SiteRule && s.sc.Sites > 1 }
+
+// workOutSites computes the site rule's view from the known peers, as bt's newSitePolicy
+// does: a site's gateway is the lowest node of it that this node knows (itself included).
+func (n *node) workOutSites() {
+	s := n.s
+	if !s.siteRule() {
+		return
+	}
+	n.gatewayOf = make([]int32, s.sc.Sites)
+	for i := range n.gatewayOf {
+		n.gatewayOf[i] = -1
+	}
+	n.gatewayOf[n.site] = n.idx
+	n.originPeer = false
+	for _, q := range n.known {
+		qs := s.nodes[q].site
+		if qs == 0 {
+			n.originPeer = true
+		}
+		if g := n.gatewayOf[qs]; g < 0 || q < g {
+			n.gatewayOf[qs] = q
+		}
+	}
+	n.gateway = n.site != 0 && n.gatewayOf[n.site] == n.idx
+}
+
+func (n *node) ruleOn() bool { return n.s.siteRule() && !n.siteOff }
+
+// allowPeer is bt's sitePolicy.allowPeer.
+func (n *node) allowPeer(q *node) bool {
+	switch {
+	case !n.ruleOn() || q.site == n.site:
+		return true
+	case n.site == 0:
+		return n.gatewayOf[q.site] == q.idx
+	default:
+		return n.gateway
+	}
+}
+
+// usesOrigin is bt's sitePolicy.allowOrigin.
+func (n *node) usesOrigin() bool {
+	return !n.ruleOn() || n.site == 0 || (n.gateway && !n.originPeer)
+}
+
+// hides reports whether n is not told what q has: a node of the origin's site does not hear
+// a far gateway's HAVE and bitfield messages, so it takes nothing back across.
+func (n *node) hides(q *node) bool {
+	return n.ruleOn() && n.site == 0 && q.site != 0
+}
+
+// siteCheck drops the site rule once it has starved the node for siteStall seconds, and then
+// dials every known peer.
+func (n *node) siteCheck() {
+	s := n.s
+	if !n.ruleOn() {
+		return
+	}
+	if n.peerFlows > 0 || n.fullPeers > 0 || n.av.unseen() < s.pieces-int(n.av.start[0]) {
+		n.siteProgress = s.now
+	}
+	if s.now-n.siteProgress < siteStall {
+		return
+	}
+	n.siteOff = true
+	for _, q := range n.known {
+		n.connect(s.nodes[q])
+	}
+}
+
+// round is one round of bt's scheduler for the origin: the gate, then originplan.
+func (n *node) round() {
+	s := n.s
+	n.siteCheck()
+	if !n.usesOrigin() {
+		return
+	}
+	if open, _ := n.plan.Gate().Open(n.gateView()); !open {
+		return
+	}
+	now := n.at()
+	peerPieces := len(n.haveList) - n.originDone
+	// Plan picks only pieces no connected peer has (unless stalled); skip the walk when
+	// there are none.
+	if !n.plan.Stalled(now, peerPieces) && (n.fullPeers > 0 || n.av.unseen() == 0) {
+		return
+	}
+	s.stampN++
+	v := &nodeView{n: n, stamp: s.stampN}
+	for _, p := range n.origin {
+		s.stamp[p], s.ownStamp[p] = s.stampN, s.stampN
+	}
+	var members []originplan.Member
+	for _, c := range n.conns {
+		q := s.nodes[c.peer]
+		if c.peerHidden || q.complete || !q.usesOrigin() {
+			continue
+		}
+		m := originplan.Member{ID: q.id}
+		for _, p := range q.origin {
+			s.stamp[p] = s.stampN
+			if !n.have[p] && !v.Available(int(p)) {
+				m.Outstanding++
+			}
+		}
+		members = append(members, m)
+	}
+	picked := n.plan.Plan(originplan.View{Now: now, Members: members, Inflight: len(n.origin),
+		PeerPieces: peerPieces, Pieces: v})
+	for _, p := range picked {
+		n.fromOrigin(p)
+	}
+}
+
+// fromOrigin starts fetching p from the origin; a peer transfer of p (taken over when
+// stalled) is cut: bt's storage refuses the peer's writes from then on.
+func (n *node) fromOrigin(p int) {
+	s := n.s
+	for _, f := range n.downs {
+		if int(f.piece) == p && f.src >= 0 {
+			s.wasted += s.end(f)
+			n.peerFlows--
+			break
+		}
+	}
+	n.av.drop(p)
+	n.origin = append(n.origin, int32(p))
+	s.transfer(nil, n, p)
+}
+
+// gateView is what bt's gate would see: connections are established at once and peers say
+// at once what they have.
+func (n *node) gateView() originplan.GateView {
+	all := true
+	for _, q := range n.known {
+		if !n.connected(q) {
+			all = false
+			break
+		}
+	}
+	return originplan.GateView{Now: n.at(), Connected: len(n.conns), Known: len(n.known),
+		AllKnownConnected: all, Announced: true, Settled: true, Alone: len(n.known) == 0}
+}
+
+// nodeView is a node's pieces as originplan sees them in one round.
+type nodeView struct {
+	n     *node
+	stamp uint32
+}
+
+func (v *nodeView) Taken(p int) bool {
+	return v.n.have[p] || v.n.s.stamp[p] == v.stamp
+}
+
+func (v *nodeView) Available(p int) bool {
+	return v.n.fullPeers > 0 || v.n.av.cnt[p] > 0
+}
+
+func (v *nodeView) Timers(p int) (notBefore, lastPeerWrite time.Time) {
+	n := v.n
+	// A piece in flight from a peer is being written to now.
+	if n.av.out[p] && !n.have[p] && n.s.ownStamp[p] != v.stamp {
+		return time.Time{}, n.at()
+	}
+	return time.Time{}, time.Time{}
+}
