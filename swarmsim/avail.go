@@ -1,114 +1,65 @@
 package swarmsim
 
-// avail is one node's count of how many connected peers have each piece, kept so that the
-// rarest wanted piece is found without a scan: the wanted pieces are stored in one array
-// ordered by that count, each count's pieces contiguous (a bucket), and a count moves by one
-// with one swap at a bucket's edge. Pieces the node does not want (it has them, or fetches
-// them already) sit in a region before bucket 0, and their counts are kept all the same.
-//
-// order[0:start[0]] is the region of unwanted pieces; bucket l is order[start[l]:start[l+1]].
-// Counts fit a byte: a node has at most 250 connections (Scenario.MaxConns).
-type avail struct {
-	cnt   []uint8
-	order []uint16
-	pos   []uint16
-	start []uint16 // levels+2 entries
-	out   []bool   // in the unwanted region
+import "math/bits"
+
+// bitset is a set of pieces. A node's sets are a few hundred bytes, so that the sets of ten
+// thousand nodes stay in the processor's cache: a HAVE fans out to a hundred peers or more,
+// and every one of them records it.
+type bitset []uint64
+
+func newBitset(n int) bitset { return make(bitset, (n+63)/64) }
+
+func (b bitset) has(p int) bool { return b[p>>6]&(1<<(p&63)) != 0 }
+func (b bitset) set(p int)      { b[p>>6] |= 1 << (p & 63) }
+func (b bitset) clear(p int)    { b[p>>6] &^= 1 << (p & 63) }
+
+// fill sets the first n pieces.
+func (b bitset) fill(n int) {
+	for i := range b {
+		b[i] = ^uint64(0)
+	}
+	if r := n & 63; r != 0 {
+		b[len(b)-1] = 1<<r - 1
+	}
 }
 
-const maxLevel = 251
+// wanted is the set of pieces a node may ask its peers for: some connected peer has it, the
+// node does not, and it is not in flight. cand holds them; it returns how many.
+func wanted(cand, avail, have, busy bitset) int {
+	n := 0
+	for i := range cand {
+		cand[i] = avail[i] &^ have[i] &^ busy[i]
+		n += bits.OnesCount64(cand[i])
+	}
+	return n
+}
 
-func newAvail(n int, unwanted func(p int) bool) *avail {
-	a := &avail{cnt: make([]uint8, n), order: make([]uint16, n), pos: make([]uint16, n),
-		start: make([]uint16, maxLevel+2), out: make([]bool, n)}
-	i := 0
-	for p := range n {
-		if unwanted(p) {
-			a.order[i], a.pos[p], a.out[p] = uint16(p), uint16(i), true
-			i++
+// unseenCount counts the pieces of [0, n) the node lacks, has not in flight, and no connected
+// peer has: the only pieces the origin policy may pick while not stalled.
+func unseenCount(avail, have, busy bitset, n int) int {
+	c := 0
+	for i := range avail {
+		w := ^(avail[i] | have[i] | busy[i])
+		if i == len(avail)-1 && n&63 != 0 {
+			w &= 1<<(n&63) - 1
 		}
+		c += bits.OnesCount64(w)
 	}
-	nOut := i
-	for p := range n {
-		if !a.out[p] {
-			a.order[i], a.pos[p] = uint16(p), uint16(i)
-			i++
+	return c
+}
+
+// nth returns the k-th (from 0) piece of b.
+func nth(b bitset, k int) int {
+	for i, w := range b {
+		c := bits.OnesCount64(w)
+		if k >= c {
+			k -= c
+			continue
 		}
-	}
-	a.start[0] = uint16(nOut)
-	for l := 1; l < len(a.start); l++ {
-		a.start[l] = uint16(n)
-	}
-	return a
-}
-
-func (a *avail) swap(i, j uint16) {
-	pi, pj := a.order[i], a.order[j]
-	a.order[i], a.order[j] = pj, pi
-	a.pos[pi], a.pos[pj] = j, i
-}
-
-// inc counts one more peer with piece p.
-func (a *avail) inc(p int) {
-	l := a.cnt[p]
-	a.cnt[p]++
-	if a.out[p] {
-		return
-	}
-	last := a.start[l+1] - 1
-	a.swap(a.pos[p], last)
-	a.start[l+1]--
-}
-
-// dec counts one peer fewer with piece p.
-func (a *avail) dec(p int) {
-	l := a.cnt[p]
-	a.cnt[p]--
-	if a.out[p] {
-		return
-	}
-	first := a.start[l]
-	a.swap(a.pos[p], first)
-	a.start[l]++
-}
-
-// drop moves p to the unwanted region.
-func (a *avail) drop(p int) {
-	if a.out[p] {
-		return
-	}
-	for l := int(a.cnt[p]); l >= 0; l-- {
-		a.swap(a.pos[p], a.start[l])
-		a.start[l]++
-	}
-	a.out[p] = true
-}
-
-// want moves p back among the wanted pieces, in the bucket of its count.
-func (a *avail) want(p int) {
-	if !a.out[p] {
-		return
-	}
-	a.out[p] = false
-	a.start[0]--
-	a.swap(a.pos[p], a.start[0])
-	for l := 0; l < int(a.cnt[p]); l++ {
-		last := a.start[l+1] - 1
-		a.swap(a.pos[p], last)
-		a.start[l+1]--
-	}
-}
-
-// unseen counts the wanted pieces no connected peer has.
-func (a *avail) unseen() int { return int(a.start[1] - a.start[0]) }
-
-// rarest returns a wanted piece with the smallest count of at least min, chosen in its
-// bucket by r (any non-negative number), or -1.
-func (a *avail) rarest(min int, r uint64) int {
-	for l := min; l <= maxLevel; l++ {
-		if lo, hi := a.start[l], a.start[l+1]; hi > lo {
-			return int(a.order[lo+uint16(r%uint64(hi-lo))])
+		for ; k > 0; k-- {
+			w &= w - 1
 		}
+		return i<<6 | bits.TrailingZeros64(w)
 	}
 	return -1
 }

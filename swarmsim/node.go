@@ -31,9 +31,10 @@ type node struct {
 	id                 originplan.PeerID
 	plan               *originplan.Planner
 
-	have       []bool
+	have       bitset
 	haveList   []uint16 // the pieces it has, in the order it got them
-	av         *avail
+	avail      bitset   // the pieces some connected peer has (whose pieces it is told)
+	busy       bitset   // the pieces in flight to it
 	fullPeers  int
 	conns      []conn
 	known      []int32 // sorted
@@ -67,7 +68,7 @@ func (n *node) begin() {
 		}
 	}
 	n.plan = originplan.New(originplan.Config{}, n.id, s.pieces, todo, s.at(s.now))
-	n.av = newAvail(s.pieces, func(p int) bool { return n.have[p] })
+	n.avail, n.busy = newBitset(s.pieces), newBitset(s.pieces)
 	n.known, n.conns, n.fullPeers, n.starved = nil, nil, 0, false
 	n.siteOff, n.siteProgress = false, s.now
 	n.workOutSites()
@@ -102,7 +103,7 @@ func (n *node) kill() {
 		s.wasted += s.end(f)
 		dst := s.nodes[f.dst]
 		dst.peerFlows--
-		dst.av.want(int(f.piece))
+		dst.busy.clear(int(f.piece))
 		refill = append(refill, dst)
 	}
 	n.origin = n.origin[:0]
@@ -124,8 +125,10 @@ func (n *node) kill() {
 // got records piece p as complete here and tells the peers (HAVE).
 func (n *node) got(p int) {
 	s := n.s
-	n.have[p] = true
+	n.have.set(p)
+	n.busy.clear(p)
 	n.haveList = append(n.haveList, uint16(p))
+	s.count[p]++
 	n.siteProgress = s.now
 	for _, c := range n.conns {
 		q := s.nodes[c.peer]
@@ -133,8 +136,8 @@ func (n *node) got(p int) {
 		if back.peerFull || back.peerHidden {
 			continue
 		}
-		q.av.inc(p)
-		if q.starved && !q.have[p] {
+		q.avail.set(p)
+		if q.starved && !q.have.has(p) {
 			q.starved = false
 			q.fill()
 		}
@@ -144,31 +147,42 @@ func (n *node) got(p int) {
 	}
 }
 
-// fill keeps Pipeline pieces in flight from peers: the rarest among the connected peers
-// (ties at random), each from the connected peer that has it and uploads the fewest pieces.
+// rarestSample is how many of the wanted pieces fill compares to find a rare one.
+const rarestSample = 8
+
+// fill keeps Pipeline pieces in flight from peers: of rarestSample pieces drawn at random
+// among those connected peers have, the one fewest nodes have, each from the connected peer
+// that has it and uploads the fewest pieces.
 func (n *node) fill() {
 	s := n.s
 	for n.alive && !n.complete && n.peerFlows < s.sc.Pipeline {
-		floor := 1
-		if n.fullPeers > 0 {
-			floor = 0
-		}
-		p := n.av.rarest(floor, s.rng.Uint64())
-		if p < 0 {
+		c := wanted(s.cand, n.avail, n.have, n.busy)
+		if c == 0 {
 			n.starved = true
 			return
+		}
+		p := -1
+		for range min(c, rarestSample) {
+			q := nth(s.cand, s.rng.IntN(c))
+			if p < 0 || s.count[q] < s.count[p] {
+				p = q
+			}
 		}
 		src := n.uploader(p)
 		if src == nil {
 			panic("swarmsim: a piece counted as available has no connected holder")
 		}
-		n.av.drop(p)
+		n.busy.set(p)
 		n.peerFlows++
 		s.transfer(src, n, p)
 	}
 }
 
-// uploader is the connected peer that has p and uploads the fewest pieces now.
+// uploaderSample is how many holders of a piece uploader compares.
+const uploaderSample = 4
+
+// uploader is, of the first uploaderSample connected peers that have p (from a random
+// connection on), the one that uploads the fewest pieces now.
 func (n *node) uploader(p int) *node {
 	s := n.s
 	var best *node
@@ -177,13 +191,18 @@ func (n *node) uploader(p int) *node {
 		return nil
 	}
 	off := int(s.rng.Uint64() % uint64(k))
-	for i := range k {
+	found := 0
+	for i := 0; i < k && found < uploaderSample; i++ {
 		c := n.conns[(i+off)%k]
 		if c.peerHidden {
 			continue
 		}
 		q := s.nodes[c.peer]
-		if (c.peerFull || q.have[p]) && (best == nil || len(q.ups) < len(best.ups)) {
+		if !c.peerFull && !q.have.has(p) {
+			continue
+		}
+		found++
+		if best == nil || len(q.ups) < len(best.ups) {
 			best = q
 		}
 	}
@@ -228,9 +247,10 @@ func (n *node) learn(i int) {
 	case q.complete:
 		c.peerFull = true
 		n.fullPeers++
+		n.avail.fill(s.pieces)
 	default:
-		for _, p := range q.haveList {
-			n.av.inc(int(p))
+		for i, w := range q.have {
+			n.avail[i] |= w
 		}
 	}
 	if n.starved && (c.peerFull || len(q.haveList) > 0) {
@@ -243,22 +263,15 @@ func (n *node) disconnect(i int) {
 	s := n.s
 	c := n.conns[i]
 	q := s.nodes[c.peer]
-	q.forget(int(c.rev), n)
-	n.forget(i, q)
+	q.forget(int(c.rev))
+	n.forget(i)
 }
 
-// forget drops conns[i] (whose peer is q) from n's side, uncounting what q had.
-func (n *node) forget(i int, q *node) {
+// forget drops conns[i] from n's side and works out again what its peers have.
+func (n *node) forget(i int) {
 	s := n.s
-	c := n.conns[i]
-	switch {
-	case c.peerHidden:
-	case c.peerFull:
+	if n.conns[i].peerFull {
 		n.fullPeers--
-	default:
-		for _, p := range q.haveList {
-			n.av.dec(int(p))
-		}
 	}
 	last := len(n.conns) - 1
 	if i != last {
@@ -267,6 +280,19 @@ func (n *node) forget(i int, q *node) {
 		s.nodes[moved.peer].conns[moved.rev].rev = int32(i)
 	}
 	n.conns = n.conns[:last]
+	// What the others have, without q.
+	clear(n.avail)
+	for _, c := range n.conns {
+		switch p := s.nodes[c.peer]; {
+		case c.peerHidden:
+		case c.peerFull:
+			n.avail.fill(s.pieces)
+		default:
+			for i, w := range p.have {
+				n.avail[i] |= w
+			}
+		}
+	}
 }
 
 // announce asks the tracker for peers, learns them, dials the new ones and schedules the

@@ -66,7 +66,7 @@ func (n *node) siteCheck() {
 	if !n.ruleOn() {
 		return
 	}
-	if n.peerFlows > 0 || n.fullPeers > 0 || n.av.unseen() < s.pieces-int(n.av.start[0]) {
+	if n.peerFlows > 0 || wanted(s.cand, n.avail, n.have, n.busy) > 0 {
 		n.siteProgress = s.now
 	}
 	if s.now-n.siteProgress < siteStall {
@@ -92,7 +92,7 @@ func (n *node) round() {
 	peerPieces := len(n.haveList) - n.originDone
 	// Plan picks only pieces no connected peer has (unless stalled); skip the walk when
 	// there are none.
-	if !n.plan.Stalled(now, peerPieces) && (n.fullPeers > 0 || n.av.unseen() == 0) {
+	if !n.plan.Stalled(now, peerPieces) && unseenCount(n.avail, n.have, n.busy, s.pieces) == 0 {
 		return
 	}
 	s.stampN++
@@ -109,7 +109,7 @@ func (n *node) round() {
 		m := originplan.Member{ID: q.id}
 		for _, p := range q.origin {
 			s.stamp[p] = s.stampN
-			if !n.have[p] && !v.Available(int(p)) {
+			if !n.have.has(int(p)) && !n.avail.has(int(p)) {
 				m.Outstanding++
 			}
 		}
@@ -133,7 +133,7 @@ func (n *node) fromOrigin(p int) {
 			break
 		}
 	}
-	n.av.drop(p)
+	n.busy.set(p)
 	n.origin = append(n.origin, int32(p))
 	s.transfer(nil, n, p)
 }
@@ -159,17 +159,17 @@ type nodeView struct {
 }
 
 func (v *nodeView) Taken(p int) bool {
-	return v.n.have[p] || v.n.s.stamp[p] == v.stamp
+	return v.n.have.has(p) || v.n.s.stamp[p] == v.stamp
 }
 
 func (v *nodeView) Available(p int) bool {
-	return v.n.fullPeers > 0 || v.n.av.cnt[p] > 0
+	return v.n.avail.has(p)
 }
 
 func (v *nodeView) Timers(p int) (notBefore, lastPeerWrite time.Time) {
 	n := v.n
 	// A piece in flight from a peer is being written to now.
-	if n.av.out[p] && !n.have[p] && n.s.ownStamp[p] != v.stamp {
+	if n.busy.has(p) && n.s.ownStamp[p] != v.stamp {
 		return time.Time{}, n.at()
 	}
 	return time.Time{}, time.Time{}

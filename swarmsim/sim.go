@@ -75,6 +75,8 @@ type sim struct {
 	rackDown   []int32
 	interSite  [][]int32 // [from][to]; -1 without a cap
 	have0      []bool    // the pieces every node starts with
+	count      []int32   // how many nodes have each piece
+	cand       bitset    // scratch: a node's wanted pieces
 	racksBy    [][]int32 // listed nodes per rack, in order of first announce
 	rackOrder  [][]int32 // per rack, every rack by closeness to it
 	listed     []int32   // every node that ever announced, in order
@@ -114,6 +116,8 @@ func newSim(sc Scenario) (*sim, error) {
 	s.ownStamp = make([]uint32, s.pieces)
 	s.pickMark = make([]uint32, sc.Nodes)
 	s.have0 = make([]bool, s.pieces)
+	s.count = make([]int32, s.pieces)
+	s.cand = newBitset(s.pieces)
 	for p := range s.pieces {
 		s.have0[p] = s.rng.Float64() < sc.Have
 	}
@@ -169,11 +173,12 @@ func (s *sim) buildNodes() {
 		n := &node{s: s, idx: int32(i), rack: int32(rack), site: int32(rack / sc.Racks),
 			host: int32(i/racks + 1)}
 		n.up, n.down = s.nw.addLink(sc.NodeRate), s.nw.addLink(sc.NodeRate)
-		n.have = make([]bool, s.pieces)
+		n.have = newBitset(s.pieces)
 		for p := range s.pieces {
 			if s.have0[p] {
-				n.have[p] = true
+				n.have.set(p)
 				n.haveList = append(n.haveList, uint16(p))
+				s.count[p]++
 			}
 		}
 		n.firstStart = s.rng.Float64() * sc.Splay.Seconds()
