@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/pkgsync/pkgsync/manifest"
 )
 
 // Tracker kinds: how peer lists are made.
@@ -20,7 +22,7 @@ type Scenario struct {
 	Name      string
 	Nodes     int
 	Size      int64 // F, the package
-	PieceSize int64 // 0: chosen by DefaultPieceSize
+	PieceSize int64 // 0: what pkgsync make picks
 	Sites     int   // 1 or more; the origin is in the first
 	Racks     int   // racks per site
 	NodeRate  float64
@@ -49,20 +51,10 @@ type Scenario struct {
 	Seed     uint64
 }
 
-// DefaultPieceSize is the piece size for a package of size bytes: the smallest power of two
-// of at least 256 KiB that keeps the package within 4,096 pieces.
-func DefaultPieceSize(size int64) int64 {
-	p := int64(256 << 10)
-	for (size+p-1)/p > 4096 {
-		p *= 2
-	}
-	return p
-}
-
 // withDefaults fills the zero fields and checks the rest.
 func (s Scenario) withDefaults() (Scenario, error) {
 	if s.PieceSize <= 0 {
-		s.PieceSize = DefaultPieceSize(s.Size)
+		s.PieceSize = manifest.DefaultPieceSize(s.Size, 0, 0) // what pkgsync make picks
 	}
 	if s.Sites <= 0 {
 		s.Sites = 1
