@@ -49,7 +49,8 @@ type node struct {
 	gatewayOf                    []int32 // per site, the lowest index known there (-1 none)
 	siteProgress                 float64 // when the rule last let this node progress
 
-	recv, sent, originRecv float64
+	recv, sent float64 // bytes over the network, transfers cut short included
+	gotBytes   float64 // bytes of the pieces it completed
 }
 
 // begin starts (or restarts) pkgsync update on the node: it keeps the pieces it has.
@@ -127,6 +128,7 @@ func (n *node) got(p int) {
 	s := n.s
 	n.have.set(p)
 	n.busy.clear(p)
+	n.gotBytes += s.pieceSize(p)
 	n.haveList = append(n.haveList, uint16(p))
 	s.count[p]++
 	n.siteProgress = s.now

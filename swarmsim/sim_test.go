@@ -1,0 +1,180 @@
+package swarmsim
+
+import (
+	"encoding/json"
+	"math"
+	"testing"
+	"time"
+)
+
+// small is a lab-sized fan-out: 10 Mbit/s nodes and origin, 4 MiB.
+func small(name string, nodes int) Scenario {
+	return Scenario{Name: name, Nodes: nodes, Size: 4 << 20, NodeRate: 1.25e6, OriginRate: 1.25e6, Seed: 7}
+}
+
+// scenarios are small runs covering every feature of the model.
+func scenarios() []Scenario {
+	var out []Scenario
+	add := func(sc Scenario, f func(*Scenario)) {
+		f(&sc)
+		out = append(out, sc)
+	}
+	add(small("one node", 1), func(*Scenario) {})
+	add(small("fanout 16", 16), func(*Scenario) {})
+	add(small("fanout 40, short piece", 40), func(s *Scenario) { s.Size = 4<<20 + 12345 })
+	add(small("slow origin", 16), func(s *Scenario) { s.OriginRate = 0.25e6 })
+	add(small("delta", 16), func(s *Scenario) { s.Have = 0.8 })
+	add(small("two sites, capped link", 24), func(s *Scenario) {
+		s.Sites, s.Racks, s.InterSiteRate, s.SiteRule = 2, 3, 2.5e6, true
+	})
+	add(small("two sites, no site rule", 24), func(s *Scenario) { s.Sites, s.Racks = 2, 3 })
+	add(small("racks capped", 30), func(s *Scenario) { s.Racks, s.RackRate = 3, 2.5e6 })
+	add(small("partial views, stock tracker", 60), func(s *Scenario) {
+		s.Tracker, s.MaxPeers, s.Racks = TrackerStock, 8, 4
+	})
+	add(small("partial views, pkgsync tracker", 60), func(s *Scenario) { s.MaxPeers, s.Racks = 8, 4 })
+	add(small("splay", 20), func(s *Scenario) { s.Splay = 10 * time.Second })
+	add(small("churn", 40), func(s *Scenario) { s.Churn, s.Down = 0.2, 2*time.Second })
+	return out
+}
+
+func runSim(t *testing.T, sc Scenario) *sim {
+	t.Helper()
+	s, err := newSim(sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.loop()
+	return s
+}
+
+// Every node completes and receives exactly the bytes it lacked; what was sent was received.
+func TestConservation(t *testing.T) {
+	for _, sc := range scenarios() {
+		t.Run(sc.Name, func(t *testing.T) {
+			s := runSim(t, sc)
+			u := s.missingBytes()
+			sent, recv, got := s.originBytes, 0.0, 0.0
+			for _, n := range s.nodes {
+				if !n.complete || !n.alive {
+					t.Fatalf("node %d: complete %v, alive %v", n.idx, n.complete, n.alive)
+				}
+				if n.gotBytes != u {
+					t.Errorf("node %d completed %.0f bytes of pieces, lacked %.0f", n.idx, n.gotBytes, u)
+				}
+				sent += n.sent
+				recv += n.recv
+				got += n.gotBytes
+			}
+			if math.Abs(sent-recv) > 1e-6*recv {
+				t.Errorf("sent %.0f bytes, received %.0f", sent, recv)
+			}
+			if math.Abs(recv-got-s.wasted) > 1e-6*recv {
+				t.Errorf("received %.0f bytes: %.0f in completed pieces and %.0f cut short", recv, got, s.wasted)
+			}
+			if sc.Churn == 0 && s.wasted != 0 {
+				t.Errorf("%.0f bytes cut short without churn", s.wasted)
+			}
+		})
+	}
+}
+
+// No run beats the bound, and a lab-sized fan-out comes close to it without the origin
+// sending a piece twice.
+func TestBound(t *testing.T) {
+	for _, sc := range scenarios() {
+		t.Run(sc.Name, func(t *testing.T) {
+			r, err := Run(sc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.A == nil || r.Completed != sc.Nodes {
+				t.Fatalf("%d of %d nodes completed", r.Completed, sc.Nodes)
+			}
+			if *r.A < r.B*(1-1e-9) || *r.Efficiency > 1 {
+				t.Errorf("A %.3f s beats the bound B %.3f s", *r.A, r.B)
+			}
+			if r.OriginBytesRatio < 1-1e-9 {
+				t.Errorf("the origin sent %.3f of the missing bytes: some piece reached nobody", r.OriginBytesRatio)
+			}
+			if r.P50 > r.P99 || r.P99 > *r.A+1e-9 {
+				t.Errorf("p50 %.3f, p99 %.3f, A %.3f: out of order", r.P50, r.P99, *r.A)
+			}
+		})
+	}
+}
+
+func TestSmallFanoutSane(t *testing.T) {
+	r, err := Run(small("fanout 16", 16))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *r.Efficiency < 0.7 || r.OriginBytesRatio > 1.1 || r.InterDCBytesRatio != nil {
+		t.Errorf("16 nodes, one site: B/A %.3f, origin %.3f F, inter-site %v; want >= 0.7, <= 1.1, none",
+			*r.Efficiency, r.OriginBytesRatio, r.InterDCBytesRatio)
+	}
+	sc := small("two sites", 16)
+	sc.Sites, sc.SiteRule = 2, true
+	r, err = Run(sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.InterDCBytesRatio == nil || *r.InterDCBytesRatio < 1 || *r.InterDCBytesRatio > 1.5 {
+		t.Errorf("two sites with the site rule: inter-site %v F; want every piece across about once", r.InterDCBytesRatio)
+	}
+}
+
+func TestDeterministic(t *testing.T) {
+	for _, sc := range scenarios()[8:] {
+		t.Run(sc.Name, func(t *testing.T) {
+			var out [2][]byte
+			for i := range out {
+				r, err := Run(sc)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if out[i], err = json.Marshal(r); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if string(out[0]) != string(out[1]) {
+				t.Errorf("two runs differ:\n%s\n%s", out[0], out[1])
+			}
+			other := sc
+			other.Seed++
+			r, err := Run(other)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b, _ := json.Marshal(r); string(b) == string(out[0]) {
+				t.Errorf("seeds %d and %d gave the same run", sc.Seed, other.Seed)
+			}
+		})
+	}
+}
+
+func TestScenarioErrors(t *testing.T) {
+	ok := small("ok", 4)
+	tests := []struct {
+		name string
+		f    func(*Scenario)
+	}{
+		{"no nodes", func(s *Scenario) { s.Nodes = 0 }},
+		{"empty package", func(s *Scenario) { s.Size = 0 }},
+		{"no rate", func(s *Scenario) { s.NodeRate = 0 }},
+		{"too many pieces", func(s *Scenario) { s.PieceSize = 32 }},
+		{"too many connections", func(s *Scenario) { s.MaxConns = 300 }},
+		{"unknown tracker", func(s *Scenario) { s.Tracker = "udp" }},
+		{"churn above 1", func(s *Scenario) { s.Churn = 2 }},
+		{"have everything", func(s *Scenario) { s.Have = 1 }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			sc := ok
+			tc.f(&sc)
+			if _, err := Run(sc); err == nil {
+				t.Error("Run accepted the scenario")
+			}
+		})
+	}
+}
