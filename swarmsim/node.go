@@ -62,13 +62,7 @@ func (n *node) begin() {
 	binary.BigEndian.PutUint64(id[:], s.rng.Uint64())
 	binary.BigEndian.PutUint32(id[8:], uint32(n.idx))
 	n.id = id
-	var todo []int
-	for p := range s.pieces {
-		if !s.have0[p] {
-			todo = append(todo, p)
-		}
-	}
-	n.plan = originplan.New(originplan.Config{}, n.id, s.pieces, todo, s.at(s.now))
+	n.plan = originplan.New(originplan.Config{}, n.id, s.pieces, s.todo, s.at(s.now))
 	n.avail, n.busy = newBitset(s.pieces), newBitset(s.pieces)
 	n.known, n.conns, n.fullPeers, n.starved = nil, nil, 0, false
 	n.siteOff, n.siteProgress = false, s.now
@@ -101,10 +95,10 @@ func (n *node) kill() {
 	var refill []*node
 	for len(n.ups) > 0 {
 		f := n.ups[0]
+		dst, p := s.nodes[f.dst], int(f.piece)
 		s.wasted += s.end(f)
-		dst := s.nodes[f.dst]
 		dst.peerFlows--
-		dst.busy.clear(int(f.piece))
+		dst.busy.clear(p)
 		refill = append(refill, dst)
 	}
 	n.origin = n.origin[:0]

@@ -49,6 +49,9 @@ type Scenario struct {
 	// Interval is the tracker's re-announce interval.
 	Interval time.Duration
 	Seed     uint64
+	// Progress, when set, is called now and then with the simulated time and how many nodes
+	// have completed.
+	Progress func(t time.Duration, done int)
 }
 
 // withDefaults fills the zero fields and checks the rest.

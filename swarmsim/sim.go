@@ -87,6 +87,8 @@ type sim struct {
 	pickN      uint32
 	liveDone   int // nodes alive and complete
 	pendingRes int // nodes killed and not yet restarted
+	free       []*flow
+	todo       []int // the pieces no node has at the start, every node's todo
 	events     int64
 
 	originBytes float64
@@ -120,6 +122,11 @@ func newSim(sc Scenario) (*sim, error) {
 	s.cand = newBitset(s.pieces)
 	for p := range s.pieces {
 		s.have0[p] = s.rng.Float64() < sc.Have
+	}
+	for p := range s.pieces {
+		if !s.have0[p] {
+			s.todo = append(s.todo, p)
+		}
 	}
 	s.buildNet()
 	s.buildNodes()
@@ -218,6 +225,9 @@ func (s *sim) loop() {
 			return
 		}
 		s.events++
+		if s.events&(1<<18-1) == 0 && s.sc.Progress != nil {
+			s.sc.Progress(time.Duration(s.now*float64(time.Second)), s.liveDone)
+		}
 		if tf <= tt {
 			s.now = max(s.now, tf)
 			s.flowDone(s.nw.heap[0])
@@ -276,8 +286,8 @@ func (s *sim) pieceSize(p int) float64 {
 }
 
 // path returns the links of a transfer from src (-1: the origin) to dst.
-func (s *sim) path(src, dst *node) []int32 {
-	links := make([]int32, 0, maxLinks)
+func (s *sim) path(buf *[maxLinks]int32, src, dst *node) []int32 {
+	links := buf[:0]
 	srcSite := int32(0)
 	if src == nil {
 		links = append(links, s.originUp)
@@ -299,7 +309,8 @@ func (s *sim) path(src, dst *node) []int32 {
 
 // transfer starts moving piece p from src (nil: the origin) to dst.
 func (s *sim) transfer(src, dst *node, p int) *flow {
-	f := &flow{src: -1, dst: dst.idx, piece: int32(p), size: s.pieceSize(p)}
+	f := s.newFlow()
+	*f = flow{src: -1, dst: dst.idx, piece: int32(p), size: s.pieceSize(p)}
 	if src != nil {
 		f.src = src.idx
 		src.ups = append(src.ups, f)
@@ -308,8 +319,19 @@ func (s *sim) transfer(src, dst *node, p int) *flow {
 		f.crossing = dst.site != 0
 	}
 	dst.downs = append(dst.downs, f)
-	s.nw.start(s.now, f, s.path(src, dst))
+	var buf [maxLinks]int32
+	s.nw.start(s.now, f, s.path(&buf, src, dst))
 	return f
+}
+
+// newFlow takes a flow from the free list: a run starts and ends tens of millions.
+func (s *sim) newFlow() *flow {
+	if k := len(s.free); k > 0 {
+		f := s.free[k-1]
+		s.free = s.free[:k-1]
+		return f
+	}
+	return new(flow)
 }
 
 // end takes flow f off the network and accounts for the bytes it moved.
@@ -328,6 +350,7 @@ func (s *sim) end(f *flow) float64 {
 		s.originBytes += moved
 	}
 	s.crossBytes[srcSite][dst.site] += moved
+	s.free = append(s.free, f)
 	return moved
 }
 
@@ -343,19 +366,19 @@ func removeFlow(fs []*flow, f *flow) []*flow {
 
 // flowDone handles the completion of flow f.
 func (s *sim) flowDone(f *flow) {
-	s.end(f)
-	dst := s.nodes[f.dst]
-	if f.src < 0 {
+	dst, p, fromOrigin := s.nodes[f.dst], int(f.piece), f.src < 0
+	s.end(f) // f is free from here on
+	if fromOrigin {
 		dst.originDone++
-		dst.removeOriginPiece(int(f.piece))
-		dst.got(int(f.piece))
+		dst.removeOriginPiece(p)
+		dst.got(p)
 		if !dst.complete {
 			s.after(s.now, evRoundNow, dst.idx, dst.gen)
 		}
 		return
 	}
 	dst.peerFlows--
-	dst.got(int(f.piece))
+	dst.got(p)
 	dst.fill()
 }
 

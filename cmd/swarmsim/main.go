@@ -147,6 +147,14 @@ func runAll(ctx context.Context, scs []swarmsim.Scenario, stderr io.Writer) ([]*
 			return nil, err
 		}
 		start := time.Now()
+		last := start
+		sc.Progress = func(t time.Duration, done int) {
+			if time.Since(last) >= 10*time.Second {
+				last = time.Now()
+				fmt.Fprintf(stderr, "swarmsim: run %d/%d %s: at %s simulated, %d of %d nodes done, %s\n", i+1, len(scs),
+					sc.Name, t.Round(time.Millisecond), done, sc.Nodes, time.Since(start).Round(time.Second))
+			}
+		}
 		r, err := swarmsim.Run(sc)
 		if err != nil {
 			return nil, err

@@ -1,0 +1,71 @@
+// Package swarmsim is a discrete-event, flow-level simulator of a pkgsync fan-out: an origin and
+// thousands of nodes in sites and racks fetch one package, and it reports when each node had it,
+// what the origin sent and what crossed between sites. It exists to answer, for fleets no lab
+// holds, the questions a fleet owner asks (how long 10 GB takes to reach 10,000 nodes in two
+// data centers, what the origin and the link between them carry, what 1% of nodes dying does),
+// with the origin decided by the code that decides it in pkgsync: every simulated node runs a
+// package originplan Planner, the one bt's scheduler runs, fed with that node's view and the
+// simulated time. cmd/swarmsim is its command line; --validate checks it against the lab.
+//
+// # The network
+//
+// Each host has an upload and a download link (the origin an upload only); racks may have a
+// capped link to their site and sites a capped link between them, each way. A piece in transfer
+// is one flow over the links on its way. A flow's rate is the smallest equal share of its
+// links, capacity over the flows on the link: the max-min fair rate when a link's flows share
+// their bottleneck, and below it when some are held back elsewhere (a node whose download is
+// shared by fewer flows than its sender's upload leaves part of its link unused). When a flow
+// starts or ends, the flows on its links get new rates and completion times; nothing else is
+// recomputed, so an event costs the flows of a few links. A link with hundreds of flows (the
+// origin's, when every node fetches from it at once) shares out again at most every 2 ms. There
+// are no packets, latencies or TCP dynamics: messages (HAVE, claims, the tracker's answers)
+// arrive at once and connections open at once.
+//
+// # A node
+//
+// A node starts at its offset (Scenario.Splay), announces, and dials the peers the tracker
+// lists, up to MaxConns connections on either side. The tracker lists at most
+// min(MaxPeers, MaxConns) peers: pkgsync's ranks them as package tracker does (the closest by
+// topology.Closeness first, over addresses 10.site.rack.host and sites "dcS/rackR"; among
+// equals seeders first for a leecher, then an order of the asker's own), a stock one
+// (opentracker) samples them at random. A node re-announces every Interval, every 250 ms while
+// it knows nobody, and is listed until three intervals after it dies. With several sites and
+// Scenario.SiteRule, bt's site rule applies: a node of a far site connects across only as its
+// site's gateway (the lowest node of the site it knows), nodes of the origin's site accept only
+// the gateways they know and are not told what they have, and a node starved by the rule for
+// 15 s drops it.
+//
+// From peers, a node keeps Pipeline pieces in flight. It models what anacrolix/torrent does
+// (requests by availability, rarest first, then a random order): of 8 pieces drawn at random
+// among those its connected peers have and it lacks, it requests the one fewest nodes have
+// (the count over the whole swarm stands in for the count among its peers, which would cost a
+// counter per node and piece), whole, from the holder that uploads the fewest pieces among 4
+// it finds from a random connection on. Every peer is unchoked (bt's default). Pieces are not
+// split between peers.
+//
+// For the origin, every 250 ms (bt's tick) and as soon as one of its origin fetches ends, a
+// node runs bt's round: the site rule, originplan's Gate (peers connect and say what they have
+// at once, so it opens when every known peer is connected, after ConnectGrace otherwise, or
+// when a node alone reaches PeerWait), then Planner.Plan with its members (connected nodes
+// that use the origin and still need data), their claims (their origin fetches in flight)
+// and its pieces. A round whose Plan could only pick nothing (every piece it lacks is in flight
+// or held by a connected peer, and it is not stalled) is skipped after the stall count. An
+// origin fetch is a flow from the origin; a peer transfer of a piece the node takes to the
+// origin when stalled is cut. Origin fetches do not fail.
+//
+// Churn: Scenario.Churn of the nodes die once at a random moment within B of their start; their
+// transfers stop (the bytes moved count as wasted), their peers forget them, and they come back
+// Down later as a new process (new peer ID, new planner, no connections) with the pieces they
+// had completed, as pkgsync update finds them in OUT.part. A node that completes stays and
+// seeds.
+//
+// The delta case (Scenario.Have) gives every node the same share of the pieces, as the same old
+// version does; partly present pieces are not modelled (a piece is had or missing).
+//
+// # Cost
+//
+// A node's piece sets are bitsets, so a HAVE fanning out to a hundred peers sets a bit in each,
+// in cache; per event the work is a few links' flows and one node's connections. Runs are
+// deterministic for a seed: one random source, timers ordered by time then creation, flows by
+// completion then creation.
+package swarmsim
