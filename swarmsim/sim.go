@@ -2,6 +2,7 @@ package swarmsim
 
 import (
 	"container/heap"
+	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -96,13 +97,15 @@ type sim struct {
 	wasted      float64
 }
 
-// Run simulates the scenario and returns its figures.
-func Run(sc Scenario) (*Result, error) {
+// Run simulates the scenario and returns its figures. It returns ctx's error if ctx ends first.
+func Run(ctx context.Context, sc Scenario) (*Result, error) {
 	s, err := newSim(sc)
 	if err != nil {
 		return nil, err
 	}
-	s.loop()
+	if err := s.loop(ctx); err != nil {
+		return nil, fmt.Errorf("scenario %q: %w", sc.Name, err)
+	}
 	return s.result(), nil
 }
 
@@ -211,7 +214,7 @@ func (s *sim) limit() float64 {
 	return s.sc.Splay.Seconds() + 50*s.bound() + 600
 }
 
-func (s *sim) loop() {
+func (s *sim) loop(ctx context.Context) error {
 	end := s.limit()
 	for s.liveDone < s.sc.Nodes || s.pendingRes > 0 {
 		tf, tt := math.Inf(1), math.Inf(1)
@@ -222,11 +225,16 @@ func (s *sim) loop() {
 			tt = s.timers[0].t
 		}
 		if math.IsInf(tf, 1) && math.IsInf(tt, 1) || min(tf, tt) > end {
-			return
+			return nil
 		}
 		s.events++
-		if s.events&(1<<18-1) == 0 && s.sc.Progress != nil {
-			s.sc.Progress(time.Duration(s.now*float64(time.Second)), s.liveDone)
+		if s.events&(1<<16-1) == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if s.sc.Progress != nil {
+				s.sc.Progress(time.Duration(s.now*float64(time.Second)), s.liveDone)
+			}
 		}
 		if tf <= tt {
 			s.now = max(s.now, tf)
@@ -237,6 +245,7 @@ func (s *sim) loop() {
 		s.now = max(s.now, t.t)
 		s.fire(t)
 	}
+	return nil
 }
 
 func (s *sim) fire(t timer) {

@@ -1,6 +1,7 @@
 package swarmsim
 
 import (
+	"context"
 	"encoding/json"
 	"math"
 	"testing"
@@ -44,7 +45,9 @@ func runSim(t *testing.T, sc Scenario) *sim {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.loop()
+	if err := s.loop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	return s
 }
 
@@ -84,7 +87,7 @@ func TestConservation(t *testing.T) {
 func TestBound(t *testing.T) {
 	for _, sc := range scenarios() {
 		t.Run(sc.Name, func(t *testing.T) {
-			r, err := Run(sc)
+			r, err := Run(context.Background(), sc)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -105,7 +108,7 @@ func TestBound(t *testing.T) {
 }
 
 func TestSmallFanoutSane(t *testing.T) {
-	r, err := Run(small("fanout 16", 16))
+	r, err := Run(context.Background(), small("fanout 16", 16))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +118,7 @@ func TestSmallFanoutSane(t *testing.T) {
 	}
 	sc := small("two sites", 16)
 	sc.Sites, sc.SiteRule = 2, true
-	r, err = Run(sc)
+	r, err = Run(context.Background(), sc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +132,7 @@ func TestDeterministic(t *testing.T) {
 		t.Run(sc.Name, func(t *testing.T) {
 			var out [2][]byte
 			for i := range out {
-				r, err := Run(sc)
+				r, err := Run(context.Background(), sc)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -142,7 +145,7 @@ func TestDeterministic(t *testing.T) {
 			}
 			other := sc
 			other.Seed++
-			r, err := Run(other)
+			r, err := Run(context.Background(), other)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -172,7 +175,7 @@ func TestScenarioErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			sc := ok
 			tc.f(&sc)
-			if _, err := Run(sc); err == nil {
+			if _, err := Run(context.Background(), sc); err == nil {
 				t.Error("Run accepted the scenario")
 			}
 		})

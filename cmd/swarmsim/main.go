@@ -155,7 +155,7 @@ func runAll(ctx context.Context, scs []swarmsim.Scenario, stderr io.Writer) ([]*
 					sc.Name, t.Round(time.Millisecond), done, sc.Nodes, time.Since(start).Round(time.Second))
 			}
 		}
-		r, err := swarmsim.Run(sc)
+		r, err := swarmsim.Run(ctx, sc)
 		if err != nil {
 			return nil, err
 		}
