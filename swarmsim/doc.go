@@ -17,7 +17,8 @@
 // shared by fewer flows than its sender's upload leaves part of its link unused). When a flow
 // starts or ends, the flows on its links get new rates and completion times; nothing else is
 // recomputed, so an event costs the flows of a few links. A link with hundreds of flows (the
-// origin's, when every node fetches from it at once) shares out again at most every 2 ms. There
+// origin's, when every node fetches from it at once) shares out again only when its count of
+// flows has moved by 1%, at most every 2 ms, so it may carry 1% more or less than its rate. There
 // are no packets, latencies or TCP dynamics: messages (HAVE, claims, the tracker's answers)
 // arrive at once and connections open at once.
 //

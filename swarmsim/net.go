@@ -1,6 +1,9 @@
 package swarmsim
 
-import "container/heap"
+import (
+	"container/heap"
+	"math"
+)
 
 // The network is a set of links, each with a capacity in bytes per second, and flows, one per
 // piece in transfer, each crossing a few links (the sender's upload, the receiver's download,
@@ -10,12 +13,14 @@ import "container/heap"
 // completion times, so an event costs the flows of a few links, not of the whole network.
 //
 // A link that carries more than lazyFlows flows (the origin's upload, under a policy that
-// opens a fetch per node) shares out its capacity again at most every lazyPeriod instead: a
-// flow that joins gets its share at once, the others keep theirs until then. That keeps the
-// cost per event independent of the number of nodes; the link then carries up to a few
-// flows' worth more or less than its capacity for a moment.
+// opens a fetch per node) shares out its capacity again only once its count of flows has moved
+// by more than lazyDrift since it last did, and then at most every lazyPeriod: a flow that
+// joins gets its share at once, the others keep theirs until then. That keeps the cost per
+// event independent of the number of nodes; such a link carries up to about lazyDrift more or
+// less than its capacity.
 const (
 	lazyFlows  = 256
+	lazyDrift  = 0.01
 	lazyPeriod = 0.002 // seconds
 )
 
@@ -24,6 +29,7 @@ type link struct {
 	flows  []*flow
 	dirty  bool // a lazy link whose flows' rates are stale
 	sched  bool // a refresh is scheduled
+	shared int  // flows when the capacity was last shared out
 	linkID int32
 }
 
@@ -118,9 +124,9 @@ func (nw *network) share(f *flow) float64 {
 // skip, which has its rate already).
 func (nw *network) changed(now float64, l int32, skip *flow) {
 	lk := &nw.links[l]
-	if len(lk.flows) > lazyFlows {
+	if n := len(lk.flows); n > lazyFlows {
 		lk.dirty = true
-		if !lk.sched {
+		if !lk.sched && math.Abs(float64(n-lk.shared)) > lazyDrift*float64(lk.shared) {
 			lk.sched = true
 			nw.refresh(now+lazyPeriod, l)
 		}
@@ -134,12 +140,12 @@ func (nw *network) refreshLink(now float64, l int32) {
 	lk := &nw.links[l]
 	lk.sched = false
 	if lk.dirty {
-		lk.dirty = false
 		nw.rerate(now, lk, nil)
 	}
 }
 
 func (nw *network) rerate(now float64, lk *link, skip *flow) {
+	lk.dirty, lk.shared = false, len(lk.flows)
 	for _, g := range lk.flows {
 		if g == skip {
 			continue

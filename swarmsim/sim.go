@@ -91,6 +91,7 @@ type sim struct {
 	free       []*flow
 	todo       []int // the pieces no node has at the start, every node's todo
 	events     int64
+	maxFlows   int // the most flows the origin's link carried at once
 
 	originBytes float64
 	crossBytes  [][]float64 // [from site][to site]
@@ -326,6 +327,7 @@ func (s *sim) transfer(src, dst *node, p int) *flow {
 		f.crossing = src.site != dst.site
 	} else {
 		f.crossing = dst.site != 0
+		s.maxFlows = max(s.maxFlows, len(s.nw.links[s.originUp].flows)+1)
 	}
 	dst.downs = append(dst.downs, f)
 	var buf [maxLinks]int32
