@@ -1,6 +1,7 @@
 package originplan
 
 import (
+	"bytes"
 	"slices"
 	"testing"
 )
@@ -147,5 +148,16 @@ func TestThiefSkip(t *testing.T) {
 			t.Errorf("ThiefSkip(%d, 15) = %d, already chosen by another taker", d, s)
 		}
 		seen[s] = true
+	}
+}
+
+func TestCompareIDs(t *testing.T) {
+	ids := [][20]byte{{1}, {0, 0, 0, 0, 0, 0, 0, 0, 9}, {0, 0, 0, 0, 0, 0, 0, 0, 0, 1}, {}, {255, 1}, {0, 0, 0, 0, 0, 0, 0, 1}}
+	for _, a := range ids {
+		for _, b := range ids {
+			if got, want := compareIDs(a, b), bytes.Compare(a[:], b[:]); got != want {
+				t.Errorf("compareIDs(%x, %x) = %d, want %d", a, b, got, want)
+			}
+		}
 	}
 }

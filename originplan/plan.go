@@ -129,9 +129,11 @@ func New(cfg Config, self PeerID, numPieces int, todo []int, start time.Time) *P
 // Gate returns the planner's gate, which the caller consults before the first origin request.
 func (pl *Planner) Gate() *Gate { return &pl.gate }
 
-// Stalled reports, after the view's progress is counted, whether peers have completed no
-// piece for StallTimeout.
-func (pl *Planner) stalled(now time.Time, peerPieces int) bool {
+// Stalled counts peerPieces (the pieces completed other than by the origin, see View) and
+// reports whether peers have completed no piece for StallTimeout. Plan calls it; a caller
+// that skips a round because it knows Plan would pick nothing calls it instead, so that
+// progress made meanwhile still counts.
+func (pl *Planner) Stalled(now time.Time, peerPieces int) bool {
 	if peerPieces != pl.progressMark {
 		pl.progressMark = peerPieces
 		pl.lastProgress = now
@@ -150,7 +152,7 @@ func (pl *Planner) stalled(now time.Time, peerPieces int) bool {
 // a different number of a block's last open pieces each (ThiefSkip).
 func (pl *Planner) Plan(v View) []int {
 	now := v.Now
-	stalled := pl.stalled(now, v.PeerPieces)
+	stalled := pl.Stalled(now, v.PeerPieces)
 	others := make([]PeerID, len(v.Members))
 	outstanding := make(map[PeerID]int, len(v.Members))
 	for i, m := range v.Members {
