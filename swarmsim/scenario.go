@@ -49,9 +49,9 @@ type Scenario struct {
 	// Interval is the tracker's re-announce interval.
 	Interval time.Duration
 	Seed     uint64
-	// Progress, when set, is called now and then with the simulated time and how many nodes
-	// have completed.
-	Progress func(t time.Duration, done int)
+	// Progress, when set, is called now and then with the simulated time, how many nodes have
+	// completed and the bytes the origin has sent.
+	Progress func(t time.Duration, done int, originBytes int64)
 }
 
 // withDefaults fills the zero fields and checks the rest.

@@ -234,7 +234,7 @@ func (s *sim) loop(ctx context.Context) error {
 				return err
 			}
 			if s.sc.Progress != nil {
-				s.sc.Progress(time.Duration(s.now*float64(time.Second)), s.liveDone)
+				s.sc.Progress(time.Duration(s.now*float64(time.Second)), s.liveDone, int64(s.originBytes))
 			}
 		}
 		if tf <= tt {

@@ -148,11 +148,12 @@ func runAll(ctx context.Context, scs []swarmsim.Scenario, stderr io.Writer) ([]*
 		}
 		start := time.Now()
 		last := start
-		sc.Progress = func(t time.Duration, done int) {
+		sc.Progress = func(t time.Duration, done int, origin int64) {
 			if time.Since(last) >= 10*time.Second {
 				last = time.Now()
-				fmt.Fprintf(stderr, "swarmsim: run %d/%d %s: at %s simulated, %d of %d nodes done, %s\n", i+1, len(scs),
-					sc.Name, t.Round(time.Millisecond), done, sc.Nodes, time.Since(start).Round(time.Second))
+				fmt.Fprintf(stderr, "swarmsim: run %d/%d %s: at %s simulated, %d of %d nodes done, the origin sent %.2f F, %s\n",
+					i+1, len(scs), sc.Name, t.Round(time.Millisecond), done, sc.Nodes, float64(origin)/float64(sc.Size),
+					time.Since(start).Round(time.Second))
 			}
 		}
 		r, err := swarmsim.Run(ctx, sc)
