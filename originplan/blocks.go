@@ -42,10 +42,14 @@ func ShareOrder(numPieces, members, rank int) iter.Seq[int] {
 // SortedMembers sorts the peer IDs of the nodes sharing origin work (self included) and
 // returns them with self's position among them.
 func SortedMembers(self [20]byte, others [][20]byte) (ids [][20]byte, rank int) {
-	ids = append([][20]byte{self}, others...)
+	return sortMembers(append([][20]byte{self}, others...), self)
+}
+
+// sortMembers is SortedMembers on ids, which holds self and the others; it sorts ids in place.
+func sortMembers(ids [][20]byte, self [20]byte) ([][20]byte, int) {
 	slices.SortFunc(ids, compareIDs)
 	ids = slices.Compact(ids)
-	rank, _ = slices.BinarySearchFunc(ids, self, compareIDs)
+	rank, _ := slices.BinarySearchFunc(ids, self, compareIDs)
 	return ids, rank
 }
 

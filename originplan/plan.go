@@ -1,6 +1,9 @@
 package originplan
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // PeerID names a node: the BitTorrent peer ID in bt, any distinct 20 bytes in a simulation.
 // Members are ordered by it (SortedMembers), so every node cuts the same blocks from the same
@@ -107,7 +110,15 @@ type Planner struct {
 	lastProgress time.Time
 	idleSince    map[PeerID]time.Time
 
-	openBefore []int // scratch: open pieces below each position of todo
+	// Scratch reused between rounds: a simulation runs a planner per node, four rounds a
+	// second each.
+	openBefore  []int    // open pieces below each position of todo
+	ids         []PeerID // the last sorted members, self included
+	rank        int      // self's position in ids
+	lastIn      []PeerID // the members ids was sorted from, in the caller's order
+	outstanding map[PeerID]int
+	idle        []bool
+	orphan      []bool
 }
 
 // New returns the planner of the node self for a download of numPieces pieces starting at
@@ -117,7 +128,7 @@ func New(cfg Config, self PeerID, numPieces int, todo []int, start time.Time) *P
 	pl := &Planner{
 		cfg: cfg, self: self, numPieces: numPieces, todo: todo, inTodo: make([]bool, numPieces),
 		start: start, lastProgress: start, idleSince: make(map[PeerID]time.Time),
-		openBefore: make([]int, len(todo)+1),
+		openBefore: make([]int, len(todo)+1), outstanding: make(map[PeerID]int),
 	}
 	pl.gate = Gate{cfg: cfg, start: start}
 	for _, p := range todo {
@@ -153,13 +164,12 @@ func (pl *Planner) Stalled(now time.Time, peerPieces int) bool {
 func (pl *Planner) Plan(v View) []int {
 	now := v.Now
 	stalled := pl.Stalled(now, v.PeerPieces)
-	others := make([]PeerID, len(v.Members))
-	outstanding := make(map[PeerID]int, len(v.Members))
-	for i, m := range v.Members {
-		others[i] = m.ID
+	outstanding := pl.outstanding
+	clear(outstanding)
+	for _, m := range v.Members {
 		outstanding[m.ID] += m.Outstanding
 	}
-	ids, rank := SortedMembers(pl.self, others)
+	ids, rank := pl.sortedMembers(v.Members)
 	nm, nt := len(ids), len(pl.todo)
 	idle, orphan := pl.idleMembers(now, ids, rank, outstanding)
 
@@ -210,12 +220,35 @@ func (pl *Planner) Plan(v View) []int {
 	return picked
 }
 
+// sortedMembers is SortedMembers of self and members. When the members are those of the last
+// round in the same order (a caller's connections seldom change), the last sort stands.
+func (pl *Planner) sortedMembers(members []Member) ([]PeerID, int) {
+	same := len(members) == len(pl.lastIn)
+	for i := 0; same && i < len(members); i++ {
+		same = members[i].ID == pl.lastIn[i]
+	}
+	if same && pl.ids != nil {
+		return pl.ids, pl.rank
+	}
+	pl.lastIn = pl.lastIn[:0]
+	pl.ids = append(pl.ids[:0], pl.self)
+	for _, m := range members {
+		pl.lastIn = append(pl.lastIn, m.ID)
+		pl.ids = append(pl.ids, m.ID)
+	}
+	pl.ids, pl.rank = sortMembers(pl.ids, pl.self)
+	return pl.ids, pl.rank
+}
+
 // idleMembers works out which members (by position in ids) are idle and which are orphans:
 // a member with no claim outstanding for IdleGrace is not working on its block (it may see
 // the swarm differently). Self never is.
 func (pl *Planner) idleMembers(now time.Time, ids []PeerID, rank int, outstanding map[PeerID]int) (idle, orphan []bool) {
-	idle = make([]bool, len(ids))
-	orphan = make([]bool, len(ids))
+	pl.idle = slices.Grow(pl.idle[:0], len(ids))[:len(ids)]
+	pl.orphan = slices.Grow(pl.orphan[:0], len(ids))[:len(ids)]
+	idle, orphan = pl.idle, pl.orphan
+	clear(idle)
+	clear(orphan)
 	for k, id := range ids {
 		if k == rank || outstanding[id] > 0 {
 			delete(pl.idleSince, id)

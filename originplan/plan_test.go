@@ -168,3 +168,29 @@ func TestGate(t *testing.T) {
 		})
 	}
 }
+
+// A planner's members change between rounds: each round cuts the blocks of its own members.
+func TestPlanMembersChange(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	pl := New(Config{}, id(5), 20, seq(0, 20), t0)
+	rounds := []struct {
+		members []PeerID
+		want    []int
+	}{
+		{[]PeerID{id(9)}, []int{0, 1}},            // first of two
+		{[]PeerID{id(1)}, []int{10, 11}},          // second of two
+		{[]PeerID{id(1)}, []int{10, 11}},          // the same again
+		{[]PeerID{id(1), id(7), id(9)}, []int{5}}, // second of four: one at a time
+		{[]PeerID{id(9), id(7), id(1)}, []int{5}}, // the same members in another order
+		{nil, []int{0, 1, 2, 3}},                  // alone
+	}
+	for i, r := range rounds {
+		var ms []Member
+		for _, m := range r.members {
+			ms = append(ms, Member{ID: m, Outstanding: 1})
+		}
+		if got := pl.Plan(View{Now: t0, Members: ms, Pieces: fakePieces{}}); !slices.Equal(got, r.want) {
+			t.Errorf("round %d with %d members: Plan = %v, want %v", i, len(ms), got, r.want)
+		}
+	}
+}

@@ -32,6 +32,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -121,6 +122,9 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	// A run of 10,000 nodes keeps a few hundred MB live and allocates steadily (rounds, flows):
+	// collecting when the heap has grown by twice the live part, not once, collects half as often.
+	defer debug.SetGCPercent(debug.SetGCPercent(200))
 	o, err := parseArgs(args, stderr)
 	if err != nil {
 		return err
