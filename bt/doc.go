@@ -189,6 +189,12 @@
 // together announce within moments of each other. This short head start is what lets nodes that
 // start together agree on who fetches what.
 //
+// The rules of this section and the next are decided by package originplan, which holds no
+// state of the library and no clock of its own: each scheduler round (download.go) gathers
+// what the node observed (members, claims, what connected peers have, open fetches) and asks
+// its Planner which pieces to fetch from the origin now, and its Gate whether to start. The
+// simulator swarmsim runs the same code.
+//
 // Nodes coordinate with a small BEP 10 extension, pkgsync_origin (claims.go). A node
 // announces whether it downloads with an origin. It claims each piece before asking the
 // origin for it, and releases the claim if the fetch fails or Download ends. The nodes
