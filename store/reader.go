@@ -141,3 +141,34 @@ func (ra *ReadAhead) Close() error {
 	<-ra.done
 	return nil
 }
+
+// sizedBody is the body of a ranged read of any store: it yields exactly left bytes of r, or an
+// error naming what was read (a body that ends early is io.ErrUnexpectedEOF).
+type sizedBody struct {
+	r    io.ReadCloser
+	left int64
+	what string
+}
+
+func (e *sizedBody) Read(p []byte) (int, error) {
+	if e.left <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > e.left {
+		p = p[:e.left]
+	}
+	n, err := e.r.Read(p)
+	e.left -= int64(n)
+	if err == io.EOF && e.left > 0 {
+		return n, fmt.Errorf("%s: %w: the body ended %d bytes early", e.what, io.ErrUnexpectedEOF, e.left)
+	}
+	if err != nil && err != io.EOF {
+		return n, fmt.Errorf("%s: %w", e.what, err)
+	}
+	if e.left == 0 {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+func (e *sizedBody) Close() error { return e.r.Close() }

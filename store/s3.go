@@ -166,37 +166,8 @@ func (s *s3Store) ReadRange(ctx context.Context, key string, off, n int64, etag 
 		return nil, fmt.Errorf("%s: GetObject %s: %d bytes in the reply (Content-Range %q), want %d: the object is shorter",
 			s.name(key), rng, got, aws.ToString(out.ContentRange), n)
 	}
-	return &exactReader{r: out.Body, left: n, name: s.name(key), rng: rng}, nil
+	return &sizedBody{r: out.Body, left: n, what: s.name(key) + ": GetObject " + rng}, nil
 }
-
-// exactReader yields exactly left bytes of r, or an error naming the object and range.
-type exactReader struct {
-	r         io.ReadCloser
-	left      int64
-	name, rng string
-}
-
-func (e *exactReader) Read(p []byte) (int, error) {
-	if e.left <= 0 {
-		return 0, io.EOF
-	}
-	if int64(len(p)) > e.left {
-		p = p[:e.left]
-	}
-	n, err := e.r.Read(p)
-	e.left -= int64(n)
-	switch {
-	case err == io.EOF && e.left > 0:
-		return n, fmt.Errorf("%s: GetObject %s: body ended %d bytes early: %w", e.name, e.rng, e.left, io.ErrUnexpectedEOF)
-	case err == io.EOF:
-		return n, io.EOF
-	case err != nil:
-		return n, fmt.Errorf("%s: GetObject %s: %w", e.name, e.rng, err)
-	}
-	return n, nil
-}
-
-func (e *exactReader) Close() error { return e.r.Close() }
 
 // List is ListObjectsV2 over every page.
 func (s *s3Store) List(ctx context.Context, prefix string) ([]Info, error) {

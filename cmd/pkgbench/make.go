@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+
+	"github.com/pkgsync/pkgsync/internal/progress"
 )
 
 func benchMake(ctx context.Context, args []string) error {
@@ -17,7 +19,7 @@ func benchMake(ctx context.Context, args []string) error {
 	sizeS := fs.String("size", "1G", "package size")
 	runs := fs.Int("runs", 5, "runs of each tool; medians are reported")
 	fs.Parse(args)
-	size, err := parseSize(*sizeS)
+	size, err := progress.ParseSize(*sizeS)
 	if err != nil {
 		return err
 	}

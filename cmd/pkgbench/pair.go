@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pkgsync/pkgsync/internal/progress"
 	"github.com/pkgsync/pkgsync/internal/versions"
 )
 
@@ -67,7 +68,7 @@ func runPairBench(ctx context.Context, args []string, w io.Writer) error {
 	runs := fs.Int("runs", 3, "runs of each client; medians are reported")
 	clients := fs.StringSlice("clients", []string{"curl", "pkgsync", "aria2", "libtorrent"}, "clients to run (curl is the reference: keep it first)")
 	fs.Parse(args)
-	n, err := parseSize(*size)
+	n, err := progress.ParseSize(*size)
 	if err != nil {
 		return fmt.Errorf("--size: %w", err)
 	}

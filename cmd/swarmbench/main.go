@@ -97,6 +97,8 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/pkgsync/pkgsync/internal/progress"
+
 	"github.com/pkgsync/pkgsync/cmd/swarmbench/internal/netlab"
 )
 
@@ -162,7 +164,7 @@ func parseArgs(args []string, stdout io.Writer) (*options, error) {
 		return nil, errors.New("--smoke and --short exclude each other")
 	}
 	if opt.size != "" {
-		n, err := parseSize(opt.size)
+		n, err := progress.ParseSize(opt.size)
 		if err != nil {
 			return nil, err
 		}
@@ -383,23 +385,4 @@ func repoRoot() (string, error) {
 		}
 		dir = parent
 	}
-}
-
-// parseSize reads "64M", "1G", "512K" or a byte count.
-func parseSize(s string) (int64, error) {
-	mult := int64(1)
-	num := s
-	switch {
-	case strings.HasSuffix(s, "G"):
-		mult, num = 1<<30, strings.TrimSuffix(s, "G")
-	case strings.HasSuffix(s, "M"):
-		mult, num = 1<<20, strings.TrimSuffix(s, "M")
-	case strings.HasSuffix(s, "K"):
-		mult, num = 1<<10, strings.TrimSuffix(s, "K")
-	}
-	var n int64
-	if _, err := fmt.Sscan(num, &n); err != nil || n <= 0 || fmt.Sprint(n) != num {
-		return 0, fmt.Errorf("size %q: want a byte count or a number with K, M or G", s)
-	}
-	return n * mult, nil
 }

@@ -40,6 +40,8 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/pkgsync/pkgsync/internal/progress"
+
 	"github.com/pkgsync/pkgsync/swarmsim"
 )
 
@@ -210,7 +212,7 @@ func (o *options) scenarios() ([]swarmsim.Scenario, error) {
 	if err != nil {
 		return nil, err
 	}
-	sizes, err := parseList(o.sizes, "--size", parseSize)
+	sizes, err := parseList(o.sizes, "--size", progress.ParseSize)
 	if err != nil {
 		return nil, err
 	}
@@ -275,23 +277,4 @@ func parseList[T any](s, flag string, parse func(string) (T, error)) ([]T, error
 		out = append(out, v)
 	}
 	return out, nil
-}
-
-// parseSize reads "64M", "1G", "512K" or a byte count.
-func parseSize(s string) (int64, error) {
-	mult := int64(1)
-	num := s
-	switch {
-	case strings.HasSuffix(s, "G"):
-		mult, num = 1<<30, strings.TrimSuffix(s, "G")
-	case strings.HasSuffix(s, "M"):
-		mult, num = 1<<20, strings.TrimSuffix(s, "M")
-	case strings.HasSuffix(s, "K"):
-		mult, num = 1<<10, strings.TrimSuffix(s, "K")
-	}
-	n, err := strconv.ParseInt(num, 10, 64)
-	if err != nil || n <= 0 {
-		return 0, fmt.Errorf("size %q: want a byte count or a number with K, M or G", s)
-	}
-	return n * mult, nil
 }

@@ -4,14 +4,16 @@ package progress
 
 import (
 	"fmt"
-	"github.com/dustin/go-humanize"
 	"io"
+	"math"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"golang.org/x/term"
 )
 
@@ -103,4 +105,24 @@ func Bytes(n int64) string {
 		return "-" + humanize.IBytes(uint64(-n))
 	}
 	return humanize.IBytes(uint64(n))
+}
+
+// ParseSize reads the sizes people type on command lines: a byte count, or a whole number with K,
+// M or G (binary units, as Bytes prints them: "64M" is 64 MiB).
+func ParseSize(s string) (int64, error) {
+	mult := int64(1)
+	num := s
+	switch {
+	case strings.HasSuffix(s, "G"):
+		mult, num = 1<<30, strings.TrimSuffix(s, "G")
+	case strings.HasSuffix(s, "M"):
+		mult, num = 1<<20, strings.TrimSuffix(s, "M")
+	case strings.HasSuffix(s, "K"):
+		mult, num = 1<<10, strings.TrimSuffix(s, "K")
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n <= 0 || n > math.MaxInt64/mult {
+		return 0, fmt.Errorf("size %q: want a byte count or a whole number with K, M or G", s)
+	}
+	return n * mult, nil
 }

@@ -47,3 +47,25 @@ func TestBytes(t *testing.T) {
 		}
 	}
 }
+
+func TestParseSize(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int64
+	}{
+		{"64M", 64 << 20}, {"1G", 1 << 30}, {"512K", 512 << 10}, {"1048576", 1 << 20},
+		{"", -1}, {"M", -1}, {"-1M", -1}, {"1.5M", -1}, {"12MB", -1}, {"0", -1}, {"9223372036854775807G", -1},
+	}
+	for _, tt := range tests {
+		got, err := ParseSize(tt.in)
+		if tt.want < 0 {
+			if err == nil {
+				t.Errorf("ParseSize(%q) = %d, want an error", tt.in, got)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", tt.in, got, err, tt.want)
+		}
+	}
+}
