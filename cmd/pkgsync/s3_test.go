@@ -2,24 +2,20 @@ package main
 
 import (
 	"bytes"
-	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/pkgsync/pkgsync/bt"
 	"github.com/pkgsync/pkgsync/internal/seaweedtest"
 	"github.com/pkgsync/pkgsync/internal/versions"
 	"github.com/pkgsync/pkgsync/manifest"
 	"github.com/pkgsync/pkgsync/store"
 	"github.com/pkgsync/pkgsync/tracker"
-	"github.com/pkgsync/pkgsync/updater"
 )
 
 // startS3 starts SeaweedFS with the bucket "pkgs" and points this process's AWS environment at
@@ -233,29 +229,7 @@ func TestSwarmFromS3(t *testing.T) {
 	ts := httptest.NewServer(tr.Handler())
 	defer ts.Close()
 	s3WithPackage(t, v2, "--tracker", ts.URL+"/announce")
-	results := make([]*updater.Result, nodes)
-	errs := make([]error, nodes)
-	var wg sync.WaitGroup
-	for i := range nodes {
-		nd := t.TempDir()
-		old := filepath.Join(nd, "v1.tar")
-		writeFile(t, old, v1)
-		opt := updater.Options{Source: "s3://pkgs/rel/pkg.tar.torrent", Olds: []string{old}, Out: filepath.Join(nd, "pkg.tar"), Swarm: true}
-		opt.BT = bt.DefaultConfig()
-		opt.BT.ListenAddr = fmt.Sprintf("127.0.0.%d:0", 2+i)
-		wg.Go(func() { results[i], errs[i] = updater.Run(t.Context(), opt) })
-	}
-	wg.Wait()
-	var fromOrigin, fromPeers int64
-	for i := range nodes {
-		if errs[i] != nil {
-			t.Fatalf("node %d: %v", i, errs[i])
-		}
-		sameFile(t, results[i].Output, v2)
-		fromOrigin += results[i].BytesFromOrigin
-		fromPeers += results[i].BytesFromPeers
-	}
-	missing := results[0].BytesTotal - results[0].BytesReused
+	fromOrigin, fromPeers, missing := storeSwarm(t, "s3://pkgs/rel/pkg.tar.torrent", v1, v2, nodes)
 	t.Logf("missing per node %d; from S3 %d (%.2fx), from peers %d", missing, fromOrigin, float64(fromOrigin)/float64(missing), fromPeers)
 	if float64(fromOrigin) >= 1.5*float64(missing) {
 		t.Fatalf("S3 sent %d bytes for %d missing per node: not origin-once", fromOrigin, missing)

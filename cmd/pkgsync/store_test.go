@@ -188,6 +188,24 @@ func TestSwarmFromWebHDFS(t *testing.T) {
 	hdfs := hdfsWithPackage(t, v2, "--tracker", ts.URL+"/announce")
 	src := hdfs.URL("/pkgs/pkg.tar.torrent")
 	madeBytes, madeOpens := hdfs.DataBytes() // make's read of the package
+	fromOrigin, fromPeers, missing := storeSwarm(t, src, v1, v2, nodes)
+	sent, opens := hdfs.DataBytes()
+	t.Logf("missing per node %d; from the store %d (%.2fx), from peers %d; the datanode sent %d bytes in %d OPENs, .torrent and .zsync reads included",
+		missing, fromOrigin, float64(fromOrigin)/float64(missing), fromPeers, sent-madeBytes, opens-madeOpens)
+	if float64(fromOrigin) >= 1.5*float64(missing) {
+		t.Fatalf("the store sent %d bytes for %d missing per node: not origin-once", fromOrigin, missing)
+	}
+	if !strings.HasPrefix(src, "webhdfs://") || fromPeers == 0 {
+		t.Fatalf("no node got anything from a peer")
+	}
+}
+
+// storeSwarm runs nodes updaters at once, each on its own loopback address and holding v1, from
+// the package whose .torrent is at src (a store URL, so that the store is the swarm's origin). It
+// checks that every node ends with v2 exactly, and returns the bytes all nodes took from the
+// origin and from peers, and what one node missed.
+func storeSwarm(t *testing.T, src string, v1, v2 []byte, nodes int) (fromOrigin, fromPeers, missing int64) {
+	t.Helper()
 	results := make([]*updater.Result, nodes)
 	errs := make([]error, nodes)
 	var wg sync.WaitGroup
@@ -201,7 +219,6 @@ func TestSwarmFromWebHDFS(t *testing.T) {
 		wg.Go(func() { results[i], errs[i] = updater.Run(t.Context(), opt) })
 	}
 	wg.Wait()
-	var fromOrigin, fromPeers int64
 	for i := range nodes {
 		if errs[i] != nil {
 			t.Fatalf("node %d: %v", i, errs[i])
@@ -210,14 +227,5 @@ func TestSwarmFromWebHDFS(t *testing.T) {
 		fromOrigin += results[i].BytesFromOrigin
 		fromPeers += results[i].BytesFromPeers
 	}
-	missing := results[0].BytesTotal - results[0].BytesReused
-	sent, opens := hdfs.DataBytes()
-	t.Logf("missing per node %d; from the store %d (%.2fx), from peers %d; the datanode sent %d bytes in %d OPENs, .torrent and .zsync reads included",
-		missing, fromOrigin, float64(fromOrigin)/float64(missing), fromPeers, sent-madeBytes, opens-madeOpens)
-	if float64(fromOrigin) >= 1.5*float64(missing) {
-		t.Fatalf("the store sent %d bytes for %d missing per node: not origin-once", fromOrigin, missing)
-	}
-	if !strings.HasPrefix(src, "webhdfs://") || fromPeers == 0 {
-		t.Fatalf("no node got anything from a peer")
-	}
+	return fromOrigin, fromPeers, results[0].BytesTotal - results[0].BytesReused
 }
