@@ -29,6 +29,25 @@ type Made struct {
 // byte: both go through manifest.Encode. opt.OutDir is not used: the caller writes the outputs
 // (beside the object with Put, or into a folder).
 func Make(ctx context.Context, s Store, key string, opt manifest.MakeOptions) (*Made, error) {
+	src, err := Source(ctx, s, key)
+	if err != nil {
+		return nil, err
+	}
+	ra := NewReadAhead(src.ReaderAt, src.Size, makeChunk, makeAhead)
+	defer ra.Close()
+	enc, err := manifest.Encode(ctx, src, ra, opt)
+	if err != nil {
+		return nil, err
+	}
+	enc.Result.Package = ""
+	return &Made{Torrent: enc.Torrent, Zsync: enc.Zsync, Result: enc.Result}, nil
+}
+
+// Source opens the object key of s as a manifest.Source, for make and for make --part and
+// --merge: its name, size and modification time, and its bytes through ranged reads pinned to
+// its identity, so that an object replaced while it is read fails the read (ErrChanged). Its
+// Label, s/key, is the URL that --merge opens the package at again.
+func Source(ctx context.Context, s Store, key string) (*manifest.Source, error) {
 	where := s.String() + "/" + key
 	info, err := s.Stat(ctx, key)
 	if err != nil {
@@ -37,13 +56,6 @@ func Make(ctx context.Context, s Store, key string, opt manifest.MakeOptions) (*
 	if info.Size == 0 {
 		return nil, fmt.Errorf("%s: %w", where, manifest.ErrEmpty)
 	}
-	ra := NewReadAhead(NewReaderAt(ctx, s, info), info.Size, makeChunk, makeAhead)
-	defer ra.Close()
-	src := &manifest.Source{Name: path.Base(key), Label: where, Size: info.Size, ModTime: info.ModTime}
-	enc, err := manifest.Encode(ctx, src, ra, opt)
-	if err != nil {
-		return nil, err
-	}
-	enc.Result.Package = ""
-	return &Made{Torrent: enc.Torrent, Zsync: enc.Zsync, Result: enc.Result}, nil
+	return &manifest.Source{Name: path.Base(key), Label: where, Size: info.Size, ModTime: info.ModTime,
+		ReaderAt: NewReaderAt(ctx, s, info)}, nil
 }

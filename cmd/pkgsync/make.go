@@ -45,7 +45,9 @@ be read, with the same flags; then --merge PARTS... checks that the parts belong
 cover FILE exactly once, and writes FILE.torrent and FILE.zsync, byte for byte those of a one-pass
 make with the same flags. The .zsync's whole-file SHA-1 cannot be cut into parts (SHA-1 runs over
 the bytes in order), so --merge computes it by reading FILE once, sequentially, at the path the
-parts recorded: the merge needs read access to FILE.
+parts recorded: the merge needs read access to FILE. FILE may be a store URL too: every part
+reads its stretch from the store, and the part files and the merge's outputs go into --out-dir,
+which is then required.
 
 The torrent's creation date is the time of the make, or SOURCE_DATE_EPOCH (seconds since 1970)
 when that is set, for reproducible output.
@@ -100,9 +102,6 @@ func runMake(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 	}
 	if f.part != "" {
-		if store.IsURL(fs.Arg(0)) {
-			return fmt.Errorf("%w: --part reads a local FILE (or one mounted, e.g. over NFS or FUSE); a package in a store is made in one pass", errUsage)
-		}
 		return runPart(ctx, fs.Arg(0), &f, stdout, stderr)
 	}
 	var key *sign.PrivateKey

@@ -13,6 +13,7 @@ import (
 
 	"github.com/pkgsync/pkgsync/internal/progress"
 	"github.com/pkgsync/pkgsync/manifest"
+	"github.com/pkgsync/pkgsync/store"
 )
 
 var partSpec = regexp.MustCompile(`^([0-9]+)/([0-9]+)$`)
@@ -50,17 +51,16 @@ func runPart(ctx context.Context, file string, f *makeFlags, stdout, stderr io.W
 	if err != nil {
 		return err
 	}
-	// The merge reads the package where the part says it is: an absolute path holds from
-	// another working folder.
-	if abs, err := filepath.Abs(file); err == nil {
-		file = abs
+	if store.IsURL(file) && f.opt.OutDir == "" {
+		return fmt.Errorf("%w: --part of %s writes its part file into a local folder: give -o DIR", errUsage, file)
 	}
 	start := time.Now()
-	src, err := manifest.OpenFile(file)
+	src, err := openPackage(ctx, file)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
+	file = src.Label
 	opt := f.opt
 	off, end, err := opt.PartStretch(src.Size, i, n)
 	if err != nil {
@@ -112,7 +112,10 @@ func runMerge(ctx context.Context, files []string, opt *manifest.MakeOptions, js
 	if err != nil {
 		return nil, err
 	}
-	src, err := manifest.OpenFile(parts[0].Source)
+	if store.IsURL(parts[0].Source) && opt.OutDir == "" {
+		return nil, fmt.Errorf("%w: --merge of parts of %s writes the .torrent and .zsync into a local folder: give -o DIR", errUsage, parts[0].Source)
+	}
+	src, err := openPackage(ctx, parts[0].Source)
 	if err != nil {
 		return nil, fmt.Errorf("reading the package for the whole-file SHA-1 (named by %s): %w", parts[0].File, err)
 	}
@@ -128,4 +131,21 @@ func runMerge(ctx context.Context, files []string, opt *manifest.MakeOptions, js
 	res, err := manifest.Merge(ctx, src, parts, *opt)
 	bar.Done()
 	return res, err
+}
+
+// openPackage opens the package a part is made of or merged from: a local file, by its absolute
+// path (the merge reads it where the part file says, from any working folder), or an object in
+// a store, by its URL.
+func openPackage(ctx context.Context, name string) (*manifest.Source, error) {
+	if store.IsURL(name) {
+		st, key, err := store.Open(ctx, name, store.Options{})
+		if err != nil {
+			return nil, err
+		}
+		return store.Source(ctx, st, key)
+	}
+	if abs, err := filepath.Abs(name); err == nil {
+		name = abs
+	}
+	return manifest.OpenFile(name)
 }

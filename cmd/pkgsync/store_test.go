@@ -229,3 +229,42 @@ func storeSwarm(t *testing.T, src string, v1, v2 []byte, nodes int) (fromOrigin,
 	}
 	return fromOrigin, fromPeers, results[0].BytesTotal - results[0].BytesReused
 }
+
+// TestMakePartFromWebHDFS runs make as a map-and-merge job on a package in a store: three
+// --part runs read their stretches with ranged reads and write part files into -o, and --merge
+// reads the package from the store again for the whole-file SHA-1. The .torrent and .zsync are
+// those of a one-pass make of the same object, byte for byte. Without -o, both refuse at once:
+// a part file has no place in the store's folder.
+func TestMakePartFromWebHDFS(t *testing.T) {
+	t.Setenv("HADOOP_USER_NAME", "pkg")
+	t.Setenv("SOURCE_DATE_EPOCH", "1700000000")
+	hdfs := webhdfstest.New(webhdfstest.Options{User: "pkg"})
+	defer hdfs.Close()
+	hdfs.Put("/pkgs/pkg.tar", randomBytes(11, 3<<20+12345), time.UnixMilli(1_700_000_000_500))
+	src := hdfs.URL("/pkgs/pkg.tar")
+	flags := []string{"--url=http://origin.example/pkgs/pkg.tar", "--piece-size=262144", "--align=0"}
+	one, parts, merged := t.TempDir(), t.TempDir(), t.TempDir()
+	mustPkgsync(t, append([]string{"make", src, "-o", one}, flags...)...)
+	var files []string
+	for i := range 3 {
+		mustPkgsync(t, append([]string{"make", "--part", fmt.Sprintf("%d/3", i), src, "-o", parts}, flags...)...)
+		files = append(files, filepath.Join(parts, fmt.Sprintf("pkg.tar.%d-of-3.mkpart", i)))
+	}
+	mustPkgsync(t, append(append([]string{"make", "--merge", "-o", merged}, files...), flags...)...)
+	for _, name := range []string{"pkg.tar.torrent", "pkg.tar.zsync"} {
+		a, errA := os.ReadFile(filepath.Join(one, name))
+		b, errB := os.ReadFile(filepath.Join(merged, name))
+		if errA != nil || errB != nil || len(a) == 0 || string(a) != string(b) {
+			t.Fatalf("%s: one pass (%d bytes, %v) and merged parts (%d bytes, %v) differ", name, len(a), errA, len(b), errB)
+		}
+	}
+	for _, args := range [][]string{
+		{"make", "--part", "0/3", src},
+		append([]string{"make", "--merge"}, files...),
+	} {
+		code, _, errs := pkgsync(t, args...)
+		if code == 0 || !strings.Contains(errs, "give -o DIR") {
+			t.Errorf("%q without -o: exit %d, %s", args, code, errs)
+		}
+	}
+}
