@@ -434,6 +434,21 @@ func BenchmarkMakeS3(b *testing.B) {
 			}
 		}
 	})
+	b.Run("s3-read-only", func(b *testing.B) {
+		// The floor of make from the store: the same reads in flight as Make, hashing nothing.
+		info, err := st.Stat(b.Context(), key)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.SetBytes(size)
+		for b.Loop() {
+			ra := NewReadAhead(NewReaderAt(b.Context(), st, info), info.Size, makeChunk, makeAhead)
+			if _, err := io.Copy(io.Discard, ra); err != nil {
+				b.Fatal(err)
+			}
+			ra.Close()
+		}
+	})
 	b.Run("s3-download+make", func(b *testing.B) {
 		b.SetBytes(size)
 		dir := b.TempDir()
