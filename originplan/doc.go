@@ -28,6 +28,14 @@
 // for IdleGrace is idle: its block goes to its heir (HeirOf), and after OrphanAfter to all.
 // How many fetches a node keeps in flight depends on how many share the origin (Limit).
 //
+// # With a tracker's help
+//
+// A tracker sees every announcer of a swarm. Slots is its side of the coordination: it hands
+// a few announcers a fetcher slot each (Role), and every announcer the same list of slot
+// holders, so that the fetchers cut the same blocks whatever part of the swarm each sees and
+// the rest leave the origin to them. Under a stock tracker no Role comes, and the members
+// are worked out from the connected peers as below.
+//
 // The views need not agree: members are only the peers a node is connected to, so nodes that
 // see different parts of the swarm cut different blocks and may fetch a piece twice. Claims
 // and the idle rule bound the damage; the simulator measures it.

@@ -1,0 +1,113 @@
+package originplan
+
+import "time"
+
+// DefaultFetchers is how many origin fetchers a tracker names per swarm when its operator
+// does not say: few enough that the origin sends each piece about once and serves few
+// connections, enough that one slow or dead fetcher does not hold the swarm up (its fellows
+// take its block over, see Plan).
+const DefaultFetchers = 4
+
+// Role is what a tracker that coordinates the origin tells one announcer: whether it fetches
+// from the origin, which block is its own, and who the other fetchers are. Every announcer
+// of a swarm is told the same Fetchers, so the fetchers cut the same blocks whatever part of
+// the swarm each of them sees; the others leave the origin to them.
+type Role struct {
+	// Slot is this node's slot in Fetchers, or -1 when it is not an origin fetcher.
+	Slot int
+	// Fetchers holds the peer ID of each slot's holder, in slot order; a zero ID marks a
+	// slot nobody holds now.
+	Fetchers []PeerID
+}
+
+// Fetcher reports whether the role makes the node an origin fetcher.
+func (r Role) Fetcher() bool { return r.Slot >= 0 && r.Slot < len(r.Fetchers) }
+
+// Slots is the tracker's side of origin coordination for one swarm: a fixed number of
+// fetcher slots handed to announcers that still need data, first come first served, the way
+// Dragonfly's scheduler limits back-to-source peers. A slot is held until its holder
+// announces "stopped" or is not heard from for the TTL; then the next announcer that needs
+// data inherits it, block and all. A holder that completes keeps its slot: its block is in
+// the swarm, and nobody needs to fetch it again.
+//
+// Slots is pure (the time comes in with each call) and not safe for concurrent use: the
+// tracker calls it under its swarm's lock, and the simulator from its one goroutine.
+type Slots struct {
+	ttl     time.Duration
+	holders []slotHolder
+}
+
+type slotHolder struct {
+	id       PeerID
+	lastSeen time.Time
+	held     bool
+}
+
+// NewSlots returns n slots (DefaultFetchers when n <= 0) whose holders lose them after ttl
+// without an announce.
+func NewSlots(n int, ttl time.Duration) *Slots {
+	if n <= 0 {
+		n = DefaultFetchers
+	}
+	return &Slots{ttl: ttl, holders: make([]slotHolder, n)}
+}
+
+// Announce records an announce of id at now and returns its role. needs says the announcer
+// still lacks data (BitTorrent's left > 0); stopped says it is leaving. A node that holds
+// no slot gets a free one only while it needs data.
+func (s *Slots) Announce(id PeerID, now time.Time, needs, stopped bool) Role {
+	slot := -1
+	for k := range s.holders {
+		h := &s.holders[k]
+		if h.held && h.id == id {
+			slot = k
+			break
+		}
+	}
+	switch {
+	case stopped:
+		if slot >= 0 {
+			s.holders[slot] = slotHolder{}
+		}
+		slot = -1
+	case slot >= 0:
+		s.holders[slot].lastSeen = now
+	case needs:
+		slot = s.free(now)
+		if slot >= 0 {
+			s.holders[slot] = slotHolder{id: id, lastSeen: now, held: true}
+		}
+	}
+	return Role{Slot: slot, Fetchers: s.Fetchers(now)}
+}
+
+// free returns the lowest slot nobody holds at now, or -1.
+func (s *Slots) free(now time.Time) int {
+	for k, h := range s.holders {
+		if !h.held || (s.ttl > 0 && now.Sub(h.lastSeen) > s.ttl) {
+			return k
+		}
+	}
+	return -1
+}
+
+// Fetchers returns the holder of each slot at now, a zero ID for a free one.
+func (s *Slots) Fetchers(now time.Time) []PeerID {
+	out := make([]PeerID, len(s.holders))
+	for k, h := range s.holders {
+		if h.held && (s.ttl <= 0 || now.Sub(h.lastSeen) <= s.ttl) {
+			out[k] = h.id
+		}
+	}
+	return out
+}
+
+// Holds reports whether id holds a slot at now.
+func (s *Slots) Holds(id PeerID, now time.Time) bool {
+	for _, h := range s.holders {
+		if h.held && h.id == id && (s.ttl <= 0 || now.Sub(h.lastSeen) <= s.ttl) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,77 @@
+package originplan
+
+import (
+	"testing"
+	"time"
+)
+
+func TestSlots(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	id := func(b byte) PeerID { return PeerID{b} }
+	type step struct {
+		who          byte
+		at           time.Duration
+		needs, stops bool
+		wantSlot     int
+		wantFetchers []byte // first byte of each slot's holder, 0 for free
+	}
+	tests := []struct {
+		name  string
+		n     int
+		steps []step
+	}{
+		{"first come first served", 2, []step{
+			{who: 1, needs: true, wantSlot: 0, wantFetchers: []byte{1, 0}},
+			{who: 2, needs: true, wantSlot: 1, wantFetchers: []byte{1, 2}},
+			{who: 3, needs: true, wantSlot: -1, wantFetchers: []byte{1, 2}},
+			{who: 1, at: time.Second, needs: true, wantSlot: 0, wantFetchers: []byte{1, 2}},
+		}},
+		{"a complete node gets no slot, a holder that completes keeps its own", 1, []step{
+			{who: 1, needs: false, wantSlot: -1, wantFetchers: []byte{0}},
+			{who: 2, needs: true, wantSlot: 0, wantFetchers: []byte{2}},
+			{who: 2, at: time.Second, needs: false, wantSlot: 0, wantFetchers: []byte{2}},
+		}},
+		{"stopped frees the slot for the next that needs data", 2, []step{
+			{who: 1, needs: true, wantSlot: 0, wantFetchers: []byte{1, 0}},
+			{who: 2, needs: true, wantSlot: 1, wantFetchers: []byte{1, 2}},
+			{who: 1, at: time.Second, stops: true, wantSlot: -1, wantFetchers: []byte{0, 2}},
+			{who: 3, at: 2 * time.Second, needs: true, wantSlot: 0, wantFetchers: []byte{3, 2}},
+		}},
+		{"a holder silent past the TTL loses its slot", 1, []step{
+			{who: 1, needs: true, wantSlot: 0, wantFetchers: []byte{1}},
+			{who: 2, at: 30 * time.Second, needs: true, wantSlot: -1, wantFetchers: []byte{1}},
+			{who: 2, at: 61 * time.Second, needs: true, wantSlot: 0, wantFetchers: []byte{2}},
+			{who: 1, at: 62 * time.Second, needs: true, wantSlot: -1, wantFetchers: []byte{2}},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := NewSlots(tt.n, time.Minute)
+			for i, st := range tt.steps {
+				r := s.Announce(id(st.who), t0.Add(st.at), st.needs, st.stops)
+				if r.Slot != st.wantSlot {
+					t.Errorf("step %d: node %d got slot %d, want %d", i, st.who, r.Slot, st.wantSlot)
+				}
+				if r.Fetcher() != (st.wantSlot >= 0) {
+					t.Errorf("step %d: Fetcher() = %v with slot %d", i, r.Fetcher(), r.Slot)
+				}
+				var got []byte
+				for _, f := range r.Fetchers {
+					got = append(got, f[0])
+				}
+				if string(got) != string(st.wantFetchers) {
+					t.Errorf("step %d: fetchers %v, want %v", i, got, st.wantFetchers)
+				}
+				if held := s.Holds(id(st.who), t0.Add(st.at)); held != (st.wantSlot >= 0) {
+					t.Errorf("step %d: Holds = %v with slot %d", i, held, r.Slot)
+				}
+			}
+		})
+	}
+}
+
+func TestSlotsDefault(t *testing.T) {
+	if got := len(NewSlots(0, 0).Fetchers(time.Time{})); got != DefaultFetchers {
+		t.Fatalf("NewSlots(0) has %d slots, want %d", got, DefaultFetchers)
+	}
+}
