@@ -92,6 +92,11 @@ type View struct {
 	// progress. Bytes do not count: a peer that trickles data would hold its pieces forever.
 	PeerPieces int
 	Pieces     Pieces
+	// Role is what a coordinating tracker told this node (see Slots), nil under a stock
+	// tracker or before the first answer. With a Role the fetchers are the tracker's, not
+	// the connected members: a fetcher cuts the blocks by slot, and a node that is not a
+	// fetcher leaves the origin to them unless the swarm stalls.
+	Role *Role
 }
 
 // Planner is one node's origin policy for one download. It keeps what the policy remembers
