@@ -208,3 +208,49 @@ func TestBadLogFormat(t *testing.T) {
 		}
 	}
 }
+
+// TestFailureLineLogFormat: the line a failed command ends with is a JSON record under
+// --log-format json (level ERROR, the command, the error), and the usual "pkgsync CMD: ERR"
+// line otherwise, wherever the flag stands among the others.
+func TestFailureLineLogFormat(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "missing.tar.torrent")
+	tests := []struct {
+		name string
+		args []string
+		json bool
+	}{
+		{"json", []string{"update", "--log-format", "json", "--no-swarm", "--old", "v1.tar", missing}, true},
+		{"json after a flag with a value", []string{"update", "--old", "v1.tar", "--log-format=json", missing}, true},
+		{"text", []string{"update", "--log-format", "text", "--old", "v1.tar", missing}, false},
+		{"no flag", []string{"update", "--old", "v1.tar", missing}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, stderr := pkgsync(t, tt.args...)
+			if code != 1 {
+				t.Fatalf("exit %d, want 1; stderr %q", code, stderr)
+			}
+			lines := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n")
+			last := lines[len(lines)-1]
+			if !tt.json {
+				if !strings.HasPrefix(last, "pkgsync update: ") || !strings.Contains(last, "missing.tar.torrent") {
+					t.Fatalf("last line %q, want \"pkgsync update: ...missing.tar.torrent...\"", last)
+				}
+				return
+			}
+			for _, l := range lines {
+				if _, err := parseJSONRecord(l); err != nil {
+					t.Errorf("stderr line %q is not a JSON record: %v", l, err)
+				}
+			}
+			r, err := parseJSONRecord(last)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.level != "ERROR" || r.attrs["command"] != "update" || !strings.Contains(r.attrs["err"], "missing.tar.torrent") {
+				t.Fatalf("last record %+v, want level ERROR, command update and an err naming the file", r)
+			}
+		})
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -18,6 +19,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/pflag"
+
+	"github.com/pkgsync/pkgsync/internal/logging"
 )
 
 const usage = `pkgsync: fan packages out across a data center, fetching only what changed.
@@ -116,16 +119,40 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 2
 		case errors.As(err, &coded):
 			if coded.err != nil { // a status that is not a failure (sync's "updated") says nothing
-				fmt.Fprintf(stderr, "pkgsync %s: %v\n", c.name, err)
+				reportFailure(stderr, c.name, args[1:], err)
 			}
 			return coded.code
 		default:
-			fmt.Fprintf(stderr, "pkgsync %s: %v\n", c.name, err)
+			reportFailure(stderr, c.name, args[1:], err)
 			return 1
 		}
 	}
 	fmt.Fprintf(stderr, "pkgsync: unknown command %q\n\n%s", args[0], usage)
 	return 2
+}
+
+// reportFailure writes the line a failed command ends with: "pkgsync CMD: ERR" for a person, or,
+// under --log-format json, one more JSON record (level ERROR, the command and the error), so
+// that every line a log shipper reads on stderr is JSON, the last one too.
+func reportFailure(stderr io.Writer, cmd string, args []string, err error) {
+	if logFormatIn(args) == "json" {
+		if l, lerr := logging.New(stderr, "json", slog.LevelInfo); lerr == nil {
+			l.Error("pkgsync "+cmd+" failed", "command", cmd, "err", err.Error())
+			return
+		}
+	}
+	fmt.Fprintf(stderr, "pkgsync %s: %v\n", cmd, err)
+}
+
+// logFormatIn returns the value of --log-format among a command's arguments ("" when absent),
+// read by a flag set that knows only that flag and steps over the others.
+func logFormatIn(args []string) string {
+	fs := pflag.NewFlagSet("", pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.ParseErrorsAllowlist.UnknownFlags = true
+	format := fs.String("log-format", "", "")
+	_ = fs.Parse(args)
+	return *format
 }
 
 // newFlags returns a flag set that prints help to stdout and reports errors without exiting.
