@@ -7,28 +7,30 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/pkgsync/pkgsync/internal/proclab"
 )
 
 // mountTmpfs mounts a tmpfs of size bytes on a new folder of the lab and unmounts it in the
 // test's cleanup. It needs root: without it the test is skipped, or fails under CI=true.
 func mountTmpfs(l *lab, size int64) string {
-	l.t.Helper()
+	l.T.Helper()
 	if os.Geteuid() != 0 {
 		if os.Getenv("CI") == "true" {
-			l.t.Fatal("mounting a tmpfs needs root")
+			l.T.Fatal("mounting a tmpfs needs root")
 		}
-		l.t.Skip("mounting a tmpfs needs root")
+		l.T.Skip("mounting a tmpfs needs root")
 	}
-	dir := l.path("full")
+	dir := l.Path("full")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		l.t.Fatal(err)
+		l.T.Fatal(err)
 	}
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", size), "tmpfs", dir).CombinedOutput(); err != nil {
-		l.t.Fatalf("mount tmpfs: %v: %s", err, out)
+		l.T.Fatalf("mount tmpfs: %v: %s", err, out)
 	}
-	l.t.Cleanup(func() {
+	l.T.Cleanup(func() {
 		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			l.t.Errorf("umount %s: %v: %s", dir, err, out)
+			l.T.Errorf("umount %s: %v: %s", dir, err, out)
 		}
 	})
 	return dir
@@ -52,7 +54,7 @@ func TestDiskFull(t *testing.T) {
 			t.Errorf("the error does not say %q", want)
 		}
 	}
-	sameFile(t, s.out, s.v1)
+	proclab.SameFile(t, s.out, s.v1)
 	s.checkOld()
 	ents, _ := os.ReadDir(dir)
 	var names []string
@@ -71,7 +73,7 @@ func TestDiskFull(t *testing.T) {
 		t.Fatalf("remount: %v: %s", err, out)
 	}
 	re := s.l.mustUpdate("rerun with room", s.args()...)
-	sameFile(t, s.out, s.v2)
+	proclab.SameFile(t, s.out, s.v2)
 	s.checkOld()
 	t.Logf("ROW disk full: %q; files after: %q; rerun fetched %d in %d requests (an undisturbed run: %d)",
 		msg, names, re.BytesFromOrigin, re.RequestsToOrigin, base.BytesFromOrigin)

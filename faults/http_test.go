@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pkgsync/pkgsync/internal/proclab"
 )
 
 // TestPackageChanged publishes v3 at the origin (data, .torrent and .zsync) while a node fetches
@@ -35,12 +37,12 @@ func TestPackageChanged(t *testing.T) {
 			if !strings.Contains(msg, "changed on the origin") {
 				t.Errorf("the error does not say that the package changed: %s", msg)
 			}
-			sameFile(t, s.out, s.v1)
+			proclab.SameFile(t, s.out, s.v1)
 			s.checkOld()
 			s.o.set(0, nil, nil)
 			s.o.reset()
 			re := s.l.mustUpdate("rerun", s.args()...)
-			sameFile(t, s.out, s.v3)
+			proclab.SameFile(t, s.out, s.v3)
 			s.checkOld()
 			t.Logf("ROW changed at request %d: %q; rerun (v3) reused %d, fetched %d in %d requests", at, msg, re.BytesReused, re.BytesFromOrigin, re.RequestsToOrigin)
 		})
@@ -113,7 +115,7 @@ func TestOriginFaults(t *testing.T) {
 		}, "verification failed", nil},
 	} {
 		t.Run(strings.ReplaceAll(row.name, " ", "_"), func(t *testing.T) {
-			s.l.t = t
+			s.l.T = t
 			s.resetOut()
 			s.o.reset()
 			s.o.set(0, row.fault, nil)
@@ -123,20 +125,20 @@ func TestOriginFaults(t *testing.T) {
 				if !strings.Contains(msg, row.want) {
 					t.Errorf("the error does not say %q: %s", row.want, msg)
 				}
-				sameFile(t, s.out, s.v1)
+				proclab.SameFile(t, s.out, s.v1)
 				s.checkOld()
 				partLeft, requests := exists(s.out+".part"), s.o.requests.Load()
 				// The origin mends: the rerun resumes from what the failed run verified or
 				// rebuilt in OUT.part.
 				s.o.set(0, nil, nil)
 				re := s.l.mustUpdate("rerun", s.args()...)
-				sameFile(t, s.out, s.v2)
+				proclab.SameFile(t, s.out, s.v2)
 				t.Logf("ROW origin %s: %q; %d requests; OUT.part left: %v; rerun reused %d, fetched %d in %d requests (undisturbed: %d)",
 					row.name, msg, requests, partLeft, re.BytesReused, re.BytesFromOrigin, re.RequestsToOrigin, base.BytesFromOrigin)
 				return
 			}
 			sum := s.l.mustUpdate("update", s.args(row.args...)...)
-			sameFile(t, s.out, s.v2)
+			proclab.SameFile(t, s.out, s.v2)
 			s.checkOld()
 			t.Logf("ROW origin %s: exact v2; %d from the origin in %d requests (undisturbed: %d in %d)",
 				row.name, sum.BytesFromOrigin, sum.RequestsToOrigin, base.BytesFromOrigin, base.RequestsToOrigin)
@@ -155,7 +157,7 @@ func TestTrackerDown(t *testing.T) {
 	ln.Close() // nothing listens there now: connections are refused
 	s := newScene(t, announce)
 	sum := s.l.mustUpdate("update", updateArgs(s.out, s.old, "--seed-time", "0", "--listen", "127.0.0.1:0", s.o.torrentURL())...)
-	sameFile(t, s.out, s.v2)
+	proclab.SameFile(t, s.out, s.v2)
 	s.checkOld()
 	t.Logf("ROW tracker down: exact v2 in %.2fs; %d missing, %d from the origin in %d requests, %d from peers",
 		sum.Seconds, sum.missing(), sum.BytesFromOrigin, sum.RequestsToOrigin, sum.BytesFromPeers)

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/pkgsync/pkgsync/internal/proclab"
 )
 
 // scene is the starting point of most rows: an origin publishing v2, the node's old version
@@ -31,23 +33,23 @@ func newScene(t *testing.T, announce string) *scene {
 	s := &scene{l: l, o: newOrigin(l)}
 	s.v1, s.v2, s.v3 = versions()
 	s.o.publish(s.v2, "v2", announce)
-	s.old = l.write(s.v1, "old", "pkg.bin")
+	s.old = l.Write(s.v1, "old", "pkg.bin")
 	s.oldSum = fileSum(s.old)
-	s.out = l.path("out", "pkg.bin")
+	s.out = l.Path("out", "pkg.bin")
 	s.resetOut()
 	return s
 }
 
 // resetOut puts v1 back at OUT and removes what a run left beside it.
 func (s *scene) resetOut() {
-	s.l.t.Helper()
+	s.l.T.Helper()
 	// OUT.part, OUT.lock and the record of the last verified update (.pkg.bin.pkgsync).
 	ents, _ := os.ReadDir(filepath.Dir(s.out))
 	for _, e := range ents {
 		os.Remove(filepath.Join(filepath.Dir(s.out), e.Name()))
 	}
 	if err := os.WriteFile(s.out, s.v1, 0o644); err != nil {
-		s.l.t.Fatal(err)
+		s.l.T.Fatal(err)
 	}
 }
 
@@ -58,18 +60,18 @@ func (s *scene) args(extra ...string) []string {
 
 // checkOld checks that OLD is byte-identical to before.
 func (s *scene) checkOld() {
-	s.l.t.Helper()
+	s.l.T.Helper()
 	if fileSum(s.old) != s.oldSum {
-		s.l.t.Errorf("OLD %s changed", s.old)
+		s.l.T.Errorf("OLD %s changed", s.old)
 	}
 }
 
 // baseline runs an update to a folder of its own, unthrottled and without faults, and returns
 // what a run that nothing interrupts fetches.
 func (s *scene) baseline() summary {
-	s.l.t.Helper()
-	sum := s.l.mustUpdate("baseline", updateArgs(s.l.path("baseline", "pkg.bin"), s.old, "--no-swarm", s.o.torrentURL())...)
-	sameFile(s.l.t, s.l.path("baseline", "pkg.bin"), s.v2)
+	s.l.T.Helper()
+	sum := s.l.mustUpdate("baseline", updateArgs(s.l.Path("baseline", "pkg.bin"), s.old, "--no-swarm", s.o.torrentURL())...)
+	proclab.SameFile(s.l.T, s.l.Path("baseline", "pkg.bin"), s.v2)
 	s.o.reset()
 	return sum
 }
@@ -94,13 +96,13 @@ func TestKillMidTransfer(t *testing.T) {
 	t.Logf("baseline: %d total, %d reused, %d from the origin in %d requests", base.BytesTotal, base.BytesReused, base.BytesFromOrigin, base.RequestsToOrigin)
 	for _, pct := range []int64{10, 50, 90} {
 		t.Run(fmt.Sprintf("%d%%", pct), func(t *testing.T) {
-			s.l.t = t
-			defer func() { s.l.t = t }()
+			s.l.T = t
+			defer func() { s.l.T = t }()
 			s.resetOut()
 			s.o.reset()
 			_, sent := s.killAt(t, base.BytesFromOrigin*pct/100, fmt.Sprintf("update killed at %d%%", pct), s.args(), nil)
 			s.checkOld()
-			sameFile(t, s.out, s.v1)
+			proclab.SameFile(t, s.out, s.v1)
 			if _, err := os.Stat(s.out + ".part"); err != nil {
 				t.Fatalf("no OUT.part after the kill: %v", err)
 			}
@@ -118,7 +120,7 @@ func TestKillMidTransfer(t *testing.T) {
 			}, nil)
 			defer s.o.set(0, nil, nil)
 			re := s.l.mustUpdate("rerun", s.args()...)
-			sameFile(t, s.out, s.v2)
+			proclab.SameFile(t, s.out, s.v2)
 			s.checkOld()
 			left := base.BytesFromOrigin - sent
 			again := re.BytesFromOrigin - left
@@ -150,16 +152,16 @@ func TestKillInRenameWindow(t *testing.T) {
 	for range 3 {
 		s.resetOut()
 		p := s.l.pkgsync("timing", s.args()...)
-		if err := p.waitOutput(s.l.ctx, builtRE); err != nil {
+		if _, err := p.WaitOutput(s.l.Ctx, builtRE, time.Millisecond); err != nil {
 			t.Fatal(err)
 		}
 		start := time.Now()
-		if err := p.waitOutput(s.l.ctx, syncedRE); err != nil {
+		if _, err := p.WaitOutput(s.l.Ctx, syncedRE, time.Millisecond); err != nil {
 			t.Fatal(err)
 		}
 		window = max(window, time.Since(start))
-		if code, err := p.exitCode(s.l.ctx); err != nil || code != 0 {
-			t.Fatalf("exit status %d, %v\n%s", code, err, tail(p.stderr.String()))
+		if code, err := p.ExitCode(s.l.Ctx); err != nil || code != 0 {
+			t.Fatalf("exit status %d, %v\n%s", code, err, proclab.Tail(p.Stderr.String()))
 		}
 	}
 	const runs = 20
@@ -168,11 +170,11 @@ func TestKillInRenameWindow(t *testing.T) {
 	for i := range runs {
 		s.resetOut()
 		p := s.l.pkgsync(fmt.Sprintf("update %d", i), s.args()...)
-		if err := p.waitOutput(s.l.ctx, builtRE); err != nil {
+		if _, err := p.WaitOutput(s.l.Ctx, builtRE, time.Millisecond); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(time.Duration(rng.Int64N(int64(window) * 3 / 2)))
-		p.kill()
+		p.Kill()
 		s.checkOld()
 		switch fileSum(s.out) {
 		case fileSum(s.old):
@@ -185,7 +187,7 @@ func TestKillInRenameWindow(t *testing.T) {
 	}
 	// The last kill's leftovers: a rerun finishes from OUT.part or finds OUT up to date.
 	re := s.l.mustUpdate("rerun", s.args()...)
-	sameFile(t, s.out, s.v2)
+	proclab.SameFile(t, s.out, s.v2)
 	t.Logf("ROW rename window: window %v; %d kills: OUT old %d times, new %d times; last rerun fetched %d bytes (up to date: %v)",
 		window.Round(time.Millisecond), runs, outcomes["old"], outcomes["new"], re.BytesFromOrigin, re.UpToDate)
 }
@@ -235,10 +237,10 @@ func settle(path string, want []byte) {
 // the killed run has exactly what the origin counted, however loaded the machine. It returns the
 // process and the bytes the origin had sent at the kill, and fails the test when the update
 // ended before it.
-func (s *scene) killAt(t *testing.T, threshold int64, name string, args []string, atKill func()) (*proc, int64) {
+func (s *scene) killAt(t *testing.T, threshold int64, name string, args []string, atKill func()) (*proclab.Proc, int64) {
 	t.Helper()
 	var (
-		p      atomic.Pointer[proc]
+		p      atomic.Pointer[proclab.Proc]
 		sentAt atomic.Int64
 		once   sync.Once
 		killed = make(chan struct{})
@@ -254,20 +256,20 @@ func (s *scene) killAt(t *testing.T, threshold int64, name string, args []string
 					atKill()
 				}
 				close(killed)
-				p.Load().kill()
+				p.Load().Kill()
 			})
 		}
 	})
 	p.Store(s.l.pkgsync(name, args...))
 	select {
-	case <-p.Load().exited:
-	case <-s.l.ctx.Done():
+	case <-p.Load().Exited():
+	case <-s.l.Ctx.Done():
 		t.Fatal("no kill")
 	}
 	select {
 	case <-killed:
 	default:
-		t.Fatalf("%s: the update exited before the kill:\n%s", name, tail(p.Load().stderr.String()))
+		t.Fatalf("%s: the update exited before the kill:\n%s", name, proclab.Tail(p.Load().Stderr.String()))
 	}
 	return p.Load(), sentAt.Load()
 }

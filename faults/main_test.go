@@ -1,21 +1,16 @@
 package faults
 
 import (
-	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/pkgsync/pkgsync/internal/proclab"
 	vgen "github.com/pkgsync/pkgsync/internal/versions"
 )
 
@@ -23,178 +18,25 @@ import (
 var pkgsyncBin string
 
 func TestMain(m *testing.M) {
-	os.Exit(runTests(m))
-}
-
-func runTests(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "pkgsync-faults-")
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "faults: %v\n", err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	pkgsyncBin = filepath.Join(dir, "pkgsync")
-	build := exec.Command("go", "build", "-o", pkgsyncBin, "github.com/pkgsync/pkgsync/cmd/pkgsync")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintf(os.Stderr, "faults: building pkgsync into %s: %v\n", pkgsyncBin, err)
-		return 1
-	}
-	return m.Run()
+	os.Exit(proclab.RunWithPkgsync(m, "faults", &pkgsyncBin))
 }
 
 // testTimeout bounds every test: each waits for its processes under one context.
 const testTimeout = 120 * time.Second
 
-// lab is one test's working folder and deadline.
-type lab struct {
-	t   *testing.T
-	dir string
-	ctx context.Context
-}
+// lab is one test's working folder, deadline and processes.
+type lab struct{ *proclab.Lab }
 
-// newLab makes the test's folder before any process starts, so that the folder is removed only
-// after every process of the test is gone (cleanups run last-registered first).
+// newLab makes the test's folder before any process starts (see proclab.New).
 func newLab(t *testing.T) *lab {
 	t.Helper()
-	dir := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	t.Cleanup(cancel)
-	return &lab{t: t, dir: dir, ctx: ctx}
-}
-
-// path returns a path in the lab folder, making its parent folders.
-func (l *lab) path(elem ...string) string {
-	l.t.Helper()
-	p := filepath.Join(append([]string{l.dir}, elem...)...)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		l.t.Fatal(err)
-	}
-	return p
-}
-
-// write writes data to the lab path elem and returns the path.
-func (l *lab) write(data []byte, elem ...string) string {
-	l.t.Helper()
-	p := l.path(elem...)
-	if err := os.WriteFile(p, data, 0o644); err != nil {
-		l.t.Fatal(err)
-	}
-	return p
-}
-
-// lockedBuffer collects a process's output while the test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// proc is a subprocess of a test, killed with its process group in the test's cleanup.
-type proc struct {
-	name           string
-	argv           []string
-	cmd            *exec.Cmd
-	stdout, stderr lockedBuffer
-	exited         chan struct{}
-	err            error // set before exited closes
-}
-
-// start runs argv in its own process group. The cleanup kills the group and, if the test
-// failed, logs the output.
-func (l *lab) start(name string, argv ...string) *proc {
-	l.t.Helper()
-	p := &proc{name: name, argv: argv, exited: make(chan struct{})}
-	p.cmd = exec.Command(argv[0], argv[1:]...)
-	p.cmd.Dir = l.dir
-	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	p.cmd.WaitDelay = 2 * time.Second
-	if err := p.cmd.Start(); err != nil {
-		l.t.Fatalf("starting %s (%s): %v", name, argv[0], err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.exited)
-	}()
-	t := l.t
-	t.Cleanup(func() {
-		p.kill()
-		if t.Failed() {
-			t.Logf("--- %s: %s (%v)\nstdout:\n%s\nstderr:\n%s", name, strings.Join(argv, " "), p.err,
-				tail(p.stdout.String()), tail(p.stderr.String()))
-		}
-	})
-	return p
+	return &lab{proclab.New(t, testTimeout)}
 }
 
 // pkgsync starts the pkgsync binary with args.
-func (l *lab) pkgsync(name string, args ...string) *proc {
-	l.t.Helper()
-	return l.start(name, append([]string{pkgsyncBin}, args...)...)
-}
-
-// tail returns the last 40 lines of s.
-func tail(s string) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > 40 {
-		lines = append([]string{fmt.Sprintf("[... %d lines]", len(lines)-40)}, lines[len(lines)-40:]...)
-	}
-	return strings.Join(lines, "\n")
-}
-
-// kill ends the process group with SIGKILL and waits for the process.
-func (p *proc) kill() {
-	select {
-	case <-p.exited:
-		return
-	default:
-	}
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-	<-p.exited
-}
-
-// exitCode waits for the process and returns its exit status (-1: killed by a signal).
-func (p *proc) exitCode(ctx context.Context) (int, error) {
-	select {
-	case <-p.exited:
-	case <-ctx.Done():
-		return 0, fmt.Errorf("%s: still running: %w\nstderr:\n%s", p.name, ctx.Err(), tail(p.stderr.String()))
-	}
-	return p.cmd.ProcessState.ExitCode(), nil
-}
-
-// waitOutput polls the process's stderr until re matches, every millisecond (the rename
-// window test kills at moments measured from a log line).
-func (p *proc) waitOutput(ctx context.Context, re *regexp.Regexp) error {
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for {
-		if re.MatchString(p.stderr.String()) {
-			return nil
-		}
-		select {
-		case <-p.exited:
-			if re.MatchString(p.stderr.String()) {
-				return nil
-			}
-			return fmt.Errorf("%s exited (%v) before printing %q\nstderr:\n%s", p.name, p.err, re, tail(p.stderr.String()))
-		case <-ctx.Done():
-			return fmt.Errorf("%s printed no %q: %w", p.name, re, ctx.Err())
-		case <-tick.C:
-		}
-	}
+func (l *lab) pkgsync(name string, args ...string) *proclab.Proc {
+	l.T.Helper()
+	return l.Start(name, append([]string{pkgsyncBin}, args...)...)
 }
 
 // summary is `pkgsync update --json`.
@@ -221,18 +63,18 @@ func updateArgs(out, old string, extra ...string) []string {
 
 // mustUpdate runs an update to the end, checks it exited 0 and returns its summary.
 func (l *lab) mustUpdate(name string, args ...string) summary {
-	l.t.Helper()
+	l.T.Helper()
 	p := l.pkgsync(name, args...)
-	code, err := p.exitCode(l.ctx)
+	code, err := p.ExitCode(l.Ctx)
 	if err != nil {
-		l.t.Fatal(err)
+		l.T.Fatal(err)
 	}
 	if code != 0 {
-		l.t.Fatalf("%s: exit status %d\nstderr:\n%s", name, code, tail(p.stderr.String()))
+		l.T.Fatalf("%s: exit status %d\nstderr:\n%s", name, code, proclab.Tail(p.Stderr.String()))
 	}
 	var s summary
-	if err := json.Unmarshal([]byte(p.stdout.String()), &s); err != nil {
-		l.t.Fatalf("%s: update --json printed %q: %v", name, p.stdout.String(), err)
+	if err := json.Unmarshal([]byte(p.Stdout.String()), &s); err != nil {
+		l.T.Fatalf("%s: update --json printed %q: %v", name, p.Stdout.String(), err)
 	}
 	return s
 }
@@ -240,18 +82,18 @@ func (l *lab) mustUpdate(name string, args ...string) summary {
 // failedUpdate runs an update that must fail: exit status 1 and one line on stderr (besides
 // the log records, text as -v writes them), which it returns.
 func (l *lab) failedUpdate(name string, args ...string) string {
-	l.t.Helper()
+	l.T.Helper()
 	p := l.pkgsync(name, args...)
-	code, err := p.exitCode(l.ctx)
+	code, err := p.ExitCode(l.Ctx)
 	if err != nil {
-		l.t.Fatal(err)
+		l.T.Fatal(err)
 	}
-	msg := errorLines(p.stderr.String())
+	msg := errorLines(p.Stderr.String())
 	if code != 1 {
-		l.t.Fatalf("%s: exit status %d, want 1\nstdout:\n%s\nstderr:\n%s", name, code, p.stdout.String(), tail(p.stderr.String()))
+		l.T.Fatalf("%s: exit status %d, want 1\nstdout:\n%s\nstderr:\n%s", name, code, p.Stdout.String(), proclab.Tail(p.Stderr.String()))
 	}
 	if len(msg) != 1 {
-		l.t.Fatalf("%s: want one error line, got %d:\n%s", name, len(msg), strings.Join(msg, "\n"))
+		l.T.Fatalf("%s: want one error line, got %d:\n%s", name, len(msg), strings.Join(msg, "\n"))
 	}
 	return msg[0]
 }
@@ -268,23 +110,6 @@ func errorLines(stderr string) []string {
 		}
 	}
 	return out
-}
-
-// sameFile checks that path holds want.
-func sameFile(t *testing.T, path string, want []byte) {
-	t.Helper()
-	got, err := os.ReadFile(path)
-	if err != nil {
-		t.Error(err)
-		return
-	}
-	if !bytes.Equal(got, want) {
-		first := 0
-		for first < min(len(got), len(want)) && got[first] == want[first] {
-			first++
-		}
-		t.Errorf("%s: %d bytes, want %d; first difference at offset %d", path, len(got), len(want), first)
-	}
 }
 
 // fileSum is the SHA-256 of path, "" if it cannot be read.

@@ -53,7 +53,7 @@ const throttleChunk = 8 << 10
 func newOrigin(l *lab) *origin {
 	o := &origin{l: l}
 	o.srv = httptest.NewServer(o)
-	l.t.Cleanup(o.srv.Close)
+	l.T.Cleanup(o.srv.Close)
 	o.base = o.srv.URL + "/"
 	return o
 }
@@ -64,7 +64,7 @@ func (o *origin) torrentURL() string { return o.base + "pkg.bin.torrent" }
 
 // publish makes data's .torrent and .zsync (prepare) and serves the three from now on.
 func (o *origin) publish(data []byte, etag, announce string) *published {
-	o.l.t.Helper()
+	o.l.T.Helper()
 	v := o.prepare(data, etag, announce)
 	o.serve(v)
 	return v
@@ -81,28 +81,28 @@ func (o *origin) serve(v *published) {
 // tracker announce, when not empty), for the origin to serve with data under ETag "etag".
 func (o *origin) prepare(data []byte, etag, announce string) *published {
 	l := o.l
-	l.t.Helper()
-	file := l.write(data, "pub-"+etag, "pkg.bin")
+	l.T.Helper()
+	file := l.Write(data, "pub-"+etag, "pkg.bin")
 	args := []string{"make", file, "--json", "--url", o.pkgURL()}
 	if announce != "" {
 		args = append(args, "--tracker", announce)
 	}
 	p := l.pkgsync("make "+etag, args...)
-	if code, err := p.exitCode(l.ctx); err != nil || code != 0 {
-		l.t.Fatalf("pkgsync make: %v, exit status %d\n%s", err, code, p.stderr.String())
+	if code, err := p.ExitCode(l.Ctx); err != nil || code != 0 {
+		l.T.Fatalf("pkgsync make: %v, exit status %d\n%s", err, code, p.Stderr.String())
 	}
 	var r struct{ Torrent, Zsync string }
-	if err := json.Unmarshal([]byte(p.stdout.String()), &r); err != nil {
-		l.t.Fatalf("pkgsync make --json printed %q: %v", p.stdout.String(), err)
+	if err := json.Unmarshal([]byte(p.Stdout.String()), &r); err != nil {
+		l.T.Fatalf("pkgsync make --json printed %q: %v", p.Stdout.String(), err)
 	}
 	v := &published{data: data, etag: `"` + etag + `"`}
 	for dst, name := range map[*[]byte]string{&v.torrent: r.Torrent, &v.zsync: r.Zsync} {
 		if !filepath.IsAbs(name) {
-			name = filepath.Join(l.dir, name)
+			name = filepath.Join(l.Dir, name)
 		}
 		b, err := os.ReadFile(name)
 		if err != nil {
-			l.t.Fatal(err)
+			l.T.Fatal(err)
 		}
 		*dst = b
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pkgsync/pkgsync/internal/proclab"
 	"github.com/pkgsync/pkgsync/manifest"
 )
 
@@ -36,9 +37,9 @@ func newSwarmScene(t *testing.T) (s *scene, active *atomic.Int64, pieceLen int64
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.old = l.write(s.v1, "old", "pkg.bin")
+	s.old = l.Write(s.v1, "old", "pkg.bin")
 	s.oldSum = fileSum(s.old)
-	s.out = l.path("out", "pkg.bin")
+	s.out = l.Path("out", "pkg.bin")
 	s.resetOut()
 	return s, active, tor.Info.PieceLength
 }
@@ -62,8 +63,8 @@ var swarmRE = regexp.MustCompile(`msg="update: joined the swarm" .* pieces_rebui
 // asks for no block OUT.part holds.
 func TestKillMidSwarm(t *testing.T) {
 	s, active, pieceLen := newSwarmScene(t)
-	base := s.l.mustUpdate("baseline", s.swarmArgs(s.l.path("baseline", "pkg.bin"))...)
-	sameFile(t, s.l.path("baseline", "pkg.bin"), s.v2)
+	base := s.l.mustUpdate("baseline", s.swarmArgs(s.l.Path("baseline", "pkg.bin"))...)
+	proclab.SameFile(t, s.l.Path("baseline", "pkg.bin"), s.v2)
 	baseSent := s.o.sent.Load()
 	missing := base.missing()
 	t.Logf("baseline: %d total, %d missing, %d from the origin in %d requests (origin counted %d), piece %d",
@@ -73,18 +74,18 @@ func TestKillMidSwarm(t *testing.T) {
 	}
 	for _, pct := range []int64{10, 50, 90} {
 		t.Run(fmt.Sprintf("%d%%", pct), func(t *testing.T) {
-			s.l.t = t
-			defer func() { s.l.t = t }()
+			s.l.T = t
+			defer func() { s.l.T = t }()
 			s.resetOut()
 			s.o.reset()
 			var flight int64
 			p, sent1 := s.killAt(t, baseSent*pct/100, fmt.Sprintf("swarm update killed at %d%%", pct), s.swarmArgs(s.out),
 				func() { flight = active.Load() }) // the requests still being served
-			if !swarmRE.MatchString(p.stderr.String()) {
-				t.Fatalf("the killed update did not fetch over the swarm:\n%s", tail(p.stderr.String()))
+			if !swarmRE.MatchString(p.Stderr.String()) {
+				t.Fatalf("the killed update did not fetch over the swarm:\n%s", proclab.Tail(p.Stderr.String()))
 			}
 			s.checkOld()
-			sameFile(t, s.out, s.v1)
+			proclab.SameFile(t, s.out, s.v1)
 			part, err := os.ReadFile(s.out + ".part")
 			if err != nil {
 				t.Fatalf("no OUT.part after the kill: %v", err)
@@ -94,7 +95,7 @@ func TestKillMidSwarm(t *testing.T) {
 			// wrote (no byte of it reached the node) stays out of the rerun's count.
 			for active.Load() > 0 {
 				select {
-				case <-s.l.ctx.Done():
+				case <-s.l.Ctx.Done():
 					t.Fatalf("%d requests of the killed run still served", active.Load())
 				case <-time.After(10 * time.Millisecond):
 				}
@@ -109,7 +110,7 @@ func TestKillMidSwarm(t *testing.T) {
 			}, nil)
 			defer s.o.set(0, nil, nil)
 			re := s.l.mustUpdate("rerun", s.swarmArgs(s.out)...)
-			sameFile(t, s.out, s.v2)
+			proclab.SameFile(t, s.out, s.v2)
 			s.checkOld()
 			sent2 := s.o.sent.Load()
 			total := sent1 + sent2

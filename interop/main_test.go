@@ -1,22 +1,19 @@
 package interop
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/pkgsync/pkgsync/internal/proclab"
 	vgen "github.com/pkgsync/pkgsync/internal/versions"
 )
 
@@ -24,210 +21,35 @@ import (
 var pkgsyncBin string
 
 func TestMain(m *testing.M) {
-	os.Exit(runTests(m))
-}
-
-func runTests(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "pkgsync-interop-")
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "interop: %v\n", err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	pkgsyncBin = filepath.Join(dir, "pkgsync")
-	build := exec.Command("go", "build", "-o", pkgsyncBin, "github.com/pkgsync/pkgsync/cmd/pkgsync")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintf(os.Stderr, "interop: building pkgsync into %s: %v\n", pkgsyncBin, err)
-		return 1
-	}
-	return m.Run()
+	os.Exit(proclab.RunWithPkgsync(m, "interop", &pkgsyncBin))
 }
 
 // testTimeout bounds every test: each waits for its processes under one context.
 const testTimeout = 50 * time.Second
 
-// lab is one test's working folder and deadline.
-type lab struct {
-	t   *testing.T
-	dir string
-	ctx context.Context
-}
+// lab is one test's working folder, deadline and processes.
+type lab struct{ *proclab.Lab }
 
-// newLab makes the test's folder before any process starts, so that the folder is removed only
-// after every process of the test is gone (cleanups run last-registered first).
+// newLab makes the test's folder before any process starts (see proclab.New).
 func newLab(t *testing.T) *lab {
 	t.Helper()
-	dir := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	t.Cleanup(cancel)
-	return &lab{t: t, dir: dir, ctx: ctx}
-}
-
-// path returns a path in the lab folder, making its parent folders.
-func (l *lab) path(elem ...string) string {
-	l.t.Helper()
-	p := filepath.Join(append([]string{l.dir}, elem...)...)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		l.t.Fatal(err)
-	}
-	return p
-}
-
-// mkdir makes the lab folder name and returns its path.
-func (l *lab) mkdir(name string) string {
-	l.t.Helper()
-	p := filepath.Join(l.dir, name)
-	if err := os.MkdirAll(p, 0o755); err != nil {
-		l.t.Fatal(err)
-	}
-	return p
-}
-
-// write writes data to the lab path elem and returns the path.
-func (l *lab) write(data []byte, elem ...string) string {
-	l.t.Helper()
-	p := l.path(elem...)
-	if err := os.WriteFile(p, data, 0o644); err != nil {
-		l.t.Fatal(err)
-	}
-	return p
-}
-
-// lockedBuffer collects a process's output while the test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// proc is a subprocess of a test, killed with its process group in the test's cleanup.
-type proc struct {
-	name           string
-	argv           []string
-	cmd            *exec.Cmd
-	stdout, stderr lockedBuffer
-	exited         chan struct{}
-	err            error // set before exited closes
-}
-
-// start runs argv in its own process group. The cleanup kills the group (so aria2c hooks and
-// anything else the process started go too) and, if the test failed, logs the output.
-func (l *lab) start(name string, argv ...string) *proc {
-	l.t.Helper()
-	p := &proc{name: name, argv: argv, exited: make(chan struct{})}
-	p.cmd = exec.Command(argv[0], argv[1:]...)
-	p.cmd.Dir = l.dir
-	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	p.cmd.WaitDelay = 2 * time.Second
-	if err := p.cmd.Start(); err != nil {
-		l.t.Fatalf("starting %s (%s): %v", name, argv[0], err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.exited)
-	}()
-	t := l.t
-	t.Cleanup(func() {
-		p.kill()
-		if t.Failed() {
-			t.Logf("--- %s: %s (%v)\nstdout:\n%s\nstderr:\n%s", name, strings.Join(argv, " "), p.err,
-				tail(p.stdout.String()), tail(p.stderr.String()))
-		}
-	})
-	return p
+	return &lab{proclab.New(t, testTimeout)}
 }
 
 // pkgsync starts the pkgsync binary with args.
-func (l *lab) pkgsync(name string, args ...string) *proc {
-	l.t.Helper()
-	return l.start(name, append([]string{pkgsyncBin}, args...)...)
-}
-
-// tail returns the last 40 lines of s.
-func tail(s string) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > 40 {
-		lines = append([]string{fmt.Sprintf("[... %d lines]", len(lines)-40)}, lines[len(lines)-40:]...)
-	}
-	return strings.Join(lines, "\n")
-}
-
-// kill ends the process group with SIGKILL and waits for the process.
-func (p *proc) kill() {
-	select {
-	case <-p.exited:
-		return
-	default:
-	}
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-	<-p.exited
-}
-
-// running reports whether the process has not exited yet.
-func (p *proc) running() bool {
-	select {
-	case <-p.exited:
-		return false
-	default:
-		return true
-	}
-}
-
-// wait waits for the process to exit and returns an error unless it exited with status 0.
-func (p *proc) wait(ctx context.Context) error {
-	select {
-	case <-p.exited:
-	case <-ctx.Done():
-		return fmt.Errorf("%s: still running: %w", p.name, ctx.Err())
-	}
-	if p.err != nil {
-		return fmt.Errorf("%s: %w\nstderr:\n%s", p.name, p.err, tail(p.stderr.String()))
-	}
-	return nil
-}
-
-// waitOutput polls the process's stderr and stdout until re matches and returns the submatches.
-func (p *proc) waitOutput(ctx context.Context, re *regexp.Regexp) ([]string, error) {
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if m := re.FindStringSubmatch(p.stderr.String() + p.stdout.String()); m != nil {
-			return m, nil
-		}
-		select {
-		case <-p.exited:
-			if m := re.FindStringSubmatch(p.stderr.String() + p.stdout.String()); m != nil {
-				return m, nil
-			}
-			return nil, fmt.Errorf("%s exited (%v) before printing %q\nstderr:\n%s", p.name, p.err, re, tail(p.stderr.String()))
-		case <-ctx.Done():
-			return nil, fmt.Errorf("%s printed no %q: %w", p.name, re, ctx.Err())
-		case <-tick.C:
-		}
-	}
+func (l *lab) pkgsync(name string, args ...string) *proclab.Proc {
+	l.T.Helper()
+	return l.Start(name, append([]string{pkgsyncBin}, args...)...)
 }
 
 // runPkgsync runs a short pkgsync command (make) and returns its stdout.
 func (l *lab) runPkgsync(args ...string) string {
-	l.t.Helper()
+	l.T.Helper()
 	p := l.pkgsync("pkgsync "+args[0], args...)
-	if err := p.wait(l.ctx); err != nil {
-		l.t.Fatal(err)
+	if err := p.Wait(l.Ctx); err != nil {
+		l.T.Fatal(err)
 	}
-	return p.stdout.String()
+	return p.Stdout.String()
 }
 
 // makeResult is the part of `pkgsync make --json` the tests use.
@@ -244,15 +66,15 @@ type makeResult struct {
 
 // makeTorrent runs `pkgsync make FILE --json ARGS...`.
 func (l *lab) makeTorrent(file string, args ...string) makeResult {
-	l.t.Helper()
+	l.T.Helper()
 	out := l.runPkgsync(append([]string{"make", file, "--json"}, args...)...)
 	var r makeResult
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
-		l.t.Fatalf("pkgsync make --json printed %q: %v", out, err)
+		l.T.Fatalf("pkgsync make --json printed %q: %v", out, err)
 	}
 	if !filepath.IsAbs(r.Torrent) {
-		r.Torrent = filepath.Join(l.dir, r.Torrent)
-		r.Zsync = filepath.Join(l.dir, r.Zsync)
+		r.Torrent = filepath.Join(l.Dir, r.Torrent)
+		r.Zsync = filepath.Join(l.Dir, r.Zsync)
 	}
 	return r
 }
@@ -260,24 +82,24 @@ func (l *lab) makeTorrent(file string, args ...string) makeResult {
 var listeningRE = regexp.MustCompile(`listening on http://(\S+?)/`)
 
 // serve starts `pkgsync serve DIR --listen 127.0.0.1:0 ARGS...` and returns its base URL.
-func (l *lab) serve(name, dir string, args ...string) (string, *proc) {
-	l.t.Helper()
+func (l *lab) serve(name, dir string, args ...string) (string, *proclab.Proc) {
+	l.T.Helper()
 	p := l.pkgsync(name, append([]string{"serve", dir, "--listen", "127.0.0.1:0"}, args...)...)
-	m, err := p.waitOutput(l.ctx, listeningRE)
+	m, err := p.WaitOutput(l.Ctx, listeningRE, 20*time.Millisecond)
 	if err != nil {
-		l.t.Fatal(err)
+		l.T.Fatal(err)
 	}
 	return "http://" + m[1] + "/", p
 }
 
 // tracker starts `pkgsync tracker` on 127.0.0.1 and returns its announce URL; its announce log
 // is the process's stderr.
-func (l *lab) tracker() (string, *proc) {
-	l.t.Helper()
+func (l *lab) tracker() (string, *proclab.Proc) {
+	l.T.Helper()
 	p := l.pkgsync("pkgsync tracker", "tracker", "--listen", "127.0.0.1:0")
-	m, err := p.waitOutput(l.ctx, listeningRE)
+	m, err := p.WaitOutput(l.Ctx, listeningRE, 20*time.Millisecond)
 	if err != nil {
-		l.t.Fatal(err)
+		l.T.Fatal(err)
 	}
 	return "http://" + m[1] + "/announce", p
 }
@@ -292,12 +114,12 @@ type announce struct {
 
 // waitSeeder waits until the announce log of tr shows a peer at ip that has the whole torrent,
 // and returns that peer's address.
-func (l *lab) waitSeeder(tr *proc, infoHash, ip string) string {
-	l.t.Helper()
+func (l *lab) waitSeeder(tr *proclab.Proc, infoHash, ip string) string {
+	l.T.Helper()
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		for _, line := range strings.Split(tr.stderr.String(), "\n") {
+		for _, line := range strings.Split(tr.Stderr.String(), "\n") {
 			var a announce
 			if json.Unmarshal([]byte(line), &a) != nil || a.InfoHash != infoHash || a.Left != 0 || a.Event == "stopped" {
 				continue
@@ -307,8 +129,8 @@ func (l *lab) waitSeeder(tr *proc, infoHash, ip string) string {
 			}
 		}
 		select {
-		case <-l.ctx.Done():
-			l.t.Fatalf("no announce of a complete %s from %s in the tracker log", infoHash, ip)
+		case <-l.Ctx.Done():
+			l.T.Fatalf("no announce of a complete %s from %s in the tracker log", infoHash, ip)
 		case <-tick.C:
 		}
 	}
@@ -316,11 +138,11 @@ func (l *lab) waitSeeder(tr *proc, infoHash, ip string) string {
 
 // seed starts `pkgsync seed` on ip for a torrent and its data, and returns once the seeder
 // listens.
-func (l *lab) seed(name, ip, torrent, data string) *proc {
-	l.t.Helper()
+func (l *lab) seed(name, ip, torrent, data string) *proclab.Proc {
+	l.T.Helper()
 	p := l.pkgsync(name, "seed", torrent, "--data", data, "--listen", ip+":0")
-	if _, err := p.waitOutput(l.ctx, regexp.MustCompile(`listening on (\S+);`)); err != nil {
-		l.t.Fatal(err)
+	if _, err := p.WaitOutput(l.Ctx, regexp.MustCompile(`listening on (\S+);`), 20*time.Millisecond); err != nil {
+		l.T.Fatal(err)
 	}
 	return p
 }
@@ -357,14 +179,14 @@ func (s summary) missing() int64 { return s.BytesTotal - s.BytesReused }
 type node struct {
 	name string
 	out  string
-	p    *proc
+	p    *proclab.Proc
 }
 
 // update starts `pkgsync update` as a node on ip, writing to the lab path name/pkg.bin. old is
 // the node's old version ("" for an empty node).
 func (l *lab) update(name, ip, source, old string, extra ...string) *node {
-	l.t.Helper()
-	out := l.path(name, "pkg.bin")
+	l.T.Helper()
+	out := l.Path(name, "pkg.bin")
 	// -v: the steps show in the failure report.
 	args := []string{"update", "-v", "-o", out, "--json", "--seed-time", "0", "--listen", ip + ":0"}
 	if old != "" {
@@ -377,51 +199,34 @@ func (l *lab) update(name, ip, source, old string, extra ...string) *node {
 // result waits for the node and returns its summary.
 func (n *node) result(ctx context.Context) (summary, error) {
 	var s summary
-	if err := n.p.wait(ctx); err != nil {
+	if err := n.p.Wait(ctx); err != nil {
 		return s, err
 	}
-	if err := json.Unmarshal([]byte(n.p.stdout.String()), &s); err != nil {
-		return s, fmt.Errorf("%s: update --json printed %q: %w", n.name, n.p.stdout.String(), err)
+	if err := json.Unmarshal([]byte(n.p.Stdout.String()), &s); err != nil {
+		return s, fmt.Errorf("%s: update --json printed %q: %w", n.name, n.p.Stdout.String(), err)
 	}
 	return s, nil
 }
 
 // results waits for every node, checks that each wrote want, and returns their summaries.
 func (l *lab) results(nodes []*node, want []byte) []summary {
-	l.t.Helper()
+	l.T.Helper()
 	sums := make([]summary, len(nodes))
 	for i, n := range nodes {
-		s, err := n.result(l.ctx)
+		s, err := n.result(l.Ctx)
 		if err != nil {
-			l.t.Error(err)
+			l.T.Error(err)
 			continue
 		}
 		sums[i] = s
-		l.t.Logf("%s: %d total, %d reused, %d from peers, %d from the origin in %d requests, %d uploaded, %.2fs",
+		l.T.Logf("%s: %d total, %d reused, %d from peers, %d from the origin in %d requests, %d uploaded, %.2fs",
 			n.name, s.BytesTotal, s.BytesReused, s.BytesFromPeers, s.BytesFromOrigin, s.RequestsToOrigin, s.BytesUploaded, s.Seconds)
-		sameFile(l.t, n.out, want)
+		proclab.SameFile(l.T, n.out, want)
 	}
-	if l.t.Failed() {
-		l.t.FailNow()
+	if l.T.Failed() {
+		l.T.FailNow()
 	}
 	return sums
-}
-
-// sameFile checks that path holds want.
-func sameFile(t *testing.T, path string, want []byte) {
-	t.Helper()
-	got, err := os.ReadFile(path)
-	if err != nil {
-		t.Error(err)
-		return
-	}
-	if !bytes.Equal(got, want) {
-		first := 0
-		for first < min(len(got), len(want)) && got[first] == want[first] {
-			first++
-		}
-		t.Errorf("%s: %d bytes, want %d; first difference at offset %d", path, len(got), len(want), first)
-	}
 }
 
 // originStats is GET /.pkgsync/stats of a pkgsync origin.
@@ -437,25 +242,25 @@ type fileStats struct {
 }
 
 func (l *lab) originStats(base string) originStats {
-	l.t.Helper()
-	req, err := http.NewRequestWithContext(l.ctx, http.MethodGet, base+".pkgsync/stats", nil)
+	l.T.Helper()
+	req, err := http.NewRequestWithContext(l.Ctx, http.MethodGet, base+".pkgsync/stats", nil)
 	if err != nil {
-		l.t.Fatal(err)
+		l.T.Fatal(err)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		l.t.Fatalf("origin stats: %v", err)
+		l.T.Fatalf("origin stats: %v", err)
 	}
 	defer resp.Body.Close()
 	var s originStats
 	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
-		l.t.Fatalf("origin stats from %s: %v", base, err)
+		l.T.Fatalf("origin stats from %s: %v", base, err)
 	}
 	return s
 }
 
 // fileSize returns the size of path.
-func fileSize(t *testing.T, path string) int64 {
+func fileSize(t testing.TB, path string) int64 {
 	t.Helper()
 	st, err := os.Stat(path)
 	if err != nil {
@@ -466,7 +271,7 @@ func fileSize(t *testing.T, path string) int64 {
 
 // freePort returns a TCP port on ip that is free for both TCP and UDP just now, for tools that
 // cannot report the port they bound.
-func freePort(t *testing.T, ip string) int {
+func freePort(t testing.TB, ip string) int {
 	t.Helper()
 	for range 20 {
 		ln, err := net.Listen("tcp", ip+":0")
@@ -486,20 +291,20 @@ func freePort(t *testing.T, ip string) int {
 }
 
 // waitTCP waits until addr accepts connections.
-func (l *lab) waitTCP(addr string, p *proc) {
-	l.t.Helper()
+func (l *lab) waitTCP(addr string, p *proclab.Proc) {
+	l.T.Helper()
 	for {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
 			c.Close()
 			return
 		}
-		if !p.running() {
-			l.t.Fatalf("%s exited (%v) before listening on %s\nstderr:\n%s", p.name, p.err, addr, tail(p.stderr.String()))
+		if !p.Running() {
+			l.T.Fatalf("%s exited (%v) before listening on %s\nstderr:\n%s", p.Name, p.Err(), addr, proclab.Tail(p.Stderr.String()))
 		}
 		select {
-		case <-l.ctx.Done():
-			l.t.Fatalf("%s is not listening on %s: %v", p.name, addr, err)
+		case <-l.Ctx.Done():
+			l.T.Fatalf("%s is not listening on %s: %v", p.Name, addr, err)
 		case <-time.After(20 * time.Millisecond):
 		}
 	}

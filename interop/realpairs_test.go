@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pkgsync/pkgsync/internal/proclab"
 	"github.com/pkgsync/pkgsync/internal/testtool"
 	vgen "github.com/pkgsync/pkgsync/internal/versions"
 )
@@ -70,7 +71,7 @@ func TestRealPairs(t *testing.T) {
 	}
 
 	l := newLab(t)
-	pub := l.mkdir("pub")
+	pub := l.Mkdir("pub")
 	url, _ := l.serve("origin", pub)
 	var table []string
 	for _, name := range pairs {
@@ -93,13 +94,13 @@ func TestRealPairs(t *testing.T) {
 func TestShapesAgainstZsync(t *testing.T) {
 	zsyncBin := testtool.Need(t, "zsync")[0]
 	l := newLab(t)
-	pub := l.mkdir("pub")
+	pub := l.Mkdir("pub")
 	url, _ := l.serve("origin", pub)
 	var table []string
 	for _, sh := range vgen.Shapes {
 		t.Run(sh.Name, func(t *testing.T) {
 			v1, v2 := sh.Make(uint64(len(sh.Name)), 6<<20)
-			old := l.write(v1, sh.Name+".old")
+			old := l.Write(v1, sh.Name+".old")
 			table = append(table, compareWithZsync(t, zsyncBin, url, pub, sh.Name, sh.What, old, v2))
 		})
 	}
@@ -123,16 +124,16 @@ func compareWithZsync(t *testing.T, zsyncBin, url, pub, name, what, old string, 
 	zsyncURL := url + name + ".tar.zsync"
 
 	// The stock client, in a folder of its own: it also reads an existing output file.
-	zdir := pl.mkdir("zsync")
-	cmd := exec.CommandContext(pl.ctx, zsyncBin, "-i", old, "-o", "out", zsyncURL)
+	zdir := pl.Mkdir("zsync")
+	cmd := exec.CommandContext(pl.Ctx, zsyncBin, "-i", old, "-o", "out", zsyncURL)
 	cmd.Dir = zdir
 	msg, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Fatalf("stock zsync: %v\n%s", err, tail(string(msg)))
+		t.Fatalf("stock zsync: %v\n%s", err, proclab.Tail(string(msg)))
 	}
 	m := zsyncUsedRE.FindStringSubmatch(string(msg))
 	if m == nil {
-		t.Fatalf("stock zsync printed no %q:\n%s", zsyncUsedRE, tail(string(msg)))
+		t.Fatalf("stock zsync printed no %q:\n%s", zsyncUsedRE, proclab.Tail(string(msg)))
 	}
 	zUsed, _ := strconv.ParseInt(m[1], 10, 64)
 	zFetched, _ := strconv.ParseInt(m[2], 10, 64)
@@ -140,14 +141,14 @@ func compareWithZsync(t *testing.T, zsyncBin, url, pub, name, what, old string, 
 		t.Fatal("stock zsync built a file different from the new version")
 	}
 
-	out := pl.path("pkgsync", "out")
+	out := pl.Path("pkgsync", "out")
 	p := pl.pkgsync("update", "update", "--no-swarm", "--json", "--old", old, "-o", out, zsyncURL)
-	if err := p.wait(pl.ctx); err != nil {
+	if err := p.Wait(pl.Ctx); err != nil {
 		t.Fatal(err)
 	}
 	var s summary
-	if err := json.Unmarshal([]byte(p.stdout.String()), &s); err != nil {
-		t.Fatalf("update --json printed %q: %v", p.stdout.String(), err)
+	if err := json.Unmarshal([]byte(p.Stdout.String()), &s); err != nil {
+		t.Fatalf("update --json printed %q: %v", p.Stdout.String(), err)
 	}
 	if got, _ := os.ReadFile(out); !bytes.Equal(got, want) {
 		t.Fatal("pkgsync update built a file different from the new version")

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pkgsync/pkgsync/internal/proclab"
 	"github.com/pkgsync/pkgsync/internal/testtool"
 )
 
@@ -22,7 +23,7 @@ type stockClient struct {
 	// start runs the client on ip for torrent, with dir as its download folder. With seed, dir
 	// already holds the complete file and the client seeds it until killed; else the client
 	// downloads into dir and exits with status 0 once the file is complete and verified.
-	start func(l *lab, torrent, dir, ip string, seed bool) *proc
+	start func(l *lab, torrent, dir, ip string, seed bool) *proclab.Proc
 }
 
 var stockClients = []stockClient{
@@ -32,11 +33,11 @@ var stockClients = []stockClient{
 
 // startAria2c runs aria2c as a LAN node: peers from the tracker only (no DHT, LPD or PEX), no
 // encryption required, bound to ip. aria2c cannot report the port it took, so it gets a free one.
-func startAria2c(l *lab, torrent, dir, ip string, seed bool) *proc {
-	l.t.Helper()
-	bin := testtool.Need(l.t, "aria2c")[0]
+func startAria2c(l *lab, torrent, dir, ip string, seed bool) *proclab.Proc {
+	l.T.Helper()
+	bin := testtool.Need(l.T, "aria2c")[0]
 	args := []string{
-		bin, "--no-conf", "--dir=" + dir, "--interface=" + ip, fmt.Sprintf("--listen-port=%d", freePort(l.t, ip)),
+		bin, "--no-conf", "--dir=" + dir, "--interface=" + ip, fmt.Sprintf("--listen-port=%d", freePort(l.T, ip)),
 		"--enable-dht=false", "--enable-dht6=false", "--bt-enable-lpd=false", "--enable-peer-exchange=false",
 		"--bt-require-crypto=false", "--disable-ipv6=true", "--file-allocation=none",
 		"--summary-interval=0", "--console-log-level=notice",
@@ -47,7 +48,7 @@ func startAria2c(l *lab, torrent, dir, ip string, seed bool) *proc {
 	} else {
 		args = append(args, "--seed-time=0")
 	}
-	return l.start("aria2c", append(args, torrent)...)
+	return l.Start("aria2c", append(args, torrent)...)
 }
 
 // debianPython is the one interpreter that can import Debian's python3-libtorrent.
@@ -97,17 +98,17 @@ while True:
 `
 
 // startLibtorrent runs the libtorrent node script with Debian's python.
-func startLibtorrent(l *lab, torrent, dir, ip string, seed bool) *proc {
-	l.t.Helper()
-	script := filepath.Join(l.dir, "lt_node.py")
+func startLibtorrent(l *lab, torrent, dir, ip string, seed bool) *proclab.Proc {
+	l.T.Helper()
+	script := filepath.Join(l.Dir, "lt_node.py")
 	if _, err := os.Stat(script); err != nil {
-		l.write([]byte(libtorrentNode), "lt_node.py")
+		l.Write([]byte(libtorrentNode), "lt_node.py")
 	}
 	mode := "download"
 	if seed {
 		mode = "seed"
 	}
-	return l.start("libtorrent", debianPython, script, mode, torrent, dir, ip)
+	return l.Start("libtorrent", debianPython, script, mode, torrent, dir, ip)
 }
 
 // needLibtorrent skips the test when Debian's python3-libtorrent is missing, or fails it under
@@ -148,10 +149,10 @@ func TestStockClientDownloads(t *testing.T) {
 			m := l.makeTorrent(pkg, "--url", base+"pkg.bin")
 			return m.Torrent, func() {
 				st := l.originStats(base)
-				l.t.Logf("the web seed served %d requests, %d body bytes (%.3fx the package)",
+				l.T.Logf("the web seed served %d requests, %d body bytes (%.3fx the package)",
 					st.Requests, st.BodyBytes, float64(st.BodyBytes)/float64(m.Length))
 				if st.BodyBytes < m.Length {
-					l.t.Errorf("the web seed sent %d bytes, less than the %d-byte package", st.BodyBytes, m.Length)
+					l.T.Errorf("the web seed sent %d bytes, less than the %d-byte package", st.BodyBytes, m.Length)
 				}
 			}
 		}},
@@ -162,14 +163,14 @@ func TestStockClientDownloads(t *testing.T) {
 				c.need(t)
 				l := newLab(t)
 				_, v2 := versions()
-				pkg := l.write(v2, "pub", "pkg.bin")
+				pkg := l.Write(v2, "pub", "pkg.bin")
 				torrent, check := src.prepare(l, pkg)
-				dl := l.mkdir("dl")
+				dl := l.Mkdir("dl")
 				p := c.start(l, torrent, dl, nodeIP(0), false)
-				if err := p.wait(l.ctx); err != nil {
+				if err := p.Wait(l.Ctx); err != nil {
 					t.Fatal(err)
 				}
-				sameFile(t, filepath.Join(dl, "pkg.bin"), v2)
+				proclab.SameFile(t, filepath.Join(dl, "pkg.bin"), v2)
 				check()
 			})
 		}
@@ -192,13 +193,13 @@ func TestPkgsyncFromStockSeeder(t *testing.T) {
 				l := newLab(t)
 				v1, v2 := versions()
 				announceURL, tr := l.tracker()
-				pkg := l.write(v2, "seeder", "pkg.bin")
-				m := l.makeTorrent(pkg, "--tracker", announceURL, "--out-dir", l.mkdir("manifests"))
+				pkg := l.Write(v2, "seeder", "pkg.bin")
+				m := l.makeTorrent(pkg, "--tracker", announceURL, "--out-dir", l.Mkdir("manifests"))
 				c.start(l, m.Torrent, filepath.Dir(pkg), nodeIP(9), true)
 				seeder := l.waitSeeder(tr, m.InfoHash, nodeIP(9))
 				old := ""
 				if holdsV1 {
-					old = l.write(v1, "v1.bin")
+					old = l.Write(v1, "v1.bin")
 				}
 				n := l.update("pkgsync", nodeIP(0), m.Torrent, old)
 				s := l.results([]*node{n}, v2)[0]

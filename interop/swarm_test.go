@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/pkgsync/pkgsync/internal/proclab"
 	"github.com/pkgsync/pkgsync/internal/testtool"
 )
 
@@ -31,13 +32,13 @@ func TestOpentrackerSwarm(t *testing.T) {
 	ot := testtool.Need(t, "opentracker")[0]
 	l := newLab(t)
 	v1, v2 := versions()
-	pkg := l.write(v2, "origin", "pkg.bin")
+	pkg := l.Write(v2, "origin", "pkg.bin")
 	base, _ := l.serve("origin", filepath.Dir(pkg), "--no-make")
 	port := freePort(t, "127.0.0.1")
 	m := l.makeTorrent(pkg, "--url", base+"pkg.bin", "--tracker", fmt.Sprintf("http://127.0.0.1:%d/announce", port))
 	l.opentracker(ot, port, m.InfoHash, m.ZsyncHash)
 
-	old := l.write(v1, "v1.bin")
+	old := l.Write(v1, "v1.bin")
 	src := base + "pkg.bin.torrent"
 	nodes := []*node{
 		l.update("holds-v1", nodeIP(0), src, old),
@@ -66,9 +67,9 @@ func TestOpentrackerSwarm(t *testing.T) {
 func TestEmbeddedTrackerDelta(t *testing.T) {
 	l := newLab(t)
 	v1, v2 := versions()
-	pkg := l.write(v2, "origin", "pkg.bin")
+	pkg := l.Write(v2, "origin", "pkg.bin")
 	base, _ := l.serve("origin", filepath.Dir(pkg), "--tracker", "--quiet-announces")
-	old := l.write(v1, "v1.bin")
+	old := l.Write(v1, "v1.bin")
 	var nodes []*node
 	for i := range 4 {
 		nodes = append(nodes, l.update(fmt.Sprintf("node%d", i), nodeIP(i), base+"pkg.bin.torrent", old))
@@ -99,7 +100,7 @@ func TestEmbeddedTrackerDelta(t *testing.T) {
 // need, and trade as a torrent of its own) left the origin at most twice in all, not once per
 // node.
 func (l *lab) originPackageBytes(base string, m makeResult, sums []summary) int64 {
-	l.t.Helper()
+	l.T.Helper()
 	st := l.originStats(base)
 	name := "/" + strings.TrimSuffix(filepath.Base(m.Torrent), ".torrent")
 	pkg, tor, zs := st.Files[name], st.Files[name+".torrent"], st.Files[name+".zsync"]
@@ -114,22 +115,22 @@ func (l *lab) originPackageBytes(base string, m makeResult, sums []summary) int6
 		}
 	}
 	n := int64(len(sums))
-	zsize := fileSize(l.t, m.Zsync)
-	l.t.Logf("origin: %d requests, %d body bytes; package %d bytes in %d requests (the nodes report %d in %d); .torrent %d requests; .zsync %d bytes in %d requests for %d node(s) that needed it (%d bytes; the nodes report %d from peers, %d from the origin)",
+	zsize := fileSize(l.T, m.Zsync)
+	l.T.Logf("origin: %d requests, %d body bytes; package %d bytes in %d requests (the nodes report %d in %d); .torrent %d requests; .zsync %d bytes in %d requests for %d node(s) that needed it (%d bytes; the nodes report %d from peers, %d from the origin)",
 		st.Requests, st.BodyBytes, pkg.BodyBytes, pkg.Requests, read, reqs, tor.Requests, zs.BodyBytes, zs.Requests, zsyncs, zsize, zfromPeers, zfromOrigin)
 	if tor.Requests != n {
-		l.t.Errorf("the origin served the .torrent %d times to %d nodes", tor.Requests, n)
+		l.T.Errorf("the origin served the .torrent %d times to %d nodes", tor.Requests, n)
 	}
 	if pkg.Requests != reqs {
-		l.t.Errorf("the origin served %d package requests; the nodes report %d", pkg.Requests, reqs)
+		l.T.Errorf("the origin served %d package requests; the nodes report %d", pkg.Requests, reqs)
 	}
 	if pkg.BodyBytes < read {
-		l.t.Errorf("the nodes report %d bytes from the origin, more than the %d package bytes it sent", read, pkg.BodyBytes)
+		l.T.Errorf("the nodes report %d bytes from the origin, more than the %d package bytes it sent", read, pkg.BodyBytes)
 	}
 	// A .zsync of a test package has two or three pieces; two nodes that claim the same one at
 	// the same moment both fetch it. At most twice, against once per node over HTTP alone.
 	if zsyncs > 2 && zs.BodyBytes > 2*zsize {
-		l.t.Errorf("the origin sent %d bytes of the %d-byte .zsync to %d nodes (%.2fx), want at most 2x",
+		l.T.Errorf("the origin sent %d bytes of the %d-byte .zsync to %d nodes (%.2fx), want at most 2x",
 			zs.BodyBytes, zsize, zsyncs, float64(zs.BodyBytes)/float64(zsize))
 	}
 	return pkg.BodyBytes
@@ -139,25 +140,25 @@ func (l *lab) originPackageBytes(base string, m makeResult, sums []summary) int6
 // given info hashes. Started by root, it chroots to its folder and drops to nobody, so the
 // folder and the whitelist must be readable by others and the whitelist is named inside the
 // chroot; started by anyone else it cannot chroot and reads the whitelist where it is.
-func (l *lab) opentracker(bin string, port int, infoHashes ...string) *proc {
-	l.t.Helper()
-	wl := l.path("opentracker", "whitelist")
+func (l *lab) opentracker(bin string, port int, infoHashes ...string) *proclab.Proc {
+	l.T.Helper()
+	wl := l.Path("opentracker", "whitelist")
 	var list []byte
 	for _, ih := range infoHashes {
 		list = append(list, ih+"\n"...)
 	}
 	if err := os.WriteFile(wl, list, 0o644); err != nil {
-		l.t.Fatal(err)
+		l.T.Fatal(err)
 	}
 	dir := filepath.Dir(wl)
 	if err := os.Chmod(dir, 0o755); err != nil {
-		l.t.Fatal(err)
+		l.T.Fatal(err)
 	}
 	if os.Geteuid() == 0 {
 		wl = "/whitelist"
 	}
 	ps := strconv.Itoa(port)
-	p := l.start("opentracker", bin, "-i", "127.0.0.1", "-p", ps, "-P", ps, "-d", dir, "-w", wl)
+	p := l.Start("opentracker", bin, "-i", "127.0.0.1", "-p", ps, "-P", ps, "-d", dir, "-w", wl)
 	l.waitTCP(net.JoinHostPort("127.0.0.1", ps), p)
 	return p
 }
@@ -186,12 +187,12 @@ func TestOriginGoesAway(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			l := newLab(t)
 			v1, v2 := versions()
-			data := l.write(v2, "origin", "pkg.bin")
+			data := l.Write(v2, "origin", "pkg.bin")
 			originBase, origin := l.serve("origin", filepath.Dir(data), "--no-make")
 			// 2 MiB/s for all nodes together: the 1 MiB cut comes after about half a second,
 			// long before the 6 MiB package could have come through.
 			px := newPacer(l, originBase, 2<<20)
-			mdir := l.mkdir("manifests")
+			mdir := l.Mkdir("manifests")
 			mbase, mserve := l.serve("manifests", mdir, "--no-make", "--tracker")
 			m := l.makeTorrent(data, "--url", px.url+"pkg.bin", "--tracker", mbase+"announce", "--out-dir", mdir)
 			startSeeder := func() {
@@ -205,21 +206,21 @@ func TestOriginGoesAway(t *testing.T) {
 			src := mbase + "pkg.bin.torrent"
 			var nodes []*node
 			if tc.withV1 {
-				nodes = append(nodes, l.update("holds-v1", nodeIP(0), src, l.write(v1, "v1.bin")))
+				nodes = append(nodes, l.update("holds-v1", nodeIP(0), src, l.Write(v1, "v1.bin")))
 			}
 			for i := len(nodes); i < 3; i++ {
 				nodes = append(nodes, l.update(fmt.Sprintf("empty-%d", i), nodeIP(i), src, ""))
 			}
 			if tc.cutAfter > 0 {
-				if err := px.waitSent(l.ctx, tc.cutAfter); err != nil {
+				if err := px.waitSent(l.Ctx, tc.cutAfter); err != nil {
 					t.Fatal(err)
 				}
 			}
-			origin.kill()
+			origin.Kill()
 			px.cut()
 			cutAt := px.sent.Load()
 			for _, n := range nodes {
-				if tc.cutAfter > 0 && !n.p.running() {
+				if tc.cutAfter > 0 && !n.p.Running() {
 					t.Errorf("%s ended before the origin went away, after %d bytes from it: the test proves nothing", n.name, cutAt)
 				}
 			}
@@ -270,10 +271,10 @@ type pacer struct {
 }
 
 func newPacer(l *lab, originBase string, bytesPerSecond int) *pacer {
-	l.t.Helper()
+	l.T.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		l.t.Fatal(err)
+		l.T.Fatal(err)
 	}
 	host := originBase[len("http://") : len(originBase)-1]
 	p := &pacer{
@@ -282,7 +283,7 @@ func newPacer(l *lab, originBase string, bytesPerSecond int) *pacer {
 	}
 	p.wg.Add(1)
 	go p.accept()
-	l.t.Cleanup(p.cut)
+	l.T.Cleanup(p.cut)
 	return p
 }
 

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/pkgsync/pkgsync/internal/nginxtest"
+	"github.com/pkgsync/pkgsync/internal/proclab"
 	"github.com/pkgsync/pkgsync/internal/testtool"
 )
 
@@ -18,12 +19,12 @@ import (
 // why, and no output.
 func TestNginxMutualTLS(t *testing.T) {
 	l := newLab(t)
-	certs := testtool.MakeCerts(t, l.mkdir("certs"))
-	stranger := testtool.MakeCerts(t, l.mkdir("stranger")) // a client certificate of another CA
+	certs := testtool.MakeCerts(t, l.Mkdir("certs"))
+	stranger := testtool.MakeCerts(t, l.Mkdir("stranger")) // a client certificate of another CA
 	v1, v2 := versions()
-	pub := l.mkdir("pub")
-	l.write(v2, "pub", "pkg.bin")
-	old := l.write(v1, "old.bin")
+	pub := l.Mkdir("pub")
+	l.Write(v2, "pub", "pkg.bin")
+	old := l.Write(v1, "old.bin")
 	base := nginxtest.StartTLS(t, pub, nginxtest.TLS{Cert: certs.ServerCert, Key: certs.ServerKey, ClientCA: certs.CA})
 	if !strings.HasPrefix(base, "https://") {
 		t.Fatalf("nginx serves %s, want https", base)
@@ -44,7 +45,7 @@ func TestNginxMutualTLS(t *testing.T) {
 	}
 	for i, tc := range ok {
 		t.Run(tc.name, func(t *testing.T) {
-			l := &lab{t: t, dir: l.dir, ctx: l.ctx}
+			l := &lab{&proclab.Lab{T: t, Dir: l.Dir, Ctx: l.Ctx}}
 			extra := append(append(append([]string{}, tc.extra...), trust...), identity...)
 			n := l.update("ok"+string(rune('a'+i)), "127.0.0.1", tc.source, old, extra...)
 			s := l.results([]*node{n}, v2)[0]
@@ -66,15 +67,15 @@ func TestNginxMutualTLS(t *testing.T) {
 	}
 	for i, tc := range refused {
 		t.Run(tc.name, func(t *testing.T) {
-			l := &lab{t: t, dir: l.dir, ctx: l.ctx}
+			l := &lab{&proclab.Lab{T: t, Dir: l.Dir, Ctx: l.Ctx}}
 			n := l.update("refused"+string(rune('a'+i)), "127.0.0.1", torrent, old, tc.extra...)
-			if err := n.p.wait(l.ctx); err == nil {
+			if err := n.p.Wait(l.Ctx); err == nil {
 				t.Fatal("update succeeded")
 			}
-			code := n.p.cmd.ProcessState.ExitCode()
-			errs := n.p.stderr.String()
+			code := n.p.Cmd.ProcessState.ExitCode()
+			errs := n.p.Stderr.String()
 			if code != 1 || !strings.Contains(errs, torrent) || !strings.Contains(errs, tc.want) {
-				t.Fatalf("exit %d, stderr:\n%s\nwant status 1 and an error naming %s and saying %q", code, tail(errs), torrent, tc.want)
+				t.Fatalf("exit %d, stderr:\n%s\nwant status 1 and an error naming %s and saying %q", code, proclab.Tail(errs), torrent, tc.want)
 			}
 			for _, p := range []string{n.out, n.out + ".part"} {
 				if _, err := os.Stat(p); !os.IsNotExist(err) {
