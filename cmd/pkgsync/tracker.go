@@ -46,6 +46,7 @@ type trackerFlags struct {
 	allow             []string
 	secretFn          string
 	secret            string // read from secretFn by build
+	maxPeers          int
 }
 
 func (t *trackerFlags) register(fs *pflag.FlagSet) {
@@ -55,6 +56,7 @@ func (t *trackerFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&t.quiet, "quiet-announces", false, "do not log announces")
 	fs.StringSliceVar(&t.allow, "allow", nil, "serve only connections from these networks (CIDR or address; repeatable or comma-separated)")
 	fs.StringVar(&t.secretFn, "secret-file", "", "refuse announces whose URL does not carry secret=TOKEN, TOKEN being this file's content")
+	fs.IntVar(&t.maxPeers, "max-peers", tracker.DefaultMaxPeers, "most peers in one announce reply, the closest first (a smaller numwant is honoured)")
 }
 
 // parseAllow reads --allow values: CIDRs with no bits set past the prefix length, or single
@@ -121,7 +123,10 @@ func (t *trackerFlags) madeTrackers(publicURL string, autoMake bool) ([]string, 
 
 // build makes the tracker; the returned func closes its log file.
 func (t *trackerFlags) build(stderr io.Writer) (*tracker.Tracker, func(), error) {
-	opt := tracker.Options{Interval: t.interval}
+	if t.maxPeers < 1 {
+		return nil, nil, fmt.Errorf("%w: --max-peers %d: want 1 or more", errUsage, t.maxPeers)
+	}
+	opt := tracker.Options{Interval: t.interval, MaxPeers: t.maxPeers}
 	closeLog := func() {}
 	var err error
 	if opt.Allow, err = parseAllow(t.allow); err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -151,6 +152,52 @@ func TestTrackerWhoMayJoin(t *testing.T) {
 	}
 }
 
+// TestTrackerMaxPeers runs `pkgsync tracker --max-peers 2`: of the peers of a swarm, an announce
+// is answered with at most 2, and with fewer when its numwant asks for fewer.
+func TestTrackerMaxPeers(t *testing.T) {
+	base := startCommand(t, "tracker", "--listen", "127.0.0.1:0", "--quiet-announces", "--max-peers", "2")
+	tests := []struct {
+		from, numwant string
+		want          int
+	}{
+		{"127.0.0.2", "", 0},
+		{"127.0.0.3", "", 1},
+		{"127.0.0.4", "", 2},
+		{"127.0.0.5", "", 2},
+		{"127.0.0.6", "50", 2},
+		{"127.0.0.7", "1", 1},
+	}
+	for i, tt := range tests {
+		q := url.Values{
+			"info_hash": {"bbbbbbbbbbbbbbbbbbbb"}, "peer_id": {fmt.Sprintf("-PS0001-%012d", i)}, "port": {"6881"},
+			"left": {"10"}, "compact": {"1"},
+		}
+		if tt.numwant != "" {
+			q.Set("numwant", tt.numwant)
+		}
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(tt.from)}}
+		cl := &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
+		resp, err := cl.Get(base + "/announce?" + q.Encode())
+		if err != nil {
+			t.Fatalf("announce from %s: %v", tt.from, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		cl.CloseIdleConnections()
+		var ans struct {
+			Failure string `bencode:"failure reason"`
+			Peers   string `bencode:"peers"`
+		}
+		if err := bencode.Unmarshal(body, &ans); err != nil || ans.Failure != "" {
+			t.Fatalf("announce from %s: answer %q (%v)", tt.from, body, err)
+		}
+		// A compact IPv4 peer is 6 bytes: address and port.
+		if got := len(ans.Peers) / 6; got != tt.want {
+			t.Errorf("announce %d from %s, numwant %q: %d peers, want %d", i+1, tt.from, tt.numwant, got, tt.want)
+		}
+	}
+}
+
 func TestTrackerFlagErrors(t *testing.T) {
 	dir := t.TempDir()
 	empty := filepath.Join(dir, "empty")
@@ -162,6 +209,8 @@ func TestTrackerFlagErrors(t *testing.T) {
 	}{
 		{[]string{"tracker", "--allow", "10.1.5.0/16"}, 2, "did you mean 10.1.0.0/16?"},
 		{[]string{"tracker", "--secret-file", empty}, 1, "the file is empty"},
+		{[]string{"tracker", "--max-peers", "0"}, 2, "--max-peers 0: want 1 or more"},
+		{[]string{"serve", dir, "--tracker", "--max-peers", "-3"}, 2, "--max-peers -3: want 1 or more"},
 		{[]string{"tracker", "--secret-file", filepath.Join(dir, "none")}, 1, "--secret-file: open"},
 		{[]string{"serve", dir, "--tracker", "--secret-file", filepath.Join(dir, "none")}, 1, "--secret-file: open"},
 	}
