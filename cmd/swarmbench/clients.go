@@ -32,11 +32,21 @@ type tools struct {
 	python   string
 	ltScript string // the libtorrent node script, written to the work folder
 	ariaHook string // aria2c's on-bt-download-complete hook, written to the work folder
+	// opentracker is Debian's opentracker, for runs with --tracker opentracker.
+	opentracker string
 }
 
-// findTools checks that the requested clients can run and writes their helper scripts into dir.
-func findTools(ctx context.Context, clients []string, pkgsync, dir string) (*tools, error) {
+// findTools checks that the requested clients (and opentracker, when a run uses it) can run
+// and writes their helper scripts into dir.
+func findTools(ctx context.Context, clients []string, opentracker bool, pkgsync, dir string) (*tools, error) {
 	t := &tools{pkgsync: pkgsync}
+	if opentracker {
+		p, err := exec.LookPath("opentracker")
+		if err != nil {
+			return nil, fmt.Errorf("--tracker opentracker needs opentracker (apt-get install -y opentracker): %w", err)
+		}
+		t.opentracker = p
+	}
 	for _, c := range clients {
 		switch c {
 		case clientPkgsync:

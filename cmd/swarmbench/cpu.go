@@ -105,3 +105,30 @@ func (s *cpuSampler) finish() (mean, peak float64) {
 	defer s.mu.Unlock()
 	return mean, max(s.peak, mean)
 }
+
+// loadAvg is the machine's load averages over 1, 5 and 15 minutes, nil if /proc/loadavg cannot
+// be read.
+func loadAvg() *[3]float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return nil
+	}
+	return parseLoadAvg(string(b))
+}
+
+// parseLoadAvg reads the first three fields of /proc/loadavg ("0.52 0.58 0.59 1/467 12345").
+func parseLoadAvg(s string) *[3]float64 {
+	f := strings.Fields(s)
+	if len(f) < 3 {
+		return nil
+	}
+	var la [3]float64
+	for i := range la {
+		v, err := strconv.ParseFloat(f[i], 64)
+		if err != nil {
+			return nil
+		}
+		la[i] = v
+	}
+	return &la
+}

@@ -123,6 +123,8 @@ type options struct {
 	rate, originRate, interDC   float64
 	size                        string
 	pieceSize                   int64
+	repeat                      int
+	seed                        uint64
 }
 
 func parseArgs(args []string, stdout io.Writer) (*options, error) {
@@ -136,12 +138,18 @@ func parseArgs(args []string, stdout io.Writer) (*options, error) {
 	fs.StringVar(&opt.mdPath, "md", "", "write the Markdown table to this file too")
 	fs.StringVar(&opt.pngPath, "png", "", "write the chart (completion time and upload share per node) to this PNG file")
 	fs.StringSliceVar(&opt.o.clients, "clients", nil, "clients to run as the nodes: pkgsync,aria2,libtorrent (default: all; pkgsync in --smoke)")
-	fs.StringSliceVar(&opt.o.scenarios, "scenarios", nil, "only these scenarios: fanout,classic,delta,twodc")
-	fs.IntSliceVar(&opt.o.nodes, "nodes", nil, "node counts to run each scenario at (default: the mode's)")
-	fs.StringVar(&opt.size, "size", "", "package size, e.g. 64M (default: 4M smoke, 16M short, 32M full)")
-	fs.Float64Var(&opt.rate, "rate", 0, "every node's upload and download in Mbit/s (default: 25 smoke, else 10)")
+	fs.StringSliceVar(&opt.o.scenarios, "scenarios", nil, "only these scenarios: fanout,classic,delta,twodc,scale")
+	fs.IntSliceVar(&opt.o.nodes, "nodes", nil, "node counts to run each scenario at, up to 240 (default: the mode's; 64 in scale)")
+	fs.StringVar(&opt.size, "size", "", "package size, e.g. 64M (default: 4M smoke, 16M short, 32M full; 8M in scale)")
+	fs.Float64Var(&opt.rate, "rate", 0, "every node's upload and download in Mbit/s (default: 25 smoke, else 10; 4 in scale)")
 	fs.Float64Var(&opt.originRate, "origin-rate", 0, "the origin's upload and download in Mbit/s (default: --rate)")
 	fs.Float64Var(&opt.interDC, "interdc-rate", 0, "the inter-DC link in Mbit/s each way (default: twice --rate)")
+	maxPeers := fs.Int("max-peers", 0, "the tracker's cap on each peer list (default: the scenario's, 16 in scale; 0: the tracker's own, 200)")
+	splay := fs.Duration("splay", 0, "each node starts at a uniform random offset in [0, D) (default: the scenario's, 20s in scale)")
+	churn := fs.Float64("churn", 0, "that share of the nodes is killed once mid-download and restarted 5s later (default: the scenario's, 0.1 in scale)")
+	fs.StringVar(&opt.o.tracker, "tracker", "", "the tracker: embedded (pkgsync serve --tracker) or opentracker (Debian's, beside pkgsync serve as a web seed)")
+	fs.IntVar(&opt.repeat, "repeat", 1, "run everything this many times (with seeds SEED, SEED+1, ...) and add a table of the medians")
+	fs.Uint64Var(&opt.seed, "seed", 0, "seed of the splay and churn draws, the same for every client of a scenario (default: from the clock; printed)")
 	fs.Int64Var(&opt.pieceSize, "piece-size", 0, "the package's piece size in bytes, a power of two (default: pkgsync make's choice)")
 	fs.StringVar(&opt.pkgsync, "pkgsync", "", "pkgsync binary to use (default: build ./cmd/pkgsync of this checkout)")
 	fs.StringVar(&opt.work, "work", "", "work folder (default: a temporary one, removed at the end)")
@@ -162,6 +170,21 @@ func parseArgs(args []string, stdout io.Writer) (*options, error) {
 	}
 	if opt.smoke && opt.short {
 		return nil, errors.New("--smoke and --short exclude each other")
+	}
+	if fs.Changed("max-peers") {
+		opt.o.maxPeers = maxPeers
+	}
+	if fs.Changed("splay") {
+		opt.o.splay = splay
+	}
+	if fs.Changed("churn") {
+		opt.o.churn = churn
+	}
+	if opt.repeat < 1 {
+		return nil, fmt.Errorf("--repeat %d: want 1 or more", opt.repeat)
+	}
+	if !fs.Changed("seed") {
+		opt.seed = uint64(time.Now().UnixNano())
 	}
 	if opt.size != "" {
 		n, err := progress.ParseSize(opt.size)
@@ -206,6 +229,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	if err != nil {
 		return err
 	}
+	specs = repeatSpecs(specs, opt.repeat, opt.seed)
 	if err := checkLab(); err != nil {
 		return err
 	}
@@ -231,12 +255,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		}
 	}()
 	b := &bench{prefix: prefix, work: work, tools: tl, keep: opt.keep, log: stderr, data: map[int64]*dataset{}, pieceSize: opt.pieceSize}
-	fmt.Fprintf(stderr, "swarmbench %s: %d runs, namespaces %s*, work folder %s\n", m.name, len(specs), prefix, work)
+	fmt.Fprintf(stderr, "swarmbench %s: %d runs, seed %d, namespaces %s*, work folder %s\n", m.name, len(specs), opt.seed, prefix, work)
 
 	started := time.Now()
 	runs, err := runSpecs(ctx, b, specs, stderr)
 	fmt.Fprintf(stderr, "swarmbench: %d runs in %.0fs\n", len(runs), time.Since(started).Seconds())
-	rep := &report{Mode: m.name, Date: started.UTC().Truncate(time.Second), CPUs: runtime.NumCPU(), Runs: runs}
+	rep := &report{Mode: m.name, Date: started.UTC().Truncate(time.Second), CPUs: runtime.NumCPU(), Seed: opt.seed,
+		Args: args, Runs: runs}
 	if werr := writeOutputs(opt, rep, stdout); werr != nil {
 		err = errors.Join(err, werr)
 	}
@@ -293,12 +318,27 @@ func setUpTools(ctx context.Context, opt *options, specs []spec, work string) (*
 		}
 	}
 	var clients []string
+	opentracker := false
 	for _, sp := range specs {
 		if !contains(clients, sp.Client) {
 			clients = append(clients, sp.Client)
 		}
+		opentracker = opentracker || sp.Tracker == trackerOpentracker
 	}
-	return findTools(ctx, clients, bin, work)
+	return findTools(ctx, clients, opentracker, bin, work)
+}
+
+// repeatSpecs is specs n times over, the i-th time (from 0) with seed+i: a repetition draws other
+// splay offsets and kills, and every client of a scenario gets the same draws.
+func repeatSpecs(specs []spec, n int, seed uint64) []spec {
+	var out []spec
+	for i := range n {
+		for _, sp := range specs {
+			sp.Seed, sp.Rep = seed+uint64(i), i+1
+			out = append(out, sp)
+		}
+	}
+	return out
 }
 
 // runSpecs runs the specs in order. A run that fails is recorded with its error and the
@@ -306,14 +346,16 @@ func setUpTools(ctx context.Context, opt *options, specs []spec, work string) (*
 func runSpecs(ctx context.Context, b *bench, specs []spec, stderr io.Writer) ([]*Run, error) {
 	var runs []*Run
 	for i, sp := range specs {
-		fmt.Fprintf(stderr, "[%d/%d] %s with %s nodes, N=%d, F=%s, %g Mbit/s per node\n",
-			i+1, len(specs), sp.Scenario, sp.Client, sp.Nodes, sizeString(sp.Size), float64(sp.NodeRate)/mbit)
+		fmt.Fprintf(stderr, "[%d/%d] %s with %s nodes, N=%d, F=%s, %g Mbit/s per node, %s, load average %s\n",
+			i+1, len(specs), sp.Scenario, sp.Client, sp.Nodes, sizeString(sp.Size), float64(sp.NodeRate)/mbit,
+			swarmString(sp.Tracker, sp.MaxPeers, sp.Splay.Seconds(), sp.Churn), loadString(loadAvg()))
 		r, rerr := b.run(ctx, i, sp)
 		if rerr != nil {
 			if ctx.Err() != nil {
 				return runs, fmt.Errorf("interrupted during run %d: %w", i+1, rerr)
 			}
-			r = &Run{Scenario: sp.Scenario, Client: sp.Client, Nodes: sp.Nodes, Bytes: sp.Size, Error: rerr.Error()}
+			r = &Run{Scenario: sp.Scenario, Client: sp.Client, Nodes: sp.Nodes, Bytes: sp.Size, Tracker: sp.Tracker,
+				MaxPeers: sp.MaxPeers, SplayS: sp.Splay.Seconds(), Churn: sp.Churn, Seed: sp.Seed, Rep: sp.Rep, Error: rerr.Error()}
 		}
 		fmt.Fprintf(stderr, "    %s\n", r.summary())
 		runs = append(runs, r)

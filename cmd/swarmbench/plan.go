@@ -1,8 +1,10 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // The scenarios.
@@ -11,9 +13,29 @@ const (
 	scenarioClassic = "classic" // the origin also runs a BitTorrent seeder
 	scenarioDelta   = "delta"   // N nodes hold v1 and update to v2 at once
 	scenarioTwoDC   = "twodc"   // N/2 nodes on each side of a shaped inter-DC link, origin in the first
+	// scenarioScale is a fan-out as a fleet run by cron sees it: the nodes start over a splay,
+	// know only the peers of a capped peer list, and some are killed mid-transfer and restarted.
+	scenarioScale = "scale"
 )
 
-var allScenarios = []string{scenarioFanout, scenarioClassic, scenarioDelta, scenarioTwoDC}
+var allScenarios = []string{scenarioFanout, scenarioClassic, scenarioDelta, scenarioTwoDC, scenarioScale}
+
+// The trackers a run can use.
+const (
+	// trackerEmbedded is pkgsync serve --tracker: the origin is also the tracker.
+	trackerEmbedded = "embedded"
+	// trackerOpentracker is Debian's opentracker on the origin's host, beside pkgsync serve as a
+	// plain web seed: the stock setup.
+	trackerOpentracker = "opentracker"
+)
+
+var allTrackers = []string{trackerEmbedded, trackerOpentracker}
+
+// maxNodes is the most nodes a run can have: node addresses are 198.18.DC.10 to .249.
+const maxNodes = 240
+
+// churnRestart is how long a killed node stays down before it is started again, as in swarmsim.
+const churnRestart = 5 * time.Second
 
 const (
 	kib  = 1 << 10
@@ -30,6 +52,24 @@ type spec struct {
 	// Shaped rates in bits per second: every node's upload and download, the origin's upload
 	// and download, and the inter-DC link in each direction (twodc only).
 	NodeRate, OriginRate, InterDCRate int64
+	swarm
+	// Tracker is trackerEmbedded or trackerOpentracker.
+	Tracker string
+	// Seed draws the splay offsets and which nodes are killed, and when: the clients of one
+	// scenario get the same draws. Rep counts the repetitions of the same run from 1.
+	Seed uint64
+	Rep  int
+}
+
+// swarm is how the nodes meet and come and go.
+type swarm struct {
+	// MaxPeers caps the peers of each tracker answer (0: the tracker's own cap).
+	MaxPeers int
+	// Splay spreads the nodes' starts: each starts at a uniform random offset in [0, Splay).
+	Splay time.Duration
+	// Churn is the share of nodes (rounded) killed with SIGKILL once, at a random point of their
+	// download, and started again churnRestart later.
+	Churn float64
 }
 
 // mode is a set of runs: --smoke, --short or the full default.
@@ -46,7 +86,16 @@ type mode struct {
 type scenarioRun struct {
 	scenario string
 	nodes    int
+	// size and nodeRate replace the mode's when set; swarm is the scenario's own.
+	size, nodeRate int64
+	swarm          swarm
 }
+
+// scaleRun is the scale scenario of issue 19 in the full mode and alone: 64 nodes, peer lists
+// of 16, starts over 20 s, 10% of the nodes killed and restarted. The package and the rates are
+// smaller than the other scenarios' so that 64 nodes stay bandwidth-bound on 2 cores.
+var scaleRun = scenarioRun{scenario: scenarioScale, nodes: 64, size: 8 * mib, nodeRate: 4 * mbit,
+	swarm: swarm{MaxPeers: 16, Splay: 20 * time.Second, Churn: 0.10}}
 
 // The modes. Rates and sizes keep the runs bandwidth-bound on a 2-core machine. Measured there
 // at 25 Mbit/s, 16 pkgsync nodes used about 1.4 CPU seconds each to receive and pass on 32 MiB
@@ -54,19 +103,22 @@ type scenarioRun struct {
 // nearly both cores, so a fast client would be measured against the CPU, not the network. At
 // 10 Mbit/s it is under half the machine, and every run reports its CPU use to show it.
 var (
+	// The smoke's scale run is tiny: 6 nodes, peer lists of 3, starts over 3 s, 2 nodes killed.
 	modeSmoke = mode{name: "smoke", size: 4 * mib, nodeRate: 25 * mbit, interDCFactor: 2,
-		runs:    []scenarioRun{{scenarioFanout, 4}, {scenarioDelta, 4}},
+		runs: []scenarioRun{{scenario: scenarioFanout, nodes: 4}, {scenario: scenarioDelta, nodes: 4},
+			{scenario: scenarioScale, nodes: 6, swarm: swarm{MaxPeers: 3, Splay: 3 * time.Second, Churn: 0.34}}},
 		clients: []string{clientPkgsync}}
 	modeShort = mode{name: "short", size: 16 * mib, nodeRate: 10 * mbit, interDCFactor: 2,
-		runs:    []scenarioRun{{scenarioFanout, 16}, {scenarioDelta, 16}},
+		runs:    []scenarioRun{{scenario: scenarioFanout, nodes: 16}, {scenario: scenarioDelta, nodes: 16}},
 		clients: allClients}
 	modeFull = mode{name: "full", size: 32 * mib, nodeRate: 10 * mbit, interDCFactor: 2,
-		runs: []scenarioRun{{scenarioFanout, 4}, {scenarioFanout, 8}, {scenarioFanout, 16},
-			{scenarioClassic, 16}, {scenarioDelta, 16}, {scenarioTwoDC, 16}},
+		runs: []scenarioRun{{scenario: scenarioFanout, nodes: 4}, {scenario: scenarioFanout, nodes: 8},
+			{scenario: scenarioFanout, nodes: 16}, {scenario: scenarioClassic, nodes: 16},
+			{scenario: scenarioDelta, nodes: 16}, {scenario: scenarioTwoDC, nodes: 16}, scaleRun},
 		clients: allClients}
 )
 
-// overrides are the flags that change a mode's defaults; zero values keep them.
+// overrides are the flags that change a mode's defaults; zero values (nil pointers) keep them.
 type overrides struct {
 	clients, scenarios []string
 	nodes              []int
@@ -74,6 +126,10 @@ type overrides struct {
 	nodeRate           int64
 	originRate         int64
 	interDCRate        int64
+	maxPeers           *int
+	splay              *time.Duration
+	churn              *float64
+	tracker            string
 }
 
 // plan expands a mode into runs: for each scenario and node count, one run per client, so that
@@ -83,36 +139,56 @@ func plan(m mode, o overrides) ([]spec, error) {
 	if len(o.clients) > 0 {
 		clients = o.clients
 	}
+	if err := checkNames(o, clients); err != nil {
+		return nil, err
+	}
+	tracker := trackerEmbedded
+	if o.tracker != "" {
+		tracker = o.tracker
+	}
+	var specs []spec
+	for _, r := range selectRuns(m, o) {
+		sp, err := runSpec(m, o, r)
+		if err != nil {
+			return nil, err
+		}
+		sp.Tracker = tracker
+		if tracker == trackerOpentracker && sp.MaxPeers > 0 {
+			return nil, fmt.Errorf("%s with --max-peers %d: opentracker's cap on a peer list is fixed when it is built "+
+				"(200, and a client's numwant below it), so --max-peers needs --tracker %s (--max-peers 0 runs uncapped)",
+				r.scenario, sp.MaxPeers, trackerEmbedded)
+		}
+		for _, c := range clients {
+			sp.Client = c
+			specs = append(specs, sp)
+		}
+	}
+	return specs, nil
+}
+
+// checkNames checks the clients, scenarios and tracker asked for.
+func checkNames(o overrides, clients []string) error {
 	for _, c := range clients {
 		if !contains(allClients, c) {
-			return nil, fmt.Errorf("unknown client %q: want some of %s", c, strings.Join(allClients, ","))
+			return fmt.Errorf("unknown client %q: want some of %s", c, strings.Join(allClients, ","))
 		}
 	}
 	for _, s := range o.scenarios {
 		if !contains(allScenarios, s) {
-			return nil, fmt.Errorf("unknown scenario %q: want some of %s", s, strings.Join(allScenarios, ","))
+			return fmt.Errorf("unknown scenario %q: want some of %s", s, strings.Join(allScenarios, ","))
 		}
 	}
-	size, rate := m.size, m.nodeRate
-	if o.size > 0 {
-		size = o.size
+	if o.tracker != "" && !contains(allTrackers, o.tracker) {
+		return fmt.Errorf("unknown tracker %q: want one of %s", o.tracker, strings.Join(allTrackers, ","))
 	}
-	if size < mib {
-		return nil, fmt.Errorf("package size %d: want at least 1 MiB", size)
-	}
-	if o.nodeRate > 0 {
-		rate = o.nodeRate
-	}
-	originRate, interDC := rate, rate*m.interDCFactor
-	if o.originRate > 0 {
-		originRate = o.originRate
-	}
-	if o.interDCRate > 0 {
-		interDC = o.interDCRate
-	}
+	return nil
+}
+
+// selectRuns is the mode's runs, or the scenarios asked for at the mode's node counts (at the
+// scale scenario's own, or 16, for one the mode lacks), at the node counts asked for if any.
+func selectRuns(m mode, o overrides) []scenarioRun {
 	runs := m.runs
 	if len(o.scenarios) > 0 {
-		// The scenarios asked for, at the mode's node counts (or at 16 if the mode has none).
 		var rs []scenarioRun
 		for _, s := range o.scenarios {
 			found := false
@@ -121,43 +197,66 @@ func plan(m mode, o overrides) ([]spec, error) {
 					rs, found = append(rs, r), true
 				}
 			}
-			if !found {
-				rs = append(rs, scenarioRun{s, 16})
+			switch {
+			case found:
+			case s == scenarioScale:
+				rs = append(rs, scaleRun)
+			default:
+				rs = append(rs, scenarioRun{scenario: s, nodes: 16})
 			}
 		}
 		runs = rs
 	}
-	if len(o.nodes) > 0 {
-		var rs []scenarioRun
-		seen := map[string]bool{}
-		for _, r := range runs {
-			if seen[r.scenario] {
-				continue
-			}
-			seen[r.scenario] = true
-			for _, n := range o.nodes {
-				rs = append(rs, scenarioRun{r.scenario, n})
-			}
-		}
-		runs = rs
+	if len(o.nodes) == 0 {
+		return runs
 	}
-	var specs []spec
+	var rs []scenarioRun
+	seen := map[string]bool{}
 	for _, r := range runs {
-		if r.nodes < 1 || r.nodes > 99 {
-			return nil, fmt.Errorf("%d nodes: want 1 to 99", r.nodes)
+		if seen[r.scenario] {
+			continue
 		}
-		if r.scenario == scenarioTwoDC && r.nodes < 2 {
-			return nil, fmt.Errorf("two data centers need at least 2 nodes, got %d", r.nodes)
-		}
-		for _, c := range clients {
-			sp := spec{Scenario: r.scenario, Client: c, Nodes: r.nodes, Size: size, NodeRate: rate, OriginRate: originRate}
-			if r.scenario == scenarioTwoDC {
-				sp.InterDCRate = interDC
-			}
-			specs = append(specs, sp)
+		seen[r.scenario] = true
+		for _, n := range o.nodes {
+			r.nodes = n
+			rs = append(rs, r)
 		}
 	}
-	return specs, nil
+	return rs
+}
+
+// runSpec is run r of mode m with the overrides applied: sizes, rates and the swarm's settings.
+func runSpec(m mode, o overrides, r scenarioRun) (spec, error) {
+	size, rate := cmp.Or(o.size, r.size, m.size), cmp.Or(o.nodeRate, r.nodeRate, m.nodeRate)
+	sp := spec{Scenario: r.scenario, Nodes: r.nodes, Size: size, NodeRate: rate,
+		OriginRate: cmp.Or(o.originRate, rate), swarm: r.swarm}
+	if r.scenario == scenarioTwoDC {
+		sp.InterDCRate = cmp.Or(o.interDCRate, rate*m.interDCFactor)
+	}
+	if o.maxPeers != nil {
+		sp.MaxPeers = *o.maxPeers
+	}
+	if o.splay != nil {
+		sp.Splay = *o.splay
+	}
+	if o.churn != nil {
+		sp.Churn = *o.churn
+	}
+	switch {
+	case size < mib:
+		return sp, fmt.Errorf("package size %d: want at least 1 MiB", size)
+	case r.nodes < 1 || r.nodes > maxNodes:
+		return sp, fmt.Errorf("%d nodes: want 1 to %d", r.nodes, maxNodes)
+	case r.scenario == scenarioTwoDC && r.nodes < 2:
+		return sp, fmt.Errorf("two data centers need at least 2 nodes, got %d", r.nodes)
+	case sp.MaxPeers < 0:
+		return sp, fmt.Errorf("--max-peers %d: want 1 or more, or 0 for the tracker's own cap", sp.MaxPeers)
+	case sp.Splay < 0:
+		return sp, fmt.Errorf("--splay %v: want 0 or more", sp.Splay)
+	case sp.Churn < 0 || sp.Churn > 1:
+		return sp, fmt.Errorf("--churn %g: want a share of the nodes from 0 to 1", sp.Churn)
+	}
+	return sp, nil
 }
 
 // bound is B in seconds: the least time in which an origin uploading at uo bits per second can

@@ -49,18 +49,38 @@ type Run struct {
 	OriginRateMbit  float64  `json:"origin_rate_mbit"`
 	InterDCRateMbit *float64 `json:"interdc_rate_mbit"`
 
+	// The swarm's settings: the tracker ("embedded" or "opentracker") and its cap on a peer
+	// list (0: its own), the splay over which the nodes start, the share of nodes killed and
+	// restarted, the seed of those draws and which repetition of the run this is (from 1).
+	Tracker  string  `json:"tracker"`
+	MaxPeers int     `json:"max_peers"`
+	SplayS   float64 `json:"splay_s"`
+	Churn    float64 `json:"churn"`
+	Seed     uint64  `json:"seed"`
+	Rep      int     `json:"rep"`
+
 	// A is the time until the last node held the verified package (null if one never did), B
 	// the bound for the shaped rates, Efficiency B/A.
 	A          *float64 `json:"A_s"`
 	B          float64  `json:"B_s"`
 	Efficiency *float64 `json:"efficiency"`
 	MedianS    *float64 `json:"median_node_s"`
+	// AMinusSplayOverB is (A - splay)/B: with a splay D, the last node is done within D + x*B.
+	AMinusSplayOverB *float64 `json:"A_minus_splay_over_B"`
+	// MedianTransferS is the median node's time from its own start until it held the package.
+	MedianTransferS *float64 `json:"median_transfer_s"`
 
 	// OriginBytes is what the origin host sent (veth counter), OriginBytesRatio that over
 	// PayloadBytes; OriginHTTPBytes the file bytes its HTTP server reports sending.
 	OriginBytes      uint64  `json:"origin_bytes"`
 	OriginBytesRatio float64 `json:"origin_bytes_ratio"`
-	OriginHTTPBytes  *int64  `json:"origin_http_body_bytes"`
+	// OriginMetaBytes is every HTTP body byte the origin's server sent that is not the
+	// package's (the .torrent, the .zsync, an index), and OriginMetaRequests the requests it
+	// answered for anything but the package (HEADs and 304s too, whose headers are not counted
+	// in the bytes). The tracker's answers are in neither.
+	OriginMetaBytes    *int64 `json:"origin_meta_bytes"`
+	OriginMetaRequests *int64 `json:"origin_meta_requests"`
+	OriginHTTPBytes    *int64 `json:"origin_http_body_bytes"`
 	// OriginHTTPFiles breaks OriginHTTPBytes down by path: the package, its .torrent and
 	// .zsync (what the veth counter adds on top is TCP/IP framing, HTTP headers and the
 	// tracker's answers).
@@ -80,15 +100,24 @@ type Run struct {
 	// CPUPercent is the whole machine's busy share over the run (100 = every core busy, other
 	// load included); CPUPeakPercent the busiest second; ClientsCPUS the CPU seconds (user +
 	// system) the node processes used, from their rusage, until they were stopped.
-	CPUPercent     float64 `json:"cpu_percent"`
-	CPUPeakPercent float64 `json:"cpu_peak_percent"`
-	ClientsCPUS    float64 `json:"clients_cpu_s"`
+	CPUPercent         float64 `json:"cpu_percent"`
+	CPUPeakPercent     float64 `json:"cpu_peak_percent"`
+	ClientsCPUS        float64 `json:"clients_cpu_s"`
+	ClientsCPUSPerNode float64 `json:"clients_cpu_s_per_node"`
+	// LoadAvgStart and LoadAvgEnd are the machine's load averages (1, 5 and 15 minutes) when
+	// the run started and ended: what else the machine was doing.
+	LoadAvgStart *[3]float64 `json:"load_avg_start"`
+	LoadAvgEnd   *[3]float64 `json:"load_avg_end"`
 
-	Completed int          `json:"completed"`
-	Verified  int          `json:"verified"`
-	Notes     []string     `json:"notes,omitempty"`
-	Error     string       `json:"error,omitempty"`
-	Hosts     []HostResult `json:"hosts"`
+	Completed int `json:"completed"`
+	Verified  int `json:"verified"`
+	// Killed is how many nodes were killed (and restarted), RestartedVerified how many of those
+	// ended with the verified package.
+	Killed            int          `json:"killed"`
+	RestartedVerified int          `json:"restarted_verified"`
+	Notes             []string     `json:"notes,omitempty"`
+	Error             string       `json:"error,omitempty"`
+	Hosts             []HostResult `json:"hosts"`
 }
 
 // HostResult is one host of a run: the origin first, then the nodes.
@@ -102,12 +131,18 @@ type HostResult struct {
 	Completed   *bool    `json:"completed,omitempty"`
 	CompletionS *float64 `json:"completion_s,omitempty"`
 	Verified    *bool    `json:"verified,omitempty"`
+	// StartS is when the node started (its splay offset), TransferS the time from then until
+	// it held the package; KilledAtS and RestartedAtS when it was killed and started again.
+	StartS       *float64 `json:"start_s,omitempty"`
+	TransferS    *float64 `json:"transfer_s,omitempty"`
+	KilledAtS    *float64 `json:"killed_at_s,omitempty"`
+	RestartedAtS *float64 `json:"restarted_at_s,omitempty"`
 	// UploadBytes and DownloadBytes are the host's veth counters over the run; UploadShare is
 	// UploadBytes over the run's PayloadBytes.
 	UploadBytes   uint64  `json:"upload_bytes"`
 	DownloadBytes uint64  `json:"download_bytes"`
 	UploadShare   float64 `json:"upload_share"`
-	// CPUS is the node process's CPU seconds (user + system).
+	// CPUS is the node's CPU seconds (user + system), of both processes when it was restarted.
 	CPUS *float64 `json:"cpu_s,omitempty"`
 	// ClientSummary is what pkgsync update printed with --json when stopped.
 	ClientSummary json.RawMessage `json:"client_summary,omitempty"`
@@ -195,27 +230,6 @@ func stopAll(procs []*proc, grace time.Duration) {
 	}
 }
 
-// node is a running node.
-type node struct {
-	host   *netlab.Host
-	nc     nodeCmd
-	p      *proc
-	stdout bytes.Buffer
-	logf   *os.File
-	doneAt time.Duration
-	done   bool
-	// exitedEarly is set when the node's process had exited by the end of the run (watch).
-	exitedEarly bool
-}
-
-func procs(nodes []*node) []*proc {
-	ps := make([]*proc, len(nodes))
-	for i, n := range nodes {
-		ps[i] = n.p
-	}
-	return ps
-}
-
 // run carries out one run and returns its result. A run whose nodes fail or time out still
 // returns a Run, with Error set; the error return is for the lab itself failing or ctx ending.
 // Whatever happens, the processes are stopped and the lab removed before it returns.
@@ -231,7 +245,7 @@ func (b *bench) run(ctx context.Context, idx int, sp spec) (res *Run, err error)
 	if !b.keep {
 		defer os.RemoveAll(dir)
 	}
-	pkg, err := b.makePackage(ctx, filepath.Join(dir, "origin"), ds)
+	pkg, err := b.makePackage(ctx, filepath.Join(dir, "origin"), ds, sp.Tracker)
 	if err != nil {
 		return nil, err
 	}
@@ -265,47 +279,11 @@ func (b *bench) run(ctx context.Context, idx int, sp spec) (res *Run, err error)
 			}
 		}
 	}()
-
-	// Go: counters, CPU and clock start together, then every node at once.
-	before, err := lab.Traffic(ctx)
-	if err != nil {
+	if err := b.measure(ctx, res, sp, ds, &fleet{lab: lab, dir: dir, client: sp.Client, nodes: nodes, payload: res.PayloadBytes}, origin); err != nil {
 		return nil, err
 	}
-	cpu, err := startCPU(ctx)
-	if err != nil {
-		return nil, err
-	}
-	start := time.Now()
-	for _, n := range nodes {
-		if err := n.start(lab, dir); err != nil {
-			cpu.finish()
-			return nil, err
-		}
-	}
-	// Time enough for clients far from the bound: 25 times the bound for the whole package
-	// (also in delta, where the stock clients fetch most of it), and at least 2 minutes.
-	fullB := bound(ds.size, sp.Nodes, sp.OriginRate, sp.NodeRate, sp.NodeRate, sp.InterDCRate)
-	timeout := max(2*time.Minute, time.Duration(25*fullB*float64(time.Second)))
-	runErr := b.watch(ctx, sp, timeout, start, nodes)
-	after, terr := lab.Traffic(context.Background())
-	res.CPUPercent, res.CPUPeakPercent = cpu.finish()
-	if terr != nil {
-		return nil, terr
-	}
-	if hb, files, err := originHTTPBytes(ctx, lab, origin); err == nil {
-		res.OriginHTTPBytes = &hb
-		res.OriginHTTPFiles = files
-	}
-	if ctx.Err() != nil {
-		return nil, ctx.Err()
-	}
-	// pkgsync prints its summary when stopped.
-	stopAll(procs(nodes), 20*time.Second)
-
-	res.collect(nodes, after.Sub(before), ds, dir)
 	switch {
-	case runErr != nil:
-		res.Error = runErr.Error()
+	case res.Error != "":
 	case res.Verified < sp.Nodes:
 		res.Error = fmt.Sprintf("%d of %d nodes hold a verified package", res.Verified, sp.Nodes)
 	}
@@ -317,25 +295,104 @@ func (b *bench) run(ctx context.Context, idx int, sp spec) (res *Run, err error)
 	return res, nil
 }
 
+// measure starts the counters, the CPU sampler and the clock together, runs the fleet (which
+// starts each node at its offset) to the end, stops the nodes and fills in res. A failure of
+// the nodes goes into res.Error; the error return is for the lab failing or ctx ending.
+func (b *bench) measure(ctx context.Context, res *Run, sp spec, ds *dataset, f *fleet, origin *netlab.Host) error {
+	var err error
+	if f.before, err = f.lab.Traffic(ctx); err != nil {
+		return err
+	}
+	res.LoadAvgStart = loadAvg()
+	cpu, err := startCPU(ctx)
+	if err != nil {
+		return err
+	}
+	f.start = time.Now()
+	// Time enough for clients far from the bound: 25 times the bound for the whole package
+	// (also in delta, where the stock clients fetch most of it), and at least 2 minutes, after
+	// the last start and restart.
+	fullB := bound(ds.size, sp.Nodes, sp.OriginRate, sp.NodeRate, sp.NodeRate, sp.InterDCRate)
+	timeout := max(2*time.Minute, time.Duration(25*fullB*float64(time.Second))) + sp.Splay
+	if sp.Churn > 0 {
+		timeout += churnRestart
+	}
+	runErr := f.watch(ctx, timeout, b.log)
+	after, terr := f.lab.Traffic(context.Background())
+	res.CPUPercent, res.CPUPeakPercent = cpu.finish()
+	res.LoadAvgEnd = loadAvg()
+	if terr != nil {
+		return terr
+	}
+	if st, err := originStats(ctx, f.lab, origin); err == nil {
+		res.setOriginStats(st)
+	} else {
+		res.Notes = append(res.Notes, err.Error())
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	// pkgsync prints its summary when stopped.
+	stopAll(procs(f.nodes), 20*time.Second)
+	res.collect(f.nodes, after.Sub(f.before), ds, f.dir)
+	if runErr != nil {
+		res.Error = runErr.Error()
+	}
+	return nil
+}
+
+// made is what pkgsync make wrote: the package in the origin's folder and its info hashes
+// (the package's and the .zsync's, which a whitelisting tracker must list).
+type made struct {
+	pkg        string
+	infoHashes []string
+}
+
 // makePackage puts v2 into the origin's folder and makes its .torrent and .zsync, pointing at
-// the origin's address in the lab.
-func (b *bench) makePackage(ctx context.Context, originDir string, ds *dataset) (string, error) {
+// the origin's address in the lab and at the run's tracker there.
+func (b *bench) makePackage(ctx context.Context, originDir string, ds *dataset, tracker string) (*made, error) {
 	if err := os.MkdirAll(originDir, 0o755); err != nil {
-		return "", err
+		return nil, err
 	}
 	pkg := filepath.Join(originDir, pkgName)
 	if err := os.Link(ds.v2, pkg); err != nil {
-		return "", fmt.Errorf("linking the package into %s: %w", originDir, err)
+		return nil, fmt.Errorf("linking the package into %s: %w", originDir, err)
 	}
 	base := originURL()
-	args := []string{"make", pkg, "--url", base + pkgName, "--tracker", base + "announce"}
+	args := []string{"make", pkg, "--json", "--url", base + pkgName, "--tracker", announceURL(tracker)}
 	if b.pieceSize > 0 {
 		args = append(args, "--piece-size", strconv.FormatInt(b.pieceSize, 10))
 	}
-	if out, err := exec.CommandContext(ctx, b.tools.pkgsync, args...).CombinedOutput(); err != nil {
-		return "", fmt.Errorf("pkgsync make %s: %w: %s", pkg, err, out)
+	cmd := exec.CommandContext(ctx, b.tools.pkgsync, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("pkgsync make %s: %w: %s", pkg, err, stderr.Bytes())
 	}
-	return pkg, nil
+	var res struct {
+		InfoHash      string `json:"info_hash"`
+		ZsyncInfoHash string `json:"zsync_info_hash"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil || res.InfoHash == "" {
+		return nil, fmt.Errorf("pkgsync make --json %s: no info_hash in %q (%v)", pkg, out, err)
+	}
+	m := &made{pkg: pkg, infoHashes: []string{res.InfoHash}}
+	if res.ZsyncInfoHash != "" {
+		m.infoHashes = append(m.infoHashes, res.ZsyncInfoHash)
+	}
+	return m, nil
+}
+
+// opentrackerPort is where opentracker listens on the origin's host, HTTP and UDP.
+const opentrackerPort = 6969
+
+// announceURL is the tracker the torrents name: the origin's own, or opentracker beside it.
+func announceURL(tracker string) string {
+	if tracker == trackerOpentracker {
+		return fmt.Sprintf("http://%s/announce", netip.AddrPortFrom(originAddr, opentrackerPort))
+	}
+	return originURL() + "announce"
 }
 
 func originURL() string { return fmt.Sprintf("http://%s/", netip.AddrPortFrom(originAddr, originPort)) }
@@ -373,30 +430,42 @@ func buildLab(ctx context.Context, prefix string, sp spec) (lab *netlab.Lab, ori
 	return lab, origin, hosts, nil
 }
 
-// startOrigin starts pkgsync serve with its tracker on the origin host (and pkgsync seed in
-// classic), adding the processes to background, and waits until they listen. With two data
-// centers it writes the topology file the origin's tracker and pkgsync nodes rank peers by,
-// and returns its path.
-func (b *bench) startOrigin(ctx context.Context, lab *netlab.Lab, origin *netlab.Host, dir, pkg string, sp spec, background *[]*proc) (string, error) {
-	start := func(logName string, args ...string) error {
+// startOrigin starts the origin's processes, adding them to background, and waits until they
+// listen: pkgsync serve, with its tracker (capped to sp.MaxPeers) or with opentracker beside it,
+// and pkgsync seed in classic. With two data centers it writes the topology file the origin's
+// tracker and pkgsync nodes rank peers by, and returns its path.
+func (b *bench) startOrigin(ctx context.Context, lab *netlab.Lab, origin *netlab.Host, dir string, m *made, sp spec, background *[]*proc) (string, error) {
+	start := func(logName, bin string, args ...string) error {
 		f, err := os.Create(filepath.Join(dir, logName))
 		if err != nil {
 			return err
 		}
 		defer f.Close()
-		c := lab.Command(origin, b.tools.pkgsync, args...)
+		c := lab.Command(origin, bin, args...)
 		c.Stdout, c.Stderr = f, f
 		p, err := startProc(c)
 		if err != nil {
-			return fmt.Errorf("starting pkgsync %s: %w", args[0], err)
+			return fmt.Errorf("starting %s %s: %w", filepath.Base(bin), args[0], err)
 		}
 		*background = append(*background, p)
 		return nil
 	}
+	waitFor := func(what, logName string, port int) error {
+		addr := netip.AddrPortFrom(originAddr, uint16(port)).String()
+		if err := lab.WaitTCP(ctx, origin, addr, 30*time.Second); err != nil {
+			return fmt.Errorf("%s did not start (see %s): %w", what, filepath.Join(dir, logName), err)
+		}
+		return nil
+	}
 	var topology string
-	httpAddr := netip.AddrPortFrom(originAddr, originPort).String()
-	args := []string{"serve", filepath.Dir(pkg), "--listen", httpAddr, "--tracker", "--no-make",
+	args := []string{"serve", filepath.Dir(m.pkg), "--listen", netip.AddrPortFrom(originAddr, originPort).String(), "--no-make",
 		"--access-log", filepath.Join(dir, "access.log")}
+	if sp.Tracker == trackerEmbedded {
+		args = append(args, "--tracker")
+		if sp.MaxPeers > 0 {
+			args = append(args, "--max-peers", strconv.Itoa(sp.MaxPeers))
+		}
+	}
 	if sp.Scenario == scenarioTwoDC {
 		topology = filepath.Join(dir, "topology.txt")
 		if err := os.WriteFile(topology, []byte("198.18.0.0/24 dc1\n198.18.1.0/24 dc2\n"), 0o644); err != nil {
@@ -404,22 +473,53 @@ func (b *bench) startOrigin(ctx context.Context, lab *netlab.Lab, origin *netlab
 		}
 		args = append(args, "--topology", topology)
 	}
-	if err := start("origin.log", args...); err != nil {
+	if err := start("origin.log", b.tools.pkgsync, args...); err != nil {
 		return "", err
 	}
-	if err := lab.WaitTCP(ctx, origin, httpAddr, 20*time.Second); err != nil {
-		return "", fmt.Errorf("the origin did not start (see %s): %w", filepath.Join(dir, "origin.log"), err)
+	if err := waitFor("the origin", "origin.log", originPort); err != nil {
+		return "", err
+	}
+	if sp.Tracker == trackerOpentracker {
+		otArgs, err := opentrackerArgs(filepath.Join(dir, "opentracker"), m.infoHashes)
+		if err != nil {
+			return "", err
+		}
+		if err := start("opentracker.log", b.tools.opentracker, otArgs...); err != nil {
+			return "", err
+		}
+		if err := waitFor("opentracker", "opentracker.log", opentrackerPort); err != nil {
+			return "", err
+		}
 	}
 	if sp.Scenario == scenarioClassic {
 		seedAddr := netip.AddrPortFrom(originAddr, btPort).String()
-		if err := start("seeder.log", "seed", pkg+".torrent", "--data", pkg, "--listen", seedAddr); err != nil {
+		if err := start("seeder.log", b.tools.pkgsync, "seed", m.pkg+".torrent", "--data", m.pkg, "--listen", seedAddr); err != nil {
 			return "", err
 		}
-		if err := lab.WaitTCP(ctx, origin, seedAddr, 30*time.Second); err != nil {
-			return "", fmt.Errorf("the seeder did not start (see %s): %w", filepath.Join(dir, "seeder.log"), err)
+		if err := waitFor("the seeder", "seeder.log", btPort); err != nil {
+			return "", err
 		}
 	}
 	return topology, nil
+}
+
+// opentrackerArgs writes opentracker's whitelist (Debian builds it to serve only listed info
+// hashes) into dir and returns its command line: HTTP and UDP on the origin's address. Started
+// by root, as swarmbench is, it chroots to dir and drops to nobody, so dir must be readable by
+// all and the whitelist is named as seen inside the chroot.
+func opentrackerArgs(dir string, infoHashes []string) ([]string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return nil, err
+	}
+	list := strings.Join(infoHashes, "\n") + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "whitelist"), []byte(list), 0o644); err != nil {
+		return nil, fmt.Errorf("writing opentracker's whitelist: %w", err)
+	}
+	port := strconv.Itoa(opentrackerPort)
+	return []string{"-i", originAddr.String(), "-p", port, "-P", port, "-d", dir, "-w", "/whitelist"}, nil
 }
 
 // newRun fills in what a run is before it runs: sizes, rates, the bound.
@@ -438,12 +538,16 @@ func newRun(sp spec, ds *dataset) *Run {
 		res.InterDCRateMbit = &r
 	}
 	res.B = bound(res.PayloadBytes, sp.Nodes, sp.OriginRate, sp.NodeRate, sp.NodeRate, sp.InterDCRate)
+	res.MaxPeers, res.SplayS, res.Churn, res.Tracker = sp.MaxPeers, sp.Splay.Seconds(), sp.Churn, sp.Tracker
+	res.Seed, res.Rep = sp.Seed, sp.Rep
 	return res
 }
 
-// prepareNodes makes each node's folder (with v1 in delta) and command line.
+// prepareNodes makes each node's folder (with v1 in delta) and command line, and draws when it
+// starts and whether it is killed.
 func (b *bench) prepareNodes(dir string, hosts []*netlab.Host, sp spec, ds *dataset, topology string) ([]*node, error) {
 	nodes := make([]*node, len(hosts))
+	startAt, killAt := drawSchedule(sp)
 	for i, h := range hosts {
 		nd := filepath.Join(dir, h.Name)
 		if err := os.MkdirAll(nd, 0o755); err != nil {
@@ -464,73 +568,33 @@ func (b *bench) prepareNodes(dir string, hosts []*netlab.Host, sp spec, ds *data
 		if err != nil {
 			return nil, err
 		}
-		nodes[i] = &node{host: h, nc: nc}
+		nodes[i] = &node{host: h, nc: nc, startAt: startAt[i], killAt: killAt[i]}
 	}
 	return nodes, nil
 }
 
-// start starts the node's client in its namespace, its stderr to NAME.log in dir.
-func (n *node) start(lab *netlab.Lab, dir string) error {
-	f, err := os.Create(filepath.Join(dir, n.host.Name+".log"))
-	if err != nil {
-		return err
-	}
-	n.logf = f
-	cmd := lab.Command(n.host, n.nc.name, n.nc.args...)
-	cmd.Dir = filepath.Dir(n.nc.out)
-	cmd.Stdout, cmd.Stderr = &n.stdout, f
-	if n.p, err = startProc(cmd); err != nil {
-		return fmt.Errorf("starting node %s: %w", n.host.Name, err)
-	}
-	return nil
-}
-
 // collect fills in the per-host results and the run's figures once the nodes have stopped:
-// completion, the SHA-1 check of every node's file, bytes from the counters, CPU time.
+// completion, the SHA-1 check of every node's file (restarted ones' too), bytes from the
+// counters, CPU time.
 func (res *Run) collect(nodes []*node, traffic netlab.Traffic, ds *dataset, dir string) {
 	res.Hosts = append(res.Hosts, HostResult{Name: originName, Role: "origin", Addr: originAddr.String(),
 		UploadBytes: traffic.Up[originName], DownloadBytes: traffic.Down[originName]})
-	var times []float64
+	var times, transfers []float64
 	for _, n := range nodes {
-		hr := HostResult{Name: n.host.Name, Role: "node", Addr: n.host.Addr.String(), DC: n.host.DC,
-			UploadBytes: traffic.Up[n.host.Name], DownloadBytes: traffic.Down[n.host.Name]}
-		if cs, ok := cpuSeconds(n.p); ok {
-			hr.CPUS = &cs
-			res.ClientsCPUS += cs
-		}
-		done, verified := n.done, false
-		hr.Completed, hr.Verified = &done, &verified
-		if n.done {
-			s := n.doneAt.Seconds()
-			hr.CompletionS = &s
-			times = append(times, s)
-			res.Completed++
-			if sum, err := sha1File(n.nc.out); err != nil {
-				hr.Error = err.Error()
-			} else if sum == ds.sha1 {
-				verified = true
-				res.Verified++
-			} else {
-				hr.Error = fmt.Sprintf("%s does not match the package's SHA-1", n.nc.out)
-			}
-		} else {
-			hr.Error = nodeFailure(n, dir)
-		}
-		if res.Client == clientPkgsync {
-			if s := bytes.TrimSpace(n.stdout.Bytes()); len(s) > 0 && json.Valid(s) {
-				hr.ClientSummary = json.RawMessage(s)
-			}
+		hr := res.nodeResult(n, traffic, ds, dir)
+		if hr.CompletionS != nil {
+			times = append(times, *hr.CompletionS)
+			transfers = append(transfers, *hr.TransferS)
 		}
 		res.Hosts = append(res.Hosts, hr)
+	}
+	if len(nodes) > 0 {
+		res.ClientsCPUSPerNode = res.ClientsCPUS / float64(len(nodes))
 	}
 
 	p := float64(res.PayloadBytes)
 	res.OriginBytes = traffic.Up[originName]
 	res.OriginBytesRatio = float64(res.OriginBytes) / p
-	if n, ok := res.OriginHTTPFiles["/"+pkgName]; ok {
-		r := float64(n) / p
-		res.OriginPackageRatio = &r
-	}
 	var sum, most uint64
 	for i := range res.Hosts {
 		h := &res.Hosts[i]
@@ -549,70 +613,73 @@ func (res *Run) collect(nodes []*node, traffic netlab.Traffic, ds *dataset, dir 
 		res.InterDCBytesRatio = &r
 	}
 	if len(times) > 0 {
-		slices.Sort(times)
-		m := times[len(times)/2]
-		if len(times)%2 == 0 {
-			m = (times[len(times)/2-1] + m) / 2
-		}
-		res.MedianS = &m
+		m, mt := median(times), median(transfers)
+		res.MedianS, res.MedianTransferS = &m, &mt
 	}
 	if res.Completed == res.Nodes {
-		a := times[len(times)-1]
-		eff := res.B / a
-		res.A, res.Efficiency = &a, &eff
+		a := slices.Max(times)
+		eff, late := res.B/a, (a-res.SplayS)/res.B
+		res.A, res.Efficiency, res.AMinusSplayOverB = &a, &eff, &late
 	}
 }
 
-// watch waits until every node holds the package, one fails, or the run times out. It notes
-// each node's completion time.
-func (b *bench) watch(ctx context.Context, sp spec, timeout time.Duration, start time.Time, nodes []*node) error {
-	defer func() {
-		for _, n := range nodes {
-			select {
-			case <-n.p.exited:
-				n.exitedEarly = true
-			default:
-			}
+// nodeResult is node n's part of the results: times, bytes, CPU, and whether its file is the
+// package, which it adds to res's counts.
+func (res *Run) nodeResult(n *node, traffic netlab.Traffic, ds *dataset, dir string) HostResult {
+	hr := HostResult{Name: n.host.Name, Role: "node", Addr: n.host.Addr.String(), DC: n.host.DC,
+		UploadBytes: traffic.Up[n.host.Name], DownloadBytes: traffic.Down[n.host.Name]}
+	if n.started {
+		s := n.startedAt.Seconds()
+		hr.StartS = &s
+	}
+	if n.killed {
+		k := n.killedAt.Seconds()
+		hr.KilledAtS = &k
+		res.Killed++
+	}
+	if n.restarted {
+		r := n.restartedAt.Seconds()
+		hr.RestartedAtS = &r
+	}
+	if cs, ok := n.cpu(); ok {
+		hr.CPUS = &cs
+		res.ClientsCPUS += cs
+	}
+	done, verified := n.done, false
+	hr.Completed, hr.Verified = &done, &verified
+	if n.done {
+		s, t := n.doneAt.Seconds(), (n.doneAt - n.startedAt).Seconds()
+		hr.CompletionS, hr.TransferS = &s, &t
+		res.Completed++
+		if sum, err := sha1File(n.nc.out); err != nil {
+			hr.Error = err.Error()
+		} else if sum == ds.sha1 {
+			verified = true
+			res.Verified++
+			res.RestartedVerified += btoi(n.restarted)
+		} else {
+			hr.Error = fmt.Sprintf("%s does not match the package's SHA-1", n.nc.out)
 		}
-	}()
-	deadline := start.Add(timeout)
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	lastReport := start
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tick.C:
-		}
-		now := time.Now()
-		pending := 0
-		for _, n := range nodes {
-			if n.done {
-				continue
-			}
-			if _, err := os.Stat(n.nc.done); err == nil {
-				n.done, n.doneAt = true, now.Sub(start)
-				continue
-			}
-			select {
-			case <-n.p.exited:
-				return fmt.Errorf("node %s (%s) exited before it held the package: %v", n.host.Name, sp.Client, n.p.err)
-			default:
-			}
-			pending++
-		}
-		if pending == 0 {
-			return nil
-		}
-		if now.After(deadline) {
-			return fmt.Errorf("%d of %d nodes did not finish within %v", pending, len(nodes), timeout)
-		}
-		if now.Sub(lastReport) >= 10*time.Second {
-			lastReport = now
-			fmt.Fprintf(b.log, "    %d/%d nodes done after %.0fs\n", len(nodes)-pending, len(nodes), now.Sub(start).Seconds())
+	} else {
+		hr.Error = nodeFailure(n, dir)
+	}
+	if res.Client == clientPkgsync {
+		if s := bytes.TrimSpace(n.stdout.Bytes()); len(s) > 0 && json.Valid(s) {
+			hr.ClientSummary = json.RawMessage(s)
 		}
 	}
+	return hr
+}
+
+// median is the middle of xs (of the two middle ones, their mean); xs is not empty.
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	m := s[len(s)/2]
+	if len(s)%2 == 0 {
+		m = (s[len(s)/2-1] + m) / 2
+	}
+	return m
 }
 
 // cpuSeconds is the user and system time of a process that has exited.
@@ -627,8 +694,18 @@ func cpuSeconds(p *proc) (float64, bool) {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds(), true
 }
 
-// originHTTPBytes asks the origin how many file bytes it sent over HTTP, in all and per path.
-func originHTTPBytes(ctx context.Context, lab *netlab.Lab, origin *netlab.Host) (int64, map[string]int64, error) {
+// httpStats is what the origin's /.pkgsync/stats says: body bytes sent in all, and per path
+// the requests and body bytes.
+type httpStats struct {
+	BodyBytes int64 `json:"body_bytes"`
+	Files     map[string]struct {
+		Requests  int64 `json:"requests"`
+		BodyBytes int64 `json:"body_bytes"`
+	} `json:"files"`
+}
+
+// originStats asks the origin what its HTTP server sent.
+func originStats(ctx context.Context, lab *netlab.Lab, origin *netlab.Host) (*httpStats, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	client := &http.Client{Transport: &http.Transport{DialContext: lab.Dialer(origin)}}
@@ -636,27 +713,41 @@ func originHTTPBytes(ctx context.Context, lab *netlab.Lab, origin *netlab.Host) 
 	url := fmt.Sprintf("http://%s/.pkgsync/stats", netip.AddrPortFrom(originAddr, originPort))
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return 0, nil, err
+		return nil, err
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return 0, nil, fmt.Errorf("origin stats %s: %w", url, err)
+		return nil, fmt.Errorf("origin stats %s: %w", url, err)
 	}
 	defer resp.Body.Close()
-	var st struct {
-		BodyBytes int64 `json:"body_bytes"`
-		Files     map[string]struct {
-			BodyBytes int64 `json:"body_bytes"`
-		} `json:"files"`
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("origin stats %s: %s", url, resp.Status)
 	}
+	var st httpStats
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		return 0, nil, fmt.Errorf("origin stats %s: %w", url, err)
+		return nil, fmt.Errorf("origin stats %s: %w", url, err)
 	}
-	files := map[string]int64{}
-	for k, v := range st.Files {
-		files[k] = v.BodyBytes
+	return &st, nil
+}
+
+// setOriginStats fills in what the origin's HTTP server sent: the body bytes per path, the
+// package's share of the payload, and everything else it sent a body or a header for (the
+// .torrent, the .zsync, an index, HEAD and 304 answers) as the metadata.
+func (res *Run) setOriginStats(st *httpStats) {
+	res.OriginHTTPBytes = &st.BodyBytes
+	res.OriginHTTPFiles = map[string]int64{}
+	var meta, metaReqs int64
+	for path, f := range st.Files {
+		res.OriginHTTPFiles[path] = f.BodyBytes
+		if path == "/"+pkgName {
+			r := float64(f.BodyBytes) / float64(res.PayloadBytes)
+			res.OriginPackageRatio = &r
+			continue
+		}
+		meta += f.BodyBytes
+		metaReqs += f.Requests
 	}
-	return st.BodyBytes, files, nil
+	res.OriginMetaBytes, res.OriginMetaRequests = &meta, &metaReqs
 }
 
 // nodeFailure describes why a node did not finish: its exit and the end of its log.
