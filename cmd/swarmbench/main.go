@@ -2,9 +2,11 @@
 // the physical bound and against stock BitTorrent clients (aria2c and python3-libtorrent) in the
 // same run, on one Linux machine. It needs root (for ip netns and tc) and iproute2.
 //
-//	go run ./cmd/swarmbench --smoke                  # N = 4, 4 MiB, pkgsync only: seconds once built (CI runs it)
+//	go run ./cmd/swarmbench --smoke                  # N = 4, 4 MiB, pkgsync only, and a 6-node scale run: seconds once built (CI runs it)
 //	go run ./cmd/swarmbench --short                  # fan-out at N = 16 and delta fan-out at N = 16, all three clients: under 10 minutes
-//	go run ./cmd/swarmbench                          # full: fan-out at N = 4, 8, 16, classic, delta, two data centers
+//	go run ./cmd/swarmbench                          # full: fan-out at N = 4, 8, 16, classic, delta, two data centers, scale at 64
+//	go run ./cmd/swarmbench --scenarios scale --repeat 3 --json scale.json   # issue 19's scale runs, medians of 3
+//	go run ./cmd/swarmbench --scenarios fanout --nodes 48 --tracker opentracker --size 8M --rate 5
 //	go run ./cmd/swarmbench --short --json runs.json --md runs.md --png runs.png --clients pkgsync,aria2
 //	go run ./cmd/swarmbench --from runs.json --png runs.png   # redraw the table and chart of a saved run
 //	go run ./cmd/swarmbench --cleanup                # remove what a killed run left behind
@@ -23,10 +25,24 @@
 // Ctrl-C; --cleanup removes what a killed run left.
 //
 // The origin is `pkgsync serve --tracker`: an HTTP server that is the torrents' web seed
-// (BEP 19 url-list) and the tracker; every node starts from the .torrent's URL on it. The
-// package is deterministic pseudo-random data (F = --size: 32 MiB in the full run, 16 MiB in
-// --short, 4 MiB in --smoke); v2 is v1 with about one scattered edit per MiB (overwrites,
-// insertions, deletions of 4-60 KiB).
+// (BEP 19 url-list) and the tracker, whose peer lists --max-peers K caps; every node starts
+// from the .torrent's URL on it. With --tracker opentracker, Debian's opentracker runs on the
+// origin's host instead (port 6969, whitelisting the package's and its .zsync's info hashes),
+// and pkgsync serve is the web seed only: a stock setup. opentracker's cap on a peer list is
+// fixed when it is built (200, numwant below it), so it takes no --max-peers. The package is
+// deterministic pseudo-random data (F = --size: 32 MiB in the full run, 16 MiB in --short,
+// 4 MiB in --smoke, 8 MiB in scale); v2 is v1 with about one scattered edit per MiB
+// (overwrites, insertions, deletions of 4-60 KiB).
+//
+// # Nodes that come and go
+//
+// --splay D starts each node at a uniform random offset in [0, D), as cron with a random delay
+// does; --churn P kills round(P*N) nodes with SIGKILL, each once, when its host's download
+// counter reaches a random share in [0.1, 0.9) of what it must receive (so the kill falls
+// inside its transfer whatever the client's speed), and starts the same command again 5 s
+// later, on what the killed process left on disk. The draws come from --seed (printed, and in
+// the JSON) and are the same for every client of a scenario; --repeat R runs everything R
+// times with seeds SEED to SEED+R-1 and adds a table of the medians.
 //
 // # Scenarios
 //
@@ -36,6 +52,11 @@
 //     libtorrent find v1 at their output path and keep the pieces whose hashes still match
 //     (what they can do with an old version; an insertion shifts every later piece).
 //   - twodc: N/2 nodes on each side of the inter-DC link, the origin on the first side.
+//   - scale: a fan-out as a fleet run from cron sees it (issue 19): N = 64 nodes, peer lists of
+//     K = 16, starts over D = 20 s, P = 10% of the nodes killed and restarted; 8 MiB at 4
+//     Mbit/s, so that 64 nodes fit on 2 cores. The flags change each of these. Its goals: every
+//     node, restarted ones included, ends with the package; the origin sends at most 1.1 F of
+//     it; the last node is done within D + 1.5 B ((A-D)/B <= 1.5).
 //
 // Every scenario runs once with each client (--clients) as the nodes: pkgsync update, aria2c
 // and a python3-libtorrent script, the stock ones tuned for a LAN (no DHT, LPD, PEX,
@@ -46,8 +67,9 @@
 //
 //   - A: seconds from starting the nodes until the last one holds the verified package (the
 //     file pkgsync renames into place once verified; aria2c's download-complete hook; libtorrent
-//     reporting that it seeds). Every node's file is checked against the package's SHA-1 at
-//     the end.
+//     reporting that it seeds). Every node's file, a restarted node's too, is checked against
+//     the package's SHA-1 at the end. With a splay, (A-D)/B, and per node its start and its
+//     own transfer time.
 //   - B = max(F/u_origin, F/d_node, N*F/(u_origin + N*u_node)) for the shaped rates, and at least
 //     F/inter-DC rate with two data centers; in delta F is the changed bytes. B/A is the
 //     efficiency. TCP/IP and BitTorrent framing take about 4% of a shaped link, so B/A cannot
@@ -56,24 +78,29 @@
 //     origin's upload over F (over the changed bytes in delta), each host's upload over F, the
 //     largest upload over the mean (origin included), and the bytes over the inter-DC link, per
 //     direction and as the larger direction over F. The origin's own count of HTTP file bytes is
-//     in the JSON too.
+//     in the JSON too, per path, and origin_meta_bytes: the body bytes of everything but the
+//     package (the .torrent, the .zsync, an index), with origin_meta_requests, the requests
+//     for them (HEADs and 304s included, whose headers the count leaves out).
 //   - CPU: the machine's busy share (100% = every core) over the run, mean and busiest second,
 //     from /proc/stat, which includes anything else the machine runs; and the CPU seconds of
 //     the node processes (their rusage). A run is bandwidth-bound while these stay well below
 //     the machine's capacity. 16 pkgsync nodes used about 1.4 CPU seconds each per 32 MiB
 //     passed on at 25 Mbit/s, which at the bound is nearly two cores: hence 10 Mbit/s by
-//     default, where they stay under half of a 2-core machine.
+//     default, where they stay under half of a 2-core machine. Each run also reports the CPU
+//     seconds per node and the machine's load average at its start and end.
 //
-// A run that does not finish within 25 times B for the whole package (at least 2 minutes), or
-// whose node exits early, is reported with its error and the benchmark goes on; the exit
+// A run that does not finish within 25 times B for the whole package (at least 2 minutes) after
+// the splay, or whose node exits early (other than by a kill of --churn), is reported with its error and the benchmark goes on; the exit
 // status is then 1.
 //
 // # Output
 //
 // A Markdown table on stdout (and --md PATH), a JSON file (--json PATH) of the form
-// {"runs": [...]} with one object per scenario and client (fields scenario, client, nodes,
-// bytes, A_s, B_s, efficiency, origin_bytes_ratio, interdc_bytes_ratio, max_upload_share,
-// cpu_percent, ... and per-host details), and a PNG chart (--png PATH): per run, each node's
+// {"seed": ..., "args": [...], "runs": [...]} with one object per scenario and client (fields
+// scenario, client, nodes, bytes, tracker, max_peers, splay_s, churn, A_s, B_s, efficiency,
+// A_minus_splay_over_B, origin_bytes_ratio, origin_meta_bytes, interdc_bytes_ratio,
+// max_upload_share, cpu_percent, clients_cpu_s_per_node, load_avg_start, killed,
+// restarted_verified, ... and per-host details), and a PNG chart (--png PATH): per run, each node's
 // completion time against B, and each host's upload as a share of F.
 //
 // pkgsync is built from this checkout once per invocation (or given with --pkgsync). Runs go

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha1"
 	"encoding/json"
+	"fmt"
 	"image/color"
 	"image/png"
 	"math"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -22,8 +24,8 @@ import (
 )
 
 // TestSmoke runs `swarmbench --smoke` for real (namespaces, tc, pkgsync built from this
-// checkout) and checks what it reports: every node completed and verified, plausible figures,
-// and nothing left behind.
+// checkout) and checks what it reports: every node completed and verified, the killed and
+// restarted ones of the scale run too, plausible figures, and nothing left behind.
 func TestSmoke(t *testing.T) {
 	testtool.NeedRoot(t)
 	testtool.Need(t, "ip", "tc", "go")
@@ -58,6 +60,12 @@ func TestSmoke(t *testing.T) {
 			Client            string   `json:"client"`
 			Nodes             int      `json:"nodes"`
 			Bytes             int64    `json:"bytes"`
+			MaxPeers          int      `json:"max_peers"`
+			SplayS            float64  `json:"splay_s"`
+			Churn             float64  `json:"churn"`
+			OriginMetaBytes   *int64   `json:"origin_meta_bytes"`
+			Killed            int      `json:"killed"`
+			RestartedVerified int      `json:"restarted_verified"`
 			A                 *float64 `json:"A_s"`
 			B                 float64  `json:"B_s"`
 			Efficiency        *float64 `json:"efficiency"`
@@ -69,9 +77,13 @@ func TestSmoke(t *testing.T) {
 			Verified          int      `json:"verified"`
 			Error             string   `json:"error"`
 			Hosts             []struct {
-				Role      string `json:"role"`
-				Completed *bool  `json:"completed"`
-				Verified  *bool  `json:"verified"`
+				Name         string   `json:"name"`
+				Role         string   `json:"role"`
+				Completed    *bool    `json:"completed"`
+				Verified     *bool    `json:"verified"`
+				StartS       *float64 `json:"start_s"`
+				KilledAtS    *float64 `json:"killed_at_s"`
+				RestartedAtS *float64 `json:"restarted_at_s"`
 			} `json:"hosts"`
 		} `json:"runs"`
 	}
@@ -82,11 +94,24 @@ func TestSmoke(t *testing.T) {
 	for _, r := range rep.Runs {
 		scenarios = append(scenarios, r.Scenario)
 		name := r.Scenario + "/" + r.Client
-		if r.Client != clientPkgsync || r.Nodes != 4 || r.Bytes < 4*mib {
-			t.Errorf("%s: client %s, %d nodes, %d bytes; want pkgsync, 4 nodes, about 4 MiB", name, r.Client, r.Nodes, r.Bytes)
+		// The scale run: 6 nodes, peer lists of 3, starts over 3 s, 2 nodes killed.
+		n, killed, k, splay := 4, 0, 0, 0.0
+		if r.Scenario == scenarioScale {
+			n, killed, k, splay = 6, 2, 3, 3
 		}
-		if r.Error != "" || r.Completed != 4 || r.Verified != 4 {
-			t.Errorf("%s: %d completed, %d verified, error %q; want all 4 and none", name, r.Completed, r.Verified, r.Error)
+		if r.Client != clientPkgsync || r.Nodes != n || r.Bytes < 4*mib {
+			t.Errorf("%s: client %s, %d nodes, %d bytes; want pkgsync, %d nodes, about 4 MiB", name, r.Client, r.Nodes, r.Bytes, n)
+		}
+		if r.Error != "" || r.Completed != n || r.Verified != n {
+			t.Errorf("%s: %d completed, %d verified, error %q; want all %d and none", name, r.Completed, r.Verified, r.Error, n)
+		}
+		if r.MaxPeers != k || r.SplayS != splay || r.Killed != killed || r.RestartedVerified != killed {
+			t.Errorf("%s: max_peers %d, splay_s %v, killed %d, restarted_verified %d; want %d, %v, %d, %d",
+				name, r.MaxPeers, r.SplayS, r.Killed, r.RestartedVerified, k, splay, killed, killed)
+		}
+		// Every node fetched the .torrent from the origin.
+		if r.OriginMetaBytes == nil || *r.OriginMetaBytes < int64(n)*1000 {
+			t.Errorf("%s: origin_meta_bytes %v; want at least a .torrent per node", name, r.OriginMetaBytes)
 		}
 		if r.A == nil || r.Efficiency == nil || *r.Efficiency <= 0 || *r.Efficiency > 1 {
 			t.Errorf("%s: A %v, efficiency %v; want efficiency in (0, 1]", name, r.A, r.Efficiency)
@@ -97,21 +122,33 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("%s: origin_bytes_ratio %v, max_upload_share %v, cpu_percent %v, interdc_bytes_ratio %v",
 				name, r.OriginBytesRatio, r.MaxUploadShare, r.CPUPercent, r.InterDCBytesRatio)
 		}
-		nodes := 0
+		nodes, restarted := 0, 0
 		for _, h := range r.Hosts {
-			if h.Role == "node" {
-				nodes++
-				if h.Completed == nil || !*h.Completed || h.Verified == nil || !*h.Verified {
-					t.Errorf("%s: a node is not completed and verified", name)
+			if h.Role != "node" {
+				continue
+			}
+			nodes++
+			if h.Completed == nil || !*h.Completed || h.Verified == nil || !*h.Verified {
+				t.Errorf("%s: node %s is not completed and verified", name, h.Name)
+			}
+			// Started within the splay (and the watch's tick after it, late on a loaded machine).
+			if h.StartS == nil || *h.StartS > splay+5 {
+				t.Errorf("%s: node %s started at %v s, want within [0, %v s)", name, h.Name, h.StartS, splay)
+			}
+			if h.KilledAtS != nil {
+				restarted++
+				if h.RestartedAtS == nil || *h.RestartedAtS < *h.KilledAtS+churnRestart.Seconds() || *h.KilledAtS < *h.StartS {
+					t.Errorf("%s: node %s started at %v s, killed at %v s, restarted at %v; want a restart %v after the kill",
+						name, h.Name, *h.StartS, *h.KilledAtS, h.RestartedAtS, churnRestart)
 				}
 			}
 		}
-		if nodes != 4 || len(r.Hosts) != 5 {
-			t.Errorf("%s: %d hosts, %d nodes; want the origin and 4 nodes", name, len(r.Hosts), nodes)
+		if nodes != n || len(r.Hosts) != n+1 || restarted != killed {
+			t.Errorf("%s: %d hosts, %d nodes, %d restarted; want the origin, %d nodes, %d restarted", name, len(r.Hosts), nodes, restarted, n, killed)
 		}
 	}
-	if strings.Join(scenarios, ",") != "fanout,delta" {
-		t.Errorf("scenarios %v, want fanout then delta", scenarios)
+	if strings.Join(scenarios, ",") != "fanout,delta,scale" {
+		t.Errorf("scenarios %v, want fanout, delta, scale", scenarios)
 	}
 
 	f, err := os.Open(pngPath)
@@ -119,7 +156,7 @@ func TestSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if img, err := png.Decode(f); err != nil || img.Bounds().Dy() != headerH+2*rowH {
+	if img, err := png.Decode(f); err != nil || img.Bounds().Dy() != headerH+3*rowH {
 		t.Errorf("chart: %v, bounds %v", err, img)
 	}
 	md, err := os.ReadFile(mdPath)
@@ -164,18 +201,37 @@ func TestPlan(t *testing.T) {
 		want    []string // scenario/client/nodes
 		wantErr string
 	}{
-		{name: "smoke", m: modeSmoke, want: []string{"fanout/pkgsync/4", "delta/pkgsync/4"}},
+		{name: "smoke", m: modeSmoke, want: []string{"fanout/pkgsync/4", "delta/pkgsync/4", "scale/pkgsync/6 K=3 D=3s P=34%"}},
 		{name: "short", m: modeShort, want: []string{"fanout/pkgsync/16", "fanout/aria2/16", "fanout/libtorrent/16",
 			"delta/pkgsync/16", "delta/aria2/16", "delta/libtorrent/16"}},
 		{name: "full has every scenario", m: modeFull, o: overrides{clients: []string{"pkgsync"}}, want: []string{
-			"fanout/pkgsync/4", "fanout/pkgsync/8", "fanout/pkgsync/16", "classic/pkgsync/16", "delta/pkgsync/16", "twodc/pkgsync/16"}},
+			"fanout/pkgsync/4", "fanout/pkgsync/8", "fanout/pkgsync/16", "classic/pkgsync/16", "delta/pkgsync/16", "twodc/pkgsync/16",
+			"scale/pkgsync/64 K=16 D=20s P=10% 8MiB 4Mbit"}},
+		{name: "scale, every client", m: modeFull, o: overrides{scenarios: []string{"scale"}}, want: []string{
+			"scale/pkgsync/64 K=16 D=20s P=10% 8MiB 4Mbit", "scale/aria2/64 K=16 D=20s P=10% 8MiB 4Mbit", "scale/libtorrent/64 K=16 D=20s P=10% 8MiB 4Mbit"}},
+		{name: "scale's own settings are overridden", m: modeShort,
+			o: overrides{clients: []string{"pkgsync"}, scenarios: []string{"scale"}, nodes: []int{128}, size: 2 * mib, nodeRate: 3 * mbit,
+				maxPeers: ptr(8), splay: ptr(time.Minute), churn: ptr(0.25)},
+			want: []string{"scale/pkgsync/128 K=8 D=1m0s P=25% 2MiB 3Mbit"}},
+		{name: "fanout with the new options", m: modeShort,
+			o:    overrides{clients: []string{"pkgsync"}, scenarios: []string{"fanout"}, nodes: []int{64}, maxPeers: ptr(16)},
+			want: []string{"fanout/pkgsync/64 K=16"}},
+		{name: "opentracker", m: modeShort, o: overrides{clients: []string{"aria2"}, scenarios: []string{"fanout"}, nodes: []int{48}, tracker: "opentracker"},
+			want: []string{"fanout/aria2/48 opentracker"}},
+		{name: "scale under opentracker uncapped", m: modeShort, o: overrides{clients: []string{"pkgsync"}, scenarios: []string{"scale"}, tracker: "opentracker", maxPeers: ptr(0)},
+			want: []string{"scale/pkgsync/64 D=20s P=10% 8MiB 4Mbit opentracker"}},
+		{name: "opentracker has no cap to set", m: modeShort, o: overrides{scenarios: []string{"scale"}, tracker: "opentracker"}, wantErr: "--max-peers needs --tracker embedded"},
+		{name: "unknown tracker", m: modeSmoke, o: overrides{tracker: "chihaya"}, wantErr: `unknown tracker "chihaya"`},
+		{name: "churn above 1", m: modeSmoke, o: overrides{churn: ptr(1.5)}, wantErr: "--churn 1.5"},
+		{name: "negative splay", m: modeSmoke, o: overrides{splay: ptr(-time.Second)}, wantErr: "--splay -1s"},
+		{name: "negative peer cap", m: modeSmoke, o: overrides{maxPeers: ptr(-1)}, wantErr: "--max-peers -1"},
 		{name: "scenario not in the mode runs at 16", m: modeSmoke, o: overrides{scenarios: []string{"twodc"}}, want: []string{"twodc/pkgsync/16"}},
 		{name: "node counts", m: modeFull, o: overrides{clients: []string{"aria2"}, scenarios: []string{"fanout", "delta"}, nodes: []int{2, 3}},
 			want: []string{"fanout/aria2/2", "fanout/aria2/3", "delta/aria2/2", "delta/aria2/3"}},
 		{name: "unknown client", m: modeSmoke, o: overrides{clients: []string{"transmission"}}, wantErr: "unknown client"},
 		{name: "unknown scenario", m: modeSmoke, o: overrides{scenarios: []string{"mesh"}}, wantErr: "unknown scenario"},
 		{name: "too small", m: modeSmoke, o: overrides{size: 1000}, wantErr: "at least 1 MiB"},
-		{name: "too many nodes", m: modeSmoke, o: overrides{nodes: []int{100}}, wantErr: "1 to 99"},
+		{name: "too many nodes", m: modeSmoke, o: overrides{nodes: []int{241}}, wantErr: "1 to 240"},
 		{name: "two DCs need two nodes", m: modeSmoke, o: overrides{scenarios: []string{"twodc"}, nodes: []int{1}}, wantErr: "at least 2 nodes"},
 	}
 	for _, tt := range tests {
@@ -192,7 +248,21 @@ func TestPlan(t *testing.T) {
 			}
 			var got []string
 			for _, s := range specs {
-				got = append(got, s.Scenario+"/"+s.Client+"/"+strconv.Itoa(s.Nodes))
+				// The swarm's settings when set, and the size and rate when they are not the mode's.
+				d := s.Scenario + "/" + s.Client + "/" + strconv.Itoa(s.Nodes)
+				if s.MaxPeers > 0 {
+					d += fmt.Sprintf(" K=%d", s.MaxPeers)
+				}
+				if s.Splay > 0 {
+					d += fmt.Sprintf(" D=%v P=%g%%", s.Splay, 100*s.Churn)
+				}
+				if s.Size != tt.m.size {
+					d += fmt.Sprintf(" %dMiB %dMbit", s.Size/mib, s.NodeRate/mbit)
+				}
+				if s.Tracker != trackerEmbedded {
+					d += " " + s.Tracker
+				}
+				got = append(got, d)
 				if (s.Scenario == scenarioTwoDC) != (s.InterDCRate > 0) || s.NodeRate <= 0 || s.OriginRate <= 0 {
 					t.Errorf("%+v: rates", s)
 				}
@@ -203,6 +273,8 @@ func TestPlan(t *testing.T) {
 		})
 	}
 }
+
+func ptr[T any](v T) *T { return &v }
 
 func TestVersions(t *testing.T) {
 	for _, size := range []int64{1 * mib, 4 * mib, 9*mib + 12345} {
@@ -258,6 +330,125 @@ func TestParseCPU(t *testing.T) {
 	}
 }
 
+// TestParseArgsSwarm: the swarm's flags are overrides only when given (else the scenario's
+// own apply), and the seed is the clock's unless given.
+func TestParseArgsSwarm(t *testing.T) {
+	opt, err := parseArgs([]string{"--scenarios", "scale", "--max-peers", "0", "--splay", "90s", "--churn", "0.2",
+		"--tracker", "opentracker", "--repeat", "3", "--seed", "7"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := opt.o
+	if o.maxPeers == nil || *o.maxPeers != 0 || o.splay == nil || *o.splay != 90*time.Second || o.churn == nil || *o.churn != 0.2 ||
+		o.tracker != trackerOpentracker || opt.repeat != 3 || opt.seed != 7 {
+		t.Errorf("parsed as %+v, %+v", opt, o)
+	}
+	opt, err = parseArgs([]string{"--scenarios", "scale"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opt.o.maxPeers != nil || opt.o.splay != nil || opt.o.churn != nil || opt.repeat != 1 || opt.seed == 0 {
+		t.Errorf("without the flags: %+v, %+v; want no overrides, 1 repetition and a seed from the clock", opt, opt.o)
+	}
+}
+
+func TestRepeatSpecs(t *testing.T) {
+	specs := []spec{{Scenario: "a", Client: "x"}, {Scenario: "a", Client: "y"}}
+	got := repeatSpecs(specs, 3, 100)
+	var desc []string
+	for _, sp := range got {
+		desc = append(desc, fmt.Sprintf("%s/%d/%d", sp.Client, sp.Seed, sp.Rep))
+	}
+	if want := "x/100/1 y/100/1 x/101/2 y/101/2 x/102/3 y/102/3"; strings.Join(desc, " ") != want {
+		t.Errorf("repeatSpecs = %v, want %s", desc, want)
+	}
+}
+
+func TestDrawSchedule(t *testing.T) {
+	tests := []struct {
+		nodes      int
+		splay      time.Duration
+		churn      float64
+		wantKilled int
+	}{
+		{64, 20 * time.Second, 0.10, 6},
+		{6, 3 * time.Second, 0.34, 2},
+		{16, 0, 0, 0},
+		{10, time.Minute, 1, 10},
+		{3, time.Second, 0.1, 0},
+	}
+	for _, tt := range tests {
+		sp := spec{Nodes: tt.nodes, swarm: swarm{Splay: tt.splay, Churn: tt.churn}, Seed: 42}
+		starts, kills := drawSchedule(sp)
+		killed := 0
+		for i := range tt.nodes {
+			if starts[i] < 0 || (tt.splay == 0 && starts[i] != 0) || (tt.splay > 0 && starts[i] >= tt.splay) {
+				t.Errorf("%+v: node %d starts at %v, want in [0, %v)", tt, i, starts[i], tt.splay)
+			}
+			if kills[i] != 0 {
+				killed++
+				if kills[i] < 0.1 || kills[i] >= 0.9 {
+					t.Errorf("%+v: node %d is killed at %v of its download, want in [0.1, 0.9)", tt, i, kills[i])
+				}
+			}
+		}
+		if killed != tt.wantKilled {
+			t.Errorf("%+v: %d nodes killed, want %d", tt, killed, tt.wantKilled)
+		}
+		s2, k2 := drawSchedule(sp)
+		if !slices.Equal(starts, s2) || !slices.Equal(kills, k2) {
+			t.Errorf("%+v: two draws with one seed differ", tt)
+		}
+		sp.Seed++
+		if s3, k3 := drawSchedule(sp); tt.splay > 0 && tt.nodes > 1 && slices.Equal(starts, s3) && slices.Equal(kills, k3) {
+			t.Errorf("%+v: seeds 42 and 43 draw the same", tt)
+		}
+	}
+}
+
+// TestDueAt: a node starts at its offset, once; a killed one again churnRestart after the kill,
+// once.
+func TestDueAt(t *testing.T) {
+	running := &proc{}
+	tests := []struct {
+		name   string
+		n      node
+		want   time.Duration
+		wantOK bool
+	}{
+		{"not started", node{startAt: 3 * time.Second}, 3 * time.Second, true},
+		{"running", node{startAt: 3 * time.Second, started: true, p: running}, 0, false},
+		{"done and stopped", node{started: true, done: true}, 0, false},
+		{"killed", node{started: true, killed: true, killedAt: 7 * time.Second}, 7*time.Second + churnRestart, true},
+		{"restarted", node{started: true, killed: true, restarted: true, p: running}, 0, false},
+		{"restarted and stopped", node{started: true, killed: true, restarted: true}, 0, false},
+	}
+	for _, tt := range tests {
+		if got, ok := tt.n.dueAt(); got != tt.want || ok != tt.wantOK {
+			t.Errorf("%s: dueAt = %v, %v; want %v, %v", tt.name, got, ok, tt.want, tt.wantOK)
+		}
+	}
+}
+
+func TestParseLoadAvg(t *testing.T) {
+	tests := []struct {
+		in   string
+		want *[3]float64
+	}{
+		{"0.52 0.58 0.59 1/467 12345\n", &[3]float64{0.52, 0.58, 0.59}},
+		{"12.00 3.5 0 2/9 1", &[3]float64{12, 3.5, 0}},
+		{"0.52 0.58", nil},
+		{"0.52 x 0.59 1/467 12345", nil},
+		{"", nil},
+	}
+	for _, tt := range tests {
+		got := parseLoadAvg(tt.in)
+		if (got == nil) != (tt.want == nil) || (got != nil && *got != *tt.want) {
+			t.Errorf("parseLoadAvg(%q) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+}
+
 func TestParseArgs(t *testing.T) {
 	tests := []struct {
 		args    []string
@@ -267,6 +458,8 @@ func TestParseArgs(t *testing.T) {
 		{args: []string{"--size", "big"}, wantErr: "size"},
 		{args: []string{"--rate", "-5"}, wantErr: "positive"},
 		{args: []string{"extra"}, wantErr: "unexpected"},
+		{args: []string{"--repeat", "0"}, wantErr: "--repeat 0"},
+		{args: []string{"--splay", "soon"}, wantErr: "splay"},
 		{args: []string{"--short", "--clients", "pkgsync,aria2", "--rate", "12.5", "--size", "8M"}},
 	}
 	for _, tt := range tests {
@@ -291,7 +484,7 @@ func TestParseArgs(t *testing.T) {
 func sampleRuns() []*Run {
 	f := func(v float64) *float64 { return &v }
 	yes, no := true, false
-	changed := int64(300 << 10)
+	changed, meta := int64(300<<10), int64(45<<10)
 	host := func(name, role string, up uint64, share float64, done *float64) HostResult {
 		h := HostResult{Name: name, Role: role, UploadBytes: up, UploadShare: share, CompletionS: done}
 		if role == "node" {
@@ -303,8 +496,9 @@ func sampleRuns() []*Run {
 		return h
 	}
 	return []*Run{
-		{Scenario: "fanout", Client: "pkgsync", Nodes: 2, Bytes: 16 << 20, PayloadBytes: 16 << 20, NodeRateMbit: 10, OriginRateMbit: 10,
+		{Scenario: "fanout", Client: "pkgsync", Nodes: 2, Bytes: 16 << 20, PayloadBytes: 16 << 20, NodeRateMbit: 10, OriginRateMbit: 10, Tracker: "embedded",
 			A: f(15), B: 13.4, Efficiency: f(13.4 / 15), MedianS: f(14.5), OriginBytesRatio: 1.02, OriginPackageRatio: f(0.98), MaxUploadShare: 1.02, UploadMaxOverMean: 1.1,
+			OriginMetaBytes: &meta, CPUPercent: 41, CPUPeakPercent: 60, ClientsCPUSPerNode: 1.25, LoadAvgStart: &[3]float64{0.5, 1, 2},
 			Completed: 2, Verified: 2, Hosts: []HostResult{host("o", "origin", 1, 1.02, nil), host("n00", "node", 1, 0.9, f(14)), host("n01", "node", 1, 1, f(15))}},
 		{Scenario: "delta", Client: "aria2", Nodes: 2, Bytes: 16 << 20, ChangedBytes: &changed, PayloadBytes: changed, NodeRateMbit: 10, OriginRateMbit: 10,
 			A: f(40), B: 0.5, Efficiency: f(0.5 / 40), OriginBytesRatio: 80, MaxUploadShare: 80, UploadMaxOverMean: 3,
@@ -313,6 +507,10 @@ func sampleRuns() []*Run {
 		{Scenario: "twodc", Client: "libtorrent", Nodes: 2, Bytes: 16 << 20, PayloadBytes: 16 << 20, NodeRateMbit: 10, OriginRateMbit: 10,
 			InterDCRateMbit: f(20), InterDCBytesRatio: f(1.5), B: 13.4, Completed: 1, Verified: 1, Error: "1 of 2 nodes did not finish",
 			Hosts: []HostResult{host("o", "origin", 1, 3, nil), host("n00", "node", 1, 0.5, f(60)), host("n01", "node", 1, 0, nil)}},
+		{Scenario: "scale", Client: "pkgsync", Nodes: 3, Bytes: 8 << 20, PayloadBytes: 8 << 20, NodeRateMbit: 4, OriginRateMbit: 4,
+			Tracker: "embedded", MaxPeers: 2, SplayS: 20, Churn: 0.34, A: f(40), B: 16.8, Efficiency: f(16.8 / 40), AMinusSplayOverB: f(20 / 16.8),
+			OriginBytesRatio: 1.05, OriginMetaBytes: &meta, Completed: 3, Verified: 3, Killed: 1, RestartedVerified: 1,
+			Hosts: []HostResult{host("o", "origin", 1, 1.05, nil), host("n00", "node", 1, 1, f(30)), host("n01", "node", 1, 1, f(35)), host("n02", "node", 1, 1, f(40))}},
 	}
 }
 
@@ -320,9 +518,10 @@ func TestMarkdown(t *testing.T) {
 	md := markdown(&report{Mode: "test", Date: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), CPUs: 2, Runs: sampleRuns()})
 	for _, want := range []string{
 		"## swarmbench test, 2026-01-02 03:04 UTC, 2 CPUs",
-		"| fanout | pkgsync | 2 | 16 MiB | 15.0 | 14.5 | 13.4 | 0.89 | 1.02 F | 0.98 F | – | 102% F | 1.10 |",
-		"| delta | aria2 | 2 | 16 MiB (300 KiB new) | 40.0 | – | 0.50 | 0.01 | 80.00 new | – | – | 8000% new |",
-		"| twodc | libtorrent | 2 | 16 MiB | – | – | 13.4 | – | 0.00 F | – | 1.50 F |",
+		"| fanout | pkgsync | 2 | 16 MiB | embedded | 15.0 | 14.5 | 13.4 | 0.89 | – | 1.02 F | 0.98 F | 22.5 KiB | – | 102% F | 1.10 | 41/60 | 1.25 | 0.50 | 2/2 |",
+		"| delta | aria2 | 2 | 16 MiB (300 KiB new) | embedded | 40.0 | – | 0.50 | 0.01 | – | 80.00 new | – | – | – | 8000% new |",
+		"| twodc | libtorrent | 2 | 16 MiB | embedded | – | – | 13.4 | – | – | 0.00 F | – | – | 1.50 F |",
+		"| scale | pkgsync | 3 | 8.0 MiB | embedded K=2 D=20s P=34% | 40.0 | – | 16.8 | 0.42 | 1.19 | 1.05 F | – | 15.0 KiB | – | 0% F | 0.00 | 0/0 | 0.00 | – | 3/3 (killed 1/1) |",
 		"inter-DC link 20 each way",
 		"delta, aria2: aria2 nodes start with v1.",
 		"**1 of 2 nodes did not finish**",
@@ -331,8 +530,11 @@ func TestMarkdown(t *testing.T) {
 			t.Errorf("Markdown lacks %q:\n%s", want, md)
 		}
 	}
-	if n := strings.Count(md, "\n| "); n != 5 {
-		t.Errorf("%d table lines, want the header, its rule and 3 runs:\n%s", n, md)
+	if n := strings.Count(md, "\n| "); n != 6 {
+		t.Errorf("%d table lines, want the header, its rule and 4 runs:\n%s", n, md)
+	}
+	if strings.Contains(md, "Medians") {
+		t.Errorf("a table of medians of runs that ran once:\n%s", md)
 	}
 }
 
@@ -348,11 +550,13 @@ func TestJSON(t *testing.T) {
 	var rep struct {
 		Runs []map[string]any `json:"runs"`
 	}
-	if err := json.Unmarshal(raw, &rep); err != nil || len(rep.Runs) != 3 {
+	if err := json.Unmarshal(raw, &rep); err != nil || len(rep.Runs) != 4 {
 		t.Fatalf("%v, %d runs", err, len(rep.Runs))
 	}
 	for _, k := range []string{"scenario", "client", "nodes", "bytes", "A_s", "B_s", "efficiency",
-		"origin_bytes_ratio", "interdc_bytes_ratio", "max_upload_share", "cpu_percent"} {
+		"origin_bytes_ratio", "origin_meta_bytes", "origin_meta_requests", "interdc_bytes_ratio", "max_upload_share", "cpu_percent",
+		"clients_cpu_s_per_node", "load_avg_start", "load_avg_end", "tracker", "max_peers", "splay_s", "churn", "seed", "rep",
+		"A_minus_splay_over_B", "killed", "restarted_verified"} {
 		for i, r := range rep.Runs {
 			if _, ok := r[k]; !ok {
 				t.Errorf("run %d lacks %q", i, k)
@@ -362,6 +566,10 @@ func TestJSON(t *testing.T) {
 	if rep.Runs[0]["interdc_bytes_ratio"] != nil || rep.Runs[2]["interdc_bytes_ratio"] != 1.5 || rep.Runs[2]["A_s"] != nil {
 		t.Errorf("nulls: interdc %v and %v, A %v", rep.Runs[0]["interdc_bytes_ratio"], rep.Runs[2]["interdc_bytes_ratio"], rep.Runs[2]["A_s"])
 	}
+	// What swarmsim --validate reads of a scale run.
+	if sc := rep.Runs[3]; sc["max_peers"] != 2.0 || sc["splay_s"] != 20.0 || sc["churn"] != 0.34 || sc["origin_meta_bytes"] != 45.0*1024 {
+		t.Errorf("scale run: max_peers %v, splay_s %v, churn %v, origin_meta_bytes %v", sc["max_peers"], sc["splay_s"], sc["churn"], sc["origin_meta_bytes"])
+	}
 }
 
 func TestChart(t *testing.T) {
@@ -369,7 +577,7 @@ func TestChart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b := img.Bounds(); b.Dx() != chartW || b.Dy() != headerH+3*rowH {
+	if b := img.Bounds(); b.Dx() != chartW || b.Dy() != headerH+4*rowH {
 		t.Fatalf("chart is %v", b)
 	}
 	// The failed node of the third run is a full-height red bar; the first run's bars are blue.
@@ -488,6 +696,84 @@ func TestCollect(t *testing.T) {
 	res.collect(nodes[:2], traffic, ds, dir)
 	if res.A == nil || *res.A != 5 || res.Efficiency == nil || *res.Efficiency != 0.4 || res.InterDCBytesRatio != nil {
 		t.Errorf("A %v, efficiency %v, inter-DC %v; want 5, 0.4, none", res.A, res.Efficiency, res.InterDCBytesRatio)
+	}
+
+	// With a splay: n00 started at 1 s, n01 was killed at 2 s and restarted at 7 s; its CPU
+	// counts the killed process's too.
+	sec := func(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+	nodes[0].started, nodes[0].startedAt = true, sec(1)
+	n1 := nodes[1]
+	n1.started, n1.startedAt, n1.killed, n1.killedAt, n1.restarted, n1.restartedAt, n1.deadCPU = true, sec(0.5), true, sec(2), true, sec(7), 1.5
+	res = &Run{Scenario: scenarioScale, Client: clientAria2, Nodes: 2, Bytes: 1000, PayloadBytes: 1000, B: 2, SplayS: 3}
+	res.collect(nodes[:2], traffic, ds, dir)
+	h0, h1 := res.Hosts[1], res.Hosts[2]
+	switch {
+	case res.Killed != 1 || res.RestartedVerified != 1 || res.ClientsCPUS != 1.5 || res.ClientsCPUSPerNode != 0.75:
+		t.Errorf("killed %d, restarted and verified %d, CPU %v s (%v per node); want 1, 1, 1.5, 0.75",
+			res.Killed, res.RestartedVerified, res.ClientsCPUS, res.ClientsCPUSPerNode)
+	case res.AMinusSplayOverB == nil || *res.AMinusSplayOverB != 1 || res.MedianTransferS == nil || *res.MedianTransferS != 3.25:
+		t.Errorf("(A-D)/B %v, median transfer %v; want (5-3)/2 = 1 and the mean of 2 and 4.5", optF(res.AMinusSplayOverB, "%v"), optF(res.MedianTransferS, "%v"))
+	case *h0.StartS != 1 || *h0.TransferS != 2 || h0.KilledAtS != nil || h0.RestartedAtS != nil:
+		t.Errorf("n00: %+v", h0)
+	case *h1.StartS != 0.5 || *h1.TransferS != 4.5 || *h1.KilledAtS != 2 || *h1.RestartedAtS != 7 || *h1.CPUS != 1.5:
+		t.Errorf("n01: %+v", h1)
+	}
+}
+
+func TestSetOriginStats(t *testing.T) {
+	st := &httpStats{BodyBytes: 10_700}
+	st.Files = map[string]struct {
+		Requests  int64 `json:"requests"`
+		BodyBytes int64 `json:"body_bytes"`
+	}{
+		"/" + pkgName:              {Requests: 12, BodyBytes: 10_000},
+		"/" + pkgName + ".torrent": {Requests: 4, BodyBytes: 600},
+		"/" + pkgName + ".zsync":   {Requests: 1, BodyBytes: 100},
+		"/index.json":              {Requests: 3, BodyBytes: 0}, // HEADs or 304s
+	}
+	res := &Run{PayloadBytes: 5000}
+	res.setOriginStats(st)
+	if res.OriginMetaBytes == nil || *res.OriginMetaBytes != 700 || res.OriginMetaRequests == nil || *res.OriginMetaRequests != 8 {
+		t.Errorf("origin_meta_bytes %v, origin_meta_requests %v; want 700 and 8", res.OriginMetaBytes, res.OriginMetaRequests)
+	}
+	if res.OriginPackageRatio == nil || *res.OriginPackageRatio != 2 || *res.OriginHTTPBytes != 10_700 || res.OriginHTTPFiles["/index.json"] != 0 {
+		t.Errorf("package ratio %v, HTTP bytes %v, files %v", res.OriginPackageRatio, res.OriginHTTPBytes, res.OriginHTTPFiles)
+	}
+}
+
+// TestMediansTable: runs repeated with --repeat get one line of medians per configuration,
+// over the runs that have each figure.
+func TestMediansTable(t *testing.T) {
+	f := func(v float64) *float64 { return &v }
+	meta := int64(64 << 10)
+	run := func(client string, a, originRatio, load float64, failed bool) *Run {
+		r := &Run{Scenario: "scale", Client: client, Nodes: 64, Bytes: 8 << 20, NodeRateMbit: 4, OriginRateMbit: 4,
+			Tracker: "embedded", MaxPeers: 16, SplayS: 20, Churn: 0.1, B: 16, OriginBytesRatio: originRatio,
+			OriginMetaBytes: &meta, CPUPercent: 50, ClientsCPUSPerNode: 1, LoadAvgStart: &[3]float64{load, 0, 0},
+			Verified: 64, Hosts: []HostResult{{Role: "origin"}}}
+		if failed {
+			r.Verified, r.Error = 63, "1 of 64 nodes did not finish"
+			return r
+		}
+		r.A, r.Efficiency, r.AMinusSplayOverB = f(a), f(16/a), f((a-20)/16)
+		return r
+	}
+	runs := []*Run{
+		run("pkgsync", 40, 1.05, 1, false), run("aria2", 60, 3, 1.5, false),
+		run("pkgsync", 44, 1.2, 2, false), run("aria2", 0, 4, 2.5, true),
+		run("pkgsync", 36, 1.1, 0.5, false), run("aria2", 80, 5, 3, false),
+	}
+	md := mediansTable(runs)
+	for _, want := range []string{
+		"| scale | pkgsync | 64 | 8.0 MiB | embedded K=16 D=20s P=10% | 3/3 | 40.0 | 0.40 | 1.25 | 1.10 F | – | 1.0 KiB | 50 | 1.00 | 0.50-2.00 | 192/192 |",
+		"| scale | aria2 | 64 | 8.0 MiB | embedded K=16 D=20s P=10% | 2/3 | 70.0 | 0.23 | 3.12 | 4.00 F | – | 1.0 KiB | 50 | 1.00 | 1.50-3.00 | 191/192 |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("medians lack %q:\n%s", want, md)
+		}
+	}
+	if got := mediansTable(runs[:2]); got != "" {
+		t.Errorf("medians of runs that ran once:\n%s", got)
 	}
 }
 
