@@ -8,7 +8,7 @@
 //	go run ./cmd/swarmbench --scenarios scale --repeat 3 --json scale.json   # issue 19's scale runs, medians of 3
 //	go run ./cmd/swarmbench --scenarios fanout --nodes 48 --tracker opentracker --size 8M --rate 5
 //	go run ./cmd/swarmbench --short --json runs.json --md runs.md --png runs.png --clients pkgsync,aria2
-//	go run ./cmd/swarmbench --from runs.json --png runs.png   # redraw the table and chart of a saved run
+//	go run ./cmd/swarmbench --from runs.json --png runs.png   # redraw the table and chart of a saved run (--from a.json,b.json: both)
 //	go run ./cmd/swarmbench --cleanup                # remove what a killed run left behind
 //
 // # The lab
@@ -145,7 +145,8 @@ func main() {
 type options struct {
 	smoke, short, keep, cleanup bool
 	jsonPath, mdPath, pngPath   string
-	pkgsync, work, from         string
+	pkgsync, work               string
+	from                        []string
 	o                           overrides
 	rate, originRate, interDC   float64
 	size                        string
@@ -181,7 +182,7 @@ func parseArgs(args []string, stdout io.Writer) (*options, error) {
 	fs.StringVar(&opt.pkgsync, "pkgsync", "", "pkgsync binary to use (default: build ./cmd/pkgsync of this checkout)")
 	fs.StringVar(&opt.work, "work", "", "work folder (default: a temporary one, removed at the end)")
 	fs.BoolVar(&opt.keep, "keep", false, "keep the work folder: logs and files of every run")
-	fs.StringVar(&opt.from, "from", "", "run nothing: render the Markdown, JSON and chart of an earlier run's JSON file")
+	fs.StringSliceVar(&opt.from, "from", nil, "run nothing: render the Markdown, JSON and chart of earlier runs' JSON files (several: their runs together, with the medians)")
 	fs.BoolVar(&opt.cleanup, "cleanup", false, "remove the namespaces (and their processes) that killed runs left, then exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
@@ -242,7 +243,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		fmt.Fprintf(stdout, "removed %d namespaces: %s\n", len(names), strings.Join(names, " "))
 		return err
 	}
-	if opt.from != "" {
+	if len(opt.from) > 0 {
 		return renderFrom(opt, stdout)
 	}
 	m := modeFull
@@ -298,17 +299,26 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	return err
 }
 
-// renderFrom renders the Markdown, JSON and chart of an earlier run's JSON file (--from).
+// renderFrom renders the Markdown, JSON and chart of earlier runs' JSON files (--from): the
+// runs of all of them, under the first one's mode, date and seed.
 func renderFrom(opt *options, stdout io.Writer) error {
-	raw, err := os.ReadFile(opt.from)
-	if err != nil {
-		return err
+	var all report
+	for i, path := range opt.from {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		var rep report
+		if err := json.Unmarshal(raw, &rep); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		if i == 0 {
+			all = rep
+			continue
+		}
+		all.Runs = append(all.Runs, rep.Runs...)
 	}
-	var rep report
-	if err := json.Unmarshal(raw, &rep); err != nil {
-		return fmt.Errorf("%s: %w", opt.from, err)
-	}
-	return writeOutputs(opt, &rep, stdout)
+	return writeOutputs(opt, &all, stdout)
 }
 
 // checkLab checks that this process can build the lab: root, ip and tc.
