@@ -109,9 +109,9 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("%s: max_peers %d, splay_s %v, killed %d, restarted_verified %d; want %d, %v, %d, %d",
 				name, r.MaxPeers, r.SplayS, r.Killed, r.RestartedVerified, k, splay, killed, killed)
 		}
-		// Every node fetched the .torrent from the origin.
-		if r.OriginMetaBytes == nil || *r.OriginMetaBytes < int64(n)*1000 {
-			t.Errorf("%s: origin_meta_bytes %v; want at least a .torrent per node", name, r.OriginMetaBytes)
+		// The first node to start can get the .torrent from the origin only.
+		if r.OriginMetaBytes == nil || *r.OriginMetaBytes < 1000 {
+			t.Errorf("%s: origin_meta_bytes %v; want at least one .torrent", name, optI(r.OriginMetaBytes))
 		}
 		if r.A == nil || r.Efficiency == nil || *r.Efficiency <= 0 || *r.Efficiency > 1 {
 			t.Errorf("%s: A %v, efficiency %v; want efficiency in (0, 1]", name, r.A, r.Efficiency)
