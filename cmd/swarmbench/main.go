@@ -2,7 +2,7 @@
 // the physical bound and against stock BitTorrent clients (aria2c and python3-libtorrent) in the
 // same run, on one Linux machine. It needs root (for ip netns and tc) and iproute2.
 //
-//	go run ./cmd/swarmbench --smoke                  # N = 4, 4 MiB, pkgsync only, and a 6-node scale run: seconds once built (CI runs it)
+//	go run ./cmd/swarmbench --smoke                  # N = 4, 4 MiB, pkgsync only, a 6-node scale run, a fan-out under opentracker: seconds (CI runs it)
 //	go run ./cmd/swarmbench --short                  # fan-out at N = 16 and delta fan-out at N = 16, all three clients: under 10 minutes
 //	go run ./cmd/swarmbench                          # full: fan-out at N = 4, 8, 16, classic, delta, two data centers, scale at 64
 //	go run ./cmd/swarmbench --scenarios scale --repeat 3 --json scale.json   # issue 19's scale runs, medians of 3
@@ -160,7 +160,7 @@ func parseArgs(args []string, stdout io.Writer) (*options, error) {
 	fs.SortFlags = false
 	fs.SetOutput(io.Discard)
 	var opt options
-	fs.BoolVar(&opt.smoke, "smoke", false, "N = 4, 4 MiB, pkgsync only, fan-out and delta: about a minute")
+	fs.BoolVar(&opt.smoke, "smoke", false, "N = 4, 4 MiB, pkgsync only: fan-out, delta, a 6-node scale run and a fan-out under opentracker: about a minute")
 	fs.BoolVar(&opt.short, "short", false, "fan-out at N = 16 and one delta fan-out, every client: under 10 minutes")
 	fs.StringVar(&opt.jsonPath, "json", "", "write the results as JSON {\"runs\": [...]} to this file")
 	fs.StringVar(&opt.mdPath, "md", "", "write the Markdown table to this file too")

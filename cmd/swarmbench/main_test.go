@@ -28,7 +28,7 @@ import (
 // restarted ones of the scale run too, plausible figures, and nothing left behind.
 func TestSmoke(t *testing.T) {
 	testtool.NeedRoot(t)
-	testtool.Need(t, "ip", "tc", "go")
+	testtool.Need(t, "ip", "tc", "go", "opentracker")
 	dir := t.TempDir()
 	jsonPath, pngPath, mdPath := filepath.Join(dir, "runs.json"), filepath.Join(dir, "runs.png"), filepath.Join(dir, "runs.md")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -60,6 +60,7 @@ func TestSmoke(t *testing.T) {
 			Client            string   `json:"client"`
 			Nodes             int      `json:"nodes"`
 			Bytes             int64    `json:"bytes"`
+			Tracker           string   `json:"tracker"`
 			MaxPeers          int      `json:"max_peers"`
 			SplayS            float64  `json:"splay_s"`
 			Churn             float64  `json:"churn"`
@@ -92,8 +93,11 @@ func TestSmoke(t *testing.T) {
 	}
 	var scenarios []string
 	for _, r := range rep.Runs {
-		scenarios = append(scenarios, r.Scenario)
 		name := r.Scenario + "/" + r.Client
+		if r.Tracker != trackerEmbedded {
+			name = r.Scenario + "/" + r.Tracker
+		}
+		scenarios = append(scenarios, name)
 		// The scale run: 6 nodes, peer lists of 3, starts over 3 s, 2 nodes killed.
 		n, killed, k, splay := 4, 0, 0, 0.0
 		if r.Scenario == scenarioScale {
@@ -147,8 +151,8 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("%s: %d hosts, %d nodes, %d restarted; want the origin, %d nodes, %d restarted", name, len(r.Hosts), nodes, restarted, n, killed)
 		}
 	}
-	if strings.Join(scenarios, ",") != "fanout,delta,scale" {
-		t.Errorf("scenarios %v, want fanout, delta, scale", scenarios)
+	if strings.Join(scenarios, ",") != "fanout,delta,scale,fanout/opentracker" {
+		t.Errorf("scenarios %v, want fanout, delta, scale, fanout under opentracker", scenarios)
 	}
 
 	f, err := os.Open(pngPath)
@@ -156,11 +160,11 @@ func TestSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if img, err := png.Decode(f); err != nil || img.Bounds().Dy() != headerH+3*rowH {
+	if img, err := png.Decode(f); err != nil || img.Bounds().Dy() != headerH+4*rowH {
 		t.Errorf("chart: %v, bounds %v", err, img)
 	}
 	md, err := os.ReadFile(mdPath)
-	if err != nil || !strings.Contains(string(md), "| fanout | pkgsync | 4 |") || !bytes.Equal(md, stdout.Bytes()) {
+	if err != nil || !strings.Contains(string(md), "| fanout | pkgsync | 4 | 4.0 MiB | opentracker |") || !bytes.Equal(md, stdout.Bytes()) {
 		t.Errorf("the Markdown file differs from stdout or lacks the fanout row (%v):\n%s", err, md)
 	}
 }
@@ -201,7 +205,7 @@ func TestPlan(t *testing.T) {
 		want    []string // scenario/client/nodes
 		wantErr string
 	}{
-		{name: "smoke", m: modeSmoke, want: []string{"fanout/pkgsync/4", "delta/pkgsync/4", "scale/pkgsync/6 K=3 D=3s P=34%"}},
+		{name: "smoke", m: modeSmoke, want: []string{"fanout/pkgsync/4", "delta/pkgsync/4", "scale/pkgsync/6 K=3 D=3s P=34%", "fanout/pkgsync/4 opentracker"}},
 		{name: "short", m: modeShort, want: []string{"fanout/pkgsync/16", "fanout/aria2/16", "fanout/libtorrent/16",
 			"delta/pkgsync/16", "delta/aria2/16", "delta/libtorrent/16"}},
 		{name: "full has every scenario", m: modeFull, o: overrides{clients: []string{"pkgsync"}}, want: []string{

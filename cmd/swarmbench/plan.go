@@ -86,9 +86,11 @@ type mode struct {
 type scenarioRun struct {
 	scenario string
 	nodes    int
-	// size and nodeRate replace the mode's when set; swarm is the scenario's own.
+	// size and nodeRate replace the mode's when set; swarm is the scenario's own, and tracker
+	// its tracker when not the embedded one.
 	size, nodeRate int64
 	swarm          swarm
+	tracker        string
 }
 
 // scaleRun is the scale scenario of issue 19 in the full mode and alone: 64 nodes, peer lists
@@ -103,10 +105,12 @@ var scaleRun = scenarioRun{scenario: scenarioScale, nodes: 64, size: 8 * mib, no
 // nearly both cores, so a fast client would be measured against the CPU, not the network. At
 // 10 Mbit/s it is under half the machine, and every run reports its CPU use to show it.
 var (
-	// The smoke's scale run is tiny: 6 nodes, peer lists of 3, starts over 3 s, 2 nodes killed.
+	// The smoke's scale run is tiny: 6 nodes, peer lists of 3, starts over 3 s, 2 nodes killed;
+	// and a fan-out goes through opentracker.
 	modeSmoke = mode{name: "smoke", size: 4 * mib, nodeRate: 25 * mbit, interDCFactor: 2,
 		runs: []scenarioRun{{scenario: scenarioFanout, nodes: 4}, {scenario: scenarioDelta, nodes: 4},
-			{scenario: scenarioScale, nodes: 6, swarm: swarm{MaxPeers: 3, Splay: 3 * time.Second, Churn: 0.34}}},
+			{scenario: scenarioScale, nodes: 6, swarm: swarm{MaxPeers: 3, Splay: 3 * time.Second, Churn: 0.34}},
+			{scenario: scenarioFanout, nodes: 4, tracker: trackerOpentracker}},
 		clients: []string{clientPkgsync}}
 	modeShort = mode{name: "short", size: 16 * mib, nodeRate: 10 * mbit, interDCFactor: 2,
 		runs:    []scenarioRun{{scenario: scenarioFanout, nodes: 16}, {scenario: scenarioDelta, nodes: 16}},
@@ -142,16 +146,13 @@ func plan(m mode, o overrides) ([]spec, error) {
 	if err := checkNames(o, clients); err != nil {
 		return nil, err
 	}
-	tracker := trackerEmbedded
-	if o.tracker != "" {
-		tracker = o.tracker
-	}
 	var specs []spec
 	for _, r := range selectRuns(m, o) {
 		sp, err := runSpec(m, o, r)
 		if err != nil {
 			return nil, err
 		}
+		tracker := cmp.Or(o.tracker, r.tracker, trackerEmbedded)
 		sp.Tracker = tracker
 		if tracker == trackerOpentracker && sp.MaxPeers > 0 {
 			return nil, fmt.Errorf("%s with --max-peers %d: opentracker's cap on a peer list is fixed when it is built "+
