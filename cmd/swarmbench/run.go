@@ -427,6 +427,9 @@ func buildLab(ctx context.Context, prefix string, sp spec) (lab *netlab.Lab, ori
 			return nil, nil, nil, err
 		}
 	}
+	if err := lab.PinNeighbors(ctx); err != nil {
+		return nil, nil, nil, err
+	}
 	return lab, origin, hosts, nil
 }
 

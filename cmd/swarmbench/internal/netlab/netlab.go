@@ -14,6 +14,12 @@
 // processes inside the namespaces before deleting them: a process left in a deleted namespace
 // would keep it, and its interfaces, alive.
 //
+// A shaped link drops what does not fit its queue, ARP too: a host whose upload is full (the
+// origin, early in a fan-out) would leave its neighbours' ARP requests unanswered, and their
+// connections to it fail with "no route to host", which says nothing about the software under
+// test. So every host's address has a MAC address derived from it, and PinNeighbors gives each
+// host a permanent neighbour entry for every other: no ARP at all.
+//
 // It needs root and iproute2 (ip, tc). Addresses come from 198.18.0.0/15, the range RFC 2544
 // sets aside for benchmarks, and the namespaces have no route out: nothing leaves the machine.
 package netlab
@@ -85,8 +91,17 @@ type Host struct {
 	// DC is the data center, 0 or 1.
 	DC int
 	// Up and Down are the shaped rates in bits per second.
-	Up, Down   int64
+	Up, Down int64
+	// MAC is the host's interface address, derived from Addr (hostMAC).
+	MAC        net.HardwareAddr
 	dev, swDev string
+}
+
+// hostMAC is the MAC address of the host with IPv4 address a: locally administered (02), then
+// 00 and the four bytes of a, so that no two hosts share one.
+func hostMAC(a netip.Addr) net.HardwareAddr {
+	b := a.As4()
+	return net.HardwareAddr{0x02, 0x00, b[0], b[1], b[2], b[3]}
 }
 
 // Lab is a switch namespace and the hosts wired to it. Its methods are safe for concurrent use
@@ -180,6 +195,9 @@ func (l *Lab) addNS(ctx context.Context, ns string) error {
 func (l *Lab) AddHost(ctx context.Context, name string, dc int, addr netip.Addr, up, down int64) (*Host, error) {
 	h := &Host{Name: name, NS: l.opt.Prefix + name, Addr: addr, DC: dc, Up: up, Down: down,
 		dev: l.opt.Prefix + name + "a", swDev: l.opt.Prefix + name + "b"}
+	if addr.Is4() {
+		h.MAC = hostMAC(addr)
+	}
 	if len(h.dev) > maxIfName {
 		return nil, fmt.Errorf("netlab: host name %q too long: interface %s exceeds %d characters", name, h.dev, maxIfName)
 	}
@@ -196,7 +214,7 @@ func (l *Lab) AddHost(ctx context.Context, name string, dc int, addr netip.Addr,
 		return nil, err
 	}
 	steps := [][]string{
-		{"link", "add", h.dev, "netns", h.NS, "type", "veth", "peer", "name", h.swDev, "netns", l.sw},
+		{"link", "add", h.dev, "netns", h.NS, "address", h.MAC.String(), "type", "veth", "peer", "name", h.swDev, "netns", l.sw},
 		{"-n", l.sw, "link", "set", h.swDev, "master", l.bridge(dc), "up"},
 		{"-n", h.NS, "addr", "add", addr.String() + "/15", "dev", h.dev},
 		{"-n", h.NS, "link", "set", h.dev, "up"},
@@ -216,6 +234,31 @@ func (l *Lab) AddHost(ctx context.Context, name string, dc int, addr netip.Addr,
 	l.hosts = append(l.hosts, h)
 	l.mu.Unlock()
 	return h, nil
+}
+
+// PinNeighbors gives every host a permanent neighbour entry (address to MAC) for every other
+// host, so that no host needs ARP: call it once all hosts are added.
+func (l *Lab) PinNeighbors(ctx context.Context) error {
+	l.mu.Lock()
+	hosts := append([]*Host(nil), l.hosts...)
+	l.mu.Unlock()
+	for _, h := range hosts {
+		var batch bytes.Buffer
+		for _, o := range hosts {
+			if o != h {
+				fmt.Fprintf(&batch, "neigh replace %s lladdr %s dev %s nud permanent\n", o.Addr, o.MAC, h.dev)
+			}
+		}
+		if batch.Len() == 0 {
+			continue
+		}
+		cmd := exec.CommandContext(ctx, "ip", "-n", h.NS, "-batch", "-")
+		cmd.Stdin = &batch
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("netlab: neighbour entries of %s: ip -n %s -batch: %w: %s", h.Name, h.NS, err, bytes.TrimSpace(out))
+		}
+	}
+	return nil
 }
 
 // shape puts a tbf of rate bits per second on dev's egress in namespace ns.

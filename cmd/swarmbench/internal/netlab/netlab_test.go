@@ -2,6 +2,7 @@ package netlab
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/netip"
@@ -87,6 +88,18 @@ func TestParseTraffic(t *testing.T) {
 
 // TestLab builds two data centers with a host each and one more in the first, sends bytes
 // across, and checks the counters and that Close leaves nothing.
+func TestHostMAC(t *testing.T) {
+	tests := []struct{ addr, want string }{
+		{"198.18.0.1", "02:00:c6:12:00:01"},
+		{"198.18.1.249", "02:00:c6:12:01:f9"},
+	}
+	for _, tt := range tests {
+		if got := hostMAC(netip.MustParseAddr(tt.addr)).String(); got != tt.want {
+			t.Errorf("hostMAC(%s) = %s, want %s", tt.addr, got, tt.want)
+		}
+	}
+}
+
 func TestLab(t *testing.T) {
 	testtool.NeedRoot(t)
 	testtool.Need(t, "ip", "tc")
@@ -120,6 +133,36 @@ func TestLab(t *testing.T) {
 	}
 	if _, err := l.AddHost(ctx, "toolongname", 0, netip.MustParseAddr("198.18.0.9"), 1, 1); err == nil {
 		t.Error("a name too long for an interface was accepted")
+	}
+
+	// Every host knows every other's MAC address for good: no ARP on the shaped links.
+	if err := l.PinNeighbors(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range hosts {
+		out, err := output(ctx, "ip", "-n", h.NS, "-j", "neigh", "show", "nud", "permanent")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var entries []struct {
+			Dst    string `json:"dst"`
+			LLAddr string `json:"lladdr"`
+		}
+		if err := json.Unmarshal(out, &entries); err != nil {
+			t.Fatalf("ip neigh of %s: %v: %s", h.Name, err, out)
+		}
+		got := map[string]string{}
+		for _, e := range entries {
+			got[e.Dst] = e.LLAddr
+		}
+		for _, o := range hosts {
+			if want := o.MAC.String(); o != h && got[o.Addr.String()] != want {
+				t.Errorf("host %s: neighbour %s at %q, want %s (entries %v)", h.Name, o.Addr, got[o.Addr.String()], want, got)
+			}
+		}
+		if len(got) != len(hosts)-1 {
+			t.Errorf("host %s has %d permanent neighbours, want %d: %v", h.Name, len(got), len(hosts)-1, got)
+		}
 	}
 
 	// c listens; a sends it 2 MB across the inter-DC link, b stays idle.
