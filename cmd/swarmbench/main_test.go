@@ -55,101 +55,14 @@ func TestSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	var rep struct {
-		Runs []struct {
-			Scenario          string   `json:"scenario"`
-			Client            string   `json:"client"`
-			Nodes             int      `json:"nodes"`
-			Bytes             int64    `json:"bytes"`
-			Tracker           string   `json:"tracker"`
-			MaxPeers          int      `json:"max_peers"`
-			SplayS            float64  `json:"splay_s"`
-			Churn             float64  `json:"churn"`
-			OriginMetaBytes   *int64   `json:"origin_meta_bytes"`
-			Killed            int      `json:"killed"`
-			RestartedVerified int      `json:"restarted_verified"`
-			A                 *float64 `json:"A_s"`
-			B                 float64  `json:"B_s"`
-			Efficiency        *float64 `json:"efficiency"`
-			OriginBytesRatio  float64  `json:"origin_bytes_ratio"`
-			InterDCBytesRatio *float64 `json:"interdc_bytes_ratio"`
-			MaxUploadShare    float64  `json:"max_upload_share"`
-			CPUPercent        *float64 `json:"cpu_percent"`
-			Completed         int      `json:"completed"`
-			Verified          int      `json:"verified"`
-			Error             string   `json:"error"`
-			Hosts             []struct {
-				Name         string   `json:"name"`
-				Role         string   `json:"role"`
-				Completed    *bool    `json:"completed"`
-				Verified     *bool    `json:"verified"`
-				StartS       *float64 `json:"start_s"`
-				KilledAtS    *float64 `json:"killed_at_s"`
-				RestartedAtS *float64 `json:"restarted_at_s"`
-			} `json:"hosts"`
-		} `json:"runs"`
+		Runs []smokeRun `json:"runs"`
 	}
 	if err := json.Unmarshal(raw, &rep); err != nil {
 		t.Fatalf("%s: %v", jsonPath, err)
 	}
 	var scenarios []string
 	for _, r := range rep.Runs {
-		name := r.Scenario + "/" + r.Client
-		if r.Tracker != trackerEmbedded {
-			name = r.Scenario + "/" + r.Tracker
-		}
-		scenarios = append(scenarios, name)
-		// The scale run: 6 nodes, peer lists of 3, starts over 3 s, 2 nodes killed.
-		n, killed, k, splay := 4, 0, 0, 0.0
-		if r.Scenario == scenarioScale {
-			n, killed, k, splay = 6, 2, 3, 3
-		}
-		if r.Client != clientPkgsync || r.Nodes != n || r.Bytes < 4*mib {
-			t.Errorf("%s: client %s, %d nodes, %d bytes; want pkgsync, %d nodes, about 4 MiB", name, r.Client, r.Nodes, r.Bytes, n)
-		}
-		if r.Error != "" || r.Completed != n || r.Verified != n {
-			t.Errorf("%s: %d completed, %d verified, error %q; want all %d and none", name, r.Completed, r.Verified, r.Error, n)
-		}
-		if r.MaxPeers != k || r.SplayS != splay || r.Killed != killed || r.RestartedVerified != killed {
-			t.Errorf("%s: max_peers %d, splay_s %v, killed %d, restarted_verified %d; want %d, %v, %d, %d",
-				name, r.MaxPeers, r.SplayS, r.Killed, r.RestartedVerified, k, splay, killed, killed)
-		}
-		// The first node to start can get the .torrent from the origin only.
-		if r.OriginMetaBytes == nil || *r.OriginMetaBytes < 1000 {
-			t.Errorf("%s: origin_meta_bytes %v; want at least one .torrent", name, optI(r.OriginMetaBytes))
-		}
-		if r.A == nil || r.Efficiency == nil || *r.Efficiency <= 0 || *r.Efficiency > 1 {
-			t.Errorf("%s: A %v, efficiency %v; want efficiency in (0, 1]", name, r.A, r.Efficiency)
-		} else if math.Abs(r.B / *r.A - *r.Efficiency) > 1e-9 {
-			t.Errorf("%s: efficiency %v is not B/A = %v/%v", name, *r.Efficiency, r.B, *r.A)
-		}
-		if r.OriginBytesRatio <= 0 || r.MaxUploadShare <= 0 || r.CPUPercent == nil || r.InterDCBytesRatio != nil {
-			t.Errorf("%s: origin_bytes_ratio %v, max_upload_share %v, cpu_percent %v, interdc_bytes_ratio %v",
-				name, r.OriginBytesRatio, r.MaxUploadShare, r.CPUPercent, r.InterDCBytesRatio)
-		}
-		nodes, restarted := 0, 0
-		for _, h := range r.Hosts {
-			if h.Role != "node" {
-				continue
-			}
-			nodes++
-			if h.Completed == nil || !*h.Completed || h.Verified == nil || !*h.Verified {
-				t.Errorf("%s: node %s is not completed and verified", name, h.Name)
-			}
-			// Started within the splay (and the watch's tick after it, late on a loaded machine).
-			if h.StartS == nil || *h.StartS > splay+5 {
-				t.Errorf("%s: node %s started at %v s, want within [0, %v s)", name, h.Name, h.StartS, splay)
-			}
-			if h.KilledAtS != nil {
-				restarted++
-				if h.RestartedAtS == nil || *h.RestartedAtS < *h.KilledAtS+churnRestart.Seconds() || *h.KilledAtS < *h.StartS {
-					t.Errorf("%s: node %s started at %v s, killed at %v s, restarted at %v; want a restart %v after the kill",
-						name, h.Name, *h.StartS, *h.KilledAtS, h.RestartedAtS, churnRestart)
-				}
-			}
-		}
-		if nodes != n || len(r.Hosts) != n+1 || restarted != killed {
-			t.Errorf("%s: %d hosts, %d nodes, %d restarted; want the origin, %d nodes, %d restarted", name, len(r.Hosts), nodes, restarted, n, killed)
-		}
+		scenarios = append(scenarios, checkSmokeRun(t, r))
 	}
 	if strings.Join(scenarios, ",") != "fanout,delta,scale,fanout/opentracker" {
 		t.Errorf("scenarios %v, want fanout, delta, scale, fanout under opentracker", scenarios)
@@ -167,6 +80,103 @@ func TestSmoke(t *testing.T) {
 	if err != nil || !strings.Contains(string(md), "| fanout | pkgsync | 4 | 4.0 MiB | opentracker |") || !bytes.Equal(md, stdout.Bytes()) {
 		t.Errorf("the Markdown file differs from stdout or lacks the fanout row (%v):\n%s", err, md)
 	}
+}
+
+// smokeRun is what TestSmoke reads of a run in the JSON.
+type smokeRun struct {
+	Scenario          string   `json:"scenario"`
+	Client            string   `json:"client"`
+	Nodes             int      `json:"nodes"`
+	Bytes             int64    `json:"bytes"`
+	Tracker           string   `json:"tracker"`
+	MaxPeers          int      `json:"max_peers"`
+	SplayS            float64  `json:"splay_s"`
+	Churn             float64  `json:"churn"`
+	OriginMetaBytes   *int64   `json:"origin_meta_bytes"`
+	Killed            int      `json:"killed"`
+	RestartedVerified int      `json:"restarted_verified"`
+	A                 *float64 `json:"A_s"`
+	B                 float64  `json:"B_s"`
+	Efficiency        *float64 `json:"efficiency"`
+	OriginBytesRatio  float64  `json:"origin_bytes_ratio"`
+	InterDCBytesRatio *float64 `json:"interdc_bytes_ratio"`
+	MaxUploadShare    float64  `json:"max_upload_share"`
+	CPUPercent        *float64 `json:"cpu_percent"`
+	Completed         int      `json:"completed"`
+	Verified          int      `json:"verified"`
+	Error             string   `json:"error"`
+	Hosts             []struct {
+		Name         string   `json:"name"`
+		Role         string   `json:"role"`
+		Completed    *bool    `json:"completed"`
+		Verified     *bool    `json:"verified"`
+		StartS       *float64 `json:"start_s"`
+		KilledAtS    *float64 `json:"killed_at_s"`
+		RestartedAtS *float64 `json:"restarted_at_s"`
+	} `json:"hosts"`
+}
+
+// checkSmokeRun checks one run of the smoke and returns its name: the scenario and the client,
+// or the tracker when it is not the embedded one.
+func checkSmokeRun(t *testing.T, r smokeRun) string {
+	t.Helper()
+	name := r.Scenario + "/" + r.Client
+	if r.Tracker != trackerEmbedded {
+		name = r.Scenario + "/" + r.Tracker
+	}
+	// The scale run: 6 nodes, peer lists of 3, starts over 3 s, 2 nodes killed.
+	n, killed, k, splay := 4, 0, 0, 0.0
+	if r.Scenario == scenarioScale {
+		n, killed, k, splay = 6, 2, 3, 3
+	}
+	if r.Client != clientPkgsync || r.Nodes != n || r.Bytes < 4*mib {
+		t.Errorf("%s: client %s, %d nodes, %d bytes; want pkgsync, %d nodes, about 4 MiB", name, r.Client, r.Nodes, r.Bytes, n)
+	}
+	if r.Error != "" || r.Completed != n || r.Verified != n {
+		t.Errorf("%s: %d completed, %d verified, error %q; want all %d and none", name, r.Completed, r.Verified, r.Error, n)
+	}
+	if r.MaxPeers != k || r.SplayS != splay || r.Killed != killed || r.RestartedVerified != killed {
+		t.Errorf("%s: max_peers %d, splay_s %v, killed %d, restarted_verified %d; want %d, %v, %d, %d",
+			name, r.MaxPeers, r.SplayS, r.Killed, r.RestartedVerified, k, splay, killed, killed)
+	}
+	// The first node to start can get the .torrent from the origin only.
+	if r.OriginMetaBytes == nil || *r.OriginMetaBytes < 1000 {
+		t.Errorf("%s: origin_meta_bytes %v; want at least one .torrent", name, optI(r.OriginMetaBytes))
+	}
+	if r.A == nil || r.Efficiency == nil || *r.Efficiency <= 0 || *r.Efficiency > 1 {
+		t.Errorf("%s: A %v, efficiency %v; want efficiency in (0, 1]", name, r.A, r.Efficiency)
+	} else if math.Abs(r.B / *r.A - *r.Efficiency) > 1e-9 {
+		t.Errorf("%s: efficiency %v is not B/A = %v/%v", name, *r.Efficiency, r.B, *r.A)
+	}
+	if r.OriginBytesRatio <= 0 || r.MaxUploadShare <= 0 || r.CPUPercent == nil || r.InterDCBytesRatio != nil {
+		t.Errorf("%s: origin_bytes_ratio %v, max_upload_share %v, cpu_percent %v, interdc_bytes_ratio %v",
+			name, r.OriginBytesRatio, r.MaxUploadShare, r.CPUPercent, r.InterDCBytesRatio)
+	}
+	nodes, restarted := 0, 0
+	for _, h := range r.Hosts {
+		if h.Role != "node" {
+			continue
+		}
+		nodes++
+		if h.Completed == nil || !*h.Completed || h.Verified == nil || !*h.Verified {
+			t.Errorf("%s: node %s is not completed and verified", name, h.Name)
+		}
+		// Started within the splay (and the watch's tick after it, late on a loaded machine).
+		if h.StartS == nil || *h.StartS > splay+5 {
+			t.Errorf("%s: node %s started at %v s, want within [0, %v s)", name, h.Name, h.StartS, splay)
+		}
+		if h.KilledAtS != nil {
+			restarted++
+			if h.RestartedAtS == nil || *h.RestartedAtS < *h.KilledAtS+churnRestart.Seconds() || *h.KilledAtS < *h.StartS {
+				t.Errorf("%s: node %s started at %v s, killed at %v s, restarted at %v; want a restart %v after the kill",
+					name, h.Name, *h.StartS, *h.KilledAtS, h.RestartedAtS, churnRestart)
+			}
+		}
+	}
+	if nodes != n || len(r.Hosts) != n+1 || restarted != killed {
+		t.Errorf("%s: %d hosts, %d nodes, %d restarted; want the origin, %d nodes, %d restarted", name, len(r.Hosts), nodes, restarted, n, killed)
+	}
+	return name
 }
 
 func TestBound(t *testing.T) {

@@ -88,6 +88,37 @@ func TestParseTraffic(t *testing.T) {
 
 // TestLab builds two data centers with a host each and one more in the first, sends bytes
 // across, and checks the counters and that Close leaves nothing.
+// checkPinned checks that each host has a permanent neighbour entry, with the right MAC
+// address, for every other host and for nothing else.
+func checkPinned(ctx context.Context, t *testing.T, hosts []*Host) {
+	t.Helper()
+	for _, h := range hosts {
+		out, err := output(ctx, "ip", "-n", h.NS, "-j", "neigh", "show", "nud", "permanent")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var entries []struct {
+			Dst    string `json:"dst"`
+			LLAddr string `json:"lladdr"`
+		}
+		if err := json.Unmarshal(out, &entries); err != nil {
+			t.Fatalf("ip neigh of %s: %v: %s", h.Name, err, out)
+		}
+		got := map[string]string{}
+		for _, e := range entries {
+			got[e.Dst] = e.LLAddr
+		}
+		for _, o := range hosts {
+			if want := o.MAC.String(); o != h && got[o.Addr.String()] != want {
+				t.Errorf("host %s: neighbour %s at %q, want %s (entries %v)", h.Name, o.Addr, got[o.Addr.String()], want, got)
+			}
+		}
+		if len(got) != len(hosts)-1 {
+			t.Errorf("host %s has %d permanent neighbours, want %d: %v", h.Name, len(got), len(hosts)-1, got)
+		}
+	}
+}
+
 func TestHostMAC(t *testing.T) {
 	tests := []struct{ addr, want string }{
 		{"198.18.0.1", "02:00:c6:12:00:01"},
@@ -139,31 +170,7 @@ func TestLab(t *testing.T) {
 	if err := l.PinNeighbors(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for _, h := range hosts {
-		out, err := output(ctx, "ip", "-n", h.NS, "-j", "neigh", "show", "nud", "permanent")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var entries []struct {
-			Dst    string `json:"dst"`
-			LLAddr string `json:"lladdr"`
-		}
-		if err := json.Unmarshal(out, &entries); err != nil {
-			t.Fatalf("ip neigh of %s: %v: %s", h.Name, err, out)
-		}
-		got := map[string]string{}
-		for _, e := range entries {
-			got[e.Dst] = e.LLAddr
-		}
-		for _, o := range hosts {
-			if want := o.MAC.String(); o != h && got[o.Addr.String()] != want {
-				t.Errorf("host %s: neighbour %s at %q, want %s (entries %v)", h.Name, o.Addr, got[o.Addr.String()], want, got)
-			}
-		}
-		if len(got) != len(hosts)-1 {
-			t.Errorf("host %s has %d permanent neighbours, want %d: %v", h.Name, len(got), len(hosts)-1, got)
-		}
-	}
+	checkPinned(ctx, t, hosts)
 
 	// c listens; a sends it 2 MB across the inter-DC link, b stays idle.
 	var ln net.Listener
