@@ -64,7 +64,7 @@ func TestSmoke(t *testing.T) {
 	for _, r := range rep.Runs {
 		scenarios = append(scenarios, checkSmokeRun(t, r))
 	}
-	if strings.Join(scenarios, ",") != "fanout,delta,scale,fanout/opentracker" {
+	if strings.Join(scenarios, ",") != "fanout/pkgsync,delta/pkgsync,scale/pkgsync,fanout/opentracker" {
 		t.Errorf("scenarios %v, want fanout, delta, scale, fanout under opentracker", scenarios)
 	}
 
