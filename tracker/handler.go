@@ -195,6 +195,26 @@ type announceResponse struct {
 	// compact=0 (BEP 3).
 	Peers  any    `bencode:"peers"`
 	Peers6 []byte `bencode:"peers6,omitempty"` // 18-byte IPv6 entries (BEP 7), compact only
+	// Pkgsync is the asker's origin role when the tracker hands them out (see the package doc).
+	Pkgsync *roleReply `bencode:"pkgsync,omitempty"`
+}
+
+// roleReply is the "pkgsync" key of an announce answer: the asker's origin role.
+type roleReply struct {
+	Fetchers []byte `bencode:"fetchers"` // each slot's holder's peer_id, zeros for a free slot
+	Slot     int    `bencode:"slot"`     // the asker's slot in Fetchers, -1 for none
+}
+
+// newRoleReply is the "pkgsync" key for res, nil when the tracker hands out no roles.
+func newRoleReply(res *announced) *roleReply {
+	if !res.coordinated {
+		return nil
+	}
+	r := &roleReply{Slot: res.role.Slot, Fetchers: make([]byte, 0, 20*len(res.role.Fetchers))}
+	for _, id := range res.role.Fetchers {
+		r.Fetchers = append(r.Fetchers, id[:]...)
+	}
+	return r
 }
 
 type peerDict struct {
@@ -256,11 +276,13 @@ func (t *Tracker) serveAnnounce(w http.ResponseWriter, r *http.Request) {
 		Complete:   res.seeders,
 		Incomplete: res.leechers,
 		Peers:      list,
+		Pkgsync:    newRoleReply(&res),
 	})
 }
 
 // appendAnnounce appends the bencoded compact answer (as announceResponse encodes, without going
-// through reflection): IPv4 peers in "peers", IPv6 ones in "peers6" when there are any.
+// through reflection): IPv4 peers in "peers", IPv6 ones in "peers6" when there are any, and the
+// asker's origin role in "pkgsync" when the tracker hands them out.
 func appendAnnounce(b []byte, interval int32, res announced) []byte {
 	n4 := 0
 	for _, p := range res.peers {
@@ -294,6 +316,17 @@ func appendAnnounce(b []byte, interval int32, res announced) []byte {
 				b = binary.BigEndian.AppendUint16(b, p.port)
 			}
 		}
+	}
+	if res.coordinated {
+		b = append(b, "7:pkgsyncd8:fetchers"...)
+		b = strconv.AppendInt(b, int64(20*len(res.role.Fetchers)), 10)
+		b = append(b, ':')
+		for _, id := range res.role.Fetchers {
+			b = append(b, id[:]...)
+		}
+		b = append(b, "4:sloti"...)
+		b = strconv.AppendInt(b, int64(res.role.Slot), 10)
+		b = append(b, "ee"...)
 	}
 	return append(b, 'e')
 }

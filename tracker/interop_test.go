@@ -17,17 +17,19 @@ import (
 	"github.com/anacrolix/torrent/metainfo"
 
 	"github.com/pkgsync/pkgsync/internal/testtool"
+	"github.com/pkgsync/pkgsync/originplan"
 )
 
 // TestAria2cAnnounce has a stock BitTorrent client, aria2c, announce to the tracker. It proves
 // three things: the tracker reads aria2c's announce (peer port, left), aria2c accepts the answer
 // and decodes its compact peer list (it dials the one peer listed, a listener of this test on
-// 127.0.0.1), and aria2c's goodbye announce (event=stopped, sent on SIGINT) removes it.
+// 127.0.0.1) with the origin role of the "pkgsync" key beside it, and aria2c's goodbye announce
+// (event=stopped, sent on SIGINT) removes it.
 // Everything stays on loopback: DHT, local peer discovery and PEX are off.
 func TestAria2cAnnounce(t *testing.T) {
 	aria2c := testtool.Need(t, "aria2c")[0]
 	var log syncBuffer
-	e := newEnv(t, Options{Log: &log})
+	e := newEnv(t, Options{Log: &log, OriginFetchers: originplan.DefaultFetchers})
 	dir := t.TempDir()
 
 	// A torrent of a 64 KiB file announcing to our tracker.

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pkgsync/pkgsync/originplan"
 	"github.com/pkgsync/pkgsync/tracker/loadgen"
 )
 
@@ -14,13 +15,14 @@ import (
 // real HTTP on loopback with keep-alive (tracker/loadgen): the peers register once, then each
 // b.N re-announces them. It reports announces per second, the latency percentiles and the heap
 // each registered peer holds (runtime.MemStats, after a GC, before and after the registration).
-// Client and server share this process, so the rate is lower than a server alone on one core
-// serves: cmd/trackerload measures that, against a `pkgsync tracker` process.
+// The tracker hands out origin roles, as `pkgsync tracker` does by default. Client and server
+// share this process, so the rate is lower than a server alone on one core serves:
+// cmd/trackerload measures that, against a `pkgsync tracker` process.
 //
 //	go test ./tracker -run '^$' -bench Load -benchtime 100000x -count 3
 func BenchmarkLoad(b *testing.B) {
 	const peers, packages = 10000, 100
-	tr := New(Options{})
+	tr := New(Options{OriginFetchers: originplan.DefaultFetchers})
 	defer tr.Close()
 	srv := httptest.NewServer(tr.Handler())
 	defer srv.Close()

@@ -16,6 +16,7 @@ import (
 
 	"github.com/anacrolix/torrent/bencode"
 
+	"github.com/pkgsync/pkgsync/originplan"
 	"github.com/pkgsync/pkgsync/topology"
 )
 
@@ -123,9 +124,13 @@ func TestAnnounceEncoding(t *testing.T) {
 	v4a := netip.MustParseAddrPort("10.0.0.1:6881")
 	v4b := netip.MustParseAddrPort("10.0.0.2:1")
 	v6 := netip.MustParseAddrPort("[fd00::2]:65535")
-	for _, peers := range [][]netip.AddrPort{nil, {v4a}, {v4a, v6, v4b}, {v6}} {
+	roles := []*originplan.Role{nil, {Slot: -1, Fetchers: []originplan.PeerID{{}}}, {Slot: 1, Fetchers: []originplan.PeerID{{1, 2}, {3}, {}, {'e', ':'}}}}
+	for i, peers := range [][]netip.AddrPort{nil, {v4a}, {v4a, v6, v4b}, {v6}, nil, {v4a, v6}} {
 		res := announced{seeders: 3, leechers: 12345}
-		want := announceResponse{Interval: 30, Complete: 3, Incomplete: 12345}
+		if r := roles[i%len(roles)]; r != nil {
+			res.coordinated, res.role = true, *r
+		}
+		want := announceResponse{Interval: 30, Complete: 3, Incomplete: 12345, Pkgsync: newRoleReply(&res)}
 		var v4, v6 []byte
 		for _, p := range peers {
 			res.peers = append(res.peers, cand{ip: p.Addr().As16(), port: p.Port(), is4: p.Addr().Is4()})
@@ -144,7 +149,7 @@ func TestAnnounceEncoding(t *testing.T) {
 			t.Fatal(err)
 		}
 		if got := appendAnnounce(nil, 30, res); !bytes.Equal(got, wb) {
-			t.Errorf("peers %v: answer\n%q\nwant (bencode.Marshal)\n%q", peers, got, wb)
+			t.Errorf("peers %v, role %+v: answer\n%q\nwant (bencode.Marshal)\n%q", peers, roles[i%len(roles)], got, wb)
 		}
 	}
 }

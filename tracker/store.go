@@ -2,6 +2,7 @@ package tracker
 
 import (
 	"cmp"
+	"math"
 	"net/netip"
 	"slices"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"github.com/anacrolix/torrent/tracker/udp"
 
 	"github.com/pkgsync/pkgsync/metrics"
+	"github.com/pkgsync/pkgsync/originplan"
 )
 
 // store holds the live peers of every torrent, keyed by the address they are handed out at, each
@@ -27,6 +29,7 @@ type store struct {
 	sites    *sites
 	ttl      int64 // nanoseconds
 	interval int32 // seconds
+	fetchers int   // origin fetcher slots per swarm (Options.OriginFetchers); 0: none
 	now      func() time.Time
 
 	mu     sync.RWMutex
@@ -41,6 +44,9 @@ type swarm struct {
 	// completed counts completions seen (BEP 48 "downloaded"). It outlives the peers, so a swarm
 	// with completions is kept when it empties: one small record per torrent ever completed.
 	completed int32
+	// slots hands out the swarm's origin roles (see the package doc); nil when the tracker
+	// hands out none.
+	slots *originplan.Slots
 }
 
 // peer is what PeerInfo says of a peer, in less room.
@@ -68,32 +74,58 @@ func newStore(opts Options) *store {
 		sites:    newSites(opts.Topology),
 		ttl:      int64(opts.PeerTTL),
 		interval: int32(max(1, opts.Interval/time.Second)),
+		fetchers: max(0, opts.OriginFetchers),
 		now:      opts.Now,
 		swarms:   make(map[[20]byte]*swarm),
 	}
 }
 
-// announced is what an announce answers: the swarm's counts and the peers ranked for the asker.
+// announced is what an announce answers: the swarm's counts, the peers ranked for the asker and,
+// when the tracker hands out origin roles (coordinated), the asker's.
 type announced struct {
 	seeders, leechers int32
 	peers             []cand
+	coordinated       bool
+	role              originplan.Role
 }
+
+// fetcherOrder is the rank order (see asker.score) that puts a fellow origin fetcher ahead of
+// every other peer in a fetcher's list: the closest score the sort keys hold, in the first tier.
+const fetcherOrder = uint64(math.MaxUint32-maxScore) << 1
 
 // announce records an announce of req from addr (event=stopped removes the peer, anything else
 // adds or refreshes it) and returns up to limit other live peers, closest to addr first (see
-// rankBuf.rank), with the swarm's seeder and leecher counts. The peers are in rb.
+// rankBuf.rank), with the swarm's seeder and leecher counts and the asker's origin role. An
+// origin fetcher gets its fellow fetchers first, so that they connect to each other. The peers
+// are in rb.
 func (s *store) announce(req *udp.AnnounceRequest, addr netip.AddrPort, limit int, rb *rankBuf) announced {
-	now := s.now().UnixNano()
+	clock := s.now()
+	now := clock.UnixNano()
 	asker := newAsker(s.sites, addr, req.Left == 0)
 	var out announced
 	cands := rb.cands[:0]
 
-	sw := s.lockSwarm(req.InfoHash, req.Event != shared.Stopped)
+	stopped := req.Event == shared.Stopped
+	sw := s.lockSwarm(req.InfoHash, !stopped)
 	if sw != nil {
-		if req.Event == shared.Stopped {
+		var replaced [20]byte
+		if stopped {
 			sw.remove(addr)
 		} else {
-			sw.record(req, addr, now, s.sites)
+			replaced = sw.record(req, addr, now, s.sites)
+		}
+		if sw.slots != nil {
+			if replaced != ([20]byte{}) {
+				// A node restarted at the same address under a new peer ID: its old self is
+				// gone, and so is the old self's slot.
+				sw.slots.Announce(replaced, clock, false, true)
+			}
+			out.coordinated = true
+			out.role = sw.slots.Announce(req.PeerId, clock, req.Left > 0, stopped)
+		}
+		fetchers := out.role.Fetchers
+		if !out.role.Fetcher() {
+			fetchers = nil
 		}
 		for i := len(sw.peers) - 1; i >= 0; i-- {
 			p := &sw.peers[i]
@@ -110,7 +142,11 @@ func (s *store) announce(req *udp.AnnounceRequest, addr netip.AddrPort, limit in
 			if limit == 0 || p.addr == addr || (req.PeerId != [20]byte{} && p.id == req.PeerId) {
 				continue
 			}
-			cands = append(cands, asker.score(p))
+			c := asker.score(p)
+			if fetchers != nil && slices.Contains(fetchers, p.id) {
+				c.order = fetcherOrder
+			}
+			cands = append(cands, c)
 		}
 		empty := sw.empty()
 		sw.mu.Unlock()
@@ -142,6 +178,12 @@ func (s *store) lockSwarm(infoHash [20]byte, create bool) *swarm {
 			s.mu.Lock()
 			if sw = s.swarms[infoHash]; sw == nil {
 				sw = &swarm{index: make(map[netip.AddrPort]int32)}
+				if s.fetchers > 0 {
+					// A slot lapses when its holder's peer entry does (see expire): the peer
+					// TTL less a nanosecond, since Slots keeps a holder silent for exactly
+					// its TTL and the store does not.
+					sw.slots = originplan.NewSlots(s.fetchers, time.Duration(s.ttl-1))
+				}
 				s.swarms[infoHash] = sw
 			}
 			s.mu.Unlock()
@@ -156,8 +198,9 @@ func (s *store) lockSwarm(infoHash [20]byte, create bool) *swarm {
 
 func (sw *swarm) empty() bool { return len(sw.peers) == 0 && sw.completed == 0 }
 
-// record adds or refreshes the peer at addr.
-func (sw *swarm) record(req *udp.AnnounceRequest, addr netip.AddrPort, now int64, ss *sites) {
+// record adds or refreshes the peer at addr. It returns the peer ID the entry had when the
+// announce names another one (a node restarted at the same address), else zero.
+func (sw *swarm) record(req *udp.AnnounceRequest, addr netip.AddrPort, now int64, ss *sites) (replaced [20]byte) {
 	i, ok := sw.index[addr]
 	if !ok {
 		i = int32(len(sw.peers))
@@ -172,9 +215,13 @@ func (sw *swarm) record(req *udp.AnnounceRequest, addr netip.AddrPort, now int64
 		p.counted = true
 		sw.completed++
 	}
+	if ok && p.id != req.PeerId {
+		replaced = p.id
+	}
 	p.id = req.PeerId
 	p.uploaded, p.downloaded, p.left = req.Uploaded, req.Downloaded, req.Left
 	p.seen = now
+	return replaced
 }
 
 // remove drops the peer at addr, if listed, moving the last peer into its place.

@@ -36,6 +36,26 @@
 // peer (rank.go), the query is read without building a map (query.go), the compact answer and
 // the log line are encoded without reflection, and log lines are written in batches (logbuf.go).
 //
+// # Origin roles
+//
+// With Options.OriginFetchers set (`--origin-fetchers N`, on by default on the command line), the
+// tracker also says who fetches from the origin, since it alone sees every announcer of a package
+// while each node sees only the peers it was handed: each swarm has N fetcher slots
+// (originplan.Slots), given first come first served to announcers that still need data
+// (left > 0), and held until the holder announces "stopped", its peer entry expires, or a node with
+// another peer_id announces from its address (a restart). A holder that completes keeps its slot.
+// Every successful announce answer then carries one more key, which stock clients ignore:
+//
+//	"pkgsync": {"fetchers": <N x 20 bytes: each slot's holder's peer_id in slot order,
+//	                         20 zero bytes for a free slot>,
+//	            "slot": <the asker's slot in fetchers, -1 when it holds none>}
+//
+// Every announcer of a swarm is told the same fetchers, so the fetchers cut the origin's work into
+// the same blocks whatever part of the swarm each of them knows, and the others leave the origin
+// to them (originplan.View.Role; bt reads the key). A fetcher's peer list starts with the other
+// fetchers, so that they connect to each other and exchange their claims. Without the option the
+// answers are those of a stock tracker, and nodes agree among themselves (originplan's members).
+//
 // Load: `go run ./cmd/trackerload` (10,000 peers over 100 packages, server on one core).
 package tracker
 
@@ -102,6 +122,11 @@ type Options struct {
 	// appended, so giving `pkgsync make` the announce URL with secret=TOKEN in its query is
 	// enough. The token is compared in constant time and never logged.
 	Secret string
+	// OriginFetchers, if positive, is the number of origin fetcher slots of each swarm, and
+	// every announce answer carries the asker's origin role (see the package doc); zero hands
+	// out no roles and answers as a stock tracker does. The command's default is
+	// originplan.DefaultFetchers.
+	OriginFetchers int
 	// AllowInfoHash, if not nil, decides which torrents this tracker serves; announces for others
 	// fail and scrapes leave them out.
 	AllowInfoHash func(infoHash [20]byte) bool

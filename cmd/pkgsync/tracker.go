@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/pkgsync/pkgsync/originplan"
 	"github.com/pkgsync/pkgsync/topology"
 	"github.com/pkgsync/pkgsync/tracker"
 )
@@ -29,6 +30,9 @@ carry secret=TOKEN, TOKEN being the file's content. Give the tracker URL with th
 (pkgsync make --tracker 'http://tracker:6969/announce?secret=TOKEN'): BitTorrent clients announce
 to the URL in the .torrent with their own parameters appended, so the token reaches the tracker.
 Refused requests get a bencoded failure reason, which clients show, and a line in the log.
+--origin-fetchers N names N origin fetchers per package, the first announcers that still need
+data, in a "pkgsync" key of each answer that stock clients ignore: pkgsync nodes leave the origin
+to those N and take the package from them (0: no roles, the answers of a stock tracker).
 GET /metrics gives announces by event and result, scrapes, and the swarms, live peers and seeders
 held, for Prometheus (pkgsync_tracker_*).
 With --tls-cert and --tls-key it serves https only (pkgsync update and seed verify it, with
@@ -47,6 +51,7 @@ type trackerFlags struct {
 	secretFn          string
 	secret            string // read from secretFn by build
 	maxPeers          int
+	fetchers          int
 }
 
 func (t *trackerFlags) register(fs *pflag.FlagSet) {
@@ -57,6 +62,7 @@ func (t *trackerFlags) register(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&t.allow, "allow", nil, "serve only connections from these networks (CIDR or address; repeatable or comma-separated)")
 	fs.StringVar(&t.secretFn, "secret-file", "", "refuse announces whose URL does not carry secret=TOKEN, TOKEN being this file's content")
 	fs.IntVar(&t.maxPeers, "max-peers", tracker.DefaultMaxPeers, "most peers in one announce reply, the closest first (a smaller numwant is honoured)")
+	fs.IntVar(&t.fetchers, "origin-fetchers", originplan.DefaultFetchers, "origin fetchers named per package: the first announcers that need data fetch from the origin, the others from them (0: hand out no roles, as a stock tracker)")
 }
 
 // parseAllow reads --allow values: CIDRs with no bits set past the prefix length, or single
@@ -126,7 +132,10 @@ func (t *trackerFlags) build(stderr io.Writer) (*tracker.Tracker, func(), error)
 	if t.maxPeers < 1 {
 		return nil, nil, fmt.Errorf("%w: --max-peers %d: want 1 or more", errUsage, t.maxPeers)
 	}
-	opt := tracker.Options{Interval: t.interval, MaxPeers: t.maxPeers}
+	if t.fetchers < 0 {
+		return nil, nil, fmt.Errorf("%w: --origin-fetchers %d: want 0 (no roles) or more", errUsage, t.fetchers)
+	}
+	opt := tracker.Options{Interval: t.interval, MaxPeers: t.maxPeers, OriginFetchers: t.fetchers}
 	closeLog := func() {}
 	var err error
 	if opt.Allow, err = parseAllow(t.allow); err != nil {
