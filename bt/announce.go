@@ -8,11 +8,14 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/anacrolix/dht/v2/krpc"
 	"github.com/anacrolix/torrent"
 	"github.com/anacrolix/torrent/tracker"
+
+	"github.com/pkgsync/pkgsync/originplan"
 )
 
 const (
@@ -92,6 +95,9 @@ func (t *Torrent) announceLoop(ctx context.Context) {
 
 	event := tracker.Started
 	started := time.Now()
+	// The origin role each tracker gave at its last answer (a tracker that fails keeps its
+	// last one: it is still the best guess of what the others were told).
+	roles := make(map[string]*originplan.Role)
 	done := t.store.done()
 	wasComplete := t.Complete()
 	for {
@@ -106,19 +112,19 @@ func (t *Torrent) announceLoop(ctx context.Context) {
 				wait = min(wait, announceRetry)
 				continue
 			}
+			if res.roleErr != nil {
+				t.node.log.Info("bt: tracker's origin role not taken", "torrent", t.name, "tracker", u, "err", res.roleErr)
+			}
+			roles[u] = res.role
 			t.mu.Lock()
 			t.trackerOK = true
 			t.mu.Unlock()
-			var addrs []netip.AddrPort
-			for _, p := range res.Peers {
-				if a, ok := netip.AddrFromSlice(p.IP); ok && p.Port > 0 && p.Port < 1<<16 {
-					addrs = append(addrs, netip.AddrPortFrom(a.Unmap(), uint16(p.Port)))
-				}
-			}
-			t.addPeers(addrs, torrent.PeerSourceTracker)
-			wait = min(wait, max(minAnnounceInterval, time.Duration(res.Interval)*time.Second))
+			t.addPeers(res.peers, torrent.PeerSourceTracker)
+			wait = min(wait, max(minAnnounceInterval, time.Duration(res.interval)*time.Second))
 		}
+		role := pickRole(urls, roles)
 		t.mu.Lock()
+		t.role = role
 		t.announced = true
 		alone := len(t.known) == 0
 		onlyHeld := alone && len(t.held) > 0
@@ -159,6 +165,18 @@ func (t *Torrent) announceLoop(ctx context.Context) {
 	}
 }
 
+// pickRole returns the origin role of the first tracker in urls that gives one, nil when none
+// does: a node follows one coordinating tracker, and every node the same, since all announce
+// to the trackers of the torrent in its order.
+func pickRole(urls []string, roles map[string]*originplan.Role) *originplan.Role {
+	for _, u := range urls {
+		if r := roles[u]; r != nil {
+			return r
+		}
+	}
+	return nil
+}
+
 // TrackerAnswered reports whether a tracker answered an announce for this torrent, so that
 // other nodes can learn this node's address from it.
 func (t *Torrent) TrackerAnswered() bool {
@@ -167,14 +185,15 @@ func (t *Torrent) TrackerAnswered() bool {
 	return t.trackerOK
 }
 
-// announce makes one announce to url. A reply that panics the library's decoder (anacrolix/
-// torrent v1.59.1, tracker/http Peer.FromDictInterface: a peer list whose entries are not
-// dictionaries) is an error of that tracker, not the end of the process: the library decodes
-// in this goroutine, and bencode re-raises the runtime error.
-func (t *Torrent) announce(ctx context.Context, url string, event tracker.AnnounceEvent, key int32) (resp tracker.AnnounceResponse, err error) {
+// announce makes one announce to url: to an http(s) tracker by httpAnnounce, which reads the
+// origin role a pkgsync tracker gives, to a udp tracker by the library. A reply that panics a
+// decoder is an error of that tracker, not the end of the process: decoding runs in this
+// goroutine, and bencode re-raises runtime errors (anacrolix/torrent v1.59.1's own HTTP
+// decoder panicked on a peer list whose entries are not dictionaries, Peer.FromDictInterface).
+func (t *Torrent) announce(ctx context.Context, url string, event tracker.AnnounceEvent, key int32) (resp announceReply, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			resp, err = tracker.AnnounceResponse{}, fmt.Errorf("bt: announce to %s: the tracker's reply broke the decoder: %v", url, p)
+			resp, err = announceReply{}, fmt.Errorf("bt: announce to %s: the tracker's reply broke the decoder: %v", url, p)
 		}
 	}()
 	ctx, cancel := context.WithTimeout(ctx, announceTimeout)
@@ -207,5 +226,25 @@ func (t *Torrent) announce(ctx context.Context, url string, event tracker.Announ
 	}
 	a.DialContext = limitReads(a.DialContext, maxTrackerReply)
 	t.node.withTLS(&a)
-	return a.Do()
+	if httpTracker(url) {
+		return httpAnnounce(a)
+	}
+	res, err := a.Do()
+	if err != nil {
+		return announceReply{}, err
+	}
+	r := announceReply{interval: res.Interval}
+	for _, p := range res.Peers {
+		if a, ok := netip.AddrFromSlice(p.IP); ok {
+			r.peers = appendPeer(r.peers, a, int64(p.Port))
+		}
+	}
+	return r, nil
+}
+
+// httpTracker reports whether the tracker at url speaks HTTP (the library's other trackers
+// speak UDP).
+func httpTracker(url string) bool {
+	scheme, _, ok := strings.Cut(url, "://")
+	return ok && (strings.EqualFold(scheme, "http") || strings.EqualFold(scheme, "https"))
 }

@@ -255,6 +255,7 @@ type roundView struct {
 	newPeers   []*torrent.PeerConn // of those, the ones not greeted yet
 	rangePeers map[*torrent.PeerConn]bool
 	gate       originplan.GateView
+	role       *originplan.Role // what a coordinating tracker said; nil: none
 }
 
 // round runs one scheduling round: it refreshes the view of the peers, tells new pkgsync
@@ -303,6 +304,7 @@ func (s *scheduler) round(ctx context.Context) {
 		Inflight:   len(s.inflight),
 		PeerPieces: s.peerPieces(),
 		Pieces:     &roundPieces{s: s, busy: s.busyPieces(), avail: v.avail},
+		Role:       v.role,
 	})
 	if len(picked) == 0 {
 		return
@@ -380,6 +382,7 @@ func (s *scheduler) observe(now time.Time) roundView {
 	v.gate = originplan.GateView{Now: now, Connected: len(connected), Known: len(t.known),
 		AllKnownConnected: allKnownConnected, Announced: t.announced, Settled: settled,
 		Alone: len(t.known) == 0 && s.hasTrackers}
+	v.role = t.role
 	t.mu.Unlock()
 	for _, id := range memberIDs {
 		v.members = append(v.members, originplan.Member{ID: id, Outstanding: outstanding[id]})

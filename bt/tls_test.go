@@ -20,9 +20,9 @@ import (
 	"github.com/pkgsync/pkgsync/internal/testtool"
 )
 
-// TestHTTPSAnnounce announces through the library's tracker client to an https tracker that
+// TestHTTPSAnnounce announces as bt does (withTLS, then httpAnnounce) to an https tracker that
 // demands a client certificate from the test's CA: Config.TLS must carry the trust and the
-// identity to it, the tracker's name must be verified (no more InsecureSkipVerify), and the
+// identity to it, the tracker's name must be verified (no InsecureSkipVerify), and the
 // announce URL (its secret, its Host) must arrive unchanged.
 func TestHTTPSAnnounce(t *testing.T) {
 	certs := testtool.MakeCerts(t, t.TempDir())
@@ -85,13 +85,16 @@ func TestHTTPSAnnounce(t *testing.T) {
 				Context:    ctx,
 			}
 			n.withTLS(&a)
-			res, err := a.Do()
+			res, err := httpAnnounce(a)
 			mu.Lock()
 			got := seen
 			mu.Unlock()
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err = %v, want one about the %s", err, tc.wantErr)
+				}
+				if strings.Contains(err.Error(), "secret") || strings.Contains(err.Error(), "s%2F1") {
+					t.Errorf("the error names the tracker's secret: %v", err)
 				}
 				if len(got) != 0 {
 					t.Fatalf("the tracker served %d announces", len(got))
@@ -101,9 +104,10 @@ func TestHTTPSAnnounce(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(res.Peers) != 1 || res.Peers[0].Port != 6881 {
-				t.Fatalf("peers %v, want 10.1.2.3:6881", res.Peers)
+			if len(res.peers) != 1 || res.peers[0].String() != "10.1.2.3:6881" {
+				t.Fatalf("peers %v, want 10.1.2.3:6881", res.peers)
 			}
+
 			if len(got) != 1 {
 				t.Fatalf("the tracker saw %d announces, want 1", len(got))
 			}

@@ -17,6 +17,8 @@ import (
 	"github.com/anacrolix/torrent"
 	"github.com/anacrolix/torrent/metainfo"
 	pp "github.com/anacrolix/torrent/peer_protocol"
+
+	"github.com/pkgsync/pkgsync/originplan"
 )
 
 // OriginFunc fetches the bytes of one piece that are still missing from the origin and
@@ -109,6 +111,8 @@ type Torrent struct {
 	fromOrigin    []int         // pieces this node got from the origin, for HandOver
 	// rangeInbox holds range replies for the running Download.
 	rangeInbox []rangeReply
+	// role is the origin role a coordinating tracker gave (announce.go), nil under a stock one.
+	role *originplan.Role
 }
 
 // remoteNode is what a pkgsync peer said over claimExtension. It is kept by peer ID, not
