@@ -1,0 +1,79 @@
+package bt
+
+import (
+	"context"
+	"net/http/httptest"
+	"os"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/pkgsync/pkgsync/originplan"
+	pkgtracker "github.com/pkgsync/pkgsync/tracker"
+)
+
+// TestTrackerRoles runs four nodes that discover each other through pkgsync's own tracker with
+// one origin fetcher slot (`pkgsync tracker --origin-fetchers 1`): every node must hold the role
+// the tracker handed out, the same single fetcher named for all, the fetcher being one of them
+// and holding slot 0 and the others none, and every node must end with the package.
+func TestTrackerRoles(t *testing.T) {
+	const nodes = 4
+	tr := pkgtracker.New(pkgtracker.Options{OriginFetchers: 1})
+	defer tr.Close()
+	srv := httptest.NewServer(tr.Handler())
+	defer srv.Close()
+	fx := newFixture(t, 4<<20, 19, srv.URL+"/announce")
+
+	origins := make([]origin, nodes)
+	var tors []*Torrent
+	var parts []*os.File
+	for i := range nodes {
+		n := startNode(t, loopback(t, i), nil)
+		part := fx.partFile(t, nil)
+		parts = append(parts, part)
+		tors = append(tors, addPkg(t, n, Package{MetaInfo: fx.mi, Data: part, Origin: origins[i].fetch(fx, part, false)}))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	errs := make([]error, nodes)
+	var wg sync.WaitGroup
+	for i, tor := range tors {
+		wg.Go(func() { errs[i] = tor.Download(ctx) })
+	}
+	wg.Wait()
+
+	var fetchers []originplan.PeerID // the fetchers each node was told, all the same
+	slot0 := -1                      // the node holding slot 0
+	for i, tor := range tors {
+		if errs[i] != nil {
+			dumpNodes(t)
+			t.Fatalf("node %d: %v", i, errs[i])
+		}
+		checkData(t, parts[i], fx.src)
+		tor.mu.Lock()
+		role := tor.role
+		tor.mu.Unlock()
+		self := tor.node.cl.PeerID()
+		if role == nil {
+			t.Fatalf("node %d holds no role; the tracker hands one to every announcer", i)
+		}
+		t.Logf("node %d (%x): slot %d of %x; %d bytes from the origin", i, self, role.Slot, role.Fetchers, origins[i].bytes.Load())
+		switch {
+		case fetchers == nil:
+			fetchers = role.Fetchers
+		case !slices.Equal(role.Fetchers, fetchers):
+			t.Errorf("node %d was told fetchers %x, another %x", i, role.Fetchers, fetchers)
+		}
+		if role.Fetcher() {
+			if slot0 >= 0 || role.Slot != 0 || role.Fetchers[0] != self {
+				t.Errorf("node %d: slot %d of %x; node %d holds slot 0 too", i, role.Slot, role.Fetchers, slot0)
+			}
+			slot0 = i
+		} else if role.Slot != -1 {
+			t.Errorf("node %d: slot %d, want -1 when not a fetcher", i, role.Slot)
+		}
+	}
+	if len(fetchers) != 1 || slot0 < 0 {
+		t.Fatalf("fetchers %x, fetcher node %d: want one slot, held by one of the nodes", fetchers, slot0)
+	}
+}
