@@ -45,8 +45,11 @@
 // Peer order. Known addresses wait in a queue ordered by trust, then by BEP 40 priority
 // (a CRC of both addresses), and are dialed best-first. At most 25 are half-open per
 // torrent, and dials are limited to 10 per second. Here the library does not talk to
-// trackers (DisableTrackers). This package announces itself with the library's tracker
-// client. It ranks the answers and Package.Peers with topology.Closeness over
+// trackers (DisableTrackers). This package announces itself: to udp trackers with the
+// library's tracker client, to http(s) trackers with the same request made by its own
+// (httpannounce.go), since the library drops the "pkgsync" key in which pkgsync's tracker
+// names the origin fetchers; the role read there goes to the origin planner
+// (originplan.View.Role). It ranks the answers and Package.Peers with topology.Closeness over
 // Config.Topology (shared site levels, then the common address prefix), keeping the
 // tracker's order among equals. It hands them over one at a time, so the first dials
 // follow that ranking. With a topology that places this node and the origin
