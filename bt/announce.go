@@ -118,13 +118,13 @@ func (t *Torrent) announceLoop(ctx context.Context) {
 			roles[u] = res.role
 			t.mu.Lock()
 			t.trackerOK = true
+			// Before the peers are dialed: the role tells which of them are fetchers.
+			t.role = pickRole(urls, roles)
 			t.mu.Unlock()
 			t.addPeers(res.peers, torrent.PeerSourceTracker)
 			wait = min(wait, max(minAnnounceInterval, time.Duration(res.interval)*time.Second))
 		}
-		role := pickRole(urls, roles)
 		t.mu.Lock()
-		t.role = role
 		t.announced = true
 		alone := len(t.known) == 0
 		onlyHeld := alone && len(t.held) > 0
@@ -175,6 +175,14 @@ func pickRole(urls []string, roles map[string]*originplan.Role) *originplan.Role
 		}
 	}
 	return nil
+}
+
+// namedFetcherLocked reports whether a coordinating tracker names the peer id an origin
+// fetcher. Such a peer is a node that downloads the package, whatever address it shares with
+// the origin (runners on one host, hosts behind one NAT), and never the seeder beside the web
+// server that atOrigin looks for. t.mu is held.
+func (t *Torrent) namedFetcherLocked(id [20]byte) bool {
+	return t.role != nil && slices.Contains(t.role.Fetchers, id)
 }
 
 // TrackerAnswered reports whether a tracker answered an announce for this torrent, so that

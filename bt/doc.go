@@ -174,7 +174,10 @@
 // library is not told what it has, so the nodes share its pieces out over the origin path
 // instead of each asking it for the rarest pieces (16 nodes made it send 1.5 times the
 // package). The origin gate takes it for the seeder it is. When an origin fetch fails,
-// the node reconnects to such seeders and hears what they have from then on.
+// the node reconnects to such seeders and hears what they have from then on. A peer that a
+// coordinating tracker names an origin fetcher is never taken for such a seeder, whatever
+// address it shares with the origin: it is a node that downloads, and its pieces are the ones
+// the others need from it.
 //
 // Once peers have completed no piece for Config.StallTimeout, pieces that peers claim to
 // have may go to the origin too, so a choking or trickling seeder cannot stall the

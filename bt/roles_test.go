@@ -3,6 +3,7 @@ package bt
 import (
 	"context"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"slices"
 	"sync"
@@ -75,5 +76,54 @@ func TestTrackerRoles(t *testing.T) {
 	}
 	if len(fetchers) != 1 || slot0 < 0 {
 		t.Fatalf("fetchers %x, fetcher node %d: want one slot, held by one of the nodes", fetchers, slot0)
+	}
+}
+
+// TestFetcherOnOriginHost: a node that shares the origin's address (runners on one host) and
+// has completed is not taken for a seeder beside the web server when the tracker names it an
+// origin fetcher. Node A, alone, is the one fetcher and fetches everything; node B then starts
+// on the same address as A and the origin, and must take the package from A, asking the origin
+// for nothing. Taken for the origin's seeder by its address, A would be hidden from B, and B
+// would fetch the whole package from the origin again.
+func TestFetcherOnOriginHost(t *testing.T) {
+	const host = "127.0.5.1"
+	needLoopbacks(t, host)
+	tr := pkgtracker.New(pkgtracker.Options{OriginFetchers: 1})
+	defer tr.Close()
+	srv := httptest.NewServer(tr.Handler())
+	defer srv.Close()
+	fx := newFixture(t, 2<<20, 23, srv.URL+"/announce")
+	originAddrs := []netip.Addr{netip.MustParseAddr(host)}
+
+	var oa, ob origin
+	partA, partB := fx.partFile(t, nil), fx.partFile(t, nil)
+	a := addPkg(t, startNode(t, host, nil), Package{MetaInfo: fx.mi, Data: partA,
+		Origin: oa.fetch(fx, partA, false), OriginAddrs: originAddrs})
+	download(t, a)
+	checkData(t, partA, fx.src)
+	// A's completed announce first: answered after B's, it would list B, and A would dial B
+	// before B knows its role (a window this test is not about).
+	waitFor(t, "A's completed announce", func() bool {
+		ps := tr.Peers(fx.mi.HashInfoBytes())
+		return len(ps) == 1 && ps[0].Left == 0
+	})
+	b := addPkg(t, startNode(t, host, nil), Package{MetaInfo: fx.mi, Data: partB,
+		Origin: ob.fetch(fx, partB, false), OriginAddrs: originAddrs})
+	download(t, b)
+	checkData(t, partB, fx.src)
+
+	b.mu.Lock()
+	role := b.role
+	b.mu.Unlock()
+	idA := a.node.cl.PeerID()
+	if role == nil || role.Fetcher() || !slices.Equal(role.Fetchers, []originplan.PeerID{idA}) {
+		t.Fatalf("B's role %+v; want A (%x) named the one fetcher", role, idA)
+	}
+	f := int64(len(fx.src))
+	if got := oa.bytes.Load(); got != f {
+		t.Errorf("A, alone, fetched %d bytes from the origin, want the package (%d)", got, f)
+	}
+	if got, up := ob.bytes.Load(), a.Stats().BytesUploaded; got != 0 || up < f {
+		t.Errorf("B fetched %d bytes from the origin and A uploaded %d; want 0 and the package (%d): A was taken for the origin's seeder", got, up, f)
 	}
 }

@@ -566,7 +566,8 @@ func (t *Torrent) onHaveMessage(pc *torrent.PeerConn, msg *pp.Message) (hide boo
 	ps := t.peerLocked(pc)
 	if ps.haveMsgAt.IsZero() {
 		ps.haveMsgAt = time.Now()
-		ps.originSeeder = ps.originHost && !t.originSeedOff && t.says(msg) == t.info.NumPieces()
+		ps.originSeeder = ps.originHost && !t.originSeedOff && t.says(msg) == t.info.NumPieces() &&
+			!t.namedFetcherLocked(ps.id)
 	}
 	hide = (ps.farSite && !t.siteOff) || (ps.originSeeder && !t.originSeedOff)
 	t.mu.Unlock()
@@ -602,8 +603,9 @@ func (t *Torrent) says(msg *pp.Message) int {
 // nodes) the origin's host sent 1.5 times the package that way. The same bytes leave the
 // same host's link through the origin path, where the nodes share the work out and each
 // piece leaves once, so the library is not told what such a seeder has (a node that is
-// still downloading on that host is heard as any peer). If the origin fails, the node
-// falls back to the seeder (useOriginSeeders).
+// still downloading on that host is heard as any peer, and so is one a coordinating tracker
+// names an origin fetcher, by peer ID: see namedFetcherLocked). If the origin fails, the
+// node falls back to the seeder (useOriginSeeders).
 func (t *Torrent) atOrigin(a netip.Addr) bool {
 	if t.pkg.Origin == nil || !slices.Contains(t.pkg.OriginAddrs, a.Unmap()) {
 		return false

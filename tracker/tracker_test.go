@@ -28,6 +28,7 @@ import (
 	httpTracker "github.com/anacrolix/torrent/tracker/http"
 	"github.com/anacrolix/torrent/types/infohash"
 
+	"github.com/pkgsync/pkgsync/originplan"
 	"github.com/pkgsync/pkgsync/topology"
 )
 
@@ -640,7 +641,8 @@ func (w *discardResponse) Write(p []byte) (int, error) { return len(p), nil }
 func (w *discardResponse) WriteHeader(int)             {}
 
 // BenchmarkAnnounce measures the announce handler alone (no network, requests made beforehand) in
-// swarms of 100, 1,000 and 10,000 peers placed in 16 data centers of 8 racks.
+// swarms of 100, 1,000 and 10,000 peers placed in 16 data centers of 8 racks, handing out no
+// origin roles and originplan.DefaultFetchers slots (the command's default).
 func BenchmarkAnnounce(b *testing.B) {
 	var sb strings.Builder
 	for i := range 16 {
@@ -653,9 +655,13 @@ func BenchmarkAnnounce(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, swarm := range []int{100, 1000, 10000} {
-		b.Run(fmt.Sprintf("peers=%d", swarm), func(b *testing.B) {
-			tr := New(Options{Topology: topo})
+	for _, c := range []struct{ swarm, fetchers int }{
+		{100, 0}, {100, originplan.DefaultFetchers}, {1000, 0}, {1000, originplan.DefaultFetchers},
+		{10000, 0}, {10000, originplan.DefaultFetchers},
+	} {
+		swarm := c.swarm
+		b.Run(fmt.Sprintf("peers=%d/fetchers=%d", swarm, c.fetchers), func(b *testing.B) {
+			tr := New(Options{Topology: topo, OriginFetchers: c.fetchers})
 			defer tr.Close()
 			h := tr.Handler()
 			ih := ihOf("bench")
