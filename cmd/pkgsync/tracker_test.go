@@ -18,6 +18,8 @@ import (
 
 	"github.com/anacrolix/torrent/bencode"
 	"github.com/anacrolix/torrent/metainfo"
+
+	"github.com/pkgsync/pkgsync/originplan"
 )
 
 func TestParseAllow(t *testing.T) {
@@ -198,6 +200,54 @@ func TestTrackerMaxPeers(t *testing.T) {
 	}
 }
 
+// TestTrackerOriginFetchers: `pkgsync tracker` and `serve --tracker` name
+// originplan.DefaultFetchers origin fetchers per package unless --origin-fetchers says otherwise,
+// and with 0 answer as a stock tracker, without the "pkgsync" key.
+func TestTrackerOriginFetchers(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		args         []string
+		wantFetchers int // slots in the answer's "pkgsync" key; 0: no key
+	}{
+		{[]string{"tracker"}, originplan.DefaultFetchers},
+		{[]string{"tracker", "--origin-fetchers", "1"}, 1},
+		{[]string{"tracker", "--origin-fetchers", "0"}, 0},
+		{[]string{"serve", dir, "--tracker"}, originplan.DefaultFetchers},
+		{[]string{"serve", dir, "--tracker", "--origin-fetchers", "7"}, 7},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			base := startCommand(t, append(tt.args, "--listen", "127.0.0.1:0", "--quiet-announces")...)
+			q := url.Values{
+				"info_hash": {"aaaaaaaaaaaaaaaaaaaa"}, "peer_id": {"-PS0001-000000000001"}, "port": {"6881"},
+				"left": {"10"}, "compact": {"1"},
+			}
+			resp, err := http.Get(base + "/announce?" + q.Encode())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			var ans struct {
+				Pkgsync *struct {
+					Fetchers string `bencode:"fetchers"`
+					Slot     int    `bencode:"slot"`
+				} `bencode:"pkgsync"`
+			}
+			if err := bencode.Unmarshal(body, &ans); err != nil {
+				t.Fatalf("answer %q: %v", body, err)
+			}
+			switch {
+			case tt.wantFetchers == 0 && ans.Pkgsync != nil:
+				t.Errorf("answer %q has a pkgsync key", body)
+			case tt.wantFetchers > 0 && (ans.Pkgsync == nil || len(ans.Pkgsync.Fetchers) != 20*tt.wantFetchers ||
+				ans.Pkgsync.Slot != 0 || ans.Pkgsync.Fetchers[:20] != q.Get("peer_id")):
+				t.Errorf("answer %q: want the asker in slot 0 of %d", body, tt.wantFetchers)
+			}
+		})
+	}
+}
+
 func TestTrackerFlagErrors(t *testing.T) {
 	dir := t.TempDir()
 	empty := filepath.Join(dir, "empty")
@@ -213,6 +263,8 @@ func TestTrackerFlagErrors(t *testing.T) {
 		{[]string{"serve", dir, "--tracker", "--max-peers", "-3"}, 2, "--max-peers -3: want 1 or more"},
 		{[]string{"tracker", "--secret-file", filepath.Join(dir, "none")}, 1, "--secret-file: open"},
 		{[]string{"serve", dir, "--tracker", "--secret-file", filepath.Join(dir, "none")}, 1, "--secret-file: open"},
+		{[]string{"tracker", "--origin-fetchers", "-1"}, 2, "--origin-fetchers -1: want 0 (no roles) or more"},
+		{[]string{"serve", dir, "--tracker", "--origin-fetchers", "-2"}, 2, "--origin-fetchers -2"},
 	}
 	for _, tt := range tests {
 		code, _, stderr := pkgsync(t, tt.args...)
