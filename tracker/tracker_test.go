@@ -608,13 +608,13 @@ func TestClose(t *testing.T) {
 }
 
 // FuzzAnnounceQuery checks that no query makes the handler panic or answer anything but a
-// bencoded dictionary.
+// bencoded dictionary (origin roles included).
 func FuzzAnnounceQuery(f *testing.F) {
 	f.Add("/announce", announceQuery(ihOf("f"), "x", 6881, "ip", "10.0.0.1").Encode())
 	f.Add("/announce", "info_hash=%00%01&peer_id=x&port=-1&numwant=99999999999")
 	f.Add("/scrape", "info_hash=aaaaaaaaaaaaaaaaaaaa&info_hash=b")
 	f.Add("/scrape", "")
-	tr := New(Options{MaxPeers: 3})
+	tr := New(Options{MaxPeers: 3, OriginFetchers: 2})
 	defer tr.Close()
 	h := tr.Handler()
 	f.Fuzz(func(t *testing.T, path, query string) {
