@@ -243,8 +243,8 @@ func (t *Torrent) announce(ctx context.Context, url string, event tracker.Announ
 	}
 	r := announceReply{interval: res.Interval}
 	for _, p := range res.Peers {
-		if a, ok := netip.AddrFromSlice(p.IP); ok {
-			r.peers = appendPeer(r.peers, a, int64(p.Port))
+		if ip, ok := netip.AddrFromSlice(p.IP); ok {
+			r.peers = appendPeer(r.peers, ip, int64(p.Port))
 		}
 	}
 	return r, nil
