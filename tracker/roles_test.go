@@ -170,6 +170,16 @@ func TestFetchersFirst(t *testing.T) {
 			t.Errorf("fetcher: after the fetchers, peer %s is not of its own site", a)
 		}
 	}
+	// far0 leaves, and a node of dc1 inherits its slot: the fetcher's list now starts with the
+	// new holder and far1, and a peer that held no slot (far0's stand-in at its address, with
+	// another peer ID) is not put first.
+	e.rawGet(t, "/announce", announceQuery(ih, "far0", 6881, "ip", "10.2.0.1", "event", "stopped"))
+	e.rawGet(t, "/announce", announceQuery(ih, "heir", 6881, "ip", "10.1.0.50"))
+	e.rawGet(t, "/announce", announceQuery(ih, "stand-in", 6881, "ip", "10.2.0.1", "left", "0"))
+	d = e.rawGet(t, "/announce", announceQuery(ih, "fetcher", 6881, "ip", "10.1.0.1"))
+	if got := listOf(d); !slices.Equal(sorted(got[:2]), []string{"10.1.0.50", "10.2.0.2"}) || slices.Contains(got, "10.2.0.1") {
+		t.Errorf("fetcher after far0 left: peers %v, want the heir 10.1.0.50 and 10.2.0.2 first, and not 10.2.0.1", got)
+	}
 	// A node that fetches nothing: its own site only (five seeders of dc1 fill the list).
 	d = e.rawGet(t, "/announce", announceQuery(ih, "other", 6881, "ip", "10.1.0.2"))
 	if slot, _, _ := roleOf(t, d, nil); slot != -1 {

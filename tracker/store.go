@@ -45,8 +45,10 @@ type swarm struct {
 	// with completions is kept when it empties: one small record per torrent ever completed.
 	completed int32
 	// slots hands out the swarm's origin roles (see the package doc); nil when the tracker
-	// hands out none.
-	slots *originplan.Slots
+	// hands out none. fetchers is the list of holders its last answer gave, after which the
+	// peers' fetcher marks were set.
+	slots    *originplan.Slots
+	fetchers []originplan.PeerID
 }
 
 // peer is what PeerInfo says of a peer, in less room.
@@ -58,6 +60,7 @@ type peer struct {
 	seen                 int64 // time of the last announce, Unix nanoseconds
 	key                  rankKey
 	counted              bool // its completion is in swarm.completed
+	fetcher              bool // its peer ID holds an origin fetcher slot (swarm.fetchers)
 }
 
 func (p *peer) seeder() bool { return p.left == 0 }
@@ -114,24 +117,20 @@ func (s *store) announce(req *udp.AnnounceRequest, addr netip.AddrPort, limit in
 		} else {
 			replaced = sw.record(req, addr, now, s.sites)
 		}
+		var marks map[originplan.PeerID]bool // the fetchers, when the peers' marks must change
 		if sw.slots != nil {
-			if replaced != ([20]byte{}) {
-				// A node restarted at the same address under a new peer ID: its old self is
-				// gone, and so is the old self's slot.
-				sw.slots.Announce(replaced, clock, false, true)
-			}
 			out.coordinated = true
-			out.role = sw.slots.Announce(req.PeerId, clock, req.Left > 0, stopped)
+			out.role, marks = sw.coordinate(req, clock, replaced)
 		}
-		fetchers := out.role.Fetchers
-		if !out.role.Fetcher() {
-			fetchers = nil
-		}
+		fetcher := out.role.Fetcher()
 		for i := len(sw.peers) - 1; i >= 0; i-- {
 			p := &sw.peers[i]
 			if now-p.seen >= s.ttl {
 				sw.remove(p.addr) // moves the last peer, already walked, to i
 				continue
+			}
+			if marks != nil {
+				p.fetcher = marks[p.id]
 			}
 			if p.seeder() {
 				out.seeders++
@@ -143,7 +142,7 @@ func (s *store) announce(req *udp.AnnounceRequest, addr netip.AddrPort, limit in
 				continue
 			}
 			c := asker.score(p)
-			if fetchers != nil && slices.Contains(fetchers, p.id) {
+			if fetcher && p.fetcher {
 				c.order = fetcherOrder
 			}
 			cands = append(cands, c)
@@ -162,6 +161,30 @@ func (s *store) announce(req *udp.AnnounceRequest, addr netip.AddrPort, limit in
 	rb.cands = cands
 	out.peers = rb.rank(limit, rankSeed(req.InfoHash, addr))
 	return out
+}
+
+// coordinate records the announce of req at now with the swarm's slots, after freeing the slot
+// of replaced, the peer ID the asker's entry had until now (a node restarted at the same address
+// under a new one), and returns the asker's role. When the holders differ from those of the last
+// answer it also returns them as a set, by which the caller marks every peer it walks; otherwise
+// the marks stand, and an announce costs no more than comparing the two lists. sw.mu is held.
+func (sw *swarm) coordinate(req *udp.AnnounceRequest, now time.Time, replaced [20]byte) (originplan.Role, map[originplan.PeerID]bool) {
+	if replaced != ([20]byte{}) {
+		// Its old self is gone, and so is the old self's slot.
+		sw.slots.Announce(replaced, now, false, true)
+	}
+	role := sw.slots.Announce(req.PeerId, now, req.Left > 0, req.Event == shared.Stopped)
+	if slices.Equal(role.Fetchers, sw.fetchers) {
+		return role, nil
+	}
+	sw.fetchers = role.Fetchers // Slots returns a fresh list each time
+	marks := make(map[originplan.PeerID]bool, len(role.Fetchers))
+	for _, id := range role.Fetchers {
+		if id != (originplan.PeerID{}) {
+			marks[id] = true
+		}
+	}
+	return role, marks
 }
 
 // lockSwarm returns the swarm of a torrent, locked, making it if create is set; nil if there is
@@ -217,6 +240,10 @@ func (sw *swarm) record(req *udp.AnnounceRequest, addr netip.AddrPort, now int64
 	}
 	if ok && p.id != req.PeerId {
 		replaced = p.id
+	}
+	if !ok || p.id != req.PeerId {
+		// A slot holder seen at a new address is still one (the marks change with the holders).
+		p.fetcher = slices.Contains(sw.fetchers, req.PeerId)
 	}
 	p.id = req.PeerId
 	p.uploaded, p.downloaded, p.left = req.Uploaded, req.Downloaded, req.Left
