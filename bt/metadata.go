@@ -96,7 +96,7 @@ type metaTorrent struct {
 	firstRun chan struct{} // closed once every tracker answered or failed once
 
 	mu      sync.Mutex
-	others  int                                 // peers other than this node the trackers named
+	others  int                        // peers other than this node the trackers named
 	early   map[*torrent.PeerConn]bool // peers that offered no metadata: re-greeted when it arrives
 	hasInfo bool
 	stopped bool // the announcer sends no "stopped": Add announces next
