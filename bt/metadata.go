@@ -74,6 +74,10 @@ type InfoRequest struct {
 	// Fallback fetches the info dictionary elsewhere (from the origin's .torrent); nil: peers
 	// only, and FetchInfo fails at the bound.
 	Fallback func(ctx context.Context) ([]byte, error)
+	// WaitAlone makes a node that the trackers name no other peer for wait the bound all the
+	// same: for the .zsync's torrent, whose info the first node of the package's swarm got with
+	// the package's and offers (ServeInfo), though it may announce it a moment later.
+	WaitAlone bool
 }
 
 // InfoResult is what FetchInfo found.
@@ -124,6 +128,29 @@ func (n *Node) FetchInfo(ctx context.Context, req InfoRequest) (InfoResult, erro
 	}
 	m.ready()
 	return res, nil
+}
+
+// ServeInfo offers info, the info dictionary of req.InfoHash that the caller has, to peers
+// that ask for it (announced to req.Trackers), until Add adds its package, or DropInfo or
+// Close. A node that got a package's .torrent from the origin offers the .zsync's info this way
+// before it needs the .zsync itself.
+func (n *Node) ServeInfo(req InfoRequest, info []byte) error {
+	if h := sha1.Sum(info); h != req.InfoHash {
+		return fmt.Errorf("bt: the info dictionary of %q hashes to %x, not its info hash %s", req.Name, h, req.InfoHash.HexString())
+	}
+	if n.knownInfo(req.InfoHash) != nil {
+		return nil
+	}
+	m, err := n.addMeta(req)
+	if err != nil {
+		return err
+	}
+	if err := m.lt.SetInfoBytes(info); err != nil {
+		n.DropInfo(req.InfoHash)
+		return fmt.Errorf("bt: info of %q: %w", req.Name, err)
+	}
+	m.ready()
+	return nil
 }
 
 // knownInfo returns the info dictionary of ih when the Node has it already: in a package it
@@ -203,7 +230,7 @@ func (m *metaTorrent) await(ctx context.Context) (InfoResult, error) {
 		case <-first:
 			first = nil
 			m.mu.Lock()
-			alone := m.others == 0 && len(req.Peers) == 0
+			alone := m.others == 0 && len(req.Peers) == 0 && !req.WaitAlone
 			m.mu.Unlock()
 			if alone {
 				return m.fallback(ctx, "first")

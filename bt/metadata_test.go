@@ -276,3 +276,42 @@ func serveMetaLie(c net.Conn, ih metainfo.Hash, info []byte) {
 		}
 	}
 }
+
+// A node that waits alone (WaitAlone) is not taken for the first of its swarm: it waits for a
+// node that offers the info with ServeInfo and announces it after it.
+func TestServeInfoWaitAlone(t *testing.T) {
+	var ft fakeTracker
+	srv := httptest.NewServer(&ft)
+	defer srv.Close()
+	announce := srv.URL + "/announce"
+	fx := newFixture(t, 1<<20, 36, announce)
+	ih := fx.mi.HashInfoBytes()
+	fb := &infoFallback{info: fx.mi.InfoBytes}
+	waiter, server := startNode(t, loopback(t, 0), nil), startNode(t, loopback(t, 1), nil)
+	got := make(chan InfoResult, 1)
+	go func() {
+		r, err := waiter.FetchInfo(t.Context(), InfoRequest{InfoHash: ih, Name: "pkg.bin", Trackers: []string{announce}, Wait: time.Minute, Fallback: fb.fetch, WaitAlone: true})
+		if err != nil {
+			t.Error(err)
+		}
+		got <- r
+	}()
+	waitFor(t, "the waiter's announce", func() bool { return ft.sawEvent(waiter.Addr().String() + " started") })
+	if err := server.ServeInfo(InfoRequest{InfoHash: ih, Name: "pkg.bin", Trackers: []string{announce}}, fx.other(t)); err == nil {
+		t.Fatal("ServeInfo took an info dictionary of another hash")
+	}
+	if err := server.ServeInfo(InfoRequest{InfoHash: ih, Name: "pkg.bin", Trackers: []string{announce}}, fx.mi.InfoBytes); err != nil {
+		t.Fatal(err)
+	}
+	r := <-got
+	if !r.FromPeers || !bytes.Equal(r.Info, fx.mi.InfoBytes) || fb.calls.Load() != 0 {
+		t.Fatalf("from peers %v (%q), fallback called %d times", r.FromPeers, r.Why, fb.calls.Load())
+	}
+	// Add takes the place of the info-only torrent.
+	addPkg(t, server, Package{MetaInfo: fx.mi, Data: fx.seedFile(t), Have: fx.all()})
+}
+
+// other returns the info dictionary of another file.
+func (fx *fixture) other(t *testing.T) []byte {
+	return newFixture(t, len(fx.src), 99).mi.InfoBytes
+}
