@@ -90,13 +90,13 @@ type Result struct {
 	ScanSeconds      float64 `json:"scan_seconds"` // the delta scan of the old file(s) alone
 	FetchSeconds     float64 `json:"fetch_seconds"`
 	// The .zsync, when it came over the swarm (see manifest.Torrent.ZsyncTorrent).
-	ZsyncFromPeers  int64         `json:"zsync_bytes_from_peers"`
-	ZsyncFromOrigin int64         `json:"zsync_bytes_from_origin"`
+	ZsyncFromPeers  int64 `json:"zsync_bytes_from_peers"`
+	ZsyncFromOrigin int64 `json:"zsync_bytes_from_origin"`
 	// InfoFrom says where the info dictionary came from when the origin sent the .torrent's
 	// stub: "peers", "origin" (the .torrent) or "record" (the record beside OUT); "" when the
 	// origin sent the .torrent.
-	InfoFrom string `json:"info_from,omitempty"`
-	Peers           []bt.PeerStat `json:"peers"`
+	InfoFrom string        `json:"info_from,omitempty"`
+	Peers    []bt.PeerStat `json:"peers"`
 }
 
 // Errors a caller may want to tell apart.
