@@ -64,8 +64,14 @@ func (j *job) resolveStub(ctx context.Context) error {
 	}
 	var data []byte
 	if t := j.recordedTorrent(st.InfoHash); t != nil {
+		// A .torrent made again from the same package keeps its info but may describe
+		// another .zsync (its header has a date).
+		zinfo := t.ZsyncInfo
+		if t.ZsyncInfoHash != st.ZsyncInfoHash {
+			zinfo = nil
+		}
 		var err error
-		if data, err = st.Torrent(t.MetaInfo.InfoBytes, t.ZsyncInfo); err != nil {
+		if data, err = st.Torrent(t.MetaInfo.InfoBytes, zinfo); err != nil {
 			return fmt.Errorf("%s: the recorded .torrent: %w", j.src, err)
 		}
 		j.res.InfoFrom = "record"

@@ -149,6 +149,19 @@ func TestSwarmMetadataFromPeers(t *testing.T) {
 	if cron > 1024 || stats.Requests-beforeStats.Requests != 1 {
 		t.Errorf("a cron run on a current package cost %d bytes in %d requests, want one request of <= 1 KiB", cron, stats.Requests-beforeStats.Requests)
 	}
+
+	// The .torrent made again (another date, the same info): a new stub, whose info the
+	// record beside OUT has; OUT is current without a word to a peer.
+	t.Setenv("SOURCE_DATE_EPOCH", "1700000000")
+	mustPkgsync(t, "make", filepath.Join(pub, "pkg.tar"), "--url", o.data+"pkg.tar", "--tracker", ts.URL+"/announce", "--piece-size", "16384")
+	before = o.metaWire.sent.Load()
+	r, err := updater.Run(t.Context(), opt)
+	if err != nil || !r.UpToDate || r.InfoFrom != "record" {
+		t.Fatalf("after the .torrent was made again: %+v, %v", r, err)
+	}
+	if n := o.metaWire.sent.Load() - before; n > 1024 {
+		t.Errorf("a current package under a new stub cost %d bytes, want <= 1 KiB", n)
+	}
 }
 
 // Behind a web server that does not know the stub (nginx), the nodes get the .torrent as they
