@@ -168,30 +168,43 @@ func (n *Node) knownInfo(ih metainfo.Hash) []byte {
 	return nil
 }
 
-// addMeta adds the info-only torrent of req to the library and starts announcing it.
+// addMeta adds the info-only torrent of req to the library and starts announcing it. The
+// library is called without n.mu held: its callbacks take n.mu with its lock held.
 func (n *Node) addMeta(req InfoRequest) (*metaTorrent, error) {
+	m := &metaTorrent{n: n, req: req, firstRun: make(chan struct{}), early: make(map[*torrent.PeerConn]bool)}
+	ctx, cancel := context.WithCancel(context.Background())
+	m.cancel = cancel
 	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.closed {
+	switch {
+	case n.closed:
+		n.mu.Unlock()
 		return nil, fmt.Errorf("bt: info of %q: node is closed", req.Name)
-	}
-	if n.metas[req.InfoHash] != nil || n.torrents[req.InfoHash] != nil {
+	case n.metas[req.InfoHash] != nil || n.torrents[req.InfoHash] != nil:
+		n.mu.Unlock()
 		return nil, fmt.Errorf("bt: info of %q: info hash %s already added", req.Name, req.InfoHash.HexString())
 	}
-	lt, isNew := n.cl.AddTorrentOpt(torrent.AddTorrentOpts{InfoHash: req.InfoHash, Storage: metaStorage{}})
-	if !isNew {
-		return nil, fmt.Errorf("bt: info of %q: the client did not accept info hash %s", req.Name, req.InfoHash.HexString())
-	}
-	// It never downloads data: it is there for the metadata.
-	lt.DisallowDataDownload()
-	m := &metaTorrent{n: n, lt: lt, req: req, firstRun: make(chan struct{}), early: make(map[*torrent.PeerConn]bool)}
 	if n.metas == nil {
 		n.metas = make(map[metainfo.Hash]*metaTorrent)
 	}
 	n.metas[req.InfoHash] = m
+	n.mu.Unlock()
+	lt, isNew := n.cl.AddTorrentOpt(torrent.AddTorrentOpts{InfoHash: req.InfoHash, Storage: metaStorage{}})
+	if !isNew {
+		n.mu.Lock()
+		delete(n.metas, req.InfoHash)
+		n.mu.Unlock()
+		return nil, fmt.Errorf("bt: info of %q: the client did not accept info hash %s", req.Name, req.InfoHash.HexString())
+	}
+	// It never downloads data: it is there for the metadata.
+	lt.DisallowDataDownload()
+	m.mu.Lock()
+	m.lt = lt
+	m.mu.Unlock()
+	if ctx.Err() != nil { // DropInfo or Close came meanwhile, and found no torrent to drop
+		lt.Drop()
+		return nil, fmt.Errorf("bt: info of %q: dropped while it was added", req.Name)
+	}
 	m.addPeers(req.Peers)
-	ctx, cancel := context.WithCancel(context.Background())
-	m.cancel = cancel
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
@@ -285,12 +298,12 @@ func (m *metaTorrent) renew() error {
 // info returns the verified info dictionary once the torrent has it, else nil.
 func (m *metaTorrent) info() []byte {
 	m.mu.Lock()
-	has := m.hasInfo
+	has, lt := m.hasInfo, m.lt
 	m.mu.Unlock()
 	if !has {
 		return nil
 	}
-	return m.lt.Metainfo().InfoBytes
+	return lt.Metainfo().InfoBytes
 }
 
 // ready marks the info as there and re-greets the peers that asked too early: their
@@ -320,7 +333,7 @@ func (m *metaTorrent) onHandshake(pc *torrent.PeerConn, offers bool) {
 		return
 	}
 	m.mu.Lock()
-	if !m.hasInfo && pc.Torrent() == m.lt {
+	if !m.hasInfo {
 		m.early[pc] = true
 	}
 	m.mu.Unlock()
@@ -465,7 +478,9 @@ func (m *metaTorrent) close(stop bool) {
 	lt := m.lt
 	m.mu.Unlock()
 	m.cancel()
-	lt.Drop()
+	if lt != nil {
+		lt.Drop()
+	}
 	m.wg.Wait()
 }
 
