@@ -58,7 +58,13 @@ const DefaultInfoWait = 5 * time.Second
 
 // infoReannounce is how often a torrent that still lacks its info asks the trackers for peers:
 // nodes that start together look for each other, and for the first of them to get the info.
-const infoReannounce = time.Second
+// infoRedial is how often it hands the peers it knows to the library again, so that it dials
+// a peer that closed its connection to re-greet it (ready) within moments: each node that
+// passes the info on costs its peers that long.
+const (
+	infoReannounce = time.Second
+	infoRedial     = 200 * time.Millisecond
+)
 
 // InfoRequest asks for a torrent's info dictionary by its info hash (Node.FetchInfo).
 type InfoRequest struct {
@@ -100,6 +106,7 @@ type metaTorrent struct {
 	firstRun chan struct{} // closed once every tracker answered or failed once
 
 	mu      sync.Mutex
+	known   map[netip.AddrPort]bool    // peers handed to the library, dialed again every infoRedial
 	others  int                        // peers other than this node the trackers named
 	early   map[*torrent.PeerConn]bool // peers that offered no metadata: re-greeted when it arrives
 	hasInfo bool
@@ -171,7 +178,7 @@ func (n *Node) knownInfo(ih metainfo.Hash) []byte {
 // addMeta adds the info-only torrent of req to the library and starts announcing it. The
 // library is called without n.mu held: its callbacks take n.mu with its lock held.
 func (n *Node) addMeta(req InfoRequest) (*metaTorrent, error) {
-	m := &metaTorrent{n: n, req: req, firstRun: make(chan struct{}), early: make(map[*torrent.PeerConn]bool)}
+	m := &metaTorrent{n: n, req: req, firstRun: make(chan struct{}), early: make(map[*torrent.PeerConn]bool), known: make(map[netip.AddrPort]bool)}
 	ctx, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
 	n.mu.Lock()
@@ -307,8 +314,8 @@ func (m *metaTorrent) info() []byte {
 }
 
 // ready marks the info as there and re-greets the peers that asked too early: their
-// connections are closed, and they dial again (they ask for peers every infoReannounce while
-// they lack the info), to a handshake that offers the metadata. The library neither dials nor
+// connections are closed, and they dial again (every infoRedial while they lack the info), to
+// a handshake that offers the metadata. The library neither dials nor
 // wants connections for a torrent with its info and no piece to download (and a piece it may
 // not download is never wanted), so the peers do the dialing; it accepts theirs because the
 // Node's client always wants connections (see clientConfig).
@@ -339,56 +346,55 @@ func (m *metaTorrent) onHandshake(pc *torrent.PeerConn, offers bool) {
 	m.mu.Unlock()
 }
 
-// addPeers hands addrs, but this node's own, to the library to dial.
+// addPeers hands addrs, but this node's own, to the library to dial, and reports how many
+// it had not heard of.
 func (m *metaTorrent) addPeers(addrs []netip.AddrPort) int {
 	var infos []torrent.PeerInfo
+	fresh := 0
+	m.mu.Lock()
 	for _, a := range addrs {
 		if a.IsValid() && !m.n.isSelf(a) {
+			if !m.known[a] {
+				m.known[a] = true
+				fresh++
+			}
 			infos = append(infos, torrent.PeerInfo{Addr: net.TCPAddrFromAddrPort(a), Source: torrent.PeerSourceTracker})
 		}
 	}
-	m.mu.Lock()
 	lt := m.lt
 	m.mu.Unlock()
 	if len(infos) > 0 {
 		lt.AddPeers(infos)
 	}
-	return len(infos)
+	return fresh
 }
 
-// announceLoop announces the info hash to every tracker and hands the given peers to the
-// library again, every infoReannounce until the info is there, so that this node finds peers,
-// is found, and dials again the peers that re-greet it (ready); "stopped" on the way out unless
-// Add takes over.
+// redial hands every known peer to the library again; it dials those it is not connected to.
+func (m *metaTorrent) redial() {
+	m.mu.Lock()
+	addrs := make([]netip.AddrPort, 0, len(m.known))
+	for a := range m.known {
+		addrs = append(addrs, a)
+	}
+	m.mu.Unlock()
+	m.addPeers(addrs)
+}
+
+// announceLoop announces the info hash to every tracker every infoReannounce, and dials the
+// known peers again every infoRedial, until the info is there: so this node finds peers, is
+// found, and dials again the peers that re-greet it (ready). It sends "stopped" on the way out
+// unless Add takes over.
 func (m *metaTorrent) announceLoop(ctx context.Context) {
 	urls := slices.Compact(slices.Clone(m.req.Trackers))
 	var keyBytes [4]byte
 	_, _ = rand.Read(keyBytes[:])
 	key := int32(binary.BigEndian.Uint32(keyBytes[:]))
-	event := tracker.Started
-	for first := true; ; first = false {
-		if first || m.info() == nil {
-			if !first {
-				m.addPeers(m.req.Peers)
-			}
-			for _, u := range urls {
-				res, err := m.n.announceHash(ctx, u, m.req.InfoHash, event, key, m.req.Length)
-				if err != nil {
-					if ctx.Err() == nil {
-						m.n.log.Info("bt: announce failed", "torrent", m.req.Name, "tracker", u, "err", err)
-					}
-					continue
-				}
-				n := m.addPeers(res)
-				m.mu.Lock()
-				m.others += n
-				m.mu.Unlock()
-			}
-			event = tracker.None
-		}
-		if first {
-			close(m.firstRun)
-		}
+	m.announceAll(ctx, urls, tracker.Started, key)
+	close(m.firstRun)
+	tick := time.NewTicker(infoRedial)
+	defer tick.Stop()
+	last := time.Now()
+	for {
 		select {
 		case <-ctx.Done():
 			m.mu.Lock()
@@ -396,14 +402,40 @@ func (m *metaTorrent) announceLoop(ctx context.Context) {
 			m.mu.Unlock()
 			if stop {
 				sctx, cancel := context.WithTimeout(context.Background(), stoppedAnnounceLimit)
-				for _, u := range urls {
-					_, _ = m.n.announceHash(sctx, u, m.req.InfoHash, tracker.Stopped, key, m.req.Length)
-				}
+				m.announceAll(sctx, urls, tracker.Stopped, key)
 				cancel()
 			}
 			return
-		case <-time.After(infoReannounce):
+		case <-tick.C:
 		}
+		if m.info() != nil {
+			continue
+		}
+		m.redial()
+		if time.Since(last) >= infoReannounce {
+			m.announceAll(ctx, urls, tracker.None, key)
+			last = time.Now()
+		}
+	}
+}
+
+// announceAll announces event to every tracker and hands the peers they name to the library.
+func (m *metaTorrent) announceAll(ctx context.Context, urls []string, event tracker.AnnounceEvent, key int32) {
+	for _, u := range urls {
+		res, err := m.n.announceHash(ctx, u, m.req.InfoHash, event, key, m.req.Length)
+		if err != nil {
+			if ctx.Err() == nil {
+				m.n.log.Info("bt: announce failed", "torrent", m.req.Name, "tracker", u, "err", err)
+			}
+			continue
+		}
+		if event == tracker.Stopped {
+			continue
+		}
+		n := m.addPeers(res)
+		m.mu.Lock()
+		m.others += n
+		m.mu.Unlock()
 	}
 }
 

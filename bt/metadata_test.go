@@ -74,7 +74,9 @@ func TestFetchInfoTogether(t *testing.T) {
 	for i := range nodes {
 		ns = append(ns, startNode(t, loopback(t, i), nil))
 	}
+	start := time.Now()
 	res := fetchInfos(t, ns, fx, fb, []string{announce}, nil, time.Minute)
+	t.Logf("every node had the info after %v", time.Since(start).Round(time.Millisecond))
 	fromPeers := 0
 	for i, r := range res {
 		t.Logf("node %d: from peers %v, fallback %q", i, r.FromPeers, r.Why)
