@@ -90,8 +90,8 @@ type InfoRequest struct {
 type InfoResult struct {
 	Info      []byte // the bencoded info dictionary; its SHA-1 is the info hash
 	FromPeers bool   // it came from peers, not from Fallback
-	// Why names the reason Fallback was used: "first" (no tracker knew another peer), "alone"
-	// (no tracker and no peer to ask), "wait" (the bound passed), "bad" (peers sent a dictionary
+	// Why names the reason Fallback was used: "first" (no tracker named another peer, or none
+	// answered), "alone" (no tracker and no peer to ask), "wait" (the bound passed), "bad" (peers sent a dictionary
 	// of another hash); "" when it came from peers.
 	Why string
 }
@@ -315,10 +315,10 @@ func (m *metaTorrent) info() []byte {
 
 // ready marks the info as there and re-greets the peers that asked too early: their
 // connections are closed, and they dial again (every infoRedial while they lack the info), to
-// a handshake that offers the metadata. The library neither dials nor
-// wants connections for a torrent with its info and no piece to download (and a piece it may
-// not download is never wanted), so the peers do the dialing; it accepts theirs because the
-// Node's client always wants connections (see clientConfig).
+// a handshake that offers the metadata. The library neither dials nor wants connections for a
+// torrent with its info and no piece to download (and a piece it may not download is never
+// wanted), so the peers do the dialing; it accepts theirs because the Node's client always
+// wants connections (see clientConfig).
 func (m *metaTorrent) ready() {
 	m.mu.Lock()
 	m.hasInfo = true
