@@ -56,7 +56,10 @@ type Node struct {
 
 	mu       sync.Mutex
 	torrents map[metainfo.Hash]*Torrent
-	closed   bool
+	// metas are the torrents known by info hash alone, fetching or serving their info
+	// dictionary until Add takes their place (metadata.go).
+	metas  map[metainfo.Hash]*metaTorrent
+	closed bool
 }
 
 // NewNode starts a Node listening on cfg.ListenAddr.
@@ -147,6 +150,11 @@ func (n *Node) clientConfig(host string, port uint16, ip netip.Addr) *torrent.Cl
 	cc.TotalHalfOpenConns = max(100, 2*cc.HalfOpenConnsPerTorrent)
 	cc.TorrentPeersHighWater = max(500, 4*cfg.MaxConns)
 	cc.DialRateLimiter = rate.NewLimiter(rate.Inf, 0)
+	// The library accepts a connection only while some torrent wants one, and a torrent that
+	// has its info and nothing to download wants none: a node that holds a package's info
+	// dictionary for its peers before the package itself (metadata.go) must still be reached.
+	// A connection for a torrent that has no room is refused after the handshake, as before.
+	cc.AlwaysWantConns = true
 	cc.NominalDialTimeout = 5 * time.Second
 	cc.MinDialTimeout = 2 * time.Second
 	// Both ends keep the same one of two crossed connections (the one dialed by the higher
@@ -261,7 +269,14 @@ func (n *Node) Close() error {
 	for _, t := range n.torrents {
 		ts = append(ts, t)
 	}
+	metas := make([]metainfo.Hash, 0, len(n.metas))
+	for ih := range n.metas {
+		metas = append(metas, ih)
+	}
 	n.mu.Unlock()
+	for _, ih := range metas {
+		n.DropInfo(ih)
+	}
 	var errs []error
 	for _, t := range ts {
 		errs = append(errs, t.Close())
@@ -339,9 +354,17 @@ func (n *Node) setUploadCap(t *Torrent, limit float64) {
 // into the library) and wake the Torrent's scheduler.
 func (n *Node) setCallbacks(cb *torrent.Callbacks) {
 	cb.PeerConnAdded = append(cb.PeerConnAdded, func(pc *torrent.PeerConn) {
-		pc.LocalLtepProtocolMap = n.ltepMap(pc.LocalLtepProtocolMap)
+		// A torrent known by its info hash alone (metadata.go) speaks only the library's
+		// extensions: a peer that hears pkgsync's would wait for its claims.
+		if n.lookup(pc.Torrent()) != nil {
+			pc.LocalLtepProtocolMap = n.ltepMap(pc.LocalLtepProtocolMap)
+		}
 	})
 	cb.ReadExtendedHandshake = func(pc *torrent.PeerConn, msg *pp.ExtendedHandshakeMessage) {
+		if m := n.lookupMeta(pc.Torrent()); m != nil {
+			m.onHandshake(pc, msg.MetadataSize > 0)
+			return
+		}
 		if t := n.lookup(pc.Torrent()); t != nil {
 			_, claims := msg.M[claimExtension]
 			_, ranges := msg.M[rangeExtension]

@@ -168,6 +168,9 @@ func (n *Node) Add(ctx context.Context, p Package) (*Torrent, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A torrent that FetchInfo left for this info hash gives way: one library torrent per
+	// info hash.
+	n.takeMeta(p.MetaInfo.HashInfoBytes())
 	t := n.newTorrent(p, info)
 	// Register first: connections for this info hash may arrive as soon as it is added.
 	if err := n.register(t); err != nil {

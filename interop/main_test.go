@@ -169,6 +169,7 @@ type summary struct {
 	ScanSeconds      float64    `json:"scan_seconds"` // > 0 when the node scanned old data, so fetched the .zsync
 	ZsyncFromPeers   int64      `json:"zsync_bytes_from_peers"`
 	ZsyncFromOrigin  int64      `json:"zsync_bytes_from_origin"`
+	InfoFrom         string     `json:"info_from"` // "origin": it fetched the .torrent after its stub
 	Peers            []peerStat `json:"peers"`
 }
 

@@ -96,7 +96,9 @@ func TestEmbeddedTrackerDelta(t *testing.T) {
 
 // originPackageBytes returns the package bytes the origin at base sent, from its per-path
 // counts. It cross-checks them with what the nodes report having read from the origin, checks
-// that every node fetched the .torrent once, and that the .zsync (which the nodes with old data
+// that every node asked for the .torrent once (pkgsync's origin sends its stub) and only the
+// nodes that took its info from the origin a second time, that those were fewer than the nodes,
+// and that the .zsync (which the nodes with old data
 // need, and trade as a torrent of its own) left the origin at most twice in all, not once per
 // node.
 func (l *lab) originPackageBytes(base string, m makeResult, sums []summary) int64 {
@@ -104,8 +106,11 @@ func (l *lab) originPackageBytes(base string, m makeResult, sums []summary) int6
 	st := l.originStats(base)
 	name := "/" + strings.TrimSuffix(filepath.Base(m.Torrent), ".torrent")
 	pkg, tor, zs := st.Files[name], st.Files[name+".torrent"], st.Files[name+".zsync"]
-	var read, reqs, zsyncs, zfromPeers, zfromOrigin int64
+	var read, reqs, zsyncs, zfromPeers, zfromOrigin, whole int64
 	for _, s := range sums {
+		if s.InfoFrom == "origin" {
+			whole++
+		}
 		read += s.BytesFromOrigin
 		reqs += s.RequestsToOrigin
 		zfromPeers += s.ZsyncFromPeers
@@ -118,8 +123,12 @@ func (l *lab) originPackageBytes(base string, m makeResult, sums []summary) int6
 	zsize := fileSize(l.T, m.Zsync)
 	l.T.Logf("origin: %d requests, %d body bytes; package %d bytes in %d requests (the nodes report %d in %d); .torrent %d requests; .zsync %d bytes in %d requests for %d node(s) that needed it (%d bytes; the nodes report %d from peers, %d from the origin)",
 		st.Requests, st.BodyBytes, pkg.BodyBytes, pkg.Requests, read, reqs, tor.Requests, zs.BodyBytes, zs.Requests, zsyncs, zsize, zfromPeers, zfromOrigin)
-	if tor.Requests != n {
-		l.T.Errorf("the origin served the .torrent %d times to %d nodes", tor.Requests, n)
+	if tor.Requests != n+whole || whole == 0 || (n > 1 && whole >= n) {
+		l.T.Errorf("the origin served the .torrent (or its stub) %d times to %d nodes, %d of which took the info dictionary from it; want each node once, the first twice",
+			tor.Requests, n, whole)
+	}
+	if tsize := fileSize(l.T, m.Torrent); tor.BodyBytes > whole*tsize+n*1024 {
+		l.T.Errorf("the origin sent %d bytes of .torrent and stubs to %d nodes, over %d whole .torrents of %d bytes and 1 KiB a node", tor.BodyBytes, n, whole, tsize)
 	}
 	if pkg.Requests != reqs {
 		l.T.Errorf("the origin served %d package requests; the nodes report %d", pkg.Requests, reqs)

@@ -26,6 +26,10 @@ type Torrent struct {
 	// ZsyncInfo is the bencoded info dictionary of the .zsync as a torrent of its own (see
 	// ZsyncTorrent); nil when the torrent does not carry one.
 	ZsyncInfo []byte
+	// ZsyncInfoHash is the info hash of the .zsync's torrent: ZsyncInfo's SHA-1, or, in a
+	// .torrent rebuilt from a stub without it, the stub's "zsync-info-hash" (see Stub.Torrent);
+	// zero when neither is there.
+	ZsyncInfoHash metainfo.Hash
 }
 
 // NumPieces returns the number of pieces.
@@ -68,14 +72,18 @@ func ParseTorrent(data []byte) (*Torrent, error) {
 		return nil, err
 	}
 	var ext struct {
-		ZsyncURL  string        `bencode:"zsync-url"`
-		ZsyncInfo bencode.Bytes `bencode:"zsync-info"`
+		ZsyncURL      string        `bencode:"zsync-url"`
+		ZsyncInfo     bencode.Bytes `bencode:"zsync-info"`
+		ZsyncInfoHash string        `bencode:"zsync-info-hash"`
 	}
 	// Ignore a malformed extension: the standard part decoded, and --zsync can say where to look.
 	_ = bencode.Unmarshal(data, &ext)
 	t.ZsyncURL = ext.ZsyncURL
 	if len(ext.ZsyncInfo) > 0 && ext.ZsyncInfo[0] == 'd' {
 		t.ZsyncInfo = ext.ZsyncInfo
+		t.ZsyncInfoHash = sha1.Sum(t.ZsyncInfo)
+	} else if len(ext.ZsyncInfoHash) == sha1.Size {
+		copy(t.ZsyncInfoHash[:], ext.ZsyncInfoHash)
 	}
 	return t, nil
 }

@@ -223,6 +223,9 @@ func (s *Server) serveFile(w *countingWriter, r *http.Request) int {
 		return http.StatusNotFound
 	}
 	w.file = name
+	if status, ok := s.serveStub(w, r, name, st.ModTime(), func() ([]byte, error) { return readAtMost(f, maxTorrentRead, name) }); ok {
+		return status
+	}
 	// A strong validator from size and mtime (nginx's scheme): If-Range and the clients' version
 	// pinning depend on it changing whenever the file does.
 	w.Header().Set("ETag", fmt.Sprintf(`"%x-%x"`, st.ModTime().UnixNano(), st.Size()))

@@ -62,6 +62,9 @@ func (s *Server) serveStore(w *countingWriter, r *http.Request) int {
 		}
 		if local != "" {
 			w.file = name
+			if status, ok := s.serveStub(w, r, name, time.Time{}, func() ([]byte, error) { return readLocal(local, name) }); ok {
+				return status
+			}
 			return serveLocalFile(w, r, local, name)
 		}
 	}
@@ -77,6 +80,20 @@ func (s *Server) serveStore(w *countingWriter, r *http.Request) int {
 		return http.StatusBadGateway
 	}
 	w.file = name
+	read := func() ([]byte, error) {
+		if info.Size > maxTorrentRead {
+			return nil, fmt.Errorf("%s: %d bytes (limit %d)", name, info.Size, maxTorrentRead)
+		}
+		body, err := src.st.ReadRange(r.Context(), src.prefix+name, 0, info.Size, info.ETag)
+		if err != nil {
+			return nil, err
+		}
+		defer body.Close()
+		return readAtMost(body, info.Size, name)
+	}
+	if status, ok := s.serveStub(w, r, name, info.ModTime, read); ok {
+		return status
+	}
 	if tag := strongTag(info.ETag); tag != "" {
 		w.Header().Set("ETag", tag)
 	}
@@ -120,6 +137,16 @@ func strongTag(id string) string {
 		}
 	}
 	return `"` + v + `"`
+}
+
+// readLocal reads a manifest of the local cache whole.
+func readLocal(file, name string) ([]byte, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return readAtMost(f, maxTorrentRead, name)
 }
 
 // serveLocalFile serves a manifest from the local cache.

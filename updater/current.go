@@ -73,7 +73,7 @@ func (j *job) readTorrentIfChanged(ctx context.Context, src location) ([]byte, e
 			return readStoreIfNoneMatch(ctx, c, raw, h, j.opt.Store, max, etag)
 		}
 	}
-	data, tag, notModified, err := get(ctx, j.opt.HTTP, src.raw, j.opt.Header, maxTorrentBytes, etag)
+	data, tag, notModified, err := get(ctx, j.opt.HTTP, src.raw, j.torrentHeader(src), maxTorrentBytes, etag)
 	if err != nil {
 		return nil, err
 	}

@@ -52,6 +52,10 @@ type Options struct {
 	BT       bt.Config        // swarm settings
 	Peers    []netip.AddrPort // peers to contact besides the trackers'
 	SeedTime time.Duration    // keep seeding this long after completing
+	// InfoWait bounds the wait for peers to send the info dictionary of a package whose
+	// .torrent came as a stub (see stub.go) before the .torrent is fetched; 0:
+	// bt.DefaultInfoWait.
+	InfoWait time.Duration
 	// Notice tells a person what the update waits for (another update's lock, seeding) and how
 	// to skip it; nil: Log.
 	Notice *slog.Logger
@@ -86,9 +90,13 @@ type Result struct {
 	ScanSeconds      float64 `json:"scan_seconds"` // the delta scan of the old file(s) alone
 	FetchSeconds     float64 `json:"fetch_seconds"`
 	// The .zsync, when it came over the swarm (see manifest.Torrent.ZsyncTorrent).
-	ZsyncFromPeers  int64         `json:"zsync_bytes_from_peers"`
-	ZsyncFromOrigin int64         `json:"zsync_bytes_from_origin"`
-	Peers           []bt.PeerStat `json:"peers"`
+	ZsyncFromPeers  int64 `json:"zsync_bytes_from_peers"`
+	ZsyncFromOrigin int64 `json:"zsync_bytes_from_origin"`
+	// InfoFrom says where the info dictionary came from when the origin sent the .torrent's
+	// stub: "peers", "origin" (the .torrent) or "record" (the record beside OUT); "" when the
+	// origin sent the .torrent.
+	InfoFrom string        `json:"info_from,omitempty"`
+	Peers    []bt.PeerStat `json:"peers"`
 }
 
 // Errors a caller may want to tell apart.
@@ -121,6 +129,8 @@ type job struct {
 	sig        *sign.Statement // what the trusted .sig vouches for; nil without Options.Trust
 	sigLoc     location        // where the .sig is
 
+	// stub is the .torrent's stub when the origin sent one (stub.go), until resolveStub.
+	stub *manifest.Stub
 	// The record beside OUT of an earlier run (current.go), the .torrent's ETag and bytes.
 	record       *currentRecord
 	torrentETag  string
@@ -151,7 +161,10 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 		return nil, err
 	}
 	defer unlock()
-	res, err := j.run(ctx)
+	var res *Result
+	if err = j.resolveStub(ctx); err == nil {
+		res, err = j.run(ctx)
+	}
 	if j.node != nil {
 		j.node.Close()
 	}
@@ -183,6 +196,9 @@ func (j *job) load(ctx context.Context) error {
 	}
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", src, err)
+	}
+	if manifest.IsStub(data) {
+		return j.useStub(src, data)
 	}
 	if isZsync(data) {
 		// A .zsync SOURCE is a plain zsync update: there is no torrent to swarm on.
@@ -242,6 +258,9 @@ func (j *job) loadZsync(ctx context.Context) error {
 	}
 	var data []byte
 	if j.opt.Swarm && zloc.url != nil && j.opt.Zsync == "" {
+		if err := j.zsyncInfo(ctx); err != nil {
+			j.log.Warn("update: no info dictionary of the .zsync's torrent; fetching the .zsync over HTTP", "source", src.String(), "err", err)
+		}
 		zt, err := t.ZsyncTorrent(zloc.raw)
 		if err != nil {
 			j.log.Warn("update: the torrent's description of the .zsync is unusable; fetching the .zsync over HTTP",

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pkgsync/pkgsync/bt"
 	"github.com/pkgsync/pkgsync/dirsync"
 	"github.com/pkgsync/pkgsync/httprange"
 	"github.com/pkgsync/pkgsync/internal/progress"
@@ -59,6 +60,7 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.IntVar(&opt.Update.Parallel, "parallel", 4, "origin requests in flight per update")
 	fs.BoolVar(&noSwarm, "no-swarm", false, "fetch from the origin only, do not join the BitTorrent swarm")
 	fs.DurationVar(&opt.Update.SeedTime, "seed-time", 0, "after each update, keep seeding to peers this long (0: leave once peers hold what this node alone got from the origin, within 2s)")
+	fs.DurationVar(&opt.Update.InfoWait, "info-wait", bt.DefaultInfoWait, "when the origin sends a .torrent's stub, wait this long for peers to send the info dictionary before fetching the .torrent")
 	btf.register(fs)
 	splay.register(fs)
 	fs.StringArrayVar(&trustKeys, "trust-key", nil, "refuse a package without a valid FILE.sig by this public key (repeat for more)")
