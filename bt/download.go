@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -313,14 +314,16 @@ func (s *scheduler) round(ctx context.Context) {
 
 // planRuns asks the planner for the pieces to fetch from the origin now, turns them into runs
 // (runPlanner), claims them and starts them. A run absorbs picks that follow it in the block,
-// so the planner is asked again while it picked more than was started, up to its limit.
+// so the planner is asked again while it picked more than was started, up to its limit; those
+// later picks count only in the node's own block: the claims of the runs just started have
+// not reached the peers, whose blocks are left to the next round.
 func (s *scheduler) planRuns(ctx context.Context, v roundView, now time.Time) {
 	lo, hi := s.ownBlock(v.members, v.role)
 	capBytes := int64(runBytesShared)
 	if len(v.members) == 0 {
 		capBytes = runBytesAlone
 	}
-	for range s.cfg.OriginConcurrency + 1 {
+	for again := range s.cfg.OriginConcurrency + 1 {
 		pieces := &roundPieces{s: s, busy: s.busyPieces(), avail: v.avail}
 		picked := s.plan.Plan(originplan.View{
 			Now:        now,
@@ -330,6 +333,9 @@ func (s *scheduler) planRuns(ctx context.Context, v roundView, now time.Time) {
 			Pieces:     pieces,
 			Role:       v.role,
 		})
+		if again > 0 {
+			picked = slices.DeleteFunc(picked, func(p int) bool { return s.todoPos[p] < lo || s.todoPos[p] >= hi })
+		}
 		if len(picked) == 0 {
 			return
 		}
