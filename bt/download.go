@@ -324,22 +324,29 @@ func (s *scheduler) planRuns(ctx context.Context, v roundView, now time.Time) {
 		capBytes = runBytesAlone
 	}
 	for again := range s.cfg.OriginConcurrency + 1 {
-		pieces := &roundPieces{s: s, busy: s.busyPieces(), avail: v.avail}
-		picked := s.plan.Plan(originplan.View{
+		inRun := make(map[int]bool)
+		pieces := &roundPieces{s: s, busy: s.busyPieces(), avail: v.avail, inRun: inRun}
+		view := originplan.View{
 			Now:        now,
 			Members:    v.members,
 			Inflight:   s.runs,
 			PeerPieces: s.peerPieces(),
 			Pieces:     pieces,
 			Role:       v.role,
-		})
+		}
+		picked := s.plan.Plan(view)
 		if again > 0 {
 			picked = slices.DeleteFunc(picked, func(p int) bool { return s.todoPos[p] < lo || s.todoPos[p] >= hi })
 		}
 		if len(picked) == 0 {
 			return
 		}
-		rp := &runPlanner{s: s, pieces: pieces, now: now, lo: lo, hi: hi, capBytes: capBytes, taken: make(map[int]bool)}
+		// The planner's next pick, were one more fetch allowed, with the runs so far taken.
+		next := func() []int {
+			view.Inflight = 0
+			return s.plan.Plan(view)
+		}
+		rp := &runPlanner{s: s, pieces: pieces, now: now, lo: lo, hi: hi, capBytes: capBytes, taken: inRun, next: next}
 		var runs [][]int
 		var claim []int
 		for _, p := range picked {
@@ -488,11 +495,12 @@ type roundPieces struct {
 	s     *scheduler
 	busy  []bool
 	avail *roaring.Bitmap
+	inRun map[int]bool // put into a run this round, not started yet (runPlanner)
 }
 
 func (r *roundPieces) Taken(p int) bool {
 	s := r.s
-	return s.complete[p] || r.busy[p] || s.claimed[p] || s.inflight[p] != nil || s.ranging[p] != nil
+	return s.complete[p] || r.busy[p] || s.claimed[p] || s.inflight[p] != nil || s.ranging[p] != nil || r.inRun[p]
 }
 
 func (r *roundPieces) Available(p int) bool { return r.avail.Contains(uint32(p)) }

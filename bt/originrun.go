@@ -83,18 +83,26 @@ func (s *scheduler) ownBlock(members []originplan.Member, role *originplan.Role)
 	return originplan.BlockStart(rank, nt, len(sorted)), originplan.BlockStart(rank+1, nt, len(sorted))
 }
 
-// runPlanner turns the planner's picks of one round into runs: a pick in this node's own block
+// runPlanner turns the planner's picks of one round into runs. A pick in this node's own block
 // is followed by the next open pieces of the block, in the order of todo, up to capBytes of
-// ranges; other picks (taking over another node's block, a failed recheck) run alone, as the
-// planner hands them out one by one on purpose.
+// ranges. A pick in another node's block (this node ran out of work) is followed by the pieces
+// the planner would pick next, were more fetches allowed, while they lie next to the run, at
+// most takeRun pieces: the planner walks other blocks backwards from their ends, and takers
+// that pick before each other's claims arrive overlap by no more than that. A failed recheck
+// (a piece not in todo) runs alone.
 type runPlanner struct {
 	s        *scheduler
 	pieces   *roundPieces
 	now      time.Time
 	lo, hi   int // own block, positions in s.todo
 	capBytes int64
-	taken    map[int]bool // pieces put into a run this round
+	taken    map[int]bool // pieces put into a run this round (roundPieces.inRun)
+	next     func() []int // the planner's picks with the runs so far taken
 }
+
+// takeRun is the most pieces a run taken from another node's block holds: the open pieces the
+// planner leaves between a working owner's frontier and what others take.
+func (s *scheduler) takeRun() int { return 2 * max(s.cfg.OriginConcurrency, 1) }
 
 // open reports whether piece q may join a run: nobody has, claims or is sending it, and its
 // backoff after a failure is over. The planner would also take pieces peers have once the swarm
@@ -116,8 +124,11 @@ func (rp *runPlanner) run(p int) []int {
 	rp.taken[p] = true
 	run := []int{p}
 	i := rp.s.todoPos[p]
-	if rp.s.t.pkg.OriginFetcher == nil || i < rp.lo || i >= rp.hi {
+	if rp.s.t.pkg.OriginFetcher == nil || i < 0 {
 		return run
+	}
+	if i < rp.lo || i >= rp.hi {
+		return rp.taking(run)
 	}
 	bytes := sumRanges(rp.s.originRanges(p))
 	for j := i + 1; j < rp.hi; j++ {
@@ -132,6 +143,32 @@ func (rp *runPlanner) run(p int) []int {
 		bytes += n
 		rp.taken[q] = true
 		run = append(run, q)
+	}
+	return run
+}
+
+// taking grows a run that starts at a pick in another node's block with the planner's next
+// picks, while each is the first open piece below the run in todo.
+func (rp *runPlanner) taking(run []int) []int {
+	s := rp.s
+	bytes := sumRanges(s.originRanges(run[0]))
+	for len(run) < s.takeRun() {
+		low := s.todoPos[run[len(run)-1]]
+		j := low - 1
+		for j >= 0 && !rp.open(s.todo[j]) {
+			j--
+		}
+		picks := rp.next()
+		if j < 0 || len(picks) == 0 || picks[0] != s.todo[j] {
+			break
+		}
+		n := sumRanges(s.originRanges(s.todo[j]))
+		if bytes+n > rp.capBytes {
+			break
+		}
+		bytes += n
+		rp.taken[s.todo[j]] = true
+		run = append(run, s.todo[j])
 	}
 	return run
 }
