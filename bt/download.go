@@ -69,6 +69,7 @@ type originResult struct {
 	refetch  bool  // Refetch was used
 	ranged   bool  // not an origin fetch: a piece completed over rangeExtension was verified
 	run      *originRun
+	cut      bool // given up before it arrived: a peer claims it or has it (originRun)
 }
 
 // scheduler decides which pieces go to the origin and when. It runs in Download's
@@ -94,6 +95,7 @@ type scheduler struct {
 
 	inflight  map[int]context.CancelFunc // pieces being fetched from the origin
 	runs      int                        // origin fetches in flight (originRun)
+	active    map[*originRun]bool        // those of them with a result still to come
 	released  []int                      // failed origin pieces whose claims are still to be released
 	attempts  []int
 	badData   []bool // the last origin attempt for the piece failed verification
@@ -133,6 +135,7 @@ func newScheduler(t *Torrent) *scheduler {
 		origin:    t.usesOrigin(),
 		hasOrigin: t.usesOrigin(),
 		inflight:  make(map[int]context.CancelFunc),
+		active:    make(map[*originRun]bool),
 		attempts:  make([]int, n),
 		badData:   make([]bool, n),
 		notBefore: make([]time.Time, n),
@@ -287,7 +290,7 @@ func (s *scheduler) round(ctx context.Context) {
 		v.newPeers = v.claimPeers
 	}
 	s.broadcast(v.newPeers, hello, nil)
-	s.broadcast(v.newPeers, msgClaim, s.inflightPieces())
+	s.broadcast(v.newPeers, msgClaim, s.claimedPieces())
 	s.claimPeers = v.claimPeers
 	s.broadcast(v.claimPeers, msgRelease, s.released) // failed origin fetches
 	s.released = s.released[:0]
@@ -306,9 +309,10 @@ func (s *scheduler) round(ctx context.Context) {
 			"peers", len(v.conns), "sharing", len(v.members)+1)
 	}
 	if now.Sub(s.lastClaimed) >= claimRefresh && len(s.inflight) > 0 {
-		s.broadcast(v.claimPeers, msgClaim, s.inflightPieces())
+		s.broadcast(v.claimPeers, msgClaim, s.claimedPieces())
 		s.lastClaimed = now
 	}
+	s.advanceRuns(v.claimPeers, v.avail)
 	s.planRuns(ctx, v, now)
 }
 
@@ -319,9 +323,9 @@ func (s *scheduler) round(ctx context.Context) {
 // not reached the peers, whose blocks are left to the next round.
 func (s *scheduler) planRuns(ctx context.Context, v roundView, now time.Time) {
 	lo, hi := s.ownBlock(v.members, v.role)
-	capBytes := int64(runBytesShared)
+	capBytes, maxParts := int64(runBytesShared), runPartsShared
 	if len(v.members) == 0 {
-		capBytes = runBytesAlone
+		capBytes, maxParts = runBytesAlone, 0
 	}
 	for again := range s.cfg.OriginConcurrency + 1 {
 		inRun := make(map[int]bool)
@@ -346,19 +350,16 @@ func (s *scheduler) planRuns(ctx context.Context, v roundView, now time.Time) {
 			view.Inflight = 0
 			return s.plan.Plan(view)
 		}
-		rp := &runPlanner{s: s, pieces: pieces, now: now, lo: lo, hi: hi, capBytes: capBytes, taken: inRun, next: next}
+		rp := &runPlanner{s: s, pieces: pieces, now: now, lo: lo, hi: hi, capBytes: capBytes, maxParts: maxParts, taken: inRun, next: next}
 		var runs [][]int
-		var claim []int
 		for _, p := range picked {
 			if run := rp.run(p); run != nil {
 				runs = append(runs, run)
-				claim = append(claim, run...)
 			}
 		}
-		s.broadcast(v.claimPeers, msgClaim, claim)
 		s.lastClaimed = now
 		for _, run := range runs {
-			s.launchRun(ctx, run)
+			s.launchRun(ctx, run, v.claimPeers)
 		}
 		if len(runs) == len(picked) {
 			return
@@ -553,6 +554,7 @@ func (s *scheduler) account(r originResult) {
 	delete(s.inflight, r.piece)
 	if r.run.left--; r.run.left == 0 {
 		s.runs--
+		delete(s.active, r.run)
 	}
 	t.originBytes.Add(max(r.bytes, 0))
 	t.store.setBusy(r.piece, false)
@@ -585,6 +587,9 @@ func (s *scheduler) finish(r originResult) error {
 		s.badData[r.piece] = false
 		return nil
 	}
+	if r.cut {
+		return nil // never claimed, and no failure of the origin's
+	}
 	s.released = append(s.released, r.piece) // told to the peers in the next round
 	s.attempts[r.piece]++
 	cause := r.err
@@ -595,7 +600,7 @@ func (s *scheduler) finish(r originResult) error {
 	// A run that broke off fails all its pieces still to come at once: one line for them.
 	if !r.run.failLogged {
 		r.run.failLogged = true
-		t.node.log.Info("bt: origin fetch failed", "torrent", t.name, "piece", r.piece, "run_pieces", r.run.pieces,
+		t.node.log.Info("bt: origin fetch failed", "torrent", t.name, "piece", r.piece, "run_pieces", len(r.run.order),
 			"attempt", s.attempts[r.piece], "refetch", r.refetch, "err", cause)
 	}
 	if r.err != nil && t.useOriginSeeders() {

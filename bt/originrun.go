@@ -2,8 +2,10 @@ package bt
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"math"
 	"sync"
 	"time"
 
@@ -29,16 +31,67 @@ const (
 	// the same bytes.
 	runBytesAlone = 64 << 20
 	// runBytesShared caps a run while other nodes share the origin work. A run holds its
-	// pieces (claimed, closed to peers) until it ends, and other nodes take over a slow
-	// node's block only where it has not claimed it.
+	// pieces (closed to peers) until it ends, and other nodes take over a slow node's block
+	// only where it has not claimed it.
 	runBytesShared = 16 << 20
+	// runPartsShared caps the ranges of a run while other nodes share the origin work:
+	// httprange's default MaxRangesPerRequest, one request.
+	runPartsShared = 20
 )
 
-// originRun is one fetch from the origin in flight: the pieces whose results are still to come.
+// originRun is one fetch from the origin in flight.
+//
+// It claims its pieces a window at a time (claimWindow pieces ahead of the first one not yet
+// in), not all at launch. Nodes whose views of the swarm differ cut different blocks, and a
+// run that claimed a long stretch at once would hold pieces another node fetches too; with the
+// window the rest stays unclaimed, and once a peer claims (or has) a piece of it, the run is
+// cut before that piece: the stream stops there and the pieces from there on go back.
 type originRun struct {
-	pieces     int
+	order      []int   // the pieces, in the order the stream brings them (ascending)
+	start      []int64 // the first byte of each piece's ranges: where a cut stops the stream
+	claimed    int     // order[:claimed] are claimed
+	cut        int     // order[cut:] are given up (len(order): none)
+	w          *runWriter
 	left       int  // pieces whose result is still to come
 	failLogged bool // a failure of the run was logged
+}
+
+// claimWindow is how many pieces a run claims ahead of its stream.
+func (s *scheduler) claimWindow() int { return s.takeRun() }
+
+// claimedPieces lists the pieces this node claims: those of its runs' windows not yet done.
+func (s *scheduler) claimedPieces() []int {
+	var out []int
+	for r := range s.active {
+		for _, p := range r.order[:r.claimed] {
+			if s.inflight[p] != nil {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+// advanceRuns moves the claim window of every run on (claimWindow), and cuts a run before the
+// first of its unclaimed pieces that a peer claims or has.
+func (s *scheduler) advanceRuns(peers []*torrent.PeerConn, avail interface{ Contains(uint32) bool }) {
+	for r := range s.active {
+		for i := r.claimed; i < r.cut; i++ {
+			if p := r.order[i]; s.claimed[p] || avail.Contains(uint32(p)) {
+				r.cut = i
+				r.w.stop(r.start[i])
+				break
+			}
+		}
+		in := 0
+		for in < r.claimed && s.inflight[r.order[in]] == nil {
+			in++
+		}
+		if to := min(r.cut, in+s.claimWindow()); to > r.claimed {
+			s.broadcast(peers, msgClaim, r.order[r.claimed:to])
+			r.claimed = to
+		}
+	}
 }
 
 // originRanges returns the bytes of piece p to ask the origin for: the whole piece after it
@@ -96,6 +149,9 @@ type runPlanner struct {
 	now      time.Time
 	lo, hi   int // own block, positions in s.todo
 	capBytes int64
+	// maxParts caps the ranges of a run (0: no cap), so that it is one request whose bytes
+	// arrive in order, which a cut stops cleanly (originRun).
+	maxParts int
 	taken    map[int]bool // pieces put into a run this round (roundPieces.inRun)
 	next     func() []int // the planner's picks with the runs so far taken
 }
@@ -130,17 +186,22 @@ func (rp *runPlanner) run(p int) []int {
 	if i < rp.lo || i >= rp.hi {
 		return rp.taking(run)
 	}
-	bytes := sumRanges(rp.s.originRanges(p))
+	rs := rp.s.originRanges(p)
+	bytes, parts, end := sumRanges(rs), len(rs), rs[len(rs)-1].End()
 	for j := i + 1; j < rp.hi; j++ {
 		q := rp.s.todo[j]
 		if !rp.open(q) {
 			continue
 		}
-		n := sumRanges(rp.s.originRanges(q))
-		if bytes+n > rp.capBytes {
+		rs := rp.s.originRanges(q)
+		n, more := sumRanges(rs), len(rs)
+		if rs[0].Off == end {
+			more-- // it continues the run's last range
+		}
+		if bytes+n > rp.capBytes || (rp.maxParts > 0 && parts+more > rp.maxParts) {
 			break
 		}
-		bytes += n
+		bytes, parts, end = bytes+n, parts+more, rs[len(rs)-1].End()
 		rp.taken[q] = true
 		run = append(run, q)
 	}
@@ -180,12 +241,19 @@ func sumRanges(rs []Range) (n int64) {
 	return n
 }
 
-// launchRun takes the pieces of run out of peer requesting and fetches them from the origin
-// as one fetch: with Package.OriginFetcher when set, else (a run of one piece) with Origin.
-func (s *scheduler) launchRun(ctx context.Context, run []int) {
+// launchRun claims the first window of run (all of it when it goes backwards: pieces taken
+// from another block, at most claimWindow), takes its pieces out of peer requesting and fetches
+// them from the origin as one fetch: with Package.OriginFetcher when set, else (a run of one
+// piece) with Origin.
+func (s *scheduler) launchRun(ctx context.Context, run []int, peers []*torrent.PeerConn) {
 	t := s.t
 	fctx, cancel := context.WithCancel(ctx)
-	r := &originRun{pieces: len(run), left: len(run)}
+	r := &originRun{order: run, start: make([]int64, len(run)), cut: len(run), left: len(run)}
+	r.claimed = min(len(run), s.claimWindow())
+	if len(run) > 1 && run[1] < run[0] {
+		r.claimed = len(run)
+	}
+	s.broadcast(peers, msgClaim, run[:r.claimed])
 	ranges := make([][]Range, len(run))
 	for i, p := range run {
 		// Refuse peer writes first, then stop asking peers for the piece.
@@ -193,15 +261,23 @@ func (s *scheduler) launchRun(ctx context.Context, run []int) {
 		t.lt.Piece(p).SetPriority(torrent.PiecePriorityNone)
 		s.inflight[p] = cancel
 		ranges[i] = s.originRanges(p)
+		r.start[i] = ranges[i][0].Off
 	}
+	if t.pkg.OriginFetcher != nil {
+		r.w = newRunWriter(t.pkg.Data, t.info.PieceLength, len(run))
+		for i, p := range run {
+			r.w.expect(p, ranges[i])
+		}
+	}
+	s.active[r] = true
 	s.runs++
 	t.originRequests.Add(1)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		defer cancel()
-		if t.pkg.OriginFetcher != nil {
-			s.fetchRun(fctx, r, run, ranges)
+		if r.w != nil {
+			s.fetchRun(fctx, r, ranges)
 			return
 		}
 		p := run[0]
@@ -224,13 +300,11 @@ func (s *scheduler) launchRun(ctx context.Context, run []int) {
 // as soon as its bytes are in, while the rest are still arriving: the library then announces
 // it and peers take it at once. Every piece of the run gets one result; those whose bytes did
 // not all arrive get the fetch's error and go back, as a failed fetch of one piece does.
-func (s *scheduler) fetchRun(ctx context.Context, r *originRun, run []int, ranges [][]Range) {
-	t := s.t
-	w := newRunWriter(t.pkg.Data, t.info.PieceLength, len(run))
+func (s *scheduler) fetchRun(ctx context.Context, r *originRun, ranges [][]Range) {
+	t, w, run := s.t, r.w, r.order
 	var all []Range
-	for i, p := range run {
-		w.expect(p, ranges[i])
-		all = append(all, ranges[i]...)
+	for _, rs := range ranges {
+		all = append(all, rs...)
 	}
 	verified := make(chan struct{})
 	go func() {
@@ -245,8 +319,12 @@ func (s *scheduler) fetchRun(ctx context.Context, r *originRun, run []int, range
 	w.close()
 	<-verified
 	first, last := run[0], run[len(run)-1]
-	for _, p := range run {
+	for i, p := range run {
 		if w.complete(p) {
+			continue
+		}
+		if w.stopped(r.start[i]) {
+			s.results <- originResult{piece: p, bytes: w.written(p), run: r, cut: true}
 			continue
 		}
 		cause := err
@@ -268,12 +346,30 @@ type runWriter struct {
 	mu     sync.Mutex
 	want   map[int][]Range // per piece: expected bytes not written yet
 	got    map[int]int64   // per piece: expected bytes written
+	stopAt int64           // bytes from here on are refused: the run was cut
 	closed bool
 }
 
+// errRunCut ends the stream of a run that was cut (originRun).
+var errRunCut = errors.New("the run was cut: a peer claims the rest")
+
 func newRunWriter(f io.WriterAt, pieceLen int64, pieces int) *runWriter {
-	return &runWriter{f: f, pieceLen: pieceLen, done: make(chan int, pieces),
+	return &runWriter{f: f, pieceLen: pieceLen, done: make(chan int, pieces), stopAt: math.MaxInt64,
 		want: make(map[int][]Range, pieces), got: make(map[int]int64, pieces)}
+}
+
+// stop refuses the bytes from off on.
+func (w *runWriter) stop(off int64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.stopAt = min(w.stopAt, off)
+}
+
+// stopped reports whether the byte at off is refused.
+func (w *runWriter) stopped(off int64) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return off >= w.stopAt
 }
 
 // expect records the ranges (inside piece p, sorted, disjoint) the run fetches for p.
@@ -283,15 +379,22 @@ func (w *runWriter) expect(p int, rs []Range) {
 }
 
 // WriteAt writes b at off and marks the bytes written; once a piece has all its bytes it is
-// sent on done.
+// sent on done. Bytes past a stop (a cut) are refused with errRunCut.
 func (w *runWriter) WriteAt(b []byte, off int64) (int, error) {
 	w.mu.Lock()
-	closed := w.closed
+	closed, stopAt := w.closed, w.stopAt
 	w.mu.Unlock()
 	if closed {
 		return 0, fmt.Errorf("writing %d bytes at %d: the fetch of the run is over", len(b), off)
 	}
+	var cut error
+	if off+int64(len(b)) > stopAt {
+		b, cut = b[:max(0, stopAt-off)], errRunCut
+	}
 	n, err := w.f.WriteAt(b, off)
+	if err == nil {
+		err = cut
+	}
 	if n <= 0 {
 		return n, err
 	}
