@@ -323,9 +323,9 @@ func (s *scheduler) round(ctx context.Context) {
 // not reached the peers, whose blocks are left to the next round.
 func (s *scheduler) planRuns(ctx context.Context, v roundView, now time.Time) {
 	lo, hi := s.ownBlock(v.members, v.role)
-	capBytes, maxParts := int64(runBytesShared), runPartsShared
+	capBytes, maxParts, maxPieces := int64(runBytesShared), runPartsShared, s.claimWindow()
 	if len(v.members) == 0 {
-		capBytes, maxParts = runBytesAlone, 0
+		capBytes, maxParts, maxPieces = runBytesAlone, 0, 0
 	}
 	for again := range s.cfg.OriginConcurrency + 1 {
 		inRun := make(map[int]bool)
@@ -350,7 +350,8 @@ func (s *scheduler) planRuns(ctx context.Context, v roundView, now time.Time) {
 			view.Inflight = 0
 			return s.plan.Plan(view)
 		}
-		rp := &runPlanner{s: s, pieces: pieces, now: now, lo: lo, hi: hi, capBytes: capBytes, maxParts: maxParts, taken: inRun, next: next}
+		rp := &runPlanner{s: s, pieces: pieces, now: now, lo: lo, hi: hi, capBytes: capBytes, maxParts: maxParts,
+			maxPieces: maxPieces, taken: inRun, next: next}
 		var runs [][]int
 		for _, p := range picked {
 			if run := rp.run(p); run != nil {

@@ -152,8 +152,10 @@ type runPlanner struct {
 	// maxParts caps the ranges of a run (0: no cap), so that it is one request whose bytes
 	// arrive in order, which a cut stops cleanly (originRun).
 	maxParts int
-	taken    map[int]bool // pieces put into a run this round (roundPieces.inRun)
-	next     func() []int // the planner's picks with the runs so far taken
+	// maxPieces caps the pieces of a run (0: no cap).
+	maxPieces int
+	taken     map[int]bool // pieces put into a run this round (roundPieces.inRun)
+	next      func() []int // the planner's picks with the runs so far taken
 }
 
 // takeRun is the most pieces a run taken from another node's block holds: the open pieces the
@@ -198,7 +200,7 @@ func (rp *runPlanner) run(p int) []int {
 		if rs[0].Off == end {
 			more-- // it continues the run's last range
 		}
-		if bytes+n > rp.capBytes || (rp.maxParts > 0 && parts+more > rp.maxParts) {
+		if bytes+n > rp.capBytes || (rp.maxParts > 0 && parts+more > rp.maxParts) || (rp.maxPieces > 0 && len(run) >= rp.maxPieces) {
 			break
 		}
 		bytes, parts, end = bytes+n, parts+more, rs[len(rs)-1].End()

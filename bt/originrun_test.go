@@ -3,6 +3,7 @@ package bt
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -446,5 +447,138 @@ func TestOriginRunsSwarm(t *testing.T) {
 				t.Errorf("the origin sent %d bytes for a package of %d", sent, len(fx.src))
 			}
 		})
+	}
+}
+
+// TestOriginRunCut: a run claims a window ahead of its stream, and is cut before the first
+// unclaimed piece of it that a peer claims or has. Node A starts alone: one run over the whole
+// package, its stream held after the first piece, so that its window stays on its first
+// pieces. Node B joins and fetches pieces of A's run beyond that window. A's run is cut (a
+// probe write of one byte into the first such piece tells when), its stream then ends at the
+// cut, and A takes the pieces from there on from B or in new runs: both end exact, and the
+// origin sends each piece once.
+func TestOriginRunCut(t *testing.T) {
+	fx := newFixture(t, 6<<20, 55)
+	window := 2 * defaultOriginConcurrency
+	partA, partB := fx.partFile(t, nil), fx.partFile(t, nil)
+	nodeA, nodeB := startNode(t, loopback(t, 0), nil), startNode(t, loopback(t, 1), nil)
+	var torB *Torrent // set before A's first stream goes past its first piece
+	var bSet sync.WaitGroup
+	bSet.Add(1)
+	var fromOriginA, fromOriginB, callsA atomic.Int64
+	var cutAt atomic.Int64 // the piece A's first stream was refused at
+	cutAt.Store(-1)
+	write := func(w io.WriterAt, r Range, n *atomic.Int64) error {
+		if _, err := w.WriteAt(fx.src[r.Off:r.End()], r.Off); err != nil {
+			return err
+		}
+		n.Add(r.Len)
+		return nil
+	}
+	// firstStream is A's first fetch: piece 0, then a wait until B holds a piece q past A's
+	// window and A has cut its run there, then the pieces up to the cut.
+	firstStream := func(ctx context.Context, w io.WriterAt) error {
+		if err := write(w, rg(0, testPieceLen), &fromOriginA); err != nil {
+			return err
+		}
+		bSet.Wait()
+		q := -1
+		for q < 0 {
+			for p := window; p < fx.num && q < 0; p++ {
+				if torB.store.isComplete(p) {
+					q = p
+				}
+			}
+			if err := sleepCtx(ctx); err != nil {
+				return err
+			}
+		}
+		off := int64(q) * testPieceLen
+		for {
+			if _, err := w.WriteAt(fx.src[off:off+1], off); errors.Is(err, errRunCut) {
+				break
+			}
+			if err := sleepCtx(ctx); err != nil {
+				return fmt.Errorf("A's run was not cut at piece %d, which B has: %w", q, err)
+			}
+		}
+		for p := 1; p < fx.num; p++ {
+			off, n := fx.pieceRange(p)
+			if err := write(w, rg(off, n), &fromOriginA); err != nil {
+				cutAt.Store(int64(p))
+				return err
+			}
+		}
+		return errors.New("A's stream was never refused")
+	}
+	fetchA := fetcherFunc(func(ctx context.Context, ranges []Range, w io.WriterAt) error {
+		if callsA.Add(1) == 1 {
+			return firstStream(ctx, w)
+		}
+		for _, r := range ranges {
+			if err := write(w, r, &fromOriginA); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	fetchB := fetcherFunc(func(ctx context.Context, ranges []Range, w io.WriterAt) error {
+		for _, r := range ranges {
+			if err := write(w, r, &fromOriginB); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	torA := addPkg(t, nodeA, Package{MetaInfo: fx.mi, Data: partA, OriginFetcher: fetchA})
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	errA := make(chan error, 1)
+	go func() { errA <- torA.Download(ctx) }()
+	for torA.PiecesComplete() == 0 {
+		if err := sleepCtx(ctx); err != nil {
+			t.Fatal("A completed no piece:", err)
+		}
+	}
+	torB = addPkg(t, nodeB, Package{MetaInfo: fx.mi, Data: partB, OriginFetcher: fetchB, Peers: []netip.AddrPort{nodeA.Addr()}})
+	bSet.Done()
+	if err := torB.Download(ctx); err != nil {
+		t.Fatalf("B: %v", err)
+	}
+	if err := <-errA; err != nil {
+		t.Fatalf("A: %v", err)
+	}
+	checkData(t, partA, fx.src)
+	checkData(t, partB, fx.src)
+	sent := fromOriginA.Load() + fromOriginB.Load()
+	t.Logf("A's first run was cut at piece %d of %d (window %d); A took %d bytes from the origin in %d fetches, B %d; %d of %d",
+		cutAt.Load(), fx.num, window, fromOriginA.Load(), callsA.Load(), fromOriginB.Load(), sent, len(fx.src))
+	if c := cutAt.Load(); c < int64(window) {
+		t.Errorf("A's run was cut at piece %d, inside the window it claimed", c)
+	}
+	if sent != int64(len(fx.src)) {
+		t.Errorf("the origin sent %d bytes for %d", sent, len(fx.src))
+	}
+}
+
+// claimedBy reports whether a peer of tor claims piece p.
+func claimedBy(tor *Torrent, p int) bool {
+	tor.mu.Lock()
+	defer tor.mu.Unlock()
+	for _, rn := range tor.remotes {
+		if _, ok := rn.claims[p]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// sleepCtx waits a millisecond, or until ctx ends.
+func sleepCtx(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(time.Millisecond):
+		return nil
 	}
 }
