@@ -224,15 +224,19 @@
 // repeated. Clients without the extension are simply not told.
 //
 // Object stores bill and throttle per request, so with Package.OriginFetcher one fetch
-// covers a run of pieces (originrun.go): a piece the planner picks in the node's own block
-// is followed by the block's next open pieces, in the order of the pieces the caller lacked
-// (pieces in between that peers have or others claim are skipped: a multi-range request
-// asks for the rest), up to 64 MiB for a node alone (httprange's largest request, so a node
-// alone sends the requests --no-swarm sends) and 16 MiB while others share the origin work
-// (a run holds its pieces until it ends). The planner counts a run as one fetch in flight.
-// Pieces taken from another node's block go one by one, as the planner hands them out.
-// The run streams: each piece is verified and announced as soon as its bytes are written,
-// while the rest are still arriving, so peers take it at once.
+// covers a run of pieces (originrun.go), and the planner counts a run as one fetch in flight.
+// A pick in the node's own block is followed by the block's next open pieces, in the order
+// of the pieces the caller lacked (pieces that peers have or others claim are skipped: a
+// multi-range request asks for the rest). A node alone asks for up to 64 MiB at once
+// (httprange's largest request, so it sends the requests --no-swarm sends) and claims a
+// window of 2 x OriginConcurrency pieces ahead of its stream; a node that joins later claims
+// the rest, and the run is cut before the first piece a peer claims or has. While others
+// share the origin work a run is at most that window, claimed whole: nodes whose member lists
+// differ cut different blocks, and longer runs made a 16-node fan-out's origin send about 1.5
+// times the package (overlapping blocks, and the bytes in flight when a run was cut). A pick
+// in another node's block grows with the planner's next picks, while they lie next to it, up
+// to the same window. The run streams: each piece is verified and announced as soon as its
+// bytes are written, while the rest are still arriving, so peers take it at once.
 //
 // An origin piece is verified at once and announced by the library. A fetch error or a
 // failed verification gives the piece back to the peers, and it is retried after a
