@@ -324,7 +324,7 @@ func (s *scheduler) round(ctx context.Context) {
 func (s *scheduler) planRuns(ctx context.Context, v roundView, now time.Time) {
 	lo, hi := s.ownBlock(v.members, v.role)
 	capBytes, maxParts, maxPieces := int64(runBytesShared), runPartsShared, s.claimWindow()
-	if len(v.members) == 0 {
+	if !sharing(v.members, v.role) {
 		capBytes, maxParts, maxPieces = runBytesAlone, 0, 0
 	}
 	for again := range s.cfg.OriginConcurrency + 1 {

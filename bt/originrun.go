@@ -119,6 +119,23 @@ func (s *scheduler) originRanges(p int) []Range {
 	return out
 }
 
+// sharing reports whether other nodes share the origin work with this one: connected members,
+// or other fetchers a coordinating tracker named.
+func sharing(members []originplan.Member, role *originplan.Role) bool {
+	if len(members) > 0 {
+		return true
+	}
+	if role == nil {
+		return false
+	}
+	for i, id := range role.Fetchers {
+		if i != role.Slot && id != (originplan.PeerID{}) {
+			return true
+		}
+	}
+	return false
+}
+
 // ownBlock returns the positions [lo, hi) of s.todo that make this node's block of the origin
 // work, cut as the planner cuts it: by the tracker's fetcher slots under a Role, else among
 // this node and the members by peer ID. A node with a Role that is not a fetcher has no block.

@@ -582,3 +582,27 @@ func sleepCtx(ctx context.Context) error {
 		return nil
 	}
 }
+
+// TestSharing: a node streams long runs only when nobody shares the origin work with it: no
+// connected member and no other fetcher named by a coordinating tracker.
+func TestSharing(t *testing.T) {
+	self, other := originplan.PeerID{1}, originplan.PeerID{2}
+	tests := []struct {
+		name    string
+		members []originplan.Member
+		role    *originplan.Role
+		want    bool
+	}{
+		{"alone, stock tracker", nil, nil, false},
+		{"a connected member", []originplan.Member{{ID: other}}, nil, true},
+		{"the only fetcher", nil, &originplan.Role{Slot: 0, Fetchers: []originplan.PeerID{self, {}, {}}}, false},
+		{"another fetcher", nil, &originplan.Role{Slot: 1, Fetchers: []originplan.PeerID{other, self}}, true},
+		{"not a fetcher", nil, &originplan.Role{Slot: -1, Fetchers: []originplan.PeerID{other}}, true},
+		{"not a fetcher, no fetchers", nil, &originplan.Role{Slot: -1, Fetchers: []originplan.PeerID{{}}}, false},
+	}
+	for _, tc := range tests {
+		if got := sharing(tc.members, tc.role); got != tc.want {
+			t.Errorf("%s: sharing = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
