@@ -4,8 +4,9 @@
 // v1.59.1; a Node is one anacrolix Client, a Torrent one file in it.
 //
 // The caller (pkgsync update) has already written what it could into OUT.part and
-// verified which pieces are complete. It passes the file, that bitmap and an OriginFunc
-// that fetches the missing bytes of one piece by HTTP Range requests. Download returns
+// verified which pieces are complete. It passes the file, that bitmap and its origin
+// fetcher (an OriginFetcher, which fetches runs of pieces by HTTP Range requests or a store's
+// ranged reads; or an OriginFunc, one piece per call). Download returns
 // once every piece is complete and verified. pkgsync seed is Add with every piece Have and
 // the Node kept open.
 //
@@ -31,7 +32,7 @@
 // torrent, 25 requests per host, lowest pieces first. Every node does it in the same
 // order; requests already made to peers only move a span later. Here torrents are added
 // with AddTorrentOpts and their info bytes only, DisableWebseeds is set, and the origin
-// is reached through the OriginFunc alone, under the scheduling described below.
+// is reached through the OriginFunc (or OriginFetcher) alone, under the scheduling described below.
 //
 // Choking. The library has no unchoke slots and no optimistic unchoke rotation. A
 // connection's writer unchokes the peer whenever uploading is allowed and chokes it
@@ -222,11 +223,28 @@
 // count only while the claimer is connected and fetching, and lapse after 30 s unless
 // repeated. Clients without the extension are simply not told.
 //
+// Object stores bill and throttle per request, so with Package.OriginFetcher one fetch
+// covers a run of pieces (originrun.go), and the planner counts a run as one fetch in flight.
+// A pick in the node's own block is followed by the block's next open pieces, in the order
+// of the pieces the caller lacked (pieces that peers have or others claim are skipped: a
+// multi-range request asks for the rest). A node alone asks for up to 64 MiB at once
+// (httprange's largest request, so it sends the requests --no-swarm sends) and claims a
+// window of 2 x OriginConcurrency pieces ahead of its stream; a node that joins later claims
+// the rest, and the run is cut before the first piece a peer claims or has. While others
+// share the origin work a run is at most that window, claimed whole: nodes whose member lists
+// differ cut different blocks, and longer runs made a 16-node fan-out's origin send about 1.5
+// times the package (overlapping blocks, and the bytes in flight when a run was cut). A pick
+// in another node's block grows with the planner's next picks, while they lie next to it, up
+// to the same window. The run streams: each piece is verified and announced as soon as its
+// bytes are written, while the rest are still arriving, so peers take it at once.
+//
 // An origin piece is verified at once and announced by the library. A fetch error or a
 // failed verification gives the piece back to the peers, and it is retried after a
-// backoff. When the data failed verification the retry uses Package.Refetch if set (the
-// whole piece: a bad peer may have overwritten bytes the delta plan counted on). Four
-// failures of one piece end Download with an error.
+// backoff; a run that fails midway gives back the pieces whose bytes had not all arrived.
+// When the data failed verification the retry uses Package.Refetch if set (the
+// whole piece: a bad peer may have overwritten bytes the delta plan counted on), or asks
+// the OriginFetcher for the whole piece. Four failures of one piece end Download with an
+// error.
 //
 // # Partly present pieces
 //

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -39,7 +40,8 @@ var ErrClosed = errors.New("bt: torrent closed")
 // missing ranges. Download adds the origin (Package.Origin), for the pieces that no
 // connected peer has, that no other pkgsync node is fetching from the origin, and that
 // nobody is sending us.
-// With no peers at all it keeps Config.OriginConcurrency origin fetches in flight.
+// With no peers at all it keeps Config.OriginConcurrency origin fetches in flight; with
+// Package.OriginFetcher one fetch covers a run of adjacent pieces (originrun.go).
 //
 // Only one Download may run per Torrent at a time. When ctx ends Download cancels its
 // origin fetches, waits for them and returns ctx's error.
@@ -66,6 +68,8 @@ type originResult struct {
 	verified bool  // the data passed verification
 	refetch  bool  // Refetch was used
 	ranged   bool  // not an origin fetch: a piece completed over rangeExtension was verified
+	run      *originRun
+	cut      bool // given up before it arrived: a peer claims it or has it (originRun)
 }
 
 // scheduler decides which pieces go to the origin and when. It runs in Download's
@@ -89,7 +93,10 @@ type scheduler struct {
 	claimPeers []*torrent.PeerConn // connections speaking claimExtension, as of the last round
 	up         upThrottle          // caps this node's upload while it falls behind
 
-	inflight  map[int]context.CancelFunc
+	inflight  map[int]context.CancelFunc // pieces being fetched from the origin
+	runs      int                        // origin fetches in flight (originRun)
+	active    map[*originRun]bool        // those of them with a result still to come
+	released  []int                      // failed origin pieces whose claims are still to be released
 	attempts  []int
 	badData   []bool // the last origin attempt for the piece failed verification
 	notBefore []time.Time
@@ -113,6 +120,7 @@ type scheduler struct {
 	busy      []bool
 	claimed   []bool
 	todo      []int // the pieces the caller did not have, cut into blocks (originplan)
+	todoPos   []int // each piece's position in todo, -1 for none
 	// hasTrackers: peers may still appear through announces, so an empty peer list at the
 	// start is not yet a reason to go to the origin.
 	hasTrackers bool
@@ -124,9 +132,10 @@ func newScheduler(t *Torrent) *scheduler {
 		t:         t,
 		cfg:       t.config(),
 		num:       n,
-		origin:    t.pkg.Origin != nil,
-		hasOrigin: t.pkg.Origin != nil,
+		origin:    t.usesOrigin(),
+		hasOrigin: t.usesOrigin(),
 		inflight:  make(map[int]context.CancelFunc),
+		active:    make(map[*originRun]bool),
 		attempts:  make([]int, n),
 		badData:   make([]bool, n),
 		notBefore: make([]time.Time, n),
@@ -147,8 +156,11 @@ func newScheduler(t *Torrent) *scheduler {
 			s.partial = append(s.partial, p)
 		}
 	}
+	s.todoPos = make([]int, n)
 	for p := range n {
+		s.todoPos[p] = -1
 		if p >= len(t.pkg.Have) || !t.pkg.Have[p] {
+			s.todoPos[p] = len(s.todo)
 			s.todo = append(s.todo, p)
 		}
 	}
@@ -168,7 +180,7 @@ func (s *scheduler) run(ctx context.Context) error {
 	defer func() {
 		// Peers stop counting on us for origin work, including the fetches cancelled now.
 		if s.origin {
-			s.broadcast(s.claimPeers, msgRelease, s.inflightPieces())
+			s.broadcast(s.claimPeers, msgRelease, append(s.released, s.inflightPieces()...))
 			s.broadcast(s.claimPeers, msgOriginOff, nil)
 		}
 		cancelFetches()
@@ -278,8 +290,10 @@ func (s *scheduler) round(ctx context.Context) {
 		v.newPeers = v.claimPeers
 	}
 	s.broadcast(v.newPeers, hello, nil)
-	s.broadcast(v.newPeers, msgClaim, s.inflightPieces())
+	s.broadcast(v.newPeers, msgClaim, s.claimedPieces())
 	s.claimPeers = v.claimPeers
+	s.broadcast(v.claimPeers, msgRelease, s.released) // failed origin fetches
+	s.released = s.released[:0]
 	s.rangeRound(v.conns, v.rangePeers, v.gate.Settled, now)
 	if !s.origin {
 		return
@@ -295,24 +309,62 @@ func (s *scheduler) round(ctx context.Context) {
 			"peers", len(v.conns), "sharing", len(v.members)+1)
 	}
 	if now.Sub(s.lastClaimed) >= claimRefresh && len(s.inflight) > 0 {
-		s.broadcast(v.claimPeers, msgClaim, s.inflightPieces())
+		s.broadcast(v.claimPeers, msgClaim, s.claimedPieces())
 		s.lastClaimed = now
 	}
-	picked := s.plan.Plan(originplan.View{
-		Now:        now,
-		Members:    v.members,
-		Inflight:   len(s.inflight),
-		PeerPieces: s.peerPieces(),
-		Pieces:     &roundPieces{s: s, busy: s.busyPieces(), avail: v.avail},
-		Role:       v.role,
-	})
-	if len(picked) == 0 {
-		return
+	s.advanceRuns(v.claimPeers, v.avail)
+	s.planRuns(ctx, v, now)
+}
+
+// planRuns asks the planner for the pieces to fetch from the origin now, turns them into runs
+// (runPlanner), claims them and starts them. A run absorbs picks that follow it in the block,
+// so the planner is asked again while it picked more than was started, up to its limit; those
+// later picks count only in the node's own block: the claims of the runs just started have
+// not reached the peers, whose blocks are left to the next round.
+func (s *scheduler) planRuns(ctx context.Context, v roundView, now time.Time) {
+	lo, hi := s.ownBlock(v.members, v.role)
+	capBytes, maxParts, maxPieces := int64(runBytesShared), runPartsShared, s.claimWindow()
+	if !sharing(v.members, v.role) {
+		capBytes, maxParts, maxPieces = runBytesAlone, 0, 0
 	}
-	s.broadcast(v.claimPeers, msgClaim, picked)
-	s.lastClaimed = now
-	for _, p := range picked {
-		s.launch(ctx, p)
+	for again := range s.cfg.OriginConcurrency + 1 {
+		inRun := make(map[int]bool)
+		pieces := &roundPieces{s: s, busy: s.busyPieces(), avail: v.avail, inRun: inRun}
+		view := originplan.View{
+			Now:        now,
+			Members:    v.members,
+			Inflight:   s.runs,
+			PeerPieces: s.peerPieces(),
+			Pieces:     pieces,
+			Role:       v.role,
+		}
+		picked := s.plan.Plan(view)
+		if again > 0 {
+			picked = slices.DeleteFunc(picked, func(p int) bool { return s.todoPos[p] < lo || s.todoPos[p] >= hi })
+		}
+		if len(picked) == 0 {
+			return
+		}
+		// The planner's next pick, were one more fetch allowed, with the runs so far taken.
+		next := func() []int {
+			view.Inflight = 0
+			return s.plan.Plan(view)
+		}
+		rp := &runPlanner{s: s, pieces: pieces, now: now, lo: lo, hi: hi, capBytes: capBytes, maxParts: maxParts,
+			maxPieces: maxPieces, taken: inRun, next: next}
+		var runs [][]int
+		for _, p := range picked {
+			if run := rp.run(p); run != nil {
+				runs = append(runs, run)
+			}
+		}
+		s.lastClaimed = now
+		for _, run := range runs {
+			s.launchRun(ctx, run, v.claimPeers)
+		}
+		if len(runs) == len(picked) {
+			return
+		}
 	}
 }
 
@@ -445,11 +497,12 @@ type roundPieces struct {
 	s     *scheduler
 	busy  []bool
 	avail *roaring.Bitmap
+	inRun map[int]bool // put into a run this round, not started yet (runPlanner)
 }
 
 func (r *roundPieces) Taken(p int) bool {
 	s := r.s
-	return s.complete[p] || r.busy[p] || s.claimed[p] || s.inflight[p] != nil || s.ranging[p] != nil
+	return s.complete[p] || r.busy[p] || s.claimed[p] || s.inflight[p] != nil || s.ranging[p] != nil || r.inRun[p]
 }
 
 func (r *roundPieces) Available(p int) bool { return r.avail.Contains(uint32(p)) }
@@ -487,34 +540,6 @@ func (s *scheduler) throttleUpload(now time.Time, conns []connView) {
 	}
 }
 
-// launch takes piece p out of peer requesting and starts fetching it from the origin.
-func (s *scheduler) launch(ctx context.Context, p int) {
-	t := s.t
-	fn, refetch := t.pkg.Origin, false
-	if s.badData[p] && t.pkg.Refetch != nil {
-		fn, refetch = t.pkg.Refetch, true
-	}
-	// Refuse peer writes first, then stop asking peers for the piece.
-	t.store.setBusy(p, true)
-	t.lt.Piece(p).SetPriority(torrent.PiecePriorityNone)
-	fctx, cancel := context.WithCancel(ctx)
-	s.inflight[p] = cancel
-	t.originRequests.Add(1)
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		defer cancel()
-		r := originResult{piece: p, refetch: refetch}
-		r.bytes, r.err = fn(fctx, p)
-		if r.err == nil {
-			// Hash the piece now; if it passes, the library marks it complete and sends
-			// HAVE to every peer.
-			r.verified, r.err = t.verify(fctx, p)
-		}
-		s.results <- r
-	}()
-}
-
 // account adds a finished fetch to the counters and gives the piece back to the peers.
 func (s *scheduler) account(r originResult) {
 	t := s.t
@@ -528,6 +553,10 @@ func (s *scheduler) account(r originResult) {
 		return
 	}
 	delete(s.inflight, r.piece)
+	if r.run.left--; r.run.left == 0 {
+		s.runs--
+		delete(s.active, r.run)
+	}
 	t.originBytes.Add(max(r.bytes, 0))
 	t.store.setBusy(r.piece, false)
 	if !r.verified {
@@ -559,15 +588,22 @@ func (s *scheduler) finish(r originResult) error {
 		s.badData[r.piece] = false
 		return nil
 	}
-	s.broadcast(s.claimPeers, msgRelease, []int{r.piece})
+	if r.cut {
+		return nil // never claimed, and no failure of the origin's
+	}
+	s.released = append(s.released, r.piece) // told to the peers in the next round
 	s.attempts[r.piece]++
 	cause := r.err
 	if cause == nil {
 		s.badData[r.piece] = true
 		cause = errors.New("the data failed SHA-1 verification")
 	}
-	t.node.log.Info("bt: origin fetch failed", "torrent", t.name, "piece", r.piece,
-		"attempt", s.attempts[r.piece], "refetch", r.refetch, "err", cause)
+	// A run that broke off fails all its pieces still to come at once: one line for them.
+	if !r.run.failLogged {
+		r.run.failLogged = true
+		t.node.log.Info("bt: origin fetch failed", "torrent", t.name, "piece", r.piece, "run_pieces", len(r.run.order),
+			"attempt", s.attempts[r.piece], "refetch", r.refetch, "err", cause)
+	}
 	if r.err != nil && t.useOriginSeeders() {
 		t.node.log.Info("bt: taking pieces from the peers on the origin's host too", "torrent", t.name)
 	}

@@ -46,6 +46,11 @@ type Package struct {
 	// verification: it must fetch the whole piece, since a bad peer may have overwritten
 	// bytes that Origin assumed were already in place. Nil means Origin is retried.
 	Refetch OriginFunc
+	// OriginFetcher, if set, replaces Origin and Refetch: Download asks it for a run of
+	// adjacent pieces in one Fetch (few requests to the origin) and verifies each piece as its
+	// bytes arrive. It is asked for the Missing ranges of a piece, or the whole piece; the
+	// whole piece again after the piece failed verification.
+	OriginFetcher RangeFetcher
 	// Peers are dialed in addition to the peers the trackers return.
 	Peers []netip.AddrPort
 	// Missing, if set, returns the byte ranges (torrent offsets) of a piece not in Have
@@ -430,7 +435,8 @@ func (t *Torrent) PiecesComplete() int {
 type Stats struct {
 	// BytesFromPeers counts piece data accepted from peers (including data that later
 	// failed verification), whole chunks and missing ranges alike; BytesFromOrigin is the
-	// sum of what the OriginFunc returned over OriginRequests calls. BytesUploaded is
+	// sum of what the OriginFunc returned, or of what the OriginFetcher wrote, over
+	// OriginRequests fetches (an OriginFunc call, or a run of pieces). BytesUploaded is
 	// piece data sent to peers, range replies included.
 	BytesFromPeers, BytesFromOrigin, OriginRequests, BytesUploaded int64
 	// ChunksWasted counts chunks that arrived from peers when the piece already had them
@@ -610,12 +616,15 @@ func (t *Torrent) says(msg *pp.Message) int {
 // names an origin fetcher, by peer ID: see namedFetcherLocked). If the origin fails, the
 // node falls back to the seeder (useOriginSeeders).
 func (t *Torrent) atOrigin(a netip.Addr) bool {
-	if t.pkg.Origin == nil || !slices.Contains(t.pkg.OriginAddrs, a.Unmap()) {
+	if !t.usesOrigin() || !slices.Contains(t.pkg.OriginAddrs, a.Unmap()) {
 		return false
 	}
 	self, origin := t.sites()
 	return self == "" || origin == "" || self == origin
 }
+
+// usesOrigin reports whether the Package names a way to the origin.
+func (t *Torrent) usesOrigin() bool { return t.pkg.Origin != nil || t.pkg.OriginFetcher != nil }
 
 // sites returns this node's site and the origin's by Config.Topology; "" for one it does
 // not place (or when there is no topology).

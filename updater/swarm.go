@@ -15,7 +15,6 @@ import (
 
 	"github.com/pkgsync/pkgsync/bt"
 	"github.com/pkgsync/pkgsync/delta"
-	"github.com/pkgsync/pkgsync/httprange"
 	"github.com/pkgsync/pkgsync/internal/directio"
 	"github.com/pkgsync/pkgsync/manifest"
 )
@@ -88,29 +87,11 @@ func (j *job) swarm(ctx context.Context, part *os.File, plan *delta.Plan, candid
 			rebuilt++
 		}
 	}
-	var originFn bt.OriginFunc
+	// The origin fetcher (httprange or a store) gets runs of pieces, one Fetch each: bt asks it
+	// for the missing ranges of each piece (missing below), or the whole piece.
+	var originFetcher bt.RangeFetcher
 	if j.fetcher != nil {
-		originFn = func(ctx context.Context, piece int) (int64, error) {
-			off, l := t.PieceRange(piece)
-			rs := []httprange.Range{{Off: off, Len: l}}
-			if !suspect[piece] {
-				rs = plan.MissingIn(off, l)
-			}
-			if err := j.fetcher.Fetch(ctx, rs, part); err != nil {
-				return 0, fmt.Errorf("piece %d from the origin: %w", piece, err)
-			}
-			return sumRanges(rs), nil
-		}
-	}
-	var refetch bt.OriginFunc
-	if j.fetcher != nil {
-		refetch = func(ctx context.Context, piece int) (int64, error) {
-			off, l := t.PieceRange(piece)
-			if err := j.fetcher.Fetch(ctx, []httprange.Range{{Off: off, Len: l}}, part); err != nil {
-				return 0, fmt.Errorf("piece %d from the origin: %w", piece, err)
-			}
-			return l, nil
-		}
+		originFetcher = j.fetcher
 	}
 	node, err := j.ensureNode()
 	if err != nil {
@@ -131,7 +112,7 @@ func (j *job) swarm(ctx context.Context, part *os.File, plan *delta.Plan, candid
 	if j.zsyncSwarm != nil {
 		peers = append(slices.Clone(peers), j.zsyncSwarm.KnownPeers()...)
 	}
-	tt, err := node.Add(ctx, bt.Package{MetaInfo: t.MetaInfo, Data: part, Have: have, Origin: originFn, Refetch: refetch,
+	tt, err := node.Add(ctx, bt.Package{MetaInfo: t.MetaInfo, Data: part, Have: have, OriginFetcher: originFetcher,
 		Peers: peers, Missing: missing, OriginAddrs: j.originAddrs(ctx, j.origin)})
 	if err != nil {
 		return fmt.Errorf("joining the swarm: %w", err)
@@ -224,16 +205,9 @@ func (j *job) zsyncFromSwarm(ctx context.Context, zt *manifest.Torrent) ([]byte,
 	if err := f.Truncate(length); err != nil {
 		return nil, fmt.Errorf("%s: %w", f.Name(), err)
 	}
-	var origin bt.OriginFunc
+	var origin bt.RangeFetcher
 	if len(zt.MetaInfo.UrlList) > 0 {
-		fetcher := j.newFetcher(ctx, zt.MetaInfo.UrlList[0], length)
-		origin = func(ctx context.Context, piece int) (int64, error) {
-			off, l := zt.PieceRange(piece)
-			if err := fetcher.Fetch(ctx, []httprange.Range{{Off: off, Len: l}}, f); err != nil {
-				return 0, fmt.Errorf("piece %d of the .zsync from the origin: %w", piece, err)
-			}
-			return l, nil
-		}
+		origin = j.newFetcher(ctx, zt.MetaInfo.UrlList[0], length)
 	}
 	start := time.Now()
 	// Nodes that start together find each other within a few quick re-announces; a node that
@@ -242,7 +216,7 @@ func (j *job) zsyncFromSwarm(ctx context.Context, zt *manifest.Torrent) ([]byte,
 	if wait <= 0 {
 		wait = zsyncPeerWait
 	}
-	tt, err := node.Add(ctx, bt.Package{MetaInfo: zt.MetaInfo, Data: f, Origin: origin, Refetch: origin, Peers: j.opt.Peers, PeerWait: wait,
+	tt, err := node.Add(ctx, bt.Package{MetaInfo: zt.MetaInfo, Data: f, OriginFetcher: origin, Peers: j.opt.Peers, PeerWait: wait,
 		OriginAddrs: j.originAddrs(ctx, zt.MetaInfo.UrlList...)})
 	if err != nil {
 		return nil, fmt.Errorf("joining the swarm of the .zsync: %w", err)
