@@ -193,21 +193,9 @@ func (t *Torrent) TrackerAnswered() bool {
 	return t.trackerOK
 }
 
-// announce makes one announce to url: to an http(s) tracker by httpAnnounce, which reads the
-// origin role a pkgsync tracker gives, to a udp tracker by the library. A reply that panics a
-// decoder is an error of that tracker, not the end of the process: decoding runs in this
-// goroutine, and bencode re-raises runtime errors (anacrolix/torrent v1.59.1's own HTTP
-// decoder panicked on a peer list whose entries are not dictionaries, Peer.FromDictInterface).
-func (t *Torrent) announce(ctx context.Context, url string, event tracker.AnnounceEvent, key int32) (resp announceReply, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			resp, err = announceReply{}, fmt.Errorf("bt: announce to %s: the tracker's reply broke the decoder: %v", url, p)
-		}
-	}()
-	ctx, cancel := context.WithTimeout(ctx, announceTimeout)
-	defer cancel()
-	self := t.node.addr
-	req := tracker.AnnounceRequest{
+// announce makes one announce of this torrent to url (Node.announceTo).
+func (t *Torrent) announce(ctx context.Context, url string, event tracker.AnnounceEvent, key int32) (announceReply, error) {
+	return t.node.announceTo(ctx, url, tracker.AnnounceRequest{
 		InfoHash:   t.ih,
 		PeerId:     t.node.cl.PeerID(),
 		Downloaded: t.store.peerBytes.Load() + t.originBytes.Load(),
@@ -216,16 +204,31 @@ func (t *Torrent) announce(ctx context.Context, url string, event tracker.Announ
 		Event:      event,
 		Key:        key,
 		NumWant:    int32(t.node.cfg.MaxConns),
-		Port:       self.Port(),
-	}
+		Port:       t.node.addr.Port(),
+	})
+}
+
+// announceTo makes one announce to url: to an http(s) tracker by httpAnnounce, which reads the
+// origin role a pkgsync tracker gives, to a udp tracker by the library. A reply that panics a
+// decoder is an error of that tracker, not the end of the process: decoding runs in this
+// goroutine, and bencode re-raises runtime errors (anacrolix/torrent v1.59.1's own HTTP
+// decoder panicked on a peer list whose entries are not dictionaries, Peer.FromDictInterface).
+func (n *Node) announceTo(ctx context.Context, url string, req tracker.AnnounceRequest) (resp announceReply, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			resp, err = announceReply{}, fmt.Errorf("bt: announce to %s: the tracker's reply broke the decoder: %v", url, p)
+		}
+	}()
+	ctx, cancel := context.WithTimeout(ctx, announceTimeout)
+	defer cancel()
 	a := tracker.Announce{
 		TrackerUrl:  url,
 		Request:     req,
-		DialContext: t.node.dialer.DialContext,
+		DialContext: n.dialer.DialContext,
 		Context:     ctx,
 		UserAgent:   "pkgsync",
 	}
-	if ip := self.Addr(); ip.IsValid() && !ip.IsUnspecified() {
+	if ip := n.addr.Addr(); ip.IsValid() && !ip.IsUnspecified() {
 		if ip.Is4() {
 			a.ClientIp4 = krpc.NodeAddr{IP: ip.AsSlice()}
 		} else {
@@ -233,7 +236,7 @@ func (t *Torrent) announce(ctx context.Context, url string, event tracker.Announ
 		}
 	}
 	a.DialContext = limitReads(a.DialContext, maxTrackerReply)
-	t.node.withTLS(&a)
+	n.withTLS(&a)
 	if httpTracker(url) {
 		return httpAnnounce(a)
 	}

@@ -14,7 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/anacrolix/dht/v2/krpc"
 	g "github.com/anacrolix/generics"
 	"github.com/anacrolix/torrent"
 	"github.com/anacrolix/torrent/metainfo"
@@ -441,42 +440,10 @@ func (m *metaTorrent) announceAll(ctx context.Context, urls []string, event trac
 
 // announceHash makes one announce of ih to url, as Torrent.announce does for a package, and
 // returns the peers the tracker named.
-func (n *Node) announceHash(ctx context.Context, url string, ih metainfo.Hash, event tracker.AnnounceEvent, key int32, left int64) (peers []netip.AddrPort, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			peers, err = nil, fmt.Errorf("bt: announce to %s: the tracker's reply broke the decoder: %v", url, p)
-		}
-	}()
-	ctx, cancel := context.WithTimeout(ctx, announceTimeout)
-	defer cancel()
-	self := n.addr
-	a := tracker.Announce{
-		TrackerUrl: url,
-		Request: tracker.AnnounceRequest{InfoHash: ih, PeerId: n.cl.PeerID(), Left: max(left, 1), Event: event, Key: key,
-			NumWant: int32(n.cfg.MaxConns), Port: self.Port()},
-		DialContext: n.dialer.DialContext,
-		Context:     ctx,
-		UserAgent:   "pkgsync",
-	}
-	if ip := self.Addr(); ip.IsValid() && !ip.IsUnspecified() {
-		if ip.Is4() {
-			a.ClientIp4 = krpc.NodeAddr{IP: ip.AsSlice()}
-		} else {
-			a.ClientIp6 = krpc.NodeAddr{IP: ip.AsSlice()}
-		}
-	}
-	a.DialContext = limitReads(a.DialContext, maxTrackerReply)
-	n.withTLS(&a)
-	res, err := a.Do()
-	if err != nil {
-		return nil, err
-	}
-	for _, p := range res.Peers {
-		if ip, ok := netip.AddrFromSlice(p.IP); ok && p.Port > 0 && p.Port < 1<<16 {
-			peers = append(peers, netip.AddrPortFrom(ip.Unmap(), uint16(p.Port)))
-		}
-	}
-	return peers, nil
+func (n *Node) announceHash(ctx context.Context, url string, ih metainfo.Hash, event tracker.AnnounceEvent, key int32, left int64) ([]netip.AddrPort, error) {
+	r, err := n.announceTo(ctx, url, tracker.AnnounceRequest{InfoHash: ih, PeerId: n.cl.PeerID(),
+		Left: max(left, 1), Event: event, Key: key, NumWant: int32(n.cfg.MaxConns), Port: n.addr.Port()})
+	return r.peers, err
 }
 
 // DropInfo removes the info-only torrent of ih that FetchInfo left, telling the trackers it
