@@ -50,6 +50,10 @@ type Config struct {
 	// StallTimeout is how long peers may deliver nothing before pieces that peers claim to
 	// have may go to the origin as well. Default 5s.
 	StallTimeout time.Duration
+	// NoFastPath turns off the fast path between pkgsync nodes (fast.go): pieces then move
+	// between them over BitTorrent as with any client. The fast path is off anyway with
+	// RequireEncryption (it is plaintext) and with TitForTat (it serves whoever asks).
+	NoFastPath bool
 	// TLS is the trust (RootCAs) and identity (Certificates) of announces to https trackers,
 	// whose names are always verified. Nil: the system's roots, no client certificate.
 	TLS *tls.Config

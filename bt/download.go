@@ -295,6 +295,7 @@ func (s *scheduler) round(ctx context.Context) {
 	s.broadcast(v.claimPeers, msgRelease, s.released) // failed origin fetches
 	s.released = s.released[:0]
 	s.rangeRound(v.conns, v.rangePeers, v.gate.Settled, now)
+	s.fastRound(ctx, now)
 	if !s.origin {
 		return
 	}
@@ -376,7 +377,7 @@ func (s *scheduler) observe(now time.Time) roundView {
 	t := s.t
 	v := roundView{avail: roaring.New(), rangePeers: make(map[*torrent.PeerConn]bool)}
 	for _, pc := range t.lt.PeerConns() {
-		bm := pc.PeerPieces()
+		bm := t.peerPieces(pc)
 		if s.origin {
 			v.avail.Or(bm)
 		}
@@ -502,7 +503,8 @@ type roundPieces struct {
 
 func (r *roundPieces) Taken(p int) bool {
 	s := r.s
-	return s.complete[p] || r.busy[p] || s.claimed[p] || s.inflight[p] != nil || s.ranging[p] != nil || r.inRun[p]
+	return s.complete[p] || r.busy[p] || s.claimed[p] || s.inflight[p] != nil || s.ranging[p] != nil || r.inRun[p] ||
+		s.t.store.ownedByFast(p)
 }
 
 func (r *roundPieces) Available(p int) bool { return r.avail.Contains(uint32(p)) }
@@ -525,7 +527,7 @@ func (s *scheduler) throttleUpload(now time.Time, conns []connView) {
 		}
 	}
 	mine := t.store.completed()
-	up := t.uploaded() + t.rangeUp.Load()
+	up := t.uploaded() + t.rangeUp.Load() + t.fastUp.Load()
 	down := t.store.peerBytes.Load() + t.originBytes.Load()
 	limit, changed := s.up.update(now, up, down, mine, peers, s.num)
 	if !changed {
@@ -684,7 +686,7 @@ func (s *scheduler) applySiteRule(now time.Time) {
 	done := t.store.completed()
 	useful := false
 	for _, pc := range t.lt.PeerConns() {
-		for it := pc.PeerPieces().Iterator(); it.HasNext(); {
+		for it := t.peerPieces(pc).Iterator(); it.HasNext(); {
 			if !t.store.isComplete(int(it.Next())) {
 				useful = true
 				break

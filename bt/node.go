@@ -43,8 +43,12 @@ type Node struct {
 
 	ltepOnce sync.Once
 	ltep     torrent.LocalLtepProtocolMap
-	// upLimit is the client's upload limiter; range replies pass it too.
+	// upLimit is the client's upload limiter; range replies and the fast path pass it too.
 	upLimit *rate.Limiter
+	// downLimit is the client's download limiter (nil: none); the fast path passes it too.
+	downLimit *rate.Limiter
+	// fast serves the fast path (fast.go); nil when it is off.
+	fast *fastServer
 	// upCaps are the upload caps that torrents falling behind set (upThrottle); upLimit
 	// follows the lowest of them and Config.MaxUploadRate.
 	upMu    sync.Mutex
@@ -97,6 +101,11 @@ func NewNode(cfg Config) (*Node, error) {
 	if err := n.findListenAddr(); err != nil {
 		cl.Close()
 		return nil, err
+	}
+	if cfg.fastEnabled() {
+		if err := n.startFastServer(); err != nil {
+			n.log.Info("bt: running without the fast path", "err", err)
+		}
 	}
 	return n, nil
 }
@@ -212,6 +221,7 @@ func (n *Node) setLimits(cc *torrent.ClientConfig) {
 	n.upLimit = cc.UploadRateLimiter
 	if n.cfg.MaxDownloadRate > 0 {
 		cc.DownloadRateLimiter = rate.NewLimiter(rate.Limit(n.cfg.MaxDownloadRate), 0)
+		n.downLimit = cc.DownloadRateLimiter
 	}
 }
 
@@ -281,6 +291,9 @@ func (n *Node) Close() error {
 	for _, t := range ts {
 		errs = append(errs, t.Close())
 	}
+	if n.fast != nil {
+		n.fast.close()
+	}
 	errs = append(errs, n.cl.Close()...)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("bt: closing node %s: %w", n.addr, err)
@@ -307,6 +320,9 @@ func (n *Node) ltepMap(builtin *torrent.LocalLtepProtocolMap) *torrent.LocalLtep
 		n.ltep = torrent.LocalLtepProtocolMap{Index: slices.Clone(builtin.Index), NumBuiltin: builtin.NumBuiltin}
 		n.ltep.AddUserProtocol(claimExtension)
 		n.ltep.AddUserProtocol(rangeExtension)
+		if n.fast != nil {
+			n.ltep.AddUserProtocol(fastExtension)
+		}
 	})
 	return &n.ltep
 }
@@ -369,6 +385,8 @@ func (n *Node) setCallbacks(cb *torrent.Callbacks) {
 			_, claims := msg.M[claimExtension]
 			_, ranges := msg.M[rangeExtension]
 			t.onExtendedHandshake(pc, msg.Port, claims, ranges)
+			_, fast := msg.M[fastExtension]
+			t.onFastHandshake(pc, fast)
 		}
 	}
 	cb.PeerConnReadExtensionMessage = append(cb.PeerConnReadExtensionMessage, func(ev torrent.PeerConnReadExtensionMessageEvent) {
@@ -388,6 +406,8 @@ func (n *Node) setCallbacks(cb *torrent.Callbacks) {
 			t.onClaimMessage(ev.PeerConn, ev.Payload)
 		case rangeExtension:
 			t.onRangeMessage(ev.PeerConn, ev.Payload)
+		case fastExtension:
+			t.onFastMessage(ev.PeerConn, ev.Payload)
 		}
 	})
 	cb.ReadMessage = func(pc *torrent.PeerConn, msg *pp.Message) {

@@ -97,6 +97,8 @@ type Torrent struct {
 	originBytes    atomic.Int64
 	originRequests atomic.Int64
 	rangeUp        atomic.Int64  // bytes sent in answer to range requests
+	fastUp         atomic.Int64  // bytes sent over the fast path (fast.go)
+	fastDown       atomic.Int64  // bytes received over the fast path and stored
 	serving        chan struct{} // semaphore of range requests being served
 
 	// mu guards the fields below. It is a leaf lock: nothing calls into the library while
@@ -118,6 +120,7 @@ type Torrent struct {
 	rangeInbox []rangeReply
 	// role is the origin role a coordinating tracker gave (announce.go), nil under a stock one.
 	role *originplan.Role
+	fast fastTorrent // the fast path's peers (fast.go)
 }
 
 // remoteNode is what a pkgsync peer said over claimExtension. It is kept by peer ID, not
@@ -151,6 +154,7 @@ type peerState struct {
 	// (Torrent.originSeedOff).
 	originHost, originSeeder bool
 	rangeUp                  int64 // sent over rangeExtension
+	fastUp                   int64 // sent over the fast path
 }
 
 // config is the Node's Config with the Package's overrides.
@@ -388,7 +392,7 @@ func (t *Torrent) HandOver(ctx context.Context, max time.Duration) (fromOrigin, 
 	for {
 		conns := t.lt.PeerConns()
 		for _, pc := range conns {
-			held.Or(pc.PeerPieces())
+			held.Or(t.peerPieces(pc))
 		}
 		left = 0
 		for _, p := range pieces {
@@ -439,6 +443,9 @@ type Stats struct {
 	// OriginRequests fetches (an OriginFunc call, or a run of pieces). BytesUploaded is
 	// piece data sent to peers, range replies included.
 	BytesFromPeers, BytesFromOrigin, OriginRequests, BytesUploaded int64
+	// BytesFromPeersFast and BytesUploadedFast are the parts of BytesFromPeers and
+	// BytesUploaded that went over the fast path between pkgsync nodes (fast.go).
+	BytesFromPeersFast, BytesUploadedFast int64
 	// ChunksWasted counts chunks that arrived from peers when the piece already had them
 	// (two peers answered the same request, or a request was cancelled too late).
 	ChunksWasted int64
@@ -463,7 +470,8 @@ func (t *Torrent) Stats() Stats {
 		BytesFromOrigin: t.originBytes.Load(),
 		OriginRequests:  t.originRequests.Load(),
 	}
-	s.BytesUploaded = t.uploaded() + t.rangeUp.Load()
+	s.BytesFromPeersFast, s.BytesUploadedFast = t.fastDown.Load(), t.fastUp.Load()
+	s.BytesUploaded = t.uploaded() + t.rangeUp.Load() + s.BytesUploadedFast
 	ls := t.lt.Stats()
 	s.ChunksWasted = ls.ChunksReadWasted.Int64()
 	byAddr := make(map[string]*PeerStat)
@@ -476,7 +484,7 @@ func (t *Torrent) Stats() Stats {
 		}
 		st.ClientName = cmp.Or(ps.clientName, st.ClientName)
 		st.Downloaded += ps.down
-		st.Uploaded += ps.up + ps.rangeUp
+		st.Uploaded += ps.up + ps.rangeUp + ps.fastUp
 	}
 	t.mu.Unlock()
 	for _, st := range byAddr {
@@ -579,6 +587,9 @@ func (t *Torrent) onHaveMessage(pc *torrent.PeerConn, msg *pp.Message) (hide boo
 			!t.namedFetcherLocked(ps.id)
 	}
 	hide = (ps.farSite && !t.siteOff) || (ps.originSeeder && !t.originSeedOff)
+	if !hide {
+		hide = t.fastHaveLocked(pc, msg) // the fast path takes what it has instead
+	}
 	t.mu.Unlock()
 	t.poke()
 	return hide

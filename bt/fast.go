@@ -1,0 +1,554 @@
+package bt
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha1"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/RoaringBitmap/roaring"
+	"github.com/anacrolix/torrent"
+	pp "github.com/anacrolix/torrent/peer_protocol"
+)
+
+// The fast path: whole pieces between pkgsync nodes, outside the library.
+//
+// The library moves pieces in 16 KiB chunks, each a message read, a write into storage and an
+// entry in its smart-ban cache, and then reads the piece back to hash it. Between two pkgsync
+// nodes that is most of the CPU a transfer costs. So a node that offers fastExtension in its
+// extended handshake also runs a TCP service of its own (fastServer) that sends whole pieces
+// with sendfile, and a peer that offers it is fetched from over that service: the requests are
+// pipelined, each piece is read from the socket in large reads into one buffer, hashed as it
+// arrives, and written with one call once its SHA-1 matches the torrent's.
+//
+// The library must not ask such a peer for pieces meanwhile. v1.59.1 has no way to exclude a
+// peer from requesting, so it is not told what the peer has: its bitfield and HAVE messages are
+// turned into keep-alives before the library reads them (as for the site rule), and kept here
+// instead (fastPeer.pieces). The scheduler's view of the peers includes them (peerPieces). A
+// piece taken by the fast path is marked busy in storage, so that the library's writes are
+// refused, and set to priority None, so that the library asks no stock client for it; both end
+// when the piece completes or is given back.
+//
+// A piece that arrives complete is handed to the library with its hash (storage's SelfHashing),
+// so the library marks it complete and sends HAVE without reading it again. A piece whose
+// SHA-1 does not match came from one peer alone: that peer is banned, the piece is never
+// written, and it goes back to every path. A peer whose fast path cannot be reached, or that
+// never says its port, is heard through the library again: the connection is closed and the
+// peer dialed anew with its messages passed on.
+
+const (
+	// fastPortWait: a peer that offered the fast path and has not said its port this long
+	// after its handshake is heard through the library instead.
+	fastPortWait = 3 * time.Second
+	// fastInFlight is how many bytes of pieces one fast-path connection keeps requested.
+	fastInFlight = 8 << 20
+	// fastMaxDepth caps the requests in flight on one connection.
+	fastMaxDepth = 64
+	// fastRead is how much of a piece is read from the socket, then hashed, at once.
+	fastRead = 1 << 20
+	// fastDialTimeout bounds the connection to a peer's fast path.
+	fastDialTimeout = 5 * time.Second
+)
+
+// fastTorrent is a Torrent's state of the fast path; t.mu guards it.
+type fastTorrent struct {
+	peers   map[*torrent.PeerConn]*fastPeer
+	off     map[netip.Addr]bool // peers whose fast path failed: heard through the library
+	running map[[20]byte]bool   // peer IDs with a fast-path connection
+	signal  chan struct{}       // closed (and replaced) when a piece may have become available
+}
+
+// fastPeer is what this node knows of a peer connection's fast path.
+type fastPeer struct {
+	at      time.Time       // when the peer offered the fast path (its extended handshake)
+	port    uint16          // its fast path's port; 0 until it says
+	pieces  *roaring.Bitmap // what it says it has, hidden from the library
+	refused *roaring.Bitmap // pieces it refused over the fast path
+	failed  bool
+}
+
+// fastEnabled reports whether the Node runs the fast path: not with encryption required (the
+// fast path is plaintext) nor with tit-for-tat (it serves whoever asks).
+func (cfg Config) fastEnabled() bool {
+	return !cfg.NoFastPath && !cfg.RequireEncryption && !cfg.TitForTat
+}
+
+// isBanned reports whether a is banned by this package or by the library.
+func (n *Node) isBanned(a netip.Addr) bool {
+	a = a.Unmap()
+	n.bans.mu.Lock()
+	banned := n.bans.ips[a]
+	n.bans.mu.Unlock()
+	if banned {
+		return true
+	}
+	for _, s := range n.cl.BadPeerIPs() {
+		if b, err := netip.ParseAddr(s); err == nil && b.Unmap() == a {
+			return true
+		}
+	}
+	return false
+}
+
+// onFastHandshake notes whether a peer offers the fast path, and answers with this node's port.
+// It runs in a library callback with the client lock held.
+func (t *Torrent) onFastHandshake(pc *torrent.PeerConn, offered bool) {
+	fs := t.node.fast
+	if !offered || fs == nil {
+		return
+	}
+	ap, err := netip.ParseAddrPort(pc.RemoteAddr.String())
+	if err != nil {
+		return
+	}
+	t.mu.Lock()
+	if t.fast.off[ap.Addr().Unmap()] {
+		t.mu.Unlock()
+		return
+	}
+	if t.fast.peers == nil {
+		t.fast.peers = make(map[*torrent.PeerConn]*fastPeer)
+	}
+	t.fast.peers[pc] = &fastPeer{at: time.Now(), pieces: roaring.New(), refused: roaring.New()}
+	t.mu.Unlock()
+	// Writing takes the client lock, which the caller holds.
+	go func() {
+		msg := encodeFastPort(fs.port)
+		for try := 0; try < 3; try++ {
+			if pc.WriteExtendedMessage(fastExtension, msg) == nil {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+}
+
+// onFastMessage takes a peer's port message.
+func (t *Torrent) onFastMessage(pc *torrent.PeerConn, payload []byte) {
+	port, err := decodeFastPort(payload)
+	if err != nil {
+		t.node.log.Debug("bt: ignoring message", "torrent", t.name, "peer", pc.RemoteAddr.String(), "err", err)
+		return
+	}
+	t.mu.Lock()
+	if fp := t.fast.peers[pc]; fp != nil && fp.port == 0 {
+		fp.port = port
+	}
+	t.mu.Unlock()
+	t.poke()
+}
+
+// fastHaveLocked records what a fast-path peer says it has and reports whether the message
+// must be hidden from the library: it is, for every peer that offers the fast path. t.mu is held.
+func (t *Torrent) fastHaveLocked(pc *torrent.PeerConn, msg *pp.Message) bool {
+	fp := t.fast.peers[pc]
+	if fp == nil || fp.failed {
+		return false
+	}
+	switch msg.Type {
+	case pp.Have:
+		if int(msg.Index) < t.info.NumPieces() {
+			fp.pieces.Add(uint32(msg.Index))
+		}
+	case pp.HaveAll:
+		fp.pieces.AddRange(0, uint64(t.info.NumPieces()))
+	case pp.HaveNone:
+		fp.pieces.Clear()
+	case pp.Bitfield:
+		for i, b := range msg.Bitfield {
+			if b && i < t.info.NumPieces() {
+				fp.pieces.Add(uint32(i))
+			}
+		}
+	}
+	t.fastSignalLocked()
+	return true
+}
+
+// fastSignalLocked wakes the fast-path connections waiting for pieces. t.mu is held.
+func (t *Torrent) fastSignalLocked() {
+	if t.fast.signal != nil {
+		close(t.fast.signal)
+	}
+	t.fast.signal = make(chan struct{})
+}
+
+// peerPieces returns the pieces a connected peer has: what the library heard, or for a
+// fast-path peer what this package kept from the library. It may take the client lock.
+func (t *Torrent) peerPieces(pc *torrent.PeerConn) *roaring.Bitmap {
+	t.mu.Lock()
+	fp := t.fast.peers[pc]
+	var bm *roaring.Bitmap
+	if fp != nil && !fp.failed {
+		bm = fp.pieces.Clone()
+	}
+	t.mu.Unlock()
+	if bm != nil {
+		return bm
+	}
+	return pc.PeerPieces()
+}
+
+// creditFastUpload counts n bytes sent over the fast path to the peer at remote (its fast-path
+// connection's address: the peer table knows the peer by its BitTorrent connection, from the
+// same address).
+func (t *Torrent) creditFastUpload(remote net.Addr, n int64) {
+	ap, err := netip.ParseAddrPort(remote.String())
+	if err != nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for pc, ps := range t.peers {
+		if rp, err := netip.ParseAddrPort(pc.RemoteAddr.String()); err == nil && rp.Addr().Unmap() == ap.Addr().Unmap() && !ps.closed {
+			ps.fastUp += n
+			return
+		}
+	}
+}
+
+// fastRound runs the fast-path part of a scheduling round: it starts a fetching connection for
+// each fast-path peer that said its port (one per peer), and hands back to the library the
+// peers that offered the fast path but never said where it is.
+func (s *scheduler) fastRound(ctx context.Context, now time.Time) {
+	t := s.t
+	type start struct {
+		pc   *torrent.PeerConn
+		id   [20]byte
+		addr netip.AddrPort
+	}
+	var starts []start
+	var silent []*torrent.PeerConn
+	t.mu.Lock()
+	for pc, fp := range t.fast.peers {
+		ps := t.peers[pc]
+		if fp.failed || ps == nil || ps.closed {
+			continue
+		}
+		if fp.port == 0 {
+			if now.Sub(fp.at) >= fastPortWait {
+				silent = append(silent, pc)
+			}
+			continue
+		}
+		if t.fast.running[ps.id] {
+			continue
+		}
+		ap, err := netip.ParseAddrPort(pc.RemoteAddr.String())
+		if err != nil {
+			continue
+		}
+		if t.fast.running == nil {
+			t.fast.running = make(map[[20]byte]bool)
+		}
+		t.fast.running[ps.id] = true
+		starts = append(starts, start{pc, ps.id, netip.AddrPortFrom(ap.Addr().Unmap(), fp.port)})
+	}
+	t.mu.Unlock()
+	for _, pc := range silent {
+		t.fastFailed(pc, errors.New("the peer offered the fast path but did not say its port"))
+	}
+	for _, st := range starts {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			err := t.fetchFast(ctx, &s.wg, st.pc, st.addr)
+			t.mu.Lock()
+			delete(t.fast.running, st.id)
+			t.mu.Unlock()
+			if err != nil && ctx.Err() == nil {
+				t.fastFailed(st.pc, err)
+			}
+		}()
+	}
+}
+
+// fastFailed gives up the fast path to the peer of pc: the connection is closed and the peer
+// dialed again, and from now on its messages reach the library.
+func (t *Torrent) fastFailed(pc *torrent.PeerConn, cause error) {
+	ap, err := netip.ParseAddrPort(pc.RemoteAddr.String())
+	if err != nil {
+		return
+	}
+	t.mu.Lock()
+	if t.fast.off == nil {
+		t.fast.off = make(map[netip.Addr]bool)
+	}
+	t.fast.off[ap.Addr().Unmap()] = true
+	if fp := t.fast.peers[pc]; fp != nil {
+		fp.failed = true
+	}
+	var redial netip.AddrPort
+	if ps := t.peers[pc]; ps != nil {
+		redial = ps.dialAddr
+	}
+	t.mu.Unlock()
+	t.node.log.Info("bt: fast path to a peer failed; using the BitTorrent connection", "torrent", t.name,
+		"peer", ap.Addr(), "err", cause)
+	pc.Close()
+	if !redial.IsValid() {
+		return // it dialed us: it dials again
+	}
+	go func() {
+		// The library skips an address that is still connected; the closed connection leaves
+		// it a moment later.
+		for wait := 0; wait < 100; wait++ {
+			select {
+			case <-t.ctx.Done():
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			connected := false
+			for _, c := range t.lt.PeerConns() {
+				connected = connected || c.RemoteAddr.String() == redial.String()
+			}
+			if !connected {
+				t.lt.AddPeers([]torrent.PeerInfo{{Addr: net.TCPAddrFromAddrPort(redial), Source: torrent.PeerSourceTracker}})
+				return
+			}
+		}
+	}()
+}
+
+// errFastLiar: a peer sent a piece over the fast path that failed verification.
+var errFastLiar = errors.New("sent a piece that failed verification")
+
+// fetchFast fetches pieces from the peer of pc over its fast path at addr, as long as it has
+// pieces this node needs, until ctx ends, the torrent completes or the connection fails. Pieces
+// it has requested and not received go back to every path when it returns. Piece verifications
+// it starts are counted in wg.
+func (t *Torrent) fetchFast(ctx context.Context, wg *sync.WaitGroup, pc *torrent.PeerConn, addr netip.AddrPort) error {
+	conn, err := t.node.dialer.DialContext(ctx, "tcp", addr.String())
+	if err != nil {
+		return fmt.Errorf("dialing its fast path %s: %w", addr, err)
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	if _, err := conn.Write(fastMagic[:]); err != nil {
+		return fmt.Errorf("fast path %s: %w", addr, err)
+	}
+	f := &fastFetch{t: t, pc: pc, addr: addr, conn: conn, br: bufio.NewReaderSize(conn, 4096), wg: wg,
+		buf: make([]byte, t.info.PieceLength), next: rand.IntN(t.info.NumPieces())}
+	f.depth = int(min(max(fastInFlight/t.info.PieceLength, 2), fastMaxDepth))
+	defer f.giveBack()
+	return f.run(ctx)
+}
+
+// fastFetch is one fast-path connection fetching from a peer.
+type fastFetch struct {
+	t     *Torrent
+	pc    *torrent.PeerConn
+	addr  netip.AddrPort
+	conn  net.Conn
+	br    *bufio.Reader
+	wg    *sync.WaitGroup
+	buf   []byte
+	depth int
+	next  int   // where the search for the next piece starts
+	out   []int // pieces requested, in order
+}
+
+func (f *fastFetch) run(ctx context.Context) error {
+	t := f.t
+	for {
+		if err := f.request(); err != nil {
+			return err
+		}
+		if len(f.out) == 0 {
+			if t.Complete() || !f.wait(ctx) {
+				return nil
+			}
+			continue
+		}
+		p := f.out[0]
+		f.out = f.out[1:]
+		if err := f.receive(ctx, p); err != nil {
+			if errors.Is(err, errFastLiar) {
+				return nil // banned: nothing to fall back to
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+// request sends requests until depth pieces are in flight or the peer has none left to give.
+func (f *fastFetch) request() error {
+	t := f.t
+	for len(f.out) < f.depth {
+		p := t.claimFast(f.pc, &f.next)
+		if p < 0 {
+			return nil
+		}
+		// The library stops asking stock clients for it; its writes are already refused.
+		t.lt.Piece(p).SetPriority(torrent.PiecePriorityNone)
+		f.out = append(f.out, p)
+		if _, err := f.conn.Write(encodeFastRequest(t.ih, p)); err != nil {
+			return fmt.Errorf("fast path %s: requesting piece %d: %w", f.addr, p, err)
+		}
+	}
+	return nil
+}
+
+// wait waits until a piece may have become available, at most a quarter of a second (pieces the
+// origin or the range path give back do not signal). It reports false once ctx ends or the
+// peer's connection closed.
+func (f *fastFetch) wait(ctx context.Context) bool {
+	t := f.t
+	t.mu.Lock()
+	if t.fast.signal == nil {
+		t.fast.signal = make(chan struct{})
+	}
+	sig := t.fast.signal
+	ps := t.peers[f.pc]
+	closed := ps == nil || ps.closed
+	t.mu.Unlock()
+	if closed {
+		return false
+	}
+	select {
+	case <-ctx.Done():
+		return false
+	case <-sig:
+	case <-time.After(250 * time.Millisecond):
+	}
+	return true
+}
+
+// claimFast takes a piece for the fast path to pc's peer: one the peer has and this node
+// lacks, not partly present (the range path's), not refused by the peer before, and no other
+// path's. The search starts at *next and moves it past the piece taken. -1: none.
+func (t *Torrent) claimFast(pc *torrent.PeerConn, next *int) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	fp := t.fast.peers[pc]
+	if fp == nil || fp.failed {
+		return -1
+	}
+	p := t.store.claimFast(*next, func(i int) bool {
+		return t.missing[i] == nil && fp.pieces.Contains(uint32(i)) && !fp.refused.Contains(uint32(i))
+	})
+	if p >= 0 {
+		*next = p + 1
+	}
+	return p
+}
+
+// receive reads the reply for piece p; a piece that matches its hash is written and handed to
+// the library.
+func (f *fastFetch) receive(ctx context.Context, p int) error {
+	t := f.t
+	var hdr [fastReplyLen]byte
+	if _, err := io.ReadFull(f.br, hdr[:]); err != nil {
+		return fmt.Errorf("fast path %s: reading the reply for piece %d: %w", f.addr, p, err)
+	}
+	data, err := decodeFastReply(hdr[:], p, t.store.pieceLength)
+	if err != nil {
+		return fmt.Errorf("fast path %s: %w", f.addr, err)
+	}
+	if !data {
+		t.mu.Lock()
+		if fp := t.fast.peers[f.pc]; fp != nil {
+			fp.refused.Add(uint32(p))
+		}
+		t.mu.Unlock()
+		t.giveBackFast(p)
+		return nil
+	}
+	n := t.store.pieceLength(p)
+	b := f.buf[:n]
+	h := sha1.New()
+	for off := int64(0); off < n; {
+		k := min(fastRead, n-off)
+		if err := waitRate(ctx, t.node.downLimit, int(k)); err != nil {
+			t.giveBackFast(p)
+			return err
+		}
+		if _, err := io.ReadFull(f.br, b[off:off+k]); err != nil {
+			t.giveBackFast(p)
+			return fmt.Errorf("fast path %s: reading piece %d: %w", f.addr, p, err)
+		}
+		h.Write(b[off : off+k])
+		off += k
+	}
+	t.store.peerBytes.Add(n)
+	var sum [sha1.Size]byte
+	h.Sum(sum[:0])
+	if !bytes.Equal(sum[:], t.info.Pieces[p*sha1.Size:(p+1)*sha1.Size]) {
+		t.giveBackFast(p)
+		f.ban(p)
+		return errFastLiar
+	}
+	return f.store(ctx, p, b, sum)
+}
+
+// store writes verified piece p and has the library mark it complete, in the background.
+func (f *fastFetch) store(ctx context.Context, p int, b []byte, sum [sha1.Size]byte) error {
+	t := f.t
+	off := int64(p) * t.info.PieceLength
+	if _, err := t.store.f.WriteAt(b, off); err != nil {
+		t.giveBackFast(p)
+		err = fmt.Errorf("bt: %q: writing piece %d from a peer at %d of %s: %w", t.name, p, off, t.store.f.Name(), err)
+		t.setFatal(err)
+		return err
+	}
+	t.fastDown.Add(int64(len(b)))
+	t.mu.Lock()
+	t.peerLocked(f.pc).down += int64(len(b))
+	t.mu.Unlock()
+	t.store.setFastSum(p, sum)
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		ok, err := t.verify(ctx, p)
+		t.giveBackFast(p)
+		if !ok && ctx.Err() == nil {
+			t.node.log.Info("bt: the library did not take a verified piece from the fast path", "torrent", t.name,
+				"piece", p, "err", err)
+		}
+	}()
+	return nil
+}
+
+// ban bans the fast-path peer that sent a bad copy of piece p.
+func (f *fastFetch) ban(p int) {
+	t := f.t
+	a := f.addr.Addr()
+	if t.node.ban(a) && t.node.bans.firstLog(a) {
+		t.node.log.Info("bt: banned peer", "torrent", t.name, "peer", a,
+			"reason", "sent a piece over pkgsync_fast that failed verification", "piece", p)
+	}
+}
+
+// giveBack returns the pieces requested and not received.
+func (f *fastFetch) giveBack() {
+	for _, p := range f.out {
+		f.t.giveBackFast(p)
+	}
+	f.out = nil
+}
+
+// giveBackFast ends the fast path's hold on piece p: a piece that did not complete goes back to
+// the library (and the other paths).
+func (t *Torrent) giveBackFast(p int) {
+	if !t.store.releaseFast(p) {
+		return
+	}
+	if !t.store.isComplete(p) {
+		t.lt.DownloadPieces(p, p+1)
+	}
+	t.mu.Lock()
+	t.fastSignalLocked()
+	t.mu.Unlock()
+}

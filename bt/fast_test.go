@@ -1,0 +1,281 @@
+package bt
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha1"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/anacrolix/torrent"
+	"github.com/anacrolix/torrent/metainfo"
+)
+
+func TestFastCodec(t *testing.T) {
+	ih := metainfo.Hash{1, 2, 3, 19: 20}
+	req := encodeFastRequest(ih, 70000)
+	if gotIH, p, err := decodeFastRequest(req); err != nil || gotIH != ih || p != 70000 {
+		t.Errorf("request round trip: %x %d %v", gotIH, p, err)
+	}
+	if port, err := decodeFastPort(encodeFastPort(6881)); err != nil || port != 6881 {
+		t.Errorf("port round trip: %d %v", port, err)
+	}
+	pieceLen := func(p int) int64 { return map[bool]int64{true: 100, false: 256}[p == 3] }
+	tests := []struct {
+		name  string
+		b     []byte
+		want  int
+		data  bool
+		valid bool
+	}{
+		{"data", encodeFastReply(msgFastData, 2, 256), 2, true, true},
+		{"last piece", encodeFastReply(msgFastData, 3, 100), 3, true, true},
+		{"refusal", encodeFastReply(msgFastRefused, 2, 0), 2, false, true},
+		{"other piece", encodeFastReply(msgFastData, 1, 256), 2, false, false},
+		{"short data", encodeFastReply(msgFastData, 2, 255), 2, false, false},
+		{"long last piece", encodeFastReply(msgFastData, 3, 256), 3, false, false},
+		{"refusal with length", encodeFastReply(msgFastRefused, 2, 1), 2, false, false},
+		{"unknown kind", encodeFastReply('q', 2, 256), 2, false, false},
+		{"short header", encodeFastReply(msgFastData, 2, 256)[:8], 2, false, false},
+	}
+	for _, tc := range tests {
+		data, err := decodeFastReply(tc.b, tc.want, pieceLen)
+		if (err == nil) != tc.valid || data != tc.data {
+			t.Errorf("%s: data %t, err %v; want data %t, valid %t", tc.name, data, err, tc.data, tc.valid)
+		}
+	}
+	for _, b := range [][]byte{nil, {'g'}, append([]byte{'x'}, req[1:]...), append(req, 0)} {
+		if _, _, err := decodeFastRequest(b); err == nil {
+			t.Errorf("request %x accepted", b)
+		}
+	}
+	for _, b := range [][]byte{nil, {'p', 0, 0}, {'p', 1}, {'q', 1, 1}, {'p', 1, 1, 1}} {
+		if _, err := decodeFastPort(b); err == nil {
+			t.Errorf("port message %x accepted", b)
+		}
+	}
+}
+
+// FuzzDecodeFast feeds the fast path's decoders arbitrary bytes: the port message and the
+// request come from any peer, the reply header from any peer a node fetches from. What they
+// accept encodes back to the same bytes, and a reply accepted as data names the piece asked for
+// with exactly its length.
+func FuzzDecodeFast(f *testing.F) {
+	f.Add(encodeFastPort(1234), uint32(0), uint32(4))
+	f.Add(encodeFastRequest(metainfo.Hash{9}, 5), uint32(5), uint32(8))
+	f.Add(encodeFastReply(msgFastData, 5, testPieceLen), uint32(5), uint32(8))
+	f.Add(encodeFastReply(msgFastRefused, 7, 0), uint32(7), uint32(8))
+	f.Add(encodeFastReply(msgFastData, 7, 1000), uint32(7), uint32(8))
+	f.Fuzz(func(t *testing.T, b []byte, want, numPieces uint32) {
+		if port, err := decodeFastPort(b); err == nil && !bytes.Equal(encodeFastPort(port), b) {
+			t.Fatalf("port message %x decoded as %d", b, port)
+		}
+		if ih, p, err := decodeFastRequest(b); err == nil && !bytes.Equal(encodeFastRequest(ih, int(p)), b) {
+			t.Fatalf("request %x decoded as %x %d", b, ih, p)
+		}
+		if numPieces == 0 || want >= numPieces {
+			return
+		}
+		pieceLen := func(p int) int64 {
+			if p == int(numPieces)-1 {
+				return 1000
+			}
+			return testPieceLen
+		}
+		data, err := decodeFastReply(b, int(want), pieceLen)
+		if err != nil {
+			return
+		}
+		kind, length := msgFastRefused, int64(0)
+		if data {
+			kind, length = msgFastData, pieceLen(int(want))
+		}
+		if again := encodeFastReply(kind, int(want), length); !bytes.Equal(again, b) {
+			t.Fatalf("reply %x accepted as data=%t for piece %d, which encodes as %x", b, data, want, again)
+		}
+	})
+}
+
+// The fast path between two pkgsync nodes carries the whole package, byte for byte, and the
+// library carries none of it; with the fast path off on either side, the library carries it all.
+func TestFastPath(t *testing.T) {
+	tests := []struct {
+		name               string
+		seedMod, getMod    func(*Config)
+		fast               bool
+		uploadCap, lenient bool
+	}{
+		{"fast path", nil, nil, true, false, false},
+		{"rate limited", func(c *Config) { c.MaxUploadRate = 16 << 20 }, func(c *Config) { c.MaxDownloadRate = 16 << 20 }, true, true, false},
+		{"off at the downloader", nil, func(c *Config) { c.NoFastPath = true }, false, false, false},
+		{"off at the seeder", func(c *Config) { c.NoFastPath = true }, nil, false, false, false},
+		{"encryption required", func(c *Config) { c.RequireEncryption = true }, func(c *Config) { c.RequireEncryption = true }, false, false, false},
+	}
+	fx := newFixture(t, 6<<20+4321, 61)
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			seed, part := fx.seedFile(t), fx.partFile(t, nil)
+			seeder := startNode(t, loopback(t, 2*i), tc.seedMod)
+			st := addPkg(t, seeder, Package{MetaInfo: fx.mi, Data: seed, Have: fx.all()})
+			dl := startNode(t, loopback(t, 2*i+1), tc.getMod)
+			tor := addPkg(t, dl, Package{MetaInfo: fx.mi, Data: part, Peers: []netip.AddrPort{seeder.Addr()}})
+			download(t, tor)
+			checkData(t, part, fx.src)
+			got, sent := tor.Stats(), st.Stats()
+			t.Logf("downloader %+v; seeder uploaded %d, %d of it fast", got, sent.BytesUploaded, sent.BytesUploadedFast)
+			size := int64(len(fx.src))
+			if tc.fast {
+				if got.BytesFromPeersFast != size || got.BytesFromPeers != size {
+					t.Errorf("%d bytes over the fast path, %d from peers in all; want all %d over the fast path",
+						got.BytesFromPeersFast, got.BytesFromPeers, size)
+				}
+				if sent.BytesUploadedFast != size || sent.BytesUploaded != size {
+					t.Errorf("seeder sent %d bytes over the fast path, %d in all; want all %d over the fast path",
+						sent.BytesUploadedFast, sent.BytesUploaded, size)
+				}
+			} else {
+				if got.BytesFromPeersFast != 0 || sent.BytesUploadedFast != 0 || got.BytesFromPeers < size {
+					t.Errorf("fast path off: %d bytes over it down, %d up; %d from peers, want %d",
+						got.BytesFromPeersFast, sent.BytesUploadedFast, got.BytesFromPeers, size)
+				}
+			}
+			if len(got.Peers) != 1 || got.Peers[0].Downloaded != got.BytesFromPeers {
+				t.Errorf("peer stats %+v: want one peer that gave all %d bytes", got.Peers, got.BytesFromPeers)
+			}
+		})
+	}
+}
+
+// A pkgsync node that lies over the fast path is banned for the first bad piece, which is never
+// written, and the piece comes from the honest seeder; a stock seeder serves a pkgsync node over
+// BitTorrent, and a pkgsync seeder serves a stock leecher.
+func TestFastPathPeers(t *testing.T) {
+	fx := newFixture(t, 4<<20+777, 62)
+	t.Run("liar", func(t *testing.T) {
+		seed, lies, part := fx.seedFile(t), fx.corruptFile(t), fx.partFile(t, nil)
+		liar := startNode(t, loopback(t, 0), nil)
+		addPkg(t, liar, Package{MetaInfo: fx.mi, Data: lies, Have: fx.all()})
+		good := startNode(t, loopback(t, 1), nil)
+		addPkg(t, good, Package{MetaInfo: fx.mi, Data: seed, Have: fx.all()})
+		var logs logBuffer
+		dl := startNode(t, loopback(t, 2), func(c *Config) { c.Logger = logs.logger() })
+		// The liar alone first, so that it is asked.
+		tor := addPkg(t, dl, Package{MetaInfo: fx.mi, Data: part, Peers: []netip.AddrPort{liar.Addr()}})
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		done := make(chan error, 1)
+		go func() { done <- tor.Download(ctx) }()
+		waitFor(t, "the liar's ban", func() bool { return slices.Contains(bannedBy(dl), liar.Addr().Addr().String()) })
+		tor.addPeers([]netip.AddrPort{good.Addr()}, torrent.PeerSourceDirect)
+		if err := <-done; err != nil {
+			dumpNodes(t)
+			t.Fatalf("Download: %v", err)
+		}
+		checkData(t, part, fx.src)
+		if !logs.banLogged(liar.Addr().Addr().String()) || !strings.Contains(logs.String(), "pkgsync_fast") {
+			t.Errorf("no ban of %s for the fast path in the log:\n%s", liar.Addr().Addr(), logs.String())
+		}
+		if slices.Contains(bannedBy(dl), good.Addr().Addr().String()) {
+			t.Errorf("banned the honest seeder %s", good.Addr().Addr())
+		}
+		if st := tor.Stats(); st.BytesFromPeersFast != int64(len(fx.src)) {
+			t.Errorf("%d bytes stored from the fast path, want the %d of the package (the bad piece not among them)",
+				st.BytesFromPeersFast, len(fx.src))
+		}
+	})
+	t.Run("stock seeder", func(t *testing.T) {
+		// At most 64 chunks: a stock anacrolix seeder with its default request budget stops
+		// uploading to a peer with more requests outstanding (see setLimits).
+		fx := newFixture(t, 1<<20, 64)
+		part := fx.partFile(t, nil)
+		stock := stockSeeder(t, fx, loopback(t, 3))
+		n := startNode(t, loopback(t, 4), nil)
+		tor := addPkg(t, n, Package{MetaInfo: fx.mi, Data: part, Peers: []netip.AddrPort{stock}})
+		download(t, tor)
+		checkData(t, part, fx.src)
+		if st := tor.Stats(); st.BytesFromPeersFast != 0 || st.BytesFromPeers < int64(len(fx.src)) {
+			t.Errorf("from a stock seeder: %d bytes fast, %d from peers", st.BytesFromPeersFast, st.BytesFromPeers)
+		}
+	})
+	t.Run("stock leecher", func(t *testing.T) {
+		seeder := startNode(t, loopback(t, 5), nil)
+		addPkg(t, seeder, Package{MetaInfo: fx.mi, Data: fx.seedFile(t), Have: fx.all()})
+		done, read := stockLeecher(t, fx, loopback(t, 6), []netip.AddrPort{seeder.Addr()})
+		select {
+		case <-done:
+		case <-time.After(testTimeout):
+			dumpNodes(t)
+			t.Fatal("the stock leecher did not complete")
+		}
+		if !slices.Equal(read(), fx.src) {
+			t.Error("the stock leecher's data differs from the source")
+		}
+	})
+}
+
+// A peer that offers the fast path but cannot be reached on it is heard through the library
+// again: the download completes over BitTorrent.
+func TestFastPathUnreachable(t *testing.T) {
+	fx := newFixture(t, 3<<20+5, 63)
+	seed, part := fx.seedFile(t), fx.partFile(t, nil)
+	seeder := startNode(t, loopback(t, 0), nil)
+	addPkg(t, seeder, Package{MetaInfo: fx.mi, Data: seed, Have: fx.all()})
+	seeder.fast.l.Close() // still offered in handshakes, no longer listening
+	var logs logBuffer
+	dl := startNode(t, loopback(t, 1), func(c *Config) { c.Logger = logs.logger() })
+	tor := addPkg(t, dl, Package{MetaInfo: fx.mi, Data: part, Peers: []netip.AddrPort{seeder.Addr()}})
+	download(t, tor)
+	checkData(t, part, fx.src)
+	st := tor.Stats()
+	if st.BytesFromPeersFast != 0 || st.BytesFromPeers < int64(len(fx.src)) {
+		t.Errorf("%d bytes fast, %d from peers; want all %d over BitTorrent", st.BytesFromPeersFast, st.BytesFromPeers, len(fx.src))
+	}
+	if !strings.Contains(logs.String(), "fast path to a peer failed") {
+		t.Errorf("the fallback is not logged:\n%s", logs.String())
+	}
+}
+
+// A piece the fast path wrote is hashed by the library from the recorded sum, once; its other
+// pieces are read.
+func TestStorageFastSum(t *testing.T) {
+	s, _, ti := storageFixture(t, nil)
+	p := s.claimFast(0, func(i int) bool { return i == 1 })
+	if p != 1 {
+		t.Fatalf("claimFast took %d, want 1", p)
+	}
+	if s.claimFast(0, func(i int) bool { return i == 1 }) != -1 {
+		t.Fatal("a piece was taken twice")
+	}
+	if _, err := piece(ti, 1).WriteAt([]byte{1}, 0); err == nil {
+		t.Error("a peer write went into a piece the fast path holds")
+	}
+	fake := metainfo.Hash{7}
+	s.setFastSum(1, fake)
+	sh, ok := piece(ti, 1).(interface{ SelfHash() (metainfo.Hash, error) })
+	if !ok {
+		t.Fatal("a piece with a recorded sum does not hash itself")
+	}
+	if sum, err := sh.SelfHash(); err != nil || sum != fake {
+		t.Errorf("SelfHash = %x, %v; want the recorded %x", sum, err, fake)
+	}
+	// Piece 1 of the fixture's file "0123456789" is "4567".
+	if sum, err := sh.SelfHash(); err != nil || sum != metainfo.Hash(sha1.Sum([]byte("4567"))) {
+		t.Errorf("second SelfHash = %x, %v; want the SHA-1 of the piece's bytes", sum, err)
+	}
+	if _, ok := piece(ti, 2).(interface{ SelfHash() (metainfo.Hash, error) }); ok {
+		t.Error("a piece without a recorded sum hashes itself: the library's smart ban would never see its chunks")
+	}
+	if !s.releaseFast(1) || s.releaseFast(1) || s.ownedByFast(1) {
+		t.Error("releaseFast: the hold did not end exactly once")
+	}
+}
+
+// String returns what was logged so far.
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}

@@ -1,0 +1,207 @@
+package bt
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/anacrolix/torrent/metainfo"
+	"golang.org/x/time/rate"
+)
+
+const (
+	// fastIdle: a fast-path connection that sends no request for this long is closed.
+	fastIdle = time.Minute
+	// fastSendTimeout: a client that takes no byte of a reply for this long is dropped.
+	fastSendTimeout = 30 * time.Second
+	// fastSlice is how much of a piece goes out per sendfile call, and passes the upload
+	// limiter at once when there is one.
+	fastSlice = 256 << 10
+)
+
+// fastServer is a Node's side of the fast path (see fastExtension): it sends whole complete
+// pieces of any of the Node's torrents, straight from Package.Data to the socket (sendfile on
+// Linux), to pkgsync peers that ask. It applies the Node's bans and upload limit.
+type fastServer struct {
+	n    *Node
+	l    net.Listener
+	port uint16
+	wg   sync.WaitGroup
+
+	mu     sync.Mutex
+	conns  map[net.Conn]bool
+	closed bool
+}
+
+// startFastServer listens beside the BitTorrent listener, on the same address and another
+// port. A Node whose fast path cannot listen works without one.
+func (n *Node) startFastServer() error {
+	ip := n.addr.Addr()
+	l, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
+	if err != nil {
+		return fmt.Errorf("bt: fast path: listening on %s: %w", ip, err)
+	}
+	fs := &fastServer{n: n, l: l, port: uint16(l.Addr().(*net.TCPAddr).Port), conns: make(map[net.Conn]bool)}
+	n.fast = fs
+	fs.wg.Add(1)
+	go fs.accept()
+	return nil
+}
+
+func (fs *fastServer) accept() {
+	defer fs.wg.Done()
+	for {
+		c, err := fs.l.Accept()
+		if err != nil {
+			return // closed
+		}
+		if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err != nil || fs.n.isBanned(ap.Addr()) {
+			c.Close()
+			continue
+		}
+		fs.mu.Lock()
+		if fs.closed {
+			fs.mu.Unlock()
+			c.Close()
+			return
+		}
+		fs.conns[c] = true
+		fs.wg.Add(1)
+		fs.mu.Unlock()
+		go func() {
+			defer fs.wg.Done()
+			fs.serve(c)
+			fs.mu.Lock()
+			delete(fs.conns, c)
+			fs.mu.Unlock()
+			c.Close()
+		}()
+	}
+}
+
+// close stops listening, closes every connection and waits for their goroutines.
+func (fs *fastServer) close() {
+	fs.mu.Lock()
+	fs.closed = true
+	fs.l.Close()
+	for c := range fs.conns {
+		c.Close()
+	}
+	fs.mu.Unlock()
+	fs.wg.Wait()
+}
+
+// serve answers one connection's requests in order until it closes, goes idle or errs.
+func (fs *fastServer) serve(c net.Conn) {
+	br := bufio.NewReaderSize(c, 512)
+	var magic [len(fastMagic)]byte
+	c.SetReadDeadline(time.Now().Add(fastIdle))
+	if _, err := io.ReadFull(br, magic[:]); err != nil || magic != fastMagic {
+		return
+	}
+	req := make([]byte, fastRequestLen)
+	for {
+		c.SetReadDeadline(time.Now().Add(fastIdle))
+		if _, err := io.ReadFull(br, req); err != nil {
+			return
+		}
+		ih, piece, err := decodeFastRequest(req)
+		if err != nil {
+			fs.n.log.Debug("bt: fast path: closing a connection", "peer", c.RemoteAddr().String(), "err", err)
+			return
+		}
+		if err := fs.reply(c, ih, piece); err != nil {
+			fs.n.log.Debug("bt: fast path: closing a connection", "peer", c.RemoteAddr().String(), "err", err)
+			return
+		}
+	}
+}
+
+// reply sends piece of the torrent ih, or a refusal when the Node does not have it complete.
+func (fs *fastServer) reply(c net.Conn, ih metainfo.Hash, piece uint32) error {
+	fs.n.mu.Lock()
+	t := fs.n.torrents[ih]
+	fs.n.mu.Unlock()
+	if t == nil || uint64(piece) >= uint64(t.info.NumPieces()) || t.store.closed.Load() || !t.store.isComplete(int(piece)) {
+		c.SetWriteDeadline(time.Now().Add(fastSendTimeout))
+		_, err := c.Write(encodeFastReply(msgFastRefused, int(piece), 0))
+		return err
+	}
+	p := int(piece)
+	length := t.store.pieceLength(p)
+	c.SetWriteDeadline(time.Now().Add(fastSendTimeout))
+	if _, err := c.Write(encodeFastReply(msgFastData, p, length)); err != nil {
+		return err
+	}
+	off := int64(p) * t.info.PieceLength
+	for sent := int64(0); sent < length; {
+		n := min(fastSlice, length-sent)
+		if err := waitRate(t.ctx, fs.n.upLimit, int(n)); err != nil {
+			return err
+		}
+		c.SetWriteDeadline(time.Now().Add(fastSendTimeout))
+		m, err := sendFile(c, t.pkg.Data, off+sent, n)
+		sent += m
+		t.fastUp.Add(m)
+		if err != nil {
+			return fmt.Errorf("sending piece %d of %s from %s at %d: %w", p, t.name, t.pkg.Data.Name(), off+sent, err)
+		}
+	}
+	t.creditFastUpload(c.RemoteAddr(), length)
+	return nil
+}
+
+// readAtWrite sends n bytes of f at off to w through a buffer: sendFile where the system has
+// no sendfile, or the connection is not a TCP socket.
+func readAtWrite(w io.Writer, f *os.File, off, n int64) (int64, error) {
+	buf := make([]byte, min(n, fastSlice))
+	var sent int64
+	for sent < n {
+		b := buf[:min(int64(len(buf)), n-sent)]
+		if _, err := f.ReadAt(b, off+sent); err != nil {
+			return sent, err
+		}
+		m, err := w.Write(b)
+		sent += int64(m)
+		if err != nil {
+			return sent, err
+		}
+	}
+	return sent, nil
+}
+
+// waitRate waits until lim allows n bytes; nil or unlimited limiters never wait. A burst below
+// n is taken in steps; a burst of 0 (the library's download limiter) waits n/limit.
+func waitRate(ctx context.Context, lim *rate.Limiter, n int) error {
+	if lim == nil || lim.Limit() == rate.Inf || n <= 0 {
+		return nil
+	}
+	if lim.Limit() <= 0 {
+		return errors.New("bt: rate limit of 0")
+	}
+	for n > 0 {
+		b := lim.Burst()
+		if b <= 0 {
+			d := time.Duration(float64(n) / float64(lim.Limit()) * float64(time.Second))
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(d):
+				return nil
+			}
+		}
+		k := min(n, b)
+		if err := lim.WaitN(ctx, k); err != nil {
+			return err
+		}
+		n -= k
+	}
+	return nil
+}

@@ -1,0 +1,61 @@
+//go:build linux
+
+package bt
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"syscall"
+)
+
+// sendFile sends n bytes of f at off to c with sendfile(2): the bytes go from the page cache to
+// the socket without a copy through this process, and f's offset is left alone (peers ask for
+// pieces of one file in parallel). Connections other than TCP sockets take readAtWrite.
+func sendFile(c net.Conn, f *os.File, off, n int64) (int64, error) {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return readAtWrite(c, f, off, n)
+	}
+	sc, err := tc.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	fc, err := f.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var sent int64
+	var serr error
+	cerr := fc.Control(func(ffd uintptr) {
+		werr := sc.Write(func(sfd uintptr) bool {
+			for sent < n {
+				pos := off + sent
+				m, err := syscall.Sendfile(int(sfd), int(ffd), &pos, int(n-sent))
+				if m > 0 {
+					sent += int64(m)
+				}
+				switch {
+				case errors.Is(err, syscall.EAGAIN):
+					return false // wait until the socket takes more
+				case errors.Is(err, syscall.EINTR):
+				case err != nil:
+					serr = err
+					return true
+				case m == 0:
+					serr = fmt.Errorf("%s ends before %d", f.Name(), off+n)
+					return true
+				}
+			}
+			return true
+		})
+		if serr == nil {
+			serr = werr
+		}
+	})
+	if serr == nil {
+		serr = cerr
+	}
+	return sent, serr
+}
