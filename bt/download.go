@@ -199,6 +199,7 @@ func (s *scheduler) run(ctx context.Context) error {
 		// Pieces left half-done over rangeExtension go back to the library.
 		for p := range s.ranging {
 			t.store.setBusy(p, false)
+			t.fastWhole(p)
 			t.lt.DownloadPieces(p, p+1)
 		}
 	}()
@@ -295,7 +296,6 @@ func (s *scheduler) round(ctx context.Context) {
 	s.broadcast(v.claimPeers, msgRelease, s.released) // failed origin fetches
 	s.released = s.released[:0]
 	s.rangeRound(v.conns, v.rangePeers, v.gate.Settled, now)
-	s.fastRound(ctx, now)
 	if !s.origin {
 		return
 	}
@@ -503,8 +503,7 @@ type roundPieces struct {
 
 func (r *roundPieces) Taken(p int) bool {
 	s := r.s
-	return s.complete[p] || r.busy[p] || s.claimed[p] || s.inflight[p] != nil || s.ranging[p] != nil || r.inRun[p] ||
-		s.t.store.ownedByFast(p)
+	return s.complete[p] || r.busy[p] || s.claimed[p] || s.inflight[p] != nil || s.ranging[p] != nil || r.inRun[p]
 }
 
 func (r *roundPieces) Available(p int) bool { return r.avail.Contains(uint32(p)) }

@@ -48,10 +48,13 @@ const (
 	// fastPortWait: a peer that offered the fast path and has not said its port this long
 	// after its handshake is heard through the library instead.
 	fastPortWait = 3 * time.Second
-	// fastInFlight is how many bytes of pieces one fast-path connection keeps requested.
-	fastInFlight = 8 << 20
-	// fastMaxDepth caps the requests in flight on one connection.
-	fastMaxDepth = 64
+	// fastMinDepth and fastMaxDepth bound the requests in flight on one connection: two keep
+	// the server busy, more cover the time the client spends between replies on a fast link,
+	// and fastAhead of transfer is what a connection keeps requested (adapt). Pieces requested
+	// from a peer wait for it, so a slow peer must not hold many.
+	fastMinDepth = 2
+	fastMaxDepth = 32
+	fastAhead    = 20 * time.Millisecond
 	// fastRead is how much of a piece is read from the socket, then hashed, at once.
 	fastRead = 1 << 20
 	// fastDialTimeout bounds the connection to a peer's fast path.
@@ -64,11 +67,13 @@ type fastTorrent struct {
 	off     map[netip.Addr]bool // peers whose fast path failed: heard through the library
 	running map[[20]byte]bool   // peer IDs with a fast-path connection
 	signal  chan struct{}       // closed (and replaced) when a piece may have become available
+	whole   map[int]bool        // partly present pieces the range path gave up: fetched whole
+	closed  bool                // the Torrent is closing: no new connections
+	wg      sync.WaitGroup      // connections and the verifications they started
 }
 
 // fastPeer is what this node knows of a peer connection's fast path.
 type fastPeer struct {
-	at      time.Time       // when the peer offered the fast path (its extended handshake)
 	port    uint16          // its fast path's port; 0 until it says
 	pieces  *roaring.Bitmap // what it says it has, hidden from the library
 	refused *roaring.Bitmap // pieces it refused over the fast path
@@ -117,8 +122,9 @@ func (t *Torrent) onFastHandshake(pc *torrent.PeerConn, offered bool) {
 	if t.fast.peers == nil {
 		t.fast.peers = make(map[*torrent.PeerConn]*fastPeer)
 	}
-	t.fast.peers[pc] = &fastPeer{at: time.Now(), pieces: roaring.New(), refused: roaring.New()}
+	t.fast.peers[pc] = &fastPeer{pieces: roaring.New(), refused: roaring.New()}
 	t.mu.Unlock()
+	time.AfterFunc(fastPortWait, func() { t.checkFastPort(pc) })
 	// Writing takes the client lock, which the caller holds.
 	go func() {
 		msg := encodeFastPort(fs.port)
@@ -141,9 +147,9 @@ func (t *Torrent) onFastMessage(pc *torrent.PeerConn, payload []byte) {
 	t.mu.Lock()
 	if fp := t.fast.peers[pc]; fp != nil && fp.port == 0 {
 		fp.port = port
+		t.startFastLocked()
 	}
 	t.mu.Unlock()
-	t.poke()
 }
 
 // fastHaveLocked records what a fast-path peer says it has and reports whether the message
@@ -171,6 +177,17 @@ func (t *Torrent) fastHaveLocked(pc *torrent.PeerConn, msg *pp.Message) bool {
 	}
 	t.fastSignalLocked()
 	return true
+}
+
+// fastWhole lets the fast path fetch partly present piece p whole: the range path gave it up.
+func (t *Torrent) fastWhole(p int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.fast.whole == nil {
+		t.fast.whole = make(map[int]bool)
+	}
+	t.fast.whole[p] = true
+	t.fastSignalLocked()
 }
 
 // fastSignalLocked wakes the fast-path connections waiting for pieces. t.mu is held.
@@ -215,31 +232,16 @@ func (t *Torrent) creditFastUpload(remote net.Addr, n int64) {
 	}
 }
 
-// fastRound runs the fast-path part of a scheduling round: it starts a fetching connection for
-// each fast-path peer that said its port (one per peer), and hands back to the library the
-// peers that offered the fast path but never said where it is.
-func (s *scheduler) fastRound(ctx context.Context, now time.Time) {
-	t := s.t
-	type start struct {
-		pc   *torrent.PeerConn
-		id   [20]byte
-		addr netip.AddrPort
+// startFastLocked starts a fetching connection to each fast-path peer that said its port and
+// has none yet (one per peer ID: of two crossed connections the library keeps one), unless
+// the torrent is complete or closing. t.mu is held.
+func (t *Torrent) startFastLocked() {
+	if t.fast.closed || t.store.completed() == t.info.NumPieces() {
+		return
 	}
-	var starts []start
-	var silent []*torrent.PeerConn
-	t.mu.Lock()
 	for pc, fp := range t.fast.peers {
 		ps := t.peers[pc]
-		if fp.failed || ps == nil || ps.closed {
-			continue
-		}
-		if fp.port == 0 {
-			if now.Sub(fp.at) >= fastPortWait {
-				silent = append(silent, pc)
-			}
-			continue
-		}
-		if t.fast.running[ps.id] {
+		if fp.failed || fp.port == 0 || ps == nil || ps.closed || t.fast.running[ps.id] {
 			continue
 		}
 		ap, err := netip.ParseAddrPort(pc.RemoteAddr.String())
@@ -249,25 +251,41 @@ func (s *scheduler) fastRound(ctx context.Context, now time.Time) {
 		if t.fast.running == nil {
 			t.fast.running = make(map[[20]byte]bool)
 		}
-		t.fast.running[ps.id] = true
-		starts = append(starts, start{pc, ps.id, netip.AddrPortFrom(ap.Addr().Unmap(), fp.port)})
-	}
-	t.mu.Unlock()
-	for _, pc := range silent {
-		t.fastFailed(pc, errors.New("the peer offered the fast path but did not say its port"))
-	}
-	for _, st := range starts {
-		s.wg.Add(1)
+		id, addr := ps.id, netip.AddrPortFrom(ap.Addr().Unmap(), fp.port)
+		t.fast.running[id] = true
+		t.fast.wg.Add(1)
 		go func() {
-			defer s.wg.Done()
-			err := t.fetchFast(ctx, &s.wg, st.pc, st.addr)
-			t.mu.Lock()
-			delete(t.fast.running, st.id)
-			t.mu.Unlock()
-			if err != nil && ctx.Err() == nil {
-				t.fastFailed(st.pc, err)
+			defer t.fast.wg.Done()
+			err := t.fetchFast(t.ctx, pc, addr)
+			if err != nil && t.ctx.Err() == nil {
+				t.fastFailed(pc, err)
 			}
+			t.mu.Lock()
+			delete(t.fast.running, id)
+			t.startFastLocked() // another connection to the same peer may remain
+			t.mu.Unlock()
 		}()
+	}
+}
+
+// stopFast stops the fast path's connections and waits for them and their verifications; the
+// Torrent's context is cancelled already.
+func (t *Torrent) stopFast() {
+	t.mu.Lock()
+	t.fast.closed = true
+	t.mu.Unlock()
+	t.fast.wg.Wait()
+}
+
+// checkFastPort hands pc's peer back to the library if it offered the fast path and has not
+// said its port by now.
+func (t *Torrent) checkFastPort(pc *torrent.PeerConn) {
+	t.mu.Lock()
+	fp, ps := t.fast.peers[pc], t.peers[pc]
+	silent := fp != nil && !fp.failed && fp.port == 0 && ps != nil && !ps.closed && !t.fast.closed
+	t.mu.Unlock()
+	if silent {
+		t.fastFailed(pc, errors.New("the peer offered the fast path but did not say its port"))
 	}
 }
 
@@ -323,9 +341,8 @@ var errFastLiar = errors.New("sent a piece that failed verification")
 
 // fetchFast fetches pieces from the peer of pc over its fast path at addr, as long as it has
 // pieces this node needs, until ctx ends, the torrent completes or the connection fails. Pieces
-// it has requested and not received go back to every path when it returns. Piece verifications
-// it starts are counted in wg.
-func (t *Torrent) fetchFast(ctx context.Context, wg *sync.WaitGroup, pc *torrent.PeerConn, addr netip.AddrPort) error {
+// it has requested and not received go back to every path when it returns.
+func (t *Torrent) fetchFast(ctx context.Context, pc *torrent.PeerConn, addr netip.AddrPort) error {
 	conn, err := t.node.dialer.DialContext(ctx, "tcp", addr.String())
 	if err != nil {
 		return fmt.Errorf("dialing its fast path %s: %w", addr, err)
@@ -336,9 +353,17 @@ func (t *Torrent) fetchFast(ctx context.Context, wg *sync.WaitGroup, pc *torrent
 	if _, err := conn.Write(fastMagic[:]); err != nil {
 		return fmt.Errorf("fast path %s: %w", addr, err)
 	}
-	f := &fastFetch{t: t, pc: pc, addr: addr, conn: conn, br: bufio.NewReaderSize(conn, 4096), wg: wg,
-		buf: make([]byte, t.info.PieceLength), next: rand.IntN(t.info.NumPieces())}
-	f.depth = int(min(max(fastInFlight/t.info.PieceLength, 2), fastMaxDepth))
+	f := &fastFetch{t: t, pc: pc, addr: addr, conn: conn, br: bufio.NewReaderSize(conn, 4096),
+		buf: make([]byte, t.info.PieceLength)}
+	t.mu.Lock()
+	if len(t.fast.running) > 1 {
+		// Connections to several peers start at different places, so that they take different
+		// pieces and the peers' pieces differ. One alone goes in order: the whole-file SHA-1
+		// that pkgsync update computes follows the completed pieces in order.
+		f.next = rand.IntN(t.info.NumPieces())
+	}
+	t.mu.Unlock()
+	f.depth = fastMinDepth
 	defer f.giveBack()
 	return f.run(ctx)
 }
@@ -350,7 +375,6 @@ type fastFetch struct {
 	addr  netip.AddrPort
 	conn  net.Conn
 	br    *bufio.Reader
-	wg    *sync.WaitGroup
 	buf   []byte
 	depth int
 	next  int   // where the search for the next piece starts
@@ -373,7 +397,7 @@ func (f *fastFetch) run(ctx context.Context) error {
 		f.out = f.out[1:]
 		if err := f.receive(ctx, p); err != nil {
 			if errors.Is(err, errFastLiar) {
-				return nil // banned: nothing to fall back to
+				return nil // banned (receive): nothing to fall back to
 			}
 			if ctx.Err() != nil {
 				return nil
@@ -427,8 +451,8 @@ func (f *fastFetch) wait(ctx context.Context) bool {
 }
 
 // claimFast takes a piece for the fast path to pc's peer: one the peer has and this node
-// lacks, not partly present (the range path's), not refused by the peer before, and no other
-// path's. The search starts at *next and moves it past the piece taken. -1: none.
+// lacks, not partly present (the range path's) unless the range path gave it up, not refused by
+// the peer before, and no other path's. The search starts at *next and moves it past the piece taken. -1: none.
 func (t *Torrent) claimFast(pc *torrent.PeerConn, next *int) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -437,7 +461,7 @@ func (t *Torrent) claimFast(pc *torrent.PeerConn, next *int) int {
 		return -1
 	}
 	p := t.store.claimFast(*next, func(i int) bool {
-		return t.missing[i] == nil && fp.pieces.Contains(uint32(i)) && !fp.refused.Contains(uint32(i))
+		return (t.missing[i] == nil || t.fast.whole[i]) && fp.pieces.Contains(uint32(i)) && !fp.refused.Contains(uint32(i))
 	})
 	if p >= 0 {
 		*next = p + 1
@@ -469,19 +493,25 @@ func (f *fastFetch) receive(ctx context.Context, p int) error {
 	n := t.store.pieceLength(p)
 	b := f.buf[:n]
 	h := sha1.New()
+	start := time.Now()
 	for off := int64(0); off < n; {
 		k := min(fastRead, n-off)
 		if err := waitRate(ctx, t.node.downLimit, int(k)); err != nil {
 			t.giveBackFast(p)
 			return err
 		}
-		if _, err := io.ReadFull(f.br, b[off:off+k]); err != nil {
+		// Whatever the socket holds, not k bytes at once: each read shows the scheduler that
+		// the piece is moving (a slow peer's pieces are not taken for stalled).
+		m, err := f.br.Read(b[off : off+k])
+		if err != nil {
 			t.giveBackFast(p)
 			return fmt.Errorf("fast path %s: reading piece %d: %w", f.addr, p, err)
 		}
-		h.Write(b[off : off+k])
-		off += k
+		t.store.noteWrite(p)
+		h.Write(b[off : off+int64(m)])
+		off += int64(m)
 	}
+	f.adapt(time.Since(start))
 	t.store.peerBytes.Add(n)
 	var sum [sha1.Size]byte
 	h.Sum(sum[:0])
@@ -499,7 +529,7 @@ func (f *fastFetch) store(ctx context.Context, p int, b []byte, sum [sha1.Size]b
 	off := int64(p) * t.info.PieceLength
 	if _, err := t.store.f.WriteAt(b, off); err != nil {
 		t.giveBackFast(p)
-		err = fmt.Errorf("bt: %q: writing piece %d from a peer at %d of %s: %w", t.name, p, off, t.store.f.Name(), err)
+		err = fmt.Errorf("bt: %q: storing piece %d from a peer (fast path) at %d of %s: %w", t.name, p, off, t.store.f.Name(), err)
 		t.setFatal(err)
 		return err
 	}
@@ -508,9 +538,9 @@ func (f *fastFetch) store(ctx context.Context, p int, b []byte, sum [sha1.Size]b
 	t.peerLocked(f.pc).down += int64(len(b))
 	t.mu.Unlock()
 	t.store.setFastSum(p, sum)
-	f.wg.Add(1)
+	t.fast.wg.Add(1)
 	go func() {
-		defer f.wg.Done()
+		defer t.fast.wg.Done()
 		ok, err := t.verify(ctx, p)
 		t.giveBackFast(p)
 		if !ok && ctx.Err() == nil {
@@ -521,10 +551,26 @@ func (f *fastFetch) store(ctx context.Context, p int, b []byte, sum [sha1.Size]b
 	return nil
 }
 
+// adapt sets how many requests the connection keeps in flight from how long a piece took to
+// arrive once its reply started: fastAhead of transfer, within the bounds.
+func (f *fastFetch) adapt(took time.Duration) {
+	if took <= 0 {
+		f.depth = fastMaxDepth
+		return
+	}
+	ahead := int(int64(fastAhead)/int64(took)) + 1
+	f.depth = min(max(ahead+1, fastMinDepth), fastMaxDepth)
+}
+
 // ban bans the fast-path peer that sent a bad copy of piece p.
 func (f *fastFetch) ban(p int) {
 	t := f.t
 	a := f.addr.Addr()
+	t.mu.Lock()
+	if fp := t.fast.peers[f.pc]; fp != nil {
+		fp.failed = true // no new connection to it while the ban closes this one
+	}
+	t.mu.Unlock()
 	if t.node.ban(a) && t.node.bans.firstLog(a) {
 		t.node.log.Info("bt: banned peer", "torrent", t.name, "peer", a,
 			"reason", "sent a piece over pkgsync_fast that failed verification", "piece", p)

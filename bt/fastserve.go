@@ -21,8 +21,8 @@ const (
 	fastIdle = time.Minute
 	// fastSendTimeout: a client that takes no byte of a reply for this long is dropped.
 	fastSendTimeout = 30 * time.Second
-	// fastSlice is how much of a piece goes out per sendfile call, and passes the upload
-	// limiter at once when there is one.
+	// fastSlice is how much of a piece passes the upload limiter and goes out at once when
+	// the upload is limited; unlimited, a piece goes out in one sendfile call.
 	fastSlice = 256 << 10
 )
 
@@ -142,7 +142,10 @@ func (fs *fastServer) reply(c net.Conn, ih metainfo.Hash, piece uint32) error {
 	}
 	off := int64(p) * t.info.PieceLength
 	for sent := int64(0); sent < length; {
-		n := min(fastSlice, length-sent)
+		n := length - sent
+		if fs.n.upLimit.Limit() != rate.Inf {
+			n = min(fastSlice, n)
+		}
 		if err := waitRate(t.ctx, fs.n.upLimit, int(n)); err != nil {
 			return err
 		}

@@ -361,6 +361,7 @@ func (s *scheduler) rangeFallback(p int) {
 	}
 	s.rangeFailed[p] = true
 	t.store.setBusy(p, false)
+	t.fastWhole(p)
 	if !s.libOn[p] {
 		s.libOn[p] = true
 		t.lt.DownloadPieces(p, p+1)

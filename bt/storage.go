@@ -197,11 +197,13 @@ func (s *fileStorage) releaseFast(i int) bool {
 	return true
 }
 
-// ownedByFast reports whether the fast path holds piece i.
-func (s *fileStorage) ownedByFast(i int) bool {
+// noteWrite records that bytes of piece i arrived from a peer now, outside the library (the
+// fast path): the origin leaves a piece alone while it moves.
+func (s *fileStorage) noteWrite(i int) {
+	now := time.Now()
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.fast[i]
+	s.lastWrite[i] = now
+	s.mu.Unlock()
 }
 
 // setFastSum records the SHA-1 of the bytes the fast path just wrote for piece i, which it

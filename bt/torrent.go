@@ -340,6 +340,7 @@ func (n *Node) unregister(t *Torrent) {
 func (t *Torrent) Close() error {
 	t.once.Do(func() {
 		t.cancel()
+		t.stopFast()
 		t.wg.Wait()
 		t.lt.Drop()
 		t.node.unregister(t)

@@ -77,7 +77,7 @@ func runPairBench(ctx context.Context, args []string, w io.Writer) error {
 	for _, name := range *clients {
 		c, ok := all[name]
 		if !ok {
-			return fmt.Errorf("--clients: unknown client %q (want curl, pkgsync, aria2, libtorrent)", name)
+			return fmt.Errorf("--clients: unknown client %q (want curl, pkgsync, pkgsync-bt, aria2, libtorrent)", name)
 		}
 		if err := need(c.tools...); err != nil {
 			return fmt.Errorf("client %s: %w", name, err)
@@ -424,6 +424,15 @@ func pairClients() map[string]pairClient {
 			},
 			get: func(ctx context.Context, p *pairSetup, out string) *exec.Cmd {
 				return exec.CommandContext(ctx, p.bin, "update", "-o", out, "--listen", "127.0.0.3:0", "--seed-time", "0", p.torrent)
+			}},
+		// pkgsync with pieces over BitTorrent, as between pkgsync and stock clients: what the
+		// fast path saves (not in the default list).
+		"pkgsync-bt": {name: "pkgsync-bt",
+			seed: func(ctx context.Context, p *pairSetup) (*seeder, error) {
+				return startSeeder(ctx, p, exec.CommandContext(ctx, p.bin, "seed", p.torrent, "--listen", "127.0.0.2:0", "--no-fast-path"))
+			},
+			get: func(ctx context.Context, p *pairSetup, out string) *exec.Cmd {
+				return exec.CommandContext(ctx, p.bin, "update", "-o", out, "--listen", "127.0.0.3:0", "--seed-time", "0", "--no-fast-path", p.torrent)
 			}},
 		"aria2": {name: "aria2", tools: []string{"aria2c"},
 			seed: func(ctx context.Context, p *pairSetup) (*seeder, error) {

@@ -16,6 +16,7 @@ import (
 type btFlags struct {
 	listen                     string
 	titForTat, encrypt         bool
+	noFastPath                 bool
 	dht, pex, lpd              bool
 	maxConns                   int
 	maxUp, maxDown, topologyFn string
@@ -30,6 +31,7 @@ func (b *btFlags) register(fs *pflag.FlagSet) {
 	fs.IntVar(&b.maxConns, "max-conns", d.MaxConns, "peer connections per package")
 	fs.BoolVar(&b.titForTat, "tit-for-tat", d.TitForTat, "choke peers that do not upload to us (internet habit; off in a data center)")
 	fs.BoolVar(&b.encrypt, "require-encryption", d.RequireEncryption, "only talk to peers over encrypted connections")
+	fs.BoolVar(&b.noFastPath, "no-fast-path", d.NoFastPath, "move pieces between pkgsync nodes over BitTorrent too, not over their own TCP service\n(whole pieces with sendfile; off anyway with --require-encryption or --tit-for-tat)")
 	fs.BoolVar(&b.dht, "dht", d.DHT, "use the DHT to find peers")
 	fs.BoolVar(&b.pex, "pex", d.PEX, "exchange peers with peers (PEX)")
 	fs.BoolVar(&b.lpd, "lpd", d.LPD, "local peer discovery (not supported by the BitTorrent library: refused)")
@@ -39,6 +41,7 @@ func (b *btFlags) config() (bt.Config, error) {
 	c := bt.DefaultConfig()
 	c.ListenAddr = b.listen
 	c.TitForTat, c.RequireEncryption = b.titForTat, b.encrypt
+	c.NoFastPath = b.noFastPath
 	c.DHT, c.PEX, c.LPD = b.dht, b.pex, b.lpd
 	c.MaxConns = b.maxConns
 	var err error
