@@ -274,9 +274,41 @@
 // and an honest peer is not blamed for a plan that was wrong.
 //
 // A partial piece that only clients without the extension have is handed to the library
-// whole once the known peers have said what they have (or PeerWait has passed); one that
+// whole (or to the fast path, below, when a pkgsync peer has it but the range path gave it
+// up) once the known peers have said what they have (or PeerWait has passed); one that
 // no peer has goes to the origin under the rules above, which ask it for the missing
 // ranges only. Stock clients never see the extension: nothing changes for them.
+//
+// # Whole pieces between pkgsync nodes: the fast path
+//
+// The library moves every piece in 16 KiB chunks: a message read, a write into storage and a
+// smart-ban hash each, and a read of the whole piece to hash it once it is in. Between two
+// pkgsync nodes that costs several times the CPU of a plain HTTP download of the same bytes.
+// So each Node also listens on a TCP port of its own beside the BitTorrent one (fastServer,
+// fastserve.go) and offers it with a third BEP 10 extension, pkgsync_fast (fastwire.go has the
+// wire format). A node asks a peer that offers it for whole pieces over that port, several
+// requests in flight, about 20 ms of transfer; the peer sends each piece with sendfile
+// straight from the page cache. The asking node reads it in large reads into one buffer,
+// hashes it as it arrives, and writes it with one call once the SHA-1 matches the torrent's;
+// the library then marks it complete from that hash (storage.SelfHashing, offered only by
+// pieces the fast path wrote, so that the library's smart ban still sees chunks from stock
+// clients) and announces it. Requests start as soon as the peer has said its port, as the
+// library asks peers from Add on.
+//
+// The library cannot be told not to request from a given peer, so it is not told what a
+// fast-path peer has: the peer's bitfield and HAVE messages become keep-alives for the library
+// (as for the site rule) and are kept in this package, where the scheduler's view of the peers
+// reads them (peerPieces). A piece taken by the fast path is refused to the library's writes
+// and set to priority None, like an origin piece, and given back to every path if it does not
+// complete. A piece whose SHA-1 does not match came whole from one peer: that peer is banned
+// (Node.ban, logged with reason "sent a piece over pkgsync_fast that failed verification"),
+// the bytes are never written, and the piece goes back to every path. A peer whose fast path
+// cannot be reached, or that offers it and never says its port, is heard through the library
+// again: the connection is closed and the peer dialed anew. Partly present pieces stay with
+// pkgsync_range. The fast path is plaintext and serves whoever knows the info hash, as
+// BitTorrent does, so it is off with RequireEncryption and with TitForTat, and Config.NoFastPath
+// turns it off. It passes the Node's upload and download limits and bans. Stock clients never
+// see it.
 //
 // What the tests hold this to, on loopback: nodes holding the old version take exactly the
 // missing bytes from a seeder and from each other, not whole pieces (TestPartialPiecesFromPeers);

@@ -271,6 +271,7 @@ func (j *job) collectSwarmStats() {
 	}
 	s := j.swarmT.Stats()
 	j.res.BytesFromPeers = s.BytesFromPeers
+	j.res.BytesFromPeersFast = s.BytesFromPeersFast
 	j.res.BytesUploaded = s.BytesUploaded
 	j.res.Peers = s.Peers
 	if j.fetcher != nil {
