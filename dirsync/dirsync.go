@@ -255,6 +255,7 @@ func syncLine(ctx context.Context, opt Options, st *state, p catalog.Package, lo
 	}
 	uo := opt.Update
 	uo.Source, uo.Out, uo.Olds = src.String(), out, nil
+	uo.WholeSHA1 = p.SHA1 != "" // checked against the index below
 	for _, o := range olds {
 		uo.Olds = append(uo.Olds, filepath.Join(opt.Dir, o))
 	}

@@ -120,7 +120,9 @@ func (j *job) swarm(ctx context.Context, part *os.File, plan *delta.Plan, candid
 	j.swarmT = tt
 	j.log.Info("update: joined the swarm", "pieces_rebuilt", rebuilt, "pieces", n, "listen", node.Addr())
 	stopProgress := j.logSwarmProgress(tt)
-	j.whole = startWholeHasher(tt, part, j.part, t.Info.PieceLength, j.length)
+	if j.zsync != nil || j.opt.WholeSHA1 {
+		j.whole = startWholeHasher(tt, part, j.part, t.Info.PieceLength, j.length)
+	}
 	err = tt.Download(ctx)
 	stopProgress()
 	j.collectSwarmStats()
@@ -128,7 +130,9 @@ func (j *job) swarm(ctx context.Context, part *os.File, plan *delta.Plan, candid
 		j.log.Info("update: chunks arrived twice", "chunks", st.ChunksWasted)
 	}
 	if err != nil {
-		j.whole.abort()
+		if j.whole != nil {
+			j.whole.abort()
+		}
 		return fmt.Errorf("swarm download: %w", err)
 	}
 	return nil

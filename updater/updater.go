@@ -56,6 +56,11 @@ type Options struct {
 	// .torrent came as a stub (see stub.go) before the .torrent is fetched; 0:
 	// bt.DefaultInfoWait.
 	InfoWait time.Duration
+	// WholeSHA1 computes the whole file's SHA-1 for Result.SHA1 where it verifies nothing: a
+	// swarm update without a .zsync checks every piece against the torrent, and the extra pass
+	// of SHA-1 over the file would cost about as much CPU as that check. Without it such an
+	// update leaves Result.SHA1 empty. Updates with a .zsync, and --no-swarm ones, always have it.
+	WholeSHA1 bool
 	// Notice tells a person what the update waits for (another update's lock, seeding) and how
 	// to skip it; nil: Log.
 	Notice *slog.Logger
@@ -681,10 +686,10 @@ func (j *job) buildSwarm(ctx context.Context, part *os.File, plan *delta.Plan, s
 	wb.start()
 	// Every piece was verified as it completed; the whole-file SHA-1 followed the swarm and has
 	// the last pieces left to hash. Without a .zsync it verifies nothing (the pieces said it
-	// all) and is only reported: it is finished after the rename, so the package is in place
-	// that much sooner.
+	// all) and is only reported, when asked (Options.WholeSHA1): it is finished after the
+	// rename, so the package is in place that much sooner.
 	if j.zsync == nil {
-		b.ok, b.reportWhole = true, true
+		b.ok, b.reportWhole = true, j.whole != nil
 		return b, nil
 	}
 	sum, followed, err := j.whole.finish(ctx)

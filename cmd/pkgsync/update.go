@@ -84,6 +84,7 @@ func runUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringArrayVar(&trustKeys, "trust-key", nil, "refuse a package without a valid FILE.sig by this public key (pkgsync keygen's KEY.pub; repeat for more)")
 	fs.DurationVar(&opt.LockWait, "lock-wait", 0, "wait this long for another update of the same OUT to finish (0: exit at once with status 3)")
 	fs.BoolVar(&jsonOut, "json", false, "print a one-object JSON summary on stdout")
+	fs.BoolVar(&opt.WholeSHA1, "sha1", false, "report the whole file's SHA-1 (\"sha1\" of --json) also when nothing needs it to verify\n(a swarm update without a .zsync: the torrent's piece hashes verify every byte)")
 	fs.BoolVarP(&verbose, "verbose", "v", false, "log each step, and the swarm's events, on stderr")
 	lf.register(fs)
 	if err := parse(fs, args); err != nil {
