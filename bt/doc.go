@@ -156,6 +156,10 @@
 //     TestUpstreamDefaultConfig pins the one-minute KeepAliveTimeout.
 //   - Duplicate connections: DropDuplicatePeerIds (config.go), checked in
 //     Torrent.addPeerConn (torrent.go).
+//   - The fast path: Torrent.hashPiece (torrent.go) takes storage.SelfHashing's sum instead of
+//     reading the piece, and skips the smart ban for it. TestUpstreamSelfHash. Hiding a peer's
+//     pieces from the library relies on PeerConn.mainReadLoop skipping a message turned into a
+//     keep-alive by the ReadMessage callback, as the site rule does.
 //
 // # The origin comes last
 //

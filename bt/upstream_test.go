@@ -374,3 +374,44 @@ func (p *memPiece) Completion() storage.Completion {
 	}
 	return storage.Completion{Complete: c, Ok: true}
 }
+
+// TestUpstreamSelfHash: the library hashes a piece whose storage implements storage.SelfHashing
+// by calling SelfHash instead of reading the piece (Torrent.hashPiece, torrent.go), and marks it
+// complete when the sum matches. The fast path relies on it (doc.go "Whole pieces between pkgsync
+// nodes"): a piece it wrote and hashed is not read again. Here piece 0 holds garbage and its
+// recorded sum is the torrent's: the library takes the sum. Piece 1, with garbage and no sum, is
+// read and fails.
+func TestUpstreamSelfHash(t *testing.T) {
+	fx := newFixture(t, 3*testPieceLen, 71)
+	part := fx.partFile(t, nil)
+	info, err := fx.mi.UnmarshalInfo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := newFileStorage(part, &info, nil)
+	cc := torrent.NewDefaultClientConfig()
+	cc.DataDir = t.TempDir()
+	cc.ListenPort = 0
+	cc.NoDHT, cc.DisableTrackers, cc.DisableUTP, cc.NoDefaultPortForwarding = true, true, true, true
+	cc.ListenHost = func(string) string { return "127.0.0.1" }
+	cc.DisableIPv6 = true
+	cl, err := torrent.NewClient(cc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	lt, _ := cl.AddTorrentOpt(torrent.AddTorrentOpts{InfoHash: fx.mi.HashInfoBytes(), Storage: st, InfoBytes: fx.mi.InfoBytes})
+	if st.claimFast(0, func(p int) bool { return p == 0 }) != 0 {
+		t.Fatal("piece 0 not taken")
+	}
+	st.setFastSum(0, metainfo.Hash(info.Pieces[:sha1.Size]))
+	for p, want := range []bool{true, false} {
+		if err := lt.Piece(p).VerifyDataContext(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the piece's marking", func() bool { ps := lt.PieceState(p); return !ps.Marking && !ps.Hashing && !ps.QueuedForHash })
+		if got := st.isComplete(p); got != want {
+			t.Errorf("piece %d complete: %t, want %t", p, got, want)
+		}
+	}
+}
