@@ -680,7 +680,8 @@ func (j *job) buildSwarm(ctx context.Context, part *os.File, plan *delta.Plan, s
 		return b, err
 	}
 	j.res.FetchSeconds = time.Since(fetchStart).Seconds()
-	j.log.Info("update: fetched", "bytes_from_peers", j.res.BytesFromPeers, "bytes_from_origin", j.res.BytesFromOrigin,
+	j.log.Info("update: fetched", "bytes_from_peers", j.res.BytesFromPeers, "bytes_from_peers_fast", j.res.BytesFromPeersFast,
+		"bytes_from_origin", j.res.BytesFromOrigin,
 		"took", time.Since(fetchStart).Round(time.Millisecond))
 	verifyStart := time.Now()
 	wb.start()
