@@ -81,22 +81,22 @@ type Options struct {
 
 // Result is the --json summary of an update.
 type Result struct {
-	Package        string `json:"package"`
-	Output         string `json:"output"`
-	UpToDate       bool   `json:"up_to_date"`
-	SHA1           string `json:"sha1"`
-	BytesTotal     int64  `json:"bytes_total"`
-	BytesReused    int64  `json:"bytes_reused"`
-	BytesFromPeers int64  `json:"bytes_from_peers"`
+	Package          string  `json:"package"`
+	Output           string  `json:"output"`
+	UpToDate         bool    `json:"up_to_date"`
+	SHA1             string  `json:"sha1"`
+	BytesTotal       int64   `json:"bytes_total"`
+	BytesReused      int64   `json:"bytes_reused"`
+	BytesFromPeers   int64   `json:"bytes_from_peers"`
+	BytesFromOrigin  int64   `json:"bytes_from_origin"`
+	RequestsToOrigin int64   `json:"requests_to_origin"`
+	BytesUploaded    int64   `json:"bytes_uploaded"`
+	Seconds          float64 `json:"seconds"`
+	ScanSeconds      float64 `json:"scan_seconds"` // the delta scan of the old file(s) alone
+	FetchSeconds     float64 `json:"fetch_seconds"`
 	// BytesFromPeersFast is the part of BytesFromPeers that came over the fast path between
 	// pkgsync nodes (bt's pkgsync_fast) rather than BitTorrent.
-	BytesFromPeersFast int64   `json:"bytes_from_peers_fast"`
-	BytesFromOrigin    int64   `json:"bytes_from_origin"`
-	RequestsToOrigin   int64   `json:"requests_to_origin"`
-	BytesUploaded      int64   `json:"bytes_uploaded"`
-	Seconds            float64 `json:"seconds"`
-	ScanSeconds        float64 `json:"scan_seconds"` // the delta scan of the old file(s) alone
-	FetchSeconds       float64 `json:"fetch_seconds"`
+	BytesFromPeersFast int64 `json:"bytes_from_peers_fast"`
 	// The .zsync, when it came over the swarm (see manifest.Torrent.ZsyncTorrent).
 	ZsyncFromPeers  int64 `json:"zsync_bytes_from_peers"`
 	ZsyncFromOrigin int64 `json:"zsync_bytes_from_origin"`
