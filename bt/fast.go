@@ -256,8 +256,11 @@ func (t *Torrent) startFastLocked() {
 		t.fast.wg.Add(1)
 		go func() {
 			defer t.fast.wg.Done()
-			err := t.fetchFast(t.ctx, pc, addr)
-			if err != nil && t.ctx.Err() == nil {
+			// A connection that delivered pieces and then closed (the peer's idle timeout, a
+			// restart) is dialed again; one that failed before delivering any means the fast
+			// path to this peer does not work.
+			got, err := t.fetchFast(t.ctx, pc, addr)
+			if err != nil && !got && t.ctx.Err() == nil {
 				t.fastFailed(pc, err)
 			}
 			t.mu.Lock()
@@ -341,17 +344,20 @@ var errFastLiar = errors.New("sent a piece that failed verification")
 
 // fetchFast fetches pieces from the peer of pc over its fast path at addr, as long as it has
 // pieces this node needs, until ctx ends, the torrent completes or the connection fails. Pieces
-// it has requested and not received go back to every path when it returns.
-func (t *Torrent) fetchFast(ctx context.Context, pc *torrent.PeerConn, addr netip.AddrPort) error {
-	conn, err := t.node.dialer.DialContext(ctx, "tcp", addr.String())
+// it has requested and not received go back to every path when it returns. It reports whether
+// the connection delivered a piece.
+func (t *Torrent) fetchFast(ctx context.Context, pc *torrent.PeerConn, addr netip.AddrPort) (got bool, err error) {
+	dctx, cancel := context.WithTimeout(ctx, fastDialTimeout)
+	conn, err := t.node.dialer.DialContext(dctx, "tcp", addr.String())
+	cancel()
 	if err != nil {
-		return fmt.Errorf("dialing its fast path %s: %w", addr, err)
+		return false, fmt.Errorf("dialing its fast path %s: %w", addr, err)
 	}
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	if _, err := conn.Write(fastMagic[:]); err != nil {
-		return fmt.Errorf("fast path %s: %w", addr, err)
+		return false, fmt.Errorf("fast path %s: %w", addr, err)
 	}
 	f := &fastFetch{t: t, pc: pc, addr: addr, conn: conn, br: bufio.NewReaderSize(conn, 4096),
 		buf: make([]byte, t.info.PieceLength)}
@@ -365,7 +371,8 @@ func (t *Torrent) fetchFast(ctx context.Context, pc *torrent.PeerConn, addr neti
 	t.mu.Unlock()
 	f.depth = fastMinDepth
 	defer f.giveBack()
-	return f.run(ctx)
+	err = f.run(ctx)
+	return f.got, err
 }
 
 // fastFetch is one fast-path connection fetching from a peer.
@@ -379,6 +386,7 @@ type fastFetch struct {
 	depth int
 	next  int   // where the search for the next piece starts
 	out   []int // pieces requested, in order
+	got   bool  // a piece arrived
 }
 
 func (f *fastFetch) run(ctx context.Context) error {
@@ -396,6 +404,7 @@ func (f *fastFetch) run(ctx context.Context) error {
 		p := f.out[0]
 		f.out = f.out[1:]
 		if err := f.receive(ctx, p); err != nil {
+			t.giveBackFast(p)
 			if errors.Is(err, errFastLiar) {
 				return nil // banned (receive): nothing to fall back to
 			}
@@ -470,7 +479,8 @@ func (t *Torrent) claimFast(pc *torrent.PeerConn, next *int) int {
 }
 
 // receive reads the reply for piece p; a piece that matches its hash is written and handed to
-// the library.
+// the library, which ends the fast path's hold on it once marked. A refused piece goes back to
+// the other paths here; after an error the caller gives it back.
 func (f *fastFetch) receive(ctx context.Context, p int) error {
 	t := f.t
 	var hdr [fastReplyLen]byte
@@ -497,14 +507,12 @@ func (f *fastFetch) receive(ctx context.Context, p int) error {
 	for off := int64(0); off < n; {
 		k := min(fastRead, n-off)
 		if err := waitRate(ctx, t.node.downLimit, int(k)); err != nil {
-			t.giveBackFast(p)
 			return err
 		}
 		// Whatever the socket holds, not k bytes at once: each read shows the scheduler that
 		// the piece is moving (a slow peer's pieces are not taken for stalled).
 		m, err := f.br.Read(b[off : off+k])
 		if err != nil {
-			t.giveBackFast(p)
 			return fmt.Errorf("fast path %s: reading piece %d: %w", f.addr, p, err)
 		}
 		t.store.noteWrite(p)
@@ -516,7 +524,6 @@ func (f *fastFetch) receive(ctx context.Context, p int) error {
 	var sum [sha1.Size]byte
 	h.Sum(sum[:0])
 	if !bytes.Equal(sum[:], t.info.Pieces[p*sha1.Size:(p+1)*sha1.Size]) {
-		t.giveBackFast(p)
 		f.ban(p)
 		return errFastLiar
 	}
@@ -528,12 +535,12 @@ func (f *fastFetch) store(ctx context.Context, p int, b []byte, sum [sha1.Size]b
 	t := f.t
 	off := int64(p) * t.info.PieceLength
 	if _, err := t.store.f.WriteAt(b, off); err != nil {
-		t.giveBackFast(p)
 		err = fmt.Errorf("bt: %q: storing piece %d from a peer (fast path) at %d of %s: %w", t.name, p, off, t.store.f.Name(), err)
 		t.setFatal(err)
 		return err
 	}
 	t.fastDown.Add(int64(len(b)))
+	f.got = true
 	t.mu.Lock()
 	t.peerLocked(f.pc).down += int64(len(b))
 	t.mu.Unlock()

@@ -748,6 +748,7 @@ func (t *Torrent) onClaimMessage(pc *torrent.PeerConn, payload []byte) {
 func (t *Torrent) onConnClosed(pc *torrent.PeerConn) {
 	t.mu.Lock()
 	t.peerLocked(pc).closed = true
+	delete(t.fast.peers, pc)
 	t.mu.Unlock()
 	t.poke()
 	// The final upload count needs the client lock, which the caller holds.
