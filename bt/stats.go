@@ -27,7 +27,7 @@ func (n *Node) TorrentStats() []TorrentStat {
 	n.mu.Unlock()
 	out := make([]TorrentStat, 0, len(ts))
 	for _, t := range ts {
-		out = append(out, TorrentStat{Name: t.name, InfoHash: t.ih, Conns: t.NumConns(), BytesUploaded: t.uploaded() + t.rangeUp.Load()})
+		out = append(out, TorrentStat{Name: t.name, InfoHash: t.ih, Conns: t.NumConns(), BytesUploaded: t.uploaded() + t.rangeUp.Load() + t.fastUp.Load()})
 	}
 	slices.SortFunc(out, func(a, b TorrentStat) int {
 		return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(string(a.InfoHash[:]), string(b.InfoHash[:])))
