@@ -40,9 +40,11 @@ import (
 // A piece that arrives complete is handed to the library with its hash (storage's SelfHashing),
 // so the library marks it complete and sends HAVE without reading it again. A piece whose
 // SHA-1 does not match came from one peer alone: that peer is banned, the piece is never
-// written, and it goes back to every path. A peer whose fast path cannot be reached, or that
-// never says its port, is heard through the library again: the connection is closed and the
-// peer dialed anew with its messages passed on.
+// written, and it goes back to every path. A peer whose fast path cannot be reached (or closes
+// before it delivered a piece), or that never says its port, is heard through the library
+// again: the connection is closed and the peer dialed anew with its messages passed on. A
+// fast-path connection that closes after it delivered pieces (the server's idle timeout) is
+// dialed again.
 
 const (
 	// fastPortWait: a peer that offered the fast path and has not said its port this long
