@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/RoaringBitmap/roaring"
@@ -341,9 +342,6 @@ func (t *Torrent) fastFailed(pc *torrent.PeerConn, cause error) {
 	}()
 }
 
-// errFastLiar: a peer sent a piece over the fast path that failed verification.
-var errFastLiar = errors.New("sent a piece that failed verification")
-
 // fetchFast fetches pieces from the peer of pc over its fast path at addr, as long as it has
 // pieces this node needs, until ctx ends, the torrent completes or the connection fails. Pieces
 // it has requested and not received go back to every path when it returns. It reports whether
@@ -362,7 +360,10 @@ func (t *Torrent) fetchFast(ctx context.Context, pc *torrent.PeerConn, addr neti
 		return false, fmt.Errorf("fast path %s: %w", addr, err)
 	}
 	f := &fastFetch{t: t, pc: pc, addr: addr, conn: conn, br: bufio.NewReaderSize(conn, 4096),
-		buf: make([]byte, t.info.PieceLength)}
+		free: make(chan []byte, fastBuffers), work: make(chan fastPiece, 1), workDone: make(chan struct{})}
+	for range fastBuffers {
+		f.free <- make([]byte, t.info.PieceLength)
+	}
 	t.mu.Lock()
 	if len(t.fast.running) > 1 {
 		// Connections to several peers start at different places, so that they take different
@@ -373,27 +374,47 @@ func (t *Torrent) fetchFast(ctx context.Context, pc *torrent.PeerConn, addr neti
 	t.mu.Unlock()
 	f.depth = fastMinDepth
 	defer f.giveBack()
+	go f.check(ctx)
 	err = f.run(ctx)
-	return f.got, err
+	close(f.work)
+	<-f.workDone
+	return f.got.Load(), err
 }
 
 // fastFetch is one fast-path connection fetching from a peer.
 type fastFetch struct {
-	t     *Torrent
-	pc    *torrent.PeerConn
-	addr  netip.AddrPort
-	conn  net.Conn
-	br    *bufio.Reader
-	buf   []byte
-	depth int
-	next  int   // where the search for the next piece starts
-	out   []int // pieces requested, in order
-	got   bool  // a piece arrived
+	t    *Torrent
+	pc   *torrent.PeerConn
+	addr netip.AddrPort
+	conn net.Conn
+	br   *bufio.Reader
+	// Pieces read from the socket go to a goroutine of their own (check) to be hashed and
+	// written, while the next one is read: on a fast link the two take a core each.
+	free     chan []byte    // buffers to read pieces into
+	work     chan fastPiece // pieces read, to check
+	workDone chan struct{}  // check returned
+	liar     atomic.Bool    // check found a bad piece: the peer is banned
+	depth    int
+	next     int         // where the search for the next piece starts
+	out      []int       // pieces requested, in order
+	got      atomic.Bool // a piece arrived and was stored
 }
+
+// fastPiece is a piece read from the socket, in a buffer of fastFetch.free.
+type fastPiece struct {
+	p int
+	b []byte
+}
+
+// fastBuffers is how many pieces one connection holds in memory: one being read, one checked.
+const fastBuffers = 2
 
 func (f *fastFetch) run(ctx context.Context) error {
 	t := f.t
 	for {
+		if f.liar.Load() {
+			return nil // banned (check): nothing to fall back to
+		}
 		if err := f.request(); err != nil {
 			return err
 		}
@@ -407,9 +428,6 @@ func (f *fastFetch) run(ctx context.Context) error {
 		f.out = f.out[1:]
 		if err := f.receive(ctx, p); err != nil {
 			t.giveBackFast(p)
-			if errors.Is(err, errFastLiar) {
-				return nil // banned (receive): nothing to fall back to
-			}
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -480,8 +498,7 @@ func (t *Torrent) claimFast(pc *torrent.PeerConn, next *int) int {
 	return p
 }
 
-// receive reads the reply for piece p; a piece that matches its hash is written and handed to
-// the library, which ends the fast path's hold on it once marked. A refused piece goes back to
+// receive reads the reply for piece p and hands the piece to check. A refused piece goes back to
 // the other paths here; after an error the caller gives it back.
 func (f *fastFetch) receive(ctx context.Context, p int) error {
 	t := f.t
@@ -503,33 +520,59 @@ func (f *fastFetch) receive(ctx context.Context, p int) error {
 		return nil
 	}
 	n := t.store.pieceLength(p)
-	b := f.buf[:n]
-	h := sha1.New()
+	var buf []byte
+	select {
+	case buf = <-f.free:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	b := buf[:n]
 	start := time.Now()
 	for off := int64(0); off < n; {
 		k := min(fastRead, n-off)
 		if err := waitRate(ctx, t.node.downLimit, int(k)); err != nil {
+			f.free <- buf
 			return err
 		}
 		// Whatever the socket holds, not k bytes at once: each read shows the scheduler that
 		// the piece is moving (a slow peer's pieces are not taken for stalled).
 		m, err := f.br.Read(b[off : off+k])
 		if err != nil {
+			f.free <- buf
 			return fmt.Errorf("fast path %s: reading piece %d: %w", f.addr, p, err)
 		}
 		t.store.noteWrite(p)
-		h.Write(b[off : off+int64(m)])
 		off += int64(m)
 	}
 	f.adapt(time.Since(start))
 	t.store.peerBytes.Add(n)
-	var sum [sha1.Size]byte
-	h.Sum(sum[:0])
-	if !bytes.Equal(sum[:], t.info.Pieces[p*sha1.Size:(p+1)*sha1.Size]) {
-		f.ban(p)
-		return errFastLiar
+	f.work <- fastPiece{p: p, b: b}
+	return nil
+}
+
+// check hashes the pieces receive read, in order, and stores those that match; a piece that
+// does not match bans the peer and goes back to the other paths. Either way the piece is no
+// longer the reader's to give back.
+func (f *fastFetch) check(ctx context.Context) {
+	defer close(f.workDone)
+	t := f.t
+	for fp := range f.work {
+		if f.liar.Load() {
+			t.giveBackFast(fp.p)
+			f.free <- fp.b[:cap(fp.b)]
+			continue
+		}
+		sum := sha1.Sum(fp.b)
+		switch {
+		case !bytes.Equal(sum[:], t.info.Pieces[fp.p*sha1.Size:(fp.p+1)*sha1.Size]):
+			f.liar.Store(true)
+			f.ban(fp.p)
+			t.giveBackFast(fp.p)
+		case f.store(ctx, fp.p, fp.b, sum) != nil:
+			t.giveBackFast(fp.p) // the download has failed (setFatal)
+		}
+		f.free <- fp.b[:cap(fp.b)]
 	}
-	return f.store(ctx, p, b, sum)
 }
 
 // store writes verified piece p and has the library mark it complete, in the background.
@@ -542,7 +585,7 @@ func (f *fastFetch) store(ctx context.Context, p int, b []byte, sum [sha1.Size]b
 		return err
 	}
 	t.fastDown.Add(int64(len(b)))
-	f.got = true
+	f.got.Store(true)
 	t.mu.Lock()
 	t.peerLocked(f.pc).down += int64(len(b))
 	t.mu.Unlock()
