@@ -4,6 +4,9 @@ import "time"
 
 // Gate holds a node back from the origin until its known peers have connected and said what
 // they have, at most PeerWait, so that nodes starting together agree on who fetches what.
+// A node with a Role (GateView.Role) has the tracker's word on who fetches what: it waits
+// only for the first announce's answer and for the peers already connected to say what they
+// have, not for the known ones to connect, nor for others to show up when it is alone.
 type Gate struct {
 	cfg        Config
 	start      time.Time
@@ -26,6 +29,8 @@ type GateView struct {
 	// Alone: nobody is known yet but a tracker may still name peers: the others that start
 	// with this node may simply not have announced.
 	Alone bool
+	// Role: a coordinating tracker answered with a Role (View.Role is set).
+	Role bool
 }
 
 // Open reports whether the node may use the origin, and whether it became so in this call.
@@ -41,7 +46,8 @@ func (g *Gate) Open(v GateView) (open, now bool) {
 	// go without them. Two known nodes that fail to connect to each other would otherwise
 	// both sit out PeerWait while the others count them as members and wait for their blocks.
 	quiet := v.Connected > 0 && v.Now.Sub(g.peerChange) >= g.cfg.ConnectGrace
-	if v.Now.Sub(g.start) < g.cfg.PeerWait && (v.Alone || !(v.Announced && (v.AllKnownConnected || quiet) && v.Settled)) {
+	ready := v.Announced && v.Settled && (v.Role || (!v.Alone && (v.AllKnownConnected || quiet)))
+	if v.Now.Sub(g.start) < g.cfg.PeerWait && !ready {
 		return false, false
 	}
 	g.open = true

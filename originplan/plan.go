@@ -31,6 +31,9 @@ type Config struct {
 	// ConnectGrace: the gate stops waiting for known peers that have not connected once the
 	// peers that did have settled and nothing changed for this long.
 	ConnectGrace time.Duration
+	// UnseenGrace: a fetcher (see Role) this node is not connected to may be working where
+	// this node cannot see its claims; it counts as idle this much later than one it sees.
+	UnseenGrace time.Duration
 }
 
 // Defaults are the values bt runs with.
@@ -42,6 +45,7 @@ var Defaults = Config{
 	IdleGrace:      time.Second,
 	OrphanAfter:    3 * time.Second,
 	ConnectGrace:   time.Second,
+	UnseenGrace:    2 * time.Second,
 }
 
 func (c Config) withDefaults() Config {
@@ -59,6 +63,7 @@ func (c Config) withDefaults() Config {
 	set(&c.IdleGrace, Defaults.IdleGrace)
 	set(&c.OrphanAfter, Defaults.OrphanAfter)
 	set(&c.ConnectGrace, Defaults.ConnectGrace)
+	set(&c.UnseenGrace, Defaults.UnseenGrace)
 	return c
 }
 
@@ -114,6 +119,7 @@ type Planner struct {
 	progressMark int
 	lastProgress time.Time
 	idleSince    map[PeerID]time.Time
+	vacantSince  []time.Time // per fetcher slot, since when nobody holds it (zero: held)
 
 	// Scratch reused between rounds: a simulation runs a planner per node, four rounds a
 	// second each.
@@ -160,24 +166,23 @@ func (pl *Planner) Stalled(now time.Time, peerPieces int) bool {
 // Plan returns the pieces to fetch from the origin now, in the order to start them. The
 // caller claims them (tells its members) before it fetches. Plan assumes the gate is open.
 //
-// The pieces the caller did not have are cut into one block per member, self included,
-// ordered by peer ID (ShareOrder). A node walks its own block forwards, then the others'
-// backwards. A working owner's block is left to it, except far enough behind its frontier
-// (at least twice Concurrency open pieces lie between). An owner idle for IdleGrace has its
-// block taken over by its heir (HeirOf); after OrphanAfter it is open to all. Takers leave
-// a different number of a block's last open pieces each (ThiefSkip).
+// Without a Role, the pieces the caller did not have are cut into one block per member, self
+// included, ordered by peer ID (ShareOrder). A node walks its own block forwards, then the
+// others' backwards. A working owner's block is left to it, except far enough behind its
+// frontier (at least twice Concurrency open pieces lie between). An owner idle for IdleGrace
+// has its block taken over by its heir (HeirOf); after OrphanAfter it is open to all. Takers
+// leave a different number of a block's last open pieces each (ThiefSkip).
+//
+// With a Role, a fetcher cuts the blocks by the tracker's slots instead (see slotBlocks), and
+// a node that is not a fetcher picks nothing until it is stalled: then it falls back to the
+// rules above among its members, for the pieces no connected peer has.
 func (pl *Planner) Plan(v View) []int {
 	now := v.Now
 	stalled := pl.Stalled(now, v.PeerPieces)
-	outstanding := pl.outstanding
-	clear(outstanding)
-	for _, m := range v.Members {
-		outstanding[m.ID] += m.Outstanding
+	if v.Role != nil && !v.Role.Fetcher() && !stalled {
+		return nil
 	}
-	ids, rank := pl.sortedMembers(v.Members)
-	nm, nt := len(ids), len(pl.todo)
-	idle, orphan := pl.idleMembers(now, ids, rank, outstanding)
-
+	nt := len(pl.todo)
 	ob := pl.openBefore
 	for i, q := range pl.todo {
 		ob[i+1] = ob[i]
@@ -185,10 +190,28 @@ func (pl *Planner) Plan(v View) []int {
 			ob[i+1]++
 		}
 	}
-	free := Limit(pl.cfg.Concurrency, len(v.Members)+1, rank, nt, ob) - v.Inflight
+	var blocks blockView
+	if v.Role != nil && v.Role.Fetcher() {
+		blocks = pl.slotBlocks(now, *v.Role, v.Members)
+	} else {
+		blocks = pl.memberBlocks(now, v.Members)
+	}
+	blocks.nt, blocks.openBefore, blocks.stealGap = nt, ob, 2*pl.cfg.Concurrency
+	base := pl.cfg.Concurrency
+	if v.Role != nil && v.Role.Fetcher() {
+		// The tracker keeps the fetchers few: each keeps Concurrency fetches in flight, not a
+		// share of it. A fetcher's download link carries its peers' pieces too, and one
+		// fetch gets only its fair share of that link: one fetch per fetcher would leave the
+		// origin half idle.
+		base *= blocks.nm
+	}
+	free := Limit(base, blocks.nm, blocks.rank, nt, ob) - v.Inflight
 	if free <= 0 {
 		return nil
 	}
+	// A node that is not a fetcher takes, even when stalled, only what no connected peer
+	// has: the pieces its peers have reach it through them, and the fetchers are at work.
+	peerRule := stalled && (v.Role == nil || v.Role.Fetcher())
 	eligible := func(p int) bool {
 		if v.Pieces.Taken(p) {
 			return false
@@ -197,17 +220,15 @@ func (pl *Planner) Plan(v View) []int {
 		switch {
 		case now.Before(notBefore):
 			return false
-		case !stalled && v.Pieces.Available(p):
+		case !peerRule && v.Pieces.Available(p):
 			return false
-		case !stalled && now.Sub(lastWrite) < pl.cfg.PeerWriteGrace:
+		case !peerRule && now.Sub(lastWrite) < pl.cfg.PeerWriteGrace:
 			return false
 		}
 		return true
 	}
-	blocks := blockView{nt: nt, nm: nm, rank: rank, idle: idle, orphan: orphan, openBefore: ob,
-		stealGap: 2 * pl.cfg.Concurrency}
 	var picked []int
-	for i := range ShareOrder(nt, nm, rank) {
+	for i := range ShareOrder(nt, blocks.nm, blocks.rank) {
 		if len(picked) == free {
 			break
 		}
@@ -223,6 +244,19 @@ func (pl *Planner) Plan(v View) []int {
 		}
 	}
 	return picked
+}
+
+// memberBlocks cuts the blocks by the connected members, self included, sorted by peer ID,
+// and works out which members are idle.
+func (pl *Planner) memberBlocks(now time.Time, members []Member) blockView {
+	outstanding := pl.outstanding
+	clear(outstanding)
+	for _, m := range members {
+		outstanding[m.ID] += m.Outstanding
+	}
+	ids, rank := pl.sortedMembers(members)
+	idle, orphan := pl.idleMembers(now, ids, rank, outstanding)
+	return blockView{nm: len(ids), rank: rank, idle: idle, orphan: orphan}
 }
 
 // sortedMembers is SortedMembers of self and members. When the members are those of the last
