@@ -14,6 +14,8 @@ type conn struct {
 	rev        int32 // this connection's index in the peer's conns
 	peerFull   bool  // the peer was complete when it connected: counted in fullPeers, not per piece
 	peerHidden bool  // the site rule hides the peer's pieces from this node (a far gateway)
+	out        bool  // this node dialed it
+	since      float64
 }
 
 // node is one host running pkgsync update (then seeding).
@@ -30,6 +32,7 @@ type node struct {
 	complete           bool
 	id                 originplan.PeerID
 	plan               *originplan.Planner
+	role               *originplan.Role // the tracker's last answer; nil under a stock tracker
 
 	have       bitset
 	haveList   []uint16 // the pieces it has, in the order it got them
@@ -37,6 +40,7 @@ type node struct {
 	busy       bitset   // the pieces in flight to it
 	fullPeers  int
 	conns      []conn
+	outgoing   int     // conns this node dialed
 	known      []int32 // sorted
 	peerFlows  int     // pieces in flight from peers
 	starved    bool    // wants a piece no peer it can ask has
@@ -62,9 +66,11 @@ func (n *node) begin() {
 	binary.BigEndian.PutUint64(id[:], s.rng.Uint64())
 	binary.BigEndian.PutUint32(id[8:], uint32(n.idx))
 	n.id = id
+	s.byID[id] = n.idx
+	n.role = nil
 	n.plan = originplan.New(originplan.Config{}, n.id, s.pieces, s.todo, s.at(s.now))
 	n.avail, n.busy = newBitset(s.pieces), newBitset(s.pieces)
-	n.known, n.conns, n.fullPeers, n.starved = nil, nil, 0, false
+	n.known, n.conns, n.outgoing, n.fullPeers, n.starved = nil, nil, 0, 0, false
 	n.siteOff, n.siteProgress = false, s.now
 	n.workOutSites()
 	if len(n.haveList) == s.pieces {
@@ -215,23 +221,6 @@ func (n *node) connected(q int32) bool {
 	return false
 }
 
-// connect opens a connection between n and q if both may: alive, below MaxConns, and
-// allowed by both sides' site rule.
-func (n *node) connect(q *node) {
-	s := n.s
-	if q == n || !q.alive || len(n.conns) >= s.sc.MaxConns || len(q.conns) >= s.sc.MaxConns ||
-		n.connected(q.idx) || !n.allowPeer(q) || !q.allowPeer(n) {
-		return
-	}
-	i, j := int32(len(n.conns)), int32(len(q.conns))
-	n.conns = append(n.conns, conn{peer: q.idx, rev: j})
-	q.conns = append(q.conns, conn{peer: n.idx, rev: i})
-	n.learn(int(i))
-	q.learn(int(j))
-	n.fill()
-	q.fill()
-}
-
 // learn counts what the peer of conns[i] has (its bitfield).
 func (n *node) learn(i int) {
 	s := n.s
@@ -269,6 +258,9 @@ func (n *node) forget(i int) {
 	if n.conns[i].peerFull {
 		n.fullPeers--
 	}
+	if n.conns[i].out {
+		n.outgoing--
+	}
 	last := len(n.conns) - 1
 	if i != last {
 		moved := n.conns[last]
@@ -295,6 +287,7 @@ func (n *node) forget(i int) {
 // next announce.
 func (n *node) announce() {
 	s := n.s
+	n.role = s.roleFor(n)
 	fresh := s.peersFor(n)
 	for _, q := range fresh {
 		if i, found := slices.BinarySearch(n.known, q); !found {

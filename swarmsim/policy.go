@@ -92,7 +92,9 @@ func (n *node) round() {
 	peerPieces := len(n.haveList) - n.originDone
 	// Plan picks only pieces no connected peer has (unless stalled); skip the walk when
 	// there are none.
-	if !n.plan.Stalled(now, peerPieces) && unseenCount(n.avail, n.have, n.busy, s.pieces) == 0 {
+	// A node that is not a fetcher picks nothing either unless stalled.
+	if stalled := n.plan.Stalled(now, peerPieces); !stalled &&
+		(n.role != nil && !n.role.Fetcher() || unseenCount(n.avail, n.have, n.busy, s.pieces) == 0) {
 		return
 	}
 	s.stampN++
@@ -116,7 +118,7 @@ func (n *node) round() {
 		members = append(members, m)
 	}
 	picked := n.plan.Plan(originplan.View{Now: now, Members: members, Inflight: len(n.origin),
-		PeerPieces: peerPieces, Pieces: v})
+		PeerPieces: peerPieces, Pieces: v, Role: n.role})
 	for _, p := range picked {
 		n.fromOrigin(p)
 	}
@@ -149,7 +151,7 @@ func (n *node) gateView() originplan.GateView {
 		}
 	}
 	return originplan.GateView{Now: n.at(), Connected: len(n.conns), Known: len(n.known),
-		AllKnownConnected: all, Announced: true, Settled: true, Alone: len(n.known) == 0}
+		AllKnownConnected: all, Announced: true, Settled: true, Alone: len(n.known) == 0, Role: n.role != nil}
 }
 
 // nodeView is a node's pieces as originplan sees them in one round.

@@ -7,6 +7,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"time"
+
+	"github.com/pkgsync/pkgsync/originplan"
 )
 
 // Timer kinds.
@@ -86,8 +88,10 @@ type sim struct {
 	stampN     uint32
 	pickMark   []uint32 // scratch for the stock tracker's samples
 	pickN      uint32
-	liveDone   int // nodes alive and complete
-	pendingRes int // nodes killed and not yet restarted
+	slots      *originplan.Slots           // pkgsync's tracker: the origin fetchers
+	byID       map[originplan.PeerID]int32 // node by its current peer ID
+	liveDone   int                         // nodes alive and complete
+	pendingRes int                         // nodes killed and not yet restarted
 	free       []*flow
 	todo       []int // the pieces no node has at the start, every node's todo
 	events     int64
@@ -118,6 +122,8 @@ func newSim(sc Scenario) (*sim, error) {
 	s := &sim{sc: sc, pieces: int((sc.Size + sc.PieceSize - 1) / sc.PieceSize),
 		rng: rand.New(rand.NewPCG(sc.Seed, 0x5157a5e1)), base: time.Unix(0, 0)}
 	s.nw.refresh = func(t float64, l int32) { s.after(t, evRefresh, l, 0) }
+	s.slots = originplan.NewSlots(originplan.DefaultFetchers, peerTTLIntervals*sc.Interval)
+	s.byID = make(map[originplan.PeerID]int32, sc.Nodes)
 	s.stamp = make([]uint32, s.pieces)
 	s.ownStamp = make([]uint32, s.pieces)
 	s.pickMark = make([]uint32, sc.Nodes)

@@ -4,6 +4,7 @@ import (
 	"math/bits"
 	"slices"
 
+	"github.com/pkgsync/pkgsync/originplan"
 	"github.com/pkgsync/pkgsync/topology"
 )
 
@@ -49,6 +50,23 @@ func (s *sim) listedNow(q *node) bool {
 	return q.started && (q.alive || s.now < q.diedAt+peerTTLIntervals*s.sc.Interval.Seconds())
 }
 
+// roleFor is the origin role pkgsync's tracker hands n with its answer (originplan.Slots, the
+// code package tracker runs): a node that announces still needing data may get a fetcher
+// slot, and every announcer learns the slot holders. A stock tracker hands none.
+//
+// With the site rule, only nodes of the origin's site get a Role. A far site reaches the
+// origin through its gateway, as a node that needs the package itself; a slot held by a far
+// node would keep the origin's site off that block until the holder's heir took it over, and
+// a far node the rule keeps off the origin cannot fetch its block either. The far sites'
+// nodes follow the rule as under a stock tracker.
+func (s *sim) roleFor(n *node) *originplan.Role {
+	if s.sc.Tracker != TrackerPkgsync || (s.siteRule() && n.site != 0) {
+		return nil
+	}
+	r := s.slots.Announce(n.id, n.at(), !n.complete, false)
+	return &r
+}
+
 // peersFor is the tracker's answer to n: at most min(MaxPeers, MaxConns) peers (a node asks
 // for MaxConns).
 func (s *sim) peersFor(n *node) []int32 {
@@ -56,7 +74,27 @@ func (s *sim) peersFor(n *node) []int32 {
 	if s.sc.Tracker == TrackerStock {
 		return s.randomPeers(n, k)
 	}
-	return s.rankedPeers(n, k)
+	fetchers := s.fellowFetchers(n)
+	return append(fetchers, s.rankedPeers(n, k-len(fetchers), fetchers)...)
+}
+
+// fellowFetchers lists, for a fetcher, the other live slot holders: pkgsync's tracker puts
+// them first in a fetcher's peer list, so that fetchers connect to each other and see each
+// other's claims.
+func (s *sim) fellowFetchers(n *node) []int32 {
+	if n.role == nil || !n.role.Fetcher() {
+		return nil
+	}
+	var out []int32
+	for k, id := range n.role.Fetchers {
+		if k == n.role.Slot || id == (originplan.PeerID{}) {
+			continue
+		}
+		if q, ok := s.byID[id]; ok && q != n.idx && s.nodes[q].id == id && s.listedNow(s.nodes[q]) {
+			out = append(out, q)
+		}
+	}
+	return out
 }
 
 // randomPeers is a stock tracker's answer: a uniform sample of the listed peers.
@@ -86,7 +124,8 @@ func (s *sim) randomPeers(n *node, k int) []int32 {
 
 // rankedPeers is pkgsync's tracker's answer: closest first, then among equals seeders first
 // for a leecher (leechers first for a seeder), then an order of the asker's own.
-func (s *sim) rankedPeers(n *node, k int) []int32 {
+// It leaves out the peers in skip.
+func (s *sim) rankedPeers(n *node, k int, skip []int32) []int32 {
 	type cand struct {
 		q     int32
 		close int
@@ -102,7 +141,7 @@ func (s *sim) rankedPeers(n *node, k int) []int32 {
 		}
 		for _, q := range s.racksBy[r] {
 			qn := s.nodes[q]
-			if q == n.idx || !s.listedNow(qn) {
+			if q == n.idx || !s.listedNow(qn) || slices.Contains(skip, q) {
 				continue
 			}
 			cands = append(cands, cand{q: q, close: closeness(n, qn), other: qn.complete != n.complete,
