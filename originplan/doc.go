@@ -36,6 +36,17 @@
 // the rest leave the origin to them. Under a stock tracker no Role comes, and the members
 // are worked out from the connected peers as below.
 //
+// With a Role (View.Role), a fetcher cuts todo into one block per slot and walks its own
+// slot's block, the other holders being its members whether it is connected to them or not.
+// A holder whose claims show it working keeps its block; one that shows none is idle after
+// IdleGrace; one this node is not connected to (it may be working for peers this node does
+// not see) only while this node is stalled; a vacant slot is an orphan at once. Idle blocks go to their
+// heirs and orphans to all, as below. Each fetcher keeps Concurrency fetches in flight, since
+// the tracker keeps them few. A node that is not a fetcher asks the origin for nothing while
+// its peers make progress; stalled, it takes only pieces no connected peer has, cut among
+// its connected members as below. Its gate waits for the tracker's answer and the bitfields
+// of the peers already connected, not for the rest of the swarm.
+//
 // The views need not agree: members are only the peers a node is connected to, so nodes that
 // see different parts of the swarm cut different blocks and may fetch a piece twice. Claims
 // and the idle rule bound the damage; the simulator measures it.

@@ -31,9 +31,6 @@ type Config struct {
 	// ConnectGrace: the gate stops waiting for known peers that have not connected once the
 	// peers that did have settled and nothing changed for this long.
 	ConnectGrace time.Duration
-	// UnseenGrace: a fetcher (see Role) this node is not connected to may be working where
-	// this node cannot see its claims; it counts as idle this much later than one it sees.
-	UnseenGrace time.Duration
 }
 
 // Defaults are the values bt runs with.
@@ -45,7 +42,6 @@ var Defaults = Config{
 	IdleGrace:      time.Second,
 	OrphanAfter:    3 * time.Second,
 	ConnectGrace:   time.Second,
-	UnseenGrace:    2 * time.Second,
 }
 
 func (c Config) withDefaults() Config {
@@ -63,7 +59,6 @@ func (c Config) withDefaults() Config {
 	set(&c.IdleGrace, Defaults.IdleGrace)
 	set(&c.OrphanAfter, Defaults.OrphanAfter)
 	set(&c.ConnectGrace, Defaults.ConnectGrace)
-	set(&c.UnseenGrace, Defaults.UnseenGrace)
 	return c
 }
 
@@ -119,7 +114,6 @@ type Planner struct {
 	progressMark int
 	lastProgress time.Time
 	idleSince    map[PeerID]time.Time
-	vacantSince  []time.Time // per fetcher slot, since when nobody holds it (zero: held)
 
 	// Scratch reused between rounds: a simulation runs a planner per node, four rounds a
 	// second each.
@@ -192,20 +186,12 @@ func (pl *Planner) Plan(v View) []int {
 	}
 	var blocks blockView
 	if v.Role != nil && v.Role.Fetcher() {
-		blocks = pl.slotBlocks(now, *v.Role, v.Members)
+		blocks = pl.slotBlocks(now, *v.Role, v.Members, stalled)
 	} else {
 		blocks = pl.memberBlocks(now, v.Members)
 	}
 	blocks.nt, blocks.openBefore, blocks.stealGap = nt, ob, 2*pl.cfg.Concurrency
-	base := pl.cfg.Concurrency
-	if v.Role != nil && v.Role.Fetcher() {
-		// The tracker keeps the fetchers few: each keeps Concurrency fetches in flight, not a
-		// share of it. A fetcher's download link carries its peers' pieces too, and one
-		// fetch gets only its fair share of that link: one fetch per fetcher would leave the
-		// origin half idle.
-		base *= blocks.nm
-	}
-	free := Limit(base, blocks.nm, blocks.rank, nt, ob) - v.Inflight
+	free := Limit(pl.cfg.Concurrency, blocks.nm, blocks.rank, nt, ob) - v.Inflight
 	if free <= 0 {
 		return nil
 	}

@@ -151,6 +151,10 @@ func TestGate(t *testing.T) {
 			{Now: at(800 * time.Millisecond), Connected: 1, Known: 2, Announced: true, Settled: true},
 			{Now: at(1200 * time.Millisecond), Connected: 1, Known: 2, Announced: true, Settled: true}}, false},
 		{"once open, open", []GateView{ready, {}}, true},
+		{"a Role: alone, open once announced and settled", []GateView{{Announced: true, Settled: true, Alone: true, Role: true}}, true},
+		{"a Role: known peers not connected", []GateView{{Connected: 1, Known: 40, Announced: true, Settled: true, Role: true}}, true},
+		{"a Role: connected peers not settled", []GateView{{Connected: 1, Known: 1, AllKnownConnected: true, Announced: true, Role: true}}, false},
+		{"a Role: not announced", []GateView{{Settled: true, Alone: true, Role: true}}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -12,12 +12,15 @@ import (
 // those it is connected to.
 //
 // A holder whose claims show it working keeps its block. One that shows none is idle after
-// IdleGrace, as under the member rules; one this node is not connected to shows nothing, so
-// it counts as idle UnseenGrace later (it may be working for peers this node does not see,
-// and a mistaken heir costs the pieces both fetch before they meet). A vacant slot (a zero
-// ID: its holder stopped or fell silent, and nobody needing data announced since) is idle at
-// once: its heir takes its block from the end, and the next holder walks it from the start.
-func (pl *Planner) slotBlocks(now time.Time, role Role, members []Member) blockView {
+// IdleGrace, as under the member rules. One this node is not connected to shows nothing: it
+// may be working for peers this node does not see, whose pieces reach this node through
+// them, so it counts as idle only while this node is stalled (its peers bring nothing, as
+// when that holder died). A vacant slot (a zero ID: its holder stopped or fell silent, or
+// fewer nodes than slots need data) is an orphan at once: every fetcher takes its block from
+// the end, each leaving a different number of its last open pieces (ThiefSkip), and the next
+// holder walks it from the start. A swarm with fewer nodes than slots thus shares the vacant
+// blocks out among all its fetchers.
+func (pl *Planner) slotBlocks(now time.Time, role Role, members []Member, stalled bool) blockView {
 	outstanding := pl.outstanding
 	clear(outstanding)
 	for _, m := range members {
@@ -26,9 +29,6 @@ func (pl *Planner) slotBlocks(now time.Time, role Role, members []Member) blockV
 	nm := len(role.Fetchers)
 	pl.idle = slices.Grow(pl.idle[:0], nm)[:nm]
 	pl.orphan = slices.Grow(pl.orphan[:0], nm)[:nm]
-	if len(pl.vacantSince) != nm {
-		pl.vacantSince = make([]time.Time, nm)
-	}
 	idle, orphan := pl.idle, pl.orphan
 	clear(idle)
 	clear(orphan)
@@ -37,16 +37,11 @@ func (pl *Planner) slotBlocks(now time.Time, role Role, members []Member) blockV
 			continue
 		}
 		if id == (PeerID{}) {
-			if pl.vacantSince[k].IsZero() {
-				pl.vacantSince[k] = now
-			}
-			idle[k] = true
-			orphan[k] = now.Sub(pl.vacantSince[k]) >= pl.cfg.OrphanAfter
+			idle[k], orphan[k] = true, true
 			continue
 		}
-		pl.vacantSince[k] = time.Time{}
 		n, seen := outstanding[id]
-		if n > 0 {
+		if n > 0 || (!seen && !stalled) {
 			delete(pl.idleSince, id)
 			continue
 		}
@@ -55,12 +50,8 @@ func (pl *Planner) slotBlocks(now time.Time, role Role, members []Member) blockV
 			since = now
 			pl.idleSince[id] = now
 		}
-		late := time.Duration(0)
-		if !seen {
-			late = pl.cfg.UnseenGrace
-		}
-		idle[k] = now.Sub(since) >= pl.cfg.IdleGrace+late
-		orphan[k] = now.Sub(since) >= pl.cfg.OrphanAfter+late
+		idle[k] = now.Sub(since) >= pl.cfg.IdleGrace
+		orphan[k] = now.Sub(since) >= pl.cfg.OrphanAfter
 	}
 	return blockView{nm: nm, rank: role.Slot, idle: idle, orphan: orphan}
 }

@@ -3,10 +3,18 @@ package originplan
 import "time"
 
 // DefaultFetchers is how many origin fetchers a tracker names per swarm when its operator
-// does not say: few enough that the origin sends each piece about once and serves few
-// connections, enough that one slow or dead fetcher does not hold the swarm up (its fellows
-// take its block over, see Plan).
-const DefaultFetchers = 4
+// does not say: bt's MaxConns, the peers a node connects to.
+//
+// A fetcher's upload is the first hop of every piece it fetches, and under rarest first with
+// every peer unchoked all its connected peers that lack a fresh piece pull it from it at
+// once. The fetchers pass the origin's rate on only if they can upload each of their pieces
+// to those peers as fast as the origin sends, so fetchers x upload >= peers x the origin's
+// rate: on a data center's network, where nodes and origin have links of one speed, as many
+// fetchers as a node has peers (swarmsim: 4 fetchers leave the origin idle two thirds of the
+// time at 16 and at 1,000 nodes). The origin still sends each piece about once, since the
+// fetchers' blocks are disjoint, and it serves one connection per fetcher (Plan keeps one
+// fetch in flight per fetcher when there are Concurrency or more).
+const DefaultFetchers = 128
 
 // Role is what a tracker that coordinates the origin tells one announcer: whether it fetches
 // from the origin, which block is its own, and who the other fetchers are. Every announcer

@@ -25,11 +25,19 @@
 // # A node
 //
 // A node starts at its offset (Scenario.Splay), announces, and dials the peers the tracker
-// lists, up to MaxConns connections on either side. The tracker lists at most
+// lists, up to MaxConns connections on either side; a full node still takes a connection of
+// the direction it has fewer of when it has more than one more of the other, closing its
+// worst of those (one whose peer has nothing it lacks first, then the oldest), as
+// anacrolix/torrent does. The tracker lists at most
 // min(MaxPeers, MaxConns) peers: pkgsync's ranks them as package tracker does (the closest by
 // topology.Closeness first, over addresses 10.site.rack.host and sites "dcS/rackR"; among
 // equals seeders first for a leecher, then an order of the asker's own), a stock one
-// (opentracker) samples them at random. A node re-announces every Interval, every 250 ms while
+// (opentracker) samples them at random. pkgsync's also hands each announcer its origin role
+// with originplan.Slots, the code package tracker runs: one Slots per swarm, announces with
+// needs = not complete, slots kept for three intervals without an announce (a node that dies
+// does not announce "stopped"), and the other slot holders listed first to every fetcher. With
+// the site rule, only nodes of the origin's site get a role: a far site reaches the origin
+// through its gateway, as under a stock tracker. A node re-announces every Interval, every 250 ms while
 // it knows nobody, and is listed until three intervals after it dies. With several sites and
 // Scenario.SiteRule, bt's site rule applies: a node of a far site connects across only as its
 // site's gateway (the lowest node of the site it knows), nodes of the origin's site accept only
@@ -47,9 +55,9 @@
 // For the origin, every 250 ms (bt's tick) and as soon as one of its origin fetches ends, a
 // node runs bt's round: the site rule, originplan's Gate (peers connect and say what they have
 // at once, so it opens when every known peer is connected, after ConnectGrace otherwise, or
-// when a node alone reaches PeerWait), then Planner.Plan with its members (connected nodes
-// that use the origin and still need data), their claims (their origin fetches in flight)
-// and its pieces. A round whose Plan could only pick nothing (every piece it lacks is in flight
+// when a node alone reaches PeerWait; at once with a role), then Planner.Plan with its
+// members (connected nodes that use the origin and still need data), their claims (their
+// origin fetches in flight), its pieces and its role. A round whose Plan could only pick nothing (every piece it lacks is in flight
 // or held by a connected peer, and it is not stalled) is skipped after the stall count. An
 // origin fetch is a flow from the origin; a peer transfer of a piece the node takes to the
 // origin when stalled is cut. Origin fetches do not fail.

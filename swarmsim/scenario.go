@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/pkgsync/pkgsync/manifest"
+	"github.com/pkgsync/pkgsync/originplan"
 )
 
 // Tracker kinds: how peer lists are made.
@@ -33,8 +34,13 @@ type Scenario struct {
 	// InterSiteRate caps the link between two sites in each direction; 0: no cap.
 	InterSiteRate float64
 	Tracker       string
-	MaxPeers      int // the tracker's cap on a peer list (a node asks for MaxConns)
-	MaxConns      int // connections per node (bt's Config.MaxConns)
+	// Fetchers is how many origin fetcher slots pkgsync's tracker hands out
+	// (originplan.NewSlots). 0: as many as a peer list holds (min(MaxPeers, MaxConns)), at
+	// most originplan.DefaultFetchers: the peers that pull each fresh piece from its fetcher
+	// are the fetcher's connections, so fetchers beyond them add nothing.
+	Fetchers int
+	MaxPeers int // the tracker's cap on a peer list (a node asks for MaxConns)
+	MaxConns int // connections per node (bt's Config.MaxConns)
 	// SiteRule applies bt's site rule (a topology that places the origin is configured).
 	SiteRule bool
 	Splay    time.Duration // each node starts at a uniform random offset in [0, Splay)
@@ -83,6 +89,9 @@ func (s Scenario) withDefaults() (Scenario, error) {
 	if s.Down <= 0 {
 		s.Down = 5 * time.Second
 	}
+	if s.Fetchers == 0 {
+		s.Fetchers = min(originplan.DefaultFetchers, s.MaxPeers, s.MaxConns)
+	}
 	switch {
 	case s.Nodes < 1:
 		return s, fmt.Errorf("scenario %q: %d nodes: need at least 1", s.Name, s.Nodes)
@@ -92,6 +101,8 @@ func (s Scenario) withDefaults() (Scenario, error) {
 		return s, fmt.Errorf("scenario %q: %d pieces of %d bytes: at most 65,535 pieces", s.Name, (s.Size+s.PieceSize-1)/s.PieceSize, s.PieceSize)
 	case s.NodeRate <= 0 || s.OriginRate <= 0:
 		return s, fmt.Errorf("scenario %q: node rate %g and origin rate %g B/s: both must be positive", s.Name, s.NodeRate, s.OriginRate)
+	case s.Fetchers < 0:
+		return s, fmt.Errorf("scenario %q: %d fetchers: want 0 (the default) or more", s.Name, s.Fetchers)
 	case s.MaxConns > 250:
 		return s, fmt.Errorf("scenario %q: %d connections per node: at most 250", s.Name, s.MaxConns)
 	case s.Tracker != TrackerPkgsync && s.Tracker != TrackerStock:

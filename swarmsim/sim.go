@@ -122,7 +122,7 @@ func newSim(sc Scenario) (*sim, error) {
 	s := &sim{sc: sc, pieces: int((sc.Size + sc.PieceSize - 1) / sc.PieceSize),
 		rng: rand.New(rand.NewPCG(sc.Seed, 0x5157a5e1)), base: time.Unix(0, 0)}
 	s.nw.refresh = func(t float64, l int32) { s.after(t, evRefresh, l, 0) }
-	s.slots = originplan.NewSlots(originplan.DefaultFetchers, peerTTLIntervals*sc.Interval)
+	s.slots = originplan.NewSlots(sc.Fetchers, peerTTLIntervals*sc.Interval)
 	s.byID = make(map[originplan.PeerID]int32, sc.Nodes)
 	s.stamp = make([]uint32, s.pieces)
 	s.ownStamp = make([]uint32, s.pieces)

@@ -1,6 +1,7 @@
 package swarmsim
 
 import (
+	"container/heap"
 	"context"
 	"encoding/json"
 	"math"
@@ -191,5 +192,108 @@ func TestScenarioErrors(t *testing.T) {
 				t.Error("Run accepted the scenario")
 			}
 		})
+	}
+}
+
+// With pkgsync's tracker, only the slot holders of originplan.Slots fetch from the origin,
+// whatever part of the swarm each node sees, and they fetch each piece about once; a stock
+// tracker hands no roles, and the members each node sees fetch.
+func TestRoles(t *testing.T) {
+	partial := func(name string, fetchers int, tracker string) Scenario {
+		sc := small(name, 60)
+		sc.MaxPeers, sc.Racks, sc.Fetchers, sc.Tracker = 8, 4, fetchers, tracker
+		return sc
+	}
+	tests := []struct {
+		name        string
+		sc          Scenario
+		maxFetchers int // nodes that fetched from the origin, at most
+		maxOrigin   float64
+		wantRoles   bool
+	}{
+		{"pkgsync tracker, partial views, four slots", partial("roles 4", 4, TrackerPkgsync), 4, 1.05, true},
+		{"pkgsync tracker, partial views, default slots", partial("roles", 0, TrackerPkgsync), 60, 1.05, true},
+		{"pkgsync tracker, two sites: roles only in the origin's site", func() Scenario {
+			sc := small("roles, two sites", 40)
+			sc.Sites, sc.Racks, sc.SiteRule = 2, 2, true
+			return sc
+		}(), 40, 2.1, true},
+		{"stock tracker: no roles", partial("no roles", 0, TrackerStock), 60, 10, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := runSim(t, tc.sc)
+			fetched := 0
+			for _, n := range s.nodes {
+				if n.originDone > 0 {
+					fetched++
+					if tc.wantRoles && n.site == 0 && !n.role.Fetcher() {
+						t.Errorf("node %d fetched %d pieces from the origin without a slot", n.idx, n.originDone)
+					}
+				}
+				switch {
+				case !tc.wantRoles && n.role != nil:
+					t.Errorf("node %d has a role under a stock tracker", n.idx)
+				case tc.wantRoles && n.site == 0 && n.role == nil:
+					t.Errorf("node %d of the origin's site has no role", n.idx)
+				case n.site != 0 && n.role != nil:
+					t.Errorf("node %d of site %d has a role", n.idx, n.site)
+				}
+			}
+			if fetched > tc.maxFetchers {
+				t.Errorf("%d nodes fetched from the origin, want at most %d", fetched, tc.maxFetchers)
+			}
+			if r := s.originBytes / s.missingBytes(); r > tc.maxOrigin {
+				t.Errorf("the origin sent %.3f F, want at most %.2f", r, tc.maxOrigin)
+			}
+			if tc.sc.Sites > 1 {
+				if r := s.crossBytes[0][1] / s.missingBytes(); r > 1.2 {
+					t.Errorf("%.3f F crossed to the far site, want at most 1.2", r)
+				}
+			}
+		})
+	}
+}
+
+// Nodes that start together and find their first peers full still join one swarm: a full
+// node takes a connection of the direction it has fewer of, as anacrolix does. Without that,
+// the first MaxConns+1 nodes form a clique that nobody else reaches.
+func TestConnectedWhenFull(t *testing.T) {
+	sc := small("full nodes", 200)
+	sc.MaxConns, sc.Racks, sc.Size = 16, 5, 1<<20
+	s, err := newSim(sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Run until every node has started and announced once.
+	for len(s.timers) > 0 && s.timers[0].t <= 0 {
+		s.fire(heap.Pop(&s.timers).(timer))
+	}
+	for _, n := range s.nodes {
+		if len(n.conns) > sc.MaxConns {
+			t.Fatalf("node %d has %d connections, above MaxConns %d", n.idx, len(n.conns), sc.MaxConns)
+		}
+	}
+	seen := make([]bool, len(s.nodes))
+	queue := []int32{0}
+	seen[0] = true
+	for len(queue) > 0 {
+		n := s.nodes[queue[0]]
+		queue = queue[1:]
+		for _, c := range n.conns {
+			if !seen[c.peer] {
+				seen[c.peer] = true
+				queue = append(queue, c.peer)
+			}
+		}
+	}
+	reached := 0
+	for _, ok := range seen {
+		if ok {
+			reached++
+		}
+	}
+	if reached != len(s.nodes) {
+		t.Errorf("node 0 reaches %d of %d nodes over connections", reached, len(s.nodes))
 	}
 }

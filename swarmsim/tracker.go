@@ -75,12 +75,15 @@ func (s *sim) peersFor(n *node) []int32 {
 		return s.randomPeers(n, k)
 	}
 	fetchers := s.fellowFetchers(n)
+	if len(fetchers) >= k {
+		return fetchers[:k]
+	}
 	return append(fetchers, s.rankedPeers(n, k-len(fetchers), fetchers)...)
 }
 
-// fellowFetchers lists, for a fetcher, the other live slot holders: pkgsync's tracker puts
-// them first in a fetcher's peer list, so that fetchers connect to each other and see each
-// other's claims.
+// fellowFetchers lists, for a fetcher, the other live slot holders in slot order: pkgsync's
+// tracker puts them first in a fetcher's peer list (as many as the list holds), so that
+// fetchers connect to each other and see each other's claims.
 func (s *sim) fellowFetchers(n *node) []int32 {
 	if n.role == nil || !n.role.Fetcher() {
 		return nil

@@ -64,6 +64,7 @@ type options struct {
 	nodes, sizes, sites, splays       string
 	churns, trackers                  string
 	racks, maxPeers, maxConns, pipe   int
+	fetchers                          int
 	rate, originRate, rackRate, inter float64
 	have                              float64
 	down                              time.Duration
@@ -87,12 +88,13 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.sites, "sites", "1", "sites, the origin in the first (a list)")
 	fs.StringVar(&o.splays, "splay", "0s", "each node starts at a uniform random offset below this (a list)")
 	fs.StringVar(&o.churns, "churn", "0", "share of nodes killed once mid-run and restarted --down later, 0 to 1 (a list)")
-	fs.StringVar(&o.trackers, "tracker", "pkgsync", "pkgsync (ranked peer lists) or stock (random peer lists) (a list)")
+	fs.StringVar(&o.trackers, "tracker", "pkgsync", "pkgsync (ranked peer lists, origin roles) or stock (random peer lists) (a list)")
 	fs.IntVar(&o.racks, "racks", 50, "racks per site")
 	fs.Float64Var(&o.rate, "rate", 10000, "each node's upload and download in Mbit/s")
 	fs.Float64Var(&o.originRate, "origin-rate", 10000, "the origin's upload in Mbit/s")
 	fs.Float64Var(&o.rackRate, "rack-rate", 0, "each rack's link to its site, each way, in Mbit/s (0: not a bottleneck)")
 	fs.Float64Var(&o.inter, "interdc-rate", 0, "the link between two sites, each way, in Mbit/s (0: not a bottleneck)")
+	fs.IntVar(&o.fetchers, "fetchers", 0, "origin fetchers pkgsync's tracker names per swarm (0: as many as a peer list holds, at most 128)")
 	fs.IntVar(&o.maxPeers, "max-peers", 200, "the tracker's cap on a peer list")
 	fs.IntVar(&o.maxConns, "max-conns", 128, "connections per node (pkgsync's default)")
 	fs.IntVar(&o.pipe, "pipeline", 8, "pieces a node fetches from peers at once")
@@ -255,7 +257,7 @@ func mbit(r float64) float64 { return r * 1e6 / 8 }
 func (o *options) scenario(n int, f int64, sites int, splay time.Duration, churn float64, tracker string) swarmsim.Scenario {
 	sc := swarmsim.Scenario{
 		Nodes: n, Size: f, Sites: sites, Racks: o.racks, NodeRate: mbit(o.rate), OriginRate: mbit(o.originRate),
-		RackRate: mbit(o.rackRate), InterSiteRate: mbit(o.inter), Tracker: tracker, MaxPeers: o.maxPeers,
+		RackRate: mbit(o.rackRate), InterSiteRate: mbit(o.inter), Tracker: tracker, Fetchers: o.fetchers, MaxPeers: o.maxPeers,
 		MaxConns: o.maxConns, SiteRule: !o.noSiteRule, Splay: splay, Churn: churn, Down: o.down, Have: o.have,
 		Pipeline: o.pipe, Seed: o.seed,
 	}
