@@ -10,10 +10,10 @@ import "time"
 // once. The fetchers pass the origin's rate on only if they can upload each of their pieces
 // to those peers as fast as the origin sends, so fetchers x upload >= peers x the origin's
 // rate: on a data center's network, where nodes and origin have links of one speed, as many
-// fetchers as a node has peers (swarmsim: 4 fetchers leave the origin idle two thirds of the
-// time at 16 and at 1,000 nodes). The origin still sends each piece about once, since the
-// fetchers' blocks are disjoint, and it serves one connection per fetcher (Plan keeps one
-// fetch in flight per fetcher when there are Concurrency or more).
+// fetchers as a node has peers. A tracker that caps its peer lists below this needs no more
+// fetchers than the cap. The origin still sends each piece about once, since the fetchers'
+// blocks are disjoint, and it serves one connection per fetcher (Plan keeps one fetch in
+// flight per fetcher when there are Concurrency or more).
 const DefaultFetchers = 128
 
 // Role is what a tracker that coordinates the origin tells one announcer: whether it fetches
