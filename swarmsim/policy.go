@@ -90,11 +90,10 @@ func (n *node) round() {
 	}
 	now := n.at()
 	peerPieces := len(n.haveList) - n.originDone
-	// Plan picks only pieces no connected peer has (unless stalled); skip the walk when
-	// there are none.
-	// A node that is not a fetcher picks nothing either unless stalled.
-	if stalled := n.plan.Stalled(now, peerPieces); !stalled &&
-		(n.role != nil && !n.role.Fetcher() || unseenCount(n.avail, n.have, n.busy, s.pieces) == 0) {
+	// Unless stalled, Plan picks only pieces no connected peer has, and nothing for a node
+	// the tracker did not make a fetcher: skip the walk then.
+	notFetcher := n.role != nil && !n.role.Fetcher()
+	if !n.plan.Stalled(now, peerPieces) && (notFetcher || unseenCount(n.avail, n.have, n.busy, s.pieces) == 0) {
 		return
 	}
 	s.stampN++
