@@ -11,9 +11,9 @@ import (
 // conn is one end of a connection.
 type conn struct {
 	peer       int32
-	rev        int32 // this connection's index in the peer's conns
-	peerFull   bool  // the peer was complete when it connected: counted in fullPeers, not per piece
-	peerHidden bool  // the site rule hides the peer's pieces from this node (a far gateway)
+	rev        int32   // this connection's index in the peer's conns
+	peerFull   bool    // the peer was complete when it connected: counted in fullPeers, not per piece
+	peerHidden bool    // the site rule hides the peer's pieces from this node (a far gateway)
 	out        bool    // this node dialed it
 	since      float64 // when it was opened
 }
