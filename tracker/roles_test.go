@@ -193,3 +193,15 @@ func TestFetchersFirst(t *testing.T) {
 }
 
 func sorted(s []string) []string { return slices.Sorted(slices.Values(s)) }
+
+// TestFetchersCappedByMaxPeers: a swarm has no more fetcher slots than one peer list holds,
+// since the fetchers are listed first to each other.
+func TestFetchersCappedByMaxPeers(t *testing.T) {
+	e := newEnv(t, Options{OriginFetchers: 128, MaxPeers: 3})
+	ih := ihOf("capped")
+	d := e.rawGet(t, "/announce", announceQuery(ih, "a", 1, "ip", "10.0.0.1"))
+	slot, holders, ok := roleOf(t, d, []string{"a"})
+	if !ok || slot != 0 || len(holders) != 3 {
+		t.Errorf("role (%v) slot %d, %d slots; want slot 0 of 3 (MaxPeers)", ok, slot, len(holders))
+	}
+}

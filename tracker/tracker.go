@@ -125,7 +125,8 @@ type Options struct {
 	// OriginFetchers, if positive, is the number of origin fetcher slots of each swarm, and
 	// every announce answer carries the asker's origin role (see the package doc); zero hands
 	// out no roles and answers as a stock tracker does. The command's default is
-	// originplan.DefaultFetchers.
+	// originplan.DefaultFetchers. It is capped at MaxPeers, since the fetchers are listed first
+	// to each other.
 	OriginFetchers int
 	// AllowInfoHash, if not nil, decides which torrents this tracker serves; announces for others
 	// fail and scrapes leave them out.
@@ -173,6 +174,9 @@ func New(opts Options) *Tracker {
 	if opts.MaxPeers <= 0 {
 		opts.MaxPeers = DefaultMaxPeers
 	}
+	// The fetchers are listed first to each other, so that they see each other's claims:
+	// more of them than one peer list holds would not.
+	opts.OriginFetchers = min(opts.OriginFetchers, opts.MaxPeers)
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
