@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -200,19 +201,19 @@ func TestTrackerMaxPeers(t *testing.T) {
 	}
 }
 
-// TestTrackerOriginFetchers: `pkgsync tracker` and `serve --tracker` name
-// originplan.DefaultFetchers origin fetchers per package unless --origin-fetchers says otherwise,
-// and with 0 answer as a stock tracker, without the "pkgsync" key.
+// TestTrackerOriginFetchers: `pkgsync tracker` and `serve --tracker` answer as a stock tracker,
+// without the "pkgsync" key, unless --origin-fetchers N names N origin fetchers per package.
 func TestTrackerOriginFetchers(t *testing.T) {
 	dir := t.TempDir()
 	tests := []struct {
 		args         []string
 		wantFetchers int // slots in the answer's "pkgsync" key; 0: no key
 	}{
-		{[]string{"tracker"}, originplan.DefaultFetchers},
+		{[]string{"tracker"}, 0},
+		{[]string{"tracker", "--origin-fetchers", strconv.Itoa(originplan.DefaultFetchers)}, originplan.DefaultFetchers},
 		{[]string{"tracker", "--origin-fetchers", "1"}, 1},
 		{[]string{"tracker", "--origin-fetchers", "0"}, 0},
-		{[]string{"serve", dir, "--tracker"}, originplan.DefaultFetchers},
+		{[]string{"serve", dir, "--tracker"}, 0},
 		{[]string{"serve", dir, "--tracker", "--origin-fetchers", "7"}, 7},
 	}
 	for _, tt := range tests {
