@@ -11,6 +11,7 @@ import (
 
 	"github.com/anacrolix/torrent"
 
+	"github.com/pkgsync/pkgsync/internal/byterange"
 	"github.com/pkgsync/pkgsync/originplan"
 )
 
@@ -209,14 +210,14 @@ func (rp *runPlanner) run(p int) []int {
 		return rp.taking(run)
 	}
 	rs := rp.s.originRanges(p)
-	bytes, parts, end := sumRanges(rs), len(rs), rs[len(rs)-1].End()
+	bytes, parts, end := byterange.Sum(rs), len(rs), rs[len(rs)-1].End()
 	for j := i + 1; j < rp.hi; j++ {
 		q := rp.s.todo[j]
 		if !rp.open(q) {
 			continue
 		}
 		rs := rp.s.originRanges(q)
-		n, more := sumRanges(rs), len(rs)
+		n, more := byterange.Sum(rs), len(rs)
 		if rs[0].Off == end {
 			more-- // it continues the run's last range
 		}
@@ -234,7 +235,7 @@ func (rp *runPlanner) run(p int) []int {
 // picks, while each is the first open piece below the run in todo.
 func (rp *runPlanner) taking(run []int) []int {
 	s := rp.s
-	bytes := sumRanges(s.originRanges(run[0]))
+	bytes := byterange.Sum(s.originRanges(run[0]))
 	for len(run) < s.takeRun() {
 		low := s.todoPos[run[len(run)-1]]
 		j := low - 1
@@ -245,7 +246,7 @@ func (rp *runPlanner) taking(run []int) []int {
 		if j < 0 || len(picks) == 0 || picks[0] != s.todo[j] {
 			break
 		}
-		n := sumRanges(s.originRanges(s.todo[j]))
+		n := byterange.Sum(s.originRanges(s.todo[j]))
 		if bytes+n > rp.capBytes {
 			break
 		}
@@ -254,13 +255,6 @@ func (rp *runPlanner) taking(run []int) []int {
 		run = append(run, s.todo[j])
 	}
 	return run
-}
-
-func sumRanges(rs []Range) (n int64) {
-	for _, r := range rs {
-		n += r.Len
-	}
-	return n
 }
 
 // launchRun claims the first window of run (all of it when it goes backwards: pieces taken
@@ -430,8 +424,8 @@ func (w *runWriter) WriteAt(b []byte, off int64) (int, error) {
 		}
 		seg := Range{Off: max(off, int64(p)*w.pieceLen), Len: 0}
 		seg.Len = min(end, int64(p+1)*w.pieceLen) - seg.Off
-		left := cutRange(rs, seg)
-		w.got[p] += sumRanges(rs) - sumRanges(left)
+		left := byterange.Subtract(rs, seg)
+		w.got[p] += byterange.Sum(rs) - byterange.Sum(left)
 		w.want[p] = left
 		if len(left) == 0 && !w.closed {
 			w.done <- p
@@ -459,26 +453,8 @@ func (w *runWriter) written(p int) int64 {
 func (w *runWriter) left(p int) int64 {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return sumRanges(w.want[p])
+	return byterange.Sum(w.want[p])
 }
 
 // complete reports whether every expected byte of p was written.
 func (w *runWriter) complete(p int) bool { return w.left(p) == 0 }
-
-// cutRange returns rs (sorted, disjoint) without the bytes of cut, in a new slice.
-func cutRange(rs []Range, cut Range) []Range {
-	out := make([]Range, 0, len(rs)+1)
-	for _, r := range rs {
-		if cut.End() <= r.Off || r.End() <= cut.Off {
-			out = append(out, r)
-			continue
-		}
-		if r.Off < cut.Off {
-			out = append(out, Range{Off: r.Off, Len: cut.Off - r.Off})
-		}
-		if cut.End() < r.End() {
-			out = append(out, Range{Off: cut.End(), Len: r.End() - cut.End()})
-		}
-	}
-	return out
-}

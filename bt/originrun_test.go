@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/pkgsync/pkgsync/httprange"
+	"github.com/pkgsync/pkgsync/internal/byterange"
 	"github.com/pkgsync/pkgsync/originplan"
 )
 
@@ -106,7 +107,7 @@ func newRangeOrigin(t testing.TB, src []byte) *rangeOrigin {
 			o.asked[r.Header.Get("X-Node")] = append(o.asked[r.Header.Get("X-Node")], rh)
 			o.mu.Unlock()
 			if rs, err := parseRangeHeader(rh); err == nil {
-				o.bytes.Add(sumRanges(rs))
+				o.bytes.Add(byterange.Sum(rs))
 			}
 		}
 		if n := o.breakAfter.Load(); n > 0 && o.breakAfter.CompareAndSwap(n, 0) {
@@ -235,9 +236,9 @@ func TestOriginRunsAlone(t *testing.T) {
 			st := tor.Stats()
 			alone := noSwarmRequests(t, fx, want)
 			t.Logf("%d pieces, %d missing bytes in %d ranges: %d fetches, %d requests; one Fetch of it all: %d requests",
-				fx.num, sumRanges(want), len(want), st.OriginRequests, o.requests.Load(), alone)
-			if st.BytesFromOrigin != sumRanges(want) {
-				t.Errorf("%d bytes from the origin, want the %d missing", st.BytesFromOrigin, sumRanges(want))
+				fx.num, byterange.Sum(want), len(want), st.OriginRequests, o.requests.Load(), alone)
+			if st.BytesFromOrigin != byterange.Sum(want) {
+				t.Errorf("%d bytes from the origin, want the %d missing", st.BytesFromOrigin, byterange.Sum(want))
 			}
 			if got := o.requests.Load(); got > alone || got == 0 {
 				t.Errorf("%d requests to the origin; one Fetch of the missing ranges makes %d", got, alone)
@@ -347,7 +348,7 @@ func TestOriginRunFails(t *testing.T) {
 				calls++
 				first := calls == 1
 				if !first {
-					later += sumRanges(ranges)
+					later += byterange.Sum(ranges)
 				}
 				mu.Unlock()
 				if first {

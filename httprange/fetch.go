@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/pkgsync/pkgsync/internal/byterange"
 )
 
 // Fetch writes the bytes of ranges to w at their own offsets, and nothing else. Ranges may overlap
@@ -116,7 +118,7 @@ func (j *fetchCall) run(ctx context.Context, want []Range, probe bool) error {
 				}
 				break
 			}
-			before := sumLen(want)
+			before := byterange.Sum(want)
 			var rem []Range
 			rem, err = j.rangeAttempt(ctx, want, probe)
 			if err == nil && j.full {
@@ -125,7 +127,7 @@ func (j *fetchCall) run(ctx context.Context, want []Range, probe bool) error {
 			if err == nil && len(rem) == 0 {
 				return nil
 			}
-			progressed := sumLen(rem) < before
+			progressed := byterange.Sum(rem) < before
 			want = rem
 			if err != nil {
 				break
@@ -427,7 +429,7 @@ func (j *fetchCall) copyPart(r io.Reader, got Range, rem []Range) ([]Range, erro
 		}
 	}
 	for _, d := range done {
-		rem = subtract(rem, d)
+		rem = byterange.Subtract(rem, d)
 	}
 	if err != nil {
 		var we *writeError
@@ -666,31 +668,6 @@ func hull(rs []Range) Range {
 		return Range{}
 	}
 	return Range{Off: rs[0].Off, Len: rs[len(rs)-1].End() - rs[0].Off}
-}
-
-func sumLen(rs []Range) (n int64) {
-	for _, r := range rs {
-		n += r.Len
-	}
-	return n
-}
-
-// subtract returns sorted, disjoint rs without the bytes of cut, in a new slice.
-func subtract(rs []Range, cut Range) []Range {
-	out := make([]Range, 0, len(rs)+1)
-	for _, r := range rs {
-		if cut.End() <= r.Off || r.End() <= cut.Off {
-			out = append(out, r)
-			continue
-		}
-		if r.Off < cut.Off {
-			out = append(out, Range{Off: r.Off, Len: cut.Off - r.Off})
-		}
-		if cut.End() < r.End() {
-			out = append(out, Range{Off: cut.End(), Len: r.End() - cut.End()})
-		}
-	}
-	return out
 }
 
 // countingReader adds the bytes read to a Fetcher's Stats.

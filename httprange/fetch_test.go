@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/pkgsync/pkgsync/internal/byterange"
 )
 
 func TestCoalesce(t *testing.T) {
@@ -83,8 +85,8 @@ func TestSubtract(t *testing.T) {
 		{Range{Off: 0, Len: 100}, []Range{}},
 	}
 	for _, tt := range tests {
-		if got := subtract(rs, tt.cut); !slices.Equal(got, tt.want) {
-			t.Errorf("subtract(%v) = %v, want %v", tt.cut, got, tt.want)
+		if got := byterange.Subtract(rs, tt.cut); !slices.Equal(got, tt.want) {
+			t.Errorf("byterange.Subtract(%v) = %v, want %v", tt.cut, got, tt.want)
 		}
 	}
 }
@@ -134,7 +136,7 @@ func TestFetchServeContent(t *testing.T) {
 			if st.Requests != tt.wantRequests || int64(log.len()) != tt.wantRequests {
 				t.Errorf("Stats.Requests = %d, server saw %d, want %d", st.Requests, log.len(), tt.wantRequests)
 			}
-			want := sumLen(Coalesce(tt.ranges))
+			want := byterange.Sum(Coalesce(tt.ranges))
 			if progress.Load() != want {
 				t.Errorf("OnProgress summed %d, want %d", progress.Load(), want)
 			}

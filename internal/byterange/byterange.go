@@ -19,3 +19,29 @@ func (r Range) String() string {
 	}
 	return fmt.Sprintf("bytes %d-%d", r.Off, r.End()-1)
 }
+
+// Sum returns the bytes rs covers, counting overlaps twice.
+func Sum(rs []Range) (n int64) {
+	for _, r := range rs {
+		n += r.Len
+	}
+	return n
+}
+
+// Subtract returns sorted, disjoint rs without the bytes of cut, in a new slice.
+func Subtract(rs []Range, cut Range) []Range {
+	out := make([]Range, 0, len(rs)+1)
+	for _, r := range rs {
+		if cut.End() <= r.Off || r.End() <= cut.Off {
+			out = append(out, r)
+			continue
+		}
+		if r.Off < cut.Off {
+			out = append(out, Range{Off: r.Off, Len: cut.Off - r.Off})
+		}
+		if cut.End() < r.End() {
+			out = append(out, Range{Off: cut.End(), Len: r.End() - cut.End()})
+		}
+	}
+	return out
+}
