@@ -42,6 +42,21 @@ Examples:
 // exitUpdated is sync's exit status when it updated something and nothing failed.
 const exitUpdated = 4
 
+// checkSyncOptions refuses an index that is not an http(s) URL and a --keep or --lock-wait out
+// of range.
+func checkSyncOptions(opt dirsync.Options) error {
+	if !strings.HasPrefix(opt.Index, "http://") && !strings.HasPrefix(opt.Index, "https://") {
+		return fmt.Errorf("%w: INDEX_URL %q: want an http(s) URL", errUsage, opt.Index)
+	}
+	if opt.Keep < 1 {
+		return fmt.Errorf("%w: --keep %d: want at least 1", errUsage, opt.Keep)
+	}
+	if opt.LockWait < 0 {
+		return fmt.Errorf("%w: --lock-wait %s is negative", errUsage, opt.LockWait)
+	}
+	return nil
+}
+
 func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("sync", syncSynopsis, stdout)
 	var (
@@ -81,14 +96,8 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	opt.Index, opt.Dir = fs.Arg(0), fs.Arg(1)
-	if !strings.HasPrefix(opt.Index, "http://") && !strings.HasPrefix(opt.Index, "https://") {
-		return fmt.Errorf("%w: INDEX_URL %q: want an http(s) URL", errUsage, opt.Index)
-	}
-	if opt.Keep < 1 {
-		return fmt.Errorf("%w: --keep %d: want at least 1", errUsage, opt.Keep)
-	}
-	if opt.LockWait < 0 {
-		return fmt.Errorf("%w: --lock-wait %s is negative", errUsage, opt.LockWait)
+	if err := checkSyncOptions(opt); err != nil {
+		return err
 	}
 	if err := mf.check(); err != nil {
 		return err
