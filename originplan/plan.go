@@ -275,19 +275,24 @@ func (pl *Planner) idleMembers(now time.Time, ids []PeerID, rank int, outstandin
 	clear(idle)
 	clear(orphan)
 	for k, id := range ids {
-		if k == rank || outstanding[id] > 0 {
-			delete(pl.idleSince, id)
-			continue
-		}
-		since, ok := pl.idleSince[id]
-		if !ok {
-			since = now
-			pl.idleSince[id] = now
-		}
-		idle[k] = now.Sub(since) >= pl.cfg.IdleGrace
-		orphan[k] = now.Sub(since) >= pl.cfg.OrphanAfter
+		idle[k], orphan[k] = pl.idleFor(now, id, k == rank || outstanding[id] > 0)
 	}
 	return idle, orphan
+}
+
+// idleFor keeps since when member id has been idle and reports whether it is idle (IdleGrace)
+// and an orphan (OrphanAfter) at now; working says it is not idle now.
+func (pl *Planner) idleFor(now time.Time, id PeerID, working bool) (idle, orphan bool) {
+	if working {
+		delete(pl.idleSince, id)
+		return false, false
+	}
+	since, ok := pl.idleSince[id]
+	if !ok {
+		since = now
+		pl.idleSince[id] = now
+	}
+	return now.Sub(since) >= pl.cfg.IdleGrace, now.Sub(since) >= pl.cfg.OrphanAfter
 }
 
 // blockView is one round's picture of the blocks, for mayTake.

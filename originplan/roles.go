@@ -41,17 +41,7 @@ func (pl *Planner) slotBlocks(now time.Time, role Role, members []Member, stalle
 			continue
 		}
 		n, seen := outstanding[id]
-		if n > 0 || (!seen && !stalled) {
-			delete(pl.idleSince, id)
-			continue
-		}
-		since, ok := pl.idleSince[id]
-		if !ok {
-			since = now
-			pl.idleSince[id] = now
-		}
-		idle[k] = now.Sub(since) >= pl.cfg.IdleGrace
-		orphan[k] = now.Sub(since) >= pl.cfg.OrphanAfter
+		idle[k], orphan[k] = pl.idleFor(now, id, n > 0 || (!seen && !stalled))
 	}
 	return blockView{nm: nm, rank: role.Slot, idle: idle, orphan: orphan}
 }
