@@ -325,7 +325,10 @@ func (s *scheduler) round(ctx context.Context) {
 func (s *scheduler) planRuns(ctx context.Context, v roundView, now time.Time) {
 	lo, hi := s.ownBlock(v.members, v.role)
 	capBytes, maxParts, maxPieces := int64(runBytesShared), runPartsShared, s.claimWindow()
-	if !sharing(v.members, v.role) {
+	// Long runs only with no peer in sight: a peer that is known or connected but has not yet
+	// said it shares the origin work may be about to, and bytes of a long run already on
+	// their way cannot be handed back.
+	if !sharing(v.members, v.role) && v.gate.Known == 0 && v.gate.Connected == 0 {
 		capBytes, maxParts, maxPieces = runBytesAlone, 0, 0
 	}
 	for again := range s.cfg.OriginConcurrency + 1 {
