@@ -448,25 +448,21 @@ func (n *Node) announceHash(ctx context.Context, url string, ih metainfo.Hash, e
 
 // DropInfo removes the info-only torrent of ih that FetchInfo left, telling the trackers it
 // stopped; a no-op when there is none (Add took its place).
-func (n *Node) DropInfo(ih metainfo.Hash) {
-	n.mu.Lock()
-	m := n.metas[ih]
-	delete(n.metas, ih)
-	n.mu.Unlock()
-	if m != nil {
-		m.close(true)
-	}
-}
+func (n *Node) DropInfo(ih metainfo.Hash) { n.removeMeta(ih, true) }
 
 // takeMeta removes the info-only torrent of ih, if any, for Add to take its place: no
 // "stopped" announce, as Add announces next.
-func (n *Node) takeMeta(ih metainfo.Hash) {
+func (n *Node) takeMeta(ih metainfo.Hash) { n.removeMeta(ih, false) }
+
+// removeMeta removes the info-only torrent of ih, if any, and closes it, announcing "stopped"
+// when stopped is set.
+func (n *Node) removeMeta(ih metainfo.Hash, stopped bool) {
 	n.mu.Lock()
 	m := n.metas[ih]
 	delete(n.metas, ih)
 	n.mu.Unlock()
 	if m != nil {
-		m.close(false)
+		m.close(stopped)
 	}
 }
 
