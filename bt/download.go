@@ -579,6 +579,7 @@ func (s *scheduler) account(r originResult) {
 func (s *scheduler) finish(r originResult) error {
 	t := s.t
 	s.account(r)
+	t.node.log.Debug("bt: origin result", "torrent", t.name, "piece", r.piece, "bytes", r.bytes, "verified", r.verified, "cut", r.cut, "err", r.err)
 	if r.ranged {
 		if !r.verified {
 			t.node.log.Info("bt: piece completed from peer ranges failed verification", "torrent", t.name,

@@ -270,6 +270,7 @@ func (s *scheduler) launchRun(ctx context.Context, run []int, peers []*torrent.P
 		r.claimed = len(run)
 	}
 	s.broadcast(peers, msgClaim, run[:r.claimed])
+	t.node.log.Debug("bt: origin run", "torrent", t.name, "pieces", run, "claimed", r.claimed, "members_seen", len(peers))
 	ranges := make([][]Range, len(run))
 	for i, p := range run {
 		// Refuse peer writes first, then stop asking peers for the piece.

@@ -839,7 +839,7 @@ func (j *job) notice() *slog.Logger {
 const handOverMax = 2 * time.Second
 
 // handOver keeps a node that leaves at once (--seed-time 0) in its swarms, the package's and the
-// .zsync's, until its peers hold the pieces it fetched from the origin, for at most handOverMax
+// .zsync's, until every connected peer holds the pieces it fetched from the origin, for at most handOverMax
 // each: otherwise a node that finishes first takes the only copy of those pieces away, and its
 // peers fetch them from the origin again.
 func (j *job) handOver(ctx context.Context) {

@@ -216,6 +216,9 @@ func storeSwarm(t *testing.T, src string, v1, v2 []byte, nodes int) (fromOrigin,
 		opt := updater.Options{Source: src, Olds: []string{old}, Out: filepath.Join(nd, "pkg.tar"), Swarm: true}
 		opt.BT = bt.DefaultConfig()
 		opt.BT.ListenAddr = fmt.Sprintf("127.0.0.%d:0", 2+i)
+		if l := nodeLogger(i); l != nil {
+			opt.BT.Logger = l
+		}
 		wg.Go(func() { results[i], errs[i] = updater.Run(t.Context(), opt) })
 	}
 	wg.Wait()

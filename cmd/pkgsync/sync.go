@@ -74,7 +74,7 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.StringArrayVarP(&headers, "header", "H", nil, `extra HTTP header for every request, e.g. "Authorization: Bearer TOKEN" (repeat for more)`)
 	fs.IntVar(&opt.Update.Parallel, "parallel", 4, "origin requests in flight per update")
 	fs.BoolVar(&noSwarm, "no-swarm", false, "fetch from the origin only, do not join the BitTorrent swarm")
-	fs.DurationVar(&opt.Update.SeedTime, "seed-time", 0, "after each update, keep seeding to peers this long (0: leave once peers hold what this node alone got from the origin, within 2s)")
+	fs.DurationVar(&opt.Update.SeedTime, "seed-time", 0, "after each update, keep seeding to peers this long (0: leave once every connected peer holds what this node got from the origin, within 2s)")
 	fs.DurationVar(&opt.Update.InfoWait, "info-wait", bt.DefaultInfoWait, "when the origin sends a .torrent's stub, wait this long for peers to send the info dictionary before fetching the .torrent")
 	btf.register(fs)
 	splay.register(fs)

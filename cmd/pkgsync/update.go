@@ -73,7 +73,7 @@ func runUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.IntVar(&opt.Parallel, "parallel", 4, "origin requests in flight")
 	fs.DurationVar(&opt.StallTimeout, "stall-timeout", httprange.DefaultStallTimeout, "ask the origin again when a reply sends no byte for this long (0: wait forever)")
 	fs.BoolVar(&noSwarm, "no-swarm", false, "fetch from the origin only, do not join the BitTorrent swarm")
-	fs.DurationVar(&opt.SeedTime, "seed-time", 3*time.Minute, "keep seeding to peers this long after completing (0: exit once peers hold what this node alone got from the origin, within 2s)")
+	fs.DurationVar(&opt.SeedTime, "seed-time", 3*time.Minute, "keep seeding to peers this long after completing (0: exit once every connected peer holds what this node got from the origin, within 2s)")
 	fs.StringArrayVar(&peers, "peer", nil, "a peer to contact directly, HOST:PORT (repeat for more)")
 	fs.DurationVar(&opt.InfoWait, "info-wait", bt.DefaultInfoWait, "when the origin sends the .torrent's stub, wait this long for peers to send the info dictionary before fetching the .torrent")
 	btf.register(fs)
