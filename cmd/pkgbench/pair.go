@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/sha1"
 	"errors"
 	"fmt"
 	"io"
@@ -104,8 +105,38 @@ func runPairBench(ctx context.Context, args []string, w io.Writer) error {
 			results[c.name] = append(results[c.name], res)
 		}
 	}
+	var floor []float64
+	for range *runs {
+		floor = append(floor, sha1CPUPerGiB(p.size))
+	}
 	printPair(w, p, chosen, results, *runs)
+	printFloor(w, results, median(floor))
 	return nil
+}
+
+// sha1CPUPerGiB measures the CPU seconds per GiB that crypto/sha1 (what pkgsync verifies pieces
+// with) takes here, over size bytes hashed from memory in pieces of 4 MiB: the least a client
+// that checks every byte it receives adds to what curl spends receiving and writing them.
+// Nothing else of pkgbench runs meanwhile, so the process's CPU time is the hashing's.
+func sha1CPUPerGiB(size int64) float64 {
+	buf := make([]byte, 4<<20)
+	for i := range buf {
+		buf[i] = byte(i * 7)
+	}
+	before := selfCPU()
+	for left := size; left > 0; left -= int64(len(buf)) {
+		sha1.Sum(buf[:min(int64(len(buf)), left)])
+	}
+	return (selfCPU() - before).Seconds() / (float64(size) / (1 << 30))
+}
+
+// selfCPU is this process's user and system CPU time so far.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // setupPair writes the package, starts the tracker and nginx, and makes the torrent (its web seed
@@ -514,6 +545,21 @@ func printPair(w io.Writer, p *pairSetup, chosen []pairClient, results map[strin
 		}
 		fmt.Fprintf(w, "| %s | %.0f | %s | %.2f | %s | %s |\n", c.name, mb, ratio(mb, refMB), cpu, ratio(cpu, refCPU), seed)
 	}
+}
+
+// printFloor gives the least downloader CPU a verifying client can reach on this machine: curl's
+// (receiving and writing the bytes) plus SHA-1 over them, against curl's.
+func printFloor(w io.Writer, results map[string][]pairResult, sha1PerGi float64) {
+	var xs []float64
+	for _, r := range results["curl"] {
+		xs = append(xs, r.getCPUPerGi)
+	}
+	if len(xs) == 0 {
+		return
+	}
+	curl := median(xs)
+	fmt.Fprintf(w, "\nfloor of a client that verifies every byte: curl's downloader CPU %.2f + SHA-1 %.2f = %.2f s/GiB (%s x curl)\n",
+		curl, sha1PerGi, curl+sha1PerGi, ratio(curl+sha1PerGi, curl))
 }
 
 func ratio(x, ref float64) string {
