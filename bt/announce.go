@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -98,6 +99,7 @@ func (t *Torrent) announceLoop(ctx context.Context) {
 	// The origin role each tracker gave at its last answer (a tracker that fails keeps its
 	// last one: it is still the best guess of what the others were told).
 	roles := make(map[string]*originplan.Role)
+	seeders := make(map[string]int32) // what each tracker reported at its last answer
 	done := t.store.done()
 	wasComplete := t.Complete()
 	for {
@@ -116,8 +118,10 @@ func (t *Torrent) announceLoop(ctx context.Context) {
 				t.node.log.Info("bt: tracker's origin role not taken", "torrent", t.name, "tracker", u, "err", res.roleErr)
 			}
 			roles[u] = res.role
+			seeders[u] = res.seeders
 			t.mu.Lock()
 			t.trackerOK = true
+			t.seedersReported = slices.Max(slices.Collect(maps.Values(seeders)))
 			// Before the peers are dialed: the role tells which of them are fetchers.
 			t.role = pickRole(urls, roles)
 			t.mu.Unlock()
@@ -244,7 +248,7 @@ func (n *Node) announceTo(ctx context.Context, url string, req tracker.AnnounceR
 	if err != nil {
 		return announceReply{}, err
 	}
-	r := announceReply{interval: res.Interval}
+	r := announceReply{interval: res.Interval, seeders: max(res.Seeders, 0)}
 	for _, p := range res.Peers {
 		if ip, ok := netip.AddrFromSlice(p.IP); ok {
 			r.peers = appendPeer(r.peers, ip, int64(p.Port))

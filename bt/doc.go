@@ -195,6 +195,11 @@
 // changed for a second are not waited for: two nodes that fail to connect to each other
 // (seen in the swarm benchmark, about one run in three) would otherwise both sit out
 // PeerWait while the rest count them as members and leave their blocks to them.
+// While known peers are still connecting (their count changed within that second), or a
+// tracker reports a seeder that no connected peer is, the wait stretches to 2 s
+// (originplan's ReachWait) even where PeerWait is shorter: the .zsync's swarm waits 500 ms,
+// and sixteen nodes dialing each other on a loaded machine took longer, each then fetching
+// the .zsync the swarm already had.
 // With no peer known it starts at once when the torrent has no tracker; with a tracker it
 // re-announces every 250 ms until a peer appears or PeerWait ends, because nodes that start
 // together announce within moments of each other. This short head start is what lets nodes that

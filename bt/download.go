@@ -307,7 +307,8 @@ func (s *scheduler) round(ctx context.Context) {
 	}
 	if opened {
 		t.node.log.Info("bt: origin allowed", "torrent", t.name, "after", now.Sub(s.start).Round(time.Millisecond),
-			"peers", len(v.conns), "sharing", len(v.members)+1)
+			"peers", len(v.conns), "known", v.gate.Known, "all_known_connected", v.gate.AllKnownConnected,
+			"pieces_peers_have", v.avail.GetCardinality(), "sharing", len(v.members)+1)
 	}
 	if now.Sub(s.lastClaimed) >= claimRefresh && len(s.inflight) > 0 {
 		s.broadcast(v.claimPeers, msgClaim, s.claimedPieces())
@@ -390,6 +391,7 @@ func (s *scheduler) observe(now time.Time) roundView {
 	s.throttleUpload(now, v.conns)
 
 	var memberIDs [][20]byte
+	seederConnected := false
 	connected := make(map[string]bool)
 	open := make(map[[20]byte]bool)
 	settled := true
@@ -409,6 +411,7 @@ func (s *scheduler) observe(now time.Time) roundView {
 		if ps.rangeOK {
 			v.rangePeers[cv.pc] = true
 		}
+		seederConnected = seederConnected || cv.full || ps.originSeeder
 		if !ps.claimsOK {
 			continue
 		}
@@ -437,7 +440,7 @@ func (s *scheduler) observe(now time.Time) roundView {
 	}
 	v.gate = originplan.GateView{Now: now, Connected: len(connected), Known: len(t.known),
 		AllKnownConnected: allKnownConnected, Announced: t.announced, Settled: settled,
-		Alone: len(t.known) == 0 && s.hasTrackers}
+		Alone: len(t.known) == 0 && s.hasTrackers, SeederAway: t.seedersReported > 0 && !seederConnected}
 	v.role = t.role
 	t.mu.Unlock()
 	for _, id := range memberIDs {

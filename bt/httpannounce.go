@@ -33,6 +33,7 @@ import (
 type announceReply struct {
 	interval int32
 	peers    []netip.AddrPort
+	seeders  int32 // "complete": the peers the tracker knows to have every piece
 	// role is the origin role the tracker gave, nil when it gives none (a stock tracker).
 	role *originplan.Role
 	// roleErr says why a "pkgsync" key the tracker sent was not taken; the peers still are.
@@ -152,6 +153,7 @@ func appendAnnounceQuery(raw string, a *tracker.Announce) string {
 type httpReply struct {
 	FailureReason string        `bencode:"failure reason"`
 	Interval      int32         `bencode:"interval"`
+	Complete      int32         `bencode:"complete"`
 	Peers         bencode.Bytes `bencode:"peers"`
 	Peers6        []byte        `bencode:"peers6"` // BEP 7, 18-byte entries
 	Pkgsync       bencode.Bytes `bencode:"pkgsync"`
@@ -184,7 +186,7 @@ func decodeAnnounceReply(body []byte, self originplan.PeerID) (announceReply, er
 	if hr.FailureReason != "" {
 		return announceReply{}, fmt.Errorf("the tracker says: %q", hr.FailureReason)
 	}
-	r := announceReply{interval: hr.Interval}
+	r := announceReply{interval: hr.Interval, seeders: max(hr.Complete, 0)}
 	var err error
 	if r.peers, err = peersOf(hr.Peers, len(body)); err != nil {
 		return announceReply{}, err

@@ -28,10 +28,13 @@ var (
 )
 
 // encodeReply bencodes r as a tracker would answer it: IPv4 peers compact in "peers", IPv6 ones
-// in "peers6", the role in "pkgsync".
+// in "peers6", the role in "pkgsync", the seeders in "complete".
 func encodeReply(t testing.TB, r announceReply) []byte {
 	t.Helper()
 	d := map[string]any{"interval": r.interval}
+	if r.seeders != 0 {
+		d["complete"] = r.seeders
+	}
 	var v4, v6 []byte
 	for _, p := range r.peers {
 		if p.Addr().Is4() {
@@ -77,6 +80,10 @@ func TestDecodeAnnounceReply(t *testing.T) {
 	}{
 		{name: "compact, no role (a stock tracker)", body: "d8:intervali30e" + compact + "e",
 			want: announceReply{interval: 30, peers: addrs("10.0.0.1:6881", "10.0.0.2:6882")}},
+		{name: "seeders (complete)", body: "d8:completei3e10:incompletei7e8:intervali30e" + compact + "e",
+			want: announceReply{interval: 30, seeders: 3, peers: addrs("10.0.0.1:6881", "10.0.0.2:6882")}},
+		{name: "a negative complete counts as none", body: "d8:completei-1e8:intervali30e5:peers0:e",
+			want: announceReply{interval: 30}},
 		{name: "dictionaries and peers6", body: "d8:intervali5e5:peersld2:ip8:10.0.0.34:porti7eed2:ip7:fd00::14:porti8eed2:ip4:host4:porti9eee6:peers618:\xfd\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x0ae",
 			want: announceReply{interval: 5, peers: addrs("10.0.0.3:7", "[fd00::1]:8", "[fd00::2]:10")}},
 		{name: "port 0 and the unspecified address are left out", body: "d8:intervali5e5:peers12:\x0a\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x01e",
@@ -146,7 +153,7 @@ func addrs(ss ...string) []netip.AddrPort {
 }
 
 func sameReply(a, b announceReply) bool {
-	if a.interval != b.interval || !slices.Equal(a.peers, b.peers) || (a.role == nil) != (b.role == nil) {
+	if a.interval != b.interval || a.seeders != b.seeders || !slices.Equal(a.peers, b.peers) || (a.role == nil) != (b.role == nil) {
 		return false
 	}
 	return a.role == nil || (a.role.Slot == b.role.Slot && slices.Equal(a.role.Fetchers, b.role.Fetchers))

@@ -7,6 +7,8 @@ import "time"
 // A node with a Role (GateView.Role) has the tracker's word on who fetches what: it waits
 // only for the first announce's answer and for the peers already connected to say what they
 // have, not for the known ones to connect, nor for others to show up when it is alone.
+// Either way, while a tracker reports a seeder that is not connected yet, it waits for one,
+// and while known peers are still connecting it waits for them, both up to ReachWait.
 type Gate struct {
 	cfg        Config
 	start      time.Time
@@ -31,6 +33,10 @@ type GateView struct {
 	Alone bool
 	// Role: a coordinating tracker answered with a Role (View.Role is set).
 	Role bool
+	// SeederAway: a tracker reports a seeder, and no connected peer is one yet. The gate then
+	// waits for one to connect, up to ReachWait: a piece fetched from the origin meanwhile
+	// is one the swarm already had.
+	SeederAway bool
 }
 
 // Open reports whether the node may use the origin, and whether it became so in this call.
@@ -46,8 +52,13 @@ func (g *Gate) Open(v GateView) (open, now bool) {
 	// go without them. Two known nodes that fail to connect to each other would otherwise
 	// both sit out PeerWait while the others count them as members and wait for their blocks.
 	quiet := v.Connected > 0 && v.Now.Sub(g.peerChange) >= g.cfg.ConnectGrace
-	ready := v.Announced && v.Settled && (v.Role || (!v.Alone && (v.AllKnownConnected || quiet)))
-	if v.Now.Sub(g.start) < g.cfg.PeerWait && !ready {
+	ready := v.Announced && v.Settled && !v.SeederAway && (v.Role || (!v.Alone && (v.AllKnownConnected || quiet)))
+	wait := g.cfg.PeerWait
+	dialing := v.Known > 0 && !v.AllKnownConnected && v.Now.Sub(g.peerChange) < g.cfg.ConnectGrace
+	if v.SeederAway || dialing {
+		wait = max(wait, g.cfg.ReachWait)
+	}
+	if v.Now.Sub(g.start) < wait && !ready {
 		return false, false
 	}
 	g.open = true

@@ -31,6 +31,13 @@ type Config struct {
 	// ConnectGrace: the gate stops waiting for known peers that have not connected once the
 	// peers that did have settled and nothing changed for this long.
 	ConnectGrace time.Duration
+	// ReachWait bounds the gate instead of PeerWait, when longer, while peers that may hold
+	// the pieces are still coming into reach: a tracker reports a seeder and no connected
+	// peer is one (GateView.SeederAway), or known peers are still connecting (the connected
+	// count changed within ConnectGrace). Under load, dialing a dozen peers takes longer than
+	// a short PeerWait (the .zsync's swarm has one), and a piece fetched from the origin
+	// meanwhile is one the swarm already had.
+	ReachWait time.Duration
 }
 
 // Defaults are the values bt runs with.
@@ -42,6 +49,7 @@ var Defaults = Config{
 	IdleGrace:      time.Second,
 	OrphanAfter:    3 * time.Second,
 	ConnectGrace:   time.Second,
+	ReachWait:      2 * time.Second,
 }
 
 func (c Config) withDefaults() Config {
@@ -59,6 +67,7 @@ func (c Config) withDefaults() Config {
 	set(&c.IdleGrace, Defaults.IdleGrace)
 	set(&c.OrphanAfter, Defaults.OrphanAfter)
 	set(&c.ConnectGrace, Defaults.ConnectGrace)
+	set(&c.ReachWait, Defaults.ReachWait)
 	return c
 }
 

@@ -128,6 +128,52 @@ func TestPlanIdleMember(t *testing.T) {
 	}
 }
 
+// A short PeerWait (the .zsync's swarm has one) gives way to ReachWait while a tracker reports
+// a seeder that is not connected yet, or known peers are still connecting.
+func TestGateReachWait(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+	cfg := Config{PeerWait: 500 * time.Millisecond}
+	// One of five known peers connected, settled: ready once nothing changed for ConnectGrace.
+	some := GateView{Connected: 1, Known: 5, Announced: true, Settled: true}
+	seederAway := some
+	seederAway.SeederAway = true
+	at0 := func(v GateView) GateView { v.Now = t0; return v }
+	atD := func(v GateView, d time.Duration) GateView { v.Now = at(d); return v }
+	tests := []struct {
+		name  string
+		views []GateView
+		want  bool
+	}{
+		{"alone: the short PeerWait ends the wait", []GateView{{Now: at(500 * time.Millisecond), Announced: true, Settled: true, Alone: true}}, true},
+		{"known peers connecting: PeerWait does not end the wait", []GateView{at0(some), atD(some, 500*time.Millisecond)}, false},
+		{"known peers quiet for ConnectGrace: go without them", []GateView{at0(some), atD(some, time.Second)}, true},
+		{"a seeder reported: quiet does not end the wait", []GateView{at0(seederAway), atD(seederAway, time.Second)}, false},
+		{"a seeder reported: just before ReachWait", []GateView{at0(seederAway), atD(seederAway, 2*time.Second-1)}, false},
+		{"a seeder reported: ReachWait ends the wait", []GateView{at0(seederAway), atD(seederAway, 2*time.Second)}, true},
+	}
+	for _, tc := range tests {
+		g := New(cfg, id(1), 1, nil, t0).Gate()
+		var open bool
+		for _, v := range tc.views {
+			open, _ = g.Open(v)
+		}
+		if open != tc.want {
+			t.Errorf("%s: Open = %v, want %v", tc.name, open, tc.want)
+		}
+	}
+	// Known peers still connecting, one more every 400 ms: never quiet for ConnectGrace, so
+	// only ReachWait opens the gate.
+	g := New(cfg, id(1), 1, nil, t0).Gate()
+	for i, want := range []bool{false, false, false, false, false, true} {
+		now := at(time.Duration(i) * 400 * time.Millisecond)
+		v := GateView{Now: now, Connected: i + 1, Known: 10, Announced: true, Settled: true}
+		if open, _ := g.Open(v); open != want {
+			t.Errorf("dialing, at %s with %d of 10 connected: Open = %v, want %v", now.Sub(t0), i+1, open, want)
+		}
+	}
+}
+
 func TestGate(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	at := func(d time.Duration) time.Time { return t0.Add(d) }
@@ -155,6 +201,11 @@ func TestGate(t *testing.T) {
 		{"a Role: known peers not connected", []GateView{{Connected: 1, Known: 40, Announced: true, Settled: true, Role: true}}, true},
 		{"a Role: connected peers not settled", []GateView{{Connected: 1, Known: 1, AllKnownConnected: true, Announced: true, Role: true}}, false},
 		{"a Role: not announced", []GateView{{Settled: true, Alone: true, Role: true}}, false},
+		{"a seeder reported, none connected", []GateView{{Connected: 2, Known: 2, AllKnownConnected: true, Announced: true, Settled: true, SeederAway: true}}, false},
+		{"a seeder reported, with a Role", []GateView{{Announced: true, Settled: true, Role: true, SeederAway: true}}, false},
+		{"a seeder connects", []GateView{
+			{Now: at(0), Connected: 2, Known: 2, AllKnownConnected: true, Announced: true, Settled: true, SeederAway: true},
+			{Now: at(100 * time.Millisecond), Connected: 2, Known: 2, AllKnownConnected: true, Announced: true, Settled: true}}, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -87,6 +87,9 @@ func runNodes(t *testing.T, src string, old, want []byte, nodes int, infoWait ti
 		opt := updater.Options{Source: src, Olds: []string{oldPath}, Out: filepath.Join(nd, "pkg.tar"), Swarm: true, InfoWait: infoWait}
 		opt.BT = bt.DefaultConfig()
 		opt.BT.ListenAddr = fmt.Sprintf("127.0.0.%d:0", 30+i)
+		if l := nodeLogger(i); l != nil {
+			opt.BT.Logger = l
+		}
 		wg.Go(func() { results[i], errs[i] = updater.Run(t.Context(), opt) })
 	}
 	wg.Wait()
