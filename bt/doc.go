@@ -195,8 +195,9 @@
 // changed for a second are not waited for: two nodes that fail to connect to each other
 // (seen in the swarm benchmark, about one run in three) would otherwise both sit out
 // PeerWait while the rest count them as members and leave their blocks to them.
-// While known peers are still connecting (their count changed within that second), or a
-// tracker reports a seeder that no connected peer is, the wait stretches to 2 s
+// Until the first tracker answer, while known peers are still connecting (their count changed
+// within that second), or while a tracker reports a seeder that no connected peer is, the
+// wait stretches to 2 s
 // (originplan's ReachWait) even where PeerWait is shorter: the .zsync's swarm waits 500 ms,
 // and sixteen nodes dialing each other on a loaded machine took longer, each then fetching
 // the .zsync the swarm already had.

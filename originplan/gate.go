@@ -7,8 +7,8 @@ import "time"
 // A node with a Role (GateView.Role) has the tracker's word on who fetches what: it waits
 // only for the first announce's answer and for the peers already connected to say what they
 // have, not for the known ones to connect, nor for others to show up when it is alone.
-// Either way, while a tracker reports a seeder that is not connected yet, it waits for one,
-// and while known peers are still connecting it waits for them, both up to ReachWait.
+// Either way, until the first announce is answered, while a tracker reports a seeder that is
+// not connected yet, and while known peers are still connecting, it waits up to ReachWait.
 type Gate struct {
 	cfg        Config
 	start      time.Time
@@ -55,7 +55,7 @@ func (g *Gate) Open(v GateView) (open, now bool) {
 	ready := v.Announced && v.Settled && !v.SeederAway && (v.Role || (!v.Alone && (v.AllKnownConnected || quiet)))
 	wait := g.cfg.PeerWait
 	dialing := v.Known > 0 && !v.AllKnownConnected && v.Now.Sub(g.peerChange) < g.cfg.ConnectGrace
-	if v.SeederAway || dialing {
+	if !v.Announced || v.SeederAway || dialing {
 		wait = max(wait, g.cfg.ReachWait)
 	}
 	if v.Now.Sub(g.start) < wait && !ready {

@@ -32,9 +32,9 @@ type Config struct {
 	// peers that did have settled and nothing changed for this long.
 	ConnectGrace time.Duration
 	// ReachWait bounds the gate instead of PeerWait, when longer, while peers that may hold
-	// the pieces are still coming into reach: a tracker reports a seeder and no connected
-	// peer is one (GateView.SeederAway), or known peers are still connecting (the connected
-	// count changed within ConnectGrace). Under load, dialing a dozen peers takes longer than
+	// the pieces are still coming into reach: the first announce is not answered yet, a
+	// tracker reports a seeder and no connected peer is one (GateView.SeederAway), or known
+	// peers are still connecting (the connected count changed within ConnectGrace). Under load, dialing a dozen peers takes longer than
 	// a short PeerWait (the .zsync's swarm has one), and a piece fetched from the origin
 	// meanwhile is one the swarm already had.
 	ReachWait time.Duration

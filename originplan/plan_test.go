@@ -146,6 +146,8 @@ func TestGateReachWait(t *testing.T) {
 		want  bool
 	}{
 		{"alone: the short PeerWait ends the wait", []GateView{{Now: at(500 * time.Millisecond), Announced: true, Settled: true, Alone: true}}, true},
+		{"the tracker has not answered: PeerWait does not end the wait", []GateView{{Now: at(500 * time.Millisecond), Settled: true, Alone: true}}, false},
+		{"the tracker has not answered: ReachWait ends the wait", []GateView{{Now: at(2 * time.Second), Settled: true, Alone: true}}, true},
 		{"known peers connecting: PeerWait does not end the wait", []GateView{at0(some), atD(some, 500*time.Millisecond)}, false},
 		{"known peers quiet for ConnectGrace: go without them", []GateView{at0(some), atD(some, time.Second)}, true},
 		{"a seeder reported: quiet does not end the wait", []GateView{at0(seederAway), atD(seederAway, time.Second)}, false},

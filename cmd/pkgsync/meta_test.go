@@ -125,7 +125,8 @@ func publishAt(t *testing.T, dir, data, announce string) {
 // than one .torrent + 1 KiB per node, headers included; the others take the info dictionaries
 // (the package's and the .zsync's) from their peers. A cron run on a current package then costs
 // the origin one 304: under 1 KiB on the wire. The .zsync, which travels over a swarm of its
-// own, is counted apart, on the other address.
+// own and is served from the other address, counts in the budget of all the metadata: one
+// .torrent, one .zsync and 1 KiB per node.
 func TestSwarmMetadataFromPeers(t *testing.T) {
 	const nodes = 16
 	v1 := randomBytes(60, 2<<20)
@@ -156,6 +157,11 @@ func TestSwarmMetadataFromPeers(t *testing.T) {
 	}
 	if sent > budget {
 		t.Errorf("the origin sent %d bytes for the .torrent, over one .torrent + 1 KiB per node (%d)", sent, budget)
+	}
+	// Issue 19's budget for all the metadata: one .torrent, one .zsync and 1 KiB per node.
+	if all := sent + zsyncSent; all > budget+zsyncSize {
+		t.Errorf("the origin sent %d bytes of metadata (.torrent %d on the wire, .zsync %d in bodies), over one .torrent + one .zsync + 1 KiB per node (%d)",
+			all, sent, zsyncSent, budget+zsyncSize)
 	}
 
 	// Cron on a current package: one conditional request, no body.
