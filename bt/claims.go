@@ -20,6 +20,10 @@ import (
 // repeated, and counts only while its sender is connected.
 const claimExtension pp.ExtensionName = "pkgsync_origin"
 
+// seederExtension, named in a node's extended handshake, says the node only seeds
+// (Config.Seeder). It carries no messages.
+const seederExtension pp.ExtensionName = "pkgsync_seeder"
+
 const (
 	msgClaim     byte = 'c'
 	msgRelease   byte = 'r'

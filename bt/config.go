@@ -11,6 +11,12 @@ import (
 // Config holds the settings of a Node. The zero value of every field means its default, so
 // Config{} and DefaultConfig() behave the same; DefaultConfig spells the defaults out.
 type Config struct {
+	// Seeder: this node only seeds (`pkgsync seed`), and says so to pkgsync peers in its
+	// extended handshake (seederExtension). A node that fetches from the origin takes a
+	// pkgsync peer on the origin's host for the seeder beside the web server (atOrigin) only
+	// when it says so: runners on one host, or hosts behind one NAT, share the origin's
+	// address, and a node among them that completed is a peer like any other.
+	Seeder bool
 	// ListenAddr is the "host:port" the BitTorrent TCP listener binds (uTP is never used).
 	// Default ":0": every address, an ephemeral port, which trackers learn from announces.
 	// With a specific host, outgoing peer and tracker connections also leave from that

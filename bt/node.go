@@ -320,6 +320,9 @@ func (n *Node) ltepMap(builtin *torrent.LocalLtepProtocolMap) *torrent.LocalLtep
 		n.ltep = torrent.LocalLtepProtocolMap{Index: slices.Clone(builtin.Index), NumBuiltin: builtin.NumBuiltin}
 		n.ltep.AddUserProtocol(claimExtension)
 		n.ltep.AddUserProtocol(rangeExtension)
+		if n.cfg.Seeder {
+			n.ltep.AddUserProtocol(seederExtension)
+		}
 		if n.fast != nil {
 			n.ltep.AddUserProtocol(fastExtension)
 		}
@@ -384,7 +387,8 @@ func (n *Node) setCallbacks(cb *torrent.Callbacks) {
 		if t := n.lookup(pc.Torrent()); t != nil {
 			_, claims := msg.M[claimExtension]
 			_, ranges := msg.M[rangeExtension]
-			t.onExtendedHandshake(pc, msg.Port, claims, ranges)
+			_, seeder := msg.M[seederExtension]
+			t.onExtendedHandshake(pc, msg.Port, claims, ranges, seeder)
 			_, fast := msg.M[fastExtension]
 			t.onFastHandshake(pc, fast)
 		}

@@ -869,15 +869,25 @@ func TestHandOver(t *testing.T) {
 // A seeder on the origin's host is the origin: nodes that fetch from the origin share its
 // pieces out over the origin path, and the library never asks the seeder, which would
 // serve every node in rarest-first order. When the origin fails, the nodes fall back to
-// the seeder.
+// the seeder. A pkgsync node is that seeder only if it says it only seeds (Config.Seeder):
+// one that simply completed on the origin's host (runners on one host, hosts behind one NAT)
+// is a peer like any other.
 func TestOriginSeeder(t *testing.T) {
-	for _, fail := range []bool{false, true} {
-		t.Run(fmt.Sprintf("origin fails %t", fail), func(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		fail, seeder bool
+	}{
+		{"a seeder, the origin up", false, true},
+		{"a seeder, the origin down", true, true},
+		{"a node that completed, the origin up", false, false},
+	} {
+		fail := tc.fail
+		t.Run(tc.name, func(t *testing.T) {
 			fx := newFixture(t, 6<<20, 11)
 			ips := []string{"127.0.4.1", "127.0.4.2", "127.0.4.3", "127.0.4.4"}
 			needLoopbacks(t, ips...)
 			seedData := fx.seedFile(t)
-			seeder := startNode(t, ips[0], nil)
+			seeder := startNode(t, ips[0], func(c *Config) { c.Seeder = tc.seeder })
 			seedTor := addPkg(t, seeder, Package{MetaInfo: fx.mi, Data: seedData, Have: fx.all()})
 			originAddrs := []netip.Addr{netip.MustParseAddr(ips[0])}
 			var ns []*Node
@@ -918,6 +928,12 @@ func TestOriginSeeder(t *testing.T) {
 			if fail {
 				if up < f {
 					t.Errorf("the seeder sent %d bytes; with the origin down it should have sent the package (%d)", up, f)
+				}
+				return
+			}
+			if !tc.seeder {
+				if up == 0 {
+					t.Errorf("the node that completed on the origin's host sent nothing: it was taken for the origin's seeder")
 				}
 				return
 			}

@@ -156,6 +156,9 @@ type peerState struct {
 	// it says it has is not passed on to the library, until the origin fails
 	// (Torrent.originSeedOff).
 	originHost, originSeeder bool
+	// saysSeeder: the peer said in its extended handshake that it only seeds
+	// (Config.Seeder, seederExtension).
+	saysSeeder bool
 	rangeUp                  int64 // sent over rangeExtension
 	fastUp                   int64 // sent over the fast path
 }
@@ -580,12 +583,13 @@ func (t *Torrent) peerLocked(pc *torrent.PeerConn) *peerState {
 	return ps
 }
 
-func (t *Torrent) onExtendedHandshake(pc *torrent.PeerConn, port int, claims, ranges bool) {
+func (t *Torrent) onExtendedHandshake(pc *torrent.PeerConn, port int, claims, ranges, seeder bool) {
 	t.mu.Lock()
 	ps := t.peerLocked(pc)
 	ps.extAt = time.Now()
 	ps.claimsOK = claims
 	ps.rangeOK = ranges
+	ps.saysSeeder = seeder
 	if !ps.dialAddr.IsValid() && port > 0 && port < 1<<16 {
 		if ap, err := netip.ParseAddrPort(pc.RemoteAddr.String()); err == nil {
 			ps.dialAddr = netip.AddrPortFrom(ap.Addr().Unmap(), uint16(port))
@@ -605,8 +609,10 @@ func (t *Torrent) onHaveMessage(pc *torrent.PeerConn, msg *pp.Message) (hide boo
 	ps := t.peerLocked(pc)
 	if ps.haveMsgAt.IsZero() {
 		ps.haveMsgAt = time.Now()
+		// A pkgsync peer is that seeder only if it says it only seeds; a stock client has
+		// no way to say so, and one with every piece on that host is taken for it.
 		ps.originSeeder = ps.originHost && !t.originSeedOff && t.says(msg) == t.info.NumPieces() &&
-			!t.namedFetcherLocked(ps.id)
+			!t.namedFetcherLocked(ps.id) && (!ps.claimsOK || ps.saysSeeder)
 	}
 	hide = (ps.farSite && !t.siteOff) || (ps.originSeeder && !t.originSeedOff)
 	if !hide {
@@ -646,8 +652,9 @@ func (t *Torrent) says(msg *pp.Message) int {
 // same host's link through the origin path, where the nodes share the work out and each
 // piece leaves once, so the library is not told what such a seeder has (a node that is
 // still downloading on that host is heard as any peer, and so is one a coordinating tracker
-// names an origin fetcher, by peer ID: see namedFetcherLocked). If the origin fails, the
-// node falls back to the seeder (useOriginSeeders).
+// names an origin fetcher, by peer ID, see namedFetcherLocked, and a pkgsync peer that does
+// not say it only seeds, see Config.Seeder). If the origin fails, the node falls back to the
+// seeder (useOriginSeeders).
 func (t *Torrent) atOrigin(a netip.Addr) bool {
 	if !t.usesOrigin() || !slices.Contains(t.pkg.OriginAddrs, a.Unmap()) {
 		return false

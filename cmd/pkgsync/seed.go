@@ -68,6 +68,7 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	cfg.Logger = vlog
+	cfg.Seeder = true // nodes on the origin's host tell this seeder from a node by it
 	var addrs []netip.AddrPort
 	for _, p := range peers {
 		ap, err := netip.ParseAddrPort(p)
