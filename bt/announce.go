@@ -110,12 +110,12 @@ func (t *Torrent) announceLoop(ctx context.Context) {
 				if ctx.Err() != nil {
 					break
 				}
-				t.node.log.Info("bt: announce failed", "torrent", t.name, "tracker", u, "err", err)
+				t.node.log.Info("bt: announce failed", "torrent", t.name, "tracker", trackerName(u), "err", err)
 				wait = min(wait, announceRetry)
 				continue
 			}
 			if res.roleErr != nil {
-				t.node.log.Info("bt: tracker's origin role not taken", "torrent", t.name, "tracker", u, "err", res.roleErr)
+				t.node.log.Info("bt: tracker's origin role not taken", "torrent", t.name, "tracker", trackerName(u), "err", res.roleErr)
 			}
 			roles[u] = res.role
 			seeders[u] = res.seeders

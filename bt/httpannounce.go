@@ -56,10 +56,7 @@ func httpAnnounce(a tracker.Announce) (announceReply, error) {
 		}
 		return announceReply{}, fmt.Errorf("bt: tracker URL: %w", err)
 	}
-	// Errors name the tracker without the query, where its secret may be.
-	where := *u
-	where.RawQuery, where.ForceQuery = "", false
-	name := where.Redacted()
+	name := trackerName(a.TrackerUrl)
 	u.RawQuery = appendAnnounceQuery(u.RawQuery, &a)
 	req, err := http.NewRequestWithContext(a.Context, http.MethodGet, u.String(), nil)
 	if err != nil {
@@ -95,6 +92,17 @@ func httpAnnounce(a tracker.Announce) (announceReply, error) {
 		return announceReply{}, fmt.Errorf("bt: announce to %s: %w", name, err)
 	}
 	return r, nil
+}
+
+// trackerName is the tracker's URL for logs and errors: without its query, where its secret
+// may be, and without a password.
+func trackerName(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(a tracker URL that does not parse)"
+	}
+	u.RawQuery, u.ForceQuery = "", false
+	return u.Redacted()
 }
 
 // redactURLError leaves the query (which may hold the tracker's secret) out of a *url.Error.

@@ -296,3 +296,19 @@ func TestPickRole(t *testing.T) {
 		}
 	}
 }
+
+// Logs and errors name a tracker without its secret: not the query (a private tracker's
+// passkey), not a password.
+func TestTrackerName(t *testing.T) {
+	for _, tc := range []struct{ url, want string }{
+		{"http://t.example:6969/announce", "http://t.example:6969/announce"},
+		{"http://t.example/announce?passkey=hush", "http://t.example/announce"},
+		{"https://user:hush@t.example/announce", "https://user:xxxxx@t.example/announce"},
+		{"udp://t.example:1337/announce?hush", "udp://t.example:1337/announce"},
+		{"http://t.example/%zz?hush", "(a tracker URL that does not parse)"},
+	} {
+		if got := trackerName(tc.url); got != tc.want || strings.Contains(got, "hush") {
+			t.Errorf("trackerName(%q) = %q, want %q", tc.url, got, tc.want)
+		}
+	}
+}

@@ -424,7 +424,7 @@ func (m *metaTorrent) announceAll(ctx context.Context, urls []string, event trac
 		res, err := m.n.announceHash(ctx, u, m.req.InfoHash, event, key, m.req.Length)
 		if err != nil {
 			if ctx.Err() == nil {
-				m.n.log.Info("bt: announce failed", "torrent", m.req.Name, "tracker", u, "err", err)
+				m.n.log.Info("bt: announce failed", "torrent", m.req.Name, "tracker", trackerName(u), "err", err)
 			}
 			continue
 		}
