@@ -159,8 +159,8 @@ type peerState struct {
 	// saysSeeder: the peer said in its extended handshake that it only seeds
 	// (Config.Seeder, seederExtension).
 	saysSeeder bool
-	rangeUp                  int64 // sent over rangeExtension
-	fastUp                   int64 // sent over the fast path
+	rangeUp    int64 // sent over rangeExtension
+	fastUp     int64 // sent over the fast path
 }
 
 // config is the Node's Config with the Package's overrides.
