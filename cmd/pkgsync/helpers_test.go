@@ -11,6 +11,7 @@ import (
 
 	"github.com/pkgsync/pkgsync/internal/versions"
 	"github.com/pkgsync/pkgsync/origin"
+	"github.com/pkgsync/pkgsync/tracker"
 )
 
 // pkgsync runs one command line in-process and returns its exit status, stdout and stderr.
@@ -59,6 +60,16 @@ func startOrigin(t *testing.T, dir string) (string, *origin.Server) {
 	ts := httptest.NewServer(srv)
 	t.Cleanup(func() { ts.Close(); srv.Close() })
 	return ts.URL + "/", srv
+}
+
+// startTracker starts pkgsync's embedded tracker on loopback for the test and returns its
+// announce URL.
+func startTracker(t *testing.T) string {
+	t.Helper()
+	tr := tracker.New(tracker.Options{})
+	ts := httptest.NewServer(tr.Handler())
+	t.Cleanup(func() { ts.Close(); tr.Close() })
+	return ts.URL + "/announce"
 }
 
 type updateJSON struct {

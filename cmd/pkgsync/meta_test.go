@@ -18,7 +18,6 @@ import (
 	"github.com/pkgsync/pkgsync/internal/testtool"
 	"github.com/pkgsync/pkgsync/internal/versions"
 	"github.com/pkgsync/pkgsync/origin"
-	"github.com/pkgsync/pkgsync/tracker"
 	"github.com/pkgsync/pkgsync/updater"
 )
 
@@ -143,14 +142,11 @@ func TestSwarmMetadataFromPeers(t *testing.T) {
 	const nodes = 16
 	v1 := randomBytes(60, 2<<20)
 	v2 := edited(v1, 61, 6)
-	tr := tracker.New(tracker.Options{})
-	defer tr.Close()
-	ts := httptest.NewServer(tr.Handler())
-	defer ts.Close()
+	announce := startTracker(t)
 	pub := t.TempDir()
 	o := startMetaOrigin(t, pub)
 	writeFile(t, filepath.Join(pub, "pkg.tar"), v2)
-	publishAt(t, pub, o.data, ts.URL+"/announce")
+	publishAt(t, pub, o.data, announce)
 	torrentSize, zsyncSize := fileSize(t, filepath.Join(pub, "pkg.tar.torrent")), fileSize(t, filepath.Join(pub, "pkg.tar.zsync"))
 
 	// A long bound: every node but the first must have its info from peers, whatever the load.
@@ -193,7 +189,7 @@ func TestSwarmMetadataFromPeers(t *testing.T) {
 	// The .torrent made again (another date, the same info): a new stub, whose info the
 	// record beside OUT has; OUT is current without a word to a peer.
 	t.Setenv("SOURCE_DATE_EPOCH", "1700000000")
-	publishAt(t, pub, o.data, ts.URL+"/announce")
+	publishAt(t, pub, o.data, announce)
 	before = o.metaWire.sent.Load()
 	r, err := updater.Run(t.Context(), opt)
 	if err != nil || !r.UpToDate || r.InfoFrom != "record" {
@@ -210,14 +206,11 @@ func TestSwarmMetadataBehindNginx(t *testing.T) {
 	testtool.Need(t, "nginx")
 	v1 := randomBytes(62, 2<<20)
 	v2 := edited(v1, 63, 6)
-	tr := tracker.New(tracker.Options{})
-	defer tr.Close()
-	ts := httptest.NewServer(tr.Handler())
-	defer ts.Close()
+	announce := startTracker(t)
 	pub := t.TempDir()
 	base := nginxtest.Start(t, pub) + "/"
 	writeFile(t, filepath.Join(pub, "pkg.tar"), v2)
-	mustPkgsync(t, "make", filepath.Join(pub, "pkg.tar"), "--url", base+"pkg.tar", "--tracker", ts.URL+"/announce")
+	mustPkgsync(t, "make", filepath.Join(pub, "pkg.tar"), "--url", base+"pkg.tar", "--tracker", announce)
 	for i, r := range runNodes(t, base+"pkg.tar.torrent", v1, v2, 3, time.Minute) {
 		if r.InfoFrom != "" {
 			t.Errorf("node %d: info from %q behind nginx, which sends the .torrent", i, r.InfoFrom)
@@ -243,21 +236,13 @@ func TestSwarmOneAddress(t *testing.T) {
 	const nodes = 4
 	v1 := randomBytes(64, 8<<20)
 	v2 := versions.Edit(v1, 65, 12, 20_000, 60_000)
-	tr := tracker.New(tracker.Options{})
-	defer tr.Close()
-	ts := httptest.NewServer(tr.Handler())
-	defer ts.Close()
+	announce := startTracker(t)
 	pub := t.TempDir()
-	srv, err := origin.New(pub, origin.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	data := httptest.NewServer(srv)
-	defer func() { data.Close(); srv.Close() }()
+	base, srv := startOrigin(t, pub)
 	writeFile(t, filepath.Join(pub, "pkg.tar"), v2)
-	mustPkgsync(t, "make", filepath.Join(pub, "pkg.tar"), "--url", data.URL+"/pkg.tar", "--tracker", ts.URL+"/announce")
+	mustPkgsync(t, "make", filepath.Join(pub, "pkg.tar"), "--url", base+"pkg.tar", "--tracker", announce)
 	hosts := []string{"127.0.0.1", "127.0.0.1", "127.0.0.1", "127.0.0.1"}
-	res := runNodesOn(t, data.URL+"/pkg.tar.torrent", v1, v2, hosts, time.Minute)
+	res := runNodesOn(t, base+"pkg.tar.torrent", v1, v2, hosts, time.Minute)
 	missing := res[0].BytesTotal - res[0].BytesReused
 	sent := srv.Stats().Files["/pkg.tar"].BodyBytes
 	var fromPeers int64

@@ -11,7 +11,6 @@ import (
 
 	"github.com/pkgsync/pkgsync/bt"
 	"github.com/pkgsync/pkgsync/origin"
-	"github.com/pkgsync/pkgsync/tracker"
 	"github.com/pkgsync/pkgsync/updater"
 )
 
@@ -133,14 +132,11 @@ func TestOriginRequestsSwarm(t *testing.T) {
 	for _, nodes := range []int{2, 4} {
 		t.Run(fmt.Sprintf("%d nodes", nodes), func(t *testing.T) {
 			v2 := randomBytes(64, 6<<20)
-			tr := tracker.New(tracker.Options{})
-			defer tr.Close()
-			trs := httptest.NewServer(tr.Handler())
-			defer trs.Close()
+			announce := startTracker(t)
 			pub := t.TempDir()
 			base, srv := startOrigin(t, pub)
 			writeFile(t, filepath.Join(pub, "pkg.tar"), v2)
-			mustPkgsync(t, "make", filepath.Join(pub, "pkg.tar"), "--url", base+"pkg.tar", "--tracker", trs.URL+"/announce",
+			mustPkgsync(t, "make", filepath.Join(pub, "pkg.tar"), "--url", base+"pkg.tar", "--tracker", announce,
 				"--piece-size", "65536")
 			results := make([]*updater.Result, nodes)
 			errs := make([]error, nodes)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -15,7 +14,6 @@ import (
 	"github.com/pkgsync/pkgsync/internal/versions"
 	"github.com/pkgsync/pkgsync/manifest"
 	"github.com/pkgsync/pkgsync/store"
-	"github.com/pkgsync/pkgsync/tracker"
 )
 
 // startS3 starts SeaweedFS with the bucket "pkgs" and points this process's AWS environment at
@@ -224,11 +222,8 @@ func TestSwarmFromS3(t *testing.T) {
 	startS3(t)
 	v1 := randomBytes(47, 8<<20)
 	v2 := versions.Edit(v1, 48, 12, 20_000, 60_000)
-	tr := tracker.New(tracker.Options{})
-	defer tr.Close()
-	ts := httptest.NewServer(tr.Handler())
-	defer ts.Close()
-	s3WithPackage(t, v2, "--tracker", ts.URL+"/announce")
+	announce := startTracker(t)
+	s3WithPackage(t, v2, "--tracker", announce)
 	fromOrigin, fromPeers, missing := storeSwarm(t, "s3://pkgs/rel/pkg.tar.torrent", v1, v2, nodes)
 	t.Logf("missing per node %d; from S3 %d (%.2fx), from peers %d", missing, fromOrigin, float64(fromOrigin)/float64(missing), fromPeers)
 	if float64(fromOrigin) >= 1.5*float64(missing) {

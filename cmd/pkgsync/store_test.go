@@ -15,7 +15,6 @@ import (
 	"github.com/pkgsync/pkgsync/manifest"
 	"github.com/pkgsync/pkgsync/origin"
 	"github.com/pkgsync/pkgsync/store/webhdfstest"
-	"github.com/pkgsync/pkgsync/tracker"
 	"github.com/pkgsync/pkgsync/updater"
 )
 
@@ -181,11 +180,8 @@ func TestSwarmFromWebHDFS(t *testing.T) {
 	const nodes = 4
 	v1 := randomBytes(7, 8<<20)
 	v2 := versions.Edit(v1, 8, 12, 20_000, 60_000)
-	tr := tracker.New(tracker.Options{})
-	defer tr.Close()
-	ts := httptest.NewServer(tr.Handler())
-	defer ts.Close()
-	hdfs := hdfsWithPackage(t, v2, "--tracker", ts.URL+"/announce")
+	announce := startTracker(t)
+	hdfs := hdfsWithPackage(t, v2, "--tracker", announce)
 	src := hdfs.URL("/pkgs/pkg.tar.torrent")
 	madeBytes, madeOpens := hdfs.DataBytes() // make's read of the package
 	fromOrigin, fromPeers, missing := storeSwarm(t, src, v1, v2, nodes)
