@@ -9,6 +9,23 @@
 // by a minimal HTTP/1.1 client: net/http's client costs more CPU per request than the tracker
 // itself, and the load generator shares the machine with the server it measures.
 //
+// # Closed and open loop
+//
+// Register, and Replay with Config.Rate zero, are a closed loop: each connection sends its next
+// announce as soon as the answer to the last one is read, so at most Conns announces wait at the
+// server, and a latency is the time from the request's first byte written to the answer's last
+// byte read. A closed loop finds the most a server answers, but it hides queueing: when the server
+// stalls, the generator stalls with it and sends nothing, so the announces a fleet would have sent
+// meanwhile are never measured (coordinated omission), and by Little's law its latencies are
+// Conns over the rate whatever the server does.
+//
+// Replay with Config.Rate set is an open loop, as a fleet is: announce k is due at Rate × k after
+// the start whether or not earlier ones were answered, and its latency runs from when it was due,
+// not from when a free connection could send it, so a stall counts against every announce it
+// delayed. Result.LagP99 says how late announces were sent against that schedule: the server's
+// queueing shows there when every connection waits for an answer, and so does the generator's
+// own lateness (Go's timers sleep in whole milliseconds when nothing else wakes the process).
+//
 // Every loop is bounded: Register sends Peers announces, Replay at most Announces, each phase for
 // at most Duration, and both stop when the context ends.
 package loadgen
@@ -20,6 +37,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -42,6 +60,9 @@ type Config struct {
 	// meaning a minute: Replay stops when it runs out, Register fails.
 	Announces int
 	Duration  time.Duration
+	// Rate, if positive, makes Replay an open loop (see the package doc): announce k is due at
+	// k/Rate seconds after the start, and its latency counts from then. Zero: a closed loop.
+	Rate float64
 	// Dial, if not nil, opens the connections (tests bind a local address with it).
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
@@ -50,9 +71,15 @@ type Config struct {
 type Result struct {
 	Announces int           // announces answered
 	Elapsed   time.Duration // wall time of the phase
-	P50, P99  time.Duration // latency percentiles, request written to answer read
-	Max       time.Duration
-	Peers     int // peers listed in all answers, summed
+	// Latency percentiles: from the request written (closed loop) or due (open loop) to the
+	// answer read.
+	P50, P99 time.Duration
+	Max      time.Duration
+	Peers    int // peers listed in all answers, summed
+	// Offered is the open loop's rate (Config.Rate), zero for a closed loop. LagP99 is the 99th
+	// percentile of how late announces were sent against its schedule.
+	Offered float64
+	LagP99  time.Duration
 }
 
 // Rate is announces per second.
@@ -68,8 +95,14 @@ func (r Result) String() string {
 	if r.Announces > 0 {
 		avg = float64(r.Peers) / float64(r.Announces)
 	}
-	return fmt.Sprintf("%d announces in %v: %.0f/s, p50 %v, p99 %v, max %v, %.1f peers per answer",
+	s := fmt.Sprintf("%d announces in %v: %.0f/s, p50 %v, p99 %v, max %v, %.1f peers per answer",
 		r.Announces, r.Elapsed.Round(time.Millisecond), r.Rate(), r.P50, r.P99, r.Max, avg)
+	if r.Offered > 0 {
+		s += fmt.Sprintf(" (open loop at %.0f/s, sent late by p99 %v)", r.Offered, r.LagP99)
+	} else {
+		s += " (closed loop)"
+	}
+	return s
 }
 
 // Load is a prepared load: the query of every peer, built once.
@@ -98,6 +131,9 @@ func New(cfg Config) (*Load, error) {
 	}
 	if cfg.Duration <= 0 {
 		cfg.Duration = time.Minute
+	}
+	if cfg.Rate < 0 || math.IsNaN(cfg.Rate) || math.IsInf(cfg.Rate, 0) {
+		return nil, fmt.Errorf("rate %v: want announces per second, or 0 for a closed loop", cfg.Rate)
 	}
 	l := &Load{cfg: cfg, host: u.Host, addr: u.Host, target: u.EscapedPath() + "?"}
 	if u.Port() == "" {
@@ -137,7 +173,7 @@ func peerQuery(i, packages int) string {
 
 // Register announces every peer once with event=started, in order.
 func (l *Load) Register(ctx context.Context) (Result, error) {
-	r, err := l.run(ctx, len(l.peers), l.cfg.Duration, func(k int) (int, string) { return k, "&event=started" })
+	r, err := l.run(ctx, len(l.peers), l.cfg.Duration, 0, func(k int) (int, string) { return k, "&event=started" })
 	if err == nil && r.Announces < len(l.peers) {
 		err = fmt.Errorf("registered %d of %d peers within %v", r.Announces, len(l.peers), l.cfg.Duration)
 	}
@@ -146,14 +182,14 @@ func (l *Load) Register(ctx context.Context) (Result, error) {
 
 // Replay re-announces peers in a spread order (a stride coprime with Peers, so that consecutive
 // announces hit different torrents and every peer comes round once per pass) until Announces are
-// answered or Duration has passed.
+// answered or Duration has passed: as fast as the tracker answers, or at Config.Rate.
 func (l *Load) Replay(ctx context.Context) (Result, error) {
 	n := len(l.peers)
 	stride := 7919 // prime
 	for gcd(stride, n) != 1 {
 		stride += 2
 	}
-	return l.run(ctx, l.cfg.Announces, l.cfg.Duration, func(k int) (int, string) {
+	return l.run(ctx, l.cfg.Announces, l.cfg.Duration, l.cfg.Rate, func(k int) (int, string) {
 		return int((int64(k) * int64(stride)) % int64(n)), ""
 	})
 }
@@ -165,28 +201,31 @@ func gcd(a, b int) int {
 	return a
 }
 
-// run sends total announces (announce k from pick(k)) over the connections, for at most d.
-func (l *Load) run(parent context.Context, total int, d time.Duration, pick func(k int) (peer int, extra string)) (Result, error) {
+// run sends total announces (announce k from pick(k)) over the connections, for at most d: in a
+// closed loop, or in an open one at rate announces per second when rate is positive.
+func (l *Load) run(parent context.Context, total int, d time.Duration, rate float64, pick func(k int) (peer int, extra string)) (Result, error) {
 	ctx, cancel := context.WithTimeout(parent, d)
 	defer cancel()
 	var (
-		next    atomic.Int64
-		wg      sync.WaitGroup
-		mu      sync.Mutex
-		lat     = make([]time.Duration, 0, total)
-		peers   int
-		firstEr error
+		next     atomic.Int64
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		lat, lag = make([]time.Duration, 0, total), []time.Duration(nil)
+		peers    int
+		firstEr  error
 	)
-	start := time.Now()
+	s := schedule{start: time.Now(), rate: rate}
 	for range min(l.cfg.Conns, total) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			own, listed, err := l.worker(ctx, total, &next, pick)
+			w := &worker{l: l, s: s, next: &next, total: total, pick: pick}
+			err := w.run(ctx)
 			mu.Lock()
 			defer mu.Unlock()
-			lat = append(lat, own...)
-			peers += listed
+			lat = append(lat, w.lat...)
+			lag = append(lag, w.lag...)
+			peers += w.listed
 			if err != nil && firstEr == nil {
 				firstEr = err
 				cancel() // the other workers stop too
@@ -194,13 +233,9 @@ func (l *Load) run(parent context.Context, total int, d time.Duration, pick func
 		}()
 	}
 	wg.Wait()
-	r := Result{Announces: len(lat), Elapsed: time.Since(start), Peers: peers}
-	slices.Sort(lat)
-	if len(lat) > 0 {
-		r.P50 = lat[len(lat)*50/100]
-		r.P99 = lat[min(len(lat)-1, len(lat)*99/100)]
-		r.Max = lat[len(lat)-1]
-	}
+	r := Result{Announces: len(lat), Elapsed: time.Since(s.start), Peers: peers, Offered: rate}
+	r.P50, r.P99, r.Max = percentile(lat, 50), percentile(lat, 99), percentile(lat, 100)
+	r.LagP99 = percentile(lag, 99)
 	// The deadline of a phase ends it; it is not a failure.
 	if firstEr != nil && !errors.Is(firstEr, context.DeadlineExceeded) {
 		return r, firstEr
@@ -211,58 +246,129 @@ func (l *Load) run(parent context.Context, total int, d time.Duration, pick func
 	return r, nil
 }
 
-// worker sends announces on one connection until total are taken or ctx ends.
-func (l *Load) worker(ctx context.Context, total int, next *atomic.Int64, pick func(int) (int, string)) (lat []time.Duration, listed int, err error) {
-	dial := l.cfg.Dial
+// percentile sorts xs and returns its p-th percentile (the largest for 100), zero when empty.
+func percentile(xs []time.Duration, p int) time.Duration {
+	if len(xs) == 0 {
+		return 0
+	}
+	slices.Sort(xs)
+	return xs[min(len(xs)-1, len(xs)*p/100)]
+}
+
+// schedule is when each announce of an open loop is due; a zero rate is a closed loop, where
+// an announce is due when a connection is free to send it.
+type schedule struct {
+	start time.Time
+	rate  float64
+}
+
+func (s schedule) due(k int) time.Time {
+	return s.start.Add(time.Duration(float64(k) / s.rate * float64(time.Second)))
+}
+
+// worker sends announces on one connection and keeps what it measured.
+type worker struct {
+	l     *Load
+	s     schedule
+	next  *atomic.Int64
+	total int
+	pick  func(int) (int, string)
+
+	lat, lag []time.Duration
+	listed   int
+	timer    *time.Timer
+	bw       *bufio.Writer
+	br       *bufio.Reader
+	body     []byte
+}
+
+// run sends announces until total are taken or ctx ends.
+func (w *worker) run(ctx context.Context) error {
+	dial := w.l.cfg.Dial
 	if dial == nil {
 		dial = (&net.Dialer{}).DialContext
 	}
-	conn, err := dial(ctx, "tcp", l.addr)
+	conn, err := dial(ctx, "tcp", w.l.addr)
 	if err != nil {
-		return nil, 0, fmt.Errorf("dial %s: %w", l.addr, err)
+		return fmt.Errorf("dial %s: %w", w.l.addr, err)
 	}
 	defer conn.Close()
 	// A closed context unblocks the read or write in progress.
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	bw := bufio.NewWriterSize(conn, 1024)
-	br := bufio.NewReaderSize(conn, 16<<10)
-	var body []byte
+	w.bw, w.br = bufio.NewWriterSize(conn, 1024), bufio.NewReaderSize(conn, 16<<10)
 	for {
-		k := int(next.Add(1) - 1)
-		if k >= total || ctx.Err() != nil {
-			return lat, listed, ctx.Err()
+		k := int(w.next.Add(1) - 1)
+		if k >= w.total || ctx.Err() != nil {
+			return ctx.Err()
 		}
-		peer, extra := pick(k)
-		t0 := time.Now()
-		bw.WriteString("GET ")
-		bw.WriteString(l.target)
-		bw.WriteString(l.peers[peer])
-		bw.WriteString(extra)
-		bw.WriteString(" HTTP/1.1\r\nHost: ")
-		bw.WriteString(l.host)
-		bw.WriteString("\r\nUser-Agent: pkgsync-loadgen\r\n\r\n")
-		if err := bw.Flush(); err != nil {
-			return lat, listed, l.connErr(ctx, "send announce", err)
+		from := time.Now()
+		if w.s.rate > 0 {
+			due := w.s.due(k)
+			if err := w.sleepUntil(ctx, due); err != nil {
+				return err
+			}
+			sent := time.Now()
+			w.lag = append(w.lag, max(0, sent.Sub(due)))
+			from = due
 		}
-		status, n, err := readHead(br)
-		if err != nil {
-			return lat, listed, l.connErr(ctx, "read answer", err)
+		if err := w.announce(ctx, k); err != nil {
+			return err
 		}
-		body = slices.Grow(body[:0], n)[:n]
-		if _, err = io.ReadFull(br, body); err != nil {
-			return lat, listed, l.connErr(ctx, "read answer body", err)
-		}
-		lat = append(lat, time.Since(t0))
-		if status != http.StatusOK {
-			return lat, listed, fmt.Errorf("announce answered %d: %q", status, body)
-		}
-		got, err := peersListed(body)
-		if err != nil {
-			return lat, listed, err
-		}
-		listed += got
+		w.lat = append(w.lat, time.Since(from))
 	}
+}
+
+// sleepUntil waits for t or the end of ctx.
+func (w *worker) sleepUntil(ctx context.Context, t time.Time) error {
+	d := time.Until(t)
+	if d <= 0 {
+		return nil
+	}
+	if w.timer == nil {
+		w.timer = time.NewTimer(d)
+	} else {
+		w.timer.Reset(d)
+	}
+	select {
+	case <-w.timer.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// announce sends announce k and reads its answer.
+func (w *worker) announce(ctx context.Context, k int) error {
+	l := w.l
+	peer, extra := w.pick(k)
+	w.bw.WriteString("GET ")
+	w.bw.WriteString(l.target)
+	w.bw.WriteString(l.peers[peer])
+	w.bw.WriteString(extra)
+	w.bw.WriteString(" HTTP/1.1\r\nHost: ")
+	w.bw.WriteString(l.host)
+	w.bw.WriteString("\r\nUser-Agent: pkgsync-loadgen\r\n\r\n")
+	if err := w.bw.Flush(); err != nil {
+		return l.connErr(ctx, "send announce", err)
+	}
+	status, n, err := readHead(w.br)
+	if err != nil {
+		return l.connErr(ctx, "read answer", err)
+	}
+	w.body = slices.Grow(w.body[:0], n)[:n]
+	if _, err = io.ReadFull(w.br, w.body); err != nil {
+		return l.connErr(ctx, "read answer body", err)
+	}
+	if status != http.StatusOK {
+		return fmt.Errorf("announce answered %d: %q", status, w.body)
+	}
+	got, err := peersListed(w.body)
+	if err != nil {
+		return err
+	}
+	w.listed += got
+	return nil
 }
 
 // readHead reads the status line and header of an HTTP/1.1 answer and returns the status and
