@@ -147,15 +147,7 @@ func (s *store) announce(req *udp.AnnounceRequest, addr netip.AddrPort, limit in
 			}
 			cands = append(cands, c)
 		}
-		empty := sw.empty()
-		sw.mu.Unlock()
-		if empty {
-			s.mu.Lock()
-			sw.mu.Lock()
-			s.dropIfEmpty(req.InfoHash, sw)
-			sw.mu.Unlock()
-			s.mu.Unlock()
-		}
+		s.unlockSwarm(req.InfoHash, sw)
 	}
 
 	rb.cands = cands
@@ -275,15 +267,12 @@ func (sw *swarm) remove(addr netip.AddrPort) {
 // torrents count zero.
 func (s *store) Scrape(infoHashes [][20]byte) []udp.ScrapeInfohashResult {
 	now := s.now().UnixNano()
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	out := make([]udp.ScrapeInfohashResult, len(infoHashes))
 	for i, ih := range infoHashes {
-		if sw := s.swarms[ih]; sw != nil {
-			sw.mu.Lock()
-			s.expire(ih, sw, now)
+		if sw := s.lockSwarm(ih, false); sw != nil {
+			sw.expire(now, s.ttl)
 			out[i] = sw.counts()
-			sw.mu.Unlock()
+			s.unlockSwarm(ih, sw)
 		}
 	}
 	return out
@@ -291,19 +280,56 @@ func (s *store) Scrape(infoHashes [][20]byte) []udp.ScrapeInfohashResult {
 
 // all returns the info hashes of every torrent the store has a record of.
 func (s *store) all() [][20]byte {
-	now := s.now().UnixNano()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([][20]byte, 0, len(s.swarms))
-	for ih, sw := range s.swarms {
-		sw.mu.Lock()
-		if s.expire(ih, sw, now) {
+	var out [][20]byte
+	s.each(func(ih [20]byte, sw *swarm) {
+		if !sw.empty() {
 			out = append(out, ih)
 		}
-		sw.mu.Unlock()
-	}
+	})
 	slices.SortFunc(out, func(a, b [20]byte) int { return cmp.Compare(string(a[:]), string(b[:])) })
 	return out
+}
+
+// each expires the peers of every swarm and calls f on it, one swarm at a time: the store's lock
+// is held only to list the swarms and to drop one that has emptied, never while a swarm is
+// walked, so that an announce waits at most for the walk of its own swarm, not of all of them.
+// f is called with sw.mu held. A swarm made after the listing is left out, as if it had come a
+// moment later.
+func (s *store) each(f func(ih [20]byte, sw *swarm)) {
+	now := s.now().UnixNano()
+	type entry struct {
+		ih [20]byte
+		sw *swarm
+	}
+	s.mu.RLock()
+	list := make([]entry, 0, len(s.swarms))
+	for ih, sw := range s.swarms {
+		list = append(list, entry{ih, sw})
+	}
+	s.mu.RUnlock()
+	for _, e := range list {
+		e.sw.mu.Lock()
+		if e.sw.dead { // dropped since it was listed
+			e.sw.mu.Unlock()
+			continue
+		}
+		e.sw.expire(now, s.ttl)
+		f(e.ih, e.sw)
+		s.unlockSwarm(e.ih, e.sw)
+	}
+}
+
+// unlockSwarm unlocks sw, the swarm of infoHash, and drops it from the store if it is empty.
+func (s *store) unlockSwarm(infoHash [20]byte, sw *swarm) {
+	empty := sw.empty()
+	sw.mu.Unlock()
+	if empty {
+		s.mu.Lock()
+		sw.mu.Lock()
+		s.dropIfEmpty(infoHash, sw)
+		sw.mu.Unlock()
+		s.mu.Unlock()
+	}
 }
 
 func (sw *swarm) counts() (r udp.ScrapeInfohashResult) {
@@ -318,72 +344,49 @@ func (sw *swarm) counts() (r udp.ScrapeInfohashResult) {
 	return r
 }
 
-// expire drops the peers of sw silent for the TTL, and sw itself when nothing is left worth
-// keeping. It reports whether sw is still kept. s.mu and sw.mu must be held.
-func (s *store) expire(infoHash [20]byte, sw *swarm, now int64) bool {
+// expire drops the peers of sw silent for ttl at now. sw.mu must be held.
+func (sw *swarm) expire(now, ttl int64) {
 	for i := len(sw.peers) - 1; i >= 0; i-- {
-		if now-sw.peers[i].seen >= s.ttl {
+		if now-sw.peers[i].seen >= ttl {
 			sw.remove(sw.peers[i].addr)
 		}
 	}
-	return !s.dropIfEmpty(infoHash, sw)
 }
 
-// dropIfEmpty drops sw, the swarm of infoHash, if it is empty, and reports whether it did. s.mu and
+// dropIfEmpty drops sw, the swarm of infoHash, if it is empty and not dropped already. s.mu and
 // sw.mu must be held.
-func (s *store) dropIfEmpty(infoHash [20]byte, sw *swarm) bool {
-	if !sw.empty() || sw.dead {
-		return sw.dead
+func (s *store) dropIfEmpty(infoHash [20]byte, sw *swarm) {
+	if sw.empty() && !sw.dead {
+		sw.dead = true
+		delete(s.swarms, infoHash)
 	}
-	sw.dead = true
-	delete(s.swarms, infoHash)
-	return true
 }
 
 // state counts the swarms with live peers, their peers and seeders, expiring peers first.
 func (s *store) state() metrics.TrackerState {
-	now := s.now().UnixNano()
 	var st metrics.TrackerState
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for ih, sw := range s.swarms {
-		sw.mu.Lock()
-		if s.expire(ih, sw, now) && len(sw.peers) > 0 {
+	s.each(func(_ [20]byte, sw *swarm) {
+		if len(sw.peers) > 0 {
 			c := sw.counts()
 			st.Swarms++
 			st.Peers += int(c.Seeders + c.Leechers)
 			st.Seeders += int(c.Seeders)
 		}
-		sw.mu.Unlock()
-	}
+	})
 	return st
 }
 
 // sweep expires every torrent's peers.
-func (s *store) sweep() {
-	now := s.now().UnixNano()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for ih, sw := range s.swarms {
-		sw.mu.Lock()
-		s.expire(ih, sw, now)
-		sw.mu.Unlock()
-	}
-}
+func (s *store) sweep() { s.each(func([20]byte, *swarm) {}) }
 
 func (s *store) peerInfos(infoHash [20]byte) []PeerInfo {
 	now := s.now().UnixNano()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sw := s.swarms[infoHash]
+	sw := s.lockSwarm(infoHash, false)
 	if sw == nil {
 		return nil
 	}
-	sw.mu.Lock()
-	defer sw.mu.Unlock()
-	if !s.expire(infoHash, sw, now) {
-		return nil
-	}
+	defer s.unlockSwarm(infoHash, sw)
+	sw.expire(now, s.ttl)
 	out := make([]PeerInfo, len(sw.peers))
 	for i := range sw.peers {
 		out[i] = sw.peers[i].info()

@@ -66,3 +66,58 @@ func TestConcurrentAnnounces(t *testing.T) {
 		t.Errorf("%d peers listed in all, want %d", total, workers)
 	}
 }
+
+// TestSweepWalksOneSwarmAtATime: the walk of all swarms (sweep, the metrics' state, a scrape of
+// everything) holds one swarm's lock at a time and not the store's, so that announces to the
+// other swarms, new ones included, are served meanwhile. Inside the walk of one swarm, an
+// announce makes a new swarm, which takes the store's lock: a walk under the store's lock would
+// hang here. The table checks what the walk keeps.
+func TestSweepWalksOneSwarmAtATime(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	s := newStore(Options{Interval: time.Minute, PeerTTL: time.Hour, MaxPeers: 50, Now: func() time.Time { return now }})
+	var rb rankBuf
+	announce := func(ih [20]byte, last byte, ev udp.AnnounceEvent, left int64) {
+		addr := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, last}), 6881)
+		req := udp.AnnounceRequest{InfoHash: ih, PeerId: peerIDOf(addr.String()), Event: ev, Left: left}
+		s.announce(&req, addr, 50, &rb)
+	}
+	for _, c := range []struct {
+		name string
+		ev   udp.AnnounceEvent
+		left int64
+	}{
+		{"expired leecher", shared.Started, 10},
+		{"expired seeder that completed", shared.Completed, 0},
+		{"live leecher", shared.Started, 10}, // announces again below
+	} {
+		announce(ihOf(c.name), 1, c.ev, c.left)
+	}
+	now = now.Add(2 * time.Hour)
+	announce(ihOf("live leecher"), 1, shared.None, 10)
+	walked := 0
+	s.each(func(ih [20]byte, sw *swarm) {
+		if walked++; walked == 1 {
+			announce(ihOf("made during the walk"), 2, shared.Started, 10)
+		}
+	})
+	if walked != 3 {
+		t.Errorf("the walk saw %d swarms, want the 3 there were when it started", walked)
+	}
+	for _, c := range []struct {
+		name  string
+		peers int
+		kept  bool
+	}{
+		{"expired leecher", 0, false},
+		{"expired seeder that completed", 0, true}, // BEP 48 "downloaded" outlives the peers
+		{"live leecher", 1, true},
+		{"made during the walk", 1, true},
+	} {
+		s.mu.RLock()
+		_, kept := s.swarms[ihOf(c.name)]
+		s.mu.RUnlock()
+		if n := len(s.peerInfos(ihOf(c.name))); n != c.peers || kept != c.kept {
+			t.Errorf("%s: %d peers, kept %v; want %d, %v", c.name, n, kept, c.peers, c.kept)
+		}
+	}
+}
