@@ -3,6 +3,7 @@ package tracker
 import (
 	"net/netip"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -120,4 +121,54 @@ func TestSweepWalksOneSwarmAtATime(t *testing.T) {
 			t.Errorf("%s: %d peers, kept %v; want %d, %v", c.name, n, kept, c.peers, c.kept)
 		}
 	}
+}
+
+// BenchmarkAnnounceDuringSweep times announces to a store of 100 swarms of 100 peers (the load
+// of cmd/trackerload) while another goroutine sweeps it without pause, and reports the 99th
+// percentile and the longest wait of one announce. A sweep is due once per peer TTL; sweeping
+// without pause puts every announce beside one, which is what the percentiles are about. It
+// needs two cores to mean anything (the sweep and the announces run at once).
+//
+//	go test ./tracker -run '^$' -bench AnnounceDuringSweep -benchtime 20000x -count 3
+func BenchmarkAnnounceDuringSweep(b *testing.B) {
+	const swarms, perSwarm = 100, 100
+	s := newStore(Options{Interval: time.Minute, PeerTTL: time.Hour, MaxPeers: 200, Now: time.Now})
+	var rb rankBuf
+	reqs := make([]udp.AnnounceRequest, swarms*perSwarm)
+	addrs := make([]netip.AddrPort, len(reqs))
+	for i := range reqs {
+		addrs[i] = netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), 6881)
+		reqs[i] = udp.AnnounceRequest{InfoHash: ihOf(strconv.Itoa(i % swarms)), PeerId: peerIDOf(addrs[i].String()), Left: 10}
+		s.announce(&reqs[i], addrs[i], 200, &rb)
+	}
+	stop := make(chan struct{})
+	swept := make(chan int)
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-stop:
+				swept <- n
+				return
+			default:
+				s.sweep()
+				n++
+			}
+		}
+	}()
+	lat := make([]time.Duration, 0, b.N)
+	i := 0
+	for b.Loop() {
+		k := i * 7919 % len(reqs)
+		t0 := time.Now()
+		s.announce(&reqs[k], addrs[k], 200, &rb)
+		lat = append(lat, time.Since(t0))
+		i++
+	}
+	close(stop)
+	sweeps := <-swept
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+	b.ReportMetric(float64(lat[len(lat)-1].Microseconds()), "max-µs")
+	b.ReportMetric(float64(sweeps)/float64(b.N), "sweeps/op")
 }
