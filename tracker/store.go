@@ -23,7 +23,8 @@ import (
 // outside the lock, on the scored copies. Each swarm has a lock of its own, so that announces of
 // different packages do not wait for each other (with one lock for the store, two cores serving
 // 100 packages waited 88 µs per announce for it); the store's lock guards only the map of swarms,
-// and is taken before a swarm's. A swarm keeps its peers in a slice (an index map finds a peer by
+// and is taken before a swarm's. What walks every swarm (the expiry sweep, the metrics, a scrape
+// of everything) takes them one at a time (store.each), so that no announce waits for all of them. A swarm keeps its peers in a slice (an index map finds a peer by
 // address), so that the walk reads contiguous memory and a peer costs no allocation of its own.
 type store struct {
 	sites    *sites
