@@ -7,8 +7,10 @@
 // hides (see tracker/loadgen). It prints announces per second, per second of the server's CPU
 // time (which other processes on the machine distort less than the wall-clock rate), p50/p99
 // latency, the load generator's own CPU time per announce (it must stay well below the server's
-// for the figures to be the server's) and the server's resident memory per registered peer, per
-// run with the load average at its start, and as medians:
+// for the figures to be the server's), how long the server and the generator were ready to run
+// but waited for a CPU that other processes held (latency neither can help), and the server's
+// resident memory per registered peer, per run with the load average at its start, and as
+// medians:
 //
 //	go run ./cmd/trackerload                       # 3 runs, 10,000 peers x 100 packages
 //	go run ./cmd/trackerload --quiet               # the same without the announce log
@@ -121,6 +123,7 @@ type phase struct {
 	// other processes held, in seconds (-1 when unknown): latency the server cannot help.
 	serverWait float64
 	clientCPU  float64 // seconds of this process
+	clientWait float64 // as serverWait, for this process
 }
 
 // perCPU is the replay's announces per second of server CPU time: what one core serves when the
@@ -148,7 +151,11 @@ func (p phase) String() string {
 	if p.serverWait >= 0 {
 		s += fmt.Sprintf("; server waited %.2f s for a CPU", p.serverWait)
 	}
-	return s + fmt.Sprintf("; load generator CPU %.1f µs per announce", p.clientPerAnnounce())
+	s += fmt.Sprintf("; load generator CPU %.1f µs per announce", p.clientPerAnnounce())
+	if p.clientWait >= 0 {
+		s += fmt.Sprintf(", waited %.2f s for a CPU", p.clientWait)
+	}
+	return s
 }
 
 type runResult struct {
@@ -280,15 +287,19 @@ func oneRun(ctx context.Context, o options) (runResult, error) {
 // measure runs load's replay and takes the CPU time the server (pid, 0 for none) and this
 // process spent on it.
 func measure(ctx context.Context, load *loadgen.Load, pid int) (phase, error) {
-	p := phase{serverCPU: -1, serverWait: -1}
+	p := phase{serverCPU: -1, serverWait: -1, clientWait: -1}
 	cpuBefore, cpuErr := cpuOf(pid)
 	waitBefore, waitErr := runQueueWait(pid)
 	selfBefore := selfCPU()
+	selfWaitBefore, selfWaitErr := runQueueWait(os.Getpid())
 	var err error
 	if p.res, err = load.Replay(ctx); err != nil {
 		return p, err
 	}
 	p.clientCPU = selfCPU() - selfBefore
+	if selfWaitAfter, err := runQueueWait(os.Getpid()); err == nil && selfWaitErr == nil {
+		p.clientWait = selfWaitAfter - selfWaitBefore
+	}
 	if cpuAfter, err := cpuOf(pid); err == nil && cpuErr == nil {
 		p.serverCPU = cpuAfter - cpuBefore
 	}
