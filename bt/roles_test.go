@@ -127,3 +127,50 @@ func TestFetcherOnOriginHost(t *testing.T) {
 		t.Errorf("B fetched %d bytes from the origin and A uploaded %d; want 0 and the package (%d): A was taken for the origin's seeder", got, up, f)
 	}
 }
+
+// TestOnlyFetchersFetch runs four nodes under a tracker with two origin fetcher slots: the two
+// fetchers share the origin work between them, the two others ask the origin for nothing while
+// their peers bring pieces, and the origin sends the package about once in all.
+func TestOnlyFetchersFetch(t *testing.T) {
+	const nodes = 4
+	tr := pkgtracker.New(pkgtracker.Options{OriginFetchers: 2})
+	defer tr.Close()
+	srv := httptest.NewServer(tr.Handler())
+	defer srv.Close()
+	fx := newFixture(t, 4<<20, 23, srv.URL+"/announce")
+	origins := make([]origin, nodes)
+	var tors []*Torrent
+	for i := range nodes {
+		n := startNode(t, loopback(t, i), nil)
+		part := fx.partFile(t, nil)
+		tors = append(tors, addPkg(t, n, Package{MetaInfo: fx.mi, Data: part, Origin: origins[i].fetch(fx, part, false)}))
+	}
+	downloadAll(t, tors)
+	var total int64
+	fetchers := 0
+	for i, tor := range tors {
+		tor.mu.Lock()
+		role := tor.role
+		tor.mu.Unlock()
+		got := origins[i].bytes.Load()
+		total += got
+		if role == nil {
+			t.Fatalf("node %d holds no role", i)
+		}
+		if role.Fetcher() {
+			fetchers++
+			continue
+		}
+		if got != 0 {
+			t.Errorf("node %d is not a fetcher and took %d bytes from the origin", i, got)
+		}
+	}
+	f := int64(len(fx.src))
+	t.Logf("%d fetchers; the origin sent %d bytes (%.2f F)", fetchers, total, float64(total)/float64(f))
+	if fetchers != 2 {
+		t.Errorf("%d fetchers, want the tracker's 2", fetchers)
+	}
+	if total < f || float64(total) > 1.5*float64(f) {
+		t.Errorf("the origin sent %d bytes for a package of %d: want about once", total, f)
+	}
+}
