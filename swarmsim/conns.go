@@ -25,6 +25,8 @@ func (n *node) connect(q *node) {
 	n.outgoing++
 	n.learn(int(i))
 	q.learn(int(j))
+	n.conns[i].muted = q.conns[j].peerFull || q.conns[j].peerHidden
+	q.conns[j].muted = n.conns[i].peerFull || n.conns[i].peerHidden
 	n.fill()
 	q.fill()
 }

@@ -1,9 +1,6 @@
 package swarmsim
 
-import (
-	"container/heap"
-	"math"
-)
+import "math"
 
 // The network is a set of links, each with a capacity in bytes per second, and flows, one per
 // piece in transfer, each crossing a few links (the sender's upload, the receiver's download,
@@ -79,7 +76,7 @@ func (nw *network) start(now float64, f *flow, links []int32) {
 	}
 	f.rate = nw.share(f)
 	f.finish = now + (f.size-f.done)/f.rate
-	heap.Push(&nw.heap, f)
+	nw.heap.push(f)
 	for _, l := range links {
 		nw.changed(now, l, f)
 	}
@@ -100,7 +97,7 @@ func (nw *network) stop(now float64, f *flow) float64 {
 		l.flows[f.pos[i]] = last
 		l.flows = l.flows[:len(l.flows)-1]
 	}
-	heap.Remove(&nw.heap, f.heapIdx)
+	nw.heap.remove(f.heapIdx)
 	for i := range f.nlinks {
 		nw.changed(now, f.links[i], nil)
 	}
@@ -157,32 +154,92 @@ func (nw *network) rerate(now float64, lk *link, skip *flow) {
 		g.done = min(g.size, g.done+g.rate*(now-g.at))
 		g.at, g.rate = now, r
 		g.finish = now + (g.size-g.done)/r
-		heap.Fix(&nw.heap, g.heapIdx)
+		nw.heap.fix(g.heapIdx)
 	}
 }
 
-// flowHeap orders flows by completion time, then by id, so that runs are deterministic.
-type flowHeap []*flow
+// flowHeap orders flows by completion time, then by id, so that runs are deterministic. It
+// holds tens of thousands of flows and every rate change moves one, so it is 4-ary (half the
+// levels of a binary heap) and keeps each flow's key beside its pointer (comparisons read no
+// flow).
+type flowHeap []heapEntry
 
-func (h flowHeap) Len() int { return len(h) }
-func (h flowHeap) Less(i, j int) bool {
-	if h[i].finish != h[j].finish {
-		return h[i].finish < h[j].finish
+type heapEntry struct {
+	finish float64
+	id     uint64
+	f      *flow
+}
+
+func (a *heapEntry) before(b *heapEntry) bool {
+	return a.finish < b.finish || a.finish == b.finish && a.id < b.id
+}
+
+// min is the flow that completes first; the heap must not be empty.
+func (h flowHeap) min() *flow { return h[0].f }
+
+func (h *flowHeap) push(f *flow) {
+	*h = append(*h, heapEntry{f.finish, f.id, f})
+	h.up(len(*h) - 1)
+}
+
+// remove takes out the flow at index i.
+func (h *flowHeap) remove(i int) {
+	last := len(*h) - 1
+	if i != last {
+		(*h)[i] = (*h)[last]
+		(*h)[i].f.heapIdx = i
 	}
-	return h[i].id < h[j].id
+	*h = (*h)[:last]
+	if i != last {
+		h.fix(i)
+	}
 }
-func (h flowHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].heapIdx, h[j].heapIdx = i, j
+
+// fix restores the order after the flow at index i changed its finish.
+func (h flowHeap) fix(i int) {
+	h[i].finish = h[i].f.finish
+	if !h.down(i) {
+		h.up(i)
+	}
 }
-func (h *flowHeap) Push(x any) {
-	f := x.(*flow)
-	f.heapIdx = len(*h)
-	*h = append(*h, f)
+
+func (h flowHeap) up(i int) {
+	e := h[i]
+	for i > 0 {
+		p := (i - 1) / 4
+		if !e.before(&h[p]) {
+			break
+		}
+		h[i] = h[p]
+		h[i].f.heapIdx = i
+		i = p
+	}
+	h[i] = e
+	e.f.heapIdx = i
 }
-func (h *flowHeap) Pop() any {
-	old := *h
-	f := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return f
+
+// down moves the entry at i towards the leaves; it reports whether it moved.
+func (h flowHeap) down(i int) bool {
+	e, start, n := h[i], i, len(h)
+	for {
+		c := 4*i + 1
+		if c >= n {
+			break
+		}
+		best := c
+		for k := c + 1; k < min(c+4, n); k++ {
+			if h[k].before(&h[best]) {
+				best = k
+			}
+		}
+		if !h[best].before(&e) {
+			break
+		}
+		h[i] = h[best]
+		h[i].f.heapIdx = i
+		i = best
+	}
+	h[i] = e
+	e.f.heapIdx = i
+	return i != start
 }

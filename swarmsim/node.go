@@ -14,6 +14,7 @@ type conn struct {
 	rev        int32   // this connection's index in the peer's conns
 	peerFull   bool    // the peer was complete when it connected: counted in fullPeers, not per piece
 	peerHidden bool    // the site rule hides the peer's pieces from this node (a far gateway)
+	muted      bool    // the peer is not told this node's pieces: its end has peerFull or peerHidden
 	out        bool    // this node dialed it
 	since      float64 // when it was opened
 }
@@ -36,14 +37,13 @@ type node struct {
 
 	have       bitset
 	haveList   []uint16 // the pieces it has, in the order it got them
-	avail      bitset   // the pieces some connected peer has (whose pieces it is told)
+	avail      bitset   // the pieces some connected peer has (whose pieces it is told); in sim.avail
 	busy       bitset   // the pieces in flight to it
 	fullPeers  int
 	conns      []conn
 	outgoing   int     // conns this node dialed
 	known      []int32 // sorted
 	peerFlows  int     // pieces in flight from peers
-	starved    bool    // wants a piece no peer it can ask has
 	downs, ups []*flow
 	origin     []int32 // pieces in flight from the origin (its claims)
 	originDone int
@@ -69,8 +69,10 @@ func (n *node) begin() {
 	s.byID[id] = n.idx
 	n.role = nil
 	n.plan = originplan.New(originplan.Config{}, n.id, s.pieces, s.todo, s.at(s.now))
-	n.avail, n.busy = newBitset(s.pieces), newBitset(s.pieces)
-	n.known, n.conns, n.outgoing, n.fullPeers, n.starved = nil, nil, 0, 0, false
+	clear(n.avail)
+	n.busy = newBitset(s.pieces)
+	n.known, n.conns, n.outgoing, n.fullPeers = nil, nil, 0, 0
+	s.starved[n.idx] = false
 	n.siteOff, n.siteProgress = false, s.now
 	n.workOutSites()
 	if len(n.haveList) == s.pieces {
@@ -88,6 +90,7 @@ func (n *node) begin() {
 // finish records the node's completion; it stays, seeding.
 func (n *node) finish() {
 	n.complete = true
+	n.s.done[n.idx] = true
 	n.doneAt = n.s.now
 	n.s.liveDone++
 }
@@ -116,6 +119,7 @@ func (n *node) kill() {
 		s.liveDone--
 	}
 	n.alive, n.complete = false, false
+	s.done[n.idx] = false
 	n.diedAt = s.now
 	n.gen++
 	for _, d := range refill {
@@ -124,6 +128,10 @@ func (n *node) kill() {
 }
 
 // got records piece p as complete here and tells the peers (HAVE).
+//
+// A run sends tens of millions of pieces, each announced to a hundred peers or more: the
+// loop reads only this node's connections and arrays indexed by peer (avail, done, starved),
+// not the peers' own structs. A complete peer reads its avail no more, so it is not told.
 func (n *node) got(p int) {
 	s := n.s
 	n.have.set(p)
@@ -132,16 +140,17 @@ func (n *node) got(p int) {
 	n.haveList = append(n.haveList, uint16(p))
 	s.count[p]++
 	n.siteProgress = s.now
+	word, bit, stride := p>>6, uint64(1)<<(p&63), len(n.have)
 	for _, c := range n.conns {
-		q := s.nodes[c.peer]
-		back := q.conns[c.rev]
-		if back.peerFull || back.peerHidden {
+		if c.muted || s.done[c.peer] {
 			continue
 		}
-		q.avail.set(p)
-		if q.starved && !q.have.has(p) {
-			q.starved = false
-			q.fill()
+		s.avail[int(c.peer)*stride+word] |= bit
+		if s.starved[c.peer] {
+			if q := s.nodes[c.peer]; !q.have.has(p) {
+				s.starved[c.peer] = false
+				q.fill()
+			}
 		}
 	}
 	if len(n.haveList) == s.pieces {
@@ -160,7 +169,7 @@ func (n *node) fill() {
 	for n.alive && !n.complete && n.peerFlows < s.sc.Pipeline {
 		c := wanted(s.cand, n.avail, n.have, n.busy)
 		if c == 0 {
-			n.starved = true
+			s.starved[n.idx] = true
 			return
 		}
 		p := -1
@@ -238,8 +247,8 @@ func (n *node) learn(i int) {
 			n.avail[i] |= w
 		}
 	}
-	if n.starved && (c.peerFull || len(q.haveList) > 0) {
-		n.starved = false
+	if s.starved[n.idx] && (c.peerFull || len(q.haveList) > 0) {
+		s.starved[n.idx] = false
 	}
 }
 

@@ -79,6 +79,9 @@ type sim struct {
 	interSite  [][]int32 // [from][to]; -1 without a cap
 	have0      []bool    // the pieces every node starts with
 	count      []int32   // how many nodes have each piece
+	avail      []uint64  // every node's avail bitset, one after the other
+	done       []bool    // by node: alive and complete
+	starved    []bool    // by node: wants a piece no peer it can ask has
 	cand       bitset    // scratch: a node's wanted pieces
 	racksBy    [][]int32 // listed nodes per rack, in order of first announce
 	rackOrder  [][]int32 // per rack, every rack by closeness to it
@@ -185,12 +188,15 @@ func (s *sim) buildNodes() {
 	sc := s.sc
 	racks := sc.Sites * sc.Racks
 	b := s.bound()
+	s.avail = make([]uint64, sc.Nodes*len(newBitset(s.pieces)))
+	s.done, s.starved = make([]bool, sc.Nodes), make([]bool, sc.Nodes)
 	for i := range sc.Nodes {
 		rack := i % racks
 		n := &node{s: s, idx: int32(i), rack: int32(rack), site: int32(rack / sc.Racks),
 			host: int32(i/racks + 1)}
 		n.up, n.down = s.nw.addLink(sc.NodeRate), s.nw.addLink(sc.NodeRate)
 		n.have = newBitset(s.pieces)
+		n.avail = s.avail[i*len(n.have) : (i+1)*len(n.have) : (i+1)*len(n.have)]
 		for p := range s.pieces {
 			if s.have0[p] {
 				n.have.set(p)
@@ -245,7 +251,7 @@ func (s *sim) loop(ctx context.Context) error {
 		}
 		if tf <= tt {
 			s.now = max(s.now, tf)
-			s.flowDone(s.nw.heap[0])
+			s.flowDone(s.nw.heap.min())
 			continue
 		}
 		t := heap.Pop(&s.timers).(timer)

@@ -33,6 +33,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -61,6 +62,7 @@ func main() {
 type options struct {
 	table, validate                   bool
 	jsonPath, mdPath, pngPath, lab    string
+	cpuProfile                        string
 	nodes, sizes, sites, splays       string
 	churns, trackers                  string
 	racks, maxPeers, maxConns, pipe   int
@@ -102,6 +104,7 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.down, "down", 5*time.Second, "how long a churned node stays down")
 	fs.BoolVar(&o.noSiteRule, "no-site-rule", false, "with several sites, nodes have no topology (every peer allowed)")
 	fs.Uint64Var(&o.seed, "seed", 1, "the random seed: the same flags and seed give the same JSON")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the runs to this file (go tool pprof)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -133,6 +136,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if o.cpuProfile != "" {
+		stopProfile, err := startProfile(o.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stopProfile()
+	}
 	if o.validate {
 		return validate(ctx, o, stdout, stderr)
 	}
@@ -145,6 +155,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	return o.write(runs, stdout)
+}
+
+// startProfile starts writing a CPU profile to path; the function it returns stops it.
+func startProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile %s: %w", path, err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 // runAll runs the scenarios one after the other, logging each to stderr.
