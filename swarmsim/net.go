@@ -23,6 +23,7 @@ const (
 
 type link struct {
 	cap    float64
+	each   float64 // cap over the flows on the link: a flow's share of it
 	flows  []*flow
 	dirty  bool // a lazy link whose flows' rates are stale
 	sched  bool // a refresh is scheduled
@@ -72,7 +73,9 @@ func (nw *network) start(now float64, f *flow, links []int32) {
 	for i, l := range links {
 		f.links[i] = l
 		f.pos[i] = int32(len(nw.links[l].flows))
-		nw.links[l].flows = append(nw.links[l].flows, f)
+		lk := &nw.links[l]
+		lk.flows = append(lk.flows, f)
+		lk.each = lk.cap / float64(len(lk.flows))
 	}
 	f.rate = nw.share(f)
 	f.finish = now + (f.size-f.done)/f.rate
@@ -96,6 +99,7 @@ func (nw *network) stop(now float64, f *flow) float64 {
 		}
 		l.flows[f.pos[i]] = last
 		l.flows = l.flows[:len(l.flows)-1]
+		l.each = l.cap / float64(len(l.flows))
 	}
 	nw.heap.remove(f.heapIdx)
 	for i := range f.nlinks {
@@ -106,13 +110,9 @@ func (nw *network) stop(now float64, f *flow) float64 {
 
 // share is the rate f gets: the smallest equal share of its links.
 func (nw *network) share(f *flow) float64 {
-	r := 0.0
-	for i := range f.nlinks {
-		l := &nw.links[f.links[i]]
-		s := l.cap / float64(len(l.flows))
-		if i == 0 || s < r {
-			r = s
-		}
+	r := nw.links[f.links[0]].each
+	for i := 1; i < f.nlinks; i++ {
+		r = min(r, nw.links[f.links[i]].each)
 	}
 	return r
 }
