@@ -49,8 +49,10 @@
 // among those its connected peers have and it lacks, it requests the one fewest nodes have
 // (the count over the whole swarm stands in for the count among its peers, which would cost a
 // counter per node and piece), whole, from the holder that uploads the fewest pieces among 4
-// it finds from a random connection on. Every peer is unchoked (bt's default). Pieces are not
-// split between peers.
+// it finds from a random connection on, of those that send it nothing yet: a connection
+// carries one piece at a time, as bt's fast path does (one fetching connection per peer, its
+// requests answered in order). Every peer is unchoked (bt's default). Pieces are not split
+// between peers.
 //
 // For the origin, every 250 ms (bt's tick) and as soon as one of its origin fetches ends, a
 // node runs bt's round: the site rule, originplan's Gate (peers connect and say what they have

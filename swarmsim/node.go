@@ -161,16 +161,23 @@ func (n *node) got(p int) {
 // rarestSample is how many of the wanted pieces fill compares to find a rare one.
 const rarestSample = 8
 
+// fillTries bounds how many pieces one call of fill passes over because every connected
+// holder already sends this node a piece.
+const fillTries = 4 * rarestSample
+
 // fill keeps Pipeline pieces in flight from peers: of rarestSample pieces drawn at random
 // among those connected peers have, the one fewest nodes have, each from the connected peer
-// that has it and uploads the fewest pieces.
+// that has it, sends this node nothing yet, and uploads the fewest pieces. A node finding
+// no such piece is starved until a peer says it has a new one or a transfer ends.
 func (n *node) fill() {
 	s := n.s
-	for n.alive && !n.complete && n.peerFlows < s.sc.Pipeline {
-		c := wanted(s.cand, n.avail, n.have, n.busy)
+	c := 0
+	for tries := 0; n.alive && !n.complete && n.peerFlows < s.sc.Pipeline; {
 		if c == 0 {
-			s.starved[n.idx] = true
-			return
+			if c = wanted(s.cand, n.avail, n.have, n.busy); c == 0 {
+				s.starved[n.idx] = true
+				return
+			}
 		}
 		p := -1
 		for range min(c, rarestSample) {
@@ -181,19 +188,40 @@ func (n *node) fill() {
 		}
 		src := n.uploader(p)
 		if src == nil {
-			panic("swarmsim: a piece counted as available has no connected holder")
+			// Every holder of p already sends this node a piece: look for another.
+			if tries++; tries >= fillTries {
+				s.starved[n.idx] = true
+				return
+			}
+			s.cand.clear(p)
+			c--
+			continue
 		}
 		n.busy.set(p)
 		n.peerFlows++
 		s.transfer(src, n, p)
+		c = 0
 	}
+}
+
+// sending reports whether q sends n a piece now.
+func (n *node) sending(q int32) bool {
+	for _, f := range n.downs {
+		if f.src == q {
+			return true
+		}
+	}
+	return false
 }
 
 // uploaderSample is how many holders of a piece uploader compares.
 const uploaderSample = 4
 
-// uploader is, of the first uploaderSample connected peers that have p (from a random
-// connection on), the one that uploads the fewest pieces now.
+// uploader is, of the first uploaderSample connected peers that have p and send n nothing
+// now (from a random connection on), the one that uploads the fewest pieces now; nil when
+// there is none. A connection carries one piece at a time: bt's fast path (fast.go) runs one
+// fetching connection per peer, whose server (fastserve.go) answers its requests in order,
+// and the library's requests to a peer share one TCP connection too.
 func (n *node) uploader(p int) *node {
 	s := n.s
 	var best *node
@@ -209,7 +237,7 @@ func (n *node) uploader(p int) *node {
 			continue
 		}
 		q := s.nodes[c.peer]
-		if !c.peerFull && !q.have.has(p) {
+		if !c.peerFull && !q.have.has(p) || n.sending(c.peer) {
 			continue
 		}
 		found++
