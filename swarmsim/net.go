@@ -154,14 +154,20 @@ func (nw *network) rerate(now float64, lk *link, skip *flow) {
 		g.done = min(g.size, g.done+g.rate*(now-g.at))
 		g.at, g.rate = now, r
 		g.finish = now + (g.size-g.done)/r
-		nw.heap.fix(g.heapIdx)
+		nw.heap.earlier(g.heapIdx)
 	}
 }
 
 // flowHeap orders flows by completion time, then by id, so that runs are deterministic. It
-// holds tens of thousands of flows and every rate change moves one, so it is 4-ary (half the
-// levels of a binary heap) and keeps each flow's key beside its pointer (comparisons read no
-// flow).
+// holds tens of thousands of flows and every rate change may move one, so it is 4-ary (half
+// the levels of a binary heap) and keeps each flow's key beside its pointer (comparisons read
+// no flow).
+//
+// A key is a lower bound of its flow's finish, not always the finish: a flow whose finish
+// moves later (a flow joined one of its links: half of all rate changes) keeps its key and
+// stays where it is, and is moved down only once it comes to the top (next). A finish that
+// moves earlier lowers the key at once (earlier). The first flow whose key is its finish
+// with no key below it is the one that completes first, as with exact keys.
 type flowHeap []heapEntry
 
 type heapEntry struct {
@@ -174,8 +180,23 @@ func (a *heapEntry) before(b *heapEntry) bool {
 	return a.finish < b.finish || a.finish == b.finish && a.id < b.id
 }
 
-// min is the flow that completes first; the heap must not be empty.
-func (h flowHeap) min() *flow { return h[0].f }
+// next is the flow that completes first; the heap must not be empty.
+func (h flowHeap) next() *flow {
+	for h[0].finish != h[0].f.finish {
+		h[0].finish = h[0].f.finish
+		h.down(0)
+	}
+	return h[0].f
+}
+
+// earlier takes the new finish of the flow at index i into account: a later one stays a
+// lower bound until next meets it, an earlier one moves the flow up at once.
+func (h flowHeap) earlier(i int) {
+	if f := h[i].f.finish; f < h[i].finish {
+		h[i].finish = f
+		h.up(i)
+	}
+}
 
 func (h *flowHeap) push(f *flow) {
 	*h = append(*h, heapEntry{f.finish, f.id, f})

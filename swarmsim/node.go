@@ -35,7 +35,7 @@ type node struct {
 	plan               *originplan.Planner
 	role               *originplan.Role // the tracker's last answer; nil under a stock tracker
 
-	have       bitset
+	have       bitset   // in sim.haves
 	haveList   []uint16 // the pieces it has, in the order it got them
 	avail      bitset   // the pieces some connected peer has (whose pieces it is told); in sim.avail
 	busy       bitset   // the pieces in flight to it
@@ -140,16 +140,16 @@ func (n *node) got(p int) {
 	n.haveList = append(n.haveList, uint16(p))
 	s.count[p]++
 	n.siteProgress = s.now
-	word, bit, stride := p>>6, uint64(1)<<(p&63), len(n.have)
+	word, bit, stride := p>>6, uint64(1)<<(p&63), s.words
 	for _, c := range n.conns {
 		if c.muted || s.done[c.peer] {
 			continue
 		}
 		s.avail[int(c.peer)*stride+word] |= bit
 		if s.starved[c.peer] {
-			if q := s.nodes[c.peer]; !q.have.has(p) {
+			if !s.peerHas(c.peer, p) {
 				s.starved[c.peer] = false
-				q.fill()
+				s.nodes[c.peer].fill()
 			}
 		}
 	}
@@ -236,10 +236,10 @@ func (n *node) uploader(p int) *node {
 		if c.peerHidden {
 			continue
 		}
-		q := s.nodes[c.peer]
-		if !c.peerFull && !q.have.has(p) || n.sending(c.peer) {
+		if !c.peerFull && !s.peerHas(c.peer, p) || n.sending(c.peer) {
 			continue
 		}
+		q := s.nodes[c.peer]
 		found++
 		if best == nil || len(q.ups) < len(best.ups) {
 			best = q

@@ -79,6 +79,8 @@ type sim struct {
 	interSite  [][]int32 // [from][to]; -1 without a cap
 	have0      []bool    // the pieces every node starts with
 	count      []int32   // how many nodes have each piece
+	words      int       // the length of a piece bitset
+	haves      []uint64  // every node's have bitset, one after the other
 	avail      []uint64  // every node's avail bitset, one after the other
 	done       []bool    // by node: alive and complete
 	starved    []bool    // by node: wants a piece no peer it can ask has
@@ -188,15 +190,16 @@ func (s *sim) buildNodes() {
 	sc := s.sc
 	racks := sc.Sites * sc.Racks
 	b := s.bound()
-	s.avail = make([]uint64, sc.Nodes*len(newBitset(s.pieces)))
+	s.words = len(newBitset(s.pieces))
+	s.haves, s.avail = make([]uint64, sc.Nodes*s.words), make([]uint64, sc.Nodes*s.words)
 	s.done, s.starved = make([]bool, sc.Nodes), make([]bool, sc.Nodes)
 	for i := range sc.Nodes {
 		rack := i % racks
 		n := &node{s: s, idx: int32(i), rack: int32(rack), site: int32(rack / sc.Racks),
 			host: int32(i/racks + 1)}
 		n.up, n.down = s.nw.addLink(sc.NodeRate), s.nw.addLink(sc.NodeRate)
-		n.have = newBitset(s.pieces)
-		n.avail = s.avail[i*len(n.have) : (i+1)*len(n.have) : (i+1)*len(n.have)]
+		n.have = s.haves[i*s.words : (i+1)*s.words : (i+1)*s.words]
+		n.avail = s.avail[i*s.words : (i+1)*s.words : (i+1)*s.words]
 		for p := range s.pieces {
 			if s.have0[p] {
 				n.have.set(p)
@@ -232,7 +235,7 @@ func (s *sim) loop(ctx context.Context) error {
 	for s.liveDone < s.sc.Nodes || s.pendingRes > 0 {
 		tf, tt := math.Inf(1), math.Inf(1)
 		if len(s.nw.heap) > 0 {
-			tf = s.nw.heap[0].finish
+			tf = s.nw.heap.next().finish
 		}
 		if len(s.timers) > 0 {
 			tt = s.timers[0].t
@@ -251,7 +254,7 @@ func (s *sim) loop(ctx context.Context) error {
 		}
 		if tf <= tt {
 			s.now = max(s.now, tf)
-			s.flowDone(s.nw.heap.min())
+			s.flowDone(s.nw.heap.next())
 			continue
 		}
 		t := heap.Pop(&s.timers).(timer)
@@ -300,6 +303,11 @@ func (s *sim) fire(t timer) {
 	default:
 		panic(fmt.Sprintf("swarmsim: unknown timer kind %d", t.kind))
 	}
+}
+
+// peerHas reports whether node q has piece p, without reading q's struct.
+func (s *sim) peerHas(q int32, p int) bool {
+	return s.haves[int(q)*s.words+p>>6]&(1<<(p&63)) != 0
 }
 
 // pieceSize is the length of piece p (the last one may be short).

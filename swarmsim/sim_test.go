@@ -297,3 +297,20 @@ func TestConnectedWhenFull(t *testing.T) {
 		t.Errorf("node 0 reaches %d of %d nodes over connections", reached, len(s.nodes))
 	}
 }
+
+// BenchmarkFanout runs 500 nodes fetching 64 MiB at 10 Gbit/s from a 10 Gbit/s origin with
+// pkgsync's tracker: the work per event of a fleet run, at a size a benchmark repeats.
+func BenchmarkFanout(b *testing.B) {
+	sc := Scenario{Name: "bench", Nodes: 500, Size: 64 << 20, Racks: 50, NodeRate: 1.25e9, OriginRate: 1.25e9,
+		SiteRule: true, Seed: 1}
+	b.ReportAllocs()
+	var events int64
+	for b.Loop() {
+		r, err := Run(context.Background(), sc)
+		if err != nil {
+			b.Fatal(err)
+		}
+		events += r.Events
+	}
+	b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
+}
