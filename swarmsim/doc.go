@@ -75,8 +75,10 @@
 //
 // # Cost
 //
-// A node's piece sets are bitsets, so a HAVE fanning out to a hundred peers sets a bit in each,
-// in cache; per event the work is a few links' flows and one node's connections. Runs are
-// deterministic for a seed: one random source, timers ordered by time then creation, flows by
-// completion then creation.
+// A node's piece sets are bitsets, and what every node has and what its peers have lie in two
+// arrays indexed by node, so a HAVE fanning out to a hundred peers sets a bit in each without
+// reading the peers themselves; per event the work is a few links' flows and one node's
+// connections. Runs are deterministic for a seed: one random source, timers ordered by time
+// then creation, flows by completion then creation; testdata/golden.json holds the test
+// scenarios' figures, so that a change made for speed cannot change them.
 package swarmsim
