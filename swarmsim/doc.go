@@ -44,15 +44,16 @@
 // the gateways they know and are not told what they have, and a node starved by the rule for
 // 15 s drops it.
 //
-// From peers, a node keeps Pipeline pieces in flight. It models what anacrolix/torrent does
-// (requests by availability, rarest first, then a random order): of 8 pieces drawn at random
-// among those its connected peers have and it lacks, it requests the one fewest nodes have
-// (the count over the whole swarm stands in for the count among its peers, which would cost a
-// counter per node and piece), whole, from the holder that uploads the fewest pieces among 4
-// it finds from a random connection on, of those that send it nothing yet: a connection
-// carries one piece at a time, as bt's fast path does (one fetching connection per peer, its
-// requests answered in order). Every peer is unchoked (bt's default). Pieces are not split
-// between peers.
+// From peers, a node keeps Pipeline pieces in flight. It models bt's fast path, over which
+// pkgsync nodes take whole pieces from each other (bt/fast.go): a connection to a peer carries
+// one piece at a time (its requests are answered in order) and takes the next piece the peer
+// has in index order from a random point, not the rarest (the library's rarest first serves
+// stock clients only). So a node requests a piece drawn at random among those its connected
+// peers have and it lacks, whole, from the holder that uploads the fewest pieces among 4 it
+// finds from a random connection on, of those that send it nothing yet. bt runs a connection
+// to every peer at once; Pipeline (8) caps the pieces in flight, which keeps a run's flows and
+// its cost in bounds. Every peer is unchoked (bt's default). Pieces are not split between
+// peers.
 //
 // For the origin, every 250 ms (bt's tick) and as soon as one of its origin fetches ends, a
 // node runs bt's round: the site rule, originplan's Gate (peers connect and say what they have

@@ -138,7 +138,6 @@ func (n *node) got(p int) {
 	n.busy.clear(p)
 	n.gotBytes += s.pieceSize(p)
 	n.haveList = append(n.haveList, uint16(p))
-	s.count[p]++
 	n.siteProgress = s.now
 	word, bit, stride := p>>6, uint64(1)<<(p&63), s.words
 	for _, c := range n.conns {
@@ -158,34 +157,30 @@ func (n *node) got(p int) {
 	}
 }
 
-// rarestSample is how many of the wanted pieces fill compares to find a rare one.
-const rarestSample = 8
-
 // fillTries bounds how many pieces one call of fill passes over because every connected
 // holder already sends this node a piece.
-const fillTries = 4 * rarestSample
+const fillTries = 32
 
-// fill keeps Pipeline pieces in flight from peers: of rarestSample pieces drawn at random
-// among those connected peers have, the one fewest nodes have, each from the connected peer
-// that has it, sends this node nothing yet, and uploads the fewest pieces. A node finding
-// no such piece is starved until a peer says it has a new one or a transfer ends.
+// fill keeps Pipeline pieces in flight from peers: a piece drawn at random among those
+// connected peers have and this node lacks, from the connected peer that has it, sends this
+// node nothing yet, and uploads the fewest pieces. A node finding no such piece is starved
+// until a peer says it has a new one or a transfer ends.
+//
+// The draw takes no account of how many nodes have a piece: bt fetches from pkgsync peers
+// over its fast path (fast.go), whose connection to a peer takes the next piece that peer
+// has, in index order from a random point (claimFast), not the rarest. The library's rarest
+// first serves only stock clients, which a pkgsync fleet has none of.
 func (n *node) fill() {
 	s := n.s
-	c := 0
+	c := wanted(s.cand, n.avail, n.have, n.busy) // cand is this call's: no other fill runs meanwhile
 	for tries := 0; n.alive && !n.complete && n.peerFlows < s.sc.Pipeline; {
 		if c == 0 {
-			if c = wanted(s.cand, n.avail, n.have, n.busy); c == 0 {
-				s.starved[n.idx] = true
-				return
-			}
+			s.starved[n.idx] = true
+			return
 		}
-		p := -1
-		for range min(c, rarestSample) {
-			q := nth(s.cand, s.rng.IntN(c))
-			if p < 0 || s.count[q] < s.count[p] {
-				p = q
-			}
-		}
+		p := nth(s.cand, s.rng.IntN(c))
+		s.cand.clear(p)
+		c--
 		src := n.uploader(p)
 		if src == nil {
 			// Every holder of p already sends this node a piece: look for another.
@@ -193,14 +188,11 @@ func (n *node) fill() {
 				s.starved[n.idx] = true
 				return
 			}
-			s.cand.clear(p)
-			c--
 			continue
 		}
 		n.busy.set(p)
 		n.peerFlows++
 		s.transfer(src, n, p)
-		c = 0
 	}
 }
 

@@ -78,7 +78,6 @@ type sim struct {
 	rackDown   []int32
 	interSite  [][]int32 // [from][to]; -1 without a cap
 	have0      []bool    // the pieces every node starts with
-	count      []int32   // how many nodes have each piece
 	words      int       // the length of a piece bitset
 	haves      []uint64  // every node's have bitset, one after the other
 	avail      []uint64  // every node's avail bitset, one after the other
@@ -133,7 +132,6 @@ func newSim(sc Scenario) (*sim, error) {
 	s.ownStamp = make([]uint32, s.pieces)
 	s.pickMark = make([]uint32, sc.Nodes)
 	s.have0 = make([]bool, s.pieces)
-	s.count = make([]int32, s.pieces)
 	s.cand = newBitset(s.pieces)
 	for p := range s.pieces {
 		s.have0[p] = s.rng.Float64() < sc.Have
@@ -204,7 +202,6 @@ func (s *sim) buildNodes() {
 			if s.have0[p] {
 				n.have.set(p)
 				n.haveList = append(n.haveList, uint16(p))
-				s.count[p]++
 			}
 		}
 		n.firstStart = s.rng.Float64() * sc.Splay.Seconds()
