@@ -7,6 +7,7 @@
 //	go run ./cmd/swarmsim --table --json fleet.json --png fleet.png  # the fleet table
 //	go run ./cmd/swarmsim --table --nodes 1000 --size 1G            # its 1,000-node 1 GiB rows
 //	go run ./cmd/swarmsim --validate --lab runs.json                 # the model against a swarmbench run
+//	go run ./cmd/swarmsim --nodes 1000 --size 1G --cpuprofile cpu.out # where a run's time goes
 //
 // --nodes, --size, --sites, --splay, --churn and --tracker take comma-separated lists; the runs
 // are every combination. With --table, a list flag not given takes the fleet table's values
@@ -141,7 +142,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		defer stopProfile()
+		defer func() {
+			if err := stopProfile(); err != nil {
+				fmt.Fprintln(stderr, "swarmsim:", err)
+			}
+		}()
 	}
 	if o.validate {
 		return validate(ctx, o, stdout, stderr)
@@ -157,8 +162,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return o.write(runs, stdout)
 }
 
-// startProfile starts writing a CPU profile to path; the function it returns stops it.
-func startProfile(path string) (func(), error) {
+// startProfile starts writing a CPU profile to path; the function it returns stops it and
+// closes the file.
+func startProfile(path string) (func() error, error) {
 	f, err := os.Create(path)
 	if err != nil {
 		return nil, fmt.Errorf("--cpuprofile: %w", err)
@@ -167,9 +173,12 @@ func startProfile(path string) (func(), error) {
 		f.Close()
 		return nil, fmt.Errorf("--cpuprofile %s: %w", path, err)
 	}
-	return func() {
+	return func() error {
 		pprof.StopCPUProfile()
-		f.Close()
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		return nil
 	}, nil
 }
 

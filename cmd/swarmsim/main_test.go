@@ -53,6 +53,7 @@ func TestArgErrors(t *testing.T) {
 		{[]string{"--validate"}, "--validate needs --lab FILE"},
 		{[]string{"--validate", "--lab", "testdata/missing.json"}, "missing.json"},
 		{[]string{"extra"}, `unexpected argument "extra"`},
+		{[]string{"--cpuprofile", "testdata/no/such/dir/cpu.out", "--nodes", "2", "--size", "1M"}, "--cpuprofile: open testdata/no/such/dir/cpu.out"},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
@@ -64,7 +65,7 @@ func TestArgErrors(t *testing.T) {
 	}
 }
 
-// The same flags give the same JSON, and the files asked for are written.
+// The same flags give the same JSON, and the files asked for are written (a CPU profile too).
 func TestRunDeterministic(t *testing.T) {
 	dir := t.TempDir()
 	var outs [2][]byte
@@ -72,7 +73,7 @@ func TestRunDeterministic(t *testing.T) {
 		path := filepath.Join(dir, "r.json")
 		args := []string{"--nodes", "30", "--size", "2M", "--rate", "10", "--origin-rate", "10", "--racks", "3",
 			"--max-peers", "8", "--churn", "0.1", "--splay", "2s", "--sites", "1,2", "--json", path,
-			"--png", filepath.Join(dir, "r.png"), "--md", filepath.Join(dir, "r.md")}
+			"--png", filepath.Join(dir, "r.png"), "--md", filepath.Join(dir, "r.md"), "--cpuprofile", filepath.Join(dir, "cpu.out")}
 		var stdout bytes.Buffer
 		if err := run(context.Background(), args, &stdout, new(bytes.Buffer)); err != nil {
 			t.Fatal(err)
@@ -106,6 +107,9 @@ func TestRunDeterministic(t *testing.T) {
 	}
 	if st, err := os.Stat(filepath.Join(dir, "r.png")); err != nil || st.Size() < 1000 {
 		t.Errorf("the PNG: %v", err)
+	}
+	if st, err := os.Stat(filepath.Join(dir, "cpu.out")); err != nil || st.Size() == 0 {
+		t.Errorf("the CPU profile: %v", err)
 	}
 }
 
