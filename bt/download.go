@@ -440,7 +440,8 @@ func (s *scheduler) observe(now time.Time) roundView {
 	}
 	v.gate = originplan.GateView{Now: now, Connected: len(connected), Known: len(t.known),
 		AllKnownConnected: allKnownConnected, Announced: t.announced, Settled: settled,
-		Alone: len(t.known) == 0 && s.hasTrackers, SeederAway: t.seedersReported > 0 && !seederConnected}
+		Alone: len(t.known) == 0 && s.hasTrackers, SeederAway: t.seedersReported > 0 && !seederConnected,
+		Role: t.role != nil && !t.role.Fetcher()}
 	v.role = t.role
 	t.mu.Unlock()
 	for _, id := range memberIDs {

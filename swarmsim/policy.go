@@ -150,7 +150,7 @@ func (n *node) gateView() originplan.GateView {
 		}
 	}
 	return originplan.GateView{Now: n.at(), Connected: len(n.conns), Known: len(n.known),
-		AllKnownConnected: all, Announced: true, Settled: true, Alone: len(n.known) == 0, Role: n.role != nil}
+		AllKnownConnected: all, Announced: true, Settled: true, Alone: len(n.known) == 0, Role: n.role != nil && !n.role.Fetcher()}
 }
 
 // nodeView is a node's pieces as originplan sees them in one round.
