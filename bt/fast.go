@@ -69,7 +69,7 @@ type fastTorrent struct {
 	peers   map[*torrent.PeerConn]*fastPeer
 	off     map[netip.Addr]bool // peers whose fast path failed: heard through the library
 	running map[[20]byte]bool   // peer IDs with a fast-path connection
-	signal  chan struct{}       // closed (and replaced) when a piece may have become available
+	signal  chan struct{}       // closed (and replaced) when a piece may have become available from any peer
 	whole   map[int]bool        // partly present pieces the range path gave up: fetched whole
 	closed  bool                // the Torrent is closing: no new connections
 	wg      sync.WaitGroup      // connections and the verifications they started
@@ -81,6 +81,9 @@ type fastPeer struct {
 	pieces  *roaring.Bitmap // what it says it has, hidden from the library
 	refused *roaring.Bitmap // pieces it refused over the fast path
 	failed  bool
+	// signal is closed (and replaced) when the peer announces a piece this node may lack: only
+	// the connection to this peer can take it, so the others are not woken.
+	signal chan struct{}
 }
 
 // fastEnabled reports whether the Node runs the fast path: not with encryption required (the
@@ -164,13 +167,18 @@ func (t *Torrent) fastHaveLocked(pc *torrent.PeerConn, msg *pp.Message) bool {
 	}
 	switch msg.Type {
 	case pp.Have:
-		if int(msg.Index) < t.info.NumPieces() {
-			fp.pieces.Add(uint32(msg.Index))
+		if int(msg.Index) >= t.info.NumPieces() {
+			return true
+		}
+		fp.pieces.Add(uint32(msg.Index))
+		if t.store.isComplete(int(msg.Index)) {
+			return true // nothing for the connection to fetch
 		}
 	case pp.HaveAll:
 		fp.pieces.AddRange(0, uint64(t.info.NumPieces()))
 	case pp.HaveNone:
 		fp.pieces.Clear()
+		return true
 	case pp.Bitfield:
 		for i, b := range msg.Bitfield {
 			if b && i < t.info.NumPieces() {
@@ -178,7 +186,10 @@ func (t *Torrent) fastHaveLocked(pc *torrent.PeerConn, msg *pp.Message) bool {
 			}
 		}
 	}
-	t.fastSignalLocked()
+	if fp.signal != nil {
+		close(fp.signal)
+		fp.signal = nil
+	}
 	return true
 }
 
@@ -193,7 +204,8 @@ func (t *Torrent) fastWhole(p int) {
 	t.fastSignalLocked()
 }
 
-// fastSignalLocked wakes the fast-path connections waiting for pieces. t.mu is held.
+// fastSignalLocked wakes every fast-path connection waiting for pieces: a piece went back to
+// every path. t.mu is held.
 func (t *Torrent) fastSignalLocked() {
 	if t.fast.signal != nil {
 		close(t.fast.signal)
@@ -398,6 +410,7 @@ type fastFetch struct {
 	next     int         // where the search for the next piece starts
 	out      []int       // pieces requested, in order
 	got      atomic.Bool // a piece arrived and was stored
+	timer    *time.Timer // wait's, reused
 }
 
 // fastPiece is a piece read from the socket, in a buffer of fastFetch.free.
@@ -415,11 +428,16 @@ func (f *fastFetch) run(ctx context.Context) error {
 		if f.liar.Load() {
 			return nil // banned (check): nothing to fall back to
 		}
+		// Taken before looking for pieces, so that one announced meanwhile still wakes wait.
+		wake, closed := f.signals()
+		if closed {
+			return nil
+		}
 		if err := f.request(); err != nil {
 			return err
 		}
 		if len(f.out) == 0 {
-			if t.Complete() || !f.wait(ctx) {
+			if t.Complete() || !f.wait(ctx, wake) {
 				return nil
 			}
 			continue
@@ -454,27 +472,49 @@ func (f *fastFetch) request() error {
 	return nil
 }
 
-// wait waits until a piece may have become available, at most a quarter of a second (pieces the
-// origin or the range path give back do not signal). It reports false once ctx ends or the
-// peer's connection closed.
-func (f *fastFetch) wait(ctx context.Context) bool {
+// fastWake is what wakes a connection waiting for pieces: a piece given back to every path
+// (Torrent-wide), or a piece its peer announced (fastPeer.signal).
+type fastWake struct {
+	all, peer <-chan struct{}
+}
+
+// signals returns the channels that wake the connection once a piece may have become available,
+// and whether the peer's BitTorrent connection has closed.
+func (f *fastFetch) signals() (w fastWake, closed bool) {
 	t := f.t
 	t.mu.Lock()
+	defer t.mu.Unlock()
+	ps, fp := t.peers[f.pc], t.fast.peers[f.pc]
+	if ps == nil || ps.closed || fp == nil {
+		return w, true
+	}
 	if t.fast.signal == nil {
 		t.fast.signal = make(chan struct{})
 	}
-	sig := t.fast.signal
-	ps := t.peers[f.pc]
-	closed := ps == nil || ps.closed
-	t.mu.Unlock()
-	if closed {
-		return false
+	if fp.signal == nil {
+		fp.signal = make(chan struct{})
+	}
+	return fastWake{all: t.fast.signal, peer: fp.signal}, false
+}
+
+// fastRecheck bounds a connection's wait for pieces: the origin and the range path give pieces
+// back without a signal.
+const fastRecheck = 250 * time.Millisecond
+
+// wait waits until a piece may have become available (w), at most fastRecheck. It reports false
+// once ctx ends.
+func (f *fastFetch) wait(ctx context.Context, w fastWake) bool {
+	if f.timer == nil {
+		f.timer = time.NewTimer(fastRecheck)
+	} else {
+		f.timer.Reset(fastRecheck)
 	}
 	select {
 	case <-ctx.Done():
 		return false
-	case <-sig:
-	case <-time.After(250 * time.Millisecond):
+	case <-w.all:
+	case <-w.peer:
+	case <-f.timer.C:
 	}
 	return true
 }
@@ -489,8 +529,8 @@ func (t *Torrent) claimFast(pc *torrent.PeerConn, next *int) int {
 	if fp == nil || fp.failed {
 		return -1
 	}
-	p := t.store.claimFast(*next, func(i int) bool {
-		return (t.missing[i] == nil || t.fast.whole[i]) && fp.pieces.Contains(uint32(i)) && !fp.refused.Contains(uint32(i))
+	p := t.store.claimFast(*next, fp.pieces, func(i int) bool {
+		return (t.missing[i] == nil || t.fast.whole[i]) && !fp.refused.Contains(uint32(i))
 	})
 	if p >= 0 {
 		*next = p + 1

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/RoaringBitmap/roaring"
 	"github.com/anacrolix/torrent"
 	"github.com/anacrolix/torrent/metainfo"
 )
@@ -238,15 +239,57 @@ func TestFastPathUnreachable(t *testing.T) {
 	}
 }
 
+// claimFast takes the first free piece of the peer's from the start position on, wrapping around.
+func TestStorageClaimFast(t *testing.T) {
+	tests := []struct {
+		name  string
+		from  int
+		among []uint32
+		held  []int // claimed before, by the fast path
+		done  []int // complete
+		skip  int   // want refuses it; -1: none
+		want  int
+	}{
+		{name: "first from the start", from: 0, among: []uint32{0, 1, 2}, skip: -1, want: 0},
+		{name: "from the middle", from: 1, among: []uint32{0, 1, 2}, skip: -1, want: 1},
+		{name: "only the peer's", from: 0, among: []uint32{2}, skip: -1, want: 2},
+		{name: "wraps around", from: 2, among: []uint32{0, 1}, skip: -1, want: 0},
+		{name: "past the end", from: 3, among: []uint32{1}, skip: -1, want: 1},
+		{name: "held and complete skipped", from: 0, among: []uint32{0, 1, 2}, held: []int{0}, done: []int{1}, skip: -1, want: 2},
+		{name: "refused skipped", from: 0, among: []uint32{0, 1}, skip: 0, want: 1},
+		{name: "nothing left", from: 1, among: []uint32{1}, held: []int{1}, skip: -1, want: -1},
+		{name: "peer has nothing", from: 0, skip: -1, want: -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, _, _ := storageFixture(t, nil)
+			for _, p := range tt.held {
+				if s.claimFast(p, roaring.BitmapOf(uint32(p)), func(int) bool { return true }) != p {
+					t.Fatalf("setting up: piece %d not taken", p)
+				}
+			}
+			for _, p := range tt.done {
+				s.complete[p] = true
+			}
+			got := s.claimFast(tt.from, roaring.BitmapOf(tt.among...), func(p int) bool { return p != tt.skip })
+			if got != tt.want {
+				t.Errorf("claimFast(%d, %v) = %d, want %d", tt.from, tt.among, got, tt.want)
+			}
+		})
+	}
+}
+
 // A piece the fast path wrote is hashed by the library from the recorded sum, once; its other
 // pieces are read.
 func TestStorageFastSum(t *testing.T) {
 	s, _, ti := storageFixture(t, nil)
-	p := s.claimFast(0, func(i int) bool { return i == 1 })
+	all := roaring.New()
+	all.AddRange(0, uint64(s.numPieces))
+	p := s.claimFast(0, all, func(i int) bool { return i == 1 })
 	if p != 1 {
 		t.Fatalf("claimFast took %d, want 1", p)
 	}
-	if s.claimFast(0, func(i int) bool { return i == 1 }) != -1 {
+	if s.claimFast(0, all, func(i int) bool { return i == 1 }) != -1 {
 		t.Fatal("a piece was taken twice")
 	}
 	if _, err := piece(ti, 1).WriteAt([]byte{1}, 0); err == nil {

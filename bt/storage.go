@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/RoaringBitmap/roaring"
 	g "github.com/anacrolix/generics"
 	"github.com/anacrolix/torrent/metainfo"
 	"github.com/anacrolix/torrent/storage"
@@ -168,14 +169,30 @@ func (s *fileStorage) setBusy(i int, busy bool) {
 	s.busy[i] = busy
 }
 
-// claimFast takes for the fast path the first piece from from on (wrapping around) that is
-// neither complete nor owned by any path and that want accepts, and returns it, or -1. Peer
-// writes to it are refused from now on, until releaseFast.
-func (s *fileStorage) claimFast(from int, want func(int) bool) int {
+// claimFast takes for the fast path the first piece of among from from on (wrapping around)
+// that is neither complete nor owned by any path and that want accepts, and returns it, or -1.
+// Peer writes to it are refused from now on, until releaseFast. It visits only among's pieces:
+// a connection asks after every piece its peer announces, so the cost follows what the peer
+// has, not the torrent's size.
+func (s *fileStorage) claimFast(from int, among *roaring.Bitmap, want func(int) bool) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for i := range s.numPieces {
-		p := (from + i) % s.numPieces
+	from = min(max(from, 0), s.numPieces)
+	if p := s.claimFastIn(from, s.numPieces, among, want); p >= 0 {
+		return p
+	}
+	return s.claimFastIn(0, from, among, want)
+}
+
+// claimFastIn is claimFast over the pieces of among in [lo, hi). s.mu is held.
+func (s *fileStorage) claimFastIn(lo, hi int, among *roaring.Bitmap, want func(int) bool) int {
+	it := among.Iterator()
+	it.AdvanceIfNeeded(uint32(lo))
+	for it.HasNext() {
+		p := int(it.Next())
+		if p >= hi {
+			break
+		}
 		if s.complete[p] || s.busy[p] || !want(p) {
 			continue
 		}

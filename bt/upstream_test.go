@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/RoaringBitmap/roaring"
 	"github.com/anacrolix/torrent"
 	"github.com/anacrolix/torrent/bencode"
 	"github.com/anacrolix/torrent/metainfo"
@@ -401,7 +402,7 @@ func TestUpstreamSelfHash(t *testing.T) {
 	}
 	defer cl.Close()
 	lt, _ := cl.AddTorrentOpt(torrent.AddTorrentOpts{InfoHash: fx.mi.HashInfoBytes(), Storage: st, InfoBytes: fx.mi.InfoBytes})
-	if st.claimFast(0, func(p int) bool { return p == 0 }) != 0 {
+	if st.claimFast(0, roaring.BitmapOf(0), func(p int) bool { return true }) != 0 {
 		t.Fatal("piece 0 not taken")
 	}
 	st.setFastSum(0, metainfo.Hash(info.Pieces[:sha1.Size]))
