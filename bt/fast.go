@@ -230,17 +230,13 @@ func (t *Torrent) peerPieces(pc *torrent.PeerConn) *roaring.Bitmap {
 }
 
 // creditFastUpload counts n bytes sent over the fast path to the peer at remote (its fast-path
-// connection's address: the peer table knows the peer by its BitTorrent connection, from the
-// same address).
-func (t *Torrent) creditFastUpload(remote net.Addr, n int64) {
-	ap, err := netip.ParseAddrPort(remote.String())
-	if err != nil {
-		return
-	}
+// connection's address, unmapped: the peer table knows the peer by its BitTorrent connection,
+// from the same address).
+func (t *Torrent) creditFastUpload(remote netip.Addr, n int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for pc, ps := range t.peers {
-		if rp, err := netip.ParseAddrPort(pc.RemoteAddr.String()); err == nil && rp.Addr().Unmap() == ap.Addr().Unmap() && !ps.closed {
+	for _, ps := range t.peers {
+		if ps.ip == remote && !ps.closed {
 			ps.fastUp += n
 			return
 		}

@@ -62,7 +62,8 @@ func (fs *fastServer) accept() {
 		if err != nil {
 			return // closed
 		}
-		if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err != nil || fs.n.isBanned(ap.Addr()) {
+		ap, err := netip.ParseAddrPort(c.RemoteAddr().String())
+		if err != nil || fs.n.isBanned(ap.Addr()) {
 			c.Close()
 			continue
 		}
@@ -77,7 +78,7 @@ func (fs *fastServer) accept() {
 		fs.mu.Unlock()
 		go func() {
 			defer fs.wg.Done()
-			fs.serve(c)
+			fs.serve(c, ap.Addr().Unmap())
 			fs.mu.Lock()
 			delete(fs.conns, c)
 			fs.mu.Unlock()
@@ -98,8 +99,9 @@ func (fs *fastServer) close() {
 	fs.wg.Wait()
 }
 
-// serve answers one connection's requests in order until it closes, goes idle or errs.
-func (fs *fastServer) serve(c net.Conn) {
+// serve answers one connection's requests in order until it closes, goes idle or errs. remote
+// is the client's address, unmapped.
+func (fs *fastServer) serve(c net.Conn, remote netip.Addr) {
 	br := bufio.NewReaderSize(c, 512)
 	var magic [len(fastMagic)]byte
 	c.SetReadDeadline(time.Now().Add(fastIdle))
@@ -117,15 +119,16 @@ func (fs *fastServer) serve(c net.Conn) {
 			fs.n.log.Debug("bt: fast path: closing a connection", "peer", c.RemoteAddr().String(), "err", err)
 			return
 		}
-		if err := fs.reply(c, ih, piece); err != nil {
+		if err := fs.reply(c, remote, ih, piece); err != nil {
 			fs.n.log.Debug("bt: fast path: closing a connection", "peer", c.RemoteAddr().String(), "err", err)
 			return
 		}
 	}
 }
 
-// reply sends piece of the torrent ih, or a refusal when the Node does not have it complete.
-func (fs *fastServer) reply(c net.Conn, ih metainfo.Hash, piece uint32) error {
+// reply sends piece of the torrent ih to the client at remote, or a refusal when the Node does
+// not have it complete.
+func (fs *fastServer) reply(c net.Conn, remote netip.Addr, ih metainfo.Hash, piece uint32) error {
 	fs.n.mu.Lock()
 	t := fs.n.torrents[ih]
 	fs.n.mu.Unlock()
@@ -157,7 +160,7 @@ func (fs *fastServer) reply(c net.Conn, ih metainfo.Hash, piece uint32) error {
 			return fmt.Errorf("sending piece %d of %s from %s at %d: %w", p, t.name, t.pkg.Data.Name(), off+sent, err)
 		}
 	}
-	t.creditFastUpload(c.RemoteAddr(), length)
+	t.creditFastUpload(remote, length)
 	return nil
 }
 

@@ -140,6 +140,7 @@ type peerState struct {
 	id         [20]byte
 	addr       string // dial address when known, else the remote address
 	dialAddr   netip.AddrPort
+	ip         netip.Addr // the connection's remote address, unmapped
 	extAt      time.Time // extended handshake received
 	haveMsgAt  time.Time // first bitfield/have-all/have-none/have received
 	claimsOK   bool      // speaks claimExtension
@@ -572,6 +573,7 @@ func (t *Torrent) peerLocked(pc *torrent.PeerConn) *peerState {
 	if ps == nil {
 		ps = &peerState{id: pc.PeerID, addr: pc.RemoteAddr.String()}
 		if ap, err := netip.ParseAddrPort(pc.RemoteAddr.String()); err == nil {
+			ps.ip = ap.Addr().Unmap()
 			if pc.Discovery != torrent.PeerSourceIncoming {
 				ps.dialAddr = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 			}
