@@ -334,7 +334,7 @@ func (s *scheduler) planRuns(ctx context.Context, v roundView, now time.Time) {
 	}
 	for again := range s.cfg.OriginConcurrency + 1 {
 		inRun := make(map[int]bool)
-		pieces := &roundPieces{s: s, busy: s.busyPieces(), avail: v.avail, inRun: inRun}
+		pieces := &roundPieces{s: s, avail: v.avail, inRun: inRun}
 		view := originplan.View{
 			Now:        now,
 			Members:    v.members,
@@ -502,7 +502,9 @@ func (s *scheduler) busyPieces() []bool {
 
 // roundPieces is one round's view of the pieces for the origin policy.
 type roundPieces struct {
-	s     *scheduler
+	s *scheduler
+	// busy is busyPieces, taken when a piece first passes the other tests of Taken: it walks
+	// every piece under the client lock, and most rounds ask about no piece that gets so far.
 	busy  []bool
 	avail *roaring.Bitmap
 	inRun map[int]bool // put into a run this round, not started yet (runPlanner)
@@ -510,7 +512,13 @@ type roundPieces struct {
 
 func (r *roundPieces) Taken(p int) bool {
 	s := r.s
-	return s.complete[p] || r.busy[p] || s.claimed[p] || s.inflight[p] != nil || s.ranging[p] != nil || r.inRun[p]
+	if s.complete[p] || s.claimed[p] || s.inflight[p] != nil || s.ranging[p] != nil || r.inRun[p] {
+		return true
+	}
+	if r.busy == nil {
+		r.busy = s.busyPieces()
+	}
+	return r.busy[p]
 }
 
 func (r *roundPieces) Available(p int) bool { return r.avail.Contains(uint32(p)) }

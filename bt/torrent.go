@@ -609,6 +609,11 @@ func (t *Torrent) onExtendedHandshake(pc *torrent.PeerConn, port int, claims, ra
 func (t *Torrent) onHaveMessage(pc *torrent.PeerConn, msg *pp.Message) (hide bool) {
 	t.mu.Lock()
 	ps := t.peerLocked(pc)
+	// The scheduler's rounds look at what peers have only for the pieces this node lacks, and
+	// at the first message of a peer (the gate): a HAVE of a piece complete here waits for the
+	// next tick. In a swarm most HAVEs are of such pieces, and each would cost a round.
+	wake := msg.Type != pp.Have || ps.haveMsgAt.IsZero() || int(msg.Index) >= t.info.NumPieces() ||
+		!t.store.isComplete(int(msg.Index))
 	if ps.haveMsgAt.IsZero() {
 		ps.haveMsgAt = time.Now()
 		// A pkgsync peer is that seeder only if it says it only seeds; a stock client has
@@ -621,7 +626,9 @@ func (t *Torrent) onHaveMessage(pc *torrent.PeerConn, msg *pp.Message) (hide boo
 		hide = t.fastHaveLocked(pc, msg) // the fast path takes what it has instead
 	}
 	t.mu.Unlock()
-	t.poke()
+	if wake {
+		t.poke()
+	}
 	return hide
 }
 
