@@ -62,6 +62,12 @@ const (
 	fastRead = 1 << 20
 	// fastDialTimeout bounds the connection to a peer's fast path.
 	fastDialTimeout = 5 * time.Second
+	// fastMarkDelay: pieces the fast path verified are handed to the library together, at most
+	// this long after the first of them. The library sends every connection a HAVE for each
+	// piece it marks complete, and a connection's writer sends what has gathered in one write:
+	// pieces marked together cost each peer one write and one read, not one per piece, which
+	// with small pieces is most of what a node spends on a swarm.
+	fastMarkDelay = 50 * time.Millisecond
 )
 
 // fastTorrent is a Torrent's state of the fast path; t.mu guards it.
@@ -73,6 +79,8 @@ type fastTorrent struct {
 	whole   map[int]bool        // partly present pieces the range path gave up: fetched whole
 	closed  bool                // the Torrent is closing: no new connections
 	wg      sync.WaitGroup      // connections and the verifications they started
+	toMark  []int               // verified pieces not yet handed to the library (markFast)
+	marking bool                // markFastLoop runs
 }
 
 // fastPeer is what this node knows of a peer connection's fast path.
@@ -626,17 +634,60 @@ func (f *fastFetch) store(ctx context.Context, p int, b []byte, sum [sha1.Size]b
 	t.peerLocked(f.pc).down += int64(len(b))
 	t.mu.Unlock()
 	t.store.setFastSum(p, sum)
-	t.fast.wg.Add(1)
-	go func() {
-		defer t.fast.wg.Done()
-		ok, err := t.verify(ctx, p)
-		t.giveBackFast(p)
-		if !ok && ctx.Err() == nil {
-			t.node.log.Info("bt: the library did not take a verified piece from the fast path", "torrent", t.name,
-				"piece", p, "err", err)
-		}
-	}()
+	t.markFast(ctx, p)
 	return nil
+}
+
+// markFast has the library mark verified piece p complete, with the others that arrive within
+// fastMarkDelay (markFastLoop).
+func (t *Torrent) markFast(ctx context.Context, p int) {
+	t.mu.Lock()
+	t.fast.toMark = append(t.fast.toMark, p)
+	start := !t.fast.marking
+	if start {
+		t.fast.marking = true
+		t.fast.wg.Add(1)
+	}
+	t.mu.Unlock()
+	if start {
+		go t.markFastLoop(ctx)
+	}
+}
+
+// markFastLoop hands the pieces of t.fast.toMark to the library, all those gathered within
+// fastMarkDelay at once, until none is left; each piece's hold then ends (giveBackFast).
+func (t *Torrent) markFastLoop(ctx context.Context) {
+	defer t.fast.wg.Done()
+	timer := time.NewTimer(fastMarkDelay)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+		case <-timer.C:
+		}
+		t.mu.Lock()
+		batch := t.fast.toMark
+		t.fast.toMark = nil
+		if len(batch) == 0 {
+			t.fast.marking = false
+			t.mu.Unlock()
+			return
+		}
+		t.mu.Unlock()
+		var wg sync.WaitGroup
+		for _, p := range batch {
+			wg.Go(func() {
+				ok, err := t.verify(ctx, p)
+				t.giveBackFast(p)
+				if !ok && ctx.Err() == nil {
+					t.node.log.Info("bt: the library did not take a verified piece from the fast path", "torrent", t.name,
+						"piece", p, "err", err)
+				}
+			})
+		}
+		wg.Wait()
+		timer.Reset(fastMarkDelay)
+	}
 }
 
 // adapt sets how many requests the connection keeps in flight from how long a piece took to
