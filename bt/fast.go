@@ -60,6 +60,10 @@ const (
 	fastAhead    = 20 * time.Millisecond
 	// fastRead is how much of a piece is read from the socket, then hashed, at once.
 	fastRead = 1 << 20
+	// fastLowWater is the most a piece's read waits to have in the socket before it wakes
+	// (setReadLowWater): a wake-up per this much, not per few packets, and still often enough
+	// at a slow link's pace to show the scheduler that the piece is moving.
+	fastLowWater = 256 << 10
 	// fastDialTimeout bounds the connection to a peer's fast path.
 	fastDialTimeout = 5 * time.Second
 	// fastMarkDelay: pieces the fast path verified are handed to the library together, at most
@@ -415,6 +419,7 @@ type fastFetch struct {
 	out      []int       // pieces requested, in order
 	got      atomic.Bool // a piece arrived and was stored
 	timer    *time.Timer // wait's, reused
+	lowWater int         // the socket's read low-water mark as last set; 0: the default
 }
 
 // fastPiece is a piece read from the socket, in a buffer of fastFetch.free.
@@ -547,6 +552,9 @@ func (t *Torrent) claimFast(pc *torrent.PeerConn, next *int) int {
 func (f *fastFetch) receive(ctx context.Context, p int) error {
 	t := f.t
 	var hdr [fastReplyLen]byte
+	if err := f.setLowWater(fastReplyLen); err != nil {
+		return err
+	}
 	if _, err := io.ReadFull(f.br, hdr[:]); err != nil {
 		return fmt.Errorf("fast path %s: reading the reply for piece %d: %w", f.addr, p, err)
 	}
@@ -578,6 +586,10 @@ func (f *fastFetch) receive(ctx context.Context, p int) error {
 			f.free <- buf
 			return err
 		}
+		if err := f.setLowWater(int(min(n-off, fastLowWater))); err != nil {
+			f.free <- buf
+			return err
+		}
 		// Whatever the socket holds, not k bytes at once: each read shows the scheduler that
 		// the piece is moving (a slow peer's pieces are not taken for stalled).
 		m, err := f.br.Read(b[off : off+k])
@@ -591,6 +603,18 @@ func (f *fastFetch) receive(ctx context.Context, p int) error {
 	f.adapt(time.Since(start))
 	t.store.peerBytes.Add(n)
 	f.work <- fastPiece{p: p, b: b}
+	return nil
+}
+
+// setLowWater sets the connection's read low-water mark to n bytes, unless it is set so already.
+func (f *fastFetch) setLowWater(n int) error {
+	if n == f.lowWater {
+		return nil
+	}
+	if err := setReadLowWater(f.conn, n); err != nil {
+		return fmt.Errorf("fast path %s: setting the read low-water mark: %w", f.addr, err)
+	}
+	f.lowWater = n
 	return nil
 }
 

@@ -59,3 +59,26 @@ func sendFile(c net.Conn, f *os.File, off, n int64) (int64, error) {
 	}
 	return sent, serr
 }
+
+// setReadLowWater has c's socket hold back a read's wake-up until n bytes are there
+// (SO_RCVLOWAT, which Linux's TCP honours in epoll): a piece that arrives at a shaped link's
+// pace otherwise wakes its reader for every few packets. n must not exceed what is sure to
+// arrive, or the reader waits until the connection ends. Connections other than TCP sockets
+// are left alone.
+func setReadLowWater(c net.Conn, n int) error {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return nil
+	}
+	sc, err := tc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := sc.Control(func(fd uintptr) {
+		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVLOWAT, n)
+	}); err != nil {
+		return err
+	}
+	return serr
+}
