@@ -70,8 +70,9 @@ const (
 	// this long after the first of them. The library sends every connection a HAVE for each
 	// piece it marks complete, and a connection's writer sends what has gathered in one write:
 	// pieces marked together cost each peer one write and one read, not one per piece, which
-	// with small pieces is most of what a node spends on a swarm.
-	fastMarkDelay = 50 * time.Millisecond
+	// with small pieces is most of what a node spends on a swarm. A piece reaches the next hop
+	// that much later; the pieces behind it keep the links busy meanwhile.
+	fastMarkDelay = 200 * time.Millisecond
 )
 
 // fastTorrent is a Torrent's state of the fast path; t.mu guards it.
