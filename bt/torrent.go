@@ -141,11 +141,11 @@ type peerState struct {
 	addr       string // dial address when known, else the remote address
 	dialAddr   netip.AddrPort
 	ip         netip.Addr // the connection's remote address, unmapped
-	extAt      time.Time // extended handshake received
-	haveMsgAt  time.Time // first bitfield/have-all/have-none/have received
-	claimsOK   bool      // speaks claimExtension
-	rangeOK    bool      // speaks rangeExtension
-	greeted    bool      // was sent our current claims
+	extAt      time.Time  // extended handshake received
+	haveMsgAt  time.Time  // first bitfield/have-all/have-none/have received
+	claimsOK   bool       // speaks claimExtension
+	rangeOK    bool       // speaks rangeExtension
+	greeted    bool       // was sent our current claims
 	closed     bool
 	clientName string
 	down, up   int64
