@@ -39,7 +39,8 @@ import (
 // when the piece completes or is given back.
 //
 // A piece that arrives complete is handed to the library with its hash (storage's SelfHashing),
-// so the library marks it complete and sends HAVE without reading it again. A piece whose
+// so the library marks it complete and sends HAVE without reading it again; pieces verified
+// within fastMarkDelay of each other are handed over together, so that their HAVEs share a write. A piece whose
 // SHA-1 does not match came from one peer alone: that peer is banned, the piece is never
 // written, and it goes back to every path. A peer whose fast path cannot be reached (or closes
 // before it delivered a piece), or that never says its port, is heard through the library

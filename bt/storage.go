@@ -124,6 +124,14 @@ func (s *fileStorage) isComplete(i int) bool {
 	return s.complete[i]
 }
 
+// inFlight reports whether piece i is being fetched (by the origin, the range path or the fast
+// path) and not complete yet.
+func (s *fileStorage) inFlight(i int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.busy[i] && !s.complete[i]
+}
+
 // completionLosses returns how often a complete piece became incomplete again.
 func (s *fileStorage) completionLosses() int64 {
 	s.mu.Lock()

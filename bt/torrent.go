@@ -609,11 +609,13 @@ func (t *Torrent) onExtendedHandshake(pc *torrent.PeerConn, port int, claims, ra
 func (t *Torrent) onHaveMessage(pc *torrent.PeerConn, msg *pp.Message) (hide bool) {
 	t.mu.Lock()
 	ps := t.peerLocked(pc)
-	// The scheduler's rounds look at what peers have only for the pieces this node lacks, and
-	// at the first message of a peer (the gate): a HAVE of a piece complete here waits for the
-	// next tick. In a swarm most HAVEs are of such pieces, and each would cost a round.
+	// A HAVE needs a round at once only for the first message of a peer (the gate), a partly
+	// present piece (the range path asks the peer for it) and a piece being fetched (a run from
+	// the origin gives it up to the peer): the origin's plan for the other pieces reads what
+	// peers have at the next tick. In a swarm HAVEs come by the thousand a second, and each
+	// would cost a round.
 	wake := msg.Type != pp.Have || ps.haveMsgAt.IsZero() || int(msg.Index) >= t.info.NumPieces() ||
-		!t.store.isComplete(int(msg.Index))
+		t.missing[msg.Index] != nil || t.store.inFlight(int(msg.Index))
 	if ps.haveMsgAt.IsZero() {
 		ps.haveMsgAt = time.Now()
 		// A pkgsync peer is that seeder only if it says it only seeds; a stock client has
