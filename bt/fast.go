@@ -74,6 +74,8 @@ const (
 	// with small pieces is most of what a node spends on a swarm. A piece reaches the next hop
 	// that much later; the pieces behind it keep the links busy meanwhile.
 	fastMarkDelay = 200 * time.Millisecond
+	// fastMarkBatch pieces waiting are handed over without waiting for fastMarkDelay.
+	fastMarkBatch = 32
 )
 
 // fastTorrent is a Torrent's state of the fast path; t.mu guards it.
@@ -86,7 +88,9 @@ type fastTorrent struct {
 	closed  bool                // the Torrent is closing: no new connections
 	wg      sync.WaitGroup      // connections and the verifications they started
 	toMark  []int               // verified pieces not yet handed to the library (markFast)
+	inMark  int                 // pieces of toMark being handed over now
 	marking bool                // markFastLoop runs
+	markNow chan struct{}       // tells markFastLoop to hand toMark over without waiting
 }
 
 // fastPeer is what this node knows of a peer connection's fast path.
@@ -665,35 +669,50 @@ func (f *fastFetch) store(ctx context.Context, p int, b []byte, sum [sha1.Size]b
 }
 
 // markFast has the library mark verified piece p complete, with the others that arrive within
-// fastMarkDelay (markFastLoop).
+// fastMarkDelay (markFastLoop), or at once when fastMarkBatch are waiting or p is the last piece
+// this node lacks: on a fast link a batch fills in moments, and the download's end waits for no
+// timer.
 func (t *Torrent) markFast(ctx context.Context, p int) {
 	t.mu.Lock()
 	t.fast.toMark = append(t.fast.toMark, p)
 	start := !t.fast.marking
 	if start {
 		t.fast.marking = true
+		t.fast.markNow = make(chan struct{}, 1)
 		t.fast.wg.Add(1)
 	}
+	now := len(t.fast.toMark) >= fastMarkBatch ||
+		t.store.completed()+t.fast.inMark+len(t.fast.toMark) >= t.info.NumPieces()
+	if now {
+		select {
+		case t.fast.markNow <- struct{}{}:
+		default:
+		}
+	}
+	markNow := t.fast.markNow
 	t.mu.Unlock()
 	if start {
-		go t.markFastLoop(ctx)
+		go t.markFastLoop(ctx, markNow)
 	}
 }
 
 // markFastLoop hands the pieces of t.fast.toMark to the library, all those gathered within
-// fastMarkDelay at once, until none is left; each piece's hold then ends (giveBackFast).
-func (t *Torrent) markFastLoop(ctx context.Context) {
+// fastMarkDelay (or until markNow) at once, until none is left; each piece's hold then ends
+// (giveBackFast).
+func (t *Torrent) markFastLoop(ctx context.Context, markNow <-chan struct{}) {
 	defer t.fast.wg.Done()
 	timer := time.NewTimer(fastMarkDelay)
 	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
+		case <-markNow:
 		case <-timer.C:
 		}
 		t.mu.Lock()
 		batch := t.fast.toMark
 		t.fast.toMark = nil
+		t.fast.inMark = len(batch)
 		if len(batch) == 0 {
 			t.fast.marking = false
 			t.mu.Unlock()
@@ -712,6 +731,9 @@ func (t *Torrent) markFastLoop(ctx context.Context) {
 			})
 		}
 		wg.Wait()
+		t.mu.Lock()
+		t.fast.inMark = 0
+		t.mu.Unlock()
 		timer.Reset(fastMarkDelay)
 	}
 }
