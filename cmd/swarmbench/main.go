@@ -172,6 +172,7 @@ func parseArgs(args []string, stdout io.Writer) (*options, error) {
 	fs.Float64Var(&opt.rate, "rate", 0, "every node's upload and download in Mbit/s (default: 25 smoke, else 10; 4 in scale)")
 	fs.Float64Var(&opt.originRate, "origin-rate", 0, "the origin's upload and download in Mbit/s (default: --rate)")
 	fs.Float64Var(&opt.interDC, "interdc-rate", 0, "the inter-DC link in Mbit/s each way (default: twice --rate)")
+	fs.IntVar(&opt.o.originFetchers, "origin-fetchers", 0, "the embedded tracker's origin fetchers per swarm (pkgsync serve --origin-fetchers; 0: off, its default)")
 	maxPeers := fs.Int("max-peers", 0, "the tracker's cap on each peer list (default: the scenario's, 16 in scale; 0: the tracker's own, 200)")
 	splay := fs.Duration("splay", 0, "each node starts at a uniform random offset in [0, D) (default: the scenario's, 20s in scale)")
 	churn := fs.Float64("churn", 0, "that share of the nodes is killed once mid-download and restarted 5s later (default: the scenario's, 0.1 in scale)")
@@ -385,7 +386,7 @@ func runSpecs(ctx context.Context, b *bench, specs []spec, stderr io.Writer) ([]
 	for i, sp := range specs {
 		fmt.Fprintf(stderr, "[%d/%d] %s with %s nodes, N=%d, F=%s, %g Mbit/s per node, %s, load average %s\n",
 			i+1, len(specs), sp.Scenario, sp.Client, sp.Nodes, sizeString(sp.Size), float64(sp.NodeRate)/mbit,
-			swarmString(sp.Tracker, sp.MaxPeers, sp.Splay.Seconds(), sp.Churn), loadString(loadAvg()))
+			swarmString(sp.Tracker, sp.MaxPeers, sp.OriginFetchers, sp.Splay.Seconds(), sp.Churn), loadString(loadAvg()))
 		r, rerr := b.run(ctx, i, sp)
 		if rerr != nil {
 			if ctx.Err() != nil {

@@ -235,6 +235,11 @@ func TestPlan(t *testing.T) {
 		{name: "scale under opentracker uncapped", m: modeShort, o: overrides{clients: []string{"pkgsync"}, scenarios: []string{"scale"}, tracker: "opentracker", maxPeers: ptr(0)},
 			want: []string{"scale/pkgsync/64 D=20s P=10% 8MiB 4Mbit opentracker"}},
 		{name: "opentracker has no cap to set", m: modeShort, o: overrides{scenarios: []string{"scale"}, tracker: "opentracker"}, wantErr: "--max-peers needs --tracker embedded"},
+		{name: "origin fetchers", m: modeShort, o: overrides{clients: []string{"pkgsync"}, scenarios: []string{"fanout"}, originFetchers: 4},
+			want: []string{"fanout/pkgsync/16 R=4"}},
+		{name: "origin fetchers need the embedded tracker", m: modeShort, o: overrides{scenarios: []string{"fanout"}, tracker: "opentracker", originFetchers: 4},
+			wantErr: "only the embedded tracker names origin fetchers"},
+		{name: "negative origin fetchers", m: modeSmoke, o: overrides{originFetchers: -1}, wantErr: "--origin-fetchers -1"},
 		{name: "unknown tracker", m: modeSmoke, o: overrides{tracker: "chihaya"}, wantErr: `unknown tracker "chihaya"`},
 		{name: "churn above 1", m: modeSmoke, o: overrides{churn: ptr(1.5)}, wantErr: "--churn 1.5"},
 		{name: "negative splay", m: modeSmoke, o: overrides{splay: ptr(-time.Second)}, wantErr: "--splay -1s"},
@@ -266,6 +271,9 @@ func TestPlan(t *testing.T) {
 				d := s.Scenario + "/" + s.Client + "/" + strconv.Itoa(s.Nodes)
 				if s.MaxPeers > 0 {
 					d += fmt.Sprintf(" K=%d", s.MaxPeers)
+				}
+				if s.OriginFetchers > 0 {
+					d += fmt.Sprintf(" R=%d", s.OriginFetchers)
 				}
 				if s.Splay > 0 {
 					d += fmt.Sprintf(" D=%v P=%g%%", s.Splay, 100*s.Churn)

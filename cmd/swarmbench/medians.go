@@ -19,7 +19,7 @@ func groupRuns(runs []*Run) []*group {
 	byKey := map[string]*group{}
 	for _, r := range runs {
 		k := fmt.Sprintf("%s|%s|%d|%d|%g|%g|%s", r.Scenario, r.Client, r.Nodes, r.Bytes, r.NodeRateMbit, r.OriginRateMbit,
-			swarmString(r.Tracker, r.MaxPeers, r.SplayS, r.Churn))
+			swarmString(r.Tracker, r.MaxPeers, r.OriginFetchers, r.SplayS, r.Churn))
 		g := byKey[k]
 		if g == nil {
 			g = &group{first: r}
@@ -60,7 +60,7 @@ func mediansTable(runs []*Run) string {
 			load = fmt.Sprintf("%.2f-%.2f", slices.Min(loads), slices.Max(loads))
 		}
 		fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %d/%d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d/%d |\n",
-			r.Scenario, r.Client, r.Nodes, sizeString(r.Bytes), swarmString(r.Tracker, r.MaxPeers, r.SplayS, r.Churn),
+			r.Scenario, r.Client, r.Nodes, sizeString(r.Bytes), swarmString(r.Tracker, r.MaxPeers, r.OriginFetchers, r.SplayS, r.Churn),
 			ok, len(g.runs),
 			medianOf(g.runs, "%.1f", func(x *Run) *float64 { return x.A }),
 			medianOf(g.runs, "%.2f", func(x *Run) *float64 { return x.Efficiency }),

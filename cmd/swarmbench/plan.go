@@ -65,6 +65,8 @@ type spec struct {
 type swarm struct {
 	// MaxPeers caps the peers of each tracker answer (0: the tracker's own cap).
 	MaxPeers int
+	// OriginFetchers is the embedded tracker's --origin-fetchers (0: off, its default).
+	OriginFetchers int
 	// Splay spreads the nodes' starts: each starts at a uniform random offset in [0, Splay).
 	Splay time.Duration
 	// Churn is the share of nodes (rounded) killed with SIGKILL once, at a random point of their
@@ -131,6 +133,7 @@ type overrides struct {
 	originRate         int64
 	interDCRate        int64
 	maxPeers           *int
+	originFetchers     int
 	splay              *time.Duration
 	churn              *float64
 	tracker            string
@@ -158,6 +161,10 @@ func plan(m mode, o overrides) ([]spec, error) {
 			return nil, fmt.Errorf("%s with --max-peers %d: opentracker's cap on a peer list is fixed when it is built "+
 				"(200, and a client's numwant below it), so --max-peers needs --tracker %s (--max-peers 0 runs uncapped)",
 				r.scenario, sp.MaxPeers, trackerEmbedded)
+		}
+		if tracker == trackerOpentracker && sp.OriginFetchers > 0 {
+			return nil, fmt.Errorf("%s with --origin-fetchers %d: only the embedded tracker names origin fetchers (--tracker %s)",
+				r.scenario, sp.OriginFetchers, trackerEmbedded)
 		}
 		for _, c := range clients {
 			sp.Client = c
@@ -237,6 +244,7 @@ func runSpec(m mode, o overrides, r scenarioRun) (spec, error) {
 	if o.maxPeers != nil {
 		sp.MaxPeers = *o.maxPeers
 	}
+	sp.OriginFetchers = o.originFetchers
 	if o.splay != nil {
 		sp.Splay = *o.splay
 	}
@@ -250,6 +258,8 @@ func runSpec(m mode, o overrides, r scenarioRun) (spec, error) {
 		return sp, fmt.Errorf("%d nodes: want 1 to %d", r.nodes, maxNodes)
 	case r.scenario == scenarioTwoDC && r.nodes < 2:
 		return sp, fmt.Errorf("two data centers need at least 2 nodes, got %d", r.nodes)
+	case sp.OriginFetchers < 0:
+		return sp, fmt.Errorf("--origin-fetchers %d: want 0 (off) or more", sp.OriginFetchers)
 	case sp.MaxPeers < 0:
 		return sp, fmt.Errorf("--max-peers %d: want 1 or more, or 0 for the tracker's own cap", sp.MaxPeers)
 	case sp.Splay < 0:

@@ -151,18 +151,22 @@ func runRow(r *Run) string {
 		ok += fmt.Sprintf(" (killed %d/%d)", r.RestartedVerified, r.Killed)
 	}
 	return fmt.Sprintf("| %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %.2f %s | %s | %s | %s | %.0f%% %s | %.2f | %.0f/%.0f | %.2f | %s | %s |\n",
-		r.Scenario, r.Client, r.Nodes, f, swarmString(r.Tracker, r.MaxPeers, r.SplayS, r.Churn),
+		r.Scenario, r.Client, r.Nodes, f, swarmString(r.Tracker, r.MaxPeers, r.OriginFetchers, r.SplayS, r.Churn),
 		optSecs(r.A), optSecs(r.MedianS), secs(r.B), optF(r.Efficiency, "%.2f"), optF(r.AMinusSplayOverB, "%.2f"),
 		r.OriginBytesRatio, r.unit(), pkgPart, perNode(r.OriginMetaBytes, r.Nodes), interDC,
 		100*r.MaxUploadShare, r.unit(), r.UploadMaxOverMean, r.CPUPercent, r.CPUPeakPercent, r.ClientsCPUSPerNode,
 		loadString(r.LoadAvgStart), ok)
 }
 
-// swarmString names the swarm's settings: the tracker, then K, D and P when set.
-func swarmString(tracker string, maxPeers int, splayS, churn float64) string {
+// swarmString names the swarm's settings: the tracker, then K, R (origin fetchers), D and P
+// when set.
+func swarmString(tracker string, maxPeers, fetchers int, splayS, churn float64) string {
 	parts := []string{cmp.Or(tracker, trackerEmbedded)}
 	if maxPeers > 0 {
 		parts = append(parts, fmt.Sprintf("K=%d", maxPeers))
+	}
+	if fetchers > 0 {
+		parts = append(parts, fmt.Sprintf("R=%d", fetchers))
 	}
 	if splayS > 0 {
 		parts = append(parts, fmt.Sprintf("D=%gs", splayS))

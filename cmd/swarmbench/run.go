@@ -52,12 +52,14 @@ type Run struct {
 	// The swarm's settings: the tracker ("embedded" or "opentracker") and its cap on a peer
 	// list (0: its own), the splay over which the nodes start, the share of nodes killed and
 	// restarted, the seed of those draws and which repetition of the run this is (from 1).
-	Tracker  string  `json:"tracker"`
-	MaxPeers int     `json:"max_peers"`
-	SplayS   float64 `json:"splay_s"`
-	Churn    float64 `json:"churn"`
-	Seed     uint64  `json:"seed"`
-	Rep      int     `json:"rep"`
+	Tracker  string `json:"tracker"`
+	MaxPeers int    `json:"max_peers"`
+	// OriginFetchers is the embedded tracker's --origin-fetchers (0: off).
+	OriginFetchers int     `json:"origin_fetchers,omitempty"`
+	SplayS         float64 `json:"splay_s"`
+	Churn          float64 `json:"churn"`
+	Seed           uint64  `json:"seed"`
+	Rep            int     `json:"rep"`
 
 	// A is the time until the last node held the verified package (null if one never did), B
 	// the bound for the shaped rates, Efficiency B/A.
@@ -468,6 +470,9 @@ func (b *bench) startOrigin(ctx context.Context, lab *netlab.Lab, origin *netlab
 		if sp.MaxPeers > 0 {
 			args = append(args, "--max-peers", strconv.Itoa(sp.MaxPeers))
 		}
+		if sp.OriginFetchers > 0 {
+			args = append(args, "--origin-fetchers", strconv.Itoa(sp.OriginFetchers))
+		}
 	}
 	if sp.Scenario == scenarioTwoDC {
 		topology = filepath.Join(dir, "topology.txt")
@@ -542,6 +547,7 @@ func newRun(sp spec, ds *dataset) *Run {
 	}
 	res.B = bound(res.PayloadBytes, sp.Nodes, sp.OriginRate, sp.NodeRate, sp.NodeRate, sp.InterDCRate)
 	res.MaxPeers, res.SplayS, res.Churn, res.Tracker = sp.MaxPeers, sp.Splay.Seconds(), sp.Churn, sp.Tracker
+	res.OriginFetchers = sp.OriginFetchers
 	res.Seed, res.Rep = sp.Seed, sp.Rep
 	return res
 }
