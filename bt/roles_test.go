@@ -1,55 +1,54 @@
 package bt
 
 import (
-	"context"
 	"net/http/httptest"
 	"net/netip"
 	"os"
 	"slices"
-	"sync"
 	"testing"
 
 	"github.com/pkgsync/pkgsync/originplan"
 	pkgtracker "github.com/pkgsync/pkgsync/tracker"
 )
 
+// roleSwarm is nodes on their own loopback addresses with a package of 4 MiB whose torrent
+// names pkgsync's tracker, started with the given origin fetcher slots; each node has its own
+// counting origin.
+type roleSwarm struct {
+	fx      *fixture
+	tors    []*Torrent
+	parts   []*os.File
+	origins []origin
+}
+
+func startRoleSwarm(t *testing.T, nodes, fetchers int, seed uint64) *roleSwarm {
+	t.Helper()
+	tr := pkgtracker.New(pkgtracker.Options{OriginFetchers: fetchers})
+	t.Cleanup(tr.Close)
+	srv := httptest.NewServer(tr.Handler())
+	t.Cleanup(srv.Close)
+	rs := &roleSwarm{fx: newFixture(t, 4<<20, seed, srv.URL+"/announce"), origins: make([]origin, nodes)}
+	for i := range nodes {
+		n := startNode(t, loopback(t, i), nil)
+		part := rs.fx.partFile(t, nil)
+		rs.parts = append(rs.parts, part)
+		rs.tors = append(rs.tors, addPkg(t, n, Package{MetaInfo: rs.fx.mi, Data: part, Origin: rs.origins[i].fetch(rs.fx, part, false)}))
+	}
+	return rs
+}
+
 // TestTrackerRoles runs four nodes that discover each other through pkgsync's own tracker with
 // one origin fetcher slot (`pkgsync tracker --origin-fetchers 1`): every node must hold the role
 // the tracker handed out, the same single fetcher named for all, the fetcher being one of them
 // and holding slot 0 and the others none, and every node must end with the package.
 func TestTrackerRoles(t *testing.T) {
-	const nodes = 4
-	tr := pkgtracker.New(pkgtracker.Options{OriginFetchers: 1})
-	defer tr.Close()
-	srv := httptest.NewServer(tr.Handler())
-	defer srv.Close()
-	fx := newFixture(t, 4<<20, 19, srv.URL+"/announce")
-
-	origins := make([]origin, nodes)
-	var tors []*Torrent
-	var parts []*os.File
-	for i := range nodes {
-		n := startNode(t, loopback(t, i), nil)
-		part := fx.partFile(t, nil)
-		parts = append(parts, part)
-		tors = append(tors, addPkg(t, n, Package{MetaInfo: fx.mi, Data: part, Origin: origins[i].fetch(fx, part, false)}))
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	defer cancel()
-	errs := make([]error, nodes)
-	var wg sync.WaitGroup
-	for i, tor := range tors {
-		wg.Go(func() { errs[i] = tor.Download(ctx) })
-	}
-	wg.Wait()
+	rs := startRoleSwarm(t, 4, 1, 19)
+	downloadAll(t, rs.tors)
+	fx, tors, parts, origins := rs.fx, rs.tors, rs.parts, rs.origins
 
 	var fetchers []originplan.PeerID // the fetchers each node was told, all the same
 	slot0 := -1                      // the node holding slot 0
 	for i, tor := range tors {
-		if errs[i] != nil {
-			dumpNodes(t)
-			t.Fatalf("node %d: %v", i, errs[i])
-		}
 		checkData(t, parts[i], fx.src)
 		tor.mu.Lock()
 		role := tor.role
@@ -132,20 +131,9 @@ func TestFetcherOnOriginHost(t *testing.T) {
 // fetchers share the origin work between them, the two others ask the origin for nothing while
 // their peers bring pieces, and the origin sends the package about once in all.
 func TestOnlyFetchersFetch(t *testing.T) {
-	const nodes = 4
-	tr := pkgtracker.New(pkgtracker.Options{OriginFetchers: 2})
-	defer tr.Close()
-	srv := httptest.NewServer(tr.Handler())
-	defer srv.Close()
-	fx := newFixture(t, 4<<20, 23, srv.URL+"/announce")
-	origins := make([]origin, nodes)
-	var tors []*Torrent
-	for i := range nodes {
-		n := startNode(t, loopback(t, i), nil)
-		part := fx.partFile(t, nil)
-		tors = append(tors, addPkg(t, n, Package{MetaInfo: fx.mi, Data: part, Origin: origins[i].fetch(fx, part, false)}))
-	}
-	downloadAll(t, tors)
+	rs := startRoleSwarm(t, 4, 2, 23)
+	downloadAll(t, rs.tors)
+	fx, tors, origins := rs.fx, rs.tors, rs.origins
 	var total int64
 	fetchers := 0
 	for i, tor := range tors {
