@@ -380,10 +380,10 @@ func (t *Torrent) Complete() bool {
 // HandOver waits, at most max, until every connected peer holds each piece this node got from
 // the origin, or no peer is connected any more, and reports how many pieces it got from the
 // origin and how many of them a connected peer still lacked when it returned (all of them
-// when none is connected). A node about to
-// leave (update --seed-time 0) calls it: where it fetched a piece that its peers had not taken
-// yet, leaving at once sends them back to the origin for it (seen in tests: the origin sent
-// 1.2-2.3x the missing bytes to four nodes updating together, instead of 1.0x).
+// when none is connected). A node about to leave (update --seed-time 0) calls it: where it
+// fetched a piece that its peers had not taken yet, leaving at once sends them back to the
+// origin for it (seen in tests: the origin sent 1.2-2.3x the missing bytes to four nodes
+// updating together, instead of 1.0x).
 //
 // Every peer, not some peer: nodes that finish together each see the others hold their pieces
 // and all leave, and the one still behind goes to the origin for what they took along (four

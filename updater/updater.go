@@ -850,7 +850,7 @@ func (j *job) handOver(ctx context.Context) {
 		start := time.Now()
 		if n, left := tt.HandOver(ctx, handOverMax); n > 0 {
 			j.log.Info("update: stayed until peers held the pieces this node got from the origin", "swarm", tt.Name(),
-				"took", time.Since(start).Round(time.Millisecond), "pieces", n, "pieces_only_here", left)
+				"took", time.Since(start).Round(time.Millisecond), "pieces", n, "pieces_peers_lack", left)
 		}
 	}
 }
