@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"sync"
@@ -89,6 +90,7 @@ type scheduler struct {
 	originDone  int                 // pieces the origin completed
 	lastRefresh time.Time
 	lastClaimed time.Time
+	lastRedial  time.Time
 
 	claimPeers []*torrent.PeerConn // connections speaking claimExtension, as of the last round
 	up         upThrottle          // caps this node's upload while it falls behind
@@ -269,6 +271,8 @@ type roundView struct {
 	rangePeers map[*torrent.PeerConn]bool
 	gate       originplan.GateView
 	role       *originplan.Role // what a coordinating tracker said; nil: none
+	// unconnected lists the known peers this node is not connected to (redialKnown).
+	unconnected []netip.AddrPort
 }
 
 // round runs one scheduling round: it refreshes the view of the peers, tells new pkgsync
@@ -280,6 +284,7 @@ func (s *scheduler) round(ctx context.Context) {
 	originWas := s.origin
 	s.applySiteRule(now)
 	v := s.observe(now)
+	s.redialKnown(v.unconnected, now)
 
 	// Peers that just arrived learn whether we use the origin and what we are fetching.
 	hello := msgOriginOff
@@ -373,6 +378,27 @@ func (s *scheduler) planRuns(ctx context.Context, v roundView, now time.Time) {
 	}
 }
 
+// knownRedial is how often a downloading node hands the known peers it is not connected to back
+// to the library. The library dials a peer once per hand-over: a connection that failed or was
+// dropped (a peer that still held this node's earlier connection, for the info dictionary,
+// took the new one for a duplicate) left a node alone with its one known peer until the next
+// announce, while it failed against a dead origin.
+const knownRedial = time.Second
+
+// redialKnown hands the known peers in unconnected to the library again, at most every
+// knownRedial; it skips those it is connected or dialing to.
+func (s *scheduler) redialKnown(unconnected []netip.AddrPort, now time.Time) {
+	if len(unconnected) == 0 || now.Sub(s.lastRedial) < knownRedial {
+		return
+	}
+	s.lastRedial = now
+	infos := make([]torrent.PeerInfo, len(unconnected))
+	for i, a := range unconnected {
+		infos[i] = torrent.PeerInfo{Addr: net.TCPAddrFromAddrPort(a), Source: torrent.PeerSourceTracker}
+	}
+	s.t.lt.AddPeers(infos)
+}
+
 // observe takes one round's view: what the peers have (from the library, which takes the
 // client lock: t.mu must not be held meanwhile) and what the callbacks learned: claims, who
 // shares the origin work, whether the known peers are connected and have said what they
@@ -431,13 +457,12 @@ func (s *scheduler) observe(now time.Time) roundView {
 		}
 	}
 	outstanding := s.takeClaims(now, open, v.avail)
-	allKnownConnected := true
 	for a := range t.known {
 		if !connected[a.String()] {
-			allKnownConnected = false
-			break
+			v.unconnected = append(v.unconnected, a)
 		}
 	}
+	allKnownConnected := len(v.unconnected) == 0
 	v.gate = originplan.GateView{Now: now, Connected: len(connected), Known: len(t.known),
 		AllKnownConnected: allKnownConnected, Announced: t.announced, Settled: settled,
 		Alone: len(t.known) == 0 && s.hasTrackers, SeederAway: t.seedersReported > 0 && !seederConnected,
