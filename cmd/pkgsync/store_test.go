@@ -6,16 +6,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/pkgsync/pkgsync/bt"
 	"github.com/pkgsync/pkgsync/internal/versions"
 	"github.com/pkgsync/pkgsync/manifest"
 	"github.com/pkgsync/pkgsync/origin"
 	"github.com/pkgsync/pkgsync/store/webhdfstest"
-	"github.com/pkgsync/pkgsync/updater"
 )
 
 // hdfsWithPackage starts a WebHDFS test server that wants user.name=pkg and holds v2 at
@@ -202,29 +199,14 @@ func TestSwarmFromWebHDFS(t *testing.T) {
 // origin and from peers, and what one node missed.
 func storeSwarm(t *testing.T, src string, v1, v2 []byte, nodes int) (fromOrigin, fromPeers, missing int64) {
 	t.Helper()
-	results := make([]*updater.Result, nodes)
-	errs := make([]error, nodes)
-	var wg sync.WaitGroup
-	for i := range nodes {
-		nd := t.TempDir()
-		old := filepath.Join(nd, "v1.tar")
-		writeFile(t, old, v1)
-		opt := updater.Options{Source: src, Olds: []string{old}, Out: filepath.Join(nd, "pkg.tar"), Swarm: true}
-		opt.BT = bt.DefaultConfig()
-		opt.BT.ListenAddr = fmt.Sprintf("127.0.0.%d:0", 2+i)
-		if l := nodeLogger(i); l != nil {
-			opt.BT.Logger = l
-		}
-		wg.Go(func() { results[i], errs[i] = updater.Run(t.Context(), opt) })
+	hosts := make([]string, nodes)
+	for i := range hosts {
+		hosts[i] = fmt.Sprintf("127.0.0.%d", 2+i)
 	}
-	wg.Wait()
-	for i := range nodes {
-		if errs[i] != nil {
-			t.Fatalf("node %d: %v", i, errs[i])
-		}
-		sameFile(t, results[i].Output, v2)
-		fromOrigin += results[i].BytesFromOrigin
-		fromPeers += results[i].BytesFromPeers
+	results := runNodesOn(t, src, v1, v2, hosts, 0) // 0: the default wait for the info from peers
+	for _, r := range results {
+		fromOrigin += r.BytesFromOrigin
+		fromPeers += r.BytesFromPeers
 	}
 	return fromOrigin, fromPeers, results[0].BytesTotal - results[0].BytesReused
 }
