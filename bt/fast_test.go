@@ -2,7 +2,6 @@ package bt
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha1"
 	"net/netip"
 	"slices"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/RoaringBitmap/roaring"
-	"github.com/anacrolix/torrent"
 	"github.com/anacrolix/torrent/metainfo"
 )
 
@@ -170,16 +168,7 @@ func TestFastPathPeers(t *testing.T) {
 		dl := startNode(t, loopback(t, 2), func(c *Config) { c.Logger = logs.logger() })
 		// The liar alone first, so that it is asked.
 		tor := addPkg(t, dl, Package{MetaInfo: fx.mi, Data: part, Peers: []netip.AddrPort{liar.Addr()}})
-		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-		defer cancel()
-		done := make(chan error, 1)
-		go func() { done <- tor.Download(ctx) }()
-		waitFor(t, "the liar's ban", func() bool { return slices.Contains(bannedBy(dl), liar.Addr().Addr().String()) })
-		tor.addPeers([]netip.AddrPort{good.Addr()}, torrent.PeerSourceDirect)
-		if err := <-done; err != nil {
-			dumpNodes(t)
-			t.Fatalf("Download: %v", err)
-		}
+		downloadPastLiar(t, dl, tor, liar, good)
 		checkData(t, part, fx.src)
 		if !logs.banLogged(liar.Addr().Addr().String()) || !strings.Contains(logs.String(), "pkgsync_fast") {
 			t.Errorf("no ban of %s for the fast path in the log:\n%s", liar.Addr().Addr(), logs.String())

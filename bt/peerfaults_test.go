@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anacrolix/torrent"
 	"github.com/anacrolix/torrent/bencode"
 	pp "github.com/anacrolix/torrent/peer_protocol"
 )
@@ -50,6 +51,23 @@ func (fx *fixture) liarFile(t testing.TB) *os.File {
 		lies[i] ^= 0x3c
 	}
 	return writeTemp(t, "lies.bin", lies, true)
+}
+
+// downloadPastLiar runs tor's download on dl, whose one peer so far is the liar: once dl bans
+// the liar (bannedBy: the library's bans for BitTorrent, this package's for the fast path), it
+// hands dl the good peer, and the download must then succeed.
+func downloadPastLiar(t *testing.T, dl *Node, tor *Torrent, liar, good *Node) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- tor.Download(ctx) }()
+	waitFor(t, "the liar banned", func() bool { return slices.Contains(bannedBy(dl), liar.Addr().Addr().String()) })
+	tor.addPeers([]netip.AddrPort{good.Addr()}, torrent.PeerSourceDirect)
+	if err := <-done; err != nil {
+		dumpNodes(t)
+		t.Fatalf("Download: %v", err)
+	}
 }
 
 // bannedBy returns the addresses n has banned.

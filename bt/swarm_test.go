@@ -25,7 +25,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/anacrolix/torrent"
 	"github.com/anacrolix/torrent/bencode"
 	"github.com/anacrolix/torrent/metainfo"
 )
@@ -538,17 +537,7 @@ func TestCorruptPeer(t *testing.T) {
 	addPkg(t, liar, Package{MetaInfo: fx.mi, Data: lies, Have: fx.all()})
 	dl := startNode(t, loopback(t, 2), nil)
 	tor := addPkg(t, dl, Package{MetaInfo: fx.mi, Data: part, Peers: []netip.AddrPort{liar.Addr()}})
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- tor.Download(ctx) }()
-	// bannedBy: the library's bans (BitTorrent) and this package's (the fast path).
-	waitFor(t, "the liar banned", func() bool { return slices.Contains(bannedBy(dl), liar.Addr().Addr().String()) })
-	tor.addPeers([]netip.AddrPort{good.Addr()}, torrent.PeerSourceDirect)
-	if err := <-done; err != nil {
-		dumpNodes(t)
-		t.Fatalf("Download: %v", err)
-	}
+	downloadPastLiar(t, dl, tor, liar, good)
 	checkData(t, part, fx.src)
 	if banned := bannedBy(dl); slices.Contains(banned, good.Addr().Addr().String()) {
 		t.Errorf("banned the honest seeder %s", good.Addr().Addr())
