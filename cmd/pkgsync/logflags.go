@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -31,8 +32,15 @@ func (l *logFlags) forPeople() bool { return l.format == "text" }
 // in any case (where it listens, what it waits for, warnings), and verbose for the records of -v:
 // notice itself when verbose (-v) is set, nil (quiet) otherwise. A --log-format that is not one
 // of logging.Formats is a usage error.
+//
+// With -v and PKGSYNC_DEBUG set (to anything but empty), debug records come too: each origin
+// run and its result, for working out after a benchmark which node fetched what and why.
 func (l *logFlags) loggers(stderr io.Writer, verbose bool) (notice, verboseLog *slog.Logger, err error) {
-	notice, err = logging.New(stderr, l.format, slog.LevelInfo)
+	level := slog.LevelInfo
+	if verbose && os.Getenv("PKGSYNC_DEBUG") != "" {
+		level = slog.LevelDebug
+	}
+	notice, err = logging.New(stderr, l.format, level)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: --log-format %q: want %s", errUsage, l.format, strings.Join(logging.Formats, " or "))
 	}
