@@ -16,8 +16,12 @@ import (
 // A message is one kind byte followed by piece indexes as 4-byte big-endian integers:
 // 'c' claims the pieces (the sender has started fetching them), 'r' releases them (the
 // fetch failed). 'o' and 'n' carry no pieces: the sender is (or is no longer) downloading
-// with an origin, and so shares the origin work. A claim lapses after claimTTL unless
-// repeated, and counts only while its sender is connected.
+// with an origin, and so shares the origin work. 's' carries one integer where the others
+// carry pieces: the origin fetcher slot a coordinating tracker gave the sender
+// (originplan.Role), or 0xFFFFFFFF for none; its receivers write it into their own copy of
+// the tracker's list, which is as old as their last announce (originplan.Role.WithHolders).
+// A claim lapses after claimTTL unless repeated, and counts only while its sender is
+// connected. Older pkgsync nodes ignore a kind they do not know.
 const claimExtension pp.ExtensionName = "pkgsync_origin"
 
 // seederExtension, named in a node's extended handshake, says the node only seeds
@@ -29,11 +33,16 @@ const (
 	msgRelease   byte = 'r'
 	msgOriginOn  byte = 'o'
 	msgOriginOff byte = 'n'
+	msgSlot      byte = 's'
 
 	claimTTL     = 30 * time.Second
 	claimRefresh = 10 * time.Second
 	// maxClaimPieces bounds one message (well under the 16 KiB a message may carry).
 	maxClaimPieces = 1024
+	// maxSlot bounds the slot an 's' message may name: far more fetchers than a swarm has.
+	maxSlot = 1 << 16
+	// noSlot is the slot of a node that holds none, as 's' carries it (-1 decoded).
+	noSlot = 1<<32 - 1
 )
 
 var errBadClaim = errors.New("malformed pkgsync_origin message")
@@ -59,6 +68,18 @@ func decodeClaim(b []byte, numPieces int) (kind byte, pieces []int, err error) {
 	case msgOriginOn, msgOriginOff:
 		if len(b) != 1 {
 			return 0, nil, fmt.Errorf("%w: %q with pieces", errBadClaim, kind)
+		}
+	case msgSlot:
+		if len(b) != 5 {
+			return 0, nil, fmt.Errorf("%w: %q of length %d", errBadClaim, kind, len(b))
+		}
+		switch v := binary.BigEndian.Uint32(b[1:]); {
+		case v == noSlot:
+			return kind, []int{-1}, nil
+		case v >= maxSlot:
+			return 0, nil, fmt.Errorf("%w: slot %d", errBadClaim, v)
+		default:
+			return kind, []int{int(v)}, nil
 		}
 	default:
 		return 0, nil, fmt.Errorf("%w: kind %q", errBadClaim, kind)

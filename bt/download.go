@@ -93,6 +93,7 @@ type scheduler struct {
 	lastRedial  time.Time
 
 	claimPeers []*torrent.PeerConn // connections speaking claimExtension, as of the last round
+	slotSaid   int                 // the origin fetcher slot this node last told its peers it holds, -1: none
 	up         upThrottle          // caps this node's upload while it falls behind
 
 	inflight  map[int]context.CancelFunc // pieces being fetched from the origin
@@ -136,6 +137,7 @@ func newScheduler(t *Torrent) *scheduler {
 		num:       n,
 		origin:    t.usesOrigin(),
 		hasOrigin: t.usesOrigin(),
+		slotSaid:  -1,
 		inflight:  make(map[int]context.CancelFunc),
 		active:    make(map[*originRun]bool),
 		attempts:  make([]int, n),
@@ -270,7 +272,8 @@ type roundView struct {
 	newPeers   []*torrent.PeerConn // of those, the ones not greeted yet
 	rangePeers map[*torrent.PeerConn]bool
 	gate       originplan.GateView
-	role       *originplan.Role // what a coordinating tracker said; nil: none
+	role       *originplan.Role // what a coordinating tracker said, with what connected fetchers say of their slots; nil: none
+	ownRole    *originplan.Role // what the tracker said, as it said it
 	// unconnected lists the known peers this node is not connected to (redialKnown).
 	unconnected []netip.AddrPort
 }
@@ -297,6 +300,7 @@ func (s *scheduler) round(ctx context.Context) {
 	}
 	s.broadcast(v.newPeers, hello, nil)
 	s.broadcast(v.newPeers, msgClaim, s.claimedPieces())
+	s.tellSlot(v)
 	s.claimPeers = v.claimPeers
 	s.broadcast(v.claimPeers, msgRelease, s.released) // failed origin fetches
 	s.released = s.released[:0]
@@ -417,6 +421,7 @@ func (s *scheduler) observe(now time.Time) roundView {
 	s.throttleUpload(now, v.conns)
 
 	var memberIDs [][20]byte
+	var held []originplan.SlotHolder // the slots connected fetchers say they hold
 	seederConnected := false
 	connected := make(map[string]bool)
 	open := make(map[[20]byte]bool)
@@ -446,6 +451,9 @@ func (s *scheduler) observe(now time.Time) roundView {
 			ps.greeted = true
 			v.newPeers = append(v.newPeers, cv.pc)
 		}
+		if rn := t.remotes[ps.id]; rn != nil && rn.slot >= 0 {
+			held = append(held, originplan.SlotHolder{Slot: rn.slot, ID: ps.id})
+		}
 		if cv.full || ps.originSeeder { // a seeder (the library may not know it: atOrigin)
 			continue
 		}
@@ -467,7 +475,11 @@ func (s *scheduler) observe(now time.Time) roundView {
 		AllKnownConnected: allKnownConnected, Announced: t.announced, Settled: settled,
 		Alone: len(t.known) == 0 && s.hasTrackers, SeederAway: t.seedersReported > 0 && !seederConnected,
 		Role: t.role != nil && !t.role.Fetcher()}
-	v.role = t.role
+	v.role, v.ownRole = t.role, t.role
+	if t.role != nil && len(held) > 0 {
+		r := t.role.WithHolders(held)
+		v.role = &r
+	}
 	t.mu.Unlock()
 	for _, id := range memberIDs {
 		v.members = append(v.members, originplan.Member{ID: id, Outstanding: outstanding[id]})
@@ -663,6 +675,27 @@ func (s *scheduler) inflightPieces() []int {
 		ps = append(ps, p)
 	}
 	return ps
+}
+
+// tellSlot tells new peers this node's origin fetcher slot, and every peer when it changed:
+// the fetchers' lists are the tracker's answers to their last announces, and one that joined
+// since is missing from the others' until they announce again (originplan.Role.WithHolders).
+func (s *scheduler) tellSlot(v roundView) {
+	slot := -1
+	if v.ownRole != nil && v.ownRole.Fetcher() {
+		slot = v.ownRole.Slot
+	}
+	peers := v.newPeers
+	if slot != s.slotSaid {
+		s.slotSaid, peers = slot, v.claimPeers
+	} else if slot < 0 {
+		return
+	}
+	msg := encodeClaim(msgSlot, []int{slot})
+	for _, pc := range peers {
+		// An error means the connection just closed or never spoke the extension.
+		_ = pc.WriteExtendedMessage(claimExtension, msg)
+	}
 }
 
 // broadcast sends a message of the given kind to every peer in peers; claims and

@@ -66,6 +66,8 @@ func TestClaimCodec(t *testing.T) {
 		{msgClaim, []int{0, 5, 1 << 20}},
 		{msgRelease, []int{7}},
 		{msgClaim, nil},
+		{msgSlot, []int{7}},
+		{msgSlot, []int{-1}},
 	} {
 		b := encodeClaim(tc.kind, tc.pieces)
 		kind, pieces, err := decodeClaim(b, 1<<21)
@@ -82,6 +84,9 @@ func TestClaimCodec(t *testing.T) {
 		{"unknown kind", []byte{'x', 0, 0, 0, 1}},
 		{"piece out of range", encodeClaim(msgClaim, []int{10})},
 		{"too many pieces", encodeClaim(msgClaim, make([]int, maxClaimPieces+1))},
+		{"slot without its integer", []byte{msgSlot}},
+		{"two slots", encodeClaim(msgSlot, []int{1, 2})},
+		{"slot out of range", encodeClaim(msgSlot, []int{maxSlot})},
 	}
 	for _, tc := range bad {
 		if _, _, err := decodeClaim(tc.b, 10); err == nil {

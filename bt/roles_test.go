@@ -164,3 +164,25 @@ func TestOnlyFetchersFetch(t *testing.T) {
 		t.Errorf("the origin sent %d bytes for a package of %d: want about once", total, f)
 	}
 }
+
+// TestFewerNodesThanSlots runs four nodes under a tracker with 16 origin fetcher slots, so that
+// 12 slots stay vacant and every fetcher inherits some of their blocks (originplan.VacantHeirs),
+// with an origin that answers at once on loopback: the origin must send the package about
+// once. When every fetcher took from every vacant block at once, they converged on the same
+// last open pieces before their claims arrived, and the origin sent up to 2.4 F here.
+func TestFewerNodesThanSlots(t *testing.T) {
+	for seed := uint64(1); seed <= 3; seed++ {
+		rs := startRoleSwarm(t, 4, 16, seed)
+		downloadAll(t, rs.tors)
+		var total int64
+		for i := range rs.tors {
+			checkData(t, rs.parts[i], rs.fx.src)
+			total += rs.origins[i].bytes.Load()
+		}
+		f := int64(len(rs.fx.src))
+		t.Logf("seed %d: the origin sent %d bytes (%.2f F)", seed, total, float64(total)/float64(f))
+		if total < f || float64(total) > 1.25*float64(f) {
+			t.Errorf("seed %d: the origin sent %d bytes for a package of %d: want about once", seed, total, f)
+		}
+	}
+}

@@ -133,6 +133,7 @@ type remoteNode struct {
 	claims map[int]time.Time // piece -> expiry
 	origin bool              // said it shares the origin work
 	said   bool              // said whether it does
+	slot   int               // the origin fetcher slot it said it holds ('s'), -1: none or not said
 }
 
 // peerState is what the callbacks learned about one connection.
@@ -761,7 +762,7 @@ func (t *Torrent) onClaimMessage(pc *torrent.PeerConn, payload []byte) {
 	id := t.peerLocked(pc).id
 	rn := t.remotes[id]
 	if rn == nil {
-		rn = &remoteNode{claims: make(map[int]time.Time)}
+		rn = &remoteNode{claims: make(map[int]time.Time), slot: -1}
 		t.remotes[id] = rn
 	}
 	now := time.Now()
@@ -779,6 +780,8 @@ func (t *Torrent) onClaimMessage(pc *torrent.PeerConn, payload []byte) {
 		for _, p := range pieces {
 			delete(rn.claims, p)
 		}
+	case msgSlot:
+		rn.slot = pieces[0]
 	}
 	t.mu.Unlock()
 	t.poke()

@@ -22,6 +22,10 @@ func FuzzDecodeClaim(f *testing.F) {
 	f.Add(append(encodeClaim(msgOriginOn, nil), 0, 0, 0, 0), uint32(5))
 	f.Add([]byte{'c', 0, 0}, uint32(5))
 	f.Add(encodeClaim(msgClaim, []int{1<<32 - 1}), uint32(1<<32-1))
+	f.Add(encodeClaim(msgSlot, []int{3}), uint32(2))
+	f.Add(encodeClaim(msgSlot, []int{-1}), uint32(2))
+	f.Add(encodeClaim(msgSlot, []int{maxSlot}), uint32(2))
+	f.Add(encodeClaim(msgSlot, []int{1, 2}), uint32(8))
 	f.Fuzz(func(t *testing.T, b []byte, numPieces uint32) {
 		kind, pieces, err := decodeClaim(b, int(numPieces))
 		if err != nil {
@@ -36,6 +40,14 @@ func FuzzDecodeClaim(f *testing.F) {
 			if len(pieces) != 0 {
 				t.Fatalf("kind %q accepted with %d pieces", kind, len(pieces))
 			}
+		case msgSlot:
+			if len(pieces) != 1 || pieces[0] < -1 || pieces[0] >= maxSlot {
+				t.Fatalf("slot message accepted as %v", pieces)
+			}
+			if again := encodeClaim(kind, pieces); !bytes.Equal(again, b) {
+				t.Fatalf("decoded %x as slot %d, which encodes as %x", b, pieces[0], again)
+			}
+			return // a slot is no piece: numPieces does not bound it
 		default:
 			t.Fatalf("unknown kind %q accepted", kind)
 		}

@@ -39,6 +39,45 @@ func ShareOrder(numPieces, members, rank int) iter.Seq[int] {
 	}
 }
 
+// slotOrder is ShareOrder under a Role, where heir gives the heir of each vacant slot's block
+// (VacantHeirs, -1 for a held slot): this node's own block forwards, then the vacant blocks it
+// inherits, each forwards as if its own, then the other blocks as ShareOrder has them.
+func slotOrder(numPieces, members, rank int, heir []int) iter.Seq[int] {
+	return func(yield func(int) bool) {
+		if numPieces <= 0 || members < 1 || rank < 0 || rank >= members || len(heir) != members {
+			for p := range ShareOrder(numPieces, members, rank) {
+				if !yield(p) {
+					return
+				}
+			}
+			return
+		}
+		start := func(k int) int { return BlockStart(k, numPieces, members) }
+		for d := range members {
+			k := (rank + d) % members
+			if k != rank && heir[k] != rank {
+				continue
+			}
+			for p := start(k); p < start(k+1); p++ {
+				if !yield(p) {
+					return
+				}
+			}
+		}
+		for d := 1; d < members; d++ {
+			k := (rank + d) % members
+			if heir[k] == rank {
+				continue
+			}
+			for p := start(k+1) - 1; p >= start(k); p-- {
+				if !yield(p) {
+					return
+				}
+			}
+		}
+	}
+}
+
 // SortedMembers sorts the peer IDs of the nodes sharing origin work (self included) and
 // returns them with self's position among them.
 func SortedMembers(self [20]byte, others [][20]byte) (ids [][20]byte, rank int) {

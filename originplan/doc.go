@@ -40,8 +40,11 @@
 // slot's block, the other holders being its members whether it is connected to them or not.
 // A holder whose claims show it working keeps its block; one that shows none is idle after
 // IdleGrace; one this node is not connected to (it may be working for peers this node does
-// not see) only while this node is stalled; a vacant slot is an orphan at once. Idle blocks go to their
-// heirs and orphans to all, as below. Each fetcher keeps Concurrency fetches in flight, since
+// not see) only while this node is stalled; a vacant slot's block has an heir among the holders
+// (VacantHeirs), which walks it as its own. A node's list is the tracker's answer to its
+// last announce; the fetchers it is connected to say which slots they hold, and their word
+// fills in those who took a slot since (Role.WithHolders), so that connected fetchers work
+// out the same heirs. Idle blocks go to their heirs and orphans to all, as below. Each fetcher keeps Concurrency fetches in flight, since
 // the tracker keeps them few. A node that is not a fetcher asks the origin for nothing while
 // its peers make progress; stalled, it takes only pieces no connected peer has, cut among
 // its connected members as below. Its gate waits for the tracker's answer and the bitfields

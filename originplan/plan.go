@@ -133,6 +133,10 @@ type Planner struct {
 	outstanding map[PeerID]int
 	idle        []bool
 	orphan      []bool
+	heirs       []int    // VacantHeirs of heirsOf
+	heirsOf     []PeerID // the Role's fetchers heirs was worked out for
+	heirsNT     int      // and the pieces of todo
+	heirAhead   []int    // scratch of blockView.heirAhead
 }
 
 // New returns the planner of the node self for a download of numPieces pieces starting at
@@ -195,11 +199,15 @@ func (pl *Planner) Plan(v View) []int {
 	}
 	var blocks blockView
 	if v.Role != nil && v.Role.Fetcher() {
-		blocks = pl.slotBlocks(now, *v.Role, v.Members, stalled)
+		blocks = pl.slotBlocks(now, *v.Role, v.Members, stalled, nt)
 	} else {
 		blocks = pl.memberBlocks(now, v.Members)
 	}
 	blocks.nt, blocks.openBefore, blocks.stealGap = nt, ob, 2*pl.cfg.Concurrency
+	if blocks.heir != nil {
+		pl.heirAhead = blocks.aheadOfHeirs(pl.heirAhead)
+		blocks.heirAhead = pl.heirAhead
+	}
 	free := Limit(pl.cfg.Concurrency, blocks.nm, blocks.rank, nt, ob) - v.Inflight
 	if free <= 0 {
 		return nil
@@ -222,8 +230,12 @@ func (pl *Planner) Plan(v View) []int {
 		}
 		return true
 	}
+	order := ShareOrder(nt, blocks.nm, blocks.rank)
+	if blocks.heir != nil {
+		order = slotOrder(nt, blocks.nm, blocks.rank, blocks.heir)
+	}
 	var picked []int
-	for i := range ShareOrder(nt, blocks.nm, blocks.rank) {
+	for i := range order {
 		if len(picked) == free {
 			break
 		}
@@ -310,6 +322,44 @@ type blockView struct {
 	idle, orphan []bool
 	openBefore   []int // open pieces below each position of todo
 	stealGap     int   // open pieces left to a working owner ahead of what others take
+	// heir holds, under a Role, the heir of each vacant slot's block (VacantHeirs), -1 for a
+	// held one; nil without a Role. A node walks the blocks it inherits as its own.
+	heir []int
+	// heirAhead holds, for each vacant block under a Role, the open pieces its heir walks
+	// before it (its own block's, then those of the blocks it inherits before this one), so
+	// that others leave it the same gap as a working owner's frontier; 0 for a held block.
+	heirAhead []int
+}
+
+// aheadOfHeirs works out heirAhead into dst: every heir walks its own block and then the blocks
+// it inherits in slot order from its own, wrapping around (slotOrder).
+func (b blockView) aheadOfHeirs(dst []int) []int {
+	dst = slices.Grow(dst[:0], b.nm)[:b.nm]
+	open := func(k int) int {
+		return b.openBefore[BlockStart(k+1, b.nt, b.nm)] - b.openBefore[BlockStart(k, b.nt, b.nm)]
+	}
+	for k := range dst {
+		dst[k] = -1 // not yet reached
+	}
+	acc := make(map[int]int) // per heir, once its own block is passed: open pieces so far
+	for i := range 2 * b.nm {
+		k := i % b.nm
+		h := b.heir[k]
+		if h < 0 {
+			if i < b.nm {
+				acc[k] = open(k)
+			}
+			continue
+		}
+		if sum, started := acc[h]; started && dst[k] < 0 {
+			dst[k] = sum
+			acc[h] = sum + open(k)
+		}
+	}
+	for k := range dst {
+		dst[k] = max(dst[k], 0)
+	}
+	return dst
 }
 
 // mayTake reports whether this node may take the piece at position i of todo, given whose
@@ -319,15 +369,20 @@ func (b blockView) mayTake(i int) bool {
 	start, end := BlockStart(k, b.nt, b.nm), BlockStart(k+1, b.nt, b.nm)
 	gap := b.stealGap
 	switch {
-	case k == b.rank:
+	case k == b.rank, b.heir != nil && b.heir[k] == b.rank:
 		return true
 	case b.orphan[k]:
 		gap = 0
 	case b.idle[k]:
 		// Its heir takes it over; the others leave it until it is an orphan.
 		return HeirOf(k, b.idle) == b.rank
-	case b.openBefore[i]-b.openBefore[start] < gap:
+	case b.heirAhead != nil && b.heirAhead[k]+b.openBefore[i]-b.openBefore[start] < gap:
+		return false // a vacant block its working heir reaches soon
+	case b.heirAhead == nil && b.openBefore[i]-b.openBefore[start] < gap:
 		return false
+	}
+	if b.heirAhead != nil {
+		gap = max(0, gap-b.heirAhead[k])
 	}
 	// Every node that takes from block k walks it from its end: each leaves a different
 	// number of the open pieces there, so that they do not all pick the same one before the
@@ -351,6 +406,9 @@ func (b blockView) mayTake(i int) bool {
 // start. A node's download link also carries its peers' traffic, and one fetch gets only
 // its fair share of that link. Nodes whose own block is done keep the base number: they
 // take from other blocks one piece at a time (ThiefSkip spreads them one piece apart).
+// Blocks a node inherits under a Role (VacantHeirs) do not count as its own here: counted so,
+// every heir kept several fetches in flight from the start, and their pieces all completed
+// at the end together.
 func Limit(base, nm, rank, nt int, openBefore []int) int {
 	if nm <= 1 {
 		return base

@@ -1,6 +1,9 @@
 package originplan
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // DefaultFetchers is how many origin fetchers a tracker names per swarm when its operator
 // does not say: bt's MaxConns, the peers a node connects to.
@@ -30,6 +33,34 @@ type Role struct {
 
 // Fetcher reports whether the role makes the node an origin fetcher.
 func (r Role) Fetcher() bool { return r.Slot >= 0 && r.Slot < len(r.Fetchers) }
+
+// SlotHolder is a connected fetcher's word on its own slot: it holds slot Slot of the Role's
+// list (bt hears it over the claim extension; the simulator reads its peers' roles).
+type SlotHolder struct {
+	Slot int
+	ID   PeerID
+}
+
+// WithHolders returns r with what connected fetchers say of their own slots written into its
+// list: a slot that r shows vacant, or held by another, goes to the fetcher that says it holds
+// it. A node's list is the tracker's answer to its last announce, and fetchers that took a slot
+// since are missing from it; without them, the node would take their slots for vacant and their
+// blocks for its own or its heirs' (VacantHeirs), which the newcomers fetch too. A connected
+// fetcher is live, and a live one keeps its slot (Slots). r's own list is not modified; with
+// nothing to change, r comes back as it is.
+func (r Role) WithHolders(held []SlotHolder) Role {
+	copied := false
+	for _, h := range held {
+		if h.Slot < 0 || h.Slot >= len(r.Fetchers) || h.Slot == r.Slot || r.Fetchers[h.Slot] == h.ID {
+			continue
+		}
+		if !copied {
+			r.Fetchers, copied = slices.Clone(r.Fetchers), true
+		}
+		r.Fetchers[h.Slot] = h.ID
+	}
+	return r
+}
 
 // Slots is the tracker's side of origin coordination for one swarm: a fixed number of
 // fetcher slots handed to announcers that still need data, first come first served, the way

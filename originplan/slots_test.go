@@ -1,6 +1,7 @@
 package originplan
 
 import (
+	"slices"
 	"testing"
 	"time"
 )
@@ -73,5 +74,37 @@ func TestSlots(t *testing.T) {
 func TestSlotsDefault(t *testing.T) {
 	if got := len(NewSlots(0, 0).Fetchers(time.Time{})); got != DefaultFetchers {
 		t.Fatalf("NewSlots(0) has %d slots, want %d", got, DefaultFetchers)
+	}
+}
+
+func TestRoleWithHolders(t *testing.T) {
+	a, b, c := id(1), id(2), id(3)
+	tests := []struct {
+		name string
+		role Role
+		held []SlotHolder
+		want []PeerID
+	}{
+		{name: "nothing said", role: Role{Slot: 0, Fetchers: []PeerID{a, {}, {}}}, want: []PeerID{a, {}, {}}},
+		{name: "a newcomer fills a vacant slot", role: Role{Slot: 0, Fetchers: []PeerID{a, {}, {}}},
+			held: []SlotHolder{{Slot: 2, ID: c}}, want: []PeerID{a, {}, c}},
+		{name: "a live holder replaces a silent one", role: Role{Slot: 0, Fetchers: []PeerID{a, b, {}}},
+			held: []SlotHolder{{Slot: 1, ID: c}}, want: []PeerID{a, c, {}}},
+		{name: "nobody takes this node's own slot", role: Role{Slot: 0, Fetchers: []PeerID{a, {}}},
+			held: []SlotHolder{{Slot: 0, ID: b}}, want: []PeerID{a, {}}},
+		{name: "slots outside the list are ignored", role: Role{Slot: 0, Fetchers: []PeerID{a, {}}},
+			held: []SlotHolder{{Slot: 2, ID: b}, {Slot: -1, ID: c}}, want: []PeerID{a, {}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			before := slices.Clone(tc.role.Fetchers)
+			got := tc.role.WithHolders(tc.held)
+			if !slices.Equal(got.Fetchers, tc.want) || got.Slot != tc.role.Slot {
+				t.Errorf("WithHolders = slot %d %x, want slot %d %x", got.Slot, got.Fetchers, tc.role.Slot, tc.want)
+			}
+			if !slices.Equal(tc.role.Fetchers, before) {
+				t.Errorf("the role's own list changed to %x", tc.role.Fetchers)
+			}
+		})
 	}
 }

@@ -20,7 +20,9 @@
 // origin's, when every node fetches from it at once) shares out again only when its count of
 // flows has moved by 1%, at most every 2 ms, so it may carry 1% more or less than its rate. There
 // are no packets, latencies or TCP dynamics: messages (HAVE, claims, the tracker's answers)
-// arrive at once and connections open at once.
+// arrive at once and connections open at once; Scenario.ClaimDelay (swarmsim --claim-delay)
+// delays claims, to see what nodes whose rounds fall on the same instant do before their
+// claims arrive (DefaultClaimDelay).
 //
 // # A node
 //
@@ -60,7 +62,8 @@
 // at once, so it opens when every known peer is connected, after ConnectGrace otherwise, or
 // when a node alone reaches PeerWait; at once with a role), then Planner.Plan with its
 // members (connected nodes that use the origin and still need data), their claims (their
-// origin fetches in flight), its pieces and its role. A round whose Plan could only pick nothing (every piece it lacks is in flight
+// origin fetches in flight, from ClaimDelay after they started), its pieces and its role, with the
+// slots its connected fetchers hold written in (originplan.Role.WithHolders, as bt hears them). A round whose Plan could only pick nothing (every piece it lacks is in flight
 // or held by a connected peer, and it is not stalled) is skipped after the stall count. An
 // origin fetch is a flow from the origin; a peer transfer of a piece the node takes to the
 // origin when stalled is cut. Origin fetches do not fail.

@@ -45,7 +45,8 @@ type node struct {
 	known      []int32 // sorted
 	peerFlows  int     // pieces in flight from peers
 	downs, ups []*flow
-	origin     []int32 // pieces in flight from the origin (its claims)
+	origin     []int32   // pieces in flight from the origin (its claims)
+	originAt   []float64 // when each of origin started (its claim reaches others ClaimDelay later)
 	originDone int
 
 	// The site rule, worked out from known (sites.go in bt).
@@ -111,6 +112,7 @@ func (n *node) kill() {
 		refill = append(refill, dst)
 	}
 	n.origin = n.origin[:0]
+	n.originAt = n.originAt[:0]
 	n.peerFlows = 0
 	for len(n.conns) > 0 {
 		n.disconnect(len(n.conns) - 1)
@@ -338,8 +340,9 @@ func (n *node) announce() {
 func (n *node) removeOriginPiece(p int) {
 	for i, q := range n.origin {
 		if int(q) == p {
-			n.origin[i] = n.origin[len(n.origin)-1]
-			n.origin = n.origin[:len(n.origin)-1]
+			last := len(n.origin) - 1
+			n.origin[i], n.originAt[i] = n.origin[last], n.originAt[last]
+			n.origin, n.originAt = n.origin[:last], n.originAt[:last]
 			return
 		}
 	}

@@ -102,13 +102,20 @@ func (n *node) round() {
 		s.stamp[p], s.ownStamp[p] = s.stampN, s.stampN
 	}
 	var members []originplan.Member
+	held := s.held[:0]
 	for _, c := range n.conns {
 		q := s.nodes[c.peer]
+		if n.role != nil && q.role != nil && q.role.Fetcher() {
+			held = append(held, originplan.SlotHolder{Slot: q.role.Slot, ID: q.id})
+		}
 		if c.peerHidden || q.complete || !q.usesOrigin() {
 			continue
 		}
 		m := originplan.Member{ID: q.id}
-		for _, p := range q.origin {
+		for i, p := range q.origin {
+			if s.now-q.originAt[i] < s.sc.ClaimDelay.Seconds() {
+				continue // its claim has not reached this node yet
+			}
 			s.stamp[p] = s.stampN
 			if !n.have.has(int(p)) && !n.avail.has(int(p)) {
 				m.Outstanding++
@@ -116,8 +123,14 @@ func (n *node) round() {
 		}
 		members = append(members, m)
 	}
+	s.held = held
+	role := n.role
+	if role != nil && len(held) > 0 {
+		r := role.WithHolders(held) // what connected fetchers say of their slots, as bt hears it
+		role = &r
+	}
 	picked := n.plan.Plan(originplan.View{Now: now, Members: members, Inflight: len(n.origin),
-		PeerPieces: peerPieces, Pieces: v, Role: n.role})
+		PeerPieces: peerPieces, Pieces: v, Role: role})
 	for _, p := range picked {
 		n.fromOrigin(p)
 	}
@@ -136,6 +149,7 @@ func (n *node) fromOrigin(p int) {
 	}
 	n.busy.set(p)
 	n.origin = append(n.origin, int32(p))
+	n.originAt = append(n.originAt, s.now)
 	s.transfer(nil, n, p)
 }
 

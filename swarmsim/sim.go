@@ -93,6 +93,7 @@ type sim struct {
 	pickMark   []uint32 // scratch for the stock tracker's samples
 	pickN      uint32
 	slots      *originplan.Slots           // pkgsync's tracker: the origin fetchers
+	held       []originplan.SlotHolder     // scratch of node.round: the slots connected fetchers hold
 	byID       map[originplan.PeerID]int32 // node by its current peer ID
 	liveDone   int                         // nodes alive and complete
 	pendingRes int                         // nodes killed and not yet restarted

@@ -70,6 +70,7 @@ type options struct {
 	fetchers                          int
 	rate, originRate, rackRate, inter float64
 	have                              float64
+	claimDelay                        time.Duration
 	down                              time.Duration
 	noSiteRule                        bool
 	seed                              uint64
@@ -103,6 +104,7 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.pipe, "pipeline", 8, "pieces a node fetches from peers at once")
 	fs.Float64Var(&o.have, "have", 0, "delta: the share of pieces every node already has")
 	fs.DurationVar(&o.down, "down", 5*time.Second, "how long a churned node stays down")
+	fs.DurationVar(&o.claimDelay, "claim-delay", 0, "how long after a node starts an origin fetch its peers see its claim (0: at once, as every other message)")
 	fs.BoolVar(&o.noSiteRule, "no-site-rule", false, "with several sites, nodes have no topology (every peer allowed)")
 	fs.Uint64Var(&o.seed, "seed", 1, "the random seed: the same flags and seed give the same JSON")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the runs to this file (go tool pprof)")
@@ -293,7 +295,7 @@ func (o *options) scenario(n int, f int64, sites int, splay time.Duration, churn
 	sc := swarmsim.Scenario{
 		Nodes: n, Size: f, Sites: sites, Racks: o.racks, NodeRate: mbit(o.rate), OriginRate: mbit(o.originRate),
 		RackRate: mbit(o.rackRate), InterSiteRate: mbit(o.inter), Tracker: tracker, Fetchers: o.fetchers, MaxPeers: o.maxPeers,
-		MaxConns: o.maxConns, SiteRule: !o.noSiteRule, Splay: splay, Churn: churn, Down: o.down, Have: o.have,
+		MaxConns: o.maxConns, SiteRule: !o.noSiteRule, Splay: splay, Churn: churn, Down: o.down, Have: o.have, ClaimDelay: o.claimDelay,
 		Pipeline: o.pipe, Seed: o.seed,
 	}
 	sc.Name = fmt.Sprintf("n%d-%s-%dsite-splay%s-churn%g-%s", n, swarmsim.SizeString(f), sites, splay, churn, tracker)
