@@ -642,7 +642,7 @@ func (f *fastFetch) check(ctx context.Context) {
 			f.liar.Store(true)
 			f.ban(fp.p)
 			t.giveBackFast(fp.p)
-		case f.store(ctx, fp.p, fp.b, sum) != nil:
+		case f.store(ctx, fp.p, fp.b) != nil:
 			t.giveBackFast(fp.p) // the download has failed (setFatal)
 		}
 		f.free <- fp.b[:cap(fp.b)]
@@ -650,7 +650,7 @@ func (f *fastFetch) check(ctx context.Context) {
 }
 
 // store writes verified piece p and has the library mark it complete, in the background.
-func (f *fastFetch) store(ctx context.Context, p int, b []byte, sum [sha1.Size]byte) error {
+func (f *fastFetch) store(ctx context.Context, p int, b []byte) error {
 	t := f.t
 	off := int64(p) * t.info.PieceLength
 	if _, err := t.store.f.WriteAt(b, off); err != nil {
@@ -663,7 +663,6 @@ func (f *fastFetch) store(ctx context.Context, p int, b []byte, sum [sha1.Size]b
 	t.mu.Lock()
 	t.peerLocked(f.pc).down += int64(len(b))
 	t.mu.Unlock()
-	t.store.setFastSum(p, sum)
 	t.markFast(ctx, p)
 	return nil
 }
@@ -696,9 +695,8 @@ func (t *Torrent) markFast(ctx context.Context, p int) {
 	}
 }
 
-// markFastLoop hands the pieces of t.fast.toMark to the library, all those gathered within
-// fastMarkDelay (or until markNow) at once, until none is left; each piece's hold then ends
-// (giveBackFast).
+// markFastLoop hands the pieces of t.fast.toMark to the library (completeFast), all those
+// gathered within fastMarkDelay (or until markNow) at once, until none is left.
 func (t *Torrent) markFastLoop(ctx context.Context, markNow <-chan struct{}) {
 	defer t.fast.wg.Done()
 	timer := time.NewTimer(fastMarkDelay)
@@ -719,23 +717,30 @@ func (t *Torrent) markFastLoop(ctx context.Context, markNow <-chan struct{}) {
 			return
 		}
 		t.mu.Unlock()
-		var wg sync.WaitGroup
 		for _, p := range batch {
-			wg.Go(func() {
-				ok, err := t.verify(ctx, p)
-				t.giveBackFast(p)
-				if !ok && ctx.Err() == nil {
-					t.node.log.Info("bt: the library did not take a verified piece from the fast path", "torrent", t.name,
-						"piece", p, "err", err)
-				}
-			})
+			t.completeFast(p)
 		}
-		wg.Wait()
 		t.mu.Lock()
 		t.fast.inMark = 0
 		t.mu.Unlock()
 		timer.Reset(fastMarkDelay)
 	}
+}
+
+// completeFast has the library take verified piece p, which the fast path wrote, as complete,
+// and ends the fast path's hold on it. Storage says the piece is complete, and
+// Piece.UpdateCompletion has the library read that and announce the piece, under one client
+// lock: the library's own verification would queue the piece for a hasher goroutine and wake
+// the caller once it is hashed, several goroutine hand-offs per piece for a hash the fast path
+// has already checked.
+func (t *Torrent) completeFast(p int) {
+	t.store.setComplete(p, true)
+	select {
+	case <-t.lt.Closed():
+	default:
+		t.lt.Piece(p).UpdateCompletion()
+	}
+	t.giveBackFast(p)
 }
 
 // adapt sets how many requests the connection keeps in flight from how long a piece took to
@@ -772,15 +777,14 @@ func (f *fastFetch) giveBack() {
 	f.out = nil
 }
 
-// giveBackFast ends the fast path's hold on piece p: a piece that did not complete goes back to
-// the library (and the other paths).
+// giveBackFast ends the fast path's hold on piece p. A piece that did not complete goes back
+// to the library (and the other paths), and the connections waiting for pieces are woken; a
+// complete one wakes nobody, since no path can take it.
 func (t *Torrent) giveBackFast(p int) {
-	if !t.store.releaseFast(p) {
+	if !t.store.releaseFast(p) || t.store.isComplete(p) {
 		return
 	}
-	if !t.store.isComplete(p) {
-		t.lt.DownloadPieces(p, p+1)
-	}
+	t.lt.DownloadPieces(p, p+1)
 	t.mu.Lock()
 	t.fastSignalLocked()
 	t.mu.Unlock()
