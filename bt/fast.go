@@ -231,6 +231,15 @@ func (t *Torrent) fastSignalLocked() {
 	t.fast.signal = make(chan struct{})
 }
 
+// fastFreed wakes every fast-path connection waiting for pieces: a piece went back to every
+// path (the origin or the range path let it go, or it lost its completion). It is storage's
+// onFree.
+func (t *Torrent) fastFreed() {
+	t.mu.Lock()
+	t.fastSignalLocked()
+	t.mu.Unlock()
+}
+
 // peerPieces returns the pieces a connected peer has: what the library heard, or for a
 // fast-path peer what this package kept from the library. It may take the client lock.
 func (t *Torrent) peerPieces(pc *torrent.PeerConn) *roaring.Bitmap {
@@ -415,7 +424,8 @@ type fastFetch struct {
 	conn net.Conn
 	br   *bufio.Reader
 	// Pieces read from the socket go to a goroutine of their own (check) to be hashed and
-	// written, while the next one is read: on a fast link the two take a core each.
+	// written, while the next one is read: on a fast link the two take a core each. Pieces that
+	// arrive slowly are checked by the reader (fastInlineRate).
 	free     chan []byte    // buffers to read pieces into
 	work     chan fastPiece // pieces read, to check
 	workDone chan struct{}  // check returned
@@ -436,6 +446,12 @@ type fastPiece struct {
 
 // fastBuffers is how many pieces one connection holds in memory: one being read, one checked.
 const fastBuffers = 2
+
+// fastInlineRate: a piece that arrived slower than this many bytes a second is checked by the
+// connection's reader itself, not handed to check. Hashing it takes a small share of the time
+// the next piece takes to arrive, and the hand-off would wake a second thread for every piece;
+// on a faster link hashing beside the reads keeps the link busy.
+const fastInlineRate = 32 << 20
 
 func (f *fastFetch) run(ctx context.Context) error {
 	t := f.t
@@ -512,9 +528,11 @@ func (f *fastFetch) signals() (w fastWake, closed bool) {
 	return fastWake{all: t.fast.signal, peer: fp.signal}, false
 }
 
-// fastRecheck bounds a connection's wait for pieces: the origin and the range path give pieces
-// back without a signal.
-const fastRecheck = 250 * time.Millisecond
+// fastRecheck bounds a connection's wait for pieces. Every change that can give a waiting
+// connection a piece signals it (its peer's announcement, a piece given back by any path:
+// fastPeer.signal, fastTorrent.signal), so this is a safety net, long enough that an idle
+// connection does not wake its process several times a second.
+const fastRecheck = 2 * time.Second
 
 // wait waits until a piece may have become available (w), at most fastRecheck. It reports false
 // once ctx ends.
@@ -606,9 +624,14 @@ func (f *fastFetch) receive(ctx context.Context, p int) error {
 		t.store.noteWrite(p)
 		off += int64(m)
 	}
-	f.adapt(time.Since(start))
+	took := time.Since(start)
+	f.adapt(took)
 	t.store.peerBytes.Add(n)
-	f.work <- fastPiece{p: p, b: b}
+	if float64(n) < fastInlineRate*took.Seconds() {
+		f.checkPiece(ctx, fastPiece{p: p, b: b})
+	} else {
+		f.work <- fastPiece{p: p, b: b}
+	}
 	return nil
 }
 
@@ -629,23 +652,29 @@ func (f *fastFetch) setLowWater(n int) error {
 // longer the reader's to give back.
 func (f *fastFetch) check(ctx context.Context) {
 	defer close(f.workDone)
-	t := f.t
 	for fp := range f.work {
-		if f.liar.Load() {
-			t.giveBackFast(fp.p)
-			f.free <- fp.b[:cap(fp.b)]
-			continue
-		}
-		sum := sha1.Sum(fp.b)
-		switch {
-		case !bytes.Equal(sum[:], t.info.Pieces[fp.p*sha1.Size:(fp.p+1)*sha1.Size]):
-			f.liar.Store(true)
-			f.ban(fp.p)
-			t.giveBackFast(fp.p)
-		case f.store(ctx, fp.p, fp.b) != nil:
-			t.giveBackFast(fp.p) // the download has failed (setFatal)
-		}
-		f.free <- fp.b[:cap(fp.b)]
+		f.checkPiece(ctx, fp)
+	}
+}
+
+// checkPiece hashes one piece receive read and stores it if it matches; a piece that does not
+// match bans the peer and goes back to the other paths, as does every piece after it. Its
+// buffer then goes back to f.free.
+func (f *fastFetch) checkPiece(ctx context.Context, fp fastPiece) {
+	t := f.t
+	defer func() { f.free <- fp.b[:cap(fp.b)] }()
+	if f.liar.Load() {
+		t.giveBackFast(fp.p)
+		return
+	}
+	sum := sha1.Sum(fp.b)
+	switch {
+	case !bytes.Equal(sum[:], t.info.Pieces[fp.p*sha1.Size:(fp.p+1)*sha1.Size]):
+		f.liar.Store(true)
+		f.ban(fp.p)
+		t.giveBackFast(fp.p)
+	case f.store(ctx, fp.p, fp.b) != nil:
+		t.giveBackFast(fp.p) // the download has failed (setFatal)
 	}
 }
 
@@ -696,10 +725,11 @@ func (t *Torrent) markFast(ctx context.Context, p int) {
 }
 
 // markFastLoop hands the pieces of t.fast.toMark to the library (completeFast), all those
-// gathered within fastMarkDelay (or until markNow) at once, until none is left.
+// gathered until the next multiple of fastMarkDelay on the wall clock (untilMark), or until
+// markNow, at once, until none is left.
 func (t *Torrent) markFastLoop(ctx context.Context, markNow <-chan struct{}) {
 	defer t.fast.wg.Done()
-	timer := time.NewTimer(fastMarkDelay)
+	timer := time.NewTimer(untilMark(time.Now()))
 	defer timer.Stop()
 	for {
 		select {
@@ -723,8 +753,17 @@ func (t *Torrent) markFastLoop(ctx context.Context, markNow <-chan struct{}) {
 		t.mu.Lock()
 		t.fast.inMark = 0
 		t.mu.Unlock()
-		timer.Reset(fastMarkDelay)
+		timer.Reset(untilMark(time.Now()))
 	}
+}
+
+// untilMark returns how long it is from now until the next multiple of fastMarkDelay on the
+// wall clock, when markFastLoop hands its batch over. Every node hands its batches over at the
+// same instants (clocks in a data center agree to well within fastMarkDelay), so the HAVEs
+// its peers send for them arrive together, and a node takes them in one wake-up rather than
+// one per peer; a process woken costs more CPU than the messages it reads.
+func untilMark(now time.Time) time.Duration {
+	return now.Truncate(fastMarkDelay).Add(fastMarkDelay).Sub(now)
 }
 
 // completeFast has the library take verified piece p, which the fast path wrote, as complete,

@@ -50,6 +50,9 @@ type fileStorage struct {
 	nComplete int
 	allDone   chan struct{} // closed when every piece is complete
 	onChange  func()        // called (without locks) when a piece's completion changes
+	// onFree is called (without locks) when an incomplete piece stops being owned by the origin
+	// or the range path, or a complete piece becomes incomplete: the fast path may take it now.
+	onFree func()
 	losses    int64         // times a complete piece became incomplete again
 
 	peerBytes atomic.Int64 // bytes accepted from peers
@@ -166,8 +169,13 @@ func (s *fileStorage) pieceLength(i int) int64 {
 
 func (s *fileStorage) setBusy(i int, busy bool) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	freed := s.busy[i] && !busy && !s.complete[i]
 	s.busy[i] = busy
+	onFree := s.onFree
+	s.mu.Unlock()
+	if freed && onFree != nil {
+		onFree()
+	}
 }
 
 // claimFast takes for the fast path the first piece of among from from on (wrapping around)
@@ -242,10 +250,13 @@ func (s *fileStorage) setComplete(i int, c bool) {
 			s.losses++
 		}
 	}
-	onChange := s.onChange
+	onChange, onFree := s.onChange, s.onFree
 	s.mu.Unlock()
 	if changed && onChange != nil {
 		onChange()
+	}
+	if changed && !c && onFree != nil {
+		onFree()
 	}
 }
 
