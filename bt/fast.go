@@ -38,10 +38,19 @@ import (
 // refused, and set to priority None, so that the library asks no stock client for it; both end
 // when the piece completes or is given back.
 //
-// A piece that arrives complete is handed to the library with its hash (storage's SelfHashing),
-// so the library marks it complete and sends HAVE without reading it again; pieces verified
-// within fastMarkDelay of each other are handed over together, so that their HAVEs share a write. A piece whose
-// SHA-1 does not match came from one peer alone: that peer is banned, the piece is never
+// A piece whose SHA-1 matches is marked complete in storage, and the library takes storage's
+// word for it (completeFast) and sends HAVE without reading or hashing it again; the pieces
+// verified before the next multiple of fastMarkDelay on the wall clock are handed over
+// together, so that their HAVEs share a write, and every node hands over at the same instants.
+//
+// On a slow link a node's CPU goes mostly to waking up: each wake-up of the process costs
+// context switches of its threads (and of the runtime's monitor, which polls for a while after
+// each), whatever little work it brings. So the fast path wakes for a piece once it is mostly
+// in the socket (fastLowWater), checks a slowly arriving piece in the goroutine that read it,
+// wakes a connection waiting for pieces only when one may be there for it, and aligns its
+// batches to the clock.
+//
+// A piece whose SHA-1 does not match came from one peer alone: that peer is banned, the piece is never
 // written, and it goes back to every path. A peer whose fast path cannot be reached (or closes
 // before it delivered a piece), or that never says its port, is heard through the library
 // again: the connection is closed and the peer dialed anew with its messages passed on. A
@@ -67,12 +76,12 @@ const (
 	fastLowWater = 256 << 10
 	// fastDialTimeout bounds the connection to a peer's fast path.
 	fastDialTimeout = 5 * time.Second
-	// fastMarkDelay: pieces the fast path verified are handed to the library together, at most
-	// this long after the first of them. The library sends every connection a HAVE for each
+	// fastMarkDelay: pieces the fast path verified are handed to the library together, at the
+	// next multiple of this on the wall clock (untilMark). The library sends every connection a HAVE for each
 	// piece it marks complete, and a connection's writer sends what has gathered in one write:
 	// pieces marked together cost each peer one write and one read, not one per piece, which
 	// with small pieces is most of what a node spends on a swarm. A piece reaches the next hop
-	// that much later; the pieces behind it keep the links busy meanwhile.
+	// up to that much later; the pieces behind it keep the links busy meanwhile.
 	fastMarkDelay = 200 * time.Millisecond
 	// fastMarkBatch pieces waiting are handed over without waiting for fastMarkDelay.
 	fastMarkBatch = 32
@@ -696,8 +705,8 @@ func (f *fastFetch) store(ctx context.Context, p int, b []byte) error {
 	return nil
 }
 
-// markFast has the library mark verified piece p complete, with the others that arrive within
-// fastMarkDelay (markFastLoop), or at once when fastMarkBatch are waiting or p is the last piece
+// markFast has the library mark verified piece p complete, with the others that arrive before
+// the next multiple of fastMarkDelay (markFastLoop), or at once when fastMarkBatch are waiting or p is the last piece
 // this node lacks: on a fast link a batch fills in moments, and the download's end waits for no
 // timer.
 func (t *Torrent) markFast(ctx context.Context, p int) {

@@ -44,16 +44,16 @@ type fileStorage struct {
 
 	mu        sync.Mutex
 	complete  []bool
-	busy      []bool                // piece owned by an origin fetch, the range path or the fast path: peer writes are refused
-	fast      []bool                // piece owned by the fast path (fast.go)
-	lastWrite []time.Time           // last accepted peer write per piece
+	busy      []bool      // piece owned by an origin fetch, the range path or the fast path: peer writes are refused
+	fast      []bool      // piece owned by the fast path (fast.go)
+	lastWrite []time.Time // last accepted peer write per piece
 	nComplete int
 	allDone   chan struct{} // closed when every piece is complete
 	onChange  func()        // called (without locks) when a piece's completion changes
+	losses    int64         // times a complete piece became incomplete again
 	// onFree is called (without locks) when an incomplete piece stops being owned by the origin
 	// or the range path, or a complete piece becomes incomplete: the fast path may take it now.
 	onFree func()
-	losses    int64         // times a complete piece became incomplete again
 
 	peerBytes atomic.Int64 // bytes accepted from peers
 
