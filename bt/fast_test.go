@@ -295,6 +295,55 @@ func TestStorageFastHold(t *testing.T) {
 	}
 }
 
+// Storage tells the fast path (onFree) when a piece it may take becomes free: an incomplete
+// piece the origin or the range path lets go, or a complete piece that loses its completion;
+// not a complete piece let go, nor a piece taken or completed.
+func TestStorageOnFree(t *testing.T) {
+	tests := []struct {
+		name string
+		run  func(s *fileStorage)
+		want int
+	}{
+		{"busy piece let go", func(s *fileStorage) { s.setBusy(0, true); s.setBusy(0, false) }, 1},
+		{"taken only", func(s *fileStorage) { s.setBusy(0, true) }, 0},
+		{"let go twice", func(s *fileStorage) { s.setBusy(0, true); s.setBusy(0, false); s.setBusy(0, false) }, 1},
+		{"never taken", func(s *fileStorage) { s.setBusy(0, false) }, 0},
+		{"complete piece let go", func(s *fileStorage) { s.setBusy(0, true); s.setComplete(0, true); s.setBusy(0, false) }, 0},
+		{"completion lost", func(s *fileStorage) { s.setComplete(1, true); s.setComplete(1, false) }, 1},
+		{"completed", func(s *fileStorage) { s.setComplete(1, true) }, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, _, _ := storageFixture(t, nil)
+			calls := 0
+			s.onFree = func() { calls++ }
+			tt.run(s)
+			if calls != tt.want {
+				t.Errorf("onFree called %d times, want %d", calls, tt.want)
+			}
+		})
+	}
+}
+
+// Batches are handed over at the next multiple of fastMarkDelay on the wall clock, never at once.
+func TestUntilMark(t *testing.T) {
+	base := time.Date(2026, 12, 7, 6, 0, 0, 0, time.UTC)
+	tests := []struct {
+		after, want time.Duration
+	}{
+		{0, fastMarkDelay},
+		{time.Millisecond, fastMarkDelay - time.Millisecond},
+		{fastMarkDelay - time.Nanosecond, time.Nanosecond},
+		{fastMarkDelay, fastMarkDelay},
+		{3*fastMarkDelay + fastMarkDelay/4, fastMarkDelay - fastMarkDelay/4},
+	}
+	for _, tt := range tests {
+		if got := untilMark(base.Add(tt.after)); got != tt.want {
+			t.Errorf("untilMark(%v after a multiple) = %v, want %v", tt.after, got, tt.want)
+		}
+	}
+}
+
 // String returns what was logged so far.
 func (l *logBuffer) String() string {
 	l.mu.Lock()
