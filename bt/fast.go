@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -74,6 +75,9 @@ const (
 	// (setReadLowWater): a wake-up per this much, not per few packets, and still often enough
 	// at a slow link's pace to show the scheduler that the piece is moving.
 	fastLowWater = 256 << 10
+	// fastHeaderWait is how long a reply's header waits for the piece behind it before it is
+	// read alone (readHeader): a refusal has no piece behind it, and costs that long.
+	fastHeaderWait = time.Second
 	// fastDialTimeout bounds the connection to a peer's fast path.
 	fastDialTimeout = 5 * time.Second
 	// fastMarkDelay: pieces the fast path verified are handed to the library together, at the
@@ -585,10 +589,7 @@ func (t *Torrent) claimFast(pc *torrent.PeerConn, next *int) int {
 func (f *fastFetch) receive(ctx context.Context, p int) error {
 	t := f.t
 	var hdr [fastReplyLen]byte
-	if err := f.setLowWater(fastReplyLen); err != nil {
-		return err
-	}
-	if _, err := io.ReadFull(f.br, hdr[:]); err != nil {
+	if err := f.readHeader(hdr[:], p); err != nil {
 		return fmt.Errorf("fast path %s: reading the reply for piece %d: %w", f.addr, p, err)
 	}
 	data, err := decodeFastReply(hdr[:], p, t.store.pieceLength)
@@ -642,6 +643,35 @@ func (f *fastFetch) receive(ctx context.Context, p int) error {
 		f.work <- fastPiece{p: p, b: b}
 	}
 	return nil
+}
+
+// readHeader reads the header of the reply for piece p into hdr. A reply is mostly the piece
+// behind its header, so the read waits in the kernel until both are there (up to fastLowWater
+// of the piece): one wake-up for the header and the piece, not one for each. A refusal is a
+// header alone; if no more than that comes within fastHeaderWait, the read takes the header
+// by itself.
+func (f *fastFetch) readHeader(hdr []byte, p int) error {
+	if f.br.Buffered() == 0 {
+		want := len(hdr) + int(min(f.t.store.pieceLength(p), fastLowWater))
+		if err := f.setLowWater(want); err != nil {
+			return err
+		}
+		if err := f.conn.SetReadDeadline(time.Now().Add(fastHeaderWait)); err != nil {
+			return err
+		}
+		_, err := f.br.Peek(len(hdr))
+		if err := f.conn.SetReadDeadline(time.Time{}); err != nil {
+			return err
+		}
+		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			return err
+		}
+	}
+	if err := f.setLowWater(len(hdr)); err != nil {
+		return err
+	}
+	_, err := io.ReadFull(f.br, hdr)
+	return err
 }
 
 // setLowWater sets the connection's read low-water mark to n bytes, unless it is set so already.

@@ -1,7 +1,10 @@
 package bt
 
 import (
+	"bufio"
 	"bytes"
+	"io"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -341,6 +344,82 @@ func TestUntilMark(t *testing.T) {
 		if got := untilMark(base.Add(tt.after)); got != tt.want {
 			t.Errorf("untilMark(%v after a multiple) = %v, want %v", tt.after, got, tt.want)
 		}
+	}
+}
+
+// readHeader waits for a reply's header together with the piece behind it, and takes a
+// refusal, a header with nothing behind it, by itself once fastHeaderWait has passed; either
+// way the stream stays in step.
+func TestFastReadHeader(t *testing.T) {
+	fx := newFixture(t, 2*testPieceLen+100, 64)
+	info, err := fx.mi.UnmarshalInfo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		piece int
+		reply []byte // what the server sends
+		data  bool
+		// late: the server sends once the client most likely waits in the kernel, so that a
+		// refusal meets the low-water mark of a whole piece and waits for the deadline.
+		late bool
+	}{
+		{"data", 1, append(encodeFastReply(msgFastData, 1, testPieceLen), fx.src[testPieceLen:2*testPieceLen]...), true, false},
+		{"data, late", 1, append(encodeFastReply(msgFastData, 1, testPieceLen), fx.src[testPieceLen:2*testPieceLen]...), true, true},
+		{"short last piece", 2, append(encodeFastReply(msgFastData, 2, 100), fx.src[2*testPieceLen:]...), true, false},
+		{"refusal", 0, encodeFastReply(msgFastRefused, 0, 0), false, false},
+		{"refusal, late", 0, encodeFastReply(msgFastRefused, 0, 0), false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			sent := make(chan error, 1)
+			go func() {
+				c, err := l.Accept()
+				if err == nil {
+					defer c.Close()
+					if tt.late {
+						time.Sleep(100 * time.Millisecond)
+					}
+					// The reply, then a marker the client must find right after it.
+					_, err = c.Write(append(slices.Clip(tt.reply), 'M'))
+				}
+				sent <- err
+				if err == nil {
+					io.Copy(io.Discard, c) // until the client closes
+				}
+			}()
+			conn, err := net.Dial("tcp", l.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			tor := &Torrent{info: &info, store: newFileStorage(fx.partFile(t, nil), &info, nil)}
+			f := &fastFetch{t: tor, conn: conn, br: bufio.NewReaderSize(conn, 4096)}
+			var hdr [fastReplyLen]byte
+			if err := f.readHeader(hdr[:], tt.piece); err != nil {
+				t.Fatalf("readHeader: %v", err)
+			}
+			if err := <-sent; err != nil {
+				t.Fatal(err)
+			}
+			data, err := decodeFastReply(hdr[:], tt.piece, tor.store.pieceLength)
+			if err != nil || data != tt.data {
+				t.Fatalf("header %x: data %t, %v; want data %t", hdr, data, err, tt.data)
+			}
+			rest := make([]byte, len(tt.reply)-fastReplyLen+1)
+			if _, err := io.ReadFull(f.br, rest); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(rest[:len(rest)-1], tt.reply[fastReplyLen:]) || rest[len(rest)-1] != 'M' {
+				t.Error("the bytes after the header are not the piece and the marker")
+			}
+		})
 	}
 }
 
