@@ -588,6 +588,16 @@ func (t *Torrent) claimFast(pc *torrent.PeerConn, next *int) int {
 // the other paths here; after an error the caller gives it back.
 func (f *fastFetch) receive(ctx context.Context, p int) error {
 	t := f.t
+	// The time from here to the piece's end is one piece's transfer while requests keep the
+	// connection busy (adapt); the header waits for the piece behind it (readHeader).
+	start := time.Now()
+	n := t.store.pieceLength(p)
+	// The download limit is paid for the piece's first stretch before its header is awaited,
+	// so that the limiter's wait overlaps the piece's arrival; a refusal forfeits it.
+	paid := min(fastRead, n)
+	if err := waitRate(ctx, t.node.downLimit, int(paid)); err != nil {
+		return err
+	}
 	var hdr [fastReplyLen]byte
 	if err := f.readHeader(hdr[:], p); err != nil {
 		return fmt.Errorf("fast path %s: reading the reply for piece %d: %w", f.addr, p, err)
@@ -605,7 +615,6 @@ func (f *fastFetch) receive(ctx context.Context, p int) error {
 		t.giveBackFast(p)
 		return nil
 	}
-	n := t.store.pieceLength(p)
 	var buf []byte
 	select {
 	case buf = <-f.free:
@@ -613,12 +622,14 @@ func (f *fastFetch) receive(ctx context.Context, p int) error {
 		return ctx.Err()
 	}
 	b := buf[:n]
-	start := time.Now()
 	for off := int64(0); off < n; {
 		k := min(fastRead, n-off)
-		if err := waitRate(ctx, t.node.downLimit, int(k)); err != nil {
-			f.free <- buf
-			return err
+		if due := off + k - paid; due > 0 {
+			if err := waitRate(ctx, t.node.downLimit, int(due)); err != nil {
+				f.free <- buf
+				return err
+			}
+			paid += due
 		}
 		if err := f.setLowWater(int(min(n-off, fastLowWater))); err != nil {
 			f.free <- buf
@@ -822,7 +833,7 @@ func (t *Torrent) completeFast(p int) {
 }
 
 // adapt sets how many requests the connection keeps in flight from how long a piece took to
-// arrive once its reply started: fastAhead of transfer, within the bounds.
+// arrive after the one before it: fastAhead of transfer, within the bounds.
 func (f *fastFetch) adapt(took time.Duration) {
 	if took <= 0 {
 		f.depth = fastMaxDepth
