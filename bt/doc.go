@@ -156,8 +156,9 @@
 //     TestUpstreamDefaultConfig pins the one-minute KeepAliveTimeout.
 //   - Duplicate connections: DropDuplicatePeerIds (config.go), checked in
 //     Torrent.addPeerConn (torrent.go).
-//   - The fast path: Torrent.hashPiece (torrent.go) takes storage.SelfHashing's sum instead of
-//     reading the piece, and skips the smart ban for it. TestUpstreamSelfHash. Hiding a peer's
+//   - The fast path: Piece.UpdateCompletion (piece.go) has the library read a piece's
+//     completion from storage and announce a change, without hashing the piece.
+//     TestUpstreamUpdateCompletion. Hiding a peer's
 //     pieces from the library relies on PeerConn.mainReadLoop skipping a message turned into a
 //     keep-alive by the ReadMessage callback, as the site rule does.
 //
@@ -300,9 +301,8 @@
 // requests in flight, about 20 ms of transfer; the peer sends each piece with sendfile
 // straight from the page cache. The asking node reads it in large reads into one buffer,
 // hashes it as it arrives, and writes it with one call once the SHA-1 matches the torrent's;
-// the library then marks it complete from that hash (storage.SelfHashing, offered only by
-// pieces the fast path wrote, so that the library's smart ban still sees chunks from stock
-// clients) and announces it. Requests start as soon as the peer has said its port, as the
+// storage then says the piece is complete, and the library takes its word without hashing the
+// piece again (Piece.UpdateCompletion) and announces it. Requests start as soon as the peer has said its port, as the
 // library asks peers from Add on.
 //
 // The library cannot be told not to request from a given peer, so it is not told what a

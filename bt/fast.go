@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,10 +39,19 @@ import (
 // refused, and set to priority None, so that the library asks no stock client for it; both end
 // when the piece completes or is given back.
 //
-// A piece that arrives complete is handed to the library with its hash (storage's SelfHashing),
-// so the library marks it complete and sends HAVE without reading it again; pieces verified
-// within fastMarkDelay of each other are handed over together, so that their HAVEs share a write. A piece whose
-// SHA-1 does not match came from one peer alone: that peer is banned, the piece is never
+// A piece whose SHA-1 matches is marked complete in storage, and the library takes storage's
+// word for it (completeFast) and sends HAVE without reading or hashing it again; the pieces
+// verified before the next multiple of fastMarkDelay on the wall clock are handed over
+// together, so that their HAVEs share a write, and every node hands over at the same instants.
+//
+// On a slow link a node's CPU goes mostly to waking up: each wake-up of the process costs
+// context switches of its threads (and of the runtime's monitor, which polls for a while after
+// each), whatever little work it brings. So the fast path wakes for a piece once it is mostly
+// in the socket (fastLowWater), checks a slowly arriving piece in the goroutine that read it,
+// wakes a connection waiting for pieces only when one may be there for it, and aligns its
+// batches to the clock.
+//
+// A piece whose SHA-1 does not match came from one peer alone: that peer is banned, the piece is never
 // written, and it goes back to every path. A peer whose fast path cannot be reached (or closes
 // before it delivered a piece), or that never says its port, is heard through the library
 // again: the connection is closed and the peer dialed anew with its messages passed on. A
@@ -65,14 +75,17 @@ const (
 	// (setReadLowWater): a wake-up per this much, not per few packets, and still often enough
 	// at a slow link's pace to show the scheduler that the piece is moving.
 	fastLowWater = 256 << 10
+	// fastHeaderWait is how long a reply's header waits for the piece behind it before it is
+	// read alone (readHeader): a refusal has no piece behind it, and costs that long.
+	fastHeaderWait = time.Second
 	// fastDialTimeout bounds the connection to a peer's fast path.
 	fastDialTimeout = 5 * time.Second
-	// fastMarkDelay: pieces the fast path verified are handed to the library together, at most
-	// this long after the first of them. The library sends every connection a HAVE for each
+	// fastMarkDelay: pieces the fast path verified are handed to the library together, at the
+	// next multiple of this on the wall clock (untilMark). The library sends every connection a HAVE for each
 	// piece it marks complete, and a connection's writer sends what has gathered in one write:
 	// pieces marked together cost each peer one write and one read, not one per piece, which
 	// with small pieces is most of what a node spends on a swarm. A piece reaches the next hop
-	// that much later; the pieces behind it keep the links busy meanwhile.
+	// up to that much later; the pieces behind it keep the links busy meanwhile.
 	fastMarkDelay = 200 * time.Millisecond
 	// fastMarkBatch pieces waiting are handed over without waiting for fastMarkDelay.
 	fastMarkBatch = 32
@@ -229,6 +242,15 @@ func (t *Torrent) fastSignalLocked() {
 		close(t.fast.signal)
 	}
 	t.fast.signal = make(chan struct{})
+}
+
+// fastFreed wakes every fast-path connection waiting for pieces: a piece went back to every
+// path (the origin or the range path let it go, or it lost its completion). It is storage's
+// onFree.
+func (t *Torrent) fastFreed() {
+	t.mu.Lock()
+	t.fastSignalLocked()
+	t.mu.Unlock()
 }
 
 // peerPieces returns the pieces a connected peer has: what the library heard, or for a
@@ -415,7 +437,8 @@ type fastFetch struct {
 	conn net.Conn
 	br   *bufio.Reader
 	// Pieces read from the socket go to a goroutine of their own (check) to be hashed and
-	// written, while the next one is read: on a fast link the two take a core each.
+	// written, while the next one is read: on a fast link the two take a core each. Pieces that
+	// arrive slowly are checked by the reader (fastInlineRate).
 	free     chan []byte    // buffers to read pieces into
 	work     chan fastPiece // pieces read, to check
 	workDone chan struct{}  // check returned
@@ -436,6 +459,12 @@ type fastPiece struct {
 
 // fastBuffers is how many pieces one connection holds in memory: one being read, one checked.
 const fastBuffers = 2
+
+// fastInlineRate: a piece that arrived slower than this many bytes a second is checked by the
+// connection's reader itself, not handed to check. Hashing it takes a small share of the time
+// the next piece takes to arrive, and the hand-off would wake a second thread for every piece;
+// on a faster link hashing beside the reads keeps the link busy.
+const fastInlineRate = 32 << 20
 
 func (f *fastFetch) run(ctx context.Context) error {
 	t := f.t
@@ -512,9 +541,11 @@ func (f *fastFetch) signals() (w fastWake, closed bool) {
 	return fastWake{all: t.fast.signal, peer: fp.signal}, false
 }
 
-// fastRecheck bounds a connection's wait for pieces: the origin and the range path give pieces
-// back without a signal.
-const fastRecheck = 250 * time.Millisecond
+// fastRecheck bounds a connection's wait for pieces. Every change that can give a waiting
+// connection a piece signals it (its peer's announcement, a piece given back by any path:
+// fastPeer.signal, fastTorrent.signal), so this is a safety net, long enough that an idle
+// connection does not wake its process several times a second.
+const fastRecheck = 2 * time.Second
 
 // wait waits until a piece may have become available (w), at most fastRecheck. It reports false
 // once ctx ends.
@@ -557,11 +588,18 @@ func (t *Torrent) claimFast(pc *torrent.PeerConn, next *int) int {
 // the other paths here; after an error the caller gives it back.
 func (f *fastFetch) receive(ctx context.Context, p int) error {
 	t := f.t
-	var hdr [fastReplyLen]byte
-	if err := f.setLowWater(fastReplyLen); err != nil {
+	// The time from here to the piece's end is one piece's transfer while requests keep the
+	// connection busy (adapt); the header waits for the piece behind it (readHeader).
+	start := time.Now()
+	n := t.store.pieceLength(p)
+	// The download limit is paid for the piece's first stretch before its header is awaited,
+	// so that the limiter's wait overlaps the piece's arrival; a refusal forfeits it.
+	paid := min(fastRead, n)
+	if err := waitRate(ctx, t.node.downLimit, int(paid)); err != nil {
 		return err
 	}
-	if _, err := io.ReadFull(f.br, hdr[:]); err != nil {
+	var hdr [fastReplyLen]byte
+	if err := f.readHeader(hdr[:], p); err != nil {
 		return fmt.Errorf("fast path %s: reading the reply for piece %d: %w", f.addr, p, err)
 	}
 	data, err := decodeFastReply(hdr[:], p, t.store.pieceLength)
@@ -577,7 +615,6 @@ func (f *fastFetch) receive(ctx context.Context, p int) error {
 		t.giveBackFast(p)
 		return nil
 	}
-	n := t.store.pieceLength(p)
 	var buf []byte
 	select {
 	case buf = <-f.free:
@@ -585,12 +622,14 @@ func (f *fastFetch) receive(ctx context.Context, p int) error {
 		return ctx.Err()
 	}
 	b := buf[:n]
-	start := time.Now()
 	for off := int64(0); off < n; {
 		k := min(fastRead, n-off)
-		if err := waitRate(ctx, t.node.downLimit, int(k)); err != nil {
-			f.free <- buf
-			return err
+		if due := off + k - paid; due > 0 {
+			if err := waitRate(ctx, t.node.downLimit, int(due)); err != nil {
+				f.free <- buf
+				return err
+			}
+			paid += due
 		}
 		if err := f.setLowWater(int(min(n-off, fastLowWater))); err != nil {
 			f.free <- buf
@@ -606,10 +645,44 @@ func (f *fastFetch) receive(ctx context.Context, p int) error {
 		t.store.noteWrite(p)
 		off += int64(m)
 	}
-	f.adapt(time.Since(start))
+	took := time.Since(start)
+	f.adapt(took)
 	t.store.peerBytes.Add(n)
-	f.work <- fastPiece{p: p, b: b}
+	if float64(n) < fastInlineRate*took.Seconds() {
+		f.checkPiece(ctx, fastPiece{p: p, b: b})
+	} else {
+		f.work <- fastPiece{p: p, b: b}
+	}
 	return nil
+}
+
+// readHeader reads the header of the reply for piece p into hdr. A reply is mostly the piece
+// behind its header, so the read waits in the kernel until both are there (up to fastLowWater
+// of the piece): one wake-up for the header and the piece, not one for each. A refusal is a
+// header alone; if no more than that comes within fastHeaderWait, the read takes the header
+// by itself.
+func (f *fastFetch) readHeader(hdr []byte, p int) error {
+	if f.br.Buffered() == 0 {
+		want := len(hdr) + int(min(f.t.store.pieceLength(p), fastLowWater))
+		if err := f.setLowWater(want); err != nil {
+			return err
+		}
+		if err := f.conn.SetReadDeadline(time.Now().Add(fastHeaderWait)); err != nil {
+			return err
+		}
+		_, err := f.br.Peek(len(hdr))
+		if err := f.conn.SetReadDeadline(time.Time{}); err != nil {
+			return err
+		}
+		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			return err
+		}
+	}
+	if err := f.setLowWater(len(hdr)); err != nil {
+		return err
+	}
+	_, err := io.ReadFull(f.br, hdr)
+	return err
 }
 
 // setLowWater sets the connection's read low-water mark to n bytes, unless it is set so already.
@@ -629,28 +702,34 @@ func (f *fastFetch) setLowWater(n int) error {
 // longer the reader's to give back.
 func (f *fastFetch) check(ctx context.Context) {
 	defer close(f.workDone)
-	t := f.t
 	for fp := range f.work {
-		if f.liar.Load() {
-			t.giveBackFast(fp.p)
-			f.free <- fp.b[:cap(fp.b)]
-			continue
-		}
-		sum := sha1.Sum(fp.b)
-		switch {
-		case !bytes.Equal(sum[:], t.info.Pieces[fp.p*sha1.Size:(fp.p+1)*sha1.Size]):
-			f.liar.Store(true)
-			f.ban(fp.p)
-			t.giveBackFast(fp.p)
-		case f.store(ctx, fp.p, fp.b, sum) != nil:
-			t.giveBackFast(fp.p) // the download has failed (setFatal)
-		}
-		f.free <- fp.b[:cap(fp.b)]
+		f.checkPiece(ctx, fp)
+	}
+}
+
+// checkPiece hashes one piece receive read and stores it if it matches; a piece that does not
+// match bans the peer and goes back to the other paths, as does every piece after it. Its
+// buffer then goes back to f.free.
+func (f *fastFetch) checkPiece(ctx context.Context, fp fastPiece) {
+	t := f.t
+	defer func() { f.free <- fp.b[:cap(fp.b)] }()
+	if f.liar.Load() {
+		t.giveBackFast(fp.p)
+		return
+	}
+	sum := sha1.Sum(fp.b)
+	switch {
+	case !bytes.Equal(sum[:], t.info.Pieces[fp.p*sha1.Size:(fp.p+1)*sha1.Size]):
+		f.liar.Store(true)
+		f.ban(fp.p)
+		t.giveBackFast(fp.p)
+	case f.store(ctx, fp.p, fp.b) != nil:
+		t.giveBackFast(fp.p) // the download has failed (setFatal)
 	}
 }
 
 // store writes verified piece p and has the library mark it complete, in the background.
-func (f *fastFetch) store(ctx context.Context, p int, b []byte, sum [sha1.Size]byte) error {
+func (f *fastFetch) store(ctx context.Context, p int, b []byte) error {
 	t := f.t
 	off := int64(p) * t.info.PieceLength
 	if _, err := t.store.f.WriteAt(b, off); err != nil {
@@ -663,13 +742,12 @@ func (f *fastFetch) store(ctx context.Context, p int, b []byte, sum [sha1.Size]b
 	t.mu.Lock()
 	t.peerLocked(f.pc).down += int64(len(b))
 	t.mu.Unlock()
-	t.store.setFastSum(p, sum)
 	t.markFast(ctx, p)
 	return nil
 }
 
-// markFast has the library mark verified piece p complete, with the others that arrive within
-// fastMarkDelay (markFastLoop), or at once when fastMarkBatch are waiting or p is the last piece
+// markFast has the library mark verified piece p complete, with the others that arrive before
+// the next multiple of fastMarkDelay (markFastLoop), or at once when fastMarkBatch are waiting or p is the last piece
 // this node lacks: on a fast link a batch fills in moments, and the download's end waits for no
 // timer.
 func (t *Torrent) markFast(ctx context.Context, p int) {
@@ -696,12 +774,12 @@ func (t *Torrent) markFast(ctx context.Context, p int) {
 	}
 }
 
-// markFastLoop hands the pieces of t.fast.toMark to the library, all those gathered within
-// fastMarkDelay (or until markNow) at once, until none is left; each piece's hold then ends
-// (giveBackFast).
+// markFastLoop hands the pieces of t.fast.toMark to the library (completeFast), all those
+// gathered until the next multiple of fastMarkDelay on the wall clock (untilMark), or until
+// markNow, at once, until none is left.
 func (t *Torrent) markFastLoop(ctx context.Context, markNow <-chan struct{}) {
 	defer t.fast.wg.Done()
-	timer := time.NewTimer(fastMarkDelay)
+	timer := time.NewTimer(untilMark(time.Now()))
 	defer timer.Stop()
 	for {
 		select {
@@ -719,27 +797,43 @@ func (t *Torrent) markFastLoop(ctx context.Context, markNow <-chan struct{}) {
 			return
 		}
 		t.mu.Unlock()
-		var wg sync.WaitGroup
 		for _, p := range batch {
-			wg.Go(func() {
-				ok, err := t.verify(ctx, p)
-				t.giveBackFast(p)
-				if !ok && ctx.Err() == nil {
-					t.node.log.Info("bt: the library did not take a verified piece from the fast path", "torrent", t.name,
-						"piece", p, "err", err)
-				}
-			})
+			t.completeFast(p)
 		}
-		wg.Wait()
 		t.mu.Lock()
 		t.fast.inMark = 0
 		t.mu.Unlock()
-		timer.Reset(fastMarkDelay)
+		timer.Reset(untilMark(time.Now()))
 	}
 }
 
+// untilMark returns how long it is from now until the next multiple of fastMarkDelay on the
+// wall clock, when markFastLoop hands its batch over. Every node hands its batches over at the
+// same instants (clocks in a data center agree to well within fastMarkDelay), so the HAVEs
+// its peers send for them arrive together, and a node takes them in one wake-up rather than
+// one per peer; a process woken costs more CPU than the messages it reads.
+func untilMark(now time.Time) time.Duration {
+	return now.Truncate(fastMarkDelay).Add(fastMarkDelay).Sub(now)
+}
+
+// completeFast has the library take verified piece p, which the fast path wrote, as complete,
+// and ends the fast path's hold on it. Storage says the piece is complete, and
+// Piece.UpdateCompletion has the library read that and announce the piece, under one client
+// lock: the library's own verification would queue the piece for a hasher goroutine and wake
+// the caller once it is hashed, several goroutine hand-offs per piece for a hash the fast path
+// has already checked.
+func (t *Torrent) completeFast(p int) {
+	t.store.setComplete(p, true)
+	select {
+	case <-t.lt.Closed():
+	default:
+		t.lt.Piece(p).UpdateCompletion()
+	}
+	t.giveBackFast(p)
+}
+
 // adapt sets how many requests the connection keeps in flight from how long a piece took to
-// arrive once its reply started: fastAhead of transfer, within the bounds.
+// arrive after the one before it: fastAhead of transfer, within the bounds.
 func (f *fastFetch) adapt(took time.Duration) {
 	if took <= 0 {
 		f.depth = fastMaxDepth
@@ -772,15 +866,14 @@ func (f *fastFetch) giveBack() {
 	f.out = nil
 }
 
-// giveBackFast ends the fast path's hold on piece p: a piece that did not complete goes back to
-// the library (and the other paths).
+// giveBackFast ends the fast path's hold on piece p. A piece that did not complete goes back
+// to the library (and the other paths), and the connections waiting for pieces are woken; a
+// complete one wakes nobody, since no path can take it.
 func (t *Torrent) giveBackFast(p int) {
-	if !t.store.releaseFast(p) {
+	if !t.store.releaseFast(p) || t.store.isComplete(p) {
 		return
 	}
-	if !t.store.isComplete(p) {
-		t.lt.DownloadPieces(p, p+1)
-	}
+	t.lt.DownloadPieces(p, p+1)
 	t.mu.Lock()
 	t.fastSignalLocked()
 	t.mu.Unlock()

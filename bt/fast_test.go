@@ -1,8 +1,10 @@
 package bt
 
 import (
+	"bufio"
 	"bytes"
-	"crypto/sha1"
+	"io"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -273,9 +275,8 @@ func TestStorageClaimFast(t *testing.T) {
 	}
 }
 
-// A piece the fast path wrote is hashed by the library from the recorded sum, once; its other
-// pieces are read.
-func TestStorageFastSum(t *testing.T) {
+// A piece the fast path holds is taken once, refuses the library's writes, and is released once.
+func TestStorageFastHold(t *testing.T) {
 	s, _, ti := storageFixture(t, nil)
 	all := roaring.New()
 	all.AddRange(0, uint64(s.numPieces))
@@ -289,24 +290,136 @@ func TestStorageFastSum(t *testing.T) {
 	if _, err := piece(ti, 1).WriteAt([]byte{1}, 0); err == nil {
 		t.Error("a peer write went into a piece the fast path holds")
 	}
-	fake := metainfo.Hash{7}
-	s.setFastSum(1, fake)
-	sh, ok := piece(ti, 1).(interface{ SelfHash() (metainfo.Hash, error) })
-	if !ok {
-		t.Fatal("a piece with a recorded sum does not hash itself")
-	}
-	if sum, err := sh.SelfHash(); err != nil || sum != fake {
-		t.Errorf("SelfHash = %x, %v; want the recorded %x", sum, err, fake)
-	}
-	// Piece 1 of the fixture's file "0123456789" is "4567".
-	if sum, err := sh.SelfHash(); err != nil || sum != metainfo.Hash(sha1.Sum([]byte("4567"))) {
-		t.Errorf("second SelfHash = %x, %v; want the SHA-1 of the piece's bytes", sum, err)
-	}
-	if _, ok := piece(ti, 2).(interface{ SelfHash() (metainfo.Hash, error) }); ok {
-		t.Error("a piece without a recorded sum hashes itself: the library's smart ban would never see its chunks")
-	}
 	if !s.releaseFast(1) || s.releaseFast(1) {
 		t.Error("releaseFast: the hold did not end exactly once")
+	}
+	if _, err := piece(ti, 1).WriteAt([]byte{1}, 0); err != nil {
+		t.Errorf("a peer write into a released piece: %v", err)
+	}
+}
+
+// Storage tells the fast path (onFree) when a piece it may take becomes free: an incomplete
+// piece the origin or the range path lets go, or a complete piece that loses its completion;
+// not a complete piece let go, nor a piece taken or completed.
+func TestStorageOnFree(t *testing.T) {
+	tests := []struct {
+		name string
+		run  func(s *fileStorage)
+		want int
+	}{
+		{"busy piece let go", func(s *fileStorage) { s.setBusy(0, true); s.setBusy(0, false) }, 1},
+		{"taken only", func(s *fileStorage) { s.setBusy(0, true) }, 0},
+		{"let go twice", func(s *fileStorage) { s.setBusy(0, true); s.setBusy(0, false); s.setBusy(0, false) }, 1},
+		{"never taken", func(s *fileStorage) { s.setBusy(0, false) }, 0},
+		{"complete piece let go", func(s *fileStorage) { s.setBusy(0, true); s.setComplete(0, true); s.setBusy(0, false) }, 0},
+		{"completion lost", func(s *fileStorage) { s.setComplete(1, true); s.setComplete(1, false) }, 1},
+		{"completed", func(s *fileStorage) { s.setComplete(1, true) }, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, _, _ := storageFixture(t, nil)
+			calls := 0
+			s.onFree = func() { calls++ }
+			tt.run(s)
+			if calls != tt.want {
+				t.Errorf("onFree called %d times, want %d", calls, tt.want)
+			}
+		})
+	}
+}
+
+// Batches are handed over at the next multiple of fastMarkDelay on the wall clock, never at once.
+func TestUntilMark(t *testing.T) {
+	base := time.Date(2026, 12, 7, 6, 0, 0, 0, time.UTC)
+	tests := []struct {
+		after, want time.Duration
+	}{
+		{0, fastMarkDelay},
+		{time.Millisecond, fastMarkDelay - time.Millisecond},
+		{fastMarkDelay - time.Nanosecond, time.Nanosecond},
+		{fastMarkDelay, fastMarkDelay},
+		{3*fastMarkDelay + fastMarkDelay/4, fastMarkDelay - fastMarkDelay/4},
+	}
+	for _, tt := range tests {
+		if got := untilMark(base.Add(tt.after)); got != tt.want {
+			t.Errorf("untilMark(%v after a multiple) = %v, want %v", tt.after, got, tt.want)
+		}
+	}
+}
+
+// readHeader waits for a reply's header together with the piece behind it, and takes a
+// refusal, a header with nothing behind it, by itself once fastHeaderWait has passed; either
+// way the stream stays in step.
+func TestFastReadHeader(t *testing.T) {
+	fx := newFixture(t, 2*testPieceLen+100, 64)
+	info, err := fx.mi.UnmarshalInfo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		piece int
+		reply []byte // what the server sends
+		data  bool
+		// late: the server sends once the client most likely waits in the kernel, so that a
+		// refusal meets the low-water mark of a whole piece and waits for the deadline.
+		late bool
+	}{
+		{"data", 1, append(encodeFastReply(msgFastData, 1, testPieceLen), fx.src[testPieceLen:2*testPieceLen]...), true, false},
+		{"data, late", 1, append(encodeFastReply(msgFastData, 1, testPieceLen), fx.src[testPieceLen:2*testPieceLen]...), true, true},
+		{"short last piece", 2, append(encodeFastReply(msgFastData, 2, 100), fx.src[2*testPieceLen:]...), true, false},
+		{"refusal", 0, encodeFastReply(msgFastRefused, 0, 0), false, false},
+		{"refusal, late", 0, encodeFastReply(msgFastRefused, 0, 0), false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			sent := make(chan error, 1)
+			go func() {
+				c, err := l.Accept()
+				if err == nil {
+					defer c.Close()
+					if tt.late {
+						time.Sleep(100 * time.Millisecond)
+					}
+					// The reply, then a marker the client must find right after it.
+					_, err = c.Write(append(slices.Clip(tt.reply), 'M'))
+				}
+				sent <- err
+				if err == nil {
+					io.Copy(io.Discard, c) // until the client closes
+				}
+			}()
+			conn, err := net.Dial("tcp", l.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			tor := &Torrent{info: &info, store: newFileStorage(fx.partFile(t, nil), &info, nil)}
+			f := &fastFetch{t: tor, conn: conn, br: bufio.NewReaderSize(conn, 4096)}
+			var hdr [fastReplyLen]byte
+			if err := f.readHeader(hdr[:], tt.piece); err != nil {
+				t.Fatalf("readHeader: %v", err)
+			}
+			if err := <-sent; err != nil {
+				t.Fatal(err)
+			}
+			data, err := decodeFastReply(hdr[:], tt.piece, tor.store.pieceLength)
+			if err != nil || data != tt.data {
+				t.Fatalf("header %x: data %t, %v; want data %t", hdr, data, err, tt.data)
+			}
+			rest := make([]byte, len(tt.reply)-fastReplyLen+1)
+			if _, err := io.ReadFull(f.br, rest); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(rest[:len(rest)-1], tt.reply[fastReplyLen:]) || rest[len(rest)-1] != 'M' {
+				t.Error("the bytes after the header are not the piece and the marker")
+			}
+		})
 	}
 }
 

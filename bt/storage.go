@@ -2,7 +2,6 @@ package bt
 
 import (
 	"context"
-	"crypto/sha1"
 	"errors"
 	"fmt"
 	"io"
@@ -45,14 +44,16 @@ type fileStorage struct {
 
 	mu        sync.Mutex
 	complete  []bool
-	busy      []bool                // piece owned by an origin fetch, the range path or the fast path: peer writes are refused
-	fast      []bool                // piece owned by the fast path (fast.go)
-	sums      map[int]metainfo.Hash // SHA-1s of pieces the fast path wrote, for SelfHash
-	lastWrite []time.Time           // last accepted peer write per piece
+	busy      []bool      // piece owned by an origin fetch, the range path or the fast path: peer writes are refused
+	fast      []bool      // piece owned by the fast path (fast.go)
+	lastWrite []time.Time // last accepted peer write per piece
 	nComplete int
 	allDone   chan struct{} // closed when every piece is complete
 	onChange  func()        // called (without locks) when a piece's completion changes
 	losses    int64         // times a complete piece became incomplete again
+	// onFree is called (without locks) when an incomplete piece stops being owned by the origin
+	// or the range path, or a complete piece becomes incomplete: the fast path may take it now.
+	onFree func()
 
 	peerBytes atomic.Int64 // bytes accepted from peers
 
@@ -78,7 +79,6 @@ func newFileStorage(f dataFile, info *metainfo.Info, have []bool) *fileStorage {
 	s.complete = make([]bool, s.numPieces)
 	s.busy = make([]bool, s.numPieces)
 	s.fast = make([]bool, s.numPieces)
-	s.sums = make(map[int]metainfo.Hash)
 	s.lastWrite = make([]time.Time, s.numPieces)
 	for i, h := range have {
 		if h && i < s.numPieces {
@@ -99,11 +99,7 @@ func (s *fileStorage) OpenTorrent(_ context.Context, info *metainfo.Info, _ meta
 			s.f.Name(), s.length, s.pieceLen)
 	}
 	piece := func(p metainfo.Piece) storage.PieceImpl {
-		fp := filePiece{s: s, index: p.Index(), off: p.Offset(), length: p.Length()}
-		if s.hasFastSum(p.Index()) {
-			return selfHashedPiece{fp}
-		}
-		return fp
+		return filePiece{s: s, index: p.Index(), off: p.Offset(), length: p.Length()}
 	}
 	return storage.TorrentImpl{
 		Piece: piece,
@@ -173,8 +169,13 @@ func (s *fileStorage) pieceLength(i int) int64 {
 
 func (s *fileStorage) setBusy(i int, busy bool) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	freed := s.busy[i] && !busy && !s.complete[i]
 	s.busy[i] = busy
+	onFree := s.onFree
+	s.mu.Unlock()
+	if freed && onFree != nil {
+		onFree()
+	}
 }
 
 // claimFast takes for the fast path the first piece of among from from on (wrapping around)
@@ -218,7 +219,6 @@ func (s *fileStorage) releaseFast(i int) bool {
 		return false
 	}
 	s.busy[i], s.fast[i] = false, false
-	delete(s.sums, i)
 	return true
 }
 
@@ -229,33 +229,6 @@ func (s *fileStorage) noteWrite(i int) {
 	s.mu.Lock()
 	s.lastWrite[i] = now
 	s.mu.Unlock()
-}
-
-// setFastSum records the SHA-1 of the bytes the fast path just wrote for piece i, which it
-// holds: the library's next hash of the piece takes it instead of reading the piece again.
-func (s *fileStorage) setFastSum(i int, sum metainfo.Hash) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.fast[i] {
-		s.sums[i] = sum
-	}
-}
-
-// hasFastSum reports whether a SHA-1 of piece i is recorded.
-func (s *fileStorage) hasFastSum(i int) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, ok := s.sums[i]
-	return ok
-}
-
-// takeFastSum returns the recorded SHA-1 of piece i and forgets it: it is good for one hash.
-func (s *fileStorage) takeFastSum(i int) (metainfo.Hash, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sum, ok := s.sums[i]
-	delete(s.sums, i)
-	return sum, ok
 }
 
 func (s *fileStorage) setComplete(i int, c bool) {
@@ -277,10 +250,13 @@ func (s *fileStorage) setComplete(i int, c bool) {
 			s.losses++
 		}
 	}
-	onChange := s.onChange
+	onChange, onFree := s.onChange, s.onFree
 	s.mu.Unlock()
 	if changed && onChange != nil {
 		onChange()
+	}
+	if changed && !c && onFree != nil {
+		onFree()
 	}
 }
 
@@ -380,32 +356,6 @@ func (p filePiece) MarkNotComplete() error {
 // caller said (Package.Have) or what verification found since.
 func (p filePiece) Completion() storage.Completion {
 	return storage.Completion{Ok: true, Complete: p.s.isComplete(p.index)}
-}
-
-// selfHashedPiece is a piece the fast path wrote and hashed as it arrived: the library, which
-// hashes a piece through storage.SelfHashing when the piece offers it (Torrent.hashPiece,
-// torrent.go), takes the recorded SHA-1 instead of reading the piece back. Only such pieces
-// offer it: for the others the library reads and hashes them itself, which also feeds its
-// smart ban for the chunks stock clients sent.
-type selfHashedPiece struct {
-	filePiece
-}
-
-var _ storage.SelfHashing = selfHashedPiece{}
-
-// SelfHash implements storage.SelfHashing. The sum is good once: a later check of the piece
-// reads and hashes it.
-func (p selfHashedPiece) SelfHash() (metainfo.Hash, error) {
-	if sum, ok := p.s.takeFastSum(p.index); ok {
-		return sum, nil
-	}
-	h := sha1.New()
-	if _, err := p.WriteTo(h); err != nil {
-		return metainfo.Hash{}, err
-	}
-	var sum metainfo.Hash
-	h.Sum(sum[:0])
-	return sum, nil
 }
 
 // noStorage is the Client's default storage: it refuses every torrent (see errNoStorage).

@@ -258,6 +258,7 @@ func (n *Node) newTorrent(p Package, info *metainfo.Info) *Torrent {
 		held:    make(map[netip.AddrPort]bool),
 	}
 	t.store.onChange = t.poke
+	t.store.onFree = t.fastFreed
 	t.missing = make([][]Range, info.NumPieces())
 	if p.Missing != nil {
 		for i := range info.NumPieces() {

@@ -23,7 +23,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/RoaringBitmap/roaring"
 	"github.com/anacrolix/torrent"
 	"github.com/anacrolix/torrent/bencode"
 	"github.com/anacrolix/torrent/metainfo"
@@ -376,13 +375,12 @@ func (p *memPiece) Completion() storage.Completion {
 	return storage.Completion{Complete: c, Ok: true}
 }
 
-// TestUpstreamSelfHash: the library hashes a piece whose storage implements storage.SelfHashing
-// by calling SelfHash instead of reading the piece (Torrent.hashPiece, torrent.go), and marks it
-// complete when the sum matches. The fast path relies on it (doc.go "Whole pieces between pkgsync
-// nodes"): a piece it wrote and hashed is not read again. Here piece 0 holds garbage and its
-// recorded sum is the torrent's: the library takes the sum. Piece 1, with garbage and no sum, is
-// read and fails.
-func TestUpstreamSelfHash(t *testing.T) {
+// TestUpstreamUpdateCompletion: Piece.UpdateCompletion has the library read a piece's completion
+// from storage and take a change at once, without hashing the piece (Torrent.updatePieceCompletion,
+// torrent.go): the fast path relies on it (completeFast) to hand over pieces it verified itself.
+// Here piece 0 holds garbage and storage says it is complete: the library takes storage's word.
+// Piece 1, whose storage says nothing new, stays incomplete.
+func TestUpstreamUpdateCompletion(t *testing.T) {
 	fx := newFixture(t, 3*testPieceLen, 71)
 	part := fx.partFile(t, nil)
 	info, err := fx.mi.UnmarshalInfo()
@@ -402,17 +400,15 @@ func TestUpstreamSelfHash(t *testing.T) {
 	}
 	defer cl.Close()
 	lt, _ := cl.AddTorrentOpt(torrent.AddTorrentOpts{InfoHash: fx.mi.HashInfoBytes(), Storage: st, InfoBytes: fx.mi.InfoBytes})
-	if st.claimFast(0, roaring.BitmapOf(0), func(p int) bool { return true }) != 0 {
-		t.Fatal("piece 0 not taken")
-	}
-	st.setFastSum(0, metainfo.Hash(info.Pieces[:sha1.Size]))
+	<-lt.GotInfo()
+	st.setComplete(0, true)
 	for p, want := range []bool{true, false} {
-		if err := lt.Piece(p).VerifyDataContext(context.Background()); err != nil {
-			t.Fatal(err)
+		lt.Piece(p).UpdateCompletion()
+		if ps := lt.PieceState(p); ps.Complete != want || ps.Hashing || ps.QueuedForHash {
+			t.Errorf("piece %d: %+v, want complete %t and no hashing", p, ps, want)
 		}
-		waitFor(t, "the piece's marking", func() bool { ps := lt.PieceState(p); return !ps.Marking && !ps.Hashing && !ps.QueuedForHash })
-		if got := st.isComplete(p); got != want {
-			t.Errorf("piece %d complete: %t, want %t", p, got, want)
-		}
+	}
+	if got := lt.BytesCompleted(); got != testPieceLen {
+		t.Errorf("the library counts %d bytes complete, want the %d of piece 0", got, testPieceLen)
 	}
 }
