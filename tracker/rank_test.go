@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"net/http/httptest"
 	"net/netip"
 	"slices"
 	"strings"
@@ -182,9 +181,7 @@ func TestLogLineMatchesJSON(t *testing.T) {
 		a := announceRequest{addr: netip.MustParseAddrPort(tt.peer), event: tt.event}
 		a.req.InfoHash, a.req.PeerId = ihOf("ih"), peerIDOf("p")
 		a.req.Uploaded, a.req.Downloaded, a.req.Left, a.req.NumWant = 1, 2, -1, 50
-		r := httptest.NewRequest("GET", "/announce", nil)
-		r.RemoteAddr = tt.remote
-		tr.logAnnounce(&a, r, 7)
+		tr.logAnnounce(&a, tt.remote, 7)
 		tr.Close()
 		var want bytes.Buffer
 		json.NewEncoder(&want).Encode(announceLog{
