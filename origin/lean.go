@@ -105,13 +105,17 @@ func (l *leanListener) Close() error {
 	l.close.Do(func() {
 		l.closing.Store(true)
 		close(l.done)
+		var idle []*limitConn
 		l.mu.Lock()
 		for c := range l.conns {
 			if c.lean.Load() && c.idle.Load() {
-				c.Close()
+				idle = append(idle, c)
 			}
 		}
 		l.mu.Unlock()
+		for _, c := range idle { // after unlocking: Close gives the slot back under l.mu
+			c.Close()
+		}
 	})
 	return err
 }
