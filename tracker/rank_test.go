@@ -56,7 +56,9 @@ func TestRankMatchesTopology(t *testing.T) {
 					if p.seeder {
 						left = 0
 					}
-					cs = append(cs, a.score(&peer{addr: p.ap, left: left, key: newRankKey(ss, p.ap)}))
+					var c cand
+					a.score(&c, &peer{addr: p.ap, left: left, key: newRankKey(ss, p.ap)})
+					cs = append(cs, c)
 					ref = append(ref, p)
 				}
 				tier := func(p peerRec) int {
