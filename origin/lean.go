@@ -3,6 +3,7 @@ package origin
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"net"
 	"net/http"
 	"strconv"
@@ -56,28 +57,39 @@ type leanListener struct {
 func newLeanListener(l *limitListener, route LeanRoute) *leanListener {
 	return &leanListener{
 		limitListener: l, route: route,
-		handed: make(chan net.Conn), errc: make(chan error, 1), done: make(chan struct{}),
+		handed: make(chan net.Conn), errc: make(chan error), done: make(chan struct{}),
 	}
 }
 
-// Accept returns the next connection for net/http.
+// Accept returns the next connection for net/http, or the listener's next error.
 func (l *leanListener) Accept() (net.Conn, error) {
 	l.start.Do(func() { go l.acceptLoop() })
 	select {
 	case c := <-l.handed:
 		return c, nil
 	case err := <-l.errc:
-		l.errc <- err // for every later Accept
 		return nil, err
+	case <-l.done:
+		return nil, net.ErrClosed
 	}
 }
 
+// acceptLoop accepts connections for the lean loop. Each accept error goes to net/http's Accept,
+// which backs off from a passing one (out of file descriptors) and stops at others; the loop waits
+// for it to be taken, and so retries no faster than net/http does.
 func (l *leanListener) acceptLoop() {
 	for {
 		c, err := l.limitListener.Accept()
 		if err != nil {
-			l.errc <- err
-			return
+			select {
+			case l.errc <- err:
+			case <-l.done:
+				return
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
 		}
 		lc := c.(*limitConn)
 		if lc.refused > 0 {

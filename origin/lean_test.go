@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"strings"
@@ -282,5 +283,55 @@ func TestLeanMaxConns(t *testing.T) {
 	}
 	if n, err := bbr.Read(make([]byte, 1)); err != io.EOF {
 		t.Errorf("an idle connection after Shutdown: read %d bytes, %v; want EOF", n, err)
+	}
+}
+
+// flakyListener fails its first Accept with a passing error, as a listener out of file
+// descriptors does.
+type flakyListener struct {
+	net.Listener
+	failed bool
+}
+
+type passingError struct{}
+
+func (passingError) Error() string   { return "accept: too many open files" }
+func (passingError) Timeout() bool   { return false }
+func (passingError) Temporary() bool { return true }
+
+func (l *flakyListener) Accept() (net.Conn, error) {
+	if !l.failed {
+		l.failed = true
+		return nil, passingError{}
+	}
+	return l.Listener.Accept()
+}
+
+// TestLeanAcceptError: an accept error that passes goes to net/http, which backs off and goes on
+// serving, lean path included.
+func TestLeanAcceptError(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs, l := NewLeanHTTPServer(&flakyListener{Listener: ln}, http.NotFoundHandler(), Limits{}, LeanRoute{Path: "/announce", Answer: leanAnswer})
+	hs.ErrorLog = log.New(io.Discard, "", 0)
+	done := make(chan error, 1)
+	go func() { done <- hs.Serve(l) }()
+	defer func() {
+		hs.Close()
+		if err := <-done; !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("Serve: %v", err)
+		}
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	fmt.Fprint(c, "GET /announce?a HTTP/1.1\r\nHost: t\r\n\r\n")
+	if got := readReply(t, bufio.NewReader(c), "GET"); got.status != 200 || !strings.HasPrefix(got.body, "query=a ") {
+		t.Errorf("after a passing accept error: %d %q", got.status, got.body)
 	}
 }
