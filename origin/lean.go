@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"log"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -144,6 +146,14 @@ func (c *leanConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 // serveLean answers the requests of c it is sure of, until the client closes, a timeout passes, or
 // a request goes to net/http with the connection.
 func (l *leanListener) serveLean(c *limitConn) {
+	// A panic in Answer costs its connection and a log line, as a handler's does under net/http,
+	// not the process.
+	defer func() {
+		if v := recover(); v != nil {
+			log.Printf("origin: panic answering %s on the lean path: %v\n%s", c.remoteAddr(), v, debug.Stack())
+			c.Close()
+		}
+	}()
 	c.lean.Store(true)
 	br := bufio.NewReaderSize(c, leanBufSize)
 	var out, body []byte

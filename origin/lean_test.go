@@ -9,7 +9,9 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -334,4 +336,62 @@ func TestLeanAcceptError(t *testing.T) {
 	if got := readReply(t, bufio.NewReader(c), "GET"); got.status != 200 || !strings.HasPrefix(got.body, "query=a ") {
 		t.Errorf("after a passing accept error: %d %q", got.status, got.body)
 	}
+}
+
+// TestLeanPanic: a panic in Answer closes its connection with a log line and leaves the server
+// serving others.
+func TestLeanPanic(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer := func(dst []byte, remote, query string) []byte {
+		if query == "panic" {
+			panic("the answer's bug")
+		}
+		return leanAnswer(dst, remote, query)
+	}
+	hs, l := NewLeanHTTPServer(ln, http.NotFoundHandler(), Limits{}, LeanRoute{Path: "/announce", Answer: answer})
+	go hs.Serve(l)
+	defer hs.Close()
+	var logged lockedBuffer
+	log.SetOutput(&logged)
+	defer log.SetOutput(os.Stderr)
+	dial := func(query string) net.Conn {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		c.SetDeadline(time.Now().Add(30 * time.Second))
+		fmt.Fprintf(c, "GET /announce?%s HTTP/1.1\r\nHost: t\r\n\r\n", query)
+		return c
+	}
+	if got, err := io.ReadAll(dial("panic")); len(got) > 0 || err != nil {
+		t.Errorf("the connection whose answer panicked: read %q, %v; want it closed with nothing", got, err)
+	}
+	if !strings.Contains(logged.String(), "panic answering") || !strings.Contains(logged.String(), "the answer's bug") {
+		t.Errorf("log after the panic: %q", logged.String())
+	}
+	if got := readReply(t, bufio.NewReader(dial("fine")), "GET"); got.status != 200 || !strings.HasPrefix(got.body, "query=fine ") {
+		t.Errorf("after a panic, another connection: %d %q", got.status, got.body)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer that goroutines may write while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
