@@ -153,6 +153,7 @@ func (a *asker) score(c *cand, p *peer) {
 type rankBuf struct {
 	cands []cand   // the candidates, as the store scored them
 	keys  []uint64 // what is sorted: see sortKey
+	tmp   []uint64 // sortKeys' scratch
 	out   []cand   // the answer
 }
 
@@ -207,13 +208,51 @@ func (rb *rankBuf) first(limit int) []cand {
 		selectFirst(keys, limit)
 		keys, rest = keys[:limit], keys[limit:]
 	}
-	slices.Sort(keys)
+	rb.tmp = sortKeys(keys, rb.tmp)
 	rb.out = rb.out[:0]
 	for _, k := range keys {
 		rb.out = append(rb.out, cs[k&(1<<idxBits-1)])
 	}
 	rb.fixTies(keys, rest)
 	return rb.out
+}
+
+// sortKeys sorts keys in increasing order, as slices.Sort does, and returns tmp, grown into the
+// scratch space it used. More than a few dozen keys are sorted by least-significant-digit radix,
+// one byte a pass, skipping a byte that every key has the same: a comparison sort of an answer's
+// keys, whose low bits are random ties, branches on every comparison, which a radix pass does not.
+func sortKeys(keys, tmp []uint64) []uint64 {
+	if len(keys) < 64 {
+		slices.Sort(keys)
+		return tmp
+	}
+	tmp = slices.Grow(tmp[:0], len(keys))[:len(keys)]
+	src, dst := keys, tmp
+	var count [256]int
+	for shift := 0; shift < 64; shift += 8 {
+		clear(count[:])
+		for _, k := range src {
+			count[byte(k>>shift)]++
+		}
+		if count[byte(src[0]>>shift)] == len(src) {
+			continue
+		}
+		sum := 0
+		for i, c := range count {
+			count[i] = sum
+			sum += c
+		}
+		for _, k := range src {
+			d := byte(k >> shift)
+			dst[count[d]] = k
+			count[d]++
+		}
+		src, dst = dst, src
+	}
+	if &src[0] != &keys[0] {
+		copy(keys, src)
+	}
+	return tmp
 }
 
 // fixTies puts runs of rb.out whose keys agree but for the index in compareCands order. A run at

@@ -119,6 +119,27 @@ func TestRankFirst(t *testing.T) {
 	}
 }
 
+// TestSortKeys checks sortKeys against slices.Sort on key sets of every size around its switch to
+// radix passes, with bytes that all keys share (skipped passes) and bytes that vary.
+func TestSortKeys(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	var tmp []uint64
+	for _, n := range []int{0, 1, 2, 63, 64, 65, 99, 200, 257, 1000} {
+		for _, mask := range []uint64{math.MaxUint64, 0xff00ff00ff00ff00, 0x00ffff0000000fff, 0xff, 1 << 63} {
+			keys := make([]uint64, n)
+			for i := range keys {
+				keys[i] = rng.Uint64()&mask | 0x1234000000000000&^mask
+			}
+			want := slices.Clone(keys)
+			slices.Sort(want)
+			tmp = sortKeys(keys, tmp)
+			if !slices.Equal(keys, want) {
+				t.Fatalf("n %d mask %#x: got %x, want %x", n, mask, keys, want)
+			}
+		}
+	}
+}
+
 // TestAnnounceEncoding checks the hand-written compact answer against bencode's encoding of the
 // same announceResponse.
 func TestAnnounceEncoding(t *testing.T) {
