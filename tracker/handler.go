@@ -56,8 +56,8 @@ var events = map[string]udp.AnnounceEvent{
 // SecretParam is the query parameter that carries Options.Secret.
 const SecretParam = "secret"
 
-// allow refuses a request from remote (http.Request.RemoteAddr) outside Options.Allow. The address checked is the
-// connection's, never ip=.
+// allow refuses a request from remote (http.Request.RemoteAddr) outside Options.Allow. The
+// address checked is the connection's, never ip=.
 func (t *Tracker) allow(remote string) error {
 	if len(t.opts.Allow) == 0 {
 		return nil
@@ -99,9 +99,9 @@ func (t *Tracker) admitAnnounce(remote, rawQuery string) (q announceParams, err 
 	return q, t.checkSecret(q.lookup(qSecret))
 }
 
-// parseAnnounce reads the announce query q of a request from remote (BEP 3 keys, plus numwant, compact and no_peer_id). It
-// is strict about what it uses: info_hash, peer_id and port are required, and a number that is
-// present must parse; keys it does not know are ignored.
+// parseAnnounce reads the announce query q of a request from remote (BEP 3 keys, plus numwant,
+// compact and no_peer_id). It is strict about what it uses: info_hash, peer_id and port are
+// required, and a number that is present must parse; keys it does not know are ignored.
 func parseAnnounce(remote string, q *announceParams) (a announceRequest, err error) {
 	if a.req.InfoHash, err = param20(q, qInfoHash); err != nil {
 		return a, err
