@@ -61,6 +61,19 @@ func (l Limits) withDefaults() Limits {
 // connections. Serve with hs.Serve(l), or hs.ServeTLS(l, cert, key): TLS must wrap the returned
 // listener, not the other way round.
 func NewHTTPServer(ln net.Listener, h http.Handler, lim Limits) (*http.Server, net.Listener) {
+	hs, l := newHTTPServer(ln, h, lim)
+	return hs, l
+}
+
+// NewLeanHTTPServer is NewHTTPServer with route's requests answered by a lean loop instead of
+// net/http (see LeanRoute). The lean loop reads the connections before net/http does, so the
+// listener must be served as plain HTTP (hs.Serve), never under TLS.
+func NewLeanHTTPServer(ln net.Listener, h http.Handler, lim Limits, route LeanRoute) (*http.Server, net.Listener) {
+	hs, l := newHTTPServer(ln, h, lim)
+	return hs, newLeanListener(l, route)
+}
+
+func newHTTPServer(ln net.Listener, h http.Handler, lim Limits) (*http.Server, *limitListener) {
 	lim = lim.withDefaults()
 	l := &limitListener{
 		Listener: ln,
@@ -90,10 +103,13 @@ func NewHTTPServer(ln net.Listener, h http.Handler, lim Limits) (*http.Server, n
 
 type connKey struct{}
 
-// unwrapConn returns the limitConn under c (under TLS too), or nil.
+// unwrapConn returns the limitConn under c (under TLS, or handed on by the lean loop), or nil.
 func unwrapConn(c net.Conn) *limitConn {
 	if tc, ok := c.(*tls.Conn); ok {
 		c = tc.NetConn()
+	}
+	if lc, ok := c.(*leanConn); ok {
+		return lc.limitConn
 	}
 	lc, _ := c.(*limitConn)
 	return lc
@@ -180,6 +196,11 @@ type limitConn struct {
 	idle    atomic.Bool
 	release func()
 	once    sync.Once
+	lean    atomic.Bool // served by the lean loop (see LeanRoute), not net/http
+	remote  string      // RemoteAddr().String(), once the lean loop needed it
+	// wdl is the write deadline last set, read and moved only by Write (net/http and the lean
+	// path each write from one goroutine at a time).
+	wdl time.Time
 }
 
 func (c *limitConn) Close() error {
@@ -188,12 +209,16 @@ func (c *limitConn) Close() error {
 	return err
 }
 
-// Write writes p with a deadline of SendTimeout from now, moved on each time the deadline
-// passes with some of p written: only a client that takes nothing for SendTimeout is dropped.
+// Write writes p with a deadline of at least SendTimeout from now, moved on each time the
+// deadline passes with some of p written: only a client that takes nothing for SendTimeout is
+// dropped. The deadline is moved only when less than SendTimeout of it is left, to SendTimeout
+// and a 64th from now, so that the many small writes of a busy keep-alive connection (a
+// tracker's answers) do not each reset the runtime's timer: a stalled client is dropped after
+// SendTimeout to 65/64 of it.
 func (c *limitConn) Write(p []byte) (int, error) {
 	written := 0
 	for {
-		if err := c.Conn.SetWriteDeadline(time.Now().Add(c.send)); err != nil {
+		if err := c.extendWriteDeadline(); err != nil {
 			return written, err
 		}
 		n, err := c.Conn.Write(p[written:])
@@ -206,6 +231,16 @@ func (c *limitConn) Write(p []byte) (int, error) {
 		}
 		return written, err
 	}
+}
+
+// extendWriteDeadline makes sure the write deadline is at least SendTimeout away.
+func (c *limitConn) extendWriteDeadline() error {
+	now := time.Now()
+	if c.wdl.Sub(now) >= c.send {
+		return nil
+	}
+	c.wdl = now.Add(c.send + c.send/64)
+	return c.Conn.SetWriteDeadline(c.wdl)
 }
 
 // limitHandler answers the connections over the cap, and bounds the time a request body may

@@ -4,6 +4,8 @@
 // at /announce and /scrape, and able to make a package's .torrent and .zsync on first request.
 // NewHTTPServer serves any handler under Limits: header, idle and send timeouts and a connection
 // cap, so that slow or idle clients cost a connection for seconds and their number is bounded.
+// NewLeanHTTPServer does the same with the plain requests of one path answered without net/http
+// (LeanRoute): `pkgsync tracker` answers its announces so.
 //
 // It has its own home because `pkgsync serve` is the one place where files, manifests and the
 // tracker meet; the consumer side (httprange, bt) must work against any web server, and tests use

@@ -56,15 +56,15 @@ var events = map[string]udp.AnnounceEvent{
 // SecretParam is the query parameter that carries Options.Secret.
 const SecretParam = "secret"
 
-// allow refuses r when it comes from outside Options.Allow. The address checked is the
-// connection's, never ip=.
-func (t *Tracker) allow(r *http.Request) error {
+// allow refuses a request from remote (http.Request.RemoteAddr) outside Options.Allow. The
+// address checked is the connection's, never ip=.
+func (t *Tracker) allow(remote string) error {
 	if len(t.opts.Allow) == 0 {
 		return nil
 	}
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	ap, err := netip.ParseAddrPort(remote)
 	if err != nil {
-		return refuse("remote address %q is not an IP address and port", r.RemoteAddr)
+		return refuse("remote address %q is not an IP address and port", remote)
 	}
 	ip := ap.Addr().Unmap().WithZone("")
 	if !slices.ContainsFunc(t.opts.Allow, func(p netip.Prefix) bool { return p.Contains(ip) }) {
@@ -87,22 +87,22 @@ func (t *Tracker) checkSecret(got string, present bool) error {
 	return nil
 }
 
-// admitAnnounce reads the query of an announce and refuses it when it comes from outside
+// admitAnnounce reads the raw query of an announce and refuses it when it comes from outside
 // Options.Allow or does not carry Options.Secret.
-func (t *Tracker) admitAnnounce(r *http.Request) (q announceParams, err error) {
-	if err := t.allow(r); err != nil {
+func (t *Tracker) admitAnnounce(remote, rawQuery string) (q announceParams, err error) {
+	if err := t.allow(remote); err != nil {
 		return q, err
 	}
-	if q, err = parseAnnounceQuery(r.URL.RawQuery); err != nil {
+	if q, err = parseAnnounceQuery(rawQuery); err != nil {
 		return q, refuse("bad query: %v", err)
 	}
 	return q, t.checkSecret(q.lookup(qSecret))
 }
 
-// parseAnnounce reads an announce query q of r (BEP 3 keys, plus numwant, compact and no_peer_id). It
-// is strict about what it uses: info_hash, peer_id and port are required, and a number that is
-// present must parse; keys it does not know are ignored.
-func parseAnnounce(r *http.Request, q *announceParams) (a announceRequest, err error) {
+// parseAnnounce reads the announce query q of a request from remote (BEP 3 keys, plus numwant,
+// compact and no_peer_id). It is strict about what it uses: info_hash, peer_id and port are
+// required, and a number that is present must parse; keys it does not know are ignored.
+func parseAnnounce(remote string, q *announceParams) (a announceRequest, err error) {
 	if a.req.InfoHash, err = param20(q, qInfoHash); err != nil {
 		return a, err
 	}
@@ -157,9 +157,9 @@ func parseAnnounce(r *http.Request, q *announceParams) (a announceRequest, err e
 			return a, refuse("bad ip %q: want an IP address", s)
 		}
 	} else {
-		ap, err := netip.ParseAddrPort(r.RemoteAddr)
+		ap, err := netip.ParseAddrPort(remote)
 		if err != nil {
-			return a, fmt.Errorf("remote address %q: %w", r.RemoteAddr, err)
+			return a, fmt.Errorf("remote address %q: %w", remote, err)
 		}
 		ip = ap.Addr()
 	}
@@ -227,41 +227,47 @@ type failureResponse struct {
 	FailureReason string `bencode:"failure reason"`
 }
 
-// announceBuf is the scratch space of one announce: the candidates ranked and the answer.
-type announceBuf struct {
-	rankBuf
-	out []byte
-}
-
-var announceBufs = sync.Pool{New: func() any { return new(announceBuf) }}
+var (
+	rankBufs   = sync.Pool{New: func() any { return new(rankBuf) }}
+	answerBufs = sync.Pool{New: func() any { return new([]byte) }}
+)
 
 func (t *Tracker) serveAnnounce(w http.ResponseWriter, r *http.Request) {
+	bp := answerBufs.Get().(*[]byte)
+	defer answerBufs.Put(bp)
+	*bp = t.AnswerAnnounce((*bp)[:0], r.RemoteAddr, r.URL.RawQuery)
+	writeAnswer(w, *bp)
+}
+
+// AnswerAnnounce appends to dst the bencoded answer to an announce with the raw query rawQuery
+// (after the '?' of /announce) over a connection from remoteAddr ("IP:port", as
+// http.Request.RemoteAddr), and records and logs the announce: all that Handler does for an
+// announce, for a server that reads its requests without net/http (origin.LeanRoute). The answer
+// goes out with status 200 and Content-Type text/plain, also when it is a failure reason.
+func (t *Tracker) AnswerAnnounce(dst []byte, remoteAddr, rawQuery string) []byte {
 	var a announceRequest
-	q, err := t.admitAnnounce(r)
+	q, err := t.admitAnnounce(remoteAddr, rawQuery)
 	if err == nil {
-		a, err = parseAnnounce(r, &q)
+		a, err = parseAnnounce(remoteAddr, &q)
 	}
 	if err == nil && t.opts.AllowInfoHash != nil && !t.opts.AllowInfoHash(a.req.InfoHash) {
 		err = refuse("info hash %x is not served by this tracker", a.req.InfoHash)
 	}
 	if err != nil {
 		t.metrics.Announce(refusedEvent(&q), false)
-		t.fail(w, r, a.infoHash, err)
-		return
+		return t.failure(dst, remoteAddr, "/announce", a.infoHash, err)
 	}
 	t.metrics.Announce(a.event, true)
 	limit := t.opts.MaxPeers
 	if a.req.NumWant >= 0 {
 		limit = min(limit, int(a.req.NumWant))
 	}
-	buf := announceBufs.Get().(*announceBuf)
-	defer announceBufs.Put(buf)
-	res := t.store.announce(&a.req, a.addr, limit, &buf.rankBuf)
-	t.logAnnounce(&a, r, len(res.peers))
+	rb := rankBufs.Get().(*rankBuf)
+	defer rankBufs.Put(rb)
+	res := t.store.announce(&a.req, a.addr, limit, rb)
+	t.logAnnounce(&a, remoteAddr, len(res.peers))
 	if a.compact {
-		buf.out = appendAnnounce(buf.out[:0], t.store.interval, res)
-		writeAnswer(w, buf.out)
-		return
+		return appendAnnounce(dst, t.store.interval, res)
 	}
 	list := make([]peerDict, 0, len(res.peers))
 	for _, p := range res.peers {
@@ -271,7 +277,7 @@ func (t *Tracker) serveAnnounce(w http.ResponseWriter, r *http.Request) {
 		}
 		list = append(list, d)
 	}
-	writeBencode(w, announceResponse{
+	return appendBencode(dst, announceResponse{
 		Interval:   t.store.interval,
 		Complete:   res.seeders,
 		Incomplete: res.leechers,
@@ -340,7 +346,7 @@ type scrapeResponse struct {
 // serveScrape answers /scrape for the info_hash values given, or for every torrent the tracker
 // knows when none is given.
 func (t *Tracker) serveScrape(w http.ResponseWriter, r *http.Request) {
-	err := t.allow(r)
+	err := t.allow(r.RemoteAddr)
 	var q url.Values
 	if err == nil {
 		if q, err = url.ParseQuery(r.URL.RawQuery); err != nil {
@@ -392,29 +398,38 @@ func refusedEvent(q *announceParams) string {
 	return q.get(qEvent)
 }
 
-// fail answers with a bencoded failure reason. BitTorrent clients read the reason only from a
-// 200 answer, so that is the status, as every tracker does.
+// fail answers with a bencoded failure reason.
 func (t *Tracker) fail(w http.ResponseWriter, r *http.Request, infoHash generics.Option[[20]byte], err error) {
+	writeAnswer(w, t.failure(nil, r.RemoteAddr, r.URL.Path, infoHash, err))
+}
+
+// failure logs a refused request to path from remote and appends the bencoded failure reason to
+// dst. BitTorrent clients read the reason only from a 200 answer, so that is the status it goes
+// out with, as every tracker does.
+func (t *Tracker) failure(dst []byte, remote, path string, infoHash generics.Option[[20]byte], err error) []byte {
 	reason := err.Error()
 	var re *requestError
 	if !errors.As(err, &re) {
 		reason = "internal error: " + reason
 	}
-	rec := failureLog{Time: t.timestamp(), Remote: r.RemoteAddr, Path: r.URL.Path, Failure: reason}
+	rec := failureLog{Time: t.timestamp(), Remote: remote, Path: path, Failure: reason}
 	if infoHash.Ok {
 		rec.InfoHash = hex.EncodeToString(infoHash.Value[:])
 	}
 	t.log(rec)
-	writeBencode(w, failureResponse{FailureReason: reason})
+	return appendBencode(dst, failureResponse{FailureReason: reason})
 }
 
-func writeBencode(w http.ResponseWriter, v any) {
+func writeBencode(w http.ResponseWriter, v any) { writeAnswer(w, appendBencode(nil, v)) }
+
+// appendBencode appends the bencoding of v, one of this package's answer types, to dst.
+func appendBencode(dst []byte, v any) []byte {
 	b, err := bencode.Marshal(v)
 	if err != nil {
 		// Only our own fixed types are encoded, so this is a bug; say so in bencode.
 		b, _ = bencode.Marshal(failureResponse{FailureReason: "internal error: encoding answer: " + err.Error()})
 	}
-	writeAnswer(w, b)
+	return append(dst, b...)
 }
 
 // Header values of the answers, each allocated once: textPlain, and the Content-Length value
@@ -457,7 +472,7 @@ func (t *Tracker) timestamp() string { return t.opts.Now().UTC().Format(time.RFC
 // logAnnounce writes the log line of an announce (see Options.Log). It is the line encoding/json
 // would write, encoded by hand: it is written for every announce, and reflection cost more than
 // all the rest of the log's work.
-func (t *Tracker) logAnnounce(a *announceRequest, r *http.Request, peers int) {
+func (t *Tracker) logAnnounce(a *announceRequest, remote string, peers int) {
 	if t.opts.Log == nil {
 		return
 	}
@@ -472,7 +487,7 @@ func (t *Tracker) logAnnounce(a *announceRequest, r *http.Request, peers int) {
 	b = append(b, `","peer":"`...)
 	b = a.addr.AppendTo(b) // digits, hex, '.', ':', '[' and ']' only: no zone
 	b = append(b, `","remote":`...)
-	b = appendJSONString(b, r.RemoteAddr)
+	b = appendJSONString(b, remote)
 	b = append(b, `,"event":`...)
 	b = appendJSONString(b, a.event)
 	for _, f := range [...]struct {

@@ -6,9 +6,11 @@ import (
 	"crypto/rand"
 	"io"
 	"net"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -17,6 +19,7 @@ import (
 	"github.com/anacrolix/torrent/metainfo"
 
 	"github.com/pkgsync/pkgsync/internal/testtool"
+	"github.com/pkgsync/pkgsync/origin"
 	"github.com/pkgsync/pkgsync/originplan"
 )
 
@@ -26,10 +29,34 @@ import (
 // 127.0.0.1) with the origin role of the "pkgsync" key beside it, and aria2c's goodbye announce
 // (event=stopped, sent on SIGINT) removes it.
 // Everything stays on loopback: DHT, local peer discovery and PEX are off.
+//
+// It runs against the tracker served both ways: through net/http (Handler, as `pkgsync serve
+// --tracker` serves it) and as `pkgsync tracker` serves it, announces on origin's lean path, where
+// aria2c's announces must be answered on the lean path itself.
 func TestAria2cAnnounce(t *testing.T) {
 	aria2c := testtool.Need(t, "aria2c")[0]
-	var log syncBuffer
-	e := newEnv(t, Options{Log: &log, OriginFetchers: originplan.DefaultFetchers})
+	for _, lean := range []bool{false, true} {
+		name := "net/http"
+		if lean {
+			name = "lean"
+		}
+		t.Run(name, func(t *testing.T) {
+			var log syncBuffer
+			opts := Options{Log: &log, OriginFetchers: originplan.DefaultFetchers}
+			if !lean {
+				aria2cAnnounce(t, aria2c, newEnv(t, opts), &log)
+				return
+			}
+			e, answered := newLeanEnv(t, opts)
+			aria2cAnnounce(t, aria2c, e, &log)
+			if answered.Load() < 3 {
+				t.Errorf("%d announces answered on the lean path, want the test's own and aria2c's started and stopped", answered.Load())
+			}
+		})
+	}
+}
+
+func aria2cAnnounce(t *testing.T, aria2c string, e *env, log *syncBuffer) {
 	dir := t.TempDir()
 
 	// A torrent of a 64 KiB file announcing to our tracker.
@@ -158,4 +185,33 @@ func TestAria2cAnnounce(t *testing.T) {
 	if !bytes.Contains([]byte(log.String()), []byte(`"event":"stopped"`)) {
 		t.Errorf("no stopped announce in the tracker log")
 	}
+}
+
+// newLeanEnv is newEnv with the tracker served as `pkgsync tracker` serves it: announces on
+// origin's lean path, anything else through net/http. answered counts the announces the lean path
+// answered, the one before the test's own included.
+func newLeanEnv(t *testing.T, opts Options) (e *env, answered *atomic.Int64) {
+	t.Helper()
+	e = &env{clock: &fakeClock{now: time.Date(2026, 11, 24, 23, 49, 2, 0, time.UTC)}}
+	if opts.Now == nil {
+		opts.Now = e.clock.Now
+	}
+	e.tr = New(opts)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	answered = new(atomic.Int64)
+	route := origin.LeanRoute{Path: "/announce", Answer: func(dst []byte, remote, query string) []byte {
+		answered.Add(1)
+		return e.tr.AnswerAnnounce(dst, remote, query)
+	}}
+	hs, hl := origin.NewLeanHTTPServer(ln, e.tr.Handler(), origin.DefaultLimits(), route)
+	go hs.Serve(hl)
+	e.srv = &httptest.Server{URL: "http://" + ln.Addr().String()}
+	t.Cleanup(func() {
+		hs.Close()
+		e.tr.Close()
+	})
+	return e, answered
 }

@@ -2,11 +2,12 @@ package tracker
 
 import (
 	"context"
-	"net/http/httptest"
+	"net"
 	"runtime"
 	"testing"
 	"time"
 
+	"github.com/pkgsync/pkgsync/origin"
 	"github.com/pkgsync/pkgsync/originplan"
 	"github.com/pkgsync/pkgsync/tracker/loadgen"
 )
@@ -15,19 +16,39 @@ import (
 // real HTTP on loopback with keep-alive (tracker/loadgen): the peers register once, then each
 // b.N re-announces them. It reports announces per second, the latency percentiles and the heap
 // each registered peer holds (runtime.MemStats, after a GC, before and after the registration).
-// The tracker hands out origin roles, as `pkgsync tracker` does by default. Client and server
-// share this process, so the rate is lower than a server alone on one core serves:
-// cmd/trackerload measures that, against a `pkgsync tracker` process.
+// The tracker hands out origin roles. It runs the server of `pkgsync tracker` (origin's Limits)
+// twice: announces answered through net/http, and on origin's lean path (LeanRoute) as the
+// command does, so that one run gives the ratio of the two. Client and server share this
+// process, so the rates are lower than a server alone on one core serves: cmd/trackerload
+// measures that, against a `pkgsync tracker` process.
 //
 //	go test ./tracker -run '^$' -bench Load -benchtime 100000x -count 3
 func BenchmarkLoad(b *testing.B) {
+	for _, lean := range []bool{false, true} {
+		name := "server=net/http"
+		if lean {
+			name = "server=lean"
+		}
+		b.Run(name, func(b *testing.B) { benchmarkLoad(b, lean) })
+	}
+}
+
+func benchmarkLoad(b *testing.B, lean bool) {
 	const peers, packages = 10000, 100
 	tr := New(Options{OriginFetchers: originplan.DefaultFetchers})
 	defer tr.Close()
-	srv := httptest.NewServer(tr.Handler())
-	defer srv.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	hs, hl := origin.NewHTTPServer(ln, tr.Handler(), origin.DefaultLimits())
+	if lean {
+		hs, hl = origin.NewLeanHTTPServer(ln, tr.Handler(), origin.DefaultLimits(), origin.LeanRoute{Path: "/announce", Answer: tr.AnswerAnnounce})
+	}
+	go hs.Serve(hl)
+	defer hs.Close()
 	load, err := loadgen.New(loadgen.Config{
-		URL: srv.URL + "/announce", Peers: peers, Packages: packages, Conns: 16,
+		URL: "http://" + ln.Addr().String() + "/announce", Peers: peers, Packages: packages, Conns: 16,
 		Announces: b.N, Duration: time.Minute,
 	})
 	if err != nil {

@@ -77,17 +77,20 @@ func sharedLevels(a, b *site) int {
 	return n
 }
 
-// rankKey is what ranking needs of one peer address beyond the address itself.
+// rankKey is what ranking needs of one peer address, worked out once: its site, a hash, and the
+// address as the two big-endian halves of its 16-byte form, which scoring compares bit by bit.
 type rankKey struct {
-	site *site
-	hash uint64 // of address and port; the asker's seed turns it into the order among equals
+	site   *site
+	hash   uint64 // of address and port; the asker's seed turns it into the order among equals
+	hi, lo uint64
+	is4    bool
 }
 
 func newRankKey(ss *sites, ap netip.AddrPort) rankKey {
 	a := ap.Addr().Unmap().WithZone("")
 	b := a.As16()
 	hi, lo := binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
-	return rankKey{site: ss.of(a), hash: mix64(mix64(hi^uint64(ap.Port())) ^ lo)}
+	return rankKey{site: ss.of(a), hash: mix64(mix64(hi^uint64(ap.Port())) ^ lo), hi: hi, lo: lo, is4: a.Is4()}
 }
 
 // cand is a peer in the running for an answer, with its place in the order. It holds no pointer.
@@ -110,51 +113,47 @@ func (c *cand) addr() netip.AddrPort {
 
 // asker is what scoring needs of the peer that asks.
 type asker struct {
-	key    rankKey
-	hi, lo uint64
-	is4    bool
-	seeds  bool
+	key   rankKey
+	seeds bool
 }
 
 func newAsker(ss *sites, ap netip.AddrPort, seeds bool) asker {
-	a := ap.Addr().Unmap().WithZone("")
-	b := a.As16()
-	return asker{
-		key: newRankKey(ss, ap),
-		hi:  binary.BigEndian.Uint64(b[:8]), lo: binary.BigEndian.Uint64(b[8:]),
-		is4: a.Is4(), seeds: seeds,
-	}
+	return asker{key: newRankKey(ss, ap), seeds: seeds}
 }
 
-// score makes the candidate record of peer p for the asker. Among equally close peers, those of
-// the other role come first (seeders for a leecher, leechers for a seeder).
-func (a *asker) score(p *peer) cand {
-	c := cand{ip: p.addr.Addr().As16(), port: p.addr.Port(), is4: p.addr.Addr().Is4(), id: p.id, tie: p.key.hash}
+// score writes the candidate record of peer p for the asker into c, in place: a swarm's walk
+// scores every peer, and a record made and then copied into the list costs as much again.
+// Among equally close peers, those of the other role come first (seeders for a leecher,
+// leechers for a seeder).
+func (a *asker) score(c *cand, p *peer) {
+	k := &p.key
+	c.tie, c.port, c.is4, c.id = k.hash, p.addr.Port(), k.is4, p.id
+	binary.BigEndian.PutUint64(c.ip[:8], k.hi)
+	binary.BigEndian.PutUint64(c.ip[8:], k.lo)
 	bits := 0
-	if c.is4 == a.is4 {
-		hi, lo := binary.BigEndian.Uint64(c.ip[:8]), binary.BigEndian.Uint64(c.ip[8:])
+	if k.is4 == a.key.is4 {
 		bits = 128
-		if x := a.hi ^ hi; x != 0 {
+		if x := a.key.hi ^ k.hi; x != 0 {
 			bits = mathbits.LeadingZeros64(x)
-		} else if x := a.lo ^ lo; x != 0 {
+		} else if x := a.key.lo ^ k.lo; x != 0 {
 			bits = 64 + mathbits.LeadingZeros64(x)
 		}
-		if c.is4 {
+		if k.is4 {
 			bits -= 96 // the ::ffff: prefix every IPv4 address shares
 		}
 	}
-	s := sharedLevels(a.key.site, p.key.site)*topology.LevelWeight + bits
+	s := sharedLevels(a.key.site, k.site)*topology.LevelWeight + bits
 	c.order = uint64(math.MaxUint32-uint32(s)) << 1
 	if p.seeder() == a.seeds {
 		c.order |= 1
 	}
-	return c
 }
 
 // rankBuf is the scratch space of ranking, reused across announces.
 type rankBuf struct {
 	cands []cand   // the candidates, as the store scored them
 	keys  []uint64 // what is sorted: see sortKey
+	tmp   []uint64 // sortKeys' scratch
 	out   []cand   // the answer
 }
 
@@ -209,13 +208,51 @@ func (rb *rankBuf) first(limit int) []cand {
 		selectFirst(keys, limit)
 		keys, rest = keys[:limit], keys[limit:]
 	}
-	slices.Sort(keys)
+	rb.tmp = sortKeys(keys, rb.tmp)
 	rb.out = rb.out[:0]
 	for _, k := range keys {
 		rb.out = append(rb.out, cs[k&(1<<idxBits-1)])
 	}
 	rb.fixTies(keys, rest)
 	return rb.out
+}
+
+// sortKeys sorts keys in increasing order, as slices.Sort does, and returns tmp, grown into the
+// scratch space it used. More than a few dozen keys are sorted by least-significant-digit radix,
+// one byte a pass, skipping a byte that every key has the same: a comparison sort of an answer's
+// keys, whose low bits are random ties, branches on every comparison, which a radix pass does not.
+func sortKeys(keys, tmp []uint64) []uint64 {
+	if len(keys) < 64 {
+		slices.Sort(keys)
+		return tmp
+	}
+	tmp = slices.Grow(tmp[:0], len(keys))[:len(keys)]
+	src, dst := keys, tmp
+	var count [256]int
+	for shift := 0; shift < 64; shift += 8 {
+		clear(count[:])
+		for _, k := range src {
+			count[byte(k>>shift)]++
+		}
+		if count[byte(src[0]>>shift)] == len(src) {
+			continue
+		}
+		sum := 0
+		for i, c := range count {
+			count[i] = sum
+			sum += c
+		}
+		for _, k := range src {
+			d := byte(k >> shift)
+			dst[count[d]] = k
+			count[d]++
+		}
+		src, dst = dst, src
+	}
+	if &src[0] != &keys[0] {
+		copy(keys, src)
+	}
+	return tmp
 }
 
 // fixTies puts runs of rb.out whose keys agree but for the index in compareCands order. A run at

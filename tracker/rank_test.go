@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"net/http/httptest"
 	"net/netip"
 	"slices"
 	"strings"
@@ -57,7 +56,9 @@ func TestRankMatchesTopology(t *testing.T) {
 					if p.seeder {
 						left = 0
 					}
-					cs = append(cs, a.score(&peer{addr: p.ap, left: left, key: newRankKey(ss, p.ap)}))
+					var c cand
+					a.score(&c, &peer{addr: p.ap, left: left, key: newRankKey(ss, p.ap)})
+					cs = append(cs, c)
 					ref = append(ref, p)
 				}
 				tier := func(p peerRec) int {
@@ -113,6 +114,27 @@ func TestRankFirst(t *testing.T) {
 				if !slices.Equal(got, want[:min(limit, n)]) {
 					t.Fatalf("n %d limit %d huge %v:\ngot  %v\nwant %v", n, limit, hugeScore, got, want[:min(limit, n)])
 				}
+			}
+		}
+	}
+}
+
+// TestSortKeys checks sortKeys against slices.Sort on key sets of every size around its switch to
+// radix passes, with bytes that all keys share (skipped passes) and bytes that vary.
+func TestSortKeys(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	var tmp []uint64
+	for _, n := range []int{0, 1, 2, 63, 64, 65, 99, 200, 257, 1000} {
+		for _, mask := range []uint64{math.MaxUint64, 0xff00ff00ff00ff00, 0x00ffff0000000fff, 0xff, 1 << 63} {
+			keys := make([]uint64, n)
+			for i := range keys {
+				keys[i] = rng.Uint64()&mask | 0x1234000000000000&^mask
+			}
+			want := slices.Clone(keys)
+			slices.Sort(want)
+			tmp = sortKeys(keys, tmp)
+			if !slices.Equal(keys, want) {
+				t.Fatalf("n %d mask %#x: got %x, want %x", n, mask, keys, want)
 			}
 		}
 	}
@@ -182,9 +204,7 @@ func TestLogLineMatchesJSON(t *testing.T) {
 		a := announceRequest{addr: netip.MustParseAddrPort(tt.peer), event: tt.event}
 		a.req.InfoHash, a.req.PeerId = ihOf("ih"), peerIDOf("p")
 		a.req.Uploaded, a.req.Downloaded, a.req.Left, a.req.NumWant = 1, 2, -1, 50
-		r := httptest.NewRequest("GET", "/announce", nil)
-		r.RemoteAddr = tt.remote
-		tr.logAnnounce(&a, r, 7)
+		tr.logAnnounce(&a, tt.remote, 7)
 		tr.Close()
 		var want bytes.Buffer
 		json.NewEncoder(&want).Encode(announceLog{

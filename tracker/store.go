@@ -124,6 +124,7 @@ func (s *store) announce(req *udp.AnnounceRequest, addr netip.AddrPort, limit in
 			out.role, marks = sw.coordinate(req, clock, replaced)
 		}
 		fetcher := out.role.Fetcher()
+		cands = slices.Grow(cands, len(sw.peers))
 		for i := len(sw.peers) - 1; i >= 0; i-- {
 			p := &sw.peers[i]
 			if now-p.seen >= s.ttl {
@@ -142,11 +143,12 @@ func (s *store) announce(req *udp.AnnounceRequest, addr netip.AddrPort, limit in
 			if limit == 0 || p.addr == addr || (req.PeerId != [20]byte{} && p.id == req.PeerId) {
 				continue
 			}
-			c := asker.score(p)
+			n := len(cands)
+			cands = cands[:n+1]
+			asker.score(&cands[n], p)
 			if fetcher && p.fetcher {
-				c.order = fetcherOrder
+				cands[n].order = fetcherOrder
 			}
-			cands = append(cands, c)
 		}
 		s.unlockSwarm(req.InfoHash, sw)
 	}

@@ -35,6 +35,8 @@
 // under the swarm's own lock instead (store.go), ranking works from what the store keeps of each
 // peer (rank.go), the query is read without building a map (query.go), the compact answer and
 // the log line are encoded without reflection, and log lines are written in batches (logbuf.go).
+// AnswerAnnounce is the announce without net/http's types, for `pkgsync tracker`, which reads
+// announces on origin's lean path (origin.LeanRoute) and leaves the rest to Handler.
 //
 // # Origin roles
 //

@@ -164,7 +164,19 @@ func listenHTTP(addr string, https bool, log *slog.Logger, what string) (net.Lis
 // serveListener serves h on ln under lim until ctx ends, then shuts down gracefully. A tlsConf
 // serves https only.
 func serveListener(ctx context.Context, ln net.Listener, h http.Handler, lim origin.Limits, tlsConf *tls.Config) error {
-	hs, hl := origin.NewHTTPServer(ln, h, lim)
+	return serveListenerLean(ctx, ln, h, lim, tlsConf, nil)
+}
+
+// serveListenerLean is serveListener with the requests of lean, if not nil, answered by
+// origin's lean loop when the server speaks plain HTTP (it cannot read under TLS).
+func serveListenerLean(ctx context.Context, ln net.Listener, h http.Handler, lim origin.Limits, tlsConf *tls.Config, lean *origin.LeanRoute) error {
+	var hs *http.Server
+	var hl net.Listener
+	if lean != nil && tlsConf == nil {
+		hs, hl = origin.NewLeanHTTPServer(ln, h, lim, *lean)
+	} else {
+		hs, hl = origin.NewHTTPServer(ln, h, lim)
+	}
 	errc := make(chan error, 1)
 	if tlsConf != nil {
 		hs.TLSConfig = tlsConf

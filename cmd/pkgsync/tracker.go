@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/pkgsync/pkgsync/origin"
 	"github.com/pkgsync/pkgsync/originplan"
 	"github.com/pkgsync/pkgsync/topology"
 	"github.com/pkgsync/pkgsync/tracker"
@@ -205,5 +206,11 @@ func runTracker(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	return serveHTTP(ctx, listen, h, tlsConf, notice, "tracker")
+	ln, err := listenHTTP(listen, tlsConf != nil, notice, "tracker")
+	if err != nil {
+		return err
+	}
+	// Announces, nearly all of a tracker's requests, skip net/http's per-request work.
+	lean := &origin.LeanRoute{Path: "/announce", Answer: tr.AnswerAnnounce}
+	return serveListenerLean(ctx, ln, h, origin.DefaultLimits(), tlsConf, lean)
 }

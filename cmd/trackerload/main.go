@@ -5,7 +5,9 @@
 // serves, and in an open loop at --rate announces per second (20,000, the goal of issue 19), whose
 // latencies count from when each announce was due and so include the queueing a closed loop
 // hides (see tracker/loadgen). It prints announces per second, per second of the server's CPU
-// time (which other processes on the machine distort less than the wall-clock rate), p50/p99
+// time (which other processes on the machine distort less than the wall-clock rate), the server's
+// CPU time per announce and the kernel's part of it (on loopback the kernel delivers each answer
+// into the load generator's socket inside the server's write, work a NIC does on a network), p50/p99
 // latency, the load generator's own CPU time per announce (it must stay well below the server's
 // for the figures to be the server's), how long the server and the generator were ready to run
 // but waited for a CPU that other processes held (latency neither can help), and the server's
@@ -119,6 +121,10 @@ func expandOpenRange(cpus string) string {
 type phase struct {
 	res       loadgen.Result
 	serverCPU float64 // seconds; -1 when unknown
+	// serverSys is the part of serverCPU spent in the kernel on the server's behalf: its reads
+	// and writes, and on loopback also the delivery of each answer into the load generator's
+	// socket, which the server's write runs.
+	serverSys float64
 	// serverWait is how long the server's threads were ready to run but waited for a CPU that
 	// other processes held, in seconds (-1 when unknown): latency the server cannot help.
 	serverWait float64
@@ -135,6 +141,16 @@ func (p phase) perCPU() float64 {
 	return float64(p.res.Announces) / p.serverCPU
 }
 
+// serverPerAnnounce is the server's CPU time per announce and the kernel's part of it, in
+// microseconds.
+func (p phase) serverPerAnnounce() (all, sys float64) {
+	if p.res.Announces == 0 || p.serverCPU < 0 {
+		return 0, 0
+	}
+	n := float64(p.res.Announces)
+	return p.serverCPU / n * 1e6, p.serverSys / n * 1e6
+}
+
 // clientPerAnnounce is the load generator's CPU time per announce, in microseconds.
 func (p phase) clientPerAnnounce() float64 {
 	if p.res.Announces == 0 {
@@ -146,7 +162,8 @@ func (p phase) clientPerAnnounce() float64 {
 func (p phase) String() string {
 	s := p.res.String()
 	if p.serverCPU >= 0 {
-		s += fmt.Sprintf("\n                 server CPU %.2f s, %.0f announces per CPU-second", p.serverCPU, p.perCPU())
+		all, sys := p.serverPerAnnounce()
+		s += fmt.Sprintf("\n                 server CPU %.2f s, %.0f announces per CPU-second (%.1f µs per announce, %.1f µs of it in the kernel)", p.serverCPU, p.perCPU(), all, sys)
 	}
 	if p.serverWait >= 0 {
 		s += fmt.Sprintf("; server waited %.2f s for a CPU", p.serverWait)
@@ -218,11 +235,13 @@ func printMedians(w io.Writer, results []runResult, open bool) {
 		return (xs[len(xs)/2-1] + xs[len(xs)/2]) / 2
 	}
 	us := func(d time.Duration) float64 { return float64(d.Microseconds()) }
-	fmt.Fprintf(w, "\n| medians of %d runs | announces/s | per server CPU-second | p50 | p99 | load generator CPU per announce |\n| --- | --- | --- | --- | --- | --- |\n", len(results))
+	fmt.Fprintf(w, "\n| medians of %d runs | announces/s | per server CPU-second | server CPU per announce (kernel) | p50 | p99 | load generator CPU per announce |\n| --- | --- | --- | --- | --- | --- | --- |\n", len(results))
 	row := func(name string, p func(runResult) phase) {
-		fmt.Fprintf(w, "| %s | %.0f | %.0f | %.0f µs | %.0f µs | %.1f µs |\n", name,
+		fmt.Fprintf(w, "| %s | %.0f | %.0f | %.1f µs (%.1f µs) | %.0f µs | %.0f µs | %.1f µs |\n", name,
 			med(func(r runResult) float64 { return p(r).res.Rate() }),
 			med(func(r runResult) float64 { return p(r).perCPU() }),
+			med(func(r runResult) float64 { all, _ := p(r).serverPerAnnounce(); return all }),
+			med(func(r runResult) float64 { _, sys := p(r).serverPerAnnounce(); return sys }),
 			med(func(r runResult) float64 { return us(p(r).res.P50) }),
 			med(func(r runResult) float64 { return us(p(r).res.P99) }),
 			med(func(r runResult) float64 { return p(r).clientPerAnnounce() }))
@@ -231,7 +250,7 @@ func printMedians(w io.Writer, results []runResult, open bool) {
 	if open {
 		row(fmt.Sprintf("replay, open loop at %.0f/s", results[0].open.res.Offered), func(r runResult) phase { return r.open })
 	}
-	fmt.Fprintf(w, "| register (event=started) | %.0f | | %.0f µs | %.0f µs | |\n",
+	fmt.Fprintf(w, "| register (event=started) | %.0f | | | %.0f µs | %.0f µs | |\n",
 		med(func(r runResult) float64 { return r.reg.Rate() }),
 		med(func(r runResult) float64 { return us(r.reg.P50) }),
 		med(func(r runResult) float64 { return us(r.reg.P99) }))
@@ -288,7 +307,7 @@ func oneRun(ctx context.Context, o options) (runResult, error) {
 // process spent on it.
 func measure(ctx context.Context, load *loadgen.Load, pid int) (phase, error) {
 	p := phase{serverCPU: -1, serverWait: -1, clientWait: -1}
-	cpuBefore, cpuErr := cpuOf(pid)
+	cpuBefore, sysBefore, cpuErr := cpuSplitOf(pid)
 	waitBefore, waitErr := runQueueWait(pid)
 	selfBefore := selfCPU()
 	selfWaitBefore, selfWaitErr := runQueueWait(os.Getpid())
@@ -300,8 +319,8 @@ func measure(ctx context.Context, load *loadgen.Load, pid int) (phase, error) {
 	if selfWaitAfter, err := runQueueWait(os.Getpid()); err == nil && selfWaitErr == nil {
 		p.clientWait = selfWaitAfter - selfWaitBefore
 	}
-	if cpuAfter, err := cpuOf(pid); err == nil && cpuErr == nil {
-		p.serverCPU = cpuAfter - cpuBefore
+	if cpuAfter, sysAfter, err := cpuSplitOf(pid); err == nil && cpuErr == nil {
+		p.serverCPU, p.serverSys = cpuAfter-cpuBefore, sysAfter-sysBefore
 	}
 	if waitAfter, err := runQueueWait(pid); err == nil && waitErr == nil {
 		p.serverWait = waitAfter - waitBefore
@@ -434,26 +453,33 @@ func (s *server) stop() {
 
 // cpuOf reads the user and system CPU seconds of a process (all its threads) from /proc.
 func cpuOf(pid int) (float64, error) {
+	all, _, err := cpuSplitOf(pid)
+	return all, err
+}
+
+// cpuSplitOf reads the CPU seconds of a process (all its threads) from /proc: user and system
+// together, and system alone.
+func cpuSplitOf(pid int) (all, sys float64, err error) {
 	if pid == 0 {
-		return 0, fmt.Errorf("no server process")
+		return 0, 0, fmt.Errorf("no server process")
 	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	// The command name (field 2) is in parentheses and may hold spaces: count from after it.
 	i := strings.LastIndexByte(string(b), ')')
 	f := strings.Fields(string(b[i+1:]))
 	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: %d fields after the name, want at least 13", pid, len(f))
+		return 0, 0, fmt.Errorf("/proc/%d/stat: %d fields after the name, want at least 13", pid, len(f))
 	}
 	utime, err1 := strconv.ParseInt(f[11], 10, 64) // field 14
 	stime, err2 := strconv.ParseInt(f[12], 10, 64) // field 15
 	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("/proc/%d/stat: bad utime %q or stime %q", pid, f[11], f[12])
+		return 0, 0, fmt.Errorf("/proc/%d/stat: bad utime %q or stime %q", pid, f[11], f[12])
 	}
 	const ticksPerSecond = 100 // USER_HZ, 100 on every Linux architecture Go runs on
-	return float64(utime+stime) / ticksPerSecond, nil
+	return float64(utime+stime) / ticksPerSecond, float64(stime) / ticksPerSecond, nil
 }
 
 // rssOf reads VmRSS (bytes) of a process from /proc.

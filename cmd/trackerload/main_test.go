@@ -25,6 +25,7 @@ func TestProcReaders(t *testing.T) {
 		min  float64
 	}{
 		{"cpu", cpuOf, 0.01},
+		{"system cpu", func(pid int) (float64, error) { _, sys, err := cpuSplitOf(pid); return sys, err }, 0},
 		{"run-queue wait", runQueueWait, 0},
 		{"rss", func(pid int) (float64, error) { n, err := rssOf(pid); return float64(n), err }, 1 << 20},
 	} {
@@ -49,8 +50,8 @@ func TestPrintMedians(t *testing.T) {
 		open.Offered = 20000
 		return runResult{
 			reg:        res,
-			closed:     phase{res: res, serverCPU: 1000 / rate, clientCPU: 0.01},
-			open:       phase{res: open, serverCPU: 1000 / rate, clientCPU: 0.02},
+			closed:     phase{res: res, serverCPU: 1000 / rate, serverSys: 400 / rate, clientCPU: 0.01},
+			open:       phase{res: open, serverCPU: 1000 / rate, serverSys: 400 / rate, clientCPU: 0.02},
 			rssPerPeer: 900,
 		}
 	}
@@ -59,8 +60,8 @@ func TestPrintMedians(t *testing.T) {
 		open bool
 		want []string
 	}{
-		{false, []string{"| replay, closed loop | 1000 | 20000 | 1000 µs | 4000 µs | 10.0 µs |"}},
-		{true, []string{"| replay, closed loop |", "| replay, open loop at 20000/s | 1000 | 20000 | 1000 µs | 4000 µs | 20.0 µs |"}},
+		{false, []string{"| replay, closed loop | 1000 | 20000 | 50.0 µs (20.0 µs) | 1000 µs | 4000 µs | 10.0 µs |"}},
+		{true, []string{"| replay, closed loop |", "| replay, open loop at 20000/s | 1000 | 20000 | 50.0 µs (20.0 µs) | 1000 µs | 4000 µs | 20.0 µs |"}},
 	} {
 		var b strings.Builder
 		printMedians(&b, runs, c.open)
