@@ -40,7 +40,7 @@
 //
 // # Origin roles
 //
-// With Options.OriginFetchers set (`--origin-fetchers N`; off by default on the command line), the
+// With Options.OriginFetchers set (`--origin-fetchers N`; 128 by default on the command line), the
 // tracker also says who fetches from the origin, since it alone sees every announcer of a package
 // while each node sees only the peers it was handed: each swarm has N fetcher slots
 // (originplan.Slots), given first come first served to announcers that still need data

@@ -31,11 +31,11 @@ carry secret=TOKEN, TOKEN being the file's content. Give the tracker URL with th
 (pkgsync make --tracker 'http://tracker:6969/announce?secret=TOKEN'): BitTorrent clients announce
 to the URL in the .torrent with their own parameters appended, so the token reaches the tracker.
 Refused requests get a bencoded failure reason, which clients show, and a line in the log.
---origin-fetchers N names N origin fetchers per package, the first announcers that still need
-data, in a "pkgsync" key of each answer that stock clients ignore: pkgsync nodes leave the origin
-to those N and take the package from them. It is off by default (0: no roles, the answers of a
-stock tracker), where nodes agree among themselves, which holds up to tens of nodes; turn it on
-for fleets whose nodes each see only part of the swarm.
+--origin-fetchers N names N origin fetchers per package (at most --max-peers), the first
+announcers that still need data, in a "pkgsync" key of each answer that stock clients ignore:
+pkgsync nodes leave the origin to those N and take the package from them, and agree on who
+fetches what even when each sees only part of the swarm. 0 hands out no roles, as a stock
+tracker: nodes then agree among themselves, which holds while every node sees every other.
 GET /metrics gives announces by event and result, scrapes, and the swarms, live peers and seeders
 held, for Prometheus (pkgsync_tracker_*).
 With --tls-cert and --tls-key it serves https only (pkgsync update and seed verify it, with
@@ -65,7 +65,7 @@ func (t *trackerFlags) register(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&t.allow, "allow", nil, "serve only connections from these networks (CIDR or address; repeatable or comma-separated)")
 	fs.StringVar(&t.secretFn, "secret-file", "", "refuse announces whose URL does not carry secret=TOKEN, TOKEN being this file's content")
 	fs.IntVar(&t.maxPeers, "max-peers", tracker.DefaultMaxPeers, "most peers in one announce reply, the closest first (a smaller numwant is honoured)")
-	fs.IntVar(&t.fetchers, "origin-fetchers", 0, fmt.Sprintf("origin fetchers named per package: the first announcers that need data fetch from the origin, the others from them; %d for fleets of hundreds of nodes and more (0: hand out no roles, as a stock tracker)", originplan.DefaultFetchers))
+	fs.IntVar(&t.fetchers, "origin-fetchers", originplan.DefaultFetchers, "origin fetchers named per package, at most --max-peers: the first announcers that need data fetch from the origin, the others from them (0: hand out no roles, as a stock tracker)")
 }
 
 // parseAllow reads --allow values: CIDRs with no bits set past the prefix length, or single

@@ -172,7 +172,7 @@ func parseArgs(args []string, stdout io.Writer) (*options, error) {
 	fs.Float64Var(&opt.rate, "rate", 0, "every node's upload and download in Mbit/s (default: 25 smoke, else 10; 4 in scale)")
 	fs.Float64Var(&opt.originRate, "origin-rate", 0, "the origin's upload and download in Mbit/s (default: --rate)")
 	fs.Float64Var(&opt.interDC, "interdc-rate", 0, "the inter-DC link in Mbit/s each way (default: twice --rate)")
-	fs.IntVar(&opt.o.originFetchers, "origin-fetchers", 0, "the embedded tracker's origin fetchers per swarm (pkgsync serve --origin-fetchers; 0: off, its default)")
+	originFetchers := fs.Int("origin-fetchers", 0, "the embedded tracker's origin fetchers per swarm (pkgsync serve --origin-fetchers; default: its own, 128 or --max-peers if fewer; 0: off)")
 	maxPeers := fs.Int("max-peers", 0, "the tracker's cap on each peer list (default: the scenario's, 16 in scale; 0: the tracker's own, 200)")
 	splay := fs.Duration("splay", 0, "each node starts at a uniform random offset in [0, D) (default: the scenario's, 20s in scale)")
 	churn := fs.Float64("churn", 0, "that share of the nodes is killed once mid-download and restarted 5s later (default: the scenario's, 0.1 in scale)")
@@ -199,6 +199,9 @@ func parseArgs(args []string, stdout io.Writer) (*options, error) {
 	}
 	if opt.smoke && opt.short {
 		return nil, errors.New("--smoke and --short exclude each other")
+	}
+	if fs.Changed("origin-fetchers") {
+		opt.o.originFetchers = originFetchers
 	}
 	if fs.Changed("max-peers") {
 		opt.o.maxPeers = maxPeers

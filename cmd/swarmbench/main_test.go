@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha1"
 	"encoding/json"
@@ -235,11 +236,13 @@ func TestPlan(t *testing.T) {
 		{name: "scale under opentracker uncapped", m: modeShort, o: overrides{clients: []string{"pkgsync"}, scenarios: []string{"scale"}, tracker: "opentracker", maxPeers: ptr(0)},
 			want: []string{"scale/pkgsync/64 D=20s P=10% 8MiB 4Mbit opentracker"}},
 		{name: "opentracker has no cap to set", m: modeShort, o: overrides{scenarios: []string{"scale"}, tracker: "opentracker"}, wantErr: "--max-peers needs --tracker embedded"},
-		{name: "origin fetchers", m: modeShort, o: overrides{clients: []string{"pkgsync"}, scenarios: []string{"fanout"}, originFetchers: 4},
+		{name: "origin fetchers", m: modeShort, o: overrides{clients: []string{"pkgsync"}, scenarios: []string{"fanout"}, originFetchers: ptr(4)},
 			want: []string{"fanout/pkgsync/16 R=4"}},
-		{name: "origin fetchers need the embedded tracker", m: modeShort, o: overrides{scenarios: []string{"fanout"}, tracker: "opentracker", originFetchers: 4},
+		{name: "origin fetchers need the embedded tracker", m: modeShort, o: overrides{scenarios: []string{"fanout"}, tracker: "opentracker", originFetchers: ptr(4)},
 			wantErr: "only the embedded tracker names origin fetchers"},
-		{name: "negative origin fetchers", m: modeSmoke, o: overrides{originFetchers: -1}, wantErr: "--origin-fetchers -1"},
+		{name: "negative origin fetchers", m: modeSmoke, o: overrides{originFetchers: ptr(-1)}, wantErr: "--origin-fetchers -1"},
+		{name: "origin roles off", m: modeShort, o: overrides{clients: []string{"pkgsync"}, scenarios: []string{"fanout"}, originFetchers: ptr(0)},
+			want: []string{"fanout/pkgsync/16 R=0"}},
 		{name: "unknown tracker", m: modeSmoke, o: overrides{tracker: "chihaya"}, wantErr: `unknown tracker "chihaya"`},
 		{name: "churn above 1", m: modeSmoke, o: overrides{churn: ptr(1.5)}, wantErr: "--churn 1.5"},
 		{name: "negative splay", m: modeSmoke, o: overrides{splay: ptr(-time.Second)}, wantErr: "--splay -1s"},
@@ -272,7 +275,7 @@ func TestPlan(t *testing.T) {
 				if s.MaxPeers > 0 {
 					d += fmt.Sprintf(" K=%d", s.MaxPeers)
 				}
-				if s.OriginFetchers > 0 {
+				if s.OriginFetchers != defaultFetchers(s.Tracker, s.MaxPeers) {
 					d += fmt.Sprintf(" R=%d", s.OriginFetchers)
 				}
 				if s.Splay > 0 {
@@ -517,7 +520,7 @@ func sampleRuns() []*Run {
 		}
 		return h
 	}
-	return []*Run{
+	runs := []*Run{
 		{Scenario: "fanout", Client: "pkgsync", Nodes: 2, Bytes: 16 << 20, PayloadBytes: 16 << 20, NodeRateMbit: 10, OriginRateMbit: 10, Tracker: "embedded",
 			A: f(15), B: 13.4, Efficiency: f(13.4 / 15), MedianS: f(14.5), OriginBytesRatio: 1.02, OriginPackageRatio: f(0.98), MaxUploadShare: 1.02, UploadMaxOverMean: 1.1,
 			OriginMetaBytes: &meta, CPUPercent: 41, CPUPeakPercent: 60, ClientsCPUSPerNode: 1.25, LoadAvgStart: &[3]float64{0.5, 1, 2},
@@ -534,6 +537,10 @@ func sampleRuns() []*Run {
 			OriginBytesRatio: 1.05, OriginMetaBytes: &meta, Completed: 3, Verified: 3, Killed: 1, RestartedVerified: 1,
 			Hosts: []HostResult{host("o", "origin", 1, 1.05, nil), host("n00", "node", 1, 1, f(30)), host("n01", "node", 1, 1, f(35)), host("n02", "node", 1, 1, f(40))}},
 	}
+	for _, r := range runs { // the runs had pkgsync serve's default origin fetchers
+		r.OriginFetchers = defaultFetchers(cmp.Or(r.Tracker, trackerEmbedded), r.MaxPeers)
+	}
+	return runs
 }
 
 func TestMarkdown(t *testing.T) {
@@ -770,7 +777,7 @@ func TestMediansTable(t *testing.T) {
 	meta := int64(64 << 10)
 	run := func(client string, a, originRatio, load float64, failed bool) *Run {
 		r := &Run{Scenario: "scale", Client: client, Nodes: 64, Bytes: 8 << 20, NodeRateMbit: 4, OriginRateMbit: 4,
-			Tracker: "embedded", MaxPeers: 16, SplayS: 20, Churn: 0.1, B: 16, OriginBytesRatio: originRatio,
+			Tracker: "embedded", MaxPeers: 16, OriginFetchers: 16, SplayS: 20, Churn: 0.1, B: 16, OriginBytesRatio: originRatio,
 			OriginMetaBytes: &meta, CPUPercent: 50, ClientsCPUSPerNode: 1, LoadAvgStart: &[3]float64{load, 0, 0},
 			Verified: 64, Hosts: []HostResult{{Role: "origin"}}}
 		if failed {

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/pkgsync/pkgsync/originplan"
+	pkgtracker "github.com/pkgsync/pkgsync/tracker"
 )
 
 // The scenarios.
@@ -65,7 +68,8 @@ type spec struct {
 type swarm struct {
 	// MaxPeers caps the peers of each tracker answer (0: the tracker's own cap).
 	MaxPeers int
-	// OriginFetchers is the embedded tracker's --origin-fetchers (0: off, its default).
+	// OriginFetchers is the embedded tracker's --origin-fetchers, as the run passes it (0: off;
+	// pkgsync serve's default unless --origin-fetchers says otherwise, see defaultFetchers).
 	OriginFetchers int
 	// Splay spreads the nodes' starts: each starts at a uniform random offset in [0, Splay).
 	Splay time.Duration
@@ -133,7 +137,7 @@ type overrides struct {
 	originRate         int64
 	interDCRate        int64
 	maxPeers           *int
-	originFetchers     int
+	originFetchers     *int // nil: pkgsync serve's default
 	splay              *time.Duration
 	churn              *float64
 	tracker            string
@@ -157,6 +161,9 @@ func plan(m mode, o overrides) ([]spec, error) {
 		}
 		tracker := cmp.Or(o.tracker, r.tracker, trackerEmbedded)
 		sp.Tracker = tracker
+		if o.originFetchers == nil {
+			sp.OriginFetchers = defaultFetchers(tracker, sp.MaxPeers)
+		}
 		if tracker == trackerOpentracker && sp.MaxPeers > 0 {
 			return nil, fmt.Errorf("%s with --max-peers %d: opentracker's cap on a peer list is fixed when it is built "+
 				"(200, and a client's numwant below it), so --max-peers needs --tracker %s (--max-peers 0 runs uncapped)",
@@ -233,6 +240,16 @@ func selectRuns(m mode, o overrides) []scenarioRun {
 	return rs
 }
 
+// defaultFetchers is the origin fetchers pkgsync serve --tracker names per swarm when not told:
+// originplan.DefaultFetchers, at most its peer-list cap (maxPeers, 0 for the tracker's own);
+// none under opentracker, which hands out no roles.
+func defaultFetchers(tracker string, maxPeers int) int {
+	if tracker != trackerEmbedded {
+		return 0
+	}
+	return min(originplan.DefaultFetchers, cmp.Or(maxPeers, pkgtracker.DefaultMaxPeers))
+}
+
 // runSpec is run r of mode m with the overrides applied: sizes, rates and the swarm's settings.
 func runSpec(m mode, o overrides, r scenarioRun) (spec, error) {
 	size, rate := cmp.Or(o.size, r.size, m.size), cmp.Or(o.nodeRate, r.nodeRate, m.nodeRate)
@@ -244,7 +261,9 @@ func runSpec(m mode, o overrides, r scenarioRun) (spec, error) {
 	if o.maxPeers != nil {
 		sp.MaxPeers = *o.maxPeers
 	}
-	sp.OriginFetchers = o.originFetchers
+	if o.originFetchers != nil {
+		sp.OriginFetchers = *o.originFetchers
+	}
 	if o.splay != nil {
 		sp.Splay = *o.splay
 	}

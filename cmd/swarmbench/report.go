@@ -165,8 +165,8 @@ func swarmString(tracker string, maxPeers, fetchers int, splayS, churn float64) 
 	if maxPeers > 0 {
 		parts = append(parts, fmt.Sprintf("K=%d", maxPeers))
 	}
-	if fetchers > 0 {
-		parts = append(parts, fmt.Sprintf("R=%d", fetchers))
+	if fetchers != defaultFetchers(cmp.Or(tracker, trackerEmbedded), maxPeers) {
+		parts = append(parts, fmt.Sprintf("R=%d", fetchers)) // R=0: roles off
 	}
 	if splayS > 0 {
 		parts = append(parts, fmt.Sprintf("D=%gs", splayS))

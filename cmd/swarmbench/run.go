@@ -54,7 +54,7 @@ type Run struct {
 	// restarted, the seed of those draws and which repetition of the run this is (from 1).
 	Tracker  string `json:"tracker"`
 	MaxPeers int    `json:"max_peers"`
-	// OriginFetchers is the embedded tracker's --origin-fetchers (0: off).
+	// OriginFetchers is the embedded tracker's --origin-fetchers (0: off, or no embedded tracker).
 	OriginFetchers int     `json:"origin_fetchers,omitempty"`
 	SplayS         float64 `json:"splay_s"`
 	Churn          float64 `json:"churn"`
@@ -470,9 +470,7 @@ func (b *bench) startOrigin(ctx context.Context, lab *netlab.Lab, origin *netlab
 		if sp.MaxPeers > 0 {
 			args = append(args, "--max-peers", strconv.Itoa(sp.MaxPeers))
 		}
-		if sp.OriginFetchers > 0 {
-			args = append(args, "--origin-fetchers", strconv.Itoa(sp.OriginFetchers))
-		}
+		args = append(args, "--origin-fetchers", strconv.Itoa(sp.OriginFetchers))
 	}
 	if sp.Scenario == scenarioTwoDC {
 		topology = filepath.Join(dir, "topology.txt")
