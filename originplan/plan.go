@@ -331,6 +331,14 @@ type blockView struct {
 	heirAhead []int
 }
 
+// ahead is heirAhead of block k, 0 without a Role.
+func (b blockView) ahead(k int) int {
+	if b.heirAhead == nil {
+		return 0
+	}
+	return b.heirAhead[k]
+}
+
 // aheadOfHeirs works out heirAhead into dst: every heir walks its own block and then the blocks
 // it inherits in slot order from its own, wrapping around (slotOrder).
 func (b blockView) aheadOfHeirs(dst []int) []int {
@@ -338,22 +346,19 @@ func (b blockView) aheadOfHeirs(dst []int) []int {
 	open := func(k int) int {
 		return b.openBefore[BlockStart(k+1, b.nt, b.nm)] - b.openBefore[BlockStart(k, b.nt, b.nm)]
 	}
+	// acc holds, per heir once the walk has passed its own block, the open pieces so far.
+	acc := make([]int, b.nm)
 	for k := range dst {
-		dst[k] = -1 // not yet reached
+		dst[k], acc[k] = -1, -1 // not yet reached
 	}
-	acc := make(map[int]int) // per heir, once its own block is passed: open pieces so far
 	for i := range 2 * b.nm {
 		k := i % b.nm
-		h := b.heir[k]
-		if h < 0 {
-			if i < b.nm {
-				acc[k] = open(k)
-			}
-			continue
-		}
-		if sum, started := acc[h]; started && dst[k] < 0 {
-			dst[k] = sum
-			acc[h] = sum + open(k)
+		switch h := b.heir[k]; {
+		case h < 0 && i < b.nm:
+			acc[k] = open(k)
+		case h >= 0 && acc[h] >= 0 && dst[k] < 0:
+			dst[k] = acc[h]
+			acc[h] += open(k)
 		}
 	}
 	for k := range dst {
@@ -376,14 +381,10 @@ func (b blockView) mayTake(i int) bool {
 	case b.idle[k]:
 		// Its heir takes it over; the others leave it until it is an orphan.
 		return HeirOf(k, b.idle) == b.rank
-	case b.heirAhead != nil && b.heirAhead[k]+b.openBefore[i]-b.openBefore[start] < gap:
-		return false // a vacant block its working heir reaches soon
-	case b.heirAhead == nil && b.openBefore[i]-b.openBefore[start] < gap:
+	case b.ahead(k)+b.openBefore[i]-b.openBefore[start] < gap:
 		return false
 	}
-	if b.heirAhead != nil {
-		gap = max(0, gap-b.heirAhead[k])
-	}
+	gap = max(0, gap-b.ahead(k))
 	// Every node that takes from block k walks it from its end: each leaves a different
 	// number of the open pieces there, so that they do not all pick the same one before the
 	// first claim arrives.
