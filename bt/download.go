@@ -273,7 +273,6 @@ type roundView struct {
 	rangePeers map[*torrent.PeerConn]bool
 	gate       originplan.GateView
 	role       *originplan.Role // what a coordinating tracker said, with what connected fetchers say of their slots; nil: none
-	ownRole    *originplan.Role // what the tracker said, as it said it
 	// unconnected lists the known peers this node is not connected to (redialKnown).
 	unconnected []netip.AddrPort
 }
@@ -475,7 +474,7 @@ func (s *scheduler) observe(now time.Time) roundView {
 		AllKnownConnected: allKnownConnected, Announced: t.announced, Settled: settled,
 		Alone: len(t.known) == 0 && s.hasTrackers, SeederAway: t.seedersReported > 0 && !seederConnected,
 		Role: t.role != nil && !t.role.Fetcher()}
-	v.role, v.ownRole = t.role, t.role
+	v.role = t.role
 	if t.role != nil && len(held) > 0 {
 		r := t.role.WithHolders(held)
 		v.role = &r
@@ -682,8 +681,8 @@ func (s *scheduler) inflightPieces() []int {
 // since is missing from the others' until they announce again (originplan.Role.WithHolders).
 func (s *scheduler) tellSlot(v roundView) {
 	slot := -1
-	if v.ownRole != nil && v.ownRole.Fetcher() {
-		slot = v.ownRole.Slot
+	if v.role != nil && v.role.Fetcher() { // WithHolders leaves this node's own slot as it is
+		slot = v.role.Slot
 	}
 	peers := v.newPeers
 	if slot != s.slotSaid {
