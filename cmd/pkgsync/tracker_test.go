@@ -201,19 +201,21 @@ func TestTrackerMaxPeers(t *testing.T) {
 	}
 }
 
-// TestTrackerOriginFetchers: `pkgsync tracker` and `serve --tracker` answer as a stock tracker,
-// without the "pkgsync" key, unless --origin-fetchers N names N origin fetchers per package.
+// TestTrackerOriginFetchers: `pkgsync tracker` and `serve --tracker` name originplan.DefaultFetchers
+// origin fetchers per package in a "pkgsync" key (at most --max-peers), N with --origin-fetchers
+// N, and answer as a stock tracker, without the key, with --origin-fetchers 0.
 func TestTrackerOriginFetchers(t *testing.T) {
 	dir := t.TempDir()
 	tests := []struct {
 		args         []string
 		wantFetchers int // slots in the answer's "pkgsync" key; 0: no key
 	}{
-		{[]string{"tracker"}, 0},
+		{[]string{"tracker"}, originplan.DefaultFetchers},
+		{[]string{"tracker", "--max-peers", "16"}, 16},
 		{[]string{"tracker", "--origin-fetchers", strconv.Itoa(originplan.DefaultFetchers)}, originplan.DefaultFetchers},
 		{[]string{"tracker", "--origin-fetchers", "1"}, 1},
 		{[]string{"tracker", "--origin-fetchers", "0"}, 0},
-		{[]string{"serve", dir, "--tracker"}, 0},
+		{[]string{"serve", dir, "--tracker"}, originplan.DefaultFetchers},
 		{[]string{"serve", dir, "--tracker", "--origin-fetchers", "7"}, 7},
 	}
 	for _, tt := range tests {
