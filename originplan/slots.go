@@ -74,6 +74,11 @@ func (r Role) WithHolders(held []SlotHolder) Role {
 type Slots struct {
 	ttl     time.Duration
 	holders []slotHolder
+	// list is Fetchers' last answer, shared by every Role handed out until a holder changes
+	// or lapses (until): a tracker answers every announce with it, and a fresh list of
+	// 20-byte IDs per slot was most of what an announce allocated.
+	list        []PeerID
+	from, until time.Time // list stands from when it was worked out to the first holder's lapse
 }
 
 type slotHolder struct {
@@ -107,14 +112,22 @@ func (s *Slots) Announce(id PeerID, now time.Time, needs, stopped bool) Role {
 	case stopped:
 		if slot >= 0 {
 			s.holders[slot] = slotHolder{}
+			s.list = nil
 		}
 		slot = -1
 	case slot >= 0:
-		s.holders[slot].lastSeen = now
+		h := &s.holders[slot]
+		if s.ttl > 0 && now.Sub(h.lastSeen) > s.ttl {
+			s.list = nil // it had lapsed and is back: the list changes
+		}
+		// Otherwise the list stands: its holder only lapses later, and the list's validity
+		// (until) ends at the latest when it would have lapsed, when it is worked out again.
+		h.lastSeen = now
 	case needs:
 		slot = s.free(now)
 		if slot >= 0 {
 			s.holders[slot] = slotHolder{id: id, lastSeen: now, held: true}
+			s.list = nil
 		}
 	}
 	return Role{Slot: slot, Fetchers: s.Fetchers(now)}
@@ -130,14 +143,28 @@ func (s *Slots) free(now time.Time) int {
 	return -1
 }
 
-// Fetchers returns the holder of each slot at now, a zero ID for a free one.
+// Fetchers returns the holder of each slot at now, a zero ID for a free one. The list is shared
+// with the other callers until a holder changes: it must not be modified.
 func (s *Slots) Fetchers(now time.Time) []PeerID {
+	if s.list != nil && !now.Before(s.from) && !now.After(s.until) {
+		return s.list
+	}
 	out := make([]PeerID, len(s.holders))
+	until := time.Time{}
 	for k, h := range s.holders {
 		if h.held && (s.ttl <= 0 || now.Sub(h.lastSeen) <= s.ttl) {
 			out[k] = h.id
+			if s.ttl > 0 {
+				if lapse := h.lastSeen.Add(s.ttl); until.IsZero() || lapse.Before(until) {
+					until = lapse
+				}
+			}
 		}
 	}
+	if s.ttl <= 0 || until.IsZero() {
+		until = now.Add(time.Duration(1 << 62)) // nobody lapses: the list stands until a holder changes
+	}
+	s.list, s.from, s.until = out, now, until
 	return out
 }
 

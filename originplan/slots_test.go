@@ -1,6 +1,7 @@
 package originplan
 
 import (
+	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
@@ -106,5 +107,35 @@ func TestRoleWithHolders(t *testing.T) {
 				t.Errorf("the role's own list changed to %x", tc.role.Fetchers)
 			}
 		})
+	}
+}
+
+// TestSlotsListCache drives Slots with random announces over time and checks every answer's
+// list against one worked out afresh from the holders: the shared list must change whenever a
+// holder comes, goes, lapses or comes back.
+func TestSlotsListCache(t *testing.T) {
+	const ttl = 10 * time.Second
+	fresh := func(s *Slots, now time.Time) []PeerID {
+		out := make([]PeerID, len(s.holders))
+		for k, h := range s.holders {
+			if h.held && now.Sub(h.lastSeen) <= ttl {
+				out[k] = h.id
+			}
+		}
+		return out
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	s := NewSlots(4, ttl)
+	now := time.Unix(1000, 0)
+	for i := range 5000 {
+		now = now.Add(time.Duration(r.IntN(3000)) * time.Millisecond)
+		id := PeerID{byte(1 + r.IntN(8))}
+		role := s.Announce(id, now, r.IntN(4) > 0, r.IntN(10) == 0)
+		if want := fresh(s, now); !slices.Equal(role.Fetchers, want) {
+			t.Fatalf("announce %d at %v: list %x, want %x", i, now.Sub(time.Unix(1000, 0)), role.Fetchers, want)
+		}
+		if later := now.Add(time.Duration(r.IntN(15000)) * time.Millisecond); !slices.Equal(s.Fetchers(later), fresh(s, later)) {
+			t.Fatalf("after announce %d, at %v: list %x, want %x", i, later.Sub(time.Unix(1000, 0)), s.Fetchers(later), fresh(s, later))
+		}
 	}
 }

@@ -172,7 +172,7 @@ func (sw *swarm) coordinate(req *udp.AnnounceRequest, now time.Time, replaced [2
 	if slices.Equal(role.Fetchers, sw.fetchers) {
 		return role, nil
 	}
-	sw.fetchers = role.Fetchers // Slots returns a fresh list each time
+	sw.fetchers = role.Fetchers // Slots never changes a list it handed out
 	marks := make(map[originplan.PeerID]bool, len(role.Fetchers))
 	for _, id := range role.Fetchers {
 		if id != (originplan.PeerID{}) {
