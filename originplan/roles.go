@@ -107,15 +107,18 @@ func VacantHeirs(fetchers []PeerID, size func(k int) int) []int {
 	return heirs
 }
 
-// heirWeight is the rendezvous weight of holder id for slot k: FNV-1a over the ID and the
-// slot, then a final mix (a finalizer of MurmurHash3) so that IDs that differ in few bytes
-// (pkgsync's share a client prefix) still weigh independently.
-func heirWeight(id PeerID, k int) uint64 {
+// heirWeight is the rendezvous weight of holder id for slot k.
+func heirWeight(id PeerID, k int) uint64 { return weight(id, uint64(k)) }
+
+// weight is a rendezvous weight of id under salt: FNV-1a over the ID and the salt, then a
+// final mix (a finalizer of MurmurHash3) so that IDs that differ in few bytes (pkgsync's
+// share a client prefix) still weigh independently.
+func weight(id PeerID, salt uint64) uint64 {
 	h := uint64(14695981039346656037)
 	for _, b := range id {
 		h = (h ^ uint64(b)) * 1099511628211
 	}
-	h = (h ^ uint64(k)) * 1099511628211
+	h = (h ^ salt) * 1099511628211
 	h ^= h >> 33
 	h *= 0xff51afd7ed558ccd
 	h ^= h >> 33

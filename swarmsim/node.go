@@ -33,7 +33,8 @@ type node struct {
 	complete           bool
 	id                 originplan.PeerID
 	plan               *originplan.Planner
-	role               *originplan.Role // the tracker's last answer; nil under a stock tracker
+	role               *originplan.Role     // the tracker's last answer; nil under a stock tracker
+	elect              *originplan.Election // under a stock tracker, unless Scenario.NoElect
 
 	have       bitset   // in sim.haves
 	haveList   []uint16 // the pieces it has, in the order it got them
@@ -68,7 +69,10 @@ func (n *node) begin() {
 	binary.BigEndian.PutUint32(id[8:], uint32(n.idx))
 	n.id = id
 	s.byID[id] = n.idx
-	n.role = nil
+	n.role, n.elect = nil, nil
+	if s.sc.Tracker == TrackerStock && !s.sc.NoElect {
+		n.elect = originplan.NewElection(n.id, s.sc.Seed, 0)
+	}
 	n.plan = originplan.New(originplan.Config{}, n.id, s.pieces, s.todo, s.at(s.now))
 	clear(n.avail)
 	n.busy = newBitset(s.pieces)

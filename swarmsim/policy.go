@@ -85,6 +85,7 @@ func (n *node) round() {
 	if !n.usesOrigin() {
 		return
 	}
+	role := n.originRole()
 	if open, _ := n.plan.Gate().Open(n.gateView()); !open {
 		return
 	}
@@ -92,7 +93,7 @@ func (n *node) round() {
 	peerPieces := len(n.haveList) - n.originDone
 	// Unless stalled, Plan picks only pieces no connected peer has, and nothing for a node
 	// the tracker did not make a fetcher: skip the walk then.
-	notFetcher := n.role != nil && !n.role.Fetcher()
+	notFetcher := role != nil && !role.Fetcher()
 	if !n.plan.Stalled(now, peerPieces) && (notFetcher || unseenCount(n.avail, n.have, n.busy, s.pieces) == 0) {
 		return
 	}
@@ -124,8 +125,7 @@ func (n *node) round() {
 		members = append(members, m)
 	}
 	s.held = held
-	role := n.role
-	if role != nil && len(held) > 0 {
+	if n.role != nil && len(held) > 0 {
 		r := role.WithHolders(held) // what connected fetchers say of their slots, as bt hears it
 		role = &r
 	}
@@ -134,6 +134,38 @@ func (n *node) round() {
 	for _, p := range picked {
 		n.fromOrigin(p)
 	}
+}
+
+// originRole is the tracker's Role, or under a stock tracker the one the nodes elect among
+// themselves (originplan.Election, as bt does): this node's list is worked out afresh from
+// the lists its connected peers worked out in their last rounds, so word travels one hop a
+// round. Nil when neither applies.
+func (n *node) originRole() *originplan.Role {
+	if n.role != nil || n.elect == nil {
+		return n.role
+	}
+	s := n.s
+	var direct []originplan.PeerID
+	var heard [][]originplan.Candidate
+	for _, c := range n.conns {
+		q := s.nodes[c.peer]
+		if c.peerHidden || q.complete || !q.usesOrigin() {
+			continue
+		}
+		direct = append(direct, q.id)
+		if q.elect != nil {
+			heard = append(heard, q.elect.List())
+		}
+	}
+	n.elect.Update(true, direct, heard, func(id originplan.PeerID) bool {
+		i, ok := s.byID[id]
+		if !ok || s.nodes[i].id != id {
+			return false
+		}
+		q := s.nodes[i]
+		return n.connected(i) && (q.complete || !q.usesOrigin())
+	})
+	return n.elect.Role()
 }
 
 // fromOrigin starts fetching p from the origin; a peer transfer of p (taken over when

@@ -49,6 +49,10 @@ type Scenario struct {
 	// most originplan.DefaultFetchers: the peers that pull each fresh piece from its fetcher
 	// are the fetcher's connections, so fetchers beyond them add nothing.
 	Fetchers int
+	// NoElect keeps the nodes under a stock tracker from electing origin fetchers among
+	// themselves (originplan.Election): each then cuts the blocks among the members it is
+	// connected to.
+	NoElect  bool
 	MaxPeers int // the tracker's cap on a peer list (a node asks for MaxConns)
 	MaxConns int // connections per node (bt's Config.MaxConns)
 	// SiteRule applies bt's site rule (a topology that places the origin is configured).

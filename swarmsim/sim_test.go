@@ -44,6 +44,7 @@ func scenarios() []Scenario {
 func lazy() Scenario {
 	sc := small("many origin fetches at once", 400)
 	sc.Size, sc.Tracker, sc.MaxPeers, sc.Racks = 1<<20, TrackerStock, 3, 8
+	sc.NoElect = true // every node cuts blocks among its few peers: many fetches at once
 	return sc
 }
 

@@ -72,7 +72,7 @@ type options struct {
 	have                              float64
 	claimDelay                        time.Duration
 	down                              time.Duration
-	noSiteRule                        bool
+	noSiteRule, noElect               bool
 	seed                              uint64
 }
 
@@ -101,6 +101,7 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.fetchers, "fetchers", 0, "origin fetchers pkgsync's tracker names per swarm (0: as many as a peer list holds, at most 128)")
 	fs.IntVar(&o.maxPeers, "max-peers", 200, "the tracker's cap on a peer list")
 	fs.IntVar(&o.maxConns, "max-conns", 128, "connections per node (pkgsync's default)")
+	fs.BoolVar(&o.noElect, "no-elect", false, "under a stock tracker, nodes do not elect origin fetchers among themselves (each cuts blocks among the peers it is connected to)")
 	fs.IntVar(&o.pipe, "pipeline", 8, "pieces a node fetches from peers at once")
 	fs.Float64Var(&o.have, "have", 0, "delta: the share of pieces every node already has")
 	fs.DurationVar(&o.down, "down", 5*time.Second, "how long a churned node stays down")
@@ -295,7 +296,7 @@ func (o *options) scenario(n int, f int64, sites int, splay time.Duration, churn
 	sc := swarmsim.Scenario{
 		Nodes: n, Size: f, Sites: sites, Racks: o.racks, NodeRate: mbit(o.rate), OriginRate: mbit(o.originRate),
 		RackRate: mbit(o.rackRate), InterSiteRate: mbit(o.inter), Tracker: tracker, Fetchers: o.fetchers, MaxPeers: o.maxPeers,
-		MaxConns: o.maxConns, SiteRule: !o.noSiteRule, Splay: splay, Churn: churn, Down: o.down, Have: o.have, ClaimDelay: o.claimDelay,
+		MaxConns: o.maxConns, SiteRule: !o.noSiteRule, Splay: splay, Churn: churn, Down: o.down, Have: o.have, ClaimDelay: o.claimDelay, NoElect: o.noElect,
 		Pipeline: o.pipe, Seed: o.seed,
 	}
 	sc.Name = fmt.Sprintf("n%d-%s-%dsite-splay%s-churn%g-%s", n, swarmsim.SizeString(f), sites, splay, churn, tracker)

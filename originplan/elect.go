@@ -1,0 +1,155 @@
+package originplan
+
+import (
+	"cmp"
+	"slices"
+)
+
+// ElectedFetchers is how many origin fetchers the nodes of a swarm elect among themselves
+// when no tracker hands out roles (a stock tracker, such as opentracker). It is a constant,
+// the same on every node, since the nodes cut their blocks by it. Under a coordinating
+// tracker the default is the peers a node connects to (DefaultFetchers, capped at the
+// tracker's list size); a stock tracker's lists are short (opentracker's default is 50
+// peers), and a node's first connections number about as many as the dozen or two below.
+const ElectedFetchers = 16
+
+// MaxElectHops is how far word of a candidate travels: a node's own entry has 0 hops, its
+// connected peers' 1, and each relay adds one. Farther entries are dropped, so that the
+// entry of a node that left dies out within MaxElectHops exchanges instead of going round
+// the swarm for ever; a stock tracker's random lists make a graph whose diameter is a few
+// hops for thousands of nodes.
+const MaxElectHops = 4
+
+// Candidate is an entry of an election list: a node that fetches from the origin and still
+// needs data, and how many hops its word travelled.
+type Candidate struct {
+	ID   PeerID
+	Hops int
+}
+
+// Election elects origin fetchers without a tracker, the way a tracker's Slots names them:
+// every node weighs every candidate it hears of by a hash of its ID and the swarm's salt
+// (rendezvous hashing), keeps the ElectedFetchers heaviest, and tells its connected peers
+// that list; they merge it with their own. The heaviest nodes of the swarm thus come to be
+// on every node's list within a few exchanges, whatever part of the swarm each node is
+// connected to, and each elected node's slot follows from its hash, so that the fetchers
+// cut the same blocks (Role), as under a tracker's Slots, and the rest leave the origin to
+// them.
+//
+// Without it, the members of the origin rule are the peers a node is connected to: 48 nodes
+// whose gates opened with 12 to 46 of their 47 peers connected cut different blocks, and the
+// origin sent 2.4 times the package.
+//
+// Election is pure and not safe for concurrent use; its zero value is not usable (NewElection).
+type Election struct {
+	self PeerID
+	salt uint64
+	n    int
+	list []Candidate // the last result, heaviest first
+	role Role
+	w    map[PeerID]uint64 // weights of the IDs seen, kept: the same IDs come every round
+	all  []weighed         // scratch
+}
+
+// NewElection returns self's election for the swarm named by salt (a hash of the info hash,
+// so that a node is not elected in every swarm it is part of), electing n fetchers
+// (ElectedFetchers when n <= 0).
+func NewElection(self PeerID, salt uint64, n int) *Election {
+	if n <= 0 {
+		n = ElectedFetchers
+	}
+	return &Election{self: self, salt: salt, n: n, w: make(map[PeerID]uint64),
+		role: Role{Slot: -1, Fetchers: make([]PeerID, n)}}
+}
+
+// Update works the list out afresh and reports whether it changed (the caller then tells its
+// connected peers). selfIn says this node fetches from the origin and still needs data;
+// direct are its connected peers that do; heard the lists its connected peers sent last;
+// out the connected peers known not to be candidates (done, or not using the origin), whose
+// entries relayed by others are stale.
+func (e *Election) Update(selfIn bool, direct []PeerID, heard [][]Candidate, out func(PeerID) bool) bool {
+	all := e.all[:0]
+	add := func(id PeerID, hops int) {
+		all = append(all, weighed{Candidate{ID: id, Hops: hops}, e.weight(id)})
+	}
+	if selfIn {
+		add(e.self, 0)
+	}
+	for _, id := range direct {
+		add(id, 1)
+	}
+	for _, l := range heard {
+		for _, c := range l {
+			if c.Hops+1 <= MaxElectHops && c.ID != e.self && (out == nil || !out(c.ID)) {
+				add(c.ID, c.Hops+1)
+			}
+		}
+	}
+	// Heaviest first, and for one ID its fewest hops first; then one entry per ID.
+	slices.SortFunc(all, func(a, b weighed) int {
+		if a.w != b.w {
+			return cmp.Compare(b.w, a.w)
+		}
+		if c := compareIDs(a.ID, b.ID); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Hops, b.Hops)
+	})
+	all = slices.CompactFunc(all, func(a, b weighed) bool { return a.ID == b.ID })
+	e.all = all
+	top := all[:min(len(all), e.n)]
+	if slices.EqualFunc(top, e.list, func(a weighed, b Candidate) bool { return a.Candidate == b }) {
+		return false
+	}
+	e.list = e.list[:0]
+	for _, c := range top {
+		e.list = append(e.list, c.Candidate)
+	}
+	e.role = e.slotted()
+	return true
+}
+
+// weighed is a candidate and its weight, for sorting.
+type weighed struct {
+	Candidate
+	w uint64
+}
+
+// List is the last list worked out, heaviest first: what this node tells its peers. The
+// caller must not modify it.
+func (e *Election) List() []Candidate { return e.list }
+
+// Role is the last list as a tracker's Role would give it: each elected node in the slot its
+// hash gives (the next free one, from the heaviest down, when taken), and this node's slot
+// among them, -1 when it is not elected. The caller must not modify it.
+func (e *Election) Role() *Role { return &e.role }
+
+// slotted places the elected nodes in n slots: a node's slot depends on its own hash first,
+// so that one more or one fewer elected node moves few blocks.
+func (e *Election) slotted() Role {
+	r := Role{Slot: -1, Fetchers: make([]PeerID, e.n)}
+	for _, c := range e.list {
+		k := int(weight(c.ID, ^e.salt) % uint64(e.n))
+		for r.Fetchers[k] != (PeerID{}) {
+			k = (k + 1) % e.n
+		}
+		r.Fetchers[k] = c.ID
+		if c.ID == e.self {
+			r.Slot = k
+		}
+	}
+	return r
+}
+
+// weight is id's rendezvous weight in this swarm, remembered.
+func (e *Election) weight(id PeerID) uint64 {
+	w, ok := e.w[id]
+	if !ok {
+		if len(e.w) > 1<<16 {
+			clear(e.w) // a long-lived node meets many IDs; the current ones come back
+		}
+		w = weight(id, e.salt)
+		e.w[id] = w
+	}
+	return w
+}
