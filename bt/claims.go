@@ -7,6 +7,8 @@ import (
 	"time"
 
 	pp "github.com/anacrolix/torrent/peer_protocol"
+
+	"github.com/pkgsync/pkgsync/originplan"
 )
 
 // claimExtension is the BEP 10 extension by which pkgsync nodes tell each other which
@@ -20,6 +22,9 @@ import (
 // carry pieces: the origin fetcher slot a coordinating tracker gave the sender
 // (originplan.Role), or 0xFFFFFFFF for none; its receivers write it into their own copy of
 // the tracker's list, which is as old as their last announce (originplan.Role.WithHolders).
+// 'e' carries entries of 21 bytes instead, a peer ID and a hop count each: the sender's list
+// of elected origin fetchers (originplan.Election), which nodes that got no Role from a
+// tracker exchange to elect the same fetchers (decodeElect).
 // A claim lapses after claimTTL unless repeated, and counts only while its sender is
 // connected. Older pkgsync nodes ignore a kind they do not know.
 const claimExtension pp.ExtensionName = "pkgsync_origin"
@@ -34,6 +39,7 @@ const (
 	msgOriginOn  byte = 'o'
 	msgOriginOff byte = 'n'
 	msgSlot      byte = 's'
+	msgElect     byte = 'e'
 
 	claimTTL     = 30 * time.Second
 	claimRefresh = 10 * time.Second
@@ -43,6 +49,9 @@ const (
 	maxSlot = 1 << 16
 	// noSlot is the slot of a node that holds none, as 's' carries it (-1 decoded).
 	noSlot = 1<<32 - 1
+	// maxElectEntries bounds an 'e' message: a list holds originplan.ElectedFetchers.
+	maxElectEntries = 64
+	electEntry      = 21
 )
 
 var errBadClaim = errors.New("malformed pkgsync_origin message")
@@ -93,6 +102,36 @@ func decodeClaim(b []byte, numPieces int) (kind byte, pieces []int, err error) {
 		pieces = append(pieces, int(p))
 	}
 	return kind, pieces, nil
+}
+
+// encodeElect builds an 'e' message of list (at most maxElectEntries entries).
+func encodeElect(list []originplan.Candidate) []byte {
+	b := make([]byte, 1, 1+electEntry*len(list))
+	b[0] = msgElect
+	for _, c := range list {
+		b = append(b, c.ID[:]...)
+		b = append(b, byte(c.Hops))
+	}
+	return b
+}
+
+// decodeElect parses an 'e' message. Entries farther than originplan.MaxElectHops are refused
+// with the message: an honest sender drops them.
+func decodeElect(b []byte) ([]originplan.Candidate, error) {
+	if len(b) < 1 || b[0] != msgElect || (len(b)-1)%electEntry != 0 || (len(b)-1)/electEntry > maxElectEntries {
+		return nil, fmt.Errorf("%w: 'e' of length %d", errBadClaim, len(b))
+	}
+	list := make([]originplan.Candidate, 0, (len(b)-1)/electEntry)
+	for i := 1; i < len(b); i += electEntry {
+		var c originplan.Candidate
+		copy(c.ID[:], b[i:i+20])
+		c.Hops = int(b[i+20])
+		if c.Hops > originplan.MaxElectHops {
+			return nil, fmt.Errorf("%w: 'e' entry of %d hops", errBadClaim, c.Hops)
+		}
+		list = append(list, c)
+	}
+	return list, nil
 }
 
 // chunkPieces splits pieces into slices of at most maxClaimPieces.

@@ -11,6 +11,11 @@ import (
 // Config holds the settings of a Node. The zero value of every field means its default, so
 // Config{} and DefaultConfig() behave the same; DefaultConfig spells the defaults out.
 type Config struct {
+	// NoElect keeps a node that got no origin Role from a tracker (a stock tracker, or none)
+	// from electing origin fetchers with its pkgsync peers (originplan.Election): it then
+	// cuts the origin work among the peers it is connected to, which differ from node to
+	// node when each sees part of the swarm.
+	NoElect bool
 	// Seeder: this node only seeds (`pkgsync seed`), and says so to pkgsync peers in its
 	// extended handshake (seederExtension). A node that fetches from the origin takes a
 	// pkgsync peer on the origin's host for the seeder beside the web server (atOrigin) only

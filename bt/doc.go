@@ -234,6 +234,14 @@
 // count only while the claimer is connected and fetching, and lapse after 30 s unless
 // repeated. Clients without the extension are simply not told.
 //
+// A node to which no tracker gave a Role (a stock tracker such as opentracker, or none) sees
+// only the peers it is connected to, and nodes that see different parts of the swarm would
+// cut different blocks. So it elects origin fetchers with its pkgsync peers
+// (originplan.Election, salted with the info hash): it tells them its list of the 16 heaviest
+// candidates it heard of (an 'e' message of the same extension), merges theirs, and once the
+// list holds another node it plans by the list as by a tracker's Role. Config.NoElect turns
+// this off.
+//
 // Object stores bill and throttle per request, so with Package.OriginFetcher one fetch
 // covers a run of pieces (originrun.go), and the planner counts a run as one fetch in flight.
 // A pick in the node's own block is followed by the block's next open pieces, in the order

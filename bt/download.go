@@ -2,6 +2,7 @@ package bt
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -94,7 +95,10 @@ type scheduler struct {
 
 	claimPeers []*torrent.PeerConn // connections speaking claimExtension, as of the last round
 	slotSaid   int                 // the origin fetcher slot this node last told its peers it holds, -1: none
-	up         upThrottle          // caps this node's upload while it falls behind
+	// elect elects origin fetchers with the pkgsync peers while no tracker gives a Role (nil
+	// with Config.NoElect or without an origin).
+	elect *originplan.Election
+	up    upThrottle // caps this node's upload while it falls behind
 
 	inflight  map[int]context.CancelFunc // pieces being fetched from the origin
 	runs      int                        // origin fetches in flight (originRun)
@@ -150,6 +154,10 @@ func newScheduler(t *Torrent) *scheduler {
 		claimed:   make([]bool, n),
 	}
 	s.hasTrackers = len(t.trackerURLs()) > 0
+	if s.hasOrigin && !s.cfg.NoElect {
+		ih := t.lt.InfoHash()
+		s.elect = originplan.NewElection(t.node.cl.PeerID(), binary.BigEndian.Uint64(ih[:8]), 0)
+	}
 	s.ranging = make(map[int]*rangePiece)
 	s.rangeReqs = make(map[uint32]*rangeRequest)
 	s.perPeer = make(map[*torrent.PeerConn]int)
@@ -273,6 +281,9 @@ type roundView struct {
 	rangePeers map[*torrent.PeerConn]bool
 	gate       originplan.GateView
 	role       *originplan.Role // what a coordinating tracker said, with what connected fetchers say of their slots; nil: none
+	// elected: role is not a tracker's but the fetchers elected with the peers
+	// (originplan.Election); electChanged: this round changed the list, which every peer hears.
+	elected, electChanged bool
 	// unconnected lists the known peers this node is not connected to (redialKnown).
 	unconnected []netip.AddrPort
 }
@@ -300,6 +311,7 @@ func (s *scheduler) round(ctx context.Context) {
 	s.broadcast(v.newPeers, hello, nil)
 	s.broadcast(v.newPeers, msgClaim, s.claimedPieces())
 	s.tellSlot(v)
+	s.tellElect(v)
 	s.claimPeers = v.claimPeers
 	s.broadcast(v.claimPeers, msgRelease, s.released) // failed origin fetches
 	s.released = s.released[:0]
@@ -420,7 +432,9 @@ func (s *scheduler) observe(now time.Time) roundView {
 	s.throttleUpload(now, v.conns)
 
 	var memberIDs [][20]byte
-	var held []originplan.SlotHolder // the slots connected fetchers say they hold
+	var held []originplan.SlotHolder        // the slots connected fetchers say they hold
+	var heard [][]originplan.Candidate      // the connected peers' lists of elected fetchers
+	notCandidate := make(map[[20]byte]bool) // connected peers that seed or do not use the origin
 	seederConnected := false
 	connected := make(map[string]bool)
 	open := make(map[[20]byte]bool)
@@ -450,17 +464,24 @@ func (s *scheduler) observe(now time.Time) roundView {
 			ps.greeted = true
 			v.newPeers = append(v.newPeers, cv.pc)
 		}
-		if rn := t.remotes[ps.id]; rn != nil && rn.slot >= 0 {
+		rn := t.remotes[ps.id]
+		if rn != nil && rn.slot >= 0 {
 			held = append(held, originplan.SlotHolder{Slot: rn.slot, ID: ps.id})
 		}
+		if rn != nil && len(rn.elected) > 0 {
+			heard = append(heard, rn.elected)
+		}
 		if cv.full || ps.originSeeder { // a seeder (the library may not know it: atOrigin)
+			notCandidate[ps.id] = true
 			continue
 		}
-		switch rn := t.remotes[ps.id]; {
+		switch {
 		case rn == nil || !rn.said:
 			settled = false // a pkgsync peer that still needs data has not said whether it uses the origin
 		case rn.origin:
 			memberIDs = append(memberIDs, ps.id)
+		default:
+			notCandidate[ps.id] = true
 		}
 	}
 	outstanding := s.takeClaims(now, open, v.avail)
@@ -478,6 +499,13 @@ func (s *scheduler) observe(now time.Time) roundView {
 	if t.role != nil && len(held) > 0 {
 		r := t.role.WithHolders(held)
 		v.role = &r
+	}
+	if t.role == nil && s.elect != nil {
+		v.electChanged = s.elect.Update(s.origin, memberIDs, heard, func(id originplan.PeerID) bool { return notCandidate[id] })
+		// Alone on the list, this node keeps the rules of a node without peers.
+		if len(s.elect.List()) > 1 {
+			v.role, v.elected = s.elect.Role(), true
+		}
 	}
 	t.mu.Unlock()
 	for _, id := range memberIDs {
@@ -681,7 +709,7 @@ func (s *scheduler) inflightPieces() []int {
 // since is missing from the others' until they announce again (originplan.Role.WithHolders).
 func (s *scheduler) tellSlot(v roundView) {
 	slot := -1
-	if v.role != nil && v.role.Fetcher() { // WithHolders leaves this node's own slot as it is
+	if v.role != nil && !v.elected && v.role.Fetcher() { // WithHolders leaves this node's own slot as it is
 		slot = v.role.Slot
 	}
 	peers := v.newPeers
@@ -691,6 +719,26 @@ func (s *scheduler) tellSlot(v roundView) {
 		return
 	}
 	msg := encodeClaim(msgSlot, []int{slot})
+	for _, pc := range peers {
+		// An error means the connection just closed or never spoke the extension.
+		_ = pc.WriteExtendedMessage(claimExtension, msg)
+	}
+}
+
+// tellElect tells new peers this node's list of elected origin fetchers, and every peer when
+// it changed (originplan.Election).
+func (s *scheduler) tellElect(v roundView) {
+	if s.elect == nil || len(s.elect.List()) == 0 {
+		return
+	}
+	peers := v.newPeers
+	if v.electChanged {
+		peers = v.claimPeers
+	}
+	if len(peers) == 0 {
+		return
+	}
+	msg := encodeElect(s.elect.List())
 	for _, pc := range peers {
 		// An error means the connection just closed or never spoke the extension.
 		_ = pc.WriteExtendedMessage(claimExtension, msg)

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pkgsync/pkgsync/originplan"
 	"github.com/pkgsync/pkgsync/topology"
 )
 
@@ -96,5 +97,39 @@ func TestClaimCodec(t *testing.T) {
 	chunks := chunkPieces(make([]int, 2*maxClaimPieces+3))
 	if len(chunks) != 3 || len(chunks[2]) != 3 {
 		t.Errorf("chunkPieces split %d pieces into %d chunks", 2*maxClaimPieces+3, len(chunks))
+	}
+}
+
+func TestElectCodec(t *testing.T) {
+	id := func(b byte) originplan.PeerID { return originplan.PeerID{0: b, 19: b} }
+	for _, list := range [][]originplan.Candidate{
+		nil,
+		{{ID: id(1)}},
+		{{ID: id(1)}, {ID: id(2), Hops: 1}, {ID: id(3), Hops: originplan.MaxElectHops}},
+		make([]originplan.Candidate, maxElectEntries),
+	} {
+		got, err := decodeElect(encodeElect(list))
+		if err != nil || !slices.Equal(got, append([]originplan.Candidate{}, list...)) {
+			t.Errorf("round trip of %v: got %v, %v", list, got, err)
+		}
+	}
+	bad := []struct {
+		name string
+		b    []byte
+	}{
+		{"empty", nil},
+		{"another kind", encodeClaim(msgClaim, []int{1})},
+		{"short entry", encodeElect([]originplan.Candidate{{ID: id(1)}})[:20]},
+		{"too far", encodeElect([]originplan.Candidate{{ID: id(1), Hops: originplan.MaxElectHops + 1}})},
+		{"too many", encodeElect(make([]originplan.Candidate, maxElectEntries+1))},
+	}
+	for _, tc := range bad {
+		if _, err := decodeElect(tc.b); err == nil {
+			t.Errorf("decodeElect(%s) succeeded", tc.name)
+		}
+	}
+	// decodeClaim refuses 'e': onClaimMessage hands it to decodeElect.
+	if _, _, err := decodeClaim(encodeElect([]originplan.Candidate{{ID: id(1)}}), 10); err == nil {
+		t.Error("decodeClaim accepted an 'e' message")
 	}
 }

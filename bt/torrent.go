@@ -134,6 +134,8 @@ type remoteNode struct {
 	origin bool              // said it shares the origin work
 	said   bool              // said whether it does
 	slot   int               // the origin fetcher slot it said it holds ('s'), -1: none or not said
+	// elected is its last list of elected origin fetchers ('e', originplan.Election).
+	elected []originplan.Candidate
 }
 
 // peerState is what the callbacks learned about one connection.
@@ -754,7 +756,16 @@ func (t *Torrent) farFromOriginSite(a netip.Addr) bool {
 }
 
 func (t *Torrent) onClaimMessage(pc *torrent.PeerConn, payload []byte) {
-	kind, pieces, err := decodeClaim(payload, t.info.NumPieces())
+	var kind byte
+	var pieces []int
+	var elected []originplan.Candidate
+	var err error
+	if len(payload) > 0 && payload[0] == msgElect {
+		kind = msgElect
+		elected, err = decodeElect(payload)
+	} else {
+		kind, pieces, err = decodeClaim(payload, t.info.NumPieces())
+	}
 	if err != nil {
 		t.node.log.Debug("bt: ignoring message", "torrent", t.name, "peer", pc.RemoteAddr.String(), "err", err)
 		return
@@ -783,6 +794,8 @@ func (t *Torrent) onClaimMessage(pc *torrent.PeerConn, payload []byte) {
 		}
 	case msgSlot:
 		rn.slot = pieces[0]
+	case msgElect:
+		rn.elected = elected
 	}
 	t.mu.Unlock()
 	t.poke()

@@ -3,6 +3,8 @@ package bt
 import (
 	"bytes"
 	"testing"
+
+	"github.com/pkgsync/pkgsync/originplan"
 )
 
 // The decoders of pkgsync's own BEP 10 extensions read bytes from any peer that completes a
@@ -112,6 +114,36 @@ func FuzzDecodeRange(f *testing.F) {
 		}
 		if again := encodeRange(m); !bytes.Equal(again, b) {
 			t.Fatalf("decoded %x as %+v, which encodes as %x", b, m, again)
+		}
+	})
+}
+
+// FuzzDecodeElect feeds decodeElect arbitrary 'e' payloads: an accepted list has at most
+// maxElectEntries entries, none farther than originplan.MaxElectHops, and encodes back to the
+// same bytes.
+func FuzzDecodeElect(f *testing.F) {
+	f.Add(encodeElect(nil))
+	f.Add(encodeElect([]originplan.Candidate{{ID: originplan.PeerID{1}}, {ID: originplan.PeerID{2}, Hops: 3}}))
+	f.Add([]byte{msgElect, 1, 2, 3})
+	f.Add(append(encodeElect([]originplan.Candidate{{ID: originplan.PeerID{1}}})[:21], 200))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		list, err := decodeElect(b)
+		if err != nil {
+			if list != nil {
+				t.Fatalf("error %v came with %d entries", err, len(list))
+			}
+			return
+		}
+		if len(list) > maxElectEntries {
+			t.Fatalf("%d entries accepted, at most %d allowed", len(list), maxElectEntries)
+		}
+		for _, c := range list {
+			if c.Hops < 0 || c.Hops > originplan.MaxElectHops {
+				t.Fatalf("entry of %d hops accepted", c.Hops)
+			}
+		}
+		if again := encodeElect(list); !bytes.Equal(again, b) {
+			t.Fatalf("decoded %x as %v, which encodes as %x", b, list, again)
 		}
 	})
 }

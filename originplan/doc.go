@@ -50,7 +50,13 @@
 // its connected members as below. Its gate waits for the tracker's answer and the bitfields
 // of the peers already connected, not for the rest of the swarm.
 //
-// The views need not agree: members are only the peers a node is connected to, so nodes that
-// see different parts of the swarm cut different blocks and may fetch a piece twice. Claims
-// and the idle rule bound the damage; the simulator measures it.
+// # Under a stock tracker
+//
+// No tracker names fetchers there, and a node's members are only the peers it is connected
+// to: nodes that see different parts of the swarm would cut different blocks and fetch pieces
+// twice. So the nodes elect fetchers among themselves (Election): each keeps the
+// ElectedFetchers candidates of the highest rendezvous weight it hears of and passes that list
+// on to its peers, which merge it with theirs; the heaviest nodes of the swarm come to be on
+// every list within a few exchanges, and the list stands for a tracker's Role. Claims and the
+// idle rule bound what disagreement remains; the simulator measures it.
 package originplan

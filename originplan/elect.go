@@ -32,9 +32,10 @@ type Candidate struct {
 // (rendezvous hashing), keeps the ElectedFetchers heaviest, and tells its connected peers
 // that list; they merge it with their own. The heaviest nodes of the swarm thus come to be
 // on every node's list within a few exchanges, whatever part of the swarm each node is
-// connected to, and each elected node's slot follows from its hash, so that the fetchers
+// connected to, and each elected node's slot follows from the list, so that the fetchers
 // cut the same blocks (Role), as under a tracker's Slots, and the rest leave the origin to
-// them.
+// them. A node not connected to a fetcher still leaves it its block while its peers bring
+// pieces: that fetcher's pieces reach it through them.
 //
 // Without it, the members of the origin rule are the peers a node is connected to: 48 nodes
 // whose gates opened with 12 to 46 of their 47 peers connected cut different blocks, and the
@@ -59,7 +60,7 @@ func NewElection(self PeerID, salt uint64, n int) *Election {
 		n = ElectedFetchers
 	}
 	return &Election{self: self, salt: salt, n: n, w: make(map[PeerID]uint64),
-		role: Role{Slot: -1, Fetchers: make([]PeerID, n)}}
+		role: Role{Slot: -1}}
 }
 
 // Update works the list out afresh and reports whether it changed (the caller then tells its
@@ -119,15 +120,28 @@ type weighed struct {
 // caller must not modify it.
 func (e *Election) List() []Candidate { return e.list }
 
-// Role is the last list as a tracker's Role would give it: each elected node in the slot its
-// hash gives (the next free one, from the heaviest down, when taken), and this node's slot
+// Role is the last list as a tracker's Role would give it (see slotted), with this node's slot
 // among them, -1 when it is not elected. The caller must not modify it.
 func (e *Election) Role() *Role { return &e.role }
 
-// slotted places the elected nodes in n slots: a node's slot depends on its own hash first,
-// so that one more or one fewer elected node moves few blocks.
+// slotted places the elected nodes in slots. While fewer than n are elected, every node this
+// node hears of is on the list: the slots are theirs in the order of their IDs, as the members
+// of Plan's rules without a Role are, so that a small swarm cuts one block per node, walked in
+// long runs. Once n are, the n slots are the tracker's: a node's slot depends on its own hash
+// first (the next free one, from the heaviest down, when taken), so that a heavier newcomer
+// moves few blocks, and the place of one that leaves stays vacant, its block going to an heir
+// (VacantHeirs), until another takes it.
 func (e *Election) slotted() Role {
-	r := Role{Slot: -1, Fetchers: make([]PeerID, e.n)}
+	r := Role{Slot: -1}
+	if len(e.list) < e.n {
+		for _, c := range e.list {
+			r.Fetchers = append(r.Fetchers, c.ID)
+		}
+		slices.SortFunc(r.Fetchers, compareIDs)
+		r.Slot = slices.Index(r.Fetchers, e.self)
+		return r
+	}
+	r.Fetchers = make([]PeerID, e.n)
 	for _, c := range e.list {
 		k := int(weight(c.ID, ^e.salt) % uint64(e.n))
 		for r.Fetchers[k] != (PeerID{}) {

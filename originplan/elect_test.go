@@ -87,8 +87,11 @@ func TestElectionUpdate(t *testing.T) {
 					held++
 				}
 			}
-			if held != len(l) || len(r.Fetchers) != ElectedFetchers {
-				t.Errorf("%d of %d slots held for a list of %d", held, len(r.Fetchers), len(l))
+			if want := max(len(l), ElectedFetchers*min(1, len(l)/ElectedFetchers)); held != len(l) || len(r.Fetchers) != want {
+				t.Errorf("%d of %d slots held for a list of %d, want %d slots", held, len(r.Fetchers), len(l), want)
+			}
+			if len(l) < ElectedFetchers && !slices.IsSortedFunc(r.Fetchers, compareIDs) {
+				t.Errorf("a list of %d not full, and its slots not in the order of IDs: %x", len(l), r.Fetchers)
 			}
 			if e.Update(tt.selfIn, tt.direct, tt.heard, out) {
 				t.Error("the same input changed the list again")
