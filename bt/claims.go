@@ -22,9 +22,10 @@ import (
 // carry pieces: the origin fetcher slot a coordinating tracker gave the sender
 // (originplan.Role), or 0xFFFFFFFF for none; its receivers write it into their own copy of
 // the tracker's list, which is as old as their last announce (originplan.Role.WithHolders).
-// 'e' carries entries of 21 bytes instead, a peer ID and a hop count each: the sender's list
-// of elected origin fetchers (originplan.Election), which nodes that got no Role from a
-// tracker exchange to elect the same fetchers (decodeElect).
+// 'e' carries the sender's estimate of the swarm's size (4 bytes) and entries of 21 bytes, a
+// peer ID and a hop count each: its list of elected origin fetchers (originplan.Election),
+// which nodes that got no Role from a tracker exchange to elect the same fetchers
+// (decodeElect).
 // A claim lapses after claimTTL unless repeated, and counts only while its sender is
 // connected. Older pkgsync nodes ignore a kind they do not know.
 const claimExtension pp.ExtensionName = "pkgsync_origin"
@@ -52,6 +53,8 @@ const (
 	// maxElectEntries bounds an 'e' message: a list holds originplan.ElectedFetchers.
 	maxElectEntries = 64
 	electEntry      = 21
+	// maxElectSwarm bounds the swarm size an 'e' message may name.
+	maxElectSwarm = 1 << 24
 )
 
 var errBadClaim = errors.New("malformed pkgsync_origin message")
@@ -104,11 +107,12 @@ func decodeClaim(b []byte, numPieces int) (kind byte, pieces []int, err error) {
 	return kind, pieces, nil
 }
 
-// encodeElect builds an 'e' message of list (at most maxElectEntries entries).
-func encodeElect(list []originplan.Candidate) []byte {
-	b := make([]byte, 1, 1+electEntry*len(list))
+// encodeElect builds an 'e' message of h (at most maxElectEntries entries).
+func encodeElect(h originplan.Heard) []byte {
+	b := make([]byte, 5, 5+electEntry*len(h.List))
 	b[0] = msgElect
-	for _, c := range list {
+	binary.BigEndian.PutUint32(b[1:], uint32(min(max(h.Swarm, 0), maxElectSwarm)))
+	for _, c := range h.List {
 		b = append(b, c.ID[:]...)
 		b = append(b, byte(c.Hops))
 	}
@@ -117,21 +121,25 @@ func encodeElect(list []originplan.Candidate) []byte {
 
 // decodeElect parses an 'e' message. Entries farther than originplan.MaxElectHops are refused
 // with the message: an honest sender drops them.
-func decodeElect(b []byte) ([]originplan.Candidate, error) {
-	if len(b) < 1 || b[0] != msgElect || (len(b)-1)%electEntry != 0 || (len(b)-1)/electEntry > maxElectEntries {
-		return nil, fmt.Errorf("%w: 'e' of length %d", errBadClaim, len(b))
+func decodeElect(b []byte) (originplan.Heard, error) {
+	if len(b) < 5 || b[0] != msgElect || (len(b)-5)%electEntry != 0 || (len(b)-5)/electEntry > maxElectEntries {
+		return originplan.Heard{}, fmt.Errorf("%w: 'e' of length %d", errBadClaim, len(b))
 	}
-	list := make([]originplan.Candidate, 0, (len(b)-1)/electEntry)
-	for i := 1; i < len(b); i += electEntry {
+	h := originplan.Heard{Swarm: int(binary.BigEndian.Uint32(b[1:]))}
+	if h.Swarm > maxElectSwarm {
+		return originplan.Heard{}, fmt.Errorf("%w: 'e' for a swarm of %d", errBadClaim, h.Swarm)
+	}
+	h.List = make([]originplan.Candidate, 0, (len(b)-5)/electEntry)
+	for i := 5; i < len(b); i += electEntry {
 		var c originplan.Candidate
 		copy(c.ID[:], b[i:i+20])
 		c.Hops = int(b[i+20])
 		if c.Hops > originplan.MaxElectHops {
-			return nil, fmt.Errorf("%w: 'e' entry of %d hops", errBadClaim, c.Hops)
+			return originplan.Heard{}, fmt.Errorf("%w: 'e' entry of %d hops", errBadClaim, c.Hops)
 		}
-		list = append(list, c)
+		h.List = append(h.List, c)
 	}
-	return list, nil
+	return h, nil
 }
 
 // chunkPieces splits pieces into slices of at most maxClaimPieces.

@@ -328,7 +328,8 @@ func (s *scheduler) round(ctx context.Context) {
 	if opened {
 		t.node.log.Info("bt: origin allowed", "torrent", t.name, "after", now.Sub(s.start).Round(time.Millisecond),
 			"peers", len(v.conns), "known", v.gate.Known, "all_known_connected", v.gate.AllKnownConnected,
-			"pieces_peers_have", v.avail.GetCardinality(), "sharing", len(v.members)+1)
+			"pieces_peers_have", v.avail.GetCardinality(), "sharing", len(v.members)+1,
+			"role", roleLog(v.role, v.elected))
 	}
 	if now.Sub(s.lastClaimed) >= claimRefresh && len(s.inflight) > 0 {
 		s.broadcast(v.claimPeers, msgClaim, s.claimedPieces())
@@ -433,7 +434,7 @@ func (s *scheduler) observe(now time.Time) roundView {
 
 	var memberIDs [][20]byte
 	var held []originplan.SlotHolder        // the slots connected fetchers say they hold
-	var heard [][]originplan.Candidate      // the connected peers' lists of elected fetchers
+	var heard []originplan.Heard            // the connected peers' lists of elected fetchers
 	notCandidate := make(map[[20]byte]bool) // connected peers that seed or do not use the origin
 	seederConnected := false
 	connected := make(map[string]bool)
@@ -468,7 +469,7 @@ func (s *scheduler) observe(now time.Time) roundView {
 		if rn != nil && rn.slot >= 0 {
 			held = append(held, originplan.SlotHolder{Slot: rn.slot, ID: ps.id})
 		}
-		if rn != nil && len(rn.elected) > 0 {
+		if rn != nil && rn.elected.Swarm > 0 {
 			heard = append(heard, rn.elected)
 		}
 		if cv.full || ps.originSeeder { // a seeder (the library may not know it: atOrigin)
@@ -501,9 +502,14 @@ func (s *scheduler) observe(now time.Time) roundView {
 		v.role = &r
 	}
 	if t.role == nil && s.elect != nil {
-		v.electChanged = s.elect.Update(s.origin, memberIDs, heard, func(id originplan.PeerID) bool { return notCandidate[id] })
+		v.electChanged = s.elect.Update(s.origin, len(t.known)+1, memberIDs, heard, func(id originplan.PeerID) bool { return notCandidate[id] })
+		if v.electChanged {
+			h := s.elect.List()
+			t.node.log.Debug("bt: election", "torrent", t.name, "listed", len(h.List), "swarm", h.Swarm,
+				"role", roleLog(s.elect.Role(), true), "members", len(memberIDs), "heard", len(heard))
+		}
 		// Alone on the list, this node keeps the rules of a node without peers.
-		if len(s.elect.List()) > 1 {
+		if len(s.elect.List().List) > 1 {
 			v.role, v.elected = s.elect.Role(), true
 		}
 	}
@@ -725,10 +731,25 @@ func (s *scheduler) tellSlot(v roundView) {
 	}
 }
 
+// roleLog describes a node's origin role for the log.
+func roleLog(r *originplan.Role, elected bool) string {
+	switch {
+	case r == nil:
+		return "none"
+	case !r.Fetcher() && elected:
+		return fmt.Sprintf("not elected (%d fetchers)", len(r.Fetchers))
+	case !r.Fetcher():
+		return fmt.Sprintf("not a fetcher (%d slots)", len(r.Fetchers))
+	case elected:
+		return fmt.Sprintf("elected, slot %d of %d", r.Slot, len(r.Fetchers))
+	}
+	return fmt.Sprintf("fetcher, slot %d of %d", r.Slot, len(r.Fetchers))
+}
+
 // tellElect tells new peers this node's list of elected origin fetchers, and every peer when
 // it changed (originplan.Election).
 func (s *scheduler) tellElect(v roundView) {
-	if s.elect == nil || len(s.elect.List()) == 0 {
+	if s.elect == nil {
 		return
 	}
 	peers := v.newPeers

@@ -1,6 +1,7 @@
 package bt
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"slices"
 	"strings"
@@ -102,26 +103,29 @@ func TestClaimCodec(t *testing.T) {
 
 func TestElectCodec(t *testing.T) {
 	id := func(b byte) originplan.PeerID { return originplan.PeerID{0: b, 19: b} }
-	for _, list := range [][]originplan.Candidate{
-		nil,
-		{{ID: id(1)}},
-		{{ID: id(1)}, {ID: id(2), Hops: 1}, {ID: id(3), Hops: originplan.MaxElectHops}},
-		make([]originplan.Candidate, maxElectEntries),
+	for _, h := range []originplan.Heard{
+		{Swarm: 1, List: []originplan.Candidate{}},
+		{Swarm: 48, List: []originplan.Candidate{{ID: id(1)}}},
+		{Swarm: maxElectSwarm, List: []originplan.Candidate{{ID: id(1)}, {ID: id(2), Hops: 1}, {ID: id(3), Hops: originplan.MaxElectHops}}},
+		{Swarm: 3, List: make([]originplan.Candidate, maxElectEntries)},
 	} {
-		got, err := decodeElect(encodeElect(list))
-		if err != nil || !slices.Equal(got, append([]originplan.Candidate{}, list...)) {
-			t.Errorf("round trip of %v: got %v, %v", list, got, err)
+		got, err := decodeElect(encodeElect(h))
+		if err != nil || got.Swarm != h.Swarm || !slices.Equal(got.List, h.List) {
+			t.Errorf("round trip of %v: got %v, %v", h, got, err)
 		}
 	}
+	one := originplan.Heard{Swarm: 2, List: []originplan.Candidate{{ID: id(1)}}}
 	bad := []struct {
 		name string
 		b    []byte
 	}{
 		{"empty", nil},
+		{"no swarm size", []byte{msgElect, 0, 0}},
 		{"another kind", encodeClaim(msgClaim, []int{1})},
-		{"short entry", encodeElect([]originplan.Candidate{{ID: id(1)}})[:20]},
-		{"too far", encodeElect([]originplan.Candidate{{ID: id(1), Hops: originplan.MaxElectHops + 1}})},
-		{"too many", encodeElect(make([]originplan.Candidate, maxElectEntries+1))},
+		{"short entry", encodeElect(one)[:25]},
+		{"too far", encodeElect(originplan.Heard{List: []originplan.Candidate{{ID: id(1), Hops: originplan.MaxElectHops + 1}}})},
+		{"too many", encodeElect(originplan.Heard{List: make([]originplan.Candidate, maxElectEntries+1)})},
+		{"swarm too large", append([]byte{msgElect}, binary.BigEndian.AppendUint32(nil, maxElectSwarm+1)...)},
 	}
 	for _, tc := range bad {
 		if _, err := decodeElect(tc.b); err == nil {
@@ -129,7 +133,7 @@ func TestElectCodec(t *testing.T) {
 		}
 	}
 	// decodeClaim refuses 'e': onClaimMessage hands it to decodeElect.
-	if _, _, err := decodeClaim(encodeElect([]originplan.Candidate{{ID: id(1)}}), 10); err == nil {
+	if _, _, err := decodeClaim(encodeElect(one), 10); err == nil {
 		t.Error("decodeClaim accepted an 'e' message")
 	}
 }

@@ -135,7 +135,7 @@ type remoteNode struct {
 	said   bool              // said whether it does
 	slot   int               // the origin fetcher slot it said it holds ('s'), -1: none or not said
 	// elected is its last list of elected origin fetchers ('e', originplan.Election).
-	elected []originplan.Candidate
+	elected originplan.Heard
 }
 
 // peerState is what the callbacks learned about one connection.
@@ -758,7 +758,7 @@ func (t *Torrent) farFromOriginSite(a netip.Addr) bool {
 func (t *Torrent) onClaimMessage(pc *torrent.PeerConn, payload []byte) {
 	var kind byte
 	var pieces []int
-	var elected []originplan.Candidate
+	var elected originplan.Heard
 	var err error
 	if len(payload) > 0 && payload[0] == msgElect {
 		kind = msgElect

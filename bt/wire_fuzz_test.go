@@ -119,31 +119,31 @@ func FuzzDecodeRange(f *testing.F) {
 }
 
 // FuzzDecodeElect feeds decodeElect arbitrary 'e' payloads: an accepted list has at most
-// maxElectEntries entries, none farther than originplan.MaxElectHops, and encodes back to the
-// same bytes.
+// maxElectEntries entries, none farther than originplan.MaxElectHops, a swarm size of at most
+// maxElectSwarm, and encodes back to the same bytes.
 func FuzzDecodeElect(f *testing.F) {
-	f.Add(encodeElect(nil))
-	f.Add(encodeElect([]originplan.Candidate{{ID: originplan.PeerID{1}}, {ID: originplan.PeerID{2}, Hops: 3}}))
+	f.Add(encodeElect(originplan.Heard{Swarm: 1}))
+	f.Add(encodeElect(originplan.Heard{Swarm: 48, List: []originplan.Candidate{{ID: originplan.PeerID{1}}, {ID: originplan.PeerID{2}, Hops: 3}}}))
 	f.Add([]byte{msgElect, 1, 2, 3})
-	f.Add(append(encodeElect([]originplan.Candidate{{ID: originplan.PeerID{1}}})[:21], 200))
+	f.Add(append(encodeElect(originplan.Heard{List: []originplan.Candidate{{ID: originplan.PeerID{1}}}})[:25], 200))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		list, err := decodeElect(b)
+		h, err := decodeElect(b)
 		if err != nil {
-			if list != nil {
-				t.Fatalf("error %v came with %d entries", err, len(list))
+			if h.List != nil || h.Swarm != 0 {
+				t.Fatalf("error %v came with %v", err, h)
 			}
 			return
 		}
-		if len(list) > maxElectEntries {
-			t.Fatalf("%d entries accepted, at most %d allowed", len(list), maxElectEntries)
+		if len(h.List) > maxElectEntries || h.Swarm < 0 || h.Swarm > maxElectSwarm {
+			t.Fatalf("%d entries for a swarm of %d accepted", len(h.List), h.Swarm)
 		}
-		for _, c := range list {
+		for _, c := range h.List {
 			if c.Hops < 0 || c.Hops > originplan.MaxElectHops {
 				t.Fatalf("entry of %d hops accepted", c.Hops)
 			}
 		}
-		if again := encodeElect(list); !bytes.Equal(again, b) {
-			t.Fatalf("decoded %x as %v, which encodes as %x", b, list, again)
+		if again := encodeElect(h); !bytes.Equal(again, b) {
+			t.Fatalf("decoded %x as %v, which encodes as %x", b, h, again)
 		}
 	})
 }

@@ -2,6 +2,7 @@ package originplan
 
 import (
 	"cmp"
+	"math"
 	"slices"
 )
 
@@ -20,6 +21,16 @@ const ElectedFetchers = 16
 // hops for thousands of nodes.
 const MaxElectHops = 4
 
+// Heard is what a connected peer said last: its list and its estimate of the swarm's size.
+type Heard struct {
+	List  []Candidate
+	Swarm int
+}
+
+// eligibleShare is how many times ElectedFetchers nodes of a swarm may be elected at all (see
+// Election.Eligible).
+const eligibleShare = 1.0
+
 // Candidate is an entry of an election list: a node that fetches from the origin and still
 // needs data, and how many hops its word travelled.
 type Candidate struct {
@@ -30,7 +41,10 @@ type Candidate struct {
 // Election elects origin fetchers without a tracker, the way a tracker's Slots names them:
 // every node weighs every candidate it hears of by a hash of its ID and the swarm's salt
 // (rendezvous hashing), keeps the ElectedFetchers heaviest, and tells its connected peers
-// that list; they merge it with their own. The heaviest nodes of the swarm thus come to be
+// that list; they merge it with their own. Only the nodes whose weight lies in the top
+// eligibleShare x ElectedFetchers of the swarm's size, which the nodes pass on too, can be
+// elected at all, so that a node that sees few others does not take itself for one of the
+// heaviest. The heaviest nodes of the swarm thus come to be
 // on every node's list within a few exchanges, whatever part of the swarm each node is
 // connected to, and each elected node's slot follows from the list, so that the fetchers
 // cut the same blocks (Role), as under a tracker's Slots, and the rest leave the origin to
@@ -47,9 +61,12 @@ type Election struct {
 	salt uint64
 	n    int
 	list []Candidate // the last result, heaviest first
-	role Role
-	w    map[PeerID]uint64 // weights of the IDs seen, kept: the same IDs come every round
-	all  []weighed         // scratch
+	// swarm is the largest swarm size this node knows of: its own count of the peers it
+	// knows, or a peer's, passed on.
+	swarm int
+	role  Role
+	w     map[PeerID]uint64 // weights of the IDs seen, kept: the same IDs come every round
+	all   []weighed         // scratch
 }
 
 // NewElection returns self's election for the swarm named by salt (a hash of the info hash,
@@ -59,19 +76,27 @@ func NewElection(self PeerID, salt uint64, n int) *Election {
 	if n <= 0 {
 		n = ElectedFetchers
 	}
-	return &Election{self: self, salt: salt, n: n, w: make(map[PeerID]uint64),
+	return &Election{self: self, salt: salt, n: n, swarm: 1, w: make(map[PeerID]uint64),
 		role: Role{Slot: -1}}
 }
 
 // Update works the list out afresh and reports whether it changed (the caller then tells its
 // connected peers). selfIn says this node fetches from the origin and still needs data;
-// direct are its connected peers that do; heard the lists its connected peers sent last;
-// out the connected peers known not to be candidates (done, or not using the origin), whose
-// entries relayed by others are stale.
-func (e *Election) Update(selfIn bool, direct []PeerID, heard [][]Candidate, out func(PeerID) bool) bool {
+// swarm is its own estimate of the swarm's size (the peers it knows of, itself included);
+// direct are its connected peers that fetch from the origin and still need data; heard what
+// its connected peers said last; out the connected peers known not to be candidates (done,
+// or not using the origin), whose entries relayed by others are stale.
+func (e *Election) Update(selfIn bool, swarm int, direct []PeerID, heard []Heard, out func(PeerID) bool) bool {
+	swarm = max(swarm, 1+len(direct))
+	for _, h := range heard {
+		swarm = max(swarm, h.Swarm)
+	}
 	all := e.all[:0]
+	floor := eligibleFloor(swarm, e.n)
 	add := func(id PeerID, hops int) {
-		all = append(all, weighed{Candidate{ID: id, Hops: hops}, e.weight(id)})
+		if w := e.weight(id); w >= floor {
+			all = append(all, weighed{Candidate{ID: id, Hops: hops}, w})
+		}
 	}
 	if selfIn {
 		add(e.self, 0)
@@ -79,8 +104,8 @@ func (e *Election) Update(selfIn bool, direct []PeerID, heard [][]Candidate, out
 	for _, id := range direct {
 		add(id, 1)
 	}
-	for _, l := range heard {
-		for _, c := range l {
+	for _, h := range heard {
+		for _, c := range h.List {
 			if c.Hops+1 <= MaxElectHops && c.ID != e.self && (out == nil || !out(c.ID)) {
 				add(c.ID, c.Hops+1)
 			}
@@ -99,8 +124,10 @@ func (e *Election) Update(selfIn bool, direct []PeerID, heard [][]Candidate, out
 	all = slices.CompactFunc(all, func(a, b weighed) bool { return a.ID == b.ID })
 	e.all = all
 	top := all[:min(len(all), e.n)]
+	grew := swarm > e.swarm
+	e.swarm = max(e.swarm, swarm)
 	if slices.EqualFunc(top, e.list, func(a weighed, b Candidate) bool { return a.Candidate == b }) {
-		return false
+		return grew
 	}
 	e.list = e.list[:0]
 	for _, c := range top {
@@ -116,24 +143,39 @@ type weighed struct {
 	w uint64
 }
 
-// List is the last list worked out, heaviest first: what this node tells its peers. The
-// caller must not modify it.
-func (e *Election) List() []Candidate { return e.list }
+// List is the last list worked out, heaviest first, and the largest swarm size this node
+// knows of: what this node tells its peers. The caller must not modify the list.
+func (e *Election) List() Heard { return Heard{List: e.list, Swarm: e.swarm} }
+
+// eligibleFloor is the weight a node needs to be elected at all in a swarm of swarm nodes:
+// the weights are uniform, so about eligibleShare x n nodes of the swarm reach it, and each
+// node knows whether it does from its own weight and the swarm's size alone. A node that
+// knows only part of the swarm would otherwise find itself among the n heaviest of what it
+// knows and fetch: 48 nodes whose gates opened while each was connected to 1 to 22 of the
+// others counted 30 fetchers.
+func eligibleFloor(swarm, n int) uint64 {
+	span := math.Ldexp(eligibleShare*float64(n)/float64(max(swarm, 1)), 64) // of 2^64 weights
+	if span >= math.Ldexp(1, 64) {
+		return 0
+	}
+	return math.MaxUint64 - uint64(span)
+}
 
 // Role is the last list as a tracker's Role would give it (see slotted), with this node's slot
 // among them, -1 when it is not elected. The caller must not modify it.
 func (e *Election) Role() *Role { return &e.role }
 
-// slotted places the elected nodes in slots. While fewer than n are elected, every node this
-// node hears of is on the list: the slots are theirs in the order of their IDs, as the members
-// of Plan's rules without a Role are, so that a small swarm cuts one block per node, walked in
-// long runs. Once n are, the n slots are the tracker's: a node's slot depends on its own hash
-// first (the next free one, from the heaviest down, when taken), so that a heavier newcomer
-// moves few blocks, and the place of one that leaves stays vacant, its block going to an heir
-// (VacantHeirs), until another takes it.
+// slotted places the elected nodes in slots. In a swarm of n nodes or fewer, every node is
+// eligible and on the list: the slots are theirs in the order of their IDs, as the members of
+// Plan's rules without a Role are, so that a small swarm cuts one block per node, walked in
+// long runs. In a larger swarm there are n slots, as a tracker's: a node's slot depends on its
+// own hash first (the next free one, from the heaviest down, when taken), so that a fetcher's
+// own block does not depend on which others it has heard of yet, and the place of one that is
+// not known, or leaves, stays vacant, its block going to an heir (VacantHeirs), which walks it
+// after its own.
 func (e *Election) slotted() Role {
 	r := Role{Slot: -1}
-	if len(e.list) < e.n {
+	if e.swarm <= e.n {
 		for _, c := range e.list {
 			r.Fetchers = append(r.Fetchers, c.ID)
 		}

@@ -1,6 +1,7 @@
 package originplan
 
 import (
+	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -13,6 +14,44 @@ func electID(i int) PeerID {
 	return id
 }
 
+// eligibleIn counts the IDs of ids and electID(0) that reach the eligibility floor of a swarm of
+// swarm nodes.
+func eligibleIn(ids []PeerID, swarm int) int {
+	n := 0
+	for _, id := range append([]PeerID{electID(0)}, ids...) {
+		if weight(id, 42) >= eligibleFloor(swarm, ElectedFetchers) {
+			n++
+		}
+	}
+	return min(n, ElectedFetchers)
+}
+
+func TestEligibleFloor(t *testing.T) {
+	for _, tc := range []struct{ swarm, n int }{{1, 16}, {24, 16}, {25, 16}, {48, 16}, {1000, 16}, {1 << 20, 16}} {
+		f := eligibleFloor(tc.swarm, tc.n)
+		share := 1 - float64(f)/math.MaxUint64
+		want := min(1, eligibleShare*float64(tc.n)/float64(tc.swarm))
+		if math.Abs(share-want) > 1e-9 {
+			t.Errorf("eligibleFloor(%d, %d) leaves a share %g of weights, want %g", tc.swarm, tc.n, share, want)
+		}
+	}
+	// Of 10,000 random IDs, about eligibleShare x 16 reach the floor of a swarm of 10,000.
+	rng := rand.New(rand.NewPCG(3, 4))
+	n := 0
+	for range 10000 {
+		var id PeerID
+		for i := range id {
+			id[i] = byte(rng.Uint32())
+		}
+		if weight(id, 9) >= eligibleFloor(10000, 16) {
+			n++
+		}
+	}
+	if n < 12 || n > 40 {
+		t.Errorf("%d of 10,000 IDs eligible in a swarm of 10,000, want about %g", n, eligibleShare*16)
+	}
+}
+
 func TestElectionUpdate(t *testing.T) {
 	self := electID(0)
 	ids := make([]PeerID, 40)
@@ -22,6 +61,7 @@ func TestElectionUpdate(t *testing.T) {
 	tests := []struct {
 		name     string
 		selfIn   bool
+		swarm    int
 		direct   []PeerID
 		heard    [][]Candidate
 		out      []PeerID
@@ -44,14 +84,21 @@ func TestElectionUpdate(t *testing.T) {
 		{name: "connected and out: relayed entries dropped", selfIn: true,
 			heard: [][]Candidate{{{ID: ids[3], Hops: 0}, {ID: ids[4], Hops: 1}}}, out: ids[3:4],
 			wantLen: 2, notOn: []PeerID{ids[3]}},
-		{name: "capped at n", selfIn: true, direct: ids, wantLen: ElectedFetchers},
+		{name: "n nodes, all listed", selfIn: true, direct: ids[:ElectedFetchers-1], wantLen: ElectedFetchers},
+		{name: "a swarm of 41: the eligible", selfIn: true, direct: ids, wantLen: eligibleIn(ids, 41)},
+		{name: "a large swarm: only the heaviest eligible", selfIn: true, swarm: 400, direct: ids,
+			wantLen: eligibleIn(ids, 400)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := NewElection(self, 42, 0)
 			out := func(id PeerID) bool { return slices.Contains(tt.out, id) }
-			changed := e.Update(tt.selfIn, tt.direct, tt.heard, out)
-			l := e.List()
+			var heard []Heard
+			for _, l := range tt.heard {
+				heard = append(heard, Heard{List: l})
+			}
+			changed := e.Update(tt.selfIn, tt.swarm, tt.direct, heard, out)
+			l := e.List().List
 			if changed != (tt.wantLen > 0) {
 				t.Errorf("changed = %v for a list of %d", changed, len(l))
 			}
@@ -87,13 +134,14 @@ func TestElectionUpdate(t *testing.T) {
 					held++
 				}
 			}
-			if want := max(len(l), ElectedFetchers*min(1, len(l)/ElectedFetchers)); held != len(l) || len(r.Fetchers) != want {
+			small := e.List().Swarm <= ElectedFetchers
+			if want := map[bool]int{true: len(l), false: ElectedFetchers}[small]; held != len(l) || len(r.Fetchers) != want {
 				t.Errorf("%d of %d slots held for a list of %d, want %d slots", held, len(r.Fetchers), len(l), want)
 			}
-			if len(l) < ElectedFetchers && !slices.IsSortedFunc(r.Fetchers, compareIDs) {
-				t.Errorf("a list of %d not full, and its slots not in the order of IDs: %x", len(l), r.Fetchers)
+			if small && !slices.IsSortedFunc(r.Fetchers, compareIDs) {
+				t.Errorf("a small swarm's slots not in the order of IDs: %x", r.Fetchers)
 			}
-			if e.Update(tt.selfIn, tt.direct, tt.heard, out) {
+			if e.Update(tt.selfIn, tt.swarm, tt.direct, heard, out) {
 				t.Error("the same input changed the list again")
 			}
 		})
@@ -125,9 +173,10 @@ func TestElectionConverges(t *testing.T) {
 				if round == 40 {
 					t.Fatalf("%d nodes: lists still change after %d rounds", tc.nodes, round)
 				}
-				lists := make([][]Candidate, tc.nodes)
+				lists := make([]Heard, tc.nodes)
 				for i, e := range es {
-					lists[i] = slices.Clone(e.List())
+					h := e.List()
+					lists[i] = Heard{List: slices.Clone(h.List), Swarm: h.Swarm}
 				}
 				changed := false
 				for i, e := range es {
@@ -135,14 +184,15 @@ func TestElectionConverges(t *testing.T) {
 						continue
 					}
 					var direct []PeerID
-					var heard [][]Candidate
+					var heard []Heard
 					for _, j := range conns[i] {
 						if !gone(j) {
 							direct = append(direct, electID(j))
 							heard = append(heard, lists[j])
 						}
 					}
-					changed = e.Update(true, direct, heard, nil) || changed
+					// Each node knows of a tracker's list of up to 50 peers.
+					changed = e.Update(true, min(tc.nodes, 51), direct, heard, nil) || changed
 				}
 				if !changed {
 					return round
@@ -162,7 +212,7 @@ func TestElectionConverges(t *testing.T) {
 			return roles
 		}
 		a, b := elect(1), elect(2)
-		fetchers := 0
+		fetchers, eligible := 0, 0
 		for i := range a {
 			if !slices.Equal(a[i], a[0]) {
 				t.Fatalf("%d nodes: node %d elected %x, node 0 %x", tc.nodes, i, a[i], a[0])
@@ -170,23 +220,26 @@ func TestElectionConverges(t *testing.T) {
 			if slices.Contains(a[0], electID(i)) {
 				fetchers++
 			}
+			if weight(electID(i), 1) >= eligibleFloor(min(tc.nodes, 51), ElectedFetchers) {
+				eligible++
+			}
 		}
-		if want := min(tc.nodes, ElectedFetchers); fetchers != want {
-			t.Errorf("%d nodes: %d elected, want %d", tc.nodes, fetchers, want)
+		if want := min(eligible, ElectedFetchers); fetchers != want || fetchers == 0 {
+			t.Errorf("%d nodes: %d elected, want the %d eligible, at most %d", tc.nodes, fetchers, eligible, ElectedFetchers)
 		}
 		if tc.nodes > 2*ElectedFetchers && slices.Equal(a[0], b[0]) {
 			t.Errorf("%d nodes: another salt elected the same fetchers", tc.nodes)
 		}
 		// The heaviest node leaves: its entry dies out within MaxElectHops rounds, and word of
 		// the next heaviest reaches every node within the graph's diameter.
-		top := es[0].List()[0].ID
+		top := es[0].List().List[0].ID
 		leaver := int(top[18])<<8 | int(top[19])
 		rounds := exchange(func(i int) bool { return i == leaver })
 		if rounds > 2*MaxElectHops {
 			t.Errorf("%d nodes: %d rounds after a fetcher left", tc.nodes, rounds)
 		}
 		for i, e := range es {
-			if i != leaver && slices.ContainsFunc(e.List(), func(c Candidate) bool { return c.ID == top }) {
+			if i != leaver && slices.ContainsFunc(e.List().List, func(c Candidate) bool { return c.ID == top }) {
 				t.Fatalf("%d nodes: node %d still lists the node that left", tc.nodes, i)
 			}
 		}

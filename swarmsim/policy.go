@@ -146,7 +146,7 @@ func (n *node) originRole() *originplan.Role {
 	}
 	s := n.s
 	var direct []originplan.PeerID
-	var heard [][]originplan.Candidate
+	var heard []originplan.Heard
 	for _, c := range n.conns {
 		q := s.nodes[c.peer]
 		if c.peerHidden || q.complete || !q.usesOrigin() {
@@ -157,7 +157,7 @@ func (n *node) originRole() *originplan.Role {
 			heard = append(heard, q.elect.List())
 		}
 	}
-	n.elect.Update(true, direct, heard, func(id originplan.PeerID) bool {
+	n.elect.Update(true, len(n.known)+1, direct, heard, func(id originplan.PeerID) bool {
 		i, ok := s.byID[id]
 		if !ok || s.nodes[i].id != id {
 			return false
