@@ -508,8 +508,7 @@ func (s *scheduler) observe(now time.Time) roundView {
 			t.node.log.Debug("bt: election", "torrent", t.name, "listed", len(h.List), "swarm", h.Swarm,
 				"role", roleLog(s.elect.Role(), true), "members", len(memberIDs), "heard", len(heard))
 		}
-		// Alone on the list, this node keeps the rules of a node without peers.
-		if len(s.elect.List().List) > 1 {
+		if s.elect.Active() {
 			v.role, v.elected = s.elect.Role(), true
 		}
 	}

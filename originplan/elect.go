@@ -147,6 +147,12 @@ type weighed struct {
 // knows of: what this node tells its peers. The caller must not modify the list.
 func (e *Election) List() Heard { return Heard{List: e.list, Swarm: e.swarm} }
 
+// Active reports whether the node should plan by Role: it has heard of another candidate, or
+// of a swarm larger than the fetchers elected (where a node that is not eligible leaves the
+// origin to others even before it hears of them). Otherwise it is alone as far as it knows,
+// and keeps the rules of a node without peers.
+func (e *Election) Active() bool { return len(e.list) > 1 || e.swarm > e.n }
+
 // eligibleFloor is the weight a node needs to be elected at all in a swarm of swarm nodes:
 // the weights are uniform, so about eligibleShare x n nodes of the swarm reach it, and each
 // node knows whether it does from its own weight and the swarm's size alone. A node that

@@ -165,6 +165,9 @@ func (n *node) originRole() *originplan.Role {
 		q := s.nodes[i]
 		return n.connected(i) && (q.complete || !q.usesOrigin())
 	})
+	if !n.elect.Active() {
+		return nil // alone as far as it knows, as bt
+	}
 	return n.elect.Role()
 }
 
