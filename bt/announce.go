@@ -25,6 +25,7 @@ const (
 	announceRetry        = 15 * time.Second
 	quickReannounce      = 250 * time.Millisecond
 	heldReannounce       = time.Second
+	fewReannounce        = 500 * time.Millisecond
 	announceTimeout      = 15 * time.Second
 	stoppedAnnounceLimit = time.Second
 )
@@ -131,6 +132,7 @@ func (t *Torrent) announceLoop(ctx context.Context) {
 		t.mu.Lock()
 		t.announced = true
 		alone := len(t.known) == 0
+		few, noRole := len(t.known) < originplan.ElectedFetchers, t.role == nil
 		onlyHeld := alone && len(t.held) > 0
 		t.mu.Unlock()
 		t.poke()
@@ -140,6 +142,12 @@ func (t *Torrent) announceLoop(ctx context.Context) {
 		// other before anyone goes to the origin.
 		if alone && !t.Complete() && time.Since(started) < t.config().PeerWait {
 			wait = min(wait, quickReannounce)
+		}
+		// Without a tracker's roles, the nodes elect origin fetchers among themselves by the
+		// swarm's size as each knows it (originplan.Election): one of the first to announce,
+		// told of a few peers only, would take the swarm for small and itself for a fetcher.
+		if few && noRole && !t.Complete() && time.Since(started) < t.config().PeerWait {
+			wait = min(wait, fewReannounce)
 		}
 		// Every peer known so far is of another site, which the site rule keeps away: the
 		// nodes of this site are still to come.

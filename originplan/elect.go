@@ -14,6 +14,13 @@ import (
 // peers), and a node's first connections number about as many as the dozen or two below.
 const ElectedFetchers = 16
 
+// ElectSlots is how many slots the elected fetchers of a swarm larger than ElectedFetchers
+// are placed in, each where its hash puts it; the vacant slots' blocks go to heirs among them
+// (VacantHeirs). With 16 fetchers in 16 slots, most shared a slot with another before they
+// heard of each other, and moved when they did; in 32 slots fewer than half do. With more
+// slots, the blocks grow too small for the steal gap.
+const ElectSlots = 32
+
 // MaxElectHops is how far word of a candidate travels: a node's own entry has 0 hops, its
 // connected peers' 1, and each relay adds one. Farther entries are dropped, so that the
 // entry of a node that left dies out within MaxElectHops exchanges instead of going round
@@ -126,14 +133,15 @@ func (e *Election) Update(selfIn bool, swarm int, direct []PeerID, heard []Heard
 	top := all[:min(len(all), e.n)]
 	grew := swarm > e.swarm
 	e.swarm = max(e.swarm, swarm)
-	if slices.EqualFunc(top, e.list, func(a weighed, b Candidate) bool { return a.Candidate == b }) {
-		return grew
+	same := slices.EqualFunc(top, e.list, func(a weighed, b Candidate) bool { return a.Candidate == b })
+	if same && !grew {
+		return false
 	}
 	e.list = e.list[:0]
 	for _, c := range top {
 		e.list = append(e.list, c.Candidate)
 	}
-	e.role = e.slotted()
+	e.role = e.slotted() // the swarm's size decides the slots too
 	return true
 }
 
@@ -174,11 +182,11 @@ func (e *Election) Role() *Role { return &e.role }
 // slotted places the elected nodes in slots. In a swarm of n nodes or fewer, every node is
 // eligible and on the list: the slots are theirs in the order of their IDs, as the members of
 // Plan's rules without a Role are, so that a small swarm cuts one block per node, walked in
-// long runs. In a larger swarm there are n slots, as a tracker's: a node's slot depends on its
-// own hash first (the next free one, from the heaviest down, when taken), so that a fetcher's
-// own block does not depend on which others it has heard of yet, and the place of one that is
-// not known, or leaves, stays vacant, its block going to an heir (VacantHeirs), which walks it
-// after its own.
+// long runs. In a larger swarm there are ElectSlots slots, and a fetcher's slot is where its
+// hash puts it (the next free one, from the heaviest down, when taken), whoever else it has
+// heard of, so that its own block does not depend on which fetchers it knows yet. The slots of
+// fetchers it has not heard of are vacant to it, and their blocks go to heirs (VacantHeirs),
+// which walk them after their own, by when word of those fetchers has come.
 func (e *Election) slotted() Role {
 	r := Role{Slot: -1}
 	if e.swarm <= e.n {
@@ -189,11 +197,11 @@ func (e *Election) slotted() Role {
 		r.Slot = slices.Index(r.Fetchers, e.self)
 		return r
 	}
-	r.Fetchers = make([]PeerID, e.n)
+	r.Fetchers = make([]PeerID, ElectSlots)
 	for _, c := range e.list {
-		k := int(weight(c.ID, ^e.salt) % uint64(e.n))
+		k := int(weight(c.ID, ^e.salt) % ElectSlots)
 		for r.Fetchers[k] != (PeerID{}) {
-			k = (k + 1) % e.n
+			k = (k + 1) % ElectSlots
 		}
 		r.Fetchers[k] = c.ID
 		if c.ID == e.self {

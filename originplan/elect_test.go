@@ -86,6 +86,7 @@ func TestElectionUpdate(t *testing.T) {
 			wantLen: 2, notOn: []PeerID{ids[3]}},
 		{name: "n nodes, all listed", selfIn: true, direct: ids[:ElectedFetchers-1], wantLen: ElectedFetchers},
 		{name: "a swarm of 41: the eligible", selfIn: true, direct: ids, wantLen: eligibleIn(ids, 41)},
+		{name: "alone in a large swarm", selfIn: true, swarm: 48, wantLen: eligibleIn(nil, 48)},
 		{name: "a large swarm: only the heaviest eligible", selfIn: true, swarm: 400, direct: ids,
 			wantLen: eligibleIn(ids, 400)},
 	}
@@ -99,7 +100,7 @@ func TestElectionUpdate(t *testing.T) {
 			}
 			changed := e.Update(tt.selfIn, tt.swarm, tt.direct, heard, out)
 			l := e.List().List
-			if changed != (tt.wantLen > 0) {
+			if changed != (tt.wantLen > 0 || tt.swarm > 1) {
 				t.Errorf("changed = %v for a list of %d", changed, len(l))
 			}
 			if len(l) != tt.wantLen {
@@ -135,7 +136,7 @@ func TestElectionUpdate(t *testing.T) {
 				}
 			}
 			small := e.List().Swarm <= ElectedFetchers
-			if want := map[bool]int{true: len(l), false: ElectedFetchers}[small]; held != len(l) || len(r.Fetchers) != want {
+			if want := map[bool]int{true: len(l), false: ElectSlots}[small]; held != len(l) || len(r.Fetchers) != want {
 				t.Errorf("%d of %d slots held for a list of %d, want %d slots", held, len(r.Fetchers), len(l), want)
 			}
 			if small && !slices.IsSortedFunc(r.Fetchers, compareIDs) {
@@ -243,5 +244,27 @@ func TestElectionConverges(t *testing.T) {
 				t.Fatalf("%d nodes: node %d still lists the node that left", tc.nodes, i)
 			}
 		}
+	}
+}
+
+// The Role follows the swarm's size even when the list stays the same: a node alone on its list
+// takes a swarm of 48 for one of 48 once it hears of it, not for one of its own.
+func TestElectionRoleFollowsSwarm(t *testing.T) {
+	var self PeerID
+	for i := 0; ; i++ { // an ID eligible in a swarm of 48
+		if self = electID(i); weight(self, 42) >= eligibleFloor(48, ElectedFetchers) {
+			break
+		}
+	}
+	e := NewElection(self, 42, 0)
+	e.Update(true, 1, nil, nil, nil)
+	if r := e.Role(); len(r.Fetchers) != 1 || r.Slot != 0 {
+		t.Fatalf("alone: %d slots, slot %d", len(r.Fetchers), r.Slot)
+	}
+	if !e.Update(true, 48, nil, nil, nil) {
+		t.Error("a larger swarm did not change the election")
+	}
+	if r := e.Role(); len(r.Fetchers) != ElectSlots || !r.Fetcher() || !e.Active() {
+		t.Errorf("in a swarm of 48: %d slots, fetcher %v, active %v", len(r.Fetchers), r.Fetcher(), e.Active())
 	}
 }
