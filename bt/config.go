@@ -16,6 +16,9 @@ type Config struct {
 	// cuts the origin work among the peers it is connected to, which differ from node to
 	// node when each sees part of the swarm.
 	NoElect bool
+	// electFetchers is how many fetchers an election names (0: originplan.ElectedFetchers): a
+	// test's swarm is smaller than 16.
+	electFetchers int
 	// Seeder: this node only seeds (`pkgsync seed`), and says so to pkgsync peers in its
 	// extended handshake (seederExtension). A node that fetches from the origin takes a
 	// pkgsync peer on the origin's host for the seeder beside the web server (atOrigin) only

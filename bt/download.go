@@ -156,7 +156,7 @@ func newScheduler(t *Torrent) *scheduler {
 	s.hasTrackers = len(t.trackerURLs()) > 0
 	if s.hasOrigin && !s.cfg.NoElect {
 		ih := t.lt.InfoHash()
-		s.elect = originplan.NewElection(t.node.cl.PeerID(), binary.BigEndian.Uint64(ih[:8]), 0)
+		s.elect = originplan.NewElection(t.node.cl.PeerID(), binary.BigEndian.Uint64(ih[:8]), s.cfg.electFetchers)
 	}
 	s.ranging = make(map[int]*rangePiece)
 	s.rangeReqs = make(map[uint32]*rangeRequest)
@@ -326,6 +326,12 @@ func (s *scheduler) round(ctx context.Context) {
 		return
 	}
 	if opened {
+		if s.elect != nil {
+			h := s.elect.List()
+			t.mu.Lock()
+			t.elected = originplan.Heard{List: slices.Clone(h.List), Swarm: h.Swarm}
+			t.mu.Unlock()
+		}
 		t.node.log.Info("bt: origin allowed", "torrent", t.name, "after", now.Sub(s.start).Round(time.Millisecond),
 			"peers", len(v.conns), "known", v.gate.Known, "all_known_connected", v.gate.AllKnownConnected,
 			"pieces_peers_have", v.avail.GetCardinality(), "sharing", len(v.members)+1,

@@ -22,6 +22,11 @@ type roleSwarm struct {
 }
 
 func startRoleSwarm(t *testing.T, nodes, fetchers int, seed uint64) *roleSwarm {
+	return startRoleSwarmWith(t, nodes, fetchers, seed, nil)
+}
+
+// startRoleSwarmWith is startRoleSwarm with mod applied to every node's Config.
+func startRoleSwarmWith(t *testing.T, nodes, fetchers int, seed uint64, mod func(*Config)) *roleSwarm {
 	t.Helper()
 	tr := pkgtracker.New(pkgtracker.Options{OriginFetchers: fetchers})
 	t.Cleanup(tr.Close)
@@ -29,7 +34,7 @@ func startRoleSwarm(t *testing.T, nodes, fetchers int, seed uint64) *roleSwarm {
 	t.Cleanup(srv.Close)
 	rs := &roleSwarm{fx: newFixture(t, 4<<20, seed, srv.URL+"/announce"), origins: make([]origin, nodes)}
 	for i := range nodes {
-		n := startNode(t, loopback(t, i), nil)
+		n := startNode(t, loopback(t, i), mod)
 		part := rs.fx.partFile(t, nil)
 		rs.parts = append(rs.parts, part)
 		rs.tors = append(rs.tors, addPkg(t, n, Package{MetaInfo: rs.fx.mi, Data: part, Origin: rs.origins[i].fetch(rs.fx, part, false)}))
@@ -184,5 +189,70 @@ func TestFewerNodesThanSlots(t *testing.T) {
 		if total < f || float64(total) > 1.25*float64(f) {
 			t.Errorf("seed %d: the origin sent %d bytes for a package of %d: want about once", seed, total, f)
 		}
+	}
+}
+
+// TestElectedFetchers runs six nodes under a tracker that hands out no roles (a stock tracker's
+// part), electing three fetchers among themselves: every node must end with the package; the
+// nodes that knew the whole swarm as their gates opened must have elected the same fetchers, of
+// those whose weight reaches the floor of a swarm of six (at most three), and the others ask the
+// origin for nothing while their peers bring pieces; and the origin sends the package about
+// once.
+func TestElectedFetchers(t *testing.T) {
+	const nodes, fetchers = 6, 3
+	rs := startRoleSwarmWith(t, nodes, 0, 29, func(c *Config) { c.electFetchers = fetchers })
+	// The weights are random: in one run of (1/2)^6, none reaches the floor, nobody is elected,
+	// and the nodes take to the origin once stalled, by the rules without a Role.
+	var none []int
+	downloadAll(t, rs.tors)
+	var first []originplan.Candidate // the list of the first node whose gate opened
+	var total int64
+	for i, tor := range rs.tors {
+		checkData(t, rs.parts[i], rs.fx.src)
+		tor.mu.Lock()
+		h, role := tor.elected, tor.role
+		tor.mu.Unlock()
+		if role != nil {
+			t.Fatalf("node %d holds a tracker's role, from a tracker that hands out none", i)
+		}
+		got := rs.origins[i].bytes.Load()
+		total += got
+		self := tor.node.cl.PeerID()
+		t.Logf("node %d (%x): gate opened with a swarm of %d, %d listed; %d bytes from the origin", i, self[16:], h.Swarm, len(h.List), got)
+		if h.Swarm == 0 { // its peers brought everything before its gate opened
+			if got != 0 {
+				t.Errorf("node %d took %d bytes from the origin with its gate closed", i, got)
+			}
+			continue
+		}
+		var list []originplan.Candidate
+		for _, c := range h.List {
+			list = append(list, originplan.Candidate{ID: c.ID}) // hops differ from node to node
+		}
+		if len(list) == 0 {
+			none = append(none, i)
+			continue
+		}
+		if len(list) > fetchers {
+			t.Errorf("node %d elected %d fetchers, want at most %d", i, len(list), fetchers)
+		}
+		if h.Swarm == nodes { // it knew the whole swarm
+			if first == nil {
+				first = list
+			} else if !slices.Equal(list, first) {
+				t.Errorf("node %d elected %x, another %x", i, list, first)
+			}
+			if !slices.Contains(list, originplan.Candidate{ID: self}) && got != 0 {
+				t.Errorf("node %d is not elected and took %d bytes from the origin", i, got)
+			}
+		}
+	}
+	if len(none) > 0 && first != nil {
+		t.Errorf("nodes %v elected nobody, others %x", none, first)
+	}
+	f := int64(len(rs.fx.src))
+	t.Logf("the origin sent %d bytes (%.2f F)", total, float64(total)/float64(f))
+	if total < f || float64(total) > 1.25*float64(f) {
+		t.Errorf("the origin sent %d bytes for a package of %d: want about once", total, f)
 	}
 }

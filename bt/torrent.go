@@ -116,9 +116,12 @@ type Torrent struct {
 	// seedersReported is the most seeders a tracker reported at its last answer: the gate
 	// waits for one to connect before the first origin request (GateView.SeederAway).
 	seedersReported int32
-	fatal           error
-	dlDone          chan struct{} // closed when the running Download returns
-	fromOrigin      []int         // pieces this node got from the origin, for HandOver
+	// elected is this node's list of elected origin fetchers (originplan.Election) as its
+	// origin gate opened.
+	elected    originplan.Heard
+	fatal      error
+	dlDone     chan struct{} // closed when the running Download returns
+	fromOrigin []int         // pieces this node got from the origin, for HandOver
 	// rangeInbox holds range replies for the running Download.
 	rangeInbox []rangeReply
 	// role is the origin role a coordinating tracker gave (announce.go), nil under a stock one.
