@@ -47,7 +47,7 @@
 // out the same heirs. Idle blocks go to their heirs and orphans to all, as below. Each fetcher keeps Concurrency fetches in flight, since
 // the tracker keeps them few. A node that is not a fetcher asks the origin for nothing while
 // its peers make progress; stalled, it takes only pieces no connected peer has, cut among
-// its connected members as below. Its gate waits for the tracker's answer and the bitfields
+// its connected members as below (and, stalled for LongStall times StallTimeout, those its peers say they have too). Its gate waits for the tracker's answer and the bitfields
 // of the peers already connected, not for the rest of the swarm.
 //
 // # Under a stock tracker

@@ -40,6 +40,10 @@ type Config struct {
 	ReachWait time.Duration
 }
 
+// LongStall is how many StallTimeouts a node that is not a fetcher waits, stalled, before it
+// takes from the origin pieces its connected peers say they have.
+const LongStall = 4
+
 // Defaults are the values bt runs with.
 var Defaults = Config{
 	Concurrency:    4,
@@ -214,7 +218,9 @@ func (pl *Planner) Plan(v View) []int {
 	}
 	// A node that is not a fetcher takes, even when stalled, only what no connected peer
 	// has: the pieces its peers have reach it through them, and the fetchers are at work.
-	peerRule := stalled && (v.Role == nil || v.Role.Fetcher())
+	// Stalled for LongStall, it takes those too: peers that say they have pieces and send
+	// none for that long will not.
+	peerRule := stalled && (v.Role == nil || v.Role.Fetcher() || now.Sub(pl.lastProgress) >= LongStall*pl.cfg.StallTimeout)
 	eligible := func(p int) bool {
 		if (!peerRule && v.Pieces.Available(p)) || v.Pieces.Taken(p) { // Available first: the cheaper test
 			return false
