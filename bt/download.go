@@ -508,21 +508,28 @@ func (s *scheduler) observe(now time.Time) roundView {
 		v.role = &r
 	}
 	if t.role == nil && s.elect != nil {
-		v.electChanged = s.elect.Update(s.origin, len(t.known)+1, memberIDs, heard, func(id originplan.PeerID) bool { return notCandidate[id] })
-		if v.electChanged {
-			h := s.elect.List()
-			t.node.log.Debug("bt: election", "torrent", t.name, "listed", len(h.List), "swarm", h.Swarm,
-				"role", roleLog(s.elect.Role(), true), "members", len(memberIDs), "heard", len(heard))
-		}
-		if s.elect.Active() {
-			v.role, v.elected = s.elect.Role(), true
-		}
+		s.electRound(&v, memberIDs, heard, notCandidate)
 	}
 	t.mu.Unlock()
 	for _, id := range memberIDs {
 		v.members = append(v.members, originplan.Member{ID: id, Outstanding: outstanding[id]})
 	}
 	return v
+}
+
+// electRound updates the election with what this round saw (originplan.Election) and, once it
+// is active, plans by its list as by a tracker's Role. t.mu is held.
+func (s *scheduler) electRound(v *roundView, members [][20]byte, heard []originplan.Heard, notCandidate map[[20]byte]bool) {
+	t := s.t
+	v.electChanged = s.elect.Update(s.origin, len(t.known)+1, members, heard, func(id originplan.PeerID) bool { return notCandidate[id] })
+	if v.electChanged {
+		h := s.elect.List()
+		t.node.log.Debug("bt: election", "torrent", t.name, "listed", len(h.List), "swarm", h.Swarm,
+			"role", roleLog(s.elect.Role(), true), "members", len(members), "heard", len(heard))
+	}
+	if s.elect.Active() {
+		v.role, v.elected = s.elect.Role(), true
+	}
 }
 
 // takeClaims fills s.claimed with the pieces claimed by connected peers that fetch from the
