@@ -188,7 +188,8 @@
 // Once peers have completed no piece for Config.StallTimeout, pieces that peers claim to
 // have may go to the origin too, so a choking or trickling seeder cannot stall the
 // update. Completed pieces count as progress, bytes do not: a trickle would hold its
-// pieces forever.
+// pieces forever. A node that a tracker or an election did not make an origin fetcher waits
+// originplan.LongStall times as long before it takes those pieces: the fetchers are at work.
 //
 // Before its first origin request Download waits for the known peers (Package.Peers and
 // the first tracker answers) to connect and say what they have, at most Config.PeerWait.
