@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -122,10 +123,17 @@ func TestFastPath(t *testing.T) {
 			seeder := startNode(t, loopback(t, 2*i), tc.seedMod)
 			st := addPkg(t, seeder, Package{MetaInfo: fx.mi, Data: seed, Have: fx.all()})
 			dl := startNode(t, loopback(t, 2*i+1), tc.getMod)
-			tor := addPkg(t, dl, Package{MetaInfo: fx.mi, Data: part, Peers: []netip.AddrPort{seeder.Addr()}})
+			var written atomic.Int64
+			tor := addPkg(t, dl, Package{MetaInfo: fx.mi, Data: part, Peers: []netip.AddrPort{seeder.Addr()},
+				Written: func(n int64) { written.Add(n) }})
 			download(t, tor)
 			checkData(t, part, fx.src)
 			size := int64(len(fx.src))
+			// Package.Written hears of every byte: once each over the fast path, at least once
+			// over BitTorrent (a chunk may come twice).
+			if w := written.Load(); w < size || tc.fast && w != size {
+				t.Errorf("Package.Written told of %d bytes written, want %d", w, size)
+			}
 			if tc.fast {
 				// The seeder counts a piece once its send returned, which may come after the
 				// downloader verified it.
@@ -152,6 +160,24 @@ func TestFastPath(t *testing.T) {
 				t.Errorf("peer stats %+v: want one peer that gave all %d bytes", got.Peers, got.BytesFromPeers)
 			}
 		})
+	}
+}
+
+// Package.Written hears of the bytes the origin writes too, a run that breaks off and is resumed
+// included (TestFastPath checks the peers' paths).
+func TestPackageWrittenOrigin(t *testing.T) {
+	fx := newFixture(t, 3<<20+100, 55)
+	part := fx.partFile(t, nil)
+	o := newRangeOrigin(t, fx.src)
+	o.breakAfter.Store(int64(len(fx.src)) / 3)
+	n := startNode(t, "127.0.0.1", nil)
+	var written atomic.Int64
+	tor := addPkg(t, n, Package{MetaInfo: fx.mi, Data: part, OriginFetcher: o.fetcher(len(fx.src)),
+		Written: func(n int64) { written.Add(n) }})
+	download(t, tor)
+	checkData(t, part, fx.src)
+	if w, size := written.Load(), int64(len(fx.src)); w != size {
+		t.Errorf("Package.Written told of %d bytes written, want %d", w, size)
 	}
 }
 

@@ -281,7 +281,7 @@ func (s *scheduler) launchRun(ctx context.Context, run []int, peers []*torrent.P
 		r.start[i] = ranges[i][0].Off
 	}
 	if t.pkg.OriginFetcher != nil {
-		r.w = newRunWriter(t.pkg.Data, t.info.PieceLength, len(run))
+		r.w = newRunWriter(t.store.f, t.info.PieceLength, len(run))
 		for i, p := range run {
 			r.w.expect(p, ranges[i])
 		}

@@ -70,6 +70,34 @@ type Package struct {
 	// PeerWait, if positive, replaces Config.PeerWait for this package: a small file that
 	// blocks what follows (the .zsync) should not wait long for peers that may never come.
 	PeerWait time.Duration
+	// Written, if set, is called with the count of bytes after each write into Data (by
+	// peers, the fast path or the origin), from several goroutines at once, and must not
+	// block: the caller may push the bytes on to the disk while the download goes on, so
+	// that its fsync at the end has little left to wait for.
+	Written func(n int64)
+}
+
+// notifyingFile is a Package's Data whose writes are reported to Package.Written.
+type notifyingFile struct {
+	*os.File
+	written func(n int64)
+}
+
+func (f notifyingFile) WriteAt(b []byte, off int64) (int, error) {
+	n, err := f.File.WriteAt(b, off)
+	if n > 0 {
+		f.written(int64(n))
+	}
+	return n, err
+}
+
+// dataFile returns what the Torrent writes p.Data through: p.Data itself, or with its writes
+// reported to p.Written.
+func (p Package) dataFile() dataFile {
+	if p.Written == nil {
+		return p.Data
+	}
+	return notifyingFile{File: p.Data, written: p.Written}
 }
 
 // Torrent is a Package added to a Node. It serves its complete pieces to peers from the
@@ -253,7 +281,7 @@ func (n *Node) newTorrent(p Package, info *metainfo.Info) *Torrent {
 		pkg:     p,
 		info:    info,
 		ih:      p.MetaInfo.HashInfoBytes(),
-		store:   newFileStorage(p.Data, info, p.Have),
+		store:   newFileStorage(p.dataFile(), info, p.Have),
 		name:    info.BestName(),
 		wake:    make(chan struct{}, 1),
 		serving: make(chan struct{}, rangeServing),

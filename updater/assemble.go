@@ -8,7 +8,6 @@ import (
 	"sort"
 	"sync"
 	"syscall"
-	"time"
 	"unsafe"
 
 	"github.com/pkgsync/pkgsync/delta"
@@ -28,7 +27,11 @@ func (j *job) assemble(ctx context.Context, part *os.File, plan *delta.Plan, src
 	missing := plan.Missing()
 	cov := newCoverage()
 	wb := newWriteback(part)
-	defer wb.close()
+	defer func() {
+		if werr := wb.close(); werr != nil && err == nil {
+			bad, wholeOK, err = nil, false, fmt.Errorf("%s: %w", j.part, werr)
+		}
+	}()
 	fetchErr := make(chan error, 1)
 	if len(missing) > 0 {
 		go func() {
@@ -153,38 +156,70 @@ func (c *coverage) wait(off, n int64) error {
 	}
 }
 
-// writeback starts the kernel writing the part file to disk while the pass goes on, so that
-// the fsync before the rename has little left to wait for. sync_file_range blocks while it
-// queues the pages, so it runs on its own goroutine, once per writebackEvery bytes written.
+// writeback pushes the part file to disk while the pass or the swarm goes on, so that the
+// fsync before the rename has little left to wait for: once per writebackEvery bytes written
+// it starts the kernel writing them (sync_file_range), and once per flushEvery it waits for
+// them to be durable (fdatasync). Starting the writes alone is not enough where the disk has
+// a cache of its own (a virtual machine's disk, whose host buffers what it is given): the
+// fsync then waits for the whole file to leave that cache. Both block, so they run on a
+// goroutine of their own. A flush that fails is reported by close: the kernel reports a
+// write error to one sync only, which would leave the fsync before the rename none to see.
 type writeback struct {
-	mu   sync.Mutex
-	n    int64
-	kick chan struct{}
-	done chan struct{}
+	mu         sync.Mutex
+	n          int64 // bytes written since the last writeback was due
+	sinceFlush int64 // bytes written since the last flush was due
+	flush      bool  // the next kick flushes
+	err        error // the first flush that failed
+	kick       chan struct{}
+	done       chan struct{}
 }
 
-// writebackEvery is small enough that a package of a few tens of MiB fetched whole starts its
-// writeback before its end, so that the fsync does not wait for all of it.
-const writebackEvery = 8 << 20
+const (
+	// writebackEvery is small enough that a package of a few tens of MiB fetched whole starts
+	// its writeback before its end, so that the fsync does not wait for all of it.
+	writebackEvery = 8 << 20
+	// flushEvery is what the fsync before the rename may have left to flush, but for the
+	// last stretch: at a disk's 1-2 GB/s, a few tens of milliseconds.
+	flushEvery = 64 << 20
+)
 
 func newWriteback(f *os.File) *writeback {
 	w := &writeback{kick: make(chan struct{}, 1), done: make(chan struct{})}
 	go func() {
 		defer close(w.done)
 		for range w.kick {
-			startWriteback(f)
+			w.mu.Lock()
+			flush := w.flush
+			w.flush = false
+			w.mu.Unlock()
+			if !flush {
+				startWriteback(f)
+				continue
+			}
+			if err := flushData(f); err != nil {
+				w.mu.Lock()
+				if w.err == nil {
+					w.err = fmt.Errorf("writing to disk: %w", err)
+				}
+				w.mu.Unlock()
+			}
 		}
 	}()
 	return w
 }
 
-// wrote counts n bytes written and starts a writeback every writebackEvery bytes.
+// wrote counts n bytes written, starts a writeback every writebackEvery bytes and a flush
+// every flushEvery. It may be called from several goroutines at once.
 func (w *writeback) wrote(n int64) {
 	w.mu.Lock()
 	w.n += n
+	w.sinceFlush += n
 	due := w.n >= writebackEvery
 	if due {
 		w.n = 0
+	}
+	if w.sinceFlush >= flushEvery {
+		w.sinceFlush, w.flush, due = 0, true, true
 	}
 	w.mu.Unlock()
 	if due {
@@ -192,7 +227,8 @@ func (w *writeback) wrote(n int64) {
 	}
 }
 
-// start asks for a writeback of everything written so far, without waiting for it.
+// start asks for a writeback (or the flush that is due) of everything written so far,
+// without waiting for it.
 func (w *writeback) start() {
 	select {
 	case w.kick <- struct{}{}:
@@ -200,29 +236,11 @@ func (w *writeback) start() {
 	}
 }
 
-// every starts a writeback every period until stop is called, for writes that do not pass
-// through wrote: the swarm's, which the library makes.
-func (w *writeback) every(period time.Duration) (stop func()) {
-	quit, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(period)
-		defer t.Stop()
-		for {
-			select {
-			case <-t.C:
-				w.start()
-			case <-quit:
-				return
-			}
-		}
-	}()
-	return func() { close(quit); <-done }
-}
-
-func (w *writeback) close() {
+// close waits for the writeback or flush under way and returns the first flush's error.
+func (w *writeback) close() error {
 	close(w.kick)
 	<-w.done
+	return w.err
 }
 
 // directWriter writes the target through a second descriptor opened with O_DIRECT: the data

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -279,5 +280,41 @@ func TestDirectWriterShort(t *testing.T) {
 	}
 	if !bytes.Equal(got, data) {
 		t.Fatal("the file is not what was written")
+	}
+}
+
+// The writeback flushes once flushEvery bytes are written, and close reports a flush that
+// failed (here the file is closed under it); the writebacks in between report nothing, and
+// neither does a writeback of a file with nothing due.
+func TestWritebackFlushError(t *testing.T) {
+	tests := []struct {
+		name    string
+		writes  []int64
+		wantErr bool
+	}{
+		{"nothing written", nil, false},
+		{"writebacks only", []int64{writebackEvery, writebackEvery, flushEvery - 2*writebackEvery - 1}, false},
+		{"a flush due", []int64{writebackEvery, flushEvery - writebackEvery}, true},
+		{"in small writes", slices.Repeat([]int64{1 << 20}, flushEvery>>20), true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f, err := os.Create(filepath.Join(t.TempDir(), "part"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.Close() // every sync of it fails
+			wb := newWriteback(f)
+			for _, n := range tc.writes {
+				wb.wrote(n)
+			}
+			err = wb.close()
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("close: %v, want an error: %v", err, tc.wantErr)
+			}
+			if err != nil && !strings.Contains(err.Error(), "writing to disk") {
+				t.Errorf("close: %v, want it to say the write to disk failed", err)
+			}
+		})
 	}
 }

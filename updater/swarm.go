@@ -73,8 +73,8 @@ func (j *job) prepareSwarm(ctx context.Context, part *os.File, plan *delta.Plan,
 
 // swarm fetches the pieces the delta plan could not fill from BitTorrent peers, and from the
 // origin only for pieces the bt scheduler hands back (no connected peer has them). candidate
-// and ok are prepareSwarm's.
-func (j *job) swarm(ctx context.Context, part *os.File, plan *delta.Plan, candidate, ok []bool) error {
+// and ok are prepareSwarm's; written is told of every byte written into part.
+func (j *job) swarm(ctx context.Context, part *os.File, plan *delta.Plan, candidate, ok []bool, written func(int64)) error {
 	t := j.torrent
 	n := t.NumPieces()
 	have := make([]bool, n)
@@ -113,7 +113,7 @@ func (j *job) swarm(ctx context.Context, part *os.File, plan *delta.Plan, candid
 		peers = append(slices.Clone(peers), j.zsyncSwarm.KnownPeers()...)
 	}
 	tt, err := node.Add(ctx, bt.Package{MetaInfo: t.MetaInfo, Data: part, Have: have, OriginFetcher: originFetcher,
-		Peers: peers, Missing: missing, OriginAddrs: j.originAddrs(ctx, j.origin)})
+		Peers: peers, Missing: missing, OriginAddrs: j.originAddrs(ctx, j.origin), Written: written})
 	if err != nil {
 		return fmt.Errorf("joining the swarm: %w", err)
 	}

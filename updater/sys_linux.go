@@ -26,6 +26,12 @@ func startWriteback(f *os.File) {
 	_ = unix.SyncFileRange(int(f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
 }
 
+// flushData waits until f's data is on the disk (fdatasync(2)), not its times: the fsync
+// before the rename writes those.
+func flushData(f *os.File) error {
+	return unix.Fdatasync(int(f.Fd()))
+}
+
 // openDirect opens path for writes that bypass the page cache (O_DIRECT).
 func openDirect(path string) (*os.File, error) {
 	return os.OpenFile(path, os.O_WRONLY|unix.O_DIRECT, 0)

@@ -14,6 +14,9 @@ func reserve(f *os.File, n int64) error { return nil }
 // startWriteback does nothing outside Linux: the fsync before the rename writes everything.
 func startWriteback(f *os.File) {}
 
+// flushData waits until f is on the disk.
+func flushData(f *os.File) error { return f.Sync() }
+
 // openDirect reports that O_DIRECT is not available: every write goes through the page cache.
 func openDirect(path string) (*os.File, error) { return nil, errors.ErrUnsupported }
 

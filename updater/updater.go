@@ -415,9 +415,6 @@ func (j *job) wholeMatches(sum [sha1.Size]byte) bool {
 	return sum == j.zsync.SHA1
 }
 
-// swarmWriteback is how often the swarm's writes are started on their way to the disk.
-const swarmWriteback = time.Second
-
 // reportWhole fills in the result's SHA-1 once a swarm update without a .zsync has put the
 // package (part, now renamed) in place: the hasher that followed the swarm hashes the pieces it
 // has left, or, if it lost track (a piece lost its completion while it ran), check hashes the
@@ -668,14 +665,14 @@ func (j *job) buildSwarm(ctx context.Context, part *os.File, plan *delta.Plan, s
 		return b, err
 	}
 	j.log.Info("update: copied and verified the reused blocks", "took", time.Since(fetchStart).Round(time.Millisecond))
-	wb := newWriteback(part)
-	defer wb.close()
-	wb.start()
 	// The swarm takes seconds to hours: writing its pieces out as they come leaves the fsync
-	// before the rename only the last second's to wait for.
-	stopWB := wb.every(swarmWriteback)
-	err = j.swarm(ctx, part, plan, candidate, pieceOK)
-	stopWB()
+	// before the rename only the last stretch to wait for.
+	wb := newWriteback(part)
+	wb.start()
+	err = j.swarm(ctx, part, plan, candidate, pieceOK, wb.wrote)
+	if werr := wb.close(); werr != nil && err == nil {
+		err = fmt.Errorf("%s: %w", j.part, werr)
+	}
 	if err != nil {
 		return b, err
 	}
@@ -684,7 +681,6 @@ func (j *job) buildSwarm(ctx context.Context, part *os.File, plan *delta.Plan, s
 		"bytes_from_origin", j.res.BytesFromOrigin,
 		"took", time.Since(fetchStart).Round(time.Millisecond))
 	verifyStart := time.Now()
-	wb.start()
 	// Every piece was verified as it completed; the whole-file SHA-1 followed the swarm and has
 	// the last pieces left to hash. Without a .zsync it verifies nothing (the pieces said it
 	// all) and is only reported, when asked (Options.WholeSHA1): it is finished after the
