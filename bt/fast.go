@@ -407,9 +407,10 @@ func (t *Torrent) fetchFast(ctx context.Context, pc *torrent.PeerConn, addr neti
 	if _, err := conn.Write(fastMagic[:]); err != nil {
 		return false, fmt.Errorf("fast path %s: %w", addr, err)
 	}
+	nbuf := fastBuffers(t.info.PieceLength)
 	f := &fastFetch{t: t, pc: pc, addr: addr, conn: conn, br: bufio.NewReaderSize(conn, 4096),
-		free: make(chan []byte, fastBuffers), work: make(chan fastPiece, 1), workDone: make(chan struct{})}
-	for range fastBuffers {
+		free: make(chan []byte, nbuf), work: make(chan fastPiece, 1), workDone: make(chan struct{})}
+	for range nbuf {
 		f.free <- make([]byte, t.info.PieceLength)
 	}
 	t.mu.Lock()
@@ -422,7 +423,14 @@ func (t *Torrent) fetchFast(ctx context.Context, pc *torrent.PeerConn, addr neti
 	t.mu.Unlock()
 	f.depth = fastMinDepth
 	defer f.giveBack()
-	go f.check(ctx)
+	var checkers sync.WaitGroup
+	for range min(fastCheckers, nbuf-1) {
+		checkers.Go(func() { f.check(ctx) })
+	}
+	go func() {
+		checkers.Wait()
+		close(f.workDone)
+	}()
 	err = f.run(ctx)
 	close(f.work)
 	<-f.workDone
@@ -436,16 +444,18 @@ type fastFetch struct {
 	addr netip.AddrPort
 	conn net.Conn
 	br   *bufio.Reader
-	// Pieces read from the socket go to a goroutine of their own (check) to be hashed and
-	// written, while the next one is read: on a fast link the two take a core each. Pieces that
-	// arrive slowly are checked by the reader (fastInlineRate).
+	// Pieces read from the socket go to goroutines of their own (check) to be hashed and
+	// written, while the next one is read: on a fast link hashing and writing a piece take
+	// longer than reading it, so fastCheckers pieces are checked at once, beside the reads.
+	// Pieces that arrive slowly are checked by the reader (fastInlineRate).
 	free     chan []byte    // buffers to read pieces into
 	work     chan fastPiece // pieces read, to check
-	workDone chan struct{}  // check returned
+	workDone chan struct{}  // every check returned
 	liar     atomic.Bool    // check found a bad piece: the peer is banned
 	depth    int
 	next     int         // where the search for the next piece starts
 	out      []int       // pieces requested, in order
+	reqBuf   []byte      // request's message, reused
 	got      atomic.Bool // a piece arrived and was stored
 	timer    *time.Timer // wait's, reused
 	lowWater int         // the socket's read low-water mark as last set; 0: the default
@@ -457,8 +467,25 @@ type fastPiece struct {
 	b []byte
 }
 
-// fastBuffers is how many pieces one connection holds in memory: one being read, one checked.
-const fastBuffers = 2
+// fastCheckers is how many goroutines of a connection hash and write the pieces it reads
+// (check). Hashing and writing a piece into the page cache cost about twice reading it from
+// the socket, so with one the reader waits for it on a fast link; with two, on two cores, the
+// three keep pace.
+const fastCheckers = 2
+
+// fastBufferBytes bounds the memory of a connection's piece buffers (fastBuffers).
+const fastBufferBytes = 8 << 20
+
+// fastBuffers is how many pieces one connection holds in memory, each of pieceLen bytes: one
+// being read, one per checker (fastCheckers) and one waiting for a checker; or one being read
+// and one checked where that many would take more than fastBufferBytes.
+func fastBuffers(pieceLen int64) int {
+	n := int64(2 + fastCheckers)
+	if n*pieceLen > fastBufferBytes {
+		n = 2
+	}
+	return int(n)
+}
 
 // fastInlineRate: a piece that arrived slower than this many bytes a second is checked by the
 // connection's reader itself, not handed to check. Hashing it takes a small share of the time
@@ -498,22 +525,48 @@ func (f *fastFetch) run(ctx context.Context) error {
 	}
 }
 
-// request sends requests until depth pieces are in flight or the peer has none left to give.
+// request sends requests until depth pieces are in flight or the peer has none left to give,
+// once no more than half of depth are: the requests of a batch go in one write, and the
+// library hears of the batch's pieces under one lock of its own (leaveToFast), where one at a
+// time cost a write and a lock for each piece. The half left in flight keeps the connection busy
+// meanwhile.
 func (f *fastFetch) request() error {
+	if len(f.out) > f.depth/2 {
+		return nil
+	}
 	t := f.t
+	first := len(f.out)
+	msg := f.reqBuf[:0]
 	for len(f.out) < f.depth {
 		p := t.claimFast(f.pc, &f.next)
 		if p < 0 {
-			return nil
+			break
 		}
-		// The library stops asking stock clients for it; its writes are already refused.
-		t.lt.Piece(p).SetPriority(torrent.PiecePriorityNone)
 		f.out = append(f.out, p)
-		if _, err := f.conn.Write(encodeFastRequest(t.ih, p)); err != nil {
-			return fmt.Errorf("fast path %s: requesting piece %d: %w", f.addr, p, err)
-		}
+		msg = append(msg, encodeFastRequest(t.ih, p)...)
+	}
+	f.reqBuf = msg
+	if len(f.out) == first {
+		return nil
+	}
+	t.leaveToFast(f.out[first:])
+	if _, err := f.conn.Write(msg); err != nil {
+		return fmt.Errorf("fast path %s: requesting pieces %v: %w", f.addr, f.out[first:], err)
 	}
 	return nil
+}
+
+// leaveToFast has the library stop asking stock clients for pieces the fast path took (its
+// writes to them are refused already), a run of adjacent pieces at a time.
+func (t *Torrent) leaveToFast(ps []int) {
+	for i := 0; i < len(ps); {
+		j := i + 1
+		for j < len(ps) && ps[j] == ps[j-1]+1 {
+			j++
+		}
+		t.lt.CancelPieces(ps[i], ps[j-1]+1)
+		i = j
+	}
 }
 
 // fastWake is what wakes a connection waiting for pieces: a piece given back to every path
@@ -697,11 +750,11 @@ func (f *fastFetch) setLowWater(n int) error {
 	return nil
 }
 
-// check hashes the pieces receive read, in order, and stores those that match; a piece that
-// does not match bans the peer and goes back to the other paths. Either way the piece is no
-// longer the reader's to give back.
+// check hashes the pieces receive read and stores those that match; a piece that does not
+// match bans the peer and goes back to the other paths. Either way the piece is no longer the
+// reader's to give back. Several checks run at once (fastCheckers), each taking the next
+// piece read.
 func (f *fastFetch) check(ctx context.Context) {
-	defer close(f.workDone)
 	for fp := range f.work {
 		f.checkPiece(ctx, fp)
 	}
