@@ -96,6 +96,7 @@ func runPairBench(ctx context.Context, args []string, w io.Writer) error {
 	}
 	defer stop()
 	results := map[string][]pairResult{}
+	loadStart := loadAvg1()
 	for r := 0; r < *runs; r++ {
 		for _, c := range chosen { // interleaved, so that drift on a shared machine hits all alike
 			res, err := runPair(ctx, p, c)
@@ -109,9 +110,21 @@ func runPairBench(ctx context.Context, args []string, w io.Writer) error {
 	for range *runs {
 		floor = append(floor, sha1CPUPerGiB(p.size))
 	}
+	loadEnd := loadAvg1()
 	printPair(w, p, chosen, results, *runs)
 	printFloor(w, results, median(floor))
+	// The machine may be shared: its load says how far the figures are from a quiet one's.
+	fmt.Fprintf(w, "load average (1 min): %s at the start, %s at the end\n", loadStart, loadEnd)
 	return nil
+}
+
+// loadAvg1 is the machine's load average over the last minute, from /proc/loadavg, or "n/a".
+func loadAvg1() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) > 0 {
+		return f[0]
+	}
+	return "n/a"
 }
 
 // sha1CPUPerGiB measures the CPU seconds per GiB that crypto/sha1 (what pkgsync verifies pieces

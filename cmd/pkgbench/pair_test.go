@@ -35,6 +35,10 @@ func TestPairSmoke(t *testing.T) {
 	if !floor.MatchString(out.String()) {
 		t.Errorf("no floor line in:\n%s", out.String())
 	}
+	load := regexp.MustCompile(`(?m)^load average \(1 min\): ([0-9.]+|n/a) at the start, ([0-9.]+|n/a) at the end$`)
+	if !load.MatchString(out.String()) {
+		t.Errorf("no load average line in:\n%s", out.String())
+	}
 }
 
 // TestIdleSmoke runs the idle benchmark's smoke mode: a seeder of a few packages is started, found
