@@ -93,11 +93,14 @@ func (f notifyingFile) WriteAt(b []byte, off int64) (int, error) {
 
 // dataFile returns what the Torrent writes p.Data through: p.Data itself, or with its writes
 // reported to p.Written.
-func (p Package) dataFile() dataFile {
+func (p Package) dataFile() dataFile { return p.notifying(p.Data) }
+
+// notifying returns f, a descriptor of p.Data's file, with its writes reported to p.Written.
+func (p Package) notifying(f *os.File) dataFile {
 	if p.Written == nil {
-		return p.Data
+		return f
 	}
-	return notifyingFile{File: p.Data, written: p.Written}
+	return notifyingFile{File: f, written: p.Written}
 }
 
 // Torrent is a Package added to a Node. It serves its complete pieces to peers from the
