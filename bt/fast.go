@@ -19,7 +19,6 @@ import (
 	"github.com/RoaringBitmap/roaring"
 	"github.com/anacrolix/torrent"
 	pp "github.com/anacrolix/torrent/peer_protocol"
-	"github.com/pkgsync/pkgsync/internal/directio"
 )
 
 // The fast path: whole pieces between pkgsync nodes, outside the library.
@@ -30,8 +29,7 @@ import (
 // extended handshake also runs a TCP service of its own (fastServer) that sends whole pieces
 // with sendfile, and a peer that offers it is fetched from over that service: the requests are
 // pipelined, each piece is read from the socket in large reads into one buffer, hashed as it
-// arrives, and written with one call once its SHA-1 matches the torrent's, past the page
-// cache where the file system allows (fastFetch.write).
+// arrives, and written with one call once its SHA-1 matches the torrent's.
 //
 // The library must not ask such a peer for pieces meanwhile. v1.59.1 has no way to exclude a
 // peer from requesting, so it is not told what the peer has: its bitfield and HAVE messages are
@@ -413,13 +411,7 @@ func (t *Torrent) fetchFast(ctx context.Context, pc *torrent.PeerConn, addr neti
 	f := &fastFetch{t: t, pc: pc, addr: addr, conn: conn, br: bufio.NewReaderSize(conn, 4096),
 		free: make(chan []byte, nbuf), work: make(chan fastPiece, 1), workDone: make(chan struct{})}
 	for range nbuf {
-		f.free <- directio.AlignedBuf(int(t.info.PieceLength))
-	}
-	if t.info.PieceLength%directio.Align == 0 {
-		if df, err := openDirect(t.pkg.Data); err == nil {
-			defer df.Close()
-			f.direct = t.pkg.notifying(df)
-		}
+		f.free <- make([]byte, t.info.PieceLength)
 	}
 	t.mu.Lock()
 	if len(t.fast.running) > 1 {
@@ -467,10 +459,6 @@ type fastFetch struct {
 	got      atomic.Bool // a piece arrived and was stored
 	timer    *time.Timer // wait's, reused
 	lowWater int         // the socket's read low-water mark as last set; 0: the default
-	// direct writes verified pieces to the data file past the page cache (write); nil where
-	// the file system or the piece length does not allow it.
-	direct    dataFile
-	directOff atomic.Bool // a direct write failed: the page cache takes the rest
 }
 
 // fastPiece is a piece read from the socket, in a buffer of fastFetch.free.
@@ -797,7 +785,7 @@ func (f *fastFetch) checkPiece(ctx context.Context, fp fastPiece) {
 func (f *fastFetch) store(ctx context.Context, p int, b []byte) error {
 	t := f.t
 	off := int64(p) * t.info.PieceLength
-	if err := f.write(b, off); err != nil {
+	if _, err := t.store.f.WriteAt(b, off); err != nil {
 		err = fmt.Errorf("bt: %q: storing piece %d from a peer (fast path) at %d of %s: %w", t.name, p, off, t.store.f.Name(), err)
 		t.setFatal(err)
 		return err
@@ -809,28 +797,6 @@ func (f *fastFetch) store(ctx context.Context, p int, b []byte) error {
 	t.mu.Unlock()
 	t.markFast(ctx, p)
 	return nil
-}
-
-// write writes the verified piece b at off, straight to the disk (f.direct) where it can: the
-// buffer and off (a multiple of the piece length) are aligned, and b's length is too but for a
-// last piece's. Written through the page cache, a piece costs a copy into pages that must
-// first be allocated, which is dear on a virtual machine whose host backs the guest's free
-// memory only once it is touched; written direct, the disk takes it from the buffer. An
-// update has no use for the package in the page cache; a piece a peer asks for is read from
-// the disk once, into it. After a direct write fails (a file system that refuses O_DIRECT at
-// the write), this piece and every later one go through the page cache.
-func (f *fastFetch) write(b []byte, off int64) error {
-	if f.direct != nil && len(b)%directio.Align == 0 && !f.directOff.Load() {
-		_, err := f.direct.WriteAt(b, off)
-		if err == nil {
-			return nil
-		}
-		f.directOff.Store(true)
-		f.t.node.log.Debug("bt: fast path: writing past the page cache failed; writing through it",
-			"torrent", f.t.name, "file", f.direct.Name(), "err", err)
-	}
-	_, err := f.t.store.f.WriteAt(b, off)
-	return err
 }
 
 // markFast has the library mark verified piece p complete, with the others that arrive before

@@ -4,10 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"io"
-	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -16,7 +14,6 @@ import (
 
 	"github.com/RoaringBitmap/roaring"
 	"github.com/anacrolix/torrent/metainfo"
-	"github.com/pkgsync/pkgsync/internal/directio"
 )
 
 func TestFastCodec(t *testing.T) {
@@ -457,72 +454,4 @@ func (l *logBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
-}
-
-// fastFetch.write puts a verified piece in place: past the page cache where the descriptor
-// allows, through it for a last piece whose length is not aligned, and through it, from then
-// on, once a direct write fails. Package.Written hears of each piece once.
-func TestFastWrite(t *testing.T) {
-	fx := newFixture(t, 2*testPieceLen+100, 65)
-	info, err := fx.mi.UnmarshalInfo()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct {
-		name      string
-		direct    string // "direct": opened with O_DIRECT, "read-only": a descriptor writes fail on, "": none
-		piece     int
-		directOff bool // the write turns direct writes off
-	}{
-		{"direct", "direct", 0, false},
-		{"direct, unaligned last piece", "direct", 2, false},
-		{"no direct descriptor", "", 1, false},
-		{"direct write fails", "read-only", 1, true},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			part := fx.partFile(t, nil)
-			var written atomic.Int64
-			pkg := Package{Data: part, Written: func(n int64) { written.Add(n) }}
-			tor := &Torrent{node: &Node{log: slog.New(slog.DiscardHandler)}, info: &info, pkg: pkg,
-				store: newFileStorage(pkg.dataFile(), &info, nil)}
-			f := &fastFetch{t: tor}
-			switch tc.direct {
-			case "direct":
-				df, err := openDirect(part)
-				if err != nil {
-					t.Logf("%s: no O_DIRECT here (%v): the page cache takes every piece", part.Name(), err)
-					break
-				}
-				defer df.Close()
-				f.direct = pkg.notifying(df)
-			case "read-only":
-				df, err := os.Open(part.Name())
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer df.Close()
-				f.direct = pkg.notifying(df)
-			}
-			off, n := fx.pieceRange(tc.piece)
-			b := directio.AlignedBuf(int(n))
-			copy(b, fx.src[off:off+n])
-			if err := f.write(b, int64(off)); err != nil {
-				t.Fatalf("write: %v", err)
-			}
-			got, err := os.ReadFile(part.Name())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(got[off:off+n], fx.src[off:off+n]) {
-				t.Errorf("piece %d is not in place", tc.piece)
-			}
-			if w := written.Load(); w != int64(n) {
-				t.Errorf("Package.Written told of %d bytes, want the piece's %d", w, n)
-			}
-			if f.directOff.Load() != tc.directOff {
-				t.Errorf("direct writes off: %v, want %v", f.directOff.Load(), tc.directOff)
-			}
-		})
-	}
 }

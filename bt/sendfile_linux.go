@@ -8,8 +8,6 @@ import (
 	"net"
 	"os"
 	"syscall"
-
-	"golang.org/x/sys/unix"
 )
 
 // sendFile sends n bytes of f at off to c with sendfile(2): the bytes go from the page cache to
@@ -83,38 +81,4 @@ func setReadLowWater(c net.Conn, n int) error {
 		return err
 	}
 	return serr
-}
-
-// openDirect opens a second descriptor of f, for writes that bypass the page cache (O_DIRECT):
-// by f's name, and only if f itself is open for writing and the name still leads to f's file.
-// File systems without O_DIRECT (tmpfs) refuse the open, or the first write.
-func openDirect(f *os.File) (*os.File, error) {
-	sc, err := f.SyscallConn()
-	if err != nil {
-		return nil, err
-	}
-	var flags int
-	var ferr error
-	if err := sc.Control(func(fd uintptr) {
-		flags, ferr = unix.FcntlInt(fd, unix.F_GETFL, 0)
-	}); err != nil {
-		return nil, err
-	}
-	if ferr != nil {
-		return nil, fmt.Errorf("%s: reading its flags: %w", f.Name(), ferr)
-	}
-	if flags&syscall.O_ACCMODE == syscall.O_RDONLY {
-		return nil, fmt.Errorf("%s is open read-only", f.Name())
-	}
-	df, err := os.OpenFile(f.Name(), os.O_WRONLY|syscall.O_DIRECT, 0)
-	if err != nil {
-		return nil, err
-	}
-	st, err1 := f.Stat()
-	dst, err2 := df.Stat()
-	if err1 != nil || err2 != nil || !os.SameFile(st, dst) {
-		df.Close()
-		return nil, fmt.Errorf("%s is no longer the file being written", f.Name())
-	}
-	return df, nil
 }

@@ -3,7 +3,6 @@
 package bt
 
 import (
-	"errors"
 	"net"
 	"os"
 )
@@ -16,7 +15,3 @@ func sendFile(c net.Conn, f *os.File, off, n int64) (int64, error) {
 // setReadLowWater does nothing where SO_RCVLOWAT is not known to hold back epoll's wake-ups
 // (see the Linux version): reads wake as data arrives.
 func setReadLowWater(c net.Conn, n int) error { return nil }
-
-// openDirect reports that writes bypassing the page cache are not used here: the fast path
-// writes through it.
-func openDirect(f *os.File) (*os.File, error) { return nil, errors.ErrUnsupported }

@@ -93,14 +93,11 @@ func (f notifyingFile) WriteAt(b []byte, off int64) (int, error) {
 
 // dataFile returns what the Torrent writes p.Data through: p.Data itself, or with its writes
 // reported to p.Written.
-func (p Package) dataFile() dataFile { return p.notifying(p.Data) }
-
-// notifying returns f, a descriptor of p.Data's file, with its writes reported to p.Written.
-func (p Package) notifying(f *os.File) dataFile {
+func (p Package) dataFile() dataFile {
 	if p.Written == nil {
-		return f
+		return p.Data
 	}
-	return notifyingFile{File: f, written: p.Written}
+	return notifyingFile{File: p.Data, written: p.Written}
 }
 
 // Torrent is a Package added to a Node. It serves its complete pieces to peers from the
