@@ -459,6 +459,7 @@ type fastFetch struct {
 	got      atomic.Bool // a piece arrived and was stored
 	timer    *time.Timer // wait's, reused
 	lowWater int         // the socket's read low-water mark as last set; 0: the default
+	writing  sync.Mutex  // held by a checker writing a piece (store)
 }
 
 // fastPiece is a piece read from the socket, in a buffer of fastFetch.free.
@@ -785,7 +786,12 @@ func (f *fastFetch) checkPiece(ctx context.Context, fp fastPiece) {
 func (f *fastFetch) store(ctx context.Context, p int, b []byte) error {
 	t := f.t
 	off := int64(p) * t.info.PieceLength
-	if _, err := t.store.f.WriteAt(b, off); err != nil {
+	// The checkers hash at once but write in turn: the file system takes one write of a file
+	// at a time, and a second write spins in the kernel while it waits for the first.
+	f.writing.Lock()
+	_, err := t.store.f.WriteAt(b, off)
+	f.writing.Unlock()
+	if err != nil {
 		err = fmt.Errorf("bt: %q: storing piece %d from a peer (fast path) at %d of %s: %w", t.name, p, off, t.store.f.Name(), err)
 		t.setFatal(err)
 		return err
