@@ -501,7 +501,8 @@ func (s *scheduler) observe(now time.Time) roundView {
 	v.gate = originplan.GateView{Now: now, Connected: len(connected), Known: len(t.known),
 		AllKnownConnected: allKnownConnected, Announced: t.announced, Settled: settled,
 		Alone: len(t.known) == 0 && s.hasTrackers, SeederAway: t.seedersReported > 0 && !seederConnected,
-		Role: t.role != nil && !t.role.Fetcher()}
+		Role:   t.role != nil && !t.role.Fetcher(),
+		Asking: s.asking(now)}
 	v.role = t.role
 	if t.role != nil && len(held) > 0 {
 		r := t.role.WithHolders(held)
@@ -515,6 +516,15 @@ func (s *scheduler) observe(now time.Time) roundView {
 		v.members = append(v.members, originplan.Member{ID: id, Outstanding: outstanding[id]})
 	}
 	return v
+}
+
+// asking reports whether this node still asks a tracker that hands out no roles for more
+// peers (announceLoop's fewReannounce), to elect fetchers by the swarm's size (GateView.Asking).
+// t.mu is held.
+func (s *scheduler) asking(now time.Time) bool {
+	t := s.t
+	return s.elect != nil && s.hasTrackers && t.announced && t.role == nil &&
+		len(t.known) < originplan.ElectedFetchers && now.Sub(s.start) < s.cfg.PeerWait
 }
 
 // electRound updates the election with what this round saw (originplan.Election) and, once it

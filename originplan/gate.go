@@ -12,7 +12,8 @@ import "time"
 // blocks (bt's TestOnlyFetchersFetch: 1.5 F in 1 of 20 runs that way, 1.0 F in 20 of 20
 // waiting).
 // Either way, until the first announce is answered, while a tracker reports a seeder that is
-// not connected yet, and while known peers are still connecting, it waits up to ReachWait.
+// not connected yet, and while known peers are still connecting, it waits up to ReachWait;
+// while it asks a stock tracker for more peers (GateView.Asking), up to PeerWait.
 type Gate struct {
 	cfg        Config
 	start      time.Time
@@ -42,6 +43,11 @@ type GateView struct {
 	// waits for one to connect, up to ReachWait: a piece fetched from the origin meanwhile
 	// is one the swarm already had.
 	SeederAway bool
+	// Asking: the node still asks a tracker that hands out no roles for more peers, having
+	// been told of fewer than ElectedFetchers. One of the first to announce would otherwise
+	// go with the few peers that announced before it, take the swarm for small, and elect
+	// fetchers by its ID among them (Election), where the others elect by slot.
+	Asking bool
 }
 
 // Open reports whether the node may use the origin, and whether it became so in this call.
@@ -57,7 +63,7 @@ func (g *Gate) Open(v GateView) (open, now bool) {
 	// go without them. Two known nodes that fail to connect to each other would otherwise
 	// both sit out PeerWait while the others count them as members and wait for their blocks.
 	quiet := v.Connected > 0 && v.Now.Sub(g.peerChange) >= g.cfg.ConnectGrace
-	ready := v.Announced && v.Settled && !v.SeederAway && (v.Role || (!v.Alone && (v.AllKnownConnected || quiet)))
+	ready := v.Announced && v.Settled && !v.SeederAway && !v.Asking && (v.Role || (!v.Alone && (v.AllKnownConnected || quiet)))
 	wait := g.cfg.PeerWait
 	dialing := v.Known > 0 && !v.AllKnownConnected && v.Now.Sub(g.peerChange) < g.cfg.ConnectGrace
 	if !v.Announced || v.SeederAway || dialing {

@@ -205,6 +205,8 @@ func TestGate(t *testing.T) {
 		{"a Role: not announced", []GateView{{Settled: true, Alone: true, Role: true}}, false},
 		{"a seeder reported, none connected", []GateView{{Connected: 2, Known: 2, AllKnownConnected: true, Announced: true, Settled: true, SeederAway: true}}, false},
 		{"a seeder reported, with a Role", []GateView{{Announced: true, Settled: true, Role: true, SeederAway: true}}, false},
+		{"asking a stock tracker for more peers", []GateView{{Connected: 2, Known: 2, AllKnownConnected: true, Announced: true, Settled: true, Asking: true}}, false},
+		{"asking: PeerWait ends the wait", []GateView{{Now: at(2 * time.Second), Connected: 2, Known: 2, AllKnownConnected: true, Announced: true, Settled: true, Asking: true}}, true},
 		{"a seeder connects", []GateView{
 			{Now: at(0), Connected: 2, Known: 2, AllKnownConnected: true, Announced: true, Settled: true, SeederAway: true},
 			{Now: at(100 * time.Millisecond), Connected: 2, Known: 2, AllKnownConnected: true, Announced: true, Settled: true}}, true},
