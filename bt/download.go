@@ -359,9 +359,10 @@ func (s *scheduler) planRuns(ctx context.Context, v roundView, now time.Time) {
 	if !sharing(v.members, v.role) && v.gate.Known == 0 && v.gate.Connected == 0 {
 		capBytes, maxParts, maxPieces = runBytesAlone, 0, 0
 	}
+	var busy []bool // busyPieces, once a round: it walks every piece under the client lock
 	for again := range s.cfg.OriginConcurrency + 1 {
 		inRun := make(map[int]bool)
-		pieces := &roundPieces{s: s, avail: v.avail, inRun: inRun}
+		pieces := &roundPieces{s: s, avail: v.avail, inRun: inRun, busy: busy}
 		view := originplan.View{
 			Now:        now,
 			Members:    v.members,
@@ -397,6 +398,7 @@ func (s *scheduler) planRuns(ctx context.Context, v roundView, now time.Time) {
 		if len(runs) == len(picked) {
 			return
 		}
+		busy = pieces.busy
 	}
 }
 
