@@ -958,8 +958,8 @@ func (t *Torrent) KnownPeers() []netip.AddrPort {
 
 // sitePolicyLocked returns the site rule as the known peers make it. t.mu must be held.
 func (t *Torrent) sitePolicyLocked() sitePolicy {
-	if t.siteOff || len(t.pkg.OriginAddrs) == 0 {
-		return sitePolicy{}
+	if t.siteOff || len(t.pkg.OriginAddrs) == 0 || t.node.cfg.Topology == nil {
+		return sitePolicy{} // the rule is off: no need to list the peers (every round asks)
 	}
 	all := make([]netip.AddrPort, 0, len(t.known)+len(t.held)+len(t.peers))
 	for a := range t.known {
