@@ -163,24 +163,6 @@ func TestFastPath(t *testing.T) {
 	}
 }
 
-// Package.Written hears of the bytes the origin writes too, a run that breaks off and is resumed
-// included (TestFastPath checks the peers' paths).
-func TestPackageWrittenOrigin(t *testing.T) {
-	fx := newFixture(t, 3<<20+100, 55)
-	part := fx.partFile(t, nil)
-	o := newRangeOrigin(t, fx.src)
-	o.breakAfter.Store(int64(len(fx.src)) / 3)
-	n := startNode(t, "127.0.0.1", nil)
-	var written atomic.Int64
-	tor := addPkg(t, n, Package{MetaInfo: fx.mi, Data: part, OriginFetcher: o.fetcher(len(fx.src)),
-		Written: func(n int64) { written.Add(n) }})
-	download(t, tor)
-	checkData(t, part, fx.src)
-	if w, size := written.Load(), int64(len(fx.src)); w != size {
-		t.Errorf("Package.Written told of %d bytes written, want %d", w, size)
-	}
-}
-
 // A pkgsync node that lies over the fast path is banned for the first bad piece, which is never
 // written, and the piece comes from the honest seeder; a stock seeder serves a pkgsync node over
 // BitTorrent, and a pkgsync seeder serves a stock leecher.

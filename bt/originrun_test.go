@@ -373,18 +373,25 @@ func TestOriginRunFails(t *testing.T) {
 
 // TestOriginRunBrokenBody: over HTTP, a body that breaks off midway is resumed for the rest
 // (httprange asks again for what did not arrive), in one more request, and the file is exact.
+// Package.Written hears of every byte the origin wrote, the resumed rest included
+// (TestFastPath checks the peers' paths).
 func TestOriginRunBrokenBody(t *testing.T) {
 	fx := newFixture(t, 3<<20+100, 53)
 	part := fx.partFile(t, nil)
 	o := newRangeOrigin(t, fx.src)
 	o.breakAfter.Store(int64(len(fx.src)) / 3)
 	n := startNode(t, "127.0.0.1", nil)
-	tor := addPkg(t, n, Package{MetaInfo: fx.mi, Data: part, OriginFetcher: o.fetcher(len(fx.src))})
+	var written atomic.Int64
+	tor := addPkg(t, n, Package{MetaInfo: fx.mi, Data: part, OriginFetcher: o.fetcher(len(fx.src)),
+		Written: func(n int64) { written.Add(n) }})
 	download(t, tor)
 	checkData(t, part, fx.src)
 	st := tor.Stats()
 	if got := o.requests.Load(); got != 2 || st.BytesFromOrigin != int64(len(fx.src)) {
 		t.Errorf("%d requests, %d bytes; want 2 requests (the run, then its rest) and %d bytes", got, st.BytesFromOrigin, len(fx.src))
+	}
+	if w, size := written.Load(), int64(len(fx.src)); w != size {
+		t.Errorf("Package.Written told of %d bytes written, want %d", w, size)
 	}
 }
 
