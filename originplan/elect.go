@@ -72,8 +72,7 @@ type Election struct {
 	// knows, or a peer's, passed on.
 	swarm int
 	role  Role
-	w     map[PeerID]uint64 // weights of the IDs seen, kept: the same IDs come every round
-	all   []weighed         // scratch
+	all   []weighed // scratch
 }
 
 // NewElection returns self's election for the swarm named by salt (a hash of the info hash,
@@ -83,8 +82,7 @@ func NewElection(self PeerID, salt uint64, n int) *Election {
 	if n <= 0 {
 		n = ElectedFetchers
 	}
-	return &Election{self: self, salt: salt, n: n, swarm: 1, w: make(map[PeerID]uint64),
-		role: Role{Slot: -1}}
+	return &Election{self: self, salt: salt, n: n, swarm: 1, role: Role{Slot: -1}}
 }
 
 // Update works the list out afresh and reports whether it changed (the caller then tells its
@@ -101,7 +99,7 @@ func (e *Election) Update(selfIn bool, swarm int, direct []PeerID, heard []Heard
 	all := e.all[:0]
 	floor := eligibleFloor(swarm, e.n)
 	add := func(id PeerID, hops int) {
-		if w := e.weight(id); w >= floor {
+		if w := weight(id, e.salt); w >= floor {
 			all = append(all, weighed{Candidate{ID: id, Hops: hops}, w})
 		}
 	}
@@ -209,17 +207,4 @@ func (e *Election) slotted() Role {
 		}
 	}
 	return r
-}
-
-// weight is id's rendezvous weight in this swarm, remembered.
-func (e *Election) weight(id PeerID) uint64 {
-	w, ok := e.w[id]
-	if !ok {
-		if len(e.w) > 1<<16 {
-			clear(e.w) // a long-lived node meets many IDs; the current ones come back
-		}
-		w = weight(id, e.salt)
-		e.w[id] = w
-	}
-	return w
 }
