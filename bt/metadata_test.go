@@ -125,6 +125,26 @@ func TestFetchInfoFromSeeder(t *testing.T) {
 	if got := fb.calls.Load(); got != 0 {
 		t.Fatalf("the origin was asked %d times", got)
 	}
+	// The info-only torrents never learn what their peers have (see Node.setCallbacks): the
+	// seeder's pieces are not counted, so nothing can be miscounted when they are dropped.
+	for i, n := range ns {
+		n.mu.Lock()
+		lt := n.metas[fx.mi.HashInfoBytes()].lt
+		n.mu.Unlock()
+		conns := lt.PeerConns()
+		seen := false
+		for _, pc := range conns {
+			if pc.RemoteAddr.String() == seeder.Addr().String() {
+				seen = true
+			}
+			if pieces := pc.PeerPieces(); !pieces.IsEmpty() {
+				t.Errorf("node %d's info-only torrent knows %d pieces of %v", i, pieces.GetCardinality(), pc.RemoteAddr)
+			}
+		}
+		if !seen {
+			t.Errorf("node %d's info-only torrent has no connection to the seeder %v (%d connections)", i, seeder.Addr(), len(conns))
+		}
+	}
 	// The Node knows it now: no second fetch; and a node that leaves tells the tracker.
 	again, err := ns[0].FetchInfo(t.Context(), InfoRequest{InfoHash: fx.mi.HashInfoBytes(), Fallback: fb.fetch})
 	if err != nil || !bytes.Equal(again.Info, fx.mi.InfoBytes) || fb.calls.Load() != 0 {
