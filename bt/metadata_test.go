@@ -9,14 +9,17 @@ import (
 	"net"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/anacrolix/torrent"
 	"github.com/anacrolix/torrent/bencode"
 	"github.com/anacrolix/torrent/metainfo"
 	pp "github.com/anacrolix/torrent/peer_protocol"
+	utHolepunch "github.com/anacrolix/torrent/peer_protocol/ut-holepunch"
 )
 
 // infoFallback is an origin for info dictionaries: it counts what it is asked.
@@ -136,6 +139,13 @@ func TestFetchInfoFromSeeder(t *testing.T) {
 		for _, pc := range conns {
 			if pc.RemoteAddr.String() == seeder.Addr().String() {
 				seen = true
+			}
+			// Neither the seeder's package nor the info-only torrents offer hole punching.
+			if _, ok := pc.PeerExtensionIDs[utHolepunch.ExtensionName]; ok {
+				t.Errorf("node %d: %v offers ut_holepunch: %v", i, pc.RemoteAddr, pc.PeerExtensionIDs)
+			}
+			if _, ok := pc.PeerExtensionIDs[pp.ExtensionNameMetadata]; !ok {
+				t.Errorf("node %d: %v does not offer ut_metadata: %v", i, pc.RemoteAddr, pc.PeerExtensionIDs)
 			}
 			if pieces := pc.PeerPieces(); !pieces.IsEmpty() {
 				t.Errorf("node %d's info-only torrent knows %d pieces of %v", i, pieces.GetCardinality(), pc.RemoteAddr)
@@ -336,4 +346,35 @@ func TestServeInfoWaitAlone(t *testing.T) {
 // other returns the info dictionary of another file.
 func (fx *fixture) other(t *testing.T) []byte {
 	return newFixture(t, len(fx.src), 99).mi.InfoBytes
+}
+
+func TestWithoutHolepunch(t *testing.T) {
+	tests := []struct {
+		name        string
+		in          torrent.LocalLtepProtocolMap
+		want        []pp.ExtensionName
+		wantBuiltin int
+	}{
+		{"the library's, PEX off", torrent.LocalLtepProtocolMap{Index: []pp.ExtensionName{pp.ExtensionNameMetadata, utHolepunch.ExtensionName}, NumBuiltin: 2},
+			[]pp.ExtensionName{pp.ExtensionNameMetadata}, 1},
+		{"the library's, PEX on", torrent.LocalLtepProtocolMap{Index: []pp.ExtensionName{pp.ExtensionNameMetadata, utHolepunch.ExtensionName, pp.ExtensionNamePex}, NumBuiltin: 3},
+			[]pp.ExtensionName{pp.ExtensionNameMetadata, pp.ExtensionNamePex}, 2},
+		{"no hole punching to remove", torrent.LocalLtepProtocolMap{Index: []pp.ExtensionName{pp.ExtensionNameMetadata}, NumBuiltin: 1},
+			[]pp.ExtensionName{pp.ExtensionNameMetadata}, 1},
+		{"a user protocol stays one", torrent.LocalLtepProtocolMap{Index: []pp.ExtensionName{utHolepunch.ExtensionName, claimExtension}, NumBuiltin: 1},
+			[]pp.ExtensionName{claimExtension}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := tt.in
+			before := slices.Clone(in.Index)
+			got := withoutHolepunch(&in)
+			if !slices.Equal(got.Index, tt.want) || got.NumBuiltin != tt.wantBuiltin {
+				t.Errorf("got %v (%d builtin), want %v (%d builtin)", got.Index, got.NumBuiltin, tt.want, tt.wantBuiltin)
+			}
+			if !slices.Equal(in.Index, before) {
+				t.Errorf("the library's map changed: %v, was %v", in.Index, before)
+			}
+		})
+	}
 }

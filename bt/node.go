@@ -16,6 +16,7 @@ import (
 	"github.com/anacrolix/torrent/metainfo"
 	"github.com/anacrolix/torrent/mse"
 	pp "github.com/anacrolix/torrent/peer_protocol"
+	utHolepunch "github.com/anacrolix/torrent/peer_protocol/ut-holepunch"
 	"golang.org/x/time/rate"
 
 	"github.com/pkgsync/pkgsync/internal/logging"
@@ -43,6 +44,9 @@ type Node struct {
 
 	ltepOnce sync.Once
 	ltep     torrent.LocalLtepProtocolMap
+	// metaLtep is the extension map of info-only torrents' connections.
+	metaLtepOnce sync.Once
+	metaLtep     torrent.LocalLtepProtocolMap
 	// upLimit is the client's upload limiter; range replies and the fast path pass it too.
 	upLimit *rate.Limiter
 	// downLimit is the client's download limiter (nil: none); the fast path passes it too.
@@ -312,12 +316,13 @@ func (n *Node) lookup(lt *torrent.Torrent) *Torrent {
 	return n.torrents[lt.InfoHash()]
 }
 
-// ltepMap returns the extension map every connection advertises: the library's builtin
-// protocols plus claimExtension and rangeExtension. It is built once and never changed
-// afterwards, as the library requires of maps it is pointed to.
+// ltepMap returns the extension map every connection of a package advertises: the library's
+// builtin protocols but ut_holepunch (see withoutHolepunch) plus claimExtension and
+// rangeExtension, and seederExtension and fastExtension where they apply. It is built once and
+// never changed afterwards, as the library requires of maps it is pointed to.
 func (n *Node) ltepMap(builtin *torrent.LocalLtepProtocolMap) *torrent.LocalLtepProtocolMap {
 	n.ltepOnce.Do(func() {
-		n.ltep = torrent.LocalLtepProtocolMap{Index: slices.Clone(builtin.Index), NumBuiltin: builtin.NumBuiltin}
+		n.ltep = withoutHolepunch(builtin)
 		n.ltep.AddUserProtocol(claimExtension)
 		n.ltep.AddUserProtocol(rangeExtension)
 		if n.cfg.Seeder {
@@ -328,6 +333,34 @@ func (n *Node) ltepMap(builtin *torrent.LocalLtepProtocolMap) *torrent.LocalLtep
 		}
 	})
 	return &n.ltep
+}
+
+// metaLtepMap is the extension map of an info-only torrent's connections (metadata.go): the
+// library's builtin protocols but ut_holepunch, and none of this package's.
+func (n *Node) metaLtepMap(builtin *torrent.LocalLtepProtocolMap) *torrent.LocalLtepProtocolMap {
+	n.metaLtepOnce.Do(func() { n.metaLtep = withoutHolepunch(builtin) })
+	return &n.metaLtep
+}
+
+// withoutHolepunch copies the library's builtin extension map without ut_holepunch (BEP 55).
+// Hole punching helps peers behind NATs reach each other through a third; in a data center
+// every node can dial every other, and v1.59.1 asks every connected peer that offers it to
+// relay whenever a dial fails (Torrent.trySendHolepunchRendezvous), each of which answers:
+// with nodes that restart or leave, those messages were 2% of a 64-node swarm's CPU. A peer
+// sends ut_holepunch only to peers that offer it, so pkgsync nodes no longer send it to each
+// other.
+func withoutHolepunch(builtin *torrent.LocalLtepProtocolMap) torrent.LocalLtepProtocolMap {
+	m := torrent.LocalLtepProtocolMap{NumBuiltin: builtin.NumBuiltin}
+	for i, name := range builtin.Index {
+		if name == utHolepunch.ExtensionName {
+			if i < builtin.NumBuiltin {
+				m.NumBuiltin--
+			}
+			continue
+		}
+		m.Index = append(m.Index, name)
+	}
+	return m
 }
 
 // capBurst is the upload limiter's burst while a cap is set: at least a chunk (the library
@@ -374,9 +407,12 @@ func (n *Node) setUploadCap(t *Torrent, limit float64) {
 func (n *Node) setCallbacks(cb *torrent.Callbacks) {
 	cb.PeerConnAdded = append(cb.PeerConnAdded, func(pc *torrent.PeerConn) {
 		// A torrent known by its info hash alone (metadata.go) speaks only the library's
-		// extensions: a peer that hears pkgsync's would wait for its claims.
+		// extensions: a peer that hears pkgsync's would wait for its claims. Neither offers
+		// ut_holepunch (withoutHolepunch).
 		if n.lookup(pc.Torrent()) != nil {
 			pc.LocalLtepProtocolMap = n.ltepMap(pc.LocalLtepProtocolMap)
+		} else {
+			pc.LocalLtepProtocolMap = n.metaLtepMap(pc.LocalLtepProtocolMap)
 		}
 	})
 	cb.ReadExtendedHandshake = func(pc *torrent.PeerConn, msg *pp.ExtendedHandshakeMessage) {
