@@ -21,6 +21,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/pkgsync/pkgsync/internal/logging"
+	"github.com/pkgsync/pkgsync/internal/procs"
 )
 
 const usage = `pkgsync: fan packages out across a data center, fetching only what changed.
@@ -85,7 +86,10 @@ func (e exitError) Unwrap() error { return e.err }
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	stopProfile := startProfile()
+	// One of Go's Ps while the work needs less than a core, all once it needs more.
+	stopProcs := procs.Start(ctx)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stopProcs()
 	stopProfile()
 	stop()
 	os.Exit(code)

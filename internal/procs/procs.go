@@ -1,0 +1,129 @@
+// Package procs runs a pkgsync process on one of Go's Ps (GOMAXPROCS 1) while its work needs
+// less than a core, and on all of them once it needs more.
+//
+// Why: at the link speeds of a build farm's fan-out, a node's CPU follows how often it wakes
+// up, not the bytes it moves (docs/BENCHMARKS.md, issue 20). With two or more Ps, a goroutine
+// made ready by a wake-up can start an idle P's thread, which spins looking for work to steal
+// (runtime.findRunnable: 19% of the CPU profile of a 16-node fan-out's nodes) and then sleeps
+// again on a futex. On one P that traffic is gone: in swarmbench --short's 16-node fan-out,
+// GOMAXPROCS=1 in the nodes' environment used 0.79 and 0.92 CPU s per node where the default
+// used 0.95 and 1.00, run alternately. But an update that moves hundreds of MB/s (the pair
+// of issue 20) hashes and copies more than one core can, and the delta scan of a large old
+// version runs on every core; fixing GOMAXPROCS at 1 would halve them.
+//
+// So Start runs a governor that samples the process's CPU time (getrusage) every Interval:
+//   - on one P, it gives the process all of them (the GOMAXPROCS the runtime chose at start,
+//     which follows the CPU quota of a container) after an interval that used UpCores of a
+//     core or more: the one P is (nearly) saturated;
+//   - on all of them, it goes back to one after DownAfter intervals in a row that each used
+//     less than DownCores.
+//
+// A process that is denied the CPU by others (a loaded machine) uses little of it whatever
+// its Ps, and stays on one, where more would only spin. GOMAXPROCS set in the environment is
+// obeyed: no governor runs.
+package procs
+
+import (
+	"context"
+	"os"
+	"runtime"
+	"syscall"
+	"time"
+)
+
+// The governor's settings (see the package doc).
+const (
+	Interval  = 200 * time.Millisecond
+	UpCores   = 0.75
+	DownCores = 0.5
+	DownAfter = 10
+)
+
+// Start starts the governor and returns the function that stops it. It does nothing (and
+// returns a no-op) when the environment sets GOMAXPROCS or the process has one P anyway.
+func Start(ctx context.Context) (stop func()) {
+	if os.Getenv("GOMAXPROCS") != "" {
+		return func() {}
+	}
+	return start(ctx, runtime.GOMAXPROCS(0), Interval, cpuTime, func(n int) { runtime.GOMAXPROCS(n) })
+}
+
+// start runs the governor for a process whose most Ps is max, reading the process's CPU time
+// with cpu and setting its Ps with set, every interval, until ctx ends or stop is called. It
+// returns once the process runs on one P. When it stops it leaves the Ps as they are.
+func start(ctx context.Context, max int, interval time.Duration, cpu func() (time.Duration, bool), set func(int)) (stop func()) {
+	if max <= 1 {
+		return func() {}
+	}
+	if _, ok := cpu(); !ok {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	g := governor{max: max, cur: 1}
+	set(1)
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		last, _ := cpu()
+		lastAt := time.Now()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-tick.C:
+				used, ok := cpu()
+				if !ok {
+					return
+				}
+				wall := now.Sub(lastAt)
+				if wall <= 0 {
+					continue
+				}
+				cores := float64(used-last) / float64(wall)
+				last, lastAt = used, now
+				if before := g.cur; g.next(cores) != before {
+					set(g.cur)
+				}
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
+// governor decides the number of Ps from the cores each interval used.
+type governor struct {
+	max, cur int
+	low      int // intervals in a row, on max Ps, that used less than DownCores
+}
+
+// next takes the cores the last interval used and returns the Ps for the next one.
+func (g *governor) next(cores float64) int {
+	if g.cur == 1 {
+		if cores >= UpCores {
+			g.cur, g.low = g.max, 0
+		}
+		return g.cur
+	}
+	if cores >= DownCores {
+		g.low = 0
+		return g.cur
+	}
+	if g.low++; g.low >= DownAfter {
+		g.cur, g.low = 1, 0
+	}
+	return g.cur
+}
+
+// cpuTime is the user and system CPU time of the whole process so far.
+func cpuTime() (time.Duration, bool) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, false
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), true
+}
