@@ -825,3 +825,41 @@ func TestBuildLabFails(t *testing.T) {
 		t.Errorf("namespaces left behind: %v (%v)", left, lerr)
 	}
 }
+
+// A node's start delay is the time from its process's start to its first log line, noted once
+// per start: a restarted node's counts from its restart and from what its log held then.
+func TestStartDelay(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "n00.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	n := &node{p: &proc{}, logf: f, lastStartAt: time.Second}
+	n.startDelay(2 * time.Second)
+	if len(n.startDelays) != 0 {
+		t.Fatalf("a delay %v noted before the log was written", n.startDelays)
+	}
+	f.WriteString("first line\n")
+	n.startDelay(3500 * time.Millisecond)
+	f.WriteString("second line\n")
+	n.startDelay(4 * time.Second)
+	if want := []time.Duration{2500 * time.Millisecond}; !slices.Equal(n.startDelays, want) {
+		t.Fatalf("delays %v, want %v", n.startDelays, want)
+	}
+	// The restart: what the log held before does not count.
+	fi, _ := f.Stat()
+	n.lastStartAt, n.logMark, n.outSeen = 10*time.Second, fi.Size(), false
+	n.startDelay(11 * time.Second)
+	f.WriteString("after the restart\n")
+	n.startDelay(13 * time.Second)
+	if want := []time.Duration{2500 * time.Millisecond, 3 * time.Second}; !slices.Equal(n.startDelays, want) {
+		t.Fatalf("delays %v, want %v", n.startDelays, want)
+	}
+	// A node that is down notes nothing.
+	n.p, n.outSeen = nil, false
+	f.WriteString("more\n")
+	n.startDelay(20 * time.Second)
+	if len(n.startDelays) != 2 {
+		t.Fatalf("a node without a process noted %v", n.startDelays)
+	}
+}

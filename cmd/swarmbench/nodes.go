@@ -37,6 +37,13 @@ type node struct {
 	done    bool
 	// exitedEarly is set when the node's process had exited by the end of the run (watch).
 	exitedEarly bool
+	// lastStartAt is when the node's process was last started, logMark the size of its log
+	// then, and outSeen whether the log has grown since; startDelays is, per start, how long
+	// the process took to write its first line (startDelay).
+	lastStartAt time.Duration
+	logMark     int64
+	outSeen     bool
+	startDelays []time.Duration
 }
 
 func procs(nodes []*node) []*proc {
@@ -93,6 +100,10 @@ func (n *node) start(lab *netlab.Lab, dir string, at time.Duration) error {
 		fmt.Fprintf(n.logf, "--- swarmbench: killed with SIGKILL at %.1fs, started again at %.1fs\n", n.killedAt.Seconds(), at.Seconds())
 	}
 	n.stdout.Reset()
+	n.lastStartAt, n.outSeen, n.logMark = at, false, 0
+	if fi, err := n.logf.Stat(); err == nil {
+		n.logMark = fi.Size()
+	}
 	cmd := lab.Command(n.host, n.nc.name, n.nc.args...)
 	cmd.Dir = filepath.Dir(n.nc.out)
 	cmd.Stdout, cmd.Stderr = &n.stdout, n.logf
@@ -161,6 +172,7 @@ func (f *fleet) step(ctx context.Context, now time.Time) (pending int, err error
 				n.done, n.doneAt = true, at
 			}
 		}
+		n.startDelay(at)
 		if n.done || n.p == nil {
 			pending += btoi(!n.done)
 			continue
@@ -185,6 +197,21 @@ func (f *fleet) step(ctx context.Context, now time.Time) (pending int, err error
 		}
 	}
 	return pending, nil
+}
+
+// startDelay notes, once per start, when the node's process has first written to its log,
+// at after the run's start. pkgsync writes its first line (-v) right after it parsed its
+// flags, so the time from the start to then is the time the machine took to run it: on a
+// machine with every core busy, seconds (a process in the lab waits its turn behind every
+// node's threads, which real nodes, each on its own machine, do not).
+func (n *node) startDelay(at time.Duration) {
+	if n.p == nil || n.outSeen || n.logf == nil {
+		return
+	}
+	if fi, err := n.logf.Stat(); err == nil && fi.Size() > n.logMark {
+		n.outSeen = true
+		n.startDelays = append(n.startDelays, at-n.lastStartAt)
+	}
 }
 
 func btoi(b bool) int {

@@ -56,6 +56,9 @@ func (r *Run) summary() string {
 	if r.SplayS > 0 {
 		s += fmt.Sprintf(", (A-D)/B=%s, median transfer %ss", optF(r.AMinusSplayOverB, "%.2f"), optSecs(r.MedianTransferS))
 	}
+	if r.StartDelayMaxS != nil {
+		s += fmt.Sprintf(", process start to first log line median %ss, max %ss", optSecs(r.StartDelayMedianS), optSecs(r.StartDelayMaxS))
+	}
 	if r.Churn > 0 {
 		s += fmt.Sprintf(", %d nodes killed and restarted, %d of them verified", r.Killed, r.RestartedVerified)
 	}

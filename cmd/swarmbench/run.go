@@ -71,6 +71,10 @@ type Run struct {
 	AMinusSplayOverB *float64 `json:"A_minus_splay_over_B"`
 	// MedianTransferS is the median node's time from its own start until it held the package.
 	MedianTransferS *float64 `json:"median_transfer_s"`
+	// StartDelayMedianS and StartDelayMaxS are over every start of every node's process: the
+	// time until it first wrote to its log (HostResult.StartDelayS).
+	StartDelayMedianS *float64 `json:"start_delay_median_s,omitempty"`
+	StartDelayMaxS    *float64 `json:"start_delay_max_s,omitempty"`
 
 	// OriginBytes is what the origin host sent (veth counter), OriginBytesRatio that over
 	// PayloadBytes; OriginHTTPBytes the file bytes its HTTP server reports sending.
@@ -135,10 +139,13 @@ type HostResult struct {
 	Verified    *bool    `json:"verified,omitempty"`
 	// StartS is when the node started (its splay offset), TransferS the time from then until
 	// it held the package; KilledAtS and RestartedAtS when it was killed and started again.
-	StartS       *float64 `json:"start_s,omitempty"`
-	TransferS    *float64 `json:"transfer_s,omitempty"`
-	KilledAtS    *float64 `json:"killed_at_s,omitempty"`
-	RestartedAtS *float64 `json:"restarted_at_s,omitempty"`
+	StartS *float64 `json:"start_s,omitempty"`
+	// StartDelayS is, per start of the node's process, the seconds until it first wrote to its
+	// log (for pkgsync, right after it parsed its flags): the machine's delay in running it.
+	StartDelayS  []float64 `json:"start_delay_s,omitempty"`
+	TransferS    *float64  `json:"transfer_s,omitempty"`
+	KilledAtS    *float64  `json:"killed_at_s,omitempty"`
+	RestartedAtS *float64  `json:"restarted_at_s,omitempty"`
 	// UploadBytes and DownloadBytes are the host's veth counters over the run; UploadShare is
 	// UploadBytes over the run's PayloadBytes.
 	UploadBytes   uint64  `json:"upload_bytes"`
@@ -586,14 +593,19 @@ func (b *bench) prepareNodes(dir string, hosts []*netlab.Host, sp spec, ds *data
 func (res *Run) collect(nodes []*node, traffic netlab.Traffic, ds *dataset, dir string) {
 	res.Hosts = append(res.Hosts, HostResult{Name: originName, Role: "origin", Addr: originAddr.String(),
 		UploadBytes: traffic.Up[originName], DownloadBytes: traffic.Down[originName]})
-	var times, transfers []float64
+	var times, transfers, delays []float64
 	for _, n := range nodes {
 		hr := res.nodeResult(n, traffic, ds, dir)
 		if hr.CompletionS != nil {
 			times = append(times, *hr.CompletionS)
 			transfers = append(transfers, *hr.TransferS)
 		}
+		delays = append(delays, hr.StartDelayS...)
 		res.Hosts = append(res.Hosts, hr)
+	}
+	if len(delays) > 0 {
+		m, most := median(delays), slices.Max(delays)
+		res.StartDelayMedianS, res.StartDelayMaxS = &m, &most
 	}
 	if len(nodes) > 0 {
 		res.ClientsCPUSPerNode = res.ClientsCPUS / float64(len(nodes))
@@ -638,6 +650,9 @@ func (res *Run) nodeResult(n *node, traffic netlab.Traffic, ds *dataset, dir str
 	if n.started {
 		s := n.startedAt.Seconds()
 		hr.StartS = &s
+	}
+	for _, d := range n.startDelays {
+		hr.StartDelayS = append(hr.StartDelayS, d.Seconds())
 	}
 	if n.killed {
 		k := n.killedAt.Seconds()
