@@ -117,24 +117,22 @@ func TestStartNoGovernor(t *testing.T) {
 			}
 		})
 	}
-	t.Run("GOMAXPROCS in the environment", func(t *testing.T) {
-		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
-		t.Setenv("GOMAXPROCS", "2")
-		stop := Start(context.Background())
-		defer stop()
-		if got := runtime.GOMAXPROCS(0); got != 2 {
-			t.Fatalf("GOMAXPROCS=2 in the environment, and the governor set %d Ps", got)
-		}
-	})
-	t.Run("without it", func(t *testing.T) {
-		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
-		t.Setenv("GOMAXPROCS", "")
-		stop := Start(context.Background())
-		defer stop()
-		if got := runtime.GOMAXPROCS(0); got != 1 {
-			t.Fatalf("the governor started the process on %d Ps, want 1", got)
-		}
-	})
+	// Start itself: GOMAXPROCS in the environment is obeyed; without it the process starts on
+	// one P (of the two the test gives it).
+	for _, tt := range []struct {
+		env  string
+		want int
+	}{{"2", 2}, {"", 1}} {
+		t.Run("GOMAXPROCS="+tt.env, func(t *testing.T) {
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+			t.Setenv("GOMAXPROCS", tt.env)
+			stop := Start(context.Background())
+			defer stop()
+			if got := runtime.GOMAXPROCS(0); got != tt.want {
+				t.Fatalf("%d Ps after Start, want %d", got, tt.want)
+			}
+		})
+	}
 }
 
 // The process's CPU clock moves when it works.
