@@ -139,13 +139,13 @@ type HostResult struct {
 	Verified    *bool    `json:"verified,omitempty"`
 	// StartS is when the node started (its splay offset), TransferS the time from then until
 	// it held the package; KilledAtS and RestartedAtS when it was killed and started again.
-	StartS *float64 `json:"start_s,omitempty"`
+	StartS       *float64 `json:"start_s,omitempty"`
+	TransferS    *float64 `json:"transfer_s,omitempty"`
+	KilledAtS    *float64 `json:"killed_at_s,omitempty"`
+	RestartedAtS *float64 `json:"restarted_at_s,omitempty"`
 	// StartDelayS is, per start of the node's process, the seconds until it first wrote to its
 	// log (for pkgsync, right after it parsed its flags): the machine's delay in running it.
-	StartDelayS  []float64 `json:"start_delay_s,omitempty"`
-	TransferS    *float64  `json:"transfer_s,omitempty"`
-	KilledAtS    *float64  `json:"killed_at_s,omitempty"`
-	RestartedAtS *float64  `json:"restarted_at_s,omitempty"`
+	StartDelayS []float64 `json:"start_delay_s,omitempty"`
 	// UploadBytes and DownloadBytes are the host's veth counters over the run; UploadShare is
 	// UploadBytes over the run's PayloadBytes.
 	UploadBytes   uint64  `json:"upload_bytes"`
