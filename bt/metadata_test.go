@@ -129,30 +129,33 @@ func TestFetchInfoFromSeeder(t *testing.T) {
 		t.Fatalf("the origin was asked %d times", got)
 	}
 	// The info-only torrents never learn what their peers have (see Node.setCallbacks): the
-	// seeder's pieces are not counted, so nothing can be miscounted when they are dropped.
+	// seeder's pieces are not counted, so nothing can be miscounted when they are dropped. And
+	// neither the seeder's package nor the info-only torrents offer hole punching.
 	for i, n := range ns {
 		n.mu.Lock()
 		lt := n.metas[fx.mi.HashInfoBytes()].lt
 		n.mu.Unlock()
-		conns := lt.PeerConns()
-		seen := false
-		for _, pc := range conns {
-			if pc.RemoteAddr.String() == seeder.Addr().String() {
-				seen = true
+		waitFor(t, fmt.Sprintf("node %d's extended handshake with the seeder", i), func() bool {
+			for _, pc := range lt.PeerConns() {
+				if pc.RemoteAddr.String() == seeder.Addr().String() && pc.PeerExtensionIDs != nil {
+					return true
+				}
 			}
-			// Neither the seeder's package nor the info-only torrents offer hole punching.
+			return false
+		})
+		for _, pc := range lt.PeerConns() {
+			if pieces := pc.PeerPieces(); !pieces.IsEmpty() {
+				t.Errorf("node %d's info-only torrent knows %d pieces of %v", i, pieces.GetCardinality(), pc.RemoteAddr)
+			}
+			if pc.PeerExtensionIDs == nil {
+				continue // a connection whose extended handshake is on its way
+			}
 			if _, ok := pc.PeerExtensionIDs[utHolepunch.ExtensionName]; ok {
 				t.Errorf("node %d: %v offers ut_holepunch: %v", i, pc.RemoteAddr, pc.PeerExtensionIDs)
 			}
 			if _, ok := pc.PeerExtensionIDs[pp.ExtensionNameMetadata]; !ok {
 				t.Errorf("node %d: %v does not offer ut_metadata: %v", i, pc.RemoteAddr, pc.PeerExtensionIDs)
 			}
-			if pieces := pc.PeerPieces(); !pieces.IsEmpty() {
-				t.Errorf("node %d's info-only torrent knows %d pieces of %v", i, pieces.GetCardinality(), pc.RemoteAddr)
-			}
-		}
-		if !seen {
-			t.Errorf("node %d's info-only torrent has no connection to the seeder %v (%d connections)", i, seeder.Addr(), len(conns))
 		}
 	}
 	// The Node knows it now: no second fetch; and a node that leaves tells the tracker.
