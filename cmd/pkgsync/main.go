@@ -52,18 +52,31 @@ var version = ""
 type command struct {
 	name string
 	run  func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+	// network: the command waits on the network most of its run, and starts on one of Go's
+	// Ps (procs.Start).
+	network bool
 }
 
 var commands = []command{
-	{"make", runMake},
-	{"update", runUpdate},
-	{"serve", runServe},
-	{"tracker", runTracker},
-	{"seed", runSeed},
-	{"sync", runSync},
-	{"keygen", runKeygen},
-	{"report", runReport},
-	{"demo", runDemo},
+	{"make", runMake, false},
+	{"update", runUpdate, true},
+	{"serve", runServe, true},
+	{"tracker", runTracker, true},
+	{"seed", runSeed, true},
+	{"sync", runSync, true},
+	{"keygen", runKeygen, false},
+	{"report", runReport, false},
+	{"demo", runDemo, false},
+}
+
+// networkBound reports whether the command line runs a command that waits on the network.
+func networkBound(args []string) bool {
+	for _, c := range commands {
+		if len(args) > 0 && c.name == args[0] {
+			return c.network
+		}
+	}
+	return false
 }
 
 // errUsage marks errors in the command line: exit status 2.
@@ -87,7 +100,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	stopProfile := startProfile()
 	// One of Go's Ps while the work needs less than a core, all once it needs more.
-	stopProcs := procs.Start(ctx)
+	stopProcs := procs.Start(ctx, networkBound(os.Args[1:]))
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stopProcs()
 	stopProfile()

@@ -14,21 +14,20 @@ func TestGovernor(t *testing.T) {
 		cores []float64 // what each interval used
 		want  []int     // the Ps after each
 	}{
-		{"idle stays on one", []float64{0, 0.1, 0.74, 0.3}, []int{1, 1, 1, 1}},
-		{"a saturated P takes all", []float64{0.2, 0.75, 1.9}, []int{1, 4, 4}},
-		{"back to one after DownAfter quiet intervals",
-			[]float64{0.9, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4},
-			[]int{4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 1}},
+		{"busy stays on all", []float64{1.5, 0.5, 2, 0.9}, []int{4, 4, 4, 4}},
+		{"down to one after DownAfter quiet intervals",
+			[]float64{0.4, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4, 0.1, 0.74},
+			[]int{4, 4, 4, 4, 4, 4, 4, 4, 4, 1, 1, 1}},
 		{"a busy interval restarts the count",
-			[]float64{0.9, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.6, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1},
-			[]int{4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 1}},
-		{"up again after coming down",
-			[]float64{1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0.8},
-			[]int{4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 1, 4}},
+			[]float64{0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.6, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1},
+			[]int{4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 1}},
+		{"a saturated P takes all again",
+			[]float64{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0.2, 0.75, 1.9},
+			[]int{4, 4, 4, 4, 4, 4, 4, 4, 4, 1, 1, 4, 4}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			g := governor{max: 4, cur: 1}
+			g := governor{max: 4, cur: 4}
 			for i, c := range tt.cores {
 				if got := g.next(c); got != tt.want[i] {
 					t.Fatalf("interval %d (%.2f cores): %d Ps, want %d", i, c, got, tt.want[i])
@@ -72,30 +71,48 @@ func (f *fakeCPU) lastSet() int {
 	return f.sets[len(f.sets)-1]
 }
 
-// The loop: one P at once; all of them once the process burns a core's worth of CPU time per
-// interval; one again when it stops.
+// The loop, started on all Ps (none set) or on one: down to one once the process idles for
+// DownAfter intervals; all again when it burns a core's worth of CPU time per interval; one
+// when it stops.
 func TestStartLoop(t *testing.T) {
-	var f fakeCPU
-	const interval = 5 * time.Millisecond
-	stop := start(t.Context(), 3, interval, f.cpu, f.set)
-	defer stop()
-	if got := f.lastSet(); got != 1 {
-		t.Fatalf("Ps at start: %d, want 1", got)
-	}
-	waitFor := func(want int, burn time.Duration) {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for f.lastSet() != want {
-			if time.Now().After(deadline) {
-				t.Fatalf("Ps never became %d (set so far: %v)", want, f.sets)
+	for _, tt := range []struct {
+		name  string
+		low   bool
+		first int // the Ps set at start, 0 for none
+	}{{"all Ps first", false, 0}, {"one P first", true, 1}} {
+		t.Run(tt.name, func(t *testing.T) {
+			var f fakeCPU
+			const interval = 5 * time.Millisecond
+			stop := start(t.Context(), 3, tt.low, interval, f.cpu, f.set)
+			defer stop()
+			if got := f.lastSet(); got != tt.first {
+				t.Fatalf("Ps set to %d at start, want %d", got, tt.first)
 			}
-			f.burn(burn)
-			time.Sleep(interval / 5)
+			waitFor := func(want int, burn time.Duration) {
+				t.Helper()
+				deadline := time.Now().Add(10 * time.Second)
+				for f.lastSet() != want {
+					if time.Now().After(deadline) {
+						t.Fatalf("Ps never became %d (set so far: %v)", want, f.sets)
+					}
+					f.burn(burn)
+					time.Sleep(interval / 5)
+				}
+			}
+			waitFor(1, 0)
+			// Burning 10 intervals of CPU per fifth of an interval is far above a core.
+			waitFor(3, 10*interval)
+			waitFor(1, 0)
+		})
+	}
+}
+
+func TestEnabled(t *testing.T) {
+	for env, want := range map[string]bool{"": true, "1": false, "2": false, "off": false} {
+		if got := enabled(env); got != want {
+			t.Errorf("GOMAXPROCS=%q: governor %v, want %v", env, got, want)
 		}
 	}
-	// Burning 10 intervals of CPU per fifth of an interval is far above a core.
-	waitFor(3, 10*interval)
-	waitFor(1, 0)
 }
 
 func TestStartNoGovernor(t *testing.T) {
@@ -109,7 +126,7 @@ func TestStartNoGovernor(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var sets []int
-			stop := start(context.Background(), tt.max, time.Millisecond,
+			stop := start(context.Background(), tt.max, true, time.Millisecond,
 				func() (time.Duration, bool) { return 0, tt.ok }, func(n int) { sets = append(sets, n) })
 			stop()
 			if len(sets) != 0 {
@@ -117,22 +134,14 @@ func TestStartNoGovernor(t *testing.T) {
 			}
 		})
 	}
-	// Start itself: GOMAXPROCS in the environment is obeyed; without it the process starts on
-	// one P (of the two the test gives it).
-	for _, tt := range []struct {
-		env  string
-		want int
-	}{{"2", 2}, {"", 1}} {
-		t.Run("GOMAXPROCS="+tt.env, func(t *testing.T) {
-			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
-			t.Setenv("GOMAXPROCS", tt.env)
-			stop := Start(context.Background())
-			defer stop()
-			if got := runtime.GOMAXPROCS(0); got != tt.want {
-				t.Fatalf("%d Ps after Start, want %d", got, tt.want)
-			}
-		})
-	}
+	t.Run("GOMAXPROCS in the environment", func(t *testing.T) {
+		t.Setenv("GOMAXPROCS", "1")
+		before := runtime.GOMAXPROCS(0)
+		Start(context.Background(), true)() // a no-op: nothing to stop
+		if got := runtime.GOMAXPROCS(0); got != before {
+			t.Fatalf("%d Ps after Start, were %d", got, before)
+		}
+	})
 }
 
 // The process's CPU clock moves when it works.
