@@ -453,20 +453,21 @@ func (n *Node) setCallbacks(cb *torrent.Callbacks) {
 	cb.ReadMessage = func(pc *torrent.PeerConn, msg *pp.Message) {
 		switch msg.Type {
 		case pp.Have, pp.Bitfield, pp.HaveAll, pp.HaveNone:
-			if n.lookupMeta(pc.Torrent()) != nil {
+			// A package's torrent is looked up first: its HAVEs come by the thousand.
+			if t := n.lookup(pc.Torrent()); t != nil {
+				if t.onHaveMessage(pc, msg) {
+					// The library reads the message after this callback and skips a
+					// keep-alive: it never learns what the peer has (v1.59.1,
+					// PeerConn.mainReadLoop).
+					*msg = pp.Message{Keepalive: true}
+				}
+			} else if n.lookupMeta(pc.Torrent()) != nil {
 				// An info-only torrent downloads nothing, so what its peers have is of no
 				// use to it, and the library must not learn it: v1.59.1 miscounts a
 				// piece's availability when a connection that announced pieces before the
 				// info arrived is closed by its writer (a failed write) and dropped only
 				// after the info came, and Drop then panics ("piece 0 has relative
 				// availability 1", anacrolix/torrent#744 and #813).
-				*msg = pp.Message{Keepalive: true}
-				return
-			}
-			if t := n.lookup(pc.Torrent()); t != nil && t.onHaveMessage(pc, msg) {
-				// The library reads the message after this callback and skips a
-				// keep-alive: it never learns what the peer has (v1.59.1,
-				// PeerConn.mainReadLoop).
 				*msg = pp.Message{Keepalive: true}
 			}
 		}
