@@ -69,14 +69,22 @@ var commands = []command{
 	{"demo", runDemo, false},
 }
 
-// networkBound reports whether the command line runs a command that waits on the network.
-func networkBound(args []string) bool {
-	for _, c := range commands {
-		if len(args) > 0 && c.name == args[0] {
-			return c.network
+// findCommand returns the command of the command line's first word, if it names one.
+func findCommand(args []string) (command, bool) {
+	if len(args) > 0 {
+		for _, c := range commands {
+			if c.name == args[0] {
+				return c, true
+			}
 		}
 	}
-	return false
+	return command{}, false
+}
+
+// networkBound reports whether the command line runs a command that waits on the network.
+func networkBound(args []string) bool {
+	c, _ := findCommand(args)
+	return c.network
 }
 
 // errUsage marks errors in the command line: exit status 2.
@@ -122,10 +130,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, versionLine(version, bi))
 		return 0
 	}
-	for _, c := range commands {
-		if c.name != args[0] {
-			continue
-		}
+	if c, ok := findCommand(args); ok {
 		err := c.run(ctx, args[1:], stdout, stderr)
 		var coded exitError
 		switch {

@@ -9,7 +9,7 @@
 // GOMAXPROCS=1 in the nodes' environment used 0.79 and 0.92 CPU s per node where the default
 // used 0.95 and 1.00, run alternately. But an update that moves hundreds of MB/s (the pair
 // of issue 20) hashes and copies more than one core can, and the delta scan of a large old
-// version runs on every core; fixing GOMAXPROCS at 1 would halve them.
+// version runs on every core; fixing GOMAXPROCS at 1 would hold them to one core.
 //
 // So Start runs a governor that samples the process's CPU time (getrusage) every Interval:
 //   - on all the Ps (the GOMAXPROCS the runtime chose at start, which follows the CPU quota of
