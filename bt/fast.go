@@ -19,6 +19,8 @@ import (
 	"github.com/RoaringBitmap/roaring"
 	"github.com/anacrolix/torrent"
 	pp "github.com/anacrolix/torrent/peer_protocol"
+
+	"github.com/pkgsync/pkgsync/internal/directio"
 )
 
 // The fast path: whole pieces between pkgsync nodes, outside the library.
@@ -414,7 +416,7 @@ func (t *Torrent) fetchFast(ctx context.Context, pc *torrent.PeerConn, addr neti
 	f := &fastFetch{t: t, pc: pc, addr: addr, conn: conn, br: bufio.NewReaderSize(conn, 4096),
 		free: make(chan []byte, nbuf), work: make(chan fastPiece, 1), workDone: make(chan struct{})}
 	for range nbuf {
-		f.free <- make([]byte, t.info.PieceLength)
+		f.free <- directio.AlignedBuf(int(t.info.PieceLength)) // aligned for Package.Direct
 	}
 	t.mu.Lock()
 	if len(t.fast.running) > 1 {
@@ -462,7 +464,7 @@ type fastFetch struct {
 	got      atomic.Bool // a piece arrived and was stored
 	timer    *time.Timer // wait's, reused
 	lowWater int         // the socket's read low-water mark as last set; 0: the default
-	writing  sync.Mutex  // held by a checker writing a piece (store)
+	writing  sync.Mutex  // held by a checker writing a piece through the page cache (store)
 }
 
 // fastPiece is a piece read from the socket, in a buffer of fastFetch.free.
@@ -789,11 +791,8 @@ func (f *fastFetch) checkPiece(ctx context.Context, fp fastPiece) {
 func (f *fastFetch) store(ctx context.Context, p int, b []byte) error {
 	t := f.t
 	off := int64(p) * t.info.PieceLength
-	// The checkers hash at once but write in turn: the file system takes one write of a file
-	// at a time, and a second write spins in the kernel while it waits for the first.
-	f.writing.Lock()
-	_, err := t.store.f.WriteAt(b, off)
-	f.writing.Unlock()
+	// The checkers hash at once but write through the page cache in turn (writeWhole).
+	err := t.store.writeWhole(b, off, &f.writing)
 	if err != nil {
 		err = fmt.Errorf("bt: %q: storing piece %d from a peer (fast path) at %d of %s: %w", t.name, p, off, t.store.f.Name(), err)
 		t.setFatal(err)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/RoaringBitmap/roaring"
 	"github.com/anacrolix/torrent/metainfo"
+
+	"github.com/pkgsync/pkgsync/internal/directio"
 )
 
 func TestFastCodec(t *testing.T) {
@@ -109,12 +112,14 @@ func TestFastPath(t *testing.T) {
 		seedMod, getMod    func(*Config)
 		fast               bool
 		uploadCap, lenient bool
+		direct             bool // the downloader has Package.Direct
 	}{
-		{"fast path", nil, nil, true, false, false},
-		{"rate limited", func(c *Config) { c.MaxUploadRate = 16 << 20 }, func(c *Config) { c.MaxDownloadRate = 16 << 20 }, true, true, false},
-		{"off at the downloader", nil, func(c *Config) { c.NoFastPath = true }, false, false, false},
-		{"off at the seeder", func(c *Config) { c.NoFastPath = true }, nil, false, false, false},
-		{"encryption required", func(c *Config) { c.RequireEncryption = true }, func(c *Config) { c.RequireEncryption = true }, false, false, false},
+		{"fast path", nil, nil, true, false, false, false},
+		{"fast path with O_DIRECT", nil, nil, true, false, false, true},
+		{"rate limited", func(c *Config) { c.MaxUploadRate = 16 << 20 }, func(c *Config) { c.MaxDownloadRate = 16 << 20 }, true, true, false, false},
+		{"off at the downloader", nil, func(c *Config) { c.NoFastPath = true }, false, false, false, false},
+		{"off at the seeder", func(c *Config) { c.NoFastPath = true }, nil, false, false, false, false},
+		{"encryption required", func(c *Config) { c.RequireEncryption = true }, func(c *Config) { c.RequireEncryption = true }, false, false, false, false},
 	}
 	fx := newFixture(t, 6<<20+4321, 61)
 	for i, tc := range tests {
@@ -124,15 +129,25 @@ func TestFastPath(t *testing.T) {
 			st := addPkg(t, seeder, Package{MetaInfo: fx.mi, Data: seed, Have: fx.all()})
 			dl := startNode(t, loopback(t, 2*i+1), tc.getMod)
 			var written atomic.Int64
-			tor := addPkg(t, dl, Package{MetaInfo: fx.mi, Data: part, Peers: []netip.AddrPort{seeder.Addr()},
+			var direct *os.File
+			if tc.direct {
+				d, err := directio.Open(part.Name())
+				if err != nil {
+					t.Fatalf("opening %s with O_DIRECT: %v", part.Name(), err)
+				}
+				t.Cleanup(func() { d.Close() })
+				direct = d
+			}
+			tor := addPkg(t, dl, Package{MetaInfo: fx.mi, Data: part, Direct: direct, Peers: []netip.AddrPort{seeder.Addr()},
 				Written: func(n int64) { written.Add(n) }})
 			download(t, tor)
 			checkData(t, part, fx.src)
 			size := int64(len(fx.src))
-			// Package.Written hears of every byte: once each over the fast path, at least once
-			// over BitTorrent (a chunk may come twice).
-			if w := written.Load(); w < size || tc.fast && w != size {
-				t.Errorf("Package.Written told of %d bytes written, want %d", w, size)
+			// Package.Written hears of every byte that went through Data: once each over the
+			// fast path, at least once over BitTorrent (a chunk may come twice).
+			throughData := size - tor.Stats().BytesWrittenDirect
+			if w := written.Load(); w < throughData || tc.fast && w != throughData {
+				t.Errorf("Package.Written told of %d bytes written, want %d", w, throughData)
 			}
 			if tc.fast {
 				// The seeder counts a piece once its send returned, which may come after the
@@ -155,6 +170,15 @@ func TestFastPath(t *testing.T) {
 					t.Errorf("fast path off: %d bytes over it down, %d up; %d from peers, want %d",
 						got.BytesFromPeersFast, sent.BytesUploadedFast, got.BytesFromPeers, size)
 				}
+			}
+			// With Package.Direct every whole piece goes direct but the last, whose length is
+			// not a multiple of a page.
+			wantDirect := int64(0)
+			if tc.direct {
+				wantDirect = size - size%testPieceLen
+			}
+			if got.BytesWrittenDirect != wantDirect {
+				t.Errorf("%d bytes written with O_DIRECT, want %d", got.BytesWrittenDirect, wantDirect)
 			}
 			if len(got.Peers) != 1 || got.Peers[0].Downloaded != got.BytesFromPeers {
 				t.Errorf("peer stats %+v: want one peer that gave all %d bytes", got.Peers, got.BytesFromPeers)

@@ -7,10 +7,14 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/anacrolix/torrent/metainfo"
 	"github.com/anacrolix/torrent/storage"
+
+	"github.com/pkgsync/pkgsync/internal/directio"
 )
 
 // storageFixture makes a 10-byte file with piece length 4 (pieces of 4, 4 and 2 bytes).
@@ -205,5 +209,93 @@ func TestStorageOpenOtherInfo(t *testing.T) {
 	}
 	if _, err := (noStorage{}).OpenTorrent(context.Background(), other, metainfo.Hash{}); !errors.Is(err, errNoStorage) {
 		t.Errorf("noStorage.OpenTorrent: %v", err)
+	}
+}
+
+// einvalWriter refuses every write as a file system without O_DIRECT does.
+type einvalWriter struct{ calls int }
+
+func (w *einvalWriter) WriteAt([]byte, int64) (int, error) {
+	w.calls++
+	return 0, syscall.EINVAL
+}
+
+// writeWhole sends a piece through Package.Direct only where offset, length and memory are all
+// aligned; anything else, and everything after O_DIRECT refused a write, goes through Data. The
+// bytes land in the file either way.
+func TestStorageWriteWhole(t *testing.T) {
+	const a = directio.Align
+	tests := []struct {
+		name       string
+		off, n     int
+		unaligned  bool // the buffer's memory starts one byte past an Align boundary
+		refuse     bool // the direct descriptor answers EINVAL
+		wantDirect bool
+	}{
+		{"aligned", a, 2 * a, false, false, true},
+		{"offset not aligned", a + 512, a, false, false, false},
+		{"length not aligned", 0, a + 100, false, false, false},
+		{"memory not aligned", 0, a, true, false, false},
+		{"O_DIRECT refused", 0, a, false, true, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			f, err := os.Create(filepath.Join(dir, "data"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			const length = 4 * a
+			if err := f.Truncate(length); err != nil {
+				t.Fatal(err)
+			}
+			info := &metainfo.Info{Name: "data", PieceLength: a, Length: length, Pieces: make([]byte, 4*20)}
+			s := newFileStorage(f, info, nil)
+			var refuser *einvalWriter
+			if tc.refuse {
+				refuser = &einvalWriter{}
+				s.direct = refuser
+			} else {
+				d, err := directio.Open(f.Name())
+				if err != nil {
+					t.Fatalf("opening %s with O_DIRECT: %v", f.Name(), err)
+				}
+				defer d.Close()
+				s.direct = d
+			}
+			buf := directio.AlignedBuf(tc.n + 1)[:tc.n]
+			if tc.unaligned {
+				buf = directio.AlignedBuf(tc.n + 1)[1 : tc.n+1]
+			}
+			for i := range buf {
+				buf[i] = byte(i*31 + 7)
+			}
+			for range 2 { // after a refusal the second write goes through Data without asking again
+				var mu sync.Mutex
+				if err := s.writeWhole(buf, int64(tc.off), &mu); err != nil {
+					t.Fatalf("writeWhole: %v", err)
+				}
+			}
+			got := make([]byte, tc.n)
+			if _, err := f.ReadAt(got, int64(tc.off)); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, buf) {
+				t.Errorf("the file does not hold the bytes written at %d", tc.off)
+			}
+			direct := s.directBytes.Load()
+			if want := int64(0); tc.wantDirect {
+				want = int64(2 * tc.n)
+				if direct != want {
+					t.Errorf("%d bytes went direct, want %d", direct, want)
+				}
+			} else if direct != want {
+				t.Errorf("%d bytes went direct, want none", direct)
+			}
+			if tc.refuse && refuser.calls != 1 {
+				t.Errorf("the refusing descriptor was asked %d times, want once", refuser.calls)
+			}
+		})
 	}
 }

@@ -37,6 +37,15 @@ type Package struct {
 	// torrent's length. Opened read-write, or read-only when every piece is Have. It must
 	// stay open until the Torrent or its Node is closed.
 	Data *os.File
+	// Direct, if set, is Data's file opened a second time for writes that bypass the page
+	// cache (directio.Open). The fast path writes the verified pieces it receives through it
+	// where offset, length and buffer are aligned, and the rest through Data; once the file
+	// system refuses an O_DIRECT write (EINVAL), everything goes through Data. Writing through
+	// the page cache first allocates and dirties a page per 4 KiB, which on a fast link cost
+	// the downloader more CPU than receiving and hashing the piece (docs/BENCHMARKS.md). A
+	// piece that peers then fetch from this node is read back from the disk. Direct must stay
+	// open as long as Data; the caller closes it.
+	Direct *os.File
 	// Have marks the pieces the caller has verified complete: len(Have) == NumPieces, or
 	// nil for none.
 	Have []bool
@@ -71,7 +80,7 @@ type Package struct {
 	// blocks what follows (the .zsync) should not wait long for peers that may never come.
 	PeerWait time.Duration
 	// Written, if set, is called with the count of bytes after each write into Data (by
-	// peers, the fast path or the origin), from several goroutines at once, and must not
+	// peers, the fast path or the origin; not the writes through Direct), from several goroutines at once, and must not
 	// block: the caller may push the bytes on to the disk while the download goes on, so
 	// that its fsync at the end has little left to wait for.
 	Written func(n int64)
@@ -291,6 +300,9 @@ func (n *Node) newTorrent(p Package, info *metainfo.Info) *Torrent {
 		held:    make(map[netip.AddrPort]bool),
 	}
 	t.store.onChange = t.poke
+	if p.Direct != nil { // not a typed nil in the interface
+		t.store.direct = p.Direct
+	}
 	t.store.onFree = t.fastFreed
 	t.missing = make([][]Range, info.NumPieces())
 	if p.Missing != nil {
@@ -507,6 +519,8 @@ type Stats struct {
 	// BytesFromPeersFast and BytesUploadedFast are the parts of BytesFromPeers and
 	// BytesUploaded that went over the fast path between pkgsync nodes (fast.go).
 	BytesFromPeersFast, BytesUploadedFast int64
+	// BytesWrittenDirect counts the bytes written with O_DIRECT (Package.Direct).
+	BytesWrittenDirect int64
 	// ChunksWasted counts chunks that arrived from peers when the piece already had them
 	// (two peers answered the same request, or a request was cancelled too late).
 	ChunksWasted int64
@@ -532,6 +546,7 @@ func (t *Torrent) Stats() Stats {
 		OriginRequests:  t.originRequests.Load(),
 	}
 	s.BytesFromPeersFast, s.BytesUploadedFast = t.fastDown.Load(), t.fastUp.Load()
+	s.BytesWrittenDirect = t.store.directBytes.Load()
 	s.BytesUploaded = t.uploaded() + t.rangeUp.Load() + s.BytesUploadedFast
 	ls := t.lt.Stats()
 	s.ChunksWasted = ls.ChunksReadWasted.Int64()

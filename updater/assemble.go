@@ -283,7 +283,7 @@ const (
 )
 
 func newDirectWriter(path string, part *os.File) *directWriter {
-	f, err := openDirect(path)
+	f, err := directio.Open(path)
 	if err != nil {
 		return nil
 	}

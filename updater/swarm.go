@@ -112,7 +112,16 @@ func (j *job) swarm(ctx context.Context, part *os.File, plan *delta.Plan, candid
 	if j.zsyncSwarm != nil {
 		peers = append(slices.Clone(peers), j.zsyncSwarm.KnownPeers()...)
 	}
-	tt, err := node.Add(ctx, bt.Package{MetaInfo: t.MetaInfo, Data: part, Have: have, OriginFetcher: originFetcher,
+	// The pieces that come whole over the fast path go to the disk with O_DIRECT, as the
+	// delta's copy does (directWriter): a cron run has no use for the new version in the page
+	// cache, and allocating it costs more CPU than the transfer. Where O_DIRECT cannot be had,
+	// everything goes through part.
+	if j.direct == nil {
+		if d, err := directio.Open(j.part); err == nil {
+			j.direct = d
+		}
+	}
+	tt, err := node.Add(ctx, bt.Package{MetaInfo: t.MetaInfo, Data: part, Direct: j.direct, Have: have, OriginFetcher: originFetcher,
 		Peers: peers, Missing: missing, OriginAddrs: j.originAddrs(ctx, j.origin), Written: written})
 	if err != nil {
 		return fmt.Errorf("joining the swarm: %w", err)
@@ -276,6 +285,7 @@ func (j *job) collectSwarmStats() {
 	s := j.swarmT.Stats()
 	j.res.BytesFromPeers = s.BytesFromPeers
 	j.res.BytesFromPeersFast = s.BytesFromPeersFast
+	j.directBytes = s.BytesWrittenDirect
 	j.res.BytesUploaded = s.BytesUploaded
 	j.res.Peers = s.Peers
 	if j.fetcher != nil {

@@ -32,11 +32,6 @@ func flushData(f *os.File) error {
 	return unix.Fdatasync(int(f.Fd()))
 }
 
-// openDirect opens path for writes that bypass the page cache (O_DIRECT).
-func openDirect(path string) (*os.File, error) {
-	return os.OpenFile(path, os.O_WRONLY|unix.O_DIRECT, 0)
-}
-
 // freeBytes returns the bytes free to unprivileged users on the file system that holds dir.
 func freeBytes(dir string) (int64, bool) {
 	var st syscall.Statfs_t

@@ -3,7 +3,6 @@
 package updater
 
 import (
-	"errors"
 	"os"
 )
 
@@ -16,9 +15,6 @@ func startWriteback(f *os.File) {}
 
 // flushData waits until f is on the disk.
 func flushData(f *os.File) error { return f.Sync() }
-
-// openDirect reports that O_DIRECT is not available: every write goes through the page cache.
-func openDirect(path string) (*os.File, error) { return nil, errors.ErrUnsupported }
 
 // freeBytes cannot tell outside Linux; messages about a full disk then leave the figure out.
 func freeBytes(dir string) (int64, bool) { return 0, false }

@@ -115,27 +115,30 @@ var (
 )
 
 type job struct {
-	opt        Options
-	log        *slog.Logger      // Options.Log, with the package's name once known (setPaths)
-	torrent    *manifest.Torrent // nil for a plain .zsync update
-	zsync      *zsyncfile.File   // nil when there is no old data to scan (see load)
-	length     int64
-	name       string // the package's file name
-	out        string
-	part       string
-	origin     string
-	fetcher    originFetcher
-	res        Result
-	start      time.Time
-	dataFile   *os.File
-	node       *bt.Node
-	swarmT     *bt.Torrent
-	src        location        // where SOURCE is
-	zsyncTmp   *os.File        // the .zsync fetched from the swarm, unlinked, kept open to seed it
-	zsyncSwarm *bt.Torrent     // the .zsync's torrent, when it came over the swarm
-	whole      *wholeHasher    // the whole-file SHA-1 of OUT.part, following the swarm
-	sig        *sign.Statement // what the trusted .sig vouches for; nil without Options.Trust
-	sigLoc     location        // where the .sig is
+	opt      Options
+	log      *slog.Logger      // Options.Log, with the package's name once known (setPaths)
+	torrent  *manifest.Torrent // nil for a plain .zsync update
+	zsync    *zsyncfile.File   // nil when there is no old data to scan (see load)
+	length   int64
+	name     string // the package's file name
+	out      string
+	part     string
+	origin   string
+	fetcher  originFetcher
+	res      Result
+	start    time.Time
+	dataFile *os.File
+	direct   *os.File // OUT.part opened with O_DIRECT for the swarm's writes (bt.Package.Direct)
+	// directBytes: of the swarm's bytes, those written with O_DIRECT (logged).
+	directBytes int64
+	node        *bt.Node
+	swarmT      *bt.Torrent
+	src         location        // where SOURCE is
+	zsyncTmp    *os.File        // the .zsync fetched from the swarm, unlinked, kept open to seed it
+	zsyncSwarm  *bt.Torrent     // the .zsync's torrent, when it came over the swarm
+	whole       *wholeHasher    // the whole-file SHA-1 of OUT.part, following the swarm
+	sig         *sign.Statement // what the trusted .sig vouches for; nil without Options.Trust
+	sigLoc      location        // where the .sig is
 
 	// stub is the .torrent's stub when the origin sent one (stub.go), until resolveStub.
 	stub *manifest.Stub
@@ -175,6 +178,9 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 	}
 	if j.node != nil {
 		j.node.Close()
+	}
+	if j.direct != nil {
+		j.direct.Close()
 	}
 	if j.dataFile != nil {
 		j.dataFile.Close()
@@ -678,7 +684,7 @@ func (j *job) buildSwarm(ctx context.Context, part *os.File, plan *delta.Plan, s
 	}
 	j.res.FetchSeconds = time.Since(fetchStart).Seconds()
 	j.log.Info("update: fetched", "bytes_from_peers", j.res.BytesFromPeers, "bytes_from_peers_fast", j.res.BytesFromPeersFast,
-		"bytes_from_origin", j.res.BytesFromOrigin,
+		"bytes_written_direct", j.directBytes, "bytes_from_origin", j.res.BytesFromOrigin,
 		"took", time.Since(fetchStart).Round(time.Millisecond))
 	verifyStart := time.Now()
 	// Every piece was verified as it completed; the whole-file SHA-1 followed the swarm and has

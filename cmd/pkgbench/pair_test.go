@@ -31,7 +31,7 @@ func TestPairSmoke(t *testing.T) {
 			t.Errorf("no row of figures for %s in:\n%s", c, out.String())
 		}
 	}
-	floor := regexp.MustCompile(`(?m)^floor of a client that verifies every byte: curl's downloader CPU [0-9.]+ \+ SHA-1 [0-9.]+ = [0-9.]+ s/GiB \([0-9.]+ x curl\)$`)
+	floor := regexp.MustCompile(`(?m)^floor of a client that verifies every byte and writes through the page cache as curl does: curl's downloader CPU [0-9.]+ \+ SHA-1 [0-9.]+ = [0-9.]+ s/GiB \([0-9.]+ x curl\)$`)
 	if !floor.MatchString(out.String()) {
 		t.Errorf("no floor line in:\n%s", out.String())
 	}
