@@ -125,6 +125,7 @@ type scheduler struct {
 	complete  []bool
 	lastWrite []time.Time
 	busy      []bool
+	busyAt    time.Time // when busy was taken (busyPieces)
 	claimed   []bool
 	todo      []int // the pieces the caller did not have, cut into blocks (originplan)
 	todoPos   []int // each piece's position in todo, -1 for none
@@ -578,9 +579,23 @@ func (s *scheduler) peerPieces() int {
 	return n
 }
 
-// busyPieces marks the pieces the library is hashing, has queued for hashing or is marking.
+// busyFresh is how long busyPieces' walk of the library's piece states serves the rounds that
+// follow. A piece the library hashes got its last chunk from a peer when it was queued, so for
+// PeerWriteGrace (originplan.Defaults, longer than this) the origin plan leaves it alone by its
+// last write (Timers) whatever busy says; a piece the fast path or the origin completed is
+// complete in storage. The walk takes the client lock and looks at every piece: once a round,
+// it was the largest part of a fan-out round's cost.
+const busyFresh = 500 * time.Millisecond
+
+// busyPieces marks the pieces the library is hashing, has queued for hashing or is marking, as
+// of at most busyFresh ago.
 func (s *scheduler) busyPieces() []bool {
 	busy := s.busy
+	now := time.Now()
+	if !s.busyAt.IsZero() && now.Sub(s.busyAt) < busyFresh {
+		return busy
+	}
+	s.busyAt = now
 	clear(busy)
 	i := 0
 	for _, run := range s.t.lt.PieceStateRuns() {

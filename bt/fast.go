@@ -113,8 +113,12 @@ type fastTorrent struct {
 
 // fastPeer is what this node knows of a peer connection's fast path.
 type fastPeer struct {
-	port    uint16          // its fast path's port; 0 until it says
-	pieces  *roaring.Bitmap // what it says it has, hidden from the library
+	port   uint16          // its fast path's port; 0 until it says
+	pieces *roaring.Bitmap // what it says it has, hidden from the library
+	// snap is a copy of pieces that peerPieces handed out and nobody changes, nil once pieces
+	// changed since: a round reads every peer's pieces several times a second, and a peer's
+	// HAVEs come in batches (fastMarkDelay), so most rounds need no new copy.
+	snap    *roaring.Bitmap
 	refused *roaring.Bitmap // pieces it refused over the fast path
 	failed  bool
 	// signal is closed (and replaced) when the peer announces a piece this node may lack: only
@@ -201,6 +205,7 @@ func (t *Torrent) fastHaveLocked(pc *torrent.PeerConn, msg *pp.Message) bool {
 	if fp == nil || fp.failed {
 		return false
 	}
+	fp.snap = nil
 	switch msg.Type {
 	case pp.Have:
 		if int(msg.Index) >= t.info.NumPieces() {
@@ -259,13 +264,18 @@ func (t *Torrent) fastFreed() {
 }
 
 // peerPieces returns the pieces a connected peer has: what the library heard, or for a
-// fast-path peer what this package kept from the library. It may take the client lock.
+// fast-path peer what this package kept from the library. The caller must not change the
+// bitmap: a fast-path peer's is shared until the peer announces more (fastPeer.snap). It may
+// take the client lock.
 func (t *Torrent) peerPieces(pc *torrent.PeerConn) *roaring.Bitmap {
 	t.mu.Lock()
 	fp := t.fast.peers[pc]
 	var bm *roaring.Bitmap
 	if fp != nil && !fp.failed {
-		bm = fp.pieces.Clone()
+		if fp.snap == nil {
+			fp.snap = fp.pieces.Clone()
+		}
+		bm = fp.snap
 	}
 	t.mu.Unlock()
 	if bm != nil {

@@ -376,8 +376,8 @@ func (noStorage) OpenTorrent(context.Context, *metainfo.Info, metainfo.Hash) (st
 }
 
 // writeWhole writes b, a whole verified piece, at off: with O_DIRECT when the storage has a
-// direct descriptor and off, len(b) and b's memory are aligned (directio.Align), else through
-// the page cache, holding buffered meanwhile. After O_DIRECT refused a write (EINVAL) every
+// direct descriptor, b is no shorter than directio.MinWrite and off, len(b) and b's memory are
+// aligned (directio.Align), else through the page cache, holding buffered meanwhile. After O_DIRECT refused a write (EINVAL) every
 // write goes through the page cache.
 //
 // Direct writes take no lock: ext4 lets aligned direct writes into allocated blocks (the part
@@ -387,7 +387,7 @@ func (noStorage) OpenTorrent(context.Context, *metainfo.Info, metainfo.Hash) (st
 // disk as the download goes on: a direct write is on the device when it returns, and a flush
 // forced meanwhile would hold the next direct writes behind its journal commit.
 func (s *fileStorage) writeWhole(b []byte, off int64, buffered sync.Locker) error {
-	if s.direct != nil && !s.directOff.Load() && len(b) > 0 && off%directio.Align == 0 &&
+	if s.direct != nil && !s.directOff.Load() && len(b) >= directio.MinWrite && off%directio.Align == 0 &&
 		len(b)%directio.Align == 0 && uintptr(unsafe.Pointer(&b[0]))%directio.Align == 0 {
 		_, err := s.direct.WriteAt(b, off)
 		if !errors.Is(err, syscall.EINVAL) {

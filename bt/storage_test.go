@@ -220,11 +220,12 @@ func (w *einvalWriter) WriteAt([]byte, int64) (int, error) {
 	return 0, syscall.EINVAL
 }
 
-// writeWhole sends a piece through Package.Direct only where offset, length and memory are all
-// aligned; anything else, and everything after O_DIRECT refused a write, goes through Data. The
-// bytes land in the file either way.
+// writeWhole sends a piece through Package.Direct only where it is no shorter than
+// directio.MinWrite and offset, length and memory are all aligned; anything else, and
+// everything after O_DIRECT refused a write, goes through Data. The bytes land in the file
+// either way.
 func TestStorageWriteWhole(t *testing.T) {
-	const a = directio.Align
+	const a, m = directio.Align, directio.MinWrite
 	tests := []struct {
 		name       string
 		off, n     int
@@ -232,11 +233,13 @@ func TestStorageWriteWhole(t *testing.T) {
 		refuse     bool // the direct descriptor answers EINVAL
 		wantDirect bool
 	}{
-		{"aligned", a, 2 * a, false, false, true},
-		{"offset not aligned", a + 512, a, false, false, false},
-		{"length not aligned", 0, a + 100, false, false, false},
-		{"memory not aligned", 0, a, true, false, false},
-		{"O_DIRECT refused", 0, a, false, true, false},
+		{"aligned", m, m, false, false, true},
+		{"aligned, longer", 0, 2 * m, false, false, true},
+		{"shorter than MinWrite", m, m - a, false, false, false},
+		{"offset not aligned", m + 512, m, false, false, false},
+		{"length not aligned", 0, m + 100, false, false, false},
+		{"memory not aligned", 0, m, true, false, false},
+		{"O_DIRECT refused", 0, m, false, true, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -246,11 +249,11 @@ func TestStorageWriteWhole(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer f.Close()
-			const length = 4 * a
+			const length = 4 * m
 			if err := f.Truncate(length); err != nil {
 				t.Fatal(err)
 			}
-			info := &metainfo.Info{Name: "data", PieceLength: a, Length: length, Pieces: make([]byte, 4*20)}
+			info := &metainfo.Info{Name: "data", PieceLength: m, Length: length, Pieces: make([]byte, 4*20)}
 			s := newFileStorage(f, info, nil)
 			var refuser *einvalWriter
 			if tc.refuse {

@@ -39,7 +39,8 @@ type Package struct {
 	Data *os.File
 	// Direct, if set, is Data's file opened a second time for writes that bypass the page
 	// cache (directio.Open). The fast path writes the verified pieces it receives through it
-	// where offset, length and buffer are aligned, and the rest through Data; once the file
+	// where they are at least directio.MinWrite long and offset, length and buffer are
+	// aligned, and the rest through Data; once the file
 	// system refuses an O_DIRECT write (EINVAL), everything goes through Data. Writing through
 	// the page cache first allocates and dirties a page per 4 KiB, which on a fast link cost
 	// the downloader more CPU than receiving and hashing the piece (docs/BENCHMARKS.md). A

@@ -275,11 +275,10 @@ const (
 	directAlign = directio.Align
 	directBuf   = 1 << 20 // the bounce buffer's size
 
-	// directMin is the shortest write that goes direct. An O_DIRECT write waits for the
-	// device; a plan of thousands of short stretches (a version string that changed in every
-	// file of a tar) would pay that wait thousands of times, where the page cache takes them
-	// all at memory speed and the fsync before the rename writes them out together.
-	directMin = 256 << 10
+	// directMin is the shortest write that goes direct (directio.MinWrite): a plan of
+	// thousands of short stretches (a version string that changed in every file of a tar)
+	// would wait for the device thousands of times.
+	directMin = directio.MinWrite
 )
 
 func newDirectWriter(path string, part *os.File) *directWriter {
