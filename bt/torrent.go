@@ -175,8 +175,10 @@ type remoteNode struct {
 	origin bool              // said it shares the origin work
 	said   bool              // said whether it does
 	slot   int               // the origin fetcher slot it said it holds ('s'), -1: none or not said
-	// elected is its last list of elected origin fetchers ('e', originplan.Election).
-	elected originplan.Heard
+	// elected is its last list of elected origin fetchers ('e', originplan.Election), and
+	// electedGen counts the lists it sent (the scheduler's electKey).
+	elected    originplan.Heard
+	electedGen uint64
 }
 
 // peerState is what the callbacks learned about one connection.
@@ -843,6 +845,7 @@ func (t *Torrent) onClaimMessage(pc *torrent.PeerConn, payload []byte) {
 		rn.slot = pieces[0]
 	case msgElect:
 		rn.elected = elected
+		rn.electedGen++
 	}
 	t.mu.Unlock()
 	t.poke()
