@@ -2,10 +2,13 @@
 // buffer that starts on an Align boundary, so that an aligned stretch of a file is an aligned
 // stretch of memory too.
 //
-// It has its own home because two packages meet here that should not know each other's
-// business: updater writes the bytes of an update straight to the disk from the buffers that
+// It has its own home because packages meet here that should not know each other's business:
+// updater writes the bytes of an update straight to the disk from the buffers that
 // manifest.Hash reads them into (manifest.HashOptions.NewBuffer and Tee), and manifest only
-// hashes. The alignment is the updater's write path's need, not the hashing's.
+// hashes; bt's fast path writes the pieces it receives from its aligned piece buffers through
+// the descriptor updater opens (Open, bt.Package.Direct). The alignment and the shortest write
+// worth sending direct (MinWrite) are the write path's needs, not the hashing's or the
+// swarm's.
 package directio
 
 import "unsafe"
