@@ -205,8 +205,15 @@ func (t *Torrent) TrackerAnswered() bool {
 	return t.trackerOK
 }
 
-// announce makes one announce of this torrent to url (Node.announceTo).
+// announce makes one announce of this torrent to url (Node.announceTo). A node that the site
+// rule keeps from the origin says it will not fetch from it (tracker.NoFetchParam), so that a
+// coordinating tracker gives it no origin fetcher slot: a slot's block held by a node that never
+// fetches waited for the stall rules of the origin's site (the two-data-center lab, where the
+// tracker gave 3 of 11 slots to the far site).
 func (t *Torrent) announce(ctx context.Context, url string, event tracker.AnnounceEvent, key int32) (announceReply, error) {
+	t.mu.Lock()
+	noFetch := !t.sitePolicyLocked().allowOrigin()
+	t.mu.Unlock()
 	return t.node.announceTo(ctx, url, tracker.AnnounceRequest{
 		InfoHash:   t.ih,
 		PeerId:     t.node.cl.PeerID(),
@@ -217,7 +224,7 @@ func (t *Torrent) announce(ctx context.Context, url string, event tracker.Announ
 		Key:        key,
 		NumWant:    int32(t.node.cfg.MaxConns),
 		Port:       t.node.addr.Port(),
-	})
+	}, noFetch)
 }
 
 // announceTo makes one announce to url: to an http(s) tracker by httpAnnounce, which reads the
@@ -225,7 +232,7 @@ func (t *Torrent) announce(ctx context.Context, url string, event tracker.Announ
 // decoder is an error of that tracker, not the end of the process: decoding runs in this
 // goroutine, and bencode re-raises runtime errors (anacrolix/torrent v1.59.1's own HTTP
 // decoder panicked on a peer list whose entries are not dictionaries, Peer.FromDictInterface).
-func (n *Node) announceTo(ctx context.Context, url string, req tracker.AnnounceRequest) (resp announceReply, err error) {
+func (n *Node) announceTo(ctx context.Context, url string, req tracker.AnnounceRequest, noFetch bool) (resp announceReply, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			resp, err = announceReply{}, fmt.Errorf("bt: announce to %s: the tracker's reply broke the decoder: %v", url, p)
@@ -250,7 +257,7 @@ func (n *Node) announceTo(ctx context.Context, url string, req tracker.AnnounceR
 	a.DialContext = limitReads(a.DialContext, maxTrackerReply)
 	n.withTLS(&a)
 	if httpTracker(url) {
-		return httpAnnounce(a)
+		return httpAnnounce(a, noFetch)
 	}
 	res, err := a.Do()
 	if err != nil {

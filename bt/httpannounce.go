@@ -16,6 +16,8 @@ import (
 	"github.com/anacrolix/torrent/bencode"
 	"github.com/anacrolix/torrent/tracker"
 
+	pkgtracker "github.com/pkgsync/pkgsync/tracker"
+
 	"github.com/pkgsync/pkgsync/originplan"
 )
 
@@ -46,8 +48,10 @@ const maxFetchers = 1024
 
 var errBadRole = errors.New(`bad "pkgsync" key`)
 
-// httpAnnounce makes the announce a describes to an http or https tracker (after withTLS).
-func httpAnnounce(a tracker.Announce) (announceReply, error) {
+// httpAnnounce makes the announce a describes to an http or https tracker (after withTLS). With
+// noFetch the query ends with tracker.NoFetchParam=1: this node will not fetch from the origin,
+// and a pkgsync tracker gives it no origin fetcher slot (stock trackers ignore the key).
+func httpAnnounce(a tracker.Announce, noFetch bool) (announceReply, error) {
 	u, err := url.Parse(a.TrackerUrl)
 	if err != nil {
 		var ue *url.Error
@@ -58,6 +62,9 @@ func httpAnnounce(a tracker.Announce) (announceReply, error) {
 	}
 	name := trackerName(a.TrackerUrl)
 	u.RawQuery = appendAnnounceQuery(u.RawQuery, &a)
+	if noFetch {
+		u.RawQuery += "&" + pkgtracker.NoFetchParam + "=1"
+	}
 	req, err := http.NewRequestWithContext(a.Context, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return announceReply{}, fmt.Errorf("bt: announce to %s: %w", name, redactURLError(err))

@@ -19,6 +19,8 @@ import (
 	"github.com/anacrolix/torrent/bencode"
 	"github.com/anacrolix/torrent/tracker"
 
+	pkgtracker "github.com/pkgsync/pkgsync/tracker"
+
 	"github.com/pkgsync/pkgsync/originplan"
 )
 
@@ -234,16 +236,23 @@ func TestAnnounceQueryAsLibrary(t *testing.T) {
 			if _, err := a.Do(); err != nil {
 				t.Fatalf("the library's announce: %v", err)
 			}
-			if _, err := httpAnnounce(a); err != nil {
+			if _, err := httpAnnounce(a, false); err != nil {
 				t.Fatalf("httpAnnounce: %v", err)
+			}
+			// A node that will not fetch from the origin says so after the library's parameters.
+			if _, err := httpAnnounce(a, true); err != nil {
+				t.Fatalf("httpAnnounce with noFetch: %v", err)
 			}
 			mu.Lock()
 			defer mu.Unlock()
-			if len(queries) != 2 || queries[0] != queries[1] {
-				t.Fatalf("queries\n%q (library)\n%q (httpAnnounce)", queries[0], queries[1:])
+			if len(queries) != 3 || queries[0] != queries[1] {
+				t.Fatalf("queries\n%q (library)\n%q (httpAnnounce, without and with noFetch)", queries[0], queries[1:])
 			}
 			if !strings.HasPrefix(queries[1], "secret=a+b%2F&") || agents[1] != "pkgsync" {
 				t.Errorf("query %q, User-Agent %q: want the tracker URL's query first, and pkgsync", queries[1], agents[1])
+			}
+			if want := queries[0] + "&" + pkgtracker.NoFetchParam + "=1"; queries[2] != want {
+				t.Errorf("query with noFetch %q, want %q", queries[2], want)
 			}
 		})
 	}
@@ -270,7 +279,7 @@ func TestHTTPAnnounceErrors(t *testing.T) {
 		{closed.URL + "/announce?secret=hush", "connect"},
 	} {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		_, err := httpAnnounce(tracker.Announce{TrackerUrl: tc.url, Context: ctx})
+		_, err := httpAnnounce(tracker.Announce{TrackerUrl: tc.url, Context: ctx}, false)
 		cancel()
 		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "hush") {
 			t.Errorf("%s: err = %v, want one containing %q, without the secret", tc.url, err, tc.want)

@@ -442,7 +442,7 @@ func (m *metaTorrent) announceAll(ctx context.Context, urls []string, event trac
 // returns the peers the tracker named.
 func (n *Node) announceHash(ctx context.Context, url string, ih metainfo.Hash, event tracker.AnnounceEvent, key int32, left int64) ([]netip.AddrPort, error) {
 	r, err := n.announceTo(ctx, url, tracker.AnnounceRequest{InfoHash: ih, PeerId: n.cl.PeerID(),
-		Left: max(left, 1), Event: event, Key: key, NumWant: int32(n.cfg.MaxConns), Port: n.addr.Port()})
+		Left: max(left, 1), Event: event, Key: key, NumWant: int32(n.cfg.MaxConns), Port: n.addr.Port()}, false)
 	return r.peers, err
 }
 

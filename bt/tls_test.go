@@ -85,7 +85,7 @@ func TestHTTPSAnnounce(t *testing.T) {
 				Context:    ctx,
 			}
 			n.withTLS(&a)
-			res, err := httpAnnounce(a)
+			res, err := httpAnnounce(a, false)
 			mu.Lock()
 			got := seen
 			mu.Unlock()

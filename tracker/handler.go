@@ -33,6 +33,7 @@ type announceRequest struct {
 	addr     netip.AddrPort // the address other peers are given
 	compact  bool
 	noPeerID bool
+	noFetch  bool                      // NoFetchParam=1: the asker will not fetch from the origin
 	infoHash generics.Option[[20]byte] // set as soon as info_hash parsed, for the failure log
 }
 
@@ -55,6 +56,12 @@ var events = map[string]udp.AnnounceEvent{
 
 // SecretParam is the query parameter that carries Options.Secret.
 const SecretParam = "secret"
+
+// NoFetchParam=1 in an announce says the announcer will not fetch from the origin (a pkgsync
+// node of a site without the origin, which takes its pieces from its site's gateway): it gets
+// no origin fetcher slot, and gives back one it holds, so that the slots' blocks go to nodes
+// that fetch. Stock trackers ignore it.
+const NoFetchParam = "pkgsync_nofetch"
 
 // allow refuses a request from remote (http.Request.RemoteAddr) outside Options.Allow. The
 // address checked is the connection's, never ip=.
@@ -149,6 +156,7 @@ func parseAnnounce(remote string, q *announceParams) (a announceRequest, err err
 	}
 	a.compact = q.get(qCompact) != "0"
 	a.noPeerID = q.get(qNoPeerID) == "1"
+	a.noFetch = q.get(qNoFetch) == "1"
 
 	// The data center is trusted (see the package doc): ip= names the address to hand out.
 	var ip netip.Addr
@@ -264,7 +272,7 @@ func (t *Tracker) AnswerAnnounce(dst []byte, remoteAddr, rawQuery string) []byte
 	}
 	rb := rankBufs.Get().(*rankBuf)
 	defer rankBufs.Put(rb)
-	res := t.store.announce(&a.req, a.addr, limit, rb)
+	res := t.store.announce(&a.req, a.addr, limit, rb, a.noFetch)
 	t.logAnnounce(&a, remoteAddr, len(res.peers))
 	if a.compact {
 		return appendAnnounce(dst, t.store.interval, res)

@@ -24,13 +24,14 @@ const (
 	qNoPeerID
 	qIP
 	qSecret
+	qNoFetch
 	nQueryKeys
 )
 
 var queryKeys = [nQueryKeys]string{
 	qInfoHash: "info_hash", qPeerID: "peer_id", qPort: "port", qEvent: "event", qUploaded: "uploaded",
 	qDownloaded: "downloaded", qLeft: "left", qNumWant: "numwant", qCompact: "compact",
-	qNoPeerID: "no_peer_id", qIP: "ip", qSecret: SecretParam,
+	qNoPeerID: "no_peer_id", qIP: "ip", qSecret: SecretParam, qNoFetch: NoFetchParam,
 }
 
 type announceParams struct {

@@ -52,6 +52,7 @@ func TestOriginRoles(t *testing.T) {
 		who      string // the announcer, at 10.0.0.<its digit>:6881
 		event    string
 		left     int
+		nofetch  bool // pkgsync_nofetch=1
 		wantSlot int
 		want     []string // holder of each slot, "" for free
 	}
@@ -82,6 +83,13 @@ func TestOriginRoles(t *testing.T) {
 			{advance: 10*time.Second - time.Nanosecond, who: "n3", left: 5, wantSlot: -1, want: []string{"n1", "n2"}},
 			{advance: time.Nanosecond, who: "n3", left: 5, wantSlot: 0, want: []string{"n3", "n2"}},
 		}},
+		{"an announcer that will not fetch gets none, and a holder that says so gives its slot back", []step{
+			{who: "n1", left: 5, nofetch: true, wantSlot: -1, want: []string{"", ""}},
+			{who: "n2", left: 5, wantSlot: 0, want: []string{"n2", ""}},
+			{who: "n3", left: 5, wantSlot: 1, want: []string{"n2", "n3"}},
+			{who: "n2", left: 5, nofetch: true, wantSlot: -1, want: []string{"", "n3"}},
+			{who: "n1", left: 5, wantSlot: 0, want: []string{"n1", "n3"}},
+		}},
 		{"a restart at the same address under a new peer ID frees the old slot", []step{
 			{who: "n1", left: 5, wantSlot: 0, want: []string{"n1", ""}},
 			{who: "n2", left: 5, wantSlot: 1, want: []string{"n1", "n2"}},
@@ -96,7 +104,11 @@ func TestOriginRoles(t *testing.T) {
 			for i, s := range tt.steps {
 				e.clock.Advance(s.advance)
 				ip := "10.0.0." + s.who[1:2]
-				q := announceQuery(ih, s.who, 6881, "ip", ip, "left", strconv.Itoa(s.left), "event", s.event)
+				kv := []string{"ip", ip, "left", strconv.Itoa(s.left), "event", s.event}
+				if s.nofetch {
+					kv = append(kv, NoFetchParam, "1")
+				}
+				q := announceQuery(ih, s.who, 6881, kv...)
 				slot, holders, ok := roleOf(t, e.rawGet(t, "/announce", q), names)
 				if !ok {
 					t.Fatalf("step %d (%s): answer without the pkgsync key", i, s.who)

@@ -101,8 +101,9 @@ const fetcherOrder = uint64(math.MaxUint32-maxScore) << 1
 // adds or refreshes it) and returns up to limit other live peers, closest to addr first (see
 // rankBuf.rank), with the swarm's seeder and leecher counts and the asker's origin role. An
 // origin fetcher gets its fellow fetchers first, so that they connect to each other. The peers
-// are in rb.
-func (s *store) announce(req *udp.AnnounceRequest, addr netip.AddrPort, limit int, rb *rankBuf) announced {
+// are in rb. noFetch says the asker will not fetch from the origin (NoFetchParam): it holds no
+// origin fetcher slot.
+func (s *store) announce(req *udp.AnnounceRequest, addr netip.AddrPort, limit int, rb *rankBuf, noFetch bool) announced {
 	clock := s.now()
 	now := clock.UnixNano()
 	asker := newAsker(s.sites, addr, req.Left == 0)
@@ -121,7 +122,7 @@ func (s *store) announce(req *udp.AnnounceRequest, addr netip.AddrPort, limit in
 		var marks map[originplan.PeerID]bool // the fetchers, when the peers' marks must change
 		if sw.slots != nil {
 			out.coordinated = true
-			out.role, marks = sw.coordinate(req, clock, replaced)
+			out.role, marks = sw.coordinate(req, clock, replaced, noFetch)
 		}
 		fetcher := out.role.Fetcher()
 		cands = slices.Grow(cands, len(sw.peers))
@@ -162,13 +163,14 @@ func (s *store) announce(req *udp.AnnounceRequest, addr netip.AddrPort, limit in
 // of replaced, the peer ID the asker's entry had until now (a node restarted at the same address
 // under a new one), and returns the asker's role. When the holders differ from those of the last
 // answer it also returns them as a set, by which the caller marks every peer it walks; otherwise
-// the marks stand, and an announce costs no more than comparing the two lists. sw.mu is held.
-func (sw *swarm) coordinate(req *udp.AnnounceRequest, now time.Time, replaced [20]byte) (originplan.Role, map[originplan.PeerID]bool) {
+// the marks stand, and an announce costs no more than comparing the two lists. An asker that
+// will not fetch (noFetch) gets no slot and gives back the one it holds. sw.mu is held.
+func (sw *swarm) coordinate(req *udp.AnnounceRequest, now time.Time, replaced [20]byte, noFetch bool) (originplan.Role, map[originplan.PeerID]bool) {
 	if replaced != ([20]byte{}) {
 		// Its old self is gone, and so is the old self's slot.
 		sw.slots.Announce(replaced, now, false, true)
 	}
-	role := sw.slots.Announce(req.PeerId, now, req.Left > 0, req.Event == shared.Stopped)
+	role := sw.slots.Announce(req.PeerId, now, req.Left > 0 && !noFetch, req.Event == shared.Stopped || noFetch)
 	if slices.Equal(role.Fetchers, sw.fetchers) {
 		return role, nil
 	}

@@ -30,14 +30,14 @@ func TestConcurrentAnnounces(t *testing.T) {
 			for r := range rounds {
 				ih := ihs[(w+r)%len(ihs)]
 				req := udp.AnnounceRequest{InfoHash: ih, PeerId: peerIDOf(addr.String()), Left: 10, Event: shared.Started}
-				s.announce(&req, addr, 50, &rb)
+				s.announce(&req, addr, 50, &rb, false)
 				// Only this worker removes its peer: it must be listed now.
 				if !slices.ContainsFunc(s.peerInfos(ih), func(p PeerInfo) bool { return p.Addr == addr }) {
 					t.Errorf("round %d: %v announced but not listed", r, addr)
 					return
 				}
 				req.Event = shared.Stopped
-				s.announce(&req, addr, 0, &rb)
+				s.announce(&req, addr, 0, &rb, false)
 				if w == 0 && r%10 == 0 {
 					s.sweep()
 					s.Scrape(ihs)
@@ -45,7 +45,7 @@ func TestConcurrentAnnounces(t *testing.T) {
 			}
 			// Each worker ends listed in the swarm of its last round.
 			req := udp.AnnounceRequest{InfoHash: ihs[w%len(ihs)], PeerId: peerIDOf(addr.String()), Left: 10}
-			s.announce(&req, addr, 50, &rb)
+			s.announce(&req, addr, 50, &rb, false)
 		}()
 	}
 	wg.Wait()
@@ -80,7 +80,7 @@ func TestSweepWalksOneSwarmAtATime(t *testing.T) {
 	announce := func(ih [20]byte, last byte, ev udp.AnnounceEvent, left int64) {
 		addr := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, last}), 6881)
 		req := udp.AnnounceRequest{InfoHash: ih, PeerId: peerIDOf(addr.String()), Event: ev, Left: left}
-		s.announce(&req, addr, 50, &rb)
+		s.announce(&req, addr, 50, &rb, false)
 	}
 	for _, c := range []struct {
 		name string
@@ -139,7 +139,7 @@ func BenchmarkAnnounceDuringSweep(b *testing.B) {
 	for i := range reqs {
 		addrs[i] = netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), 6881)
 		reqs[i] = udp.AnnounceRequest{InfoHash: ihOf(strconv.Itoa(i % swarms)), PeerId: peerIDOf(addrs[i].String()), Left: 10}
-		s.announce(&reqs[i], addrs[i], 200, &rb)
+		s.announce(&reqs[i], addrs[i], 200, &rb, false)
 	}
 	stop := make(chan struct{})
 	swept := make(chan int)
@@ -161,7 +161,7 @@ func BenchmarkAnnounceDuringSweep(b *testing.B) {
 	for b.Loop() {
 		k := i * 7919 % len(reqs)
 		t0 := time.Now()
-		s.announce(&reqs[k], addrs[k], 200, &rb)
+		s.announce(&reqs[k], addrs[k], 200, &rb, false)
 		lat = append(lat, time.Since(t0))
 		i++
 	}

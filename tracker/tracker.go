@@ -46,6 +46,9 @@
 // (originplan.Slots), given first come first served to announcers that still need data
 // (left > 0), and held until the holder announces "stopped", its peer entry expires, or a node with
 // another peer_id announces from its address (a restart). A holder that completes keeps its slot.
+// An announcer that will not fetch from the origin says so with pkgsync_nofetch=1 (NoFetchParam):
+// it gets no slot and gives back the one it holds. pkgsync nodes of a site without the origin
+// (bt's site rule) do, so that no block of the origin's work waits for a node that never takes it.
 // Every successful announce answer then carries one more key, which stock clients ignore:
 //
 //	"pkgsync": {"fetchers": <N x 20 bytes: each slot's holder's peer_id in slot order,
