@@ -7,7 +7,6 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 	"unsafe"
 
@@ -61,11 +60,8 @@ type fileStorage struct {
 
 	peerBytes atomic.Int64 // bytes accepted from peers
 
-	// direct is Package.Direct (nil: none); directOff is set once an O_DIRECT write was
-	// refused (EINVAL), directBytes counts what went direct.
-	direct      io.WriterAt
-	directOff   atomic.Bool
-	directBytes atomic.Int64
+	// direct writes through Package.Direct (none when nil) until O_DIRECT is refused.
+	direct directio.Writer
 
 	// closed is set when the library drops the torrent. Goroutines of the library may
 	// still read afterwards (serving requests of connections it already closed, or after
@@ -377,8 +373,8 @@ func (noStorage) OpenTorrent(context.Context, *metainfo.Info, metainfo.Hash) (st
 
 // writeWhole writes b, a whole verified piece, at off: with O_DIRECT when the storage has a
 // direct descriptor, b is no shorter than directio.MinWrite and off, len(b) and b's memory are
-// aligned (directio.Align), else through the page cache, holding buffered meanwhile. After O_DIRECT refused a write (EINVAL) every
-// write goes through the page cache.
+// aligned (directio.Align), else through the page cache, holding buffered meanwhile. After
+// O_DIRECT refused a write (EINVAL) every write goes through the page cache.
 //
 // Direct writes take no lock: ext4 lets aligned direct writes into allocated blocks (the part
 // file is fallocated) run side by side, so two checkers keep two writes in the device's queue,
@@ -387,16 +383,11 @@ func (noStorage) OpenTorrent(context.Context, *metainfo.Info, metainfo.Hash) (st
 // disk as the download goes on: a direct write is on the device when it returns, and a flush
 // forced meanwhile would hold the next direct writes behind its journal commit.
 func (s *fileStorage) writeWhole(b []byte, off int64, buffered sync.Locker) error {
-	if s.direct != nil && !s.directOff.Load() && len(b) >= directio.MinWrite && off%directio.Align == 0 &&
-		len(b)%directio.Align == 0 && uintptr(unsafe.Pointer(&b[0]))%directio.Align == 0 {
-		_, err := s.direct.WriteAt(b, off)
-		if !errors.Is(err, syscall.EINVAL) {
-			if err == nil {
-				s.directBytes.Add(int64(len(b)))
-			}
+	if len(b) >= directio.MinWrite && off%directio.Align == 0 && len(b)%directio.Align == 0 &&
+		uintptr(unsafe.Pointer(&b[0]))%directio.Align == 0 {
+		if ok, err := s.direct.WriteDirect(b, off); ok {
 			return err
 		}
-		s.directOff.Store(true)
 	}
 	buffered.Lock()
 	defer buffered.Unlock()

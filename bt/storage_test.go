@@ -258,14 +258,14 @@ func TestStorageWriteWhole(t *testing.T) {
 			var refuser *einvalWriter
 			if tc.refuse {
 				refuser = &einvalWriter{}
-				s.direct = refuser
+				s.direct.Direct = refuser
 			} else {
 				d, err := directio.Open(f.Name())
 				if err != nil {
 					t.Fatalf("opening %s with O_DIRECT: %v", f.Name(), err)
 				}
 				defer d.Close()
-				s.direct = d
+				s.direct.Direct = d
 			}
 			buf := directio.AlignedBuf(tc.n + 1)[:tc.n]
 			if tc.unaligned {
@@ -287,7 +287,7 @@ func TestStorageWriteWhole(t *testing.T) {
 			if !bytes.Equal(got, buf) {
 				t.Errorf("the file does not hold the bytes written at %d", tc.off)
 			}
-			direct := s.directBytes.Load()
+			direct := s.direct.Bytes()
 			if want := int64(0); tc.wantDirect {
 				want = int64(2 * tc.n)
 				if direct != want {

@@ -40,12 +40,12 @@ type Package struct {
 	// Direct, if set, is Data's file opened a second time for writes that bypass the page
 	// cache (directio.Open). The fast path writes the verified pieces it receives through it
 	// where they are at least directio.MinWrite long and offset, length and buffer are
-	// aligned, and the rest through Data; once the file
-	// system refuses an O_DIRECT write (EINVAL), everything goes through Data. Writing through
-	// the page cache first allocates and dirties a page per 4 KiB, which on a fast link cost
-	// the downloader more CPU than receiving and hashing the piece (docs/BENCHMARKS.md). A
-	// piece that peers then fetch from this node is read back from the disk. Direct must stay
-	// open as long as Data; the caller closes it.
+	// aligned, and the rest through Data; once the file system refuses an O_DIRECT write
+	// (EINVAL), everything goes through Data. Writing through the page cache first allocates
+	// and dirties a page per 4 KiB, which on a fast link cost the downloader more CPU than
+	// receiving and hashing the piece (docs/BENCHMARKS.md). A piece that peers then fetch
+	// from this node is read back from the disk. Direct must stay open as long as Data; the
+	// caller closes it.
 	Direct *os.File
 	// Have marks the pieces the caller has verified complete: len(Have) == NumPieces, or
 	// nil for none.
@@ -81,9 +81,9 @@ type Package struct {
 	// blocks what follows (the .zsync) should not wait long for peers that may never come.
 	PeerWait time.Duration
 	// Written, if set, is called with the count of bytes after each write into Data (by
-	// peers, the fast path or the origin; not the writes through Direct), from several goroutines at once, and must not
-	// block: the caller may push the bytes on to the disk while the download goes on, so
-	// that its fsync at the end has little left to wait for.
+	// peers, the fast path or the origin; not the writes through Direct), from several
+	// goroutines at once, and must not block: the caller may push the bytes on to the disk
+	// while the download goes on, so that its fsync at the end has little left to wait for.
 	Written func(n int64)
 }
 
@@ -304,7 +304,7 @@ func (n *Node) newTorrent(p Package, info *metainfo.Info) *Torrent {
 	}
 	t.store.onChange = t.poke
 	if p.Direct != nil { // not a typed nil in the interface
-		t.store.direct = p.Direct
+		t.store.direct.Direct = p.Direct
 	}
 	t.store.onFree = t.fastFreed
 	t.missing = make([][]Range, info.NumPieces())
@@ -549,7 +549,7 @@ func (t *Torrent) Stats() Stats {
 		OriginRequests:  t.originRequests.Load(),
 	}
 	s.BytesFromPeersFast, s.BytesUploadedFast = t.fastDown.Load(), t.fastUp.Load()
-	s.BytesWrittenDirect = t.store.directBytes.Load()
+	s.BytesWrittenDirect = t.store.direct.Bytes()
 	s.BytesUploaded = t.uploaded() + t.rangeUp.Load() + s.BytesUploadedFast
 	ls := t.lt.Stats()
 	s.ChunksWasted = ls.ChunksReadWasted.Int64()

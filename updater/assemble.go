@@ -2,12 +2,10 @@ package updater
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"sort"
 	"sync"
-	"syscall"
 	"unsafe"
 
 	"github.com/pkgsync/pkgsync/delta"
@@ -258,12 +256,11 @@ func (w *writeback) close() error {
 // middle of a stretch goes to the disk from where it is: copying it into buffers of the
 // writer's own would cost a quarter of the CPU of an update's build.
 type directWriter struct {
-	direct *os.File
+	file   *os.File        // the O_DIRECT descriptor
+	direct directio.Writer // writes through file until O_DIRECT is refused
 	part   *os.File
 	bounce []byte // aligned, for stretches whose memory is not aligned as their offset is
 	err    error  // the first failed write: every later call returns it
-	off    bool   // O_DIRECT failed once: buffered from then on
-	bytes  int64  // written with O_DIRECT
 	closed bool
 	min    int // stretches shorter than this go through the page cache (directMin)
 
@@ -286,7 +283,7 @@ func newDirectWriter(path string, part *os.File) *directWriter {
 	if err != nil {
 		return nil
 	}
-	return &directWriter{direct: f, part: part, min: directMin}
+	return &directWriter{file: f, direct: directio.Writer{Direct: f}, part: part, min: directMin}
 }
 
 // queue notes that p, a copied stretch of the target at off, is to be written from the chunk
@@ -340,7 +337,7 @@ func (d *directWriter) write(p []byte, off int64) error {
 	}
 	head := int((directAlign - off%directAlign) % directAlign)
 	lo, hi := 0, 0 // p[lo:hi] goes direct
-	if !d.off && len(p) >= head+directAlign && len(p) >= d.min {
+	if !d.direct.Off() && len(p) >= head+directAlign && len(p) >= d.min {
 		lo, hi = head, head+(len(p)-head)&^(directAlign-1)
 	}
 	for k := lo; k < hi; {
@@ -381,15 +378,8 @@ func (d *directWriter) write(p []byte, off int64) error {
 // writeDirect writes the aligned b at off with O_DIRECT, or through the page cache once
 // O_DIRECT has refused a write (EINVAL), that one and every later one.
 func (d *directWriter) writeDirect(b []byte, off int64) error {
-	if !d.off {
-		_, err := d.direct.WriteAt(b, off)
-		if !errors.Is(err, syscall.EINVAL) {
-			if err == nil {
-				d.bytes += int64(len(b))
-			}
-			return err
-		}
-		d.off = true
+	if ok, err := d.direct.WriteDirect(b, off); ok {
+		return err
 	}
 	_, err := d.part.WriteAt(b, off)
 	return err
@@ -402,7 +392,7 @@ func (d *directWriter) close() error {
 		return nil
 	}
 	d.closed = true
-	d.direct.Close()
+	d.file.Close()
 	d.mu.Lock()
 	d.spans = nil
 	d.mu.Unlock()

@@ -108,8 +108,8 @@ func TestDirectWriter(t *testing.T) {
 			// Every whole aligned block inside the stretch went direct.
 			first := (tc.off + directAlign - 1) / directAlign * directAlign
 			last := (tc.off + tc.len) / directAlign * directAlign
-			if wantDirect := int64(max(last-first, 0)); dw.bytes != wantDirect && !dw.off {
-				t.Errorf("%d bytes went direct, want %d", dw.bytes, wantDirect)
+			if wantDirect := int64(max(last-first, 0)); dw.direct.Bytes() != wantDirect && !dw.direct.Off() {
+				t.Errorf("%d bytes went direct, want %d", dw.direct.Bytes(), wantDirect)
 			}
 			exp := make([]byte, size)
 			copy(exp[tc.off:], want[tc.off:tc.off+tc.len])
@@ -151,7 +151,7 @@ func newTestDirectWriter(t *testing.T, size int64) (string, *directWriter) {
 // and from close; a second close returns nil.
 func TestDirectWriterError(t *testing.T) {
 	_, dw := newTestDirectWriter(t, 0)
-	dw.direct.Close() // every direct write now fails with "file already closed"
+	dw.file.Close() // every direct write now fails with "file already closed"
 	buf := directio.AlignedBuf(4 * directAlign)
 	if err := dw.write(buf, 0); err == nil || !strings.Contains(err.Error(), "writing") {
 		t.Fatalf("write to a closed descriptor: %v, want a write error", err)
@@ -217,8 +217,8 @@ func TestDirectWriterSink(t *testing.T) {
 		t.Fatal("the file is not the queued stretches")
 	}
 	// A stretch across a chunk boundary is written in two parts, both aligned at the boundary.
-	if dw.bytes != direct && !dw.off {
-		t.Errorf("%d bytes went direct, want %d", dw.bytes, direct)
+	if dw.direct.Bytes() != direct && !dw.direct.Off() {
+		t.Errorf("%d bytes went direct, want %d", dw.direct.Bytes(), direct)
 	}
 }
 
@@ -265,14 +265,14 @@ func TestDirectWriterShort(t *testing.T) {
 	if err := dw.write(data[:directMin-directAlign], 0); err != nil {
 		t.Fatal(err)
 	}
-	if dw.bytes != 0 {
-		t.Errorf("%d bytes of a stretch shorter than %d went direct", dw.bytes, directMin)
+	if dw.direct.Bytes() != 0 {
+		t.Errorf("%d bytes of a stretch shorter than %d went direct", dw.direct.Bytes(), directMin)
 	}
 	if err := dw.write(data[directMin-directAlign:], directMin-directAlign); err != nil {
 		t.Fatal(err)
 	}
-	if want := int64(size - (directMin - directAlign)); dw.bytes != want && !dw.off {
-		t.Errorf("%d bytes of a stretch of %d went direct, want all", dw.bytes, want)
+	if want := int64(size - (directMin - directAlign)); dw.direct.Bytes() != want && !dw.direct.Off() {
+		t.Errorf("%d bytes of a stretch of %d went direct, want all", dw.direct.Bytes(), want)
 	}
 	got, err := os.ReadFile(path)
 	if err != nil {

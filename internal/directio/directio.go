@@ -6,9 +6,9 @@
 // updater writes the bytes of an update straight to the disk from the buffers that
 // manifest.Hash reads them into (manifest.HashOptions.NewBuffer and Tee), and manifest only
 // hashes; bt's fast path writes the pieces it receives from its aligned piece buffers through
-// the descriptor updater opens (Open, bt.Package.Direct). The alignment and the shortest write
-// worth sending direct (MinWrite) are the write path's needs, not the hashing's or the
-// swarm's.
+// the descriptor updater opens (Open, bt.Package.Direct). The alignment, the shortest write
+// worth sending direct (MinWrite) and the fall back to the page cache where O_DIRECT is
+// refused (Writer) are the write path's needs, not the hashing's or the swarm's.
 package directio
 
 import "unsafe"
