@@ -438,17 +438,9 @@ func (s *scheduler) redialKnown(unconnected []netip.AddrPort, now time.Time) {
 // have and whether they use the origin.
 func (s *scheduler) observe(now time.Time) roundView {
 	t := s.t
-	pcs := t.lt.PeerConns()
-	n := len(pcs)
-	v := roundView{conns: make([]connView, 0, n), rangePeers: make(map[*torrent.PeerConn]bool, n)}
-	same := s.avail != nil && n == len(s.availOf) // the peers' bitmaps are the ones avail was made of
-	for _, pc := range pcs {
-		bm := t.peerPieces(pc)
-		if same && s.availOf[pc] != bm {
-			same = false
-		}
-		v.conns = append(v.conns, connView{pc: pc, bm: bm, full: bm.GetCardinality() >= uint64(s.num)})
-	}
+	conns, same := s.connViews()
+	n := len(conns)
+	v := roundView{conns: conns, rangePeers: make(map[*torrent.PeerConn]bool, n)}
 	v.avail = s.availFrom(v.conns, same)
 	t.store.snapshot(s.complete, s.lastWrite)
 	s.throttleUpload(now, v.conns)
@@ -538,6 +530,22 @@ func (s *scheduler) observe(now time.Time) roundView {
 		v.members = append(v.members, originplan.Member{ID: id, Outstanding: outstanding[id]})
 	}
 	return v
+}
+
+// connViews takes every connection's bitmap (from the library, which takes the client lock),
+// and reports whether they are the bitmaps the last union of them (availFrom) was made of.
+func (s *scheduler) connViews() (conns []connView, same bool) {
+	pcs := s.t.lt.PeerConns()
+	conns = make([]connView, 0, len(pcs))
+	same = s.avail != nil && len(pcs) == len(s.availOf)
+	for _, pc := range pcs {
+		bm := s.t.peerPieces(pc)
+		if same && s.availOf[pc] != bm {
+			same = false
+		}
+		conns = append(conns, connView{pc: pc, bm: bm, full: bm.GetCardinality() >= uint64(s.num)})
+	}
+	return conns, same
 }
 
 // availFrom returns the pieces the peers of conns have, when this node fetches from the origin
