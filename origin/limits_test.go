@@ -492,6 +492,24 @@ func TestMaxConns(t *testing.T) {
 		return n == 0 && err != nil && !errors.Is(err, os.ErrDeadlineExceeded)
 	}
 
+	// stillOpen returns those of cs that the server has not closed; anyClosed whether it
+	// closed one of them. Both wait 100 ms for a close to show.
+	isClosed := func(c net.Conn) bool {
+		c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		n, err := c.Read(make([]byte, 1))
+		return n == 0 && err != nil && !errors.Is(err, os.ErrDeadlineExceeded)
+	}
+	stillOpen := func(cs []net.Conn) []net.Conn {
+		var open []net.Conn
+		for _, c := range cs {
+			if !isClosed(c) {
+				open = append(open, c)
+			}
+		}
+		return open
+	}
+	anyClosed := func(cs []net.Conn) bool { return len(stillOpen(cs)) < len(cs) }
+
 	t.Run("busy connections", func(t *testing.T) {
 		// Two connections that have not sent a request yet hold both slots.
 		held := []net.Conn{dial(t), dial(t)}
@@ -542,10 +560,16 @@ func TestMaxConns(t *testing.T) {
 	})
 
 	t.Run("idle connections make room", func(t *testing.T) {
-		// Wait for the previous subtest's connections to be gone.
+		// Wait for the previous subtest's connections to be gone. Until the server has seen
+		// the last one close, it still holds a slot, and a new connection may close one of
+		// ours to make room: those are dropped and replaced.
 		deadline := time.Now().Add(5 * time.Second)
 		var idle []net.Conn
-		for len(idle) < maxConns {
+		for len(idle) < maxConns || anyClosed(idle) {
+			idle = stillOpen(idle)
+			if len(idle) == maxConns {
+				continue
+			}
 			c := dial(t)
 			if resp, _, err := tryRequest(c, false); err == nil && resp.StatusCode == 200 {
 				idle = append(idle, c)
