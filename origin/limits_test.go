@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -485,30 +486,17 @@ func TestMaxConns(t *testing.T) {
 		t.Cleanup(func() { c.Close() })
 		return c
 	}
-	// closedAtOnce reports whether the server closed c without a byte.
-	closedAtOnce := func(c net.Conn) bool {
-		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	// closedWithin reports whether the server closes c without a byte within d.
+	closedWithin := func(c net.Conn, d time.Duration) bool {
+		c.SetReadDeadline(time.Now().Add(d))
 		n, err := c.Read(make([]byte, 1))
 		return n == 0 && err != nil && !errors.Is(err, os.ErrDeadlineExceeded)
 	}
-
-	// stillOpen returns those of cs that the server has not closed; anyClosed whether it
-	// closed one of them. Both wait 100 ms for a close to show.
-	isClosed := func(c net.Conn) bool {
-		c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
-		n, err := c.Read(make([]byte, 1))
-		return n == 0 && err != nil && !errors.Is(err, os.ErrDeadlineExceeded)
-	}
+	closedAtOnce := func(c net.Conn) bool { return closedWithin(c, 2*time.Second) }
+	// stillOpen returns those of cs that the server has not closed (100 ms each to show).
 	stillOpen := func(cs []net.Conn) []net.Conn {
-		var open []net.Conn
-		for _, c := range cs {
-			if !isClosed(c) {
-				open = append(open, c)
-			}
-		}
-		return open
+		return slices.DeleteFunc(cs, func(c net.Conn) bool { return closedWithin(c, 100*time.Millisecond) })
 	}
-	anyClosed := func(cs []net.Conn) bool { return len(stillOpen(cs)) < len(cs) }
 
 	t.Run("busy connections", func(t *testing.T) {
 		// Two connections that have not sent a request yet hold both slots.
@@ -565,18 +553,17 @@ func TestMaxConns(t *testing.T) {
 		// ours to make room: those are dropped and replaced.
 		deadline := time.Now().Add(5 * time.Second)
 		var idle []net.Conn
-		for len(idle) < maxConns || anyClosed(idle) {
-			idle = stillOpen(idle)
-			if len(idle) == maxConns {
-				continue
+		for {
+			if idle = stillOpen(idle); len(idle) == maxConns {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("slots still taken 5 s after their connections closed")
 			}
 			c := dial(t)
 			if resp, _, err := tryRequest(c, false); err == nil && resp.StatusCode == 200 {
 				idle = append(idle, c)
 				continue
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("slots still taken 5 s after their connections closed")
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
