@@ -53,6 +53,11 @@ import (
 // wakes a connection waiting for pieces only when one may be there for it, and aligns its
 // batches to the clock.
 //
+// A server sends pieces on a few connections at once (fastServeSlots) and answers the others
+// busy: the piece goes back to every path, and the connection asks its peer again after
+// fastBusyWait. So a new piece reaches a few peers at the link's pace, not every peer at a
+// fraction of it, and they pass it on.
+//
 // A piece whose SHA-1 does not match came from one peer alone: that peer is banned, the piece is never
 // written, and it goes back to every path. A peer whose fast path cannot be reached (or closes
 // before it delivered a piece), or that never says its port, is heard through the library
@@ -78,8 +83,14 @@ const (
 	// at a slow link's pace to show the scheduler that the piece is moving.
 	fastLowWater = 256 << 10
 	// fastHeaderWait is how long a reply's header waits for the piece behind it before it is
-	// read alone (readHeader): a refusal has no piece behind it, and costs that long.
-	fastHeaderWait = time.Second
+	// read alone (readHeader): a refusal or a busy reply has no piece behind it, and costs
+	// that long. Busy replies are common (fastServeSlots), so it is short: a piece that
+	// arrives slower than this costs one wake-up more.
+	fastHeaderWait = 25 * time.Millisecond
+	// fastBusyWait is how long, and up to twice that, a connection waits before it asks again
+	// a peer that answered busy (fastServeSlots): about what a piece takes on a slow link, by
+	// when one of the peer's transfers has most likely ended.
+	fastBusyWait = 100 * time.Millisecond
 	// fastDialTimeout bounds the connection to a peer's fast path.
 	fastDialTimeout = 5 * time.Second
 	// fastMarkDelay: pieces the fast path verified are handed to the library together, at the
@@ -419,7 +430,7 @@ func (t *Torrent) fetchFast(ctx context.Context, pc *torrent.PeerConn, addr neti
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
-	if _, err := conn.Write(fastMagic[:]); err != nil {
+	if _, err := conn.Write(fastMagicBusy[:]); err != nil {
 		return false, fmt.Errorf("fast path %s: %w", addr, err)
 	}
 	nbuf := fastBuffers(t.info.PieceLength)
@@ -472,6 +483,7 @@ type fastFetch struct {
 	out      []int       // pieces requested, in order
 	reqBuf   []byte      // request's message, reused
 	got      atomic.Bool // a piece arrived and was stored
+	pause    time.Time   // the peer answered busy: no request to it before this
 	timer    *time.Timer // wait's, reused
 	lowWater int         // the socket's read low-water mark as last set; 0: the default
 	writing  sync.Mutex  // held by a checker writing a piece through the page cache (store)
@@ -547,7 +559,7 @@ func (f *fastFetch) run(ctx context.Context) error {
 // time cost a write and a lock for each piece. The half left in flight keeps the connection busy
 // meanwhile.
 func (f *fastFetch) request() error {
-	if len(f.out) > f.depth/2 {
+	if len(f.out) > f.depth/2 || time.Now().Before(f.pause) {
 		return nil
 	}
 	t := f.t
@@ -616,13 +628,17 @@ func (f *fastFetch) signals() (w fastWake, closed bool) {
 // connection does not wake its process several times a second.
 const fastRecheck = 2 * time.Second
 
-// wait waits until a piece may have become available (w), at most fastRecheck. It reports false
-// once ctx ends.
+// wait waits until a piece may have become available (w), at most fastRecheck, or until the
+// pause after a busy reply ends. It reports false once ctx ends.
 func (f *fastFetch) wait(ctx context.Context, w fastWake) bool {
+	d := fastRecheck
+	if until := time.Until(f.pause); until > 0 {
+		d = min(d, until)
+	}
 	if f.timer == nil {
-		f.timer = time.NewTimer(fastRecheck)
+		f.timer = time.NewTimer(d)
 	} else {
-		f.timer.Reset(fastRecheck)
+		f.timer.Reset(d)
 	}
 	select {
 	case <-ctx.Done():
@@ -661,21 +677,22 @@ func (f *fastFetch) receive(ctx context.Context, p int) error {
 	// connection busy (adapt); the header waits for the piece behind it (readHeader).
 	start := time.Now()
 	n := t.store.pieceLength(p)
-	// The download limit is paid for the piece's first stretch before its header is awaited,
-	// so that the limiter's wait overlaps the piece's arrival; a refusal forfeits it.
-	paid := min(fastRead, n)
-	if err := waitRate(ctx, t.node.downLimit, int(paid)); err != nil {
-		return err
-	}
 	var hdr [fastReplyLen]byte
 	if err := f.readHeader(hdr[:], p); err != nil {
 		return fmt.Errorf("fast path %s: reading the reply for piece %d: %w", f.addr, p, err)
 	}
-	data, err := decodeFastReply(hdr[:], p, t.store.pieceLength)
+	kind, err := decodeFastReply(hdr[:], p, t.store.pieceLength)
 	if err != nil {
 		return fmt.Errorf("fast path %s: %w", f.addr, err)
 	}
-	if !data {
+	switch kind {
+	case msgFastBusy:
+		// The peer sends pieces to others (fastServeSlots): this one goes back to every
+		// path, and this connection asks the peer again a little later.
+		f.pause = time.Now().Add(fastBusyWait + rand.N(fastBusyWait))
+		t.giveBackFast(p)
+		return nil
+	case msgFastRefused:
 		t.mu.Lock()
 		if fp := t.fast.peers[f.pc]; fp != nil {
 			fp.refused.Add(uint32(p))
@@ -684,6 +701,9 @@ func (f *fastFetch) receive(ctx context.Context, p int) error {
 		t.giveBackFast(p)
 		return nil
 	}
+	// The download limit is paid once the reply is known to be data: busy replies are
+	// common, and one paid for would lower the rate.
+	var paid int64
 	var buf []byte
 	select {
 	case buf = <-f.free:

@@ -39,6 +39,8 @@ func TestFastCodec(t *testing.T) {
 		{"data", encodeFastReply(msgFastData, 2, 256), 2, true, true},
 		{"last piece", encodeFastReply(msgFastData, 3, 100), 3, true, true},
 		{"refusal", encodeFastReply(msgFastRefused, 2, 0), 2, false, true},
+		{"busy", encodeFastReply(msgFastBusy, 2, 0), 2, false, true},
+		{"busy with length", encodeFastReply(msgFastBusy, 2, 256), 2, false, false},
 		{"other piece", encodeFastReply(msgFastData, 1, 256), 2, false, false},
 		{"short data", encodeFastReply(msgFastData, 2, 255), 2, false, false},
 		{"long last piece", encodeFastReply(msgFastData, 3, 256), 3, false, false},
@@ -47,9 +49,9 @@ func TestFastCodec(t *testing.T) {
 		{"short header", encodeFastReply(msgFastData, 2, 256)[:8], 2, false, false},
 	}
 	for _, tc := range tests {
-		data, err := decodeFastReply(tc.b, tc.want, pieceLen)
-		if (err == nil) != tc.valid || data != tc.data {
-			t.Errorf("%s: data %t, err %v; want data %t, valid %t", tc.name, data, err, tc.data, tc.valid)
+		kind, err := decodeFastReply(tc.b, tc.want, pieceLen)
+		if (err == nil) != tc.valid || (kind == msgFastData) != tc.data || err == nil && kind != tc.b[0] {
+			t.Errorf("%s: kind %q, err %v; want data %t, valid %t", tc.name, kind, err, tc.data, tc.valid)
 		}
 	}
 	for _, b := range [][]byte{nil, {'g'}, append([]byte{'x'}, req[1:]...), append(req, 0)} {
@@ -73,6 +75,7 @@ func FuzzDecodeFast(f *testing.F) {
 	f.Add(encodeFastRequest(metainfo.Hash{9}, 5), uint32(5), uint32(8))
 	f.Add(encodeFastReply(msgFastData, 5, testPieceLen), uint32(5), uint32(8))
 	f.Add(encodeFastReply(msgFastRefused, 7, 0), uint32(7), uint32(8))
+	f.Add(encodeFastReply(msgFastBusy, 7, 0), uint32(7), uint32(8))
 	f.Add(encodeFastReply(msgFastData, 7, 1000), uint32(7), uint32(8))
 	f.Fuzz(func(t *testing.T, b []byte, want, numPieces uint32) {
 		if port, err := decodeFastPort(b); err == nil && !bytes.Equal(encodeFastPort(port), b) {
@@ -90,16 +93,16 @@ func FuzzDecodeFast(f *testing.F) {
 			}
 			return testPieceLen
 		}
-		data, err := decodeFastReply(b, int(want), pieceLen)
+		kind, err := decodeFastReply(b, int(want), pieceLen)
 		if err != nil {
 			return
 		}
-		kind, length := msgFastRefused, int64(0)
-		if data {
-			kind, length = msgFastData, pieceLen(int(want))
+		length := int64(0)
+		if kind == msgFastData {
+			length = pieceLen(int(want))
 		}
 		if again := encodeFastReply(kind, int(want), length); !bytes.Equal(again, b) {
-			t.Fatalf("reply %x accepted as data=%t for piece %d, which encodes as %x", b, data, want, again)
+			t.Fatalf("reply %x accepted as %q for piece %d, which encodes as %x", b, kind, want, again)
 		}
 	})
 }
@@ -380,7 +383,7 @@ func TestUntilMark(t *testing.T) {
 }
 
 // readHeader waits for a reply's header together with the piece behind it, and takes a
-// refusal, a header with nothing behind it, by itself once fastHeaderWait has passed; either
+// refusal or a busy reply, a header with nothing behind it, by itself once fastHeaderWait has passed; either
 // way the stream stays in step.
 func TestFastReadHeader(t *testing.T) {
 	fx := newFixture(t, 2*testPieceLen+100, 64)
@@ -402,6 +405,8 @@ func TestFastReadHeader(t *testing.T) {
 		{"short last piece", 2, append(encodeFastReply(msgFastData, 2, 100), fx.src[2*testPieceLen:]...), true, false},
 		{"refusal", 0, encodeFastReply(msgFastRefused, 0, 0), false, false},
 		{"refusal, late", 0, encodeFastReply(msgFastRefused, 0, 0), false, true},
+		{"busy", 0, encodeFastReply(msgFastBusy, 0, 0), false, false},
+		{"busy, late", 0, encodeFastReply(msgFastBusy, 0, 0), false, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -440,9 +445,9 @@ func TestFastReadHeader(t *testing.T) {
 			if err := <-sent; err != nil {
 				t.Fatal(err)
 			}
-			data, err := decodeFastReply(hdr[:], tt.piece, tor.store.pieceLength)
-			if err != nil || data != tt.data {
-				t.Fatalf("header %x: data %t, %v; want data %t", hdr, data, err, tt.data)
+			kind, err := decodeFastReply(hdr[:], tt.piece, tor.store.pieceLength)
+			if err != nil || (kind == msgFastData) != tt.data {
+				t.Fatalf("header %x: kind %q, %v; want data %t", hdr, kind, err, tt.data)
 			}
 			rest := make([]byte, len(tt.reply)-fastReplyLen+1)
 			if _, err := io.ReadFull(f.br, rest); err != nil {

@@ -16,13 +16,19 @@ import (
 //
 //	'p' port   the fast path listens on the connection's remote address at this 2-byte port
 //
-// The fast path itself is not BitTorrent. A connection starts with the client's 4-byte
-// fastMagic, then the client sends requests and the server answers each in order:
+// The fast path itself is not BitTorrent. A connection starts with the client's 4-byte magic
+// (fastMagic or fastMagicBusy), then the client sends requests and the server answers each in
+// order:
 //
 //	request  'g' infohash[20] piece[4]          send me this whole piece
 //	reply    'd' piece[4] length[4] data...    the piece's bytes, length being its length
 //	reply    'x' piece[4] 0[4]                 refused: the server does not have it complete
+//	reply    'b' piece[4] 0[4]                 busy: the server sends pieces on as many
+//	                                           connections as it will (fastServeSlots); ask
+//	                                           another peer, or this one again a little later
 //
+// Only a client that opened with fastMagicBusy is sent 'b'; one that opened with fastMagic
+// (pkgsync before the busy reply) is answered as before, whatever the server's load.
 // Integers are big-endian. Clients without the extension never see any of it.
 const fastExtension pp.ExtensionName = "pkgsync_fast"
 
@@ -31,14 +37,19 @@ const (
 	msgFastGet     byte = 'g'
 	msgFastData    byte = 'd'
 	msgFastRefused byte = 'x'
+	msgFastBusy    byte = 'b'
 
 	fastPortLen    = 3
 	fastRequestLen = 25
 	fastReplyLen   = 9
 )
 
-// fastMagic opens every fast-path connection: the protocol and its version.
-var fastMagic = [4]byte{'P', 'K', 'F', '1'}
+// fastMagic and fastMagicBusy open a fast-path connection: the protocol and its version. A
+// client that opens with fastMagicBusy takes busy replies.
+var (
+	fastMagic     = [4]byte{'P', 'K', 'F', '1'}
+	fastMagicBusy = [4]byte{'P', 'K', 'F', '2'}
+)
 
 var errBadFast = errors.New("malformed pkgsync_fast message")
 
@@ -83,28 +94,29 @@ func encodeFastReply(kind byte, piece int, length int64) []byte {
 }
 
 // decodeFastReply parses a reply's header to a request for piece want of a torrent whose
-// piece lengths pieceLength gives: data must be that piece and as long as it, a refusal
-// carries no data. It returns whether the reply is data.
-func decodeFastReply(b []byte, want int, pieceLength func(int) int64) (data bool, err error) {
+// piece lengths pieceLength gives: data must be that piece and as long as it, a refusal or a
+// busy reply carries no data. It returns the reply's kind: msgFastData, msgFastRefused or
+// msgFastBusy.
+func decodeFastReply(b []byte, want int, pieceLength func(int) int64) (kind byte, err error) {
 	if len(b) != fastReplyLen {
-		return false, fmt.Errorf("%w: reply header of %d bytes", errBadFast, len(b))
+		return 0, fmt.Errorf("%w: reply header of %d bytes", errBadFast, len(b))
 	}
 	piece := binary.BigEndian.Uint32(b[1:])
 	length := int64(binary.BigEndian.Uint32(b[5:]))
 	if uint64(piece) != uint64(want) {
-		return false, fmt.Errorf("%w: reply for piece %d, asked for %d", errBadFast, piece, want)
+		return 0, fmt.Errorf("%w: reply for piece %d, asked for %d", errBadFast, piece, want)
 	}
 	switch b[0] {
 	case msgFastData:
 		if length != pieceLength(want) {
-			return false, fmt.Errorf("%w: %d bytes for piece %d of %d", errBadFast, length, want, pieceLength(want))
+			return 0, fmt.Errorf("%w: %d bytes for piece %d of %d", errBadFast, length, want, pieceLength(want))
 		}
-		return true, nil
-	case msgFastRefused:
+	case msgFastRefused, msgFastBusy:
 		if length != 0 {
-			return false, fmt.Errorf("%w: refusal with length %d", errBadFast, length)
+			return 0, fmt.Errorf("%w: reply %q with length %d", errBadFast, b[0], length)
 		}
-		return false, nil
+	default:
+		return 0, fmt.Errorf("%w: reply kind %q", errBadFast, b[0])
 	}
-	return false, fmt.Errorf("%w: reply kind %q", errBadFast, b[0])
+	return b[0], nil
 }

@@ -8,6 +8,8 @@ import (
 	"net"
 	"os"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // sendFile sends n bytes of f at off to c with sendfile(2): the bytes go from the page cache to
@@ -81,4 +83,26 @@ func setReadLowWater(c net.Conn, n int) error {
 		return err
 	}
 	return serr
+}
+
+// unsentBytes returns how many bytes c's socket holds that TCP has not sent yet (bytes sent
+// and not yet acknowledged are not counted); 0 for connections other than TCP sockets, and on
+// error.
+func unsentBytes(c net.Conn) int {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return 0
+	}
+	sc, err := tc.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	n := 0
+	sc.Control(func(fd uintptr) {
+		v, err := unix.IoctlGetInt(int(fd), unix.SIOCOUTQNSD)
+		if err == nil {
+			n = v
+		}
+	})
+	return n
 }

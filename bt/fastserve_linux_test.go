@@ -1,0 +1,124 @@
+//go:build linux
+
+package bt
+
+import (
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// sendingPair returns the two ends of a loopback TCP connection; with stuck, the server end
+// holds bytes it could not send: its client reads nothing and takes little into its buffer.
+func sendingPair(t *testing.T, stuck bool) (server, client net.Conn) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		rc.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+		return serr
+	}}
+	client, err = d.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	server, err = l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { server.Close() })
+	if stuck {
+		// More than the client's window and the server's send buffer: the write stops at
+		// the deadline with bytes left in the server's socket.
+		server.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+		server.Write(make([]byte, 16<<20))
+		if unsentBytes(server) == 0 {
+			t.Fatal("a connection whose client reads nothing has no unsent bytes")
+		}
+	} else if n := unsentBytes(server); n != 0 {
+		t.Fatalf("an idle connection has %d unsent bytes", n)
+	}
+	return server, client
+}
+
+// The fast server answers busy once it sends on fastServeSlots other connections, and never
+// to a connection that is sending itself: its new piece waits behind its own.
+func TestFastServerBusy(t *testing.T) {
+	const slots = 3
+	tests := []struct {
+		name        string
+		others      int // other connections that are sending
+		idle        int // other connections that are not
+		selfSending bool
+		wantBusy    bool
+	}{
+		{"every slot taken", slots, 0, false, true},
+		{"every slot taken, idle connections beside", slots, 4, false, true},
+		{"one slot free", slots - 1, 4, false, false},
+		{"the asking connection is sending", slots, 0, true, false},
+		{"no other connection sends", 0, 6, false, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := &fastServer{conns: make(map[net.Conn]bool), slots: slots}
+			for i := range tc.others + tc.idle {
+				c, _ := sendingPair(t, i < tc.others)
+				fs.conns[c] = true
+			}
+			self, _ := sendingPair(t, tc.selfSending)
+			fs.conns[self] = true
+			if got := fs.busy(self); got != tc.wantBusy {
+				t.Errorf("busy: %t, want %t", got, tc.wantBusy)
+			}
+		})
+	}
+}
+
+// A seeder that sends on one connection at a time answers the others busy, and every
+// downloader still gets the whole package over the fast path: a busy piece goes back and is
+// asked for again, from the seeder or from a peer that has it by then.
+func TestFastServerBusySwarm(t *testing.T) {
+	fx := newFixture(t, 3<<20+999, 63)
+	seeder := startNode(t, loopback(t, 0), nil)
+	addPkg(t, seeder, Package{MetaInfo: fx.mi, Data: fx.seedFile(t), Have: fx.all()})
+	seeder.fast.mu.Lock()
+	seeder.fast.slots = 1
+	seeder.fast.mu.Unlock()
+	type dl struct {
+		part *os.File
+		tor  *Torrent
+	}
+	var dls []dl
+	for i := range 3 {
+		// Downloaders that read slowly leave the seeder's sockets full, so that it counts
+		// them as sending.
+		n := startNode(t, loopback(t, 1+i), func(c *Config) { c.MaxDownloadRate = 2 << 20 })
+		part := fx.partFile(t, nil)
+		dls = append(dls, dl{part, addPkg(t, n, Package{MetaInfo: fx.mi, Data: part, Peers: []netip.AddrPort{seeder.Addr()}})})
+	}
+	var wg sync.WaitGroup
+	for _, d := range dls {
+		wg.Go(func() { download(t, d.tor) })
+	}
+	wg.Wait()
+	for _, d := range dls {
+		checkData(t, d.part, fx.src)
+		if st := d.tor.Stats(); st.BytesFromPeersFast != int64(len(fx.src)) {
+			t.Errorf("%d bytes over the fast path, want all %d", st.BytesFromPeersFast, len(fx.src))
+		}
+	}
+	if n := seeder.fast.busyReplies.Load(); n == 0 {
+		t.Error("the seeder with one slot answered no request busy")
+	} else {
+		t.Logf("the seeder answered %d requests busy", n)
+	}
+}
