@@ -49,13 +49,12 @@ type fastServer struct {
 	l    net.Listener
 	port uint16
 	wg   sync.WaitGroup
-	// slots is fastServeSlots; tests lower it.
-	slots int
 	// busyReplies counts the busy replies sent.
 	busyReplies atomic.Int64
 
 	mu     sync.Mutex
 	conns  map[net.Conn]bool // the connections being served; busy counts those still sending
+	slots  int               // fastServeSlots; tests lower it
 	closed bool
 }
 

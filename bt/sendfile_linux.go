@@ -68,18 +68,11 @@ func sendFile(c net.Conn, f *os.File, off, n int64) (int64, error) {
 // arrive, or the reader waits until the connection ends. Connections other than TCP sockets
 // are left alone.
 func setReadLowWater(c net.Conn, n int) error {
-	tc, ok := c.(*net.TCPConn)
-	if !ok {
-		return nil
-	}
-	sc, err := tc.SyscallConn()
-	if err != nil {
-		return err
-	}
 	var serr error
-	if err := sc.Control(func(fd uintptr) {
-		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVLOWAT, n)
-	}); err != nil {
+	err := controlTCP(c, func(fd int) {
+		serr = syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_RCVLOWAT, n)
+	})
+	if err != nil {
 		return err
 	}
 	return serr
@@ -89,20 +82,24 @@ func setReadLowWater(c net.Conn, n int) error {
 // and not yet acknowledged are not counted); 0 for connections other than TCP sockets, and on
 // error.
 func unsentBytes(c net.Conn) int {
-	tc, ok := c.(*net.TCPConn)
-	if !ok {
-		return 0
-	}
-	sc, err := tc.SyscallConn()
-	if err != nil {
-		return 0
-	}
 	n := 0
-	sc.Control(func(fd uintptr) {
-		v, err := unix.IoctlGetInt(int(fd), unix.SIOCOUTQNSD)
-		if err == nil {
+	controlTCP(c, func(fd int) {
+		if v, err := unix.IoctlGetInt(fd, unix.SIOCOUTQNSD); err == nil {
 			n = v
 		}
 	})
 	return n
+}
+
+// controlTCP runs f on c's socket if c is a TCP connection, and does nothing otherwise.
+func controlTCP(c net.Conn, f func(fd int)) error {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return nil
+	}
+	sc, err := tc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	return sc.Control(func(fd uintptr) { f(int(fd)) })
 }
