@@ -154,20 +154,15 @@ func (fs *fastServer) reply(c net.Conn, remote netip.Addr, ih metainfo.Hash, pie
 	t := fs.n.torrents[ih]
 	fs.n.mu.Unlock()
 	if t == nil || uint64(piece) >= uint64(t.info.NumPieces()) || t.store.closed.Load() || !t.store.isComplete(int(piece)) {
-		c.SetWriteDeadline(time.Now().Add(fastSendTimeout))
-		_, err := c.Write(encodeFastReply(msgFastRefused, int(piece), 0))
-		return err
+		return writeReplyHeader(c, msgFastRefused, int(piece), 0)
 	}
 	if takesBusy && fs.busy(c) {
 		fs.busyReplies.Add(1)
-		c.SetWriteDeadline(time.Now().Add(fastSendTimeout))
-		_, err := c.Write(encodeFastReply(msgFastBusy, int(piece), 0))
-		return err
+		return writeReplyHeader(c, msgFastBusy, int(piece), 0)
 	}
 	p := int(piece)
 	length := t.store.pieceLength(p)
-	c.SetWriteDeadline(time.Now().Add(fastSendTimeout))
-	if _, err := c.Write(encodeFastReply(msgFastData, p, length)); err != nil {
+	if err := writeReplyHeader(c, msgFastData, p, length); err != nil {
 		return err
 	}
 	off := int64(p) * t.info.PieceLength
@@ -191,15 +186,20 @@ func (fs *fastServer) reply(c net.Conn, remote netip.Addr, ih metainfo.Hash, pie
 	return nil
 }
 
+// writeReplyHeader writes a reply's header (encodeFastReply) to c.
+func writeReplyHeader(c net.Conn, kind byte, piece int, length int64) error {
+	c.SetWriteDeadline(time.Now().Add(fastSendTimeout))
+	_, err := c.Write(encodeFastReply(kind, piece, length))
+	return err
+}
+
 // busy reports whether the server sends pieces on fs.slots connections other than c, and c
-// has nothing of its own left to send: a new piece on c would share the link with them.
+// has nothing of its own left to send: a new piece on c would share the link with them. With
+// no more connections than slots it reads no socket.
 func (fs *fastServer) busy(c net.Conn) bool {
-	if unsentBytes(c) > 0 {
-		return false
-	}
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
-	if len(fs.conns) <= fs.slots {
+	if len(fs.conns) <= fs.slots || unsentBytes(c) > 0 {
 		return false
 	}
 	sending := 0
