@@ -55,35 +55,81 @@ func sendingPair(t *testing.T, stuck bool) (server, client net.Conn) {
 }
 
 // The fast server answers busy once it sends on fastServeSlots other connections, and never
-// to a connection that is sending itself: its new piece waits behind its own.
+// to a connection that is sending itself: its new piece waits behind its own. A connection
+// that was written to and has sent it all does not count, and is not read again until it is
+// written to once more.
 func TestFastServerBusy(t *testing.T) {
 	const slots = 3
 	tests := []struct {
 		name        string
 		others      int // other connections that are sending
-		idle        int // other connections that are not
+		drained     int // other connections written to that sent it all
+		idle        int // other connections never written to
 		selfSending bool
 		wantBusy    bool
 	}{
-		{"every slot taken", slots, 0, false, true},
-		{"every slot taken, idle connections beside", slots, 4, false, true},
-		{"one slot free", slots - 1, 4, false, false},
-		{"the asking connection is sending", slots, 0, true, false},
-		{"no other connection sends", 0, 6, false, false},
+		{"every slot taken", slots, 0, 0, false, true},
+		{"every slot taken, idle connections beside", slots, 0, 4, false, true},
+		{"every slot taken, drained connections beside", slots, 3, 0, false, true},
+		{"one slot free", slots - 1, 0, 4, false, false},
+		{"one slot free, the rest drained", slots - 1, 4, 0, false, false},
+		{"the asking connection is sending", slots, 0, 0, true, false},
+		{"no other connection sends", 0, 3, 6, false, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			fs := &fastServer{conns: make(map[net.Conn]bool), slots: slots}
-			for i := range tc.others + tc.idle {
+			fs := &fastServer{conns: make(map[net.Conn]*servedConn), slots: slots}
+			var drained []*servedConn
+			for i := range tc.others + tc.drained + tc.idle {
 				c, _ := sendingPair(t, i < tc.others)
-				fs.conns[c] = true
+				sc := &servedConn{}
+				if i < tc.others+tc.drained {
+					sc.wrote.Store(1)
+				}
+				if i >= tc.others && i < tc.others+tc.drained {
+					drained = append(drained, sc)
+				}
+				fs.conns[c] = sc
 			}
 			self, _ := sendingPair(t, tc.selfSending)
-			fs.conns[self] = true
+			fs.conns[self] = &servedConn{}
+			fs.conns[self].wrote.Store(1)
 			if got := fs.busy(self); got != tc.wantBusy {
 				t.Errorf("busy: %t, want %t", got, tc.wantBusy)
 			}
+			if tc.wantBusy {
+				return // busy stops counting at the last slot: it need not have read them all
+			}
+			for i, sc := range drained {
+				if sc.drained != 1 {
+					t.Errorf("drained connection %d: seen drained at %d writes, want 1", i, sc.drained)
+				}
+			}
 		})
+	}
+}
+
+// A connection's socket is read again once it is written to after it was seen drained.
+func TestServedConnSending(t *testing.T) {
+	c, _ := sendingPair(t, true)
+	var sc servedConn
+	if sc.sending(c) {
+		t.Error("a connection never written to (by the server's count) is sending")
+	}
+	sc.wrote.Store(1)
+	if !sc.sending(c) {
+		t.Error("a connection with unsent bytes, written to, is not sending")
+	}
+	if sc.drained != 0 {
+		t.Errorf("a sending connection was marked drained at %d writes", sc.drained)
+	}
+	idle, _ := sendingPair(t, false)
+	sc.wrote.Store(2)
+	if sc.sending(idle) || sc.drained != 2 {
+		t.Errorf("a drained connection: sending, or marked drained at %d writes, want 2", sc.drained)
+	}
+	if sc.sending(c) {
+		t.Error("a connection seen drained was read again before anything was written to it")
 	}
 }
 

@@ -62,6 +62,43 @@ func sendFile(c net.Conn, f *os.File, off, n int64) (int64, error) {
 	return sent, serr
 }
 
+// writeMore writes b to c with MSG_MORE: the kernel holds the bytes back until more are
+// written (or for at most 200 ms), as TCP_CORK would without its two system calls. The next
+// write must follow at once. Connections other than TCP sockets take a plain write.
+func writeMore(c net.Conn, b []byte) error {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		_, err := c.Write(b)
+		return err
+	}
+	sc, err := tc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	werr := sc.Write(func(fd uintptr) bool {
+		for len(b) > 0 {
+			m, err := unix.SendmsgN(int(fd), b, nil, nil, unix.MSG_MORE)
+			if m > 0 {
+				b = b[m:]
+			}
+			switch {
+			case errors.Is(err, syscall.EAGAIN):
+				return false // wait until the socket takes more
+			case errors.Is(err, syscall.EINTR):
+			case err != nil:
+				serr = err
+				return true
+			}
+		}
+		return true
+	})
+	if serr != nil {
+		return serr
+	}
+	return werr
+}
+
 // setReadLowWater has c's socket hold back a read's wake-up until n bytes are there
 // (SO_RCVLOWAT, which Linux's TCP honours in epoll): a piece that arrives at a shaped link's
 // pace otherwise wakes its reader for every few packets. n must not exceed what is sure to

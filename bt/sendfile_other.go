@@ -19,3 +19,9 @@ func setReadLowWater(c net.Conn, n int) error { return nil }
 // unsentBytes returns 0 where the bytes a socket has not sent cannot be read: the fast server
 // never answers busy there.
 func unsentBytes(c net.Conn) int { return 0 }
+
+// writeMore writes b to c: MSG_MORE is used on Linux only.
+func writeMore(c net.Conn, b []byte) error {
+	_, err := c.Write(b)
+	return err
+}
