@@ -55,18 +55,21 @@ type command struct {
 	// network: the command waits on the network most of its run, and starts on one of Go's
 	// Ps (procs.Start).
 	network bool
+	// quiet: the command ends once its work is done, and runs with Go's system monitor kept
+	// from polling at every wake-up (procs.QuietMonitor); long-lived commands sleep when idle.
+	quiet bool
 }
 
 var commands = []command{
-	{"make", runMake, false},
-	{"update", runUpdate, true},
-	{"serve", runServe, true},
-	{"tracker", runTracker, true},
-	{"seed", runSeed, true},
-	{"sync", runSync, true},
-	{"keygen", runKeygen, false},
-	{"report", runReport, false},
-	{"demo", runDemo, false},
+	{"make", runMake, false, false},
+	{"update", runUpdate, true, true},
+	{"serve", runServe, true, false},
+	{"tracker", runTracker, true, false},
+	{"seed", runSeed, true, false},
+	{"sync", runSync, true, true},
+	{"keygen", runKeygen, false, false},
+	{"report", runReport, false, false},
+	{"demo", runDemo, false, false},
 }
 
 // findCommand returns the command of the command line's first word, if it names one.
@@ -105,6 +108,9 @@ func (e exitError) Error() string {
 func (e exitError) Unwrap() error { return e.err }
 
 func main() {
+	if c, _ := findCommand(os.Args[1:]); c.quiet {
+		procs.QuietMonitor() // starts the process again, as itself, if it takes
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	stopProfile := startProfile()
 	// One of Go's Ps while the work needs less than a core, all once it needs more.
