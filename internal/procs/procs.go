@@ -24,6 +24,9 @@
 // with GOMAXPROCS=2, and 0.45 s starting on one. A process that is denied the CPU by others
 // (a loaded machine) uses little of it whatever its Ps, and stays on one, where more would only
 // spin. GOMAXPROCS set in the environment is obeyed: no governor runs.
+//
+// For the same reason QuietMonitor (sysmon.go) starts update and sync again with Go's system
+// monitor polling every 10 ms rather than waking at every system call after an idle moment.
 package procs
 
 import (
