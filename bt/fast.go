@@ -720,9 +720,14 @@ func (f *fastFetch) receive(ctx context.Context, p int) error {
 			}
 			paid += due
 		}
-		if err := f.setLowWater(int(min(n-off, fastLowWater))); err != nil {
-			f.free <- buf
-			return err
+		// The mark matters only to a read that waits on the socket: one that the buffer
+		// serves leaves it as it is (a system call saved, and a wake-up, since lowering the
+		// mark wakes the poller when enough is there).
+		if f.br.Buffered() == 0 {
+			if err := f.setLowWater(int(min(n-off, fastLowWater))); err != nil {
+				f.free <- buf
+				return err
+			}
 		}
 		// Whatever the socket holds, not k bytes at once: each read shows the scheduler that
 		// the piece is moving (a slow peer's pieces are not taken for stalled).
@@ -767,8 +772,13 @@ func (f *fastFetch) readHeader(hdr []byte, p int) error {
 			return err
 		}
 	}
-	if err := f.setLowWater(len(hdr)); err != nil {
-		return err
+	// A mark above what is still to come of the header would hold the read until the next
+	// reply: the buffer may hold the header's first bytes (the previous piece's last read
+	// filled it past the piece).
+	if b := f.br.Buffered(); b < len(hdr) {
+		if err := f.setLowWater(len(hdr) - b); err != nil {
+			return err
+		}
 	}
 	_, err := io.ReadFull(f.br, hdr)
 	return err

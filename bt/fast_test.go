@@ -399,14 +399,20 @@ func TestFastReadHeader(t *testing.T) {
 		// late: the server sends once the client most likely waits in the kernel, so that a
 		// refusal meets the low-water mark of a whole piece and waits for the deadline.
 		late bool
+		// split: the server sends the reply's first split bytes at once, the client reads them
+		// into its buffer, and the rest comes late, with nothing behind it but the marker.
+		split int
 	}{
-		{"data", 1, append(encodeFastReply(msgFastData, 1, testPieceLen), fx.src[testPieceLen:2*testPieceLen]...), true, false},
-		{"data, late", 1, append(encodeFastReply(msgFastData, 1, testPieceLen), fx.src[testPieceLen:2*testPieceLen]...), true, true},
-		{"short last piece", 2, append(encodeFastReply(msgFastData, 2, 100), fx.src[2*testPieceLen:]...), true, false},
-		{"refusal", 0, encodeFastReply(msgFastRefused, 0, 0), false, false},
-		{"refusal, late", 0, encodeFastReply(msgFastRefused, 0, 0), false, true},
-		{"busy", 0, encodeFastReply(msgFastBusy, 0, 0), false, false},
-		{"busy, late", 0, encodeFastReply(msgFastBusy, 0, 0), false, true},
+		{"data", 1, append(encodeFastReply(msgFastData, 1, testPieceLen), fx.src[testPieceLen:2*testPieceLen]...), true, false, 0},
+		{"data, late", 1, append(encodeFastReply(msgFastData, 1, testPieceLen), fx.src[testPieceLen:2*testPieceLen]...), true, true, 0},
+		{"short last piece", 2, append(encodeFastReply(msgFastData, 2, 100), fx.src[2*testPieceLen:]...), true, false, 0},
+		{"refusal", 0, encodeFastReply(msgFastRefused, 0, 0), false, false, 0},
+		{"refusal, late", 0, encodeFastReply(msgFastRefused, 0, 0), false, true, 0},
+		{"busy", 0, encodeFastReply(msgFastBusy, 0, 0), false, false, 0},
+		{"busy, late", 0, encodeFastReply(msgFastBusy, 0, 0), false, true, 0},
+		{name: "busy, header split", piece: 0, reply: encodeFastReply(msgFastBusy, 0, 0), split: 5},
+		{name: "data, header split", piece: 1, reply: append(encodeFastReply(msgFastData, 1, testPieceLen), fx.src[testPieceLen:2*testPieceLen]...),
+			data: true, split: 5},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -423,8 +429,17 @@ func TestFastReadHeader(t *testing.T) {
 					if tt.late {
 						time.Sleep(100 * time.Millisecond)
 					}
+					reply := tt.reply
+					if tt.split > 0 {
+						if _, err = c.Write(reply[:tt.split]); err == nil {
+							time.Sleep(100 * time.Millisecond)
+						}
+						reply = reply[tt.split:]
+					}
 					// The reply, then a marker the client must find right after it.
-					_, err = c.Write(append(slices.Clip(tt.reply), 'M'))
+					if err == nil {
+						_, err = c.Write(append(slices.Clip(reply), 'M'))
+					}
 				}
 				sent <- err
 				if err == nil {
@@ -438,6 +453,13 @@ func TestFastReadHeader(t *testing.T) {
 			defer conn.Close()
 			tor := &Torrent{info: &info, store: newFileStorage(fx.partFile(t, nil), &info, nil)}
 			f := &fastFetch{t: tor, conn: conn, br: bufio.NewReaderSize(conn, 4096)}
+			if tt.split > 0 {
+				if _, err := f.br.Peek(tt.split); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// A read that waits for more than the reply holds would wait for good.
+			conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 			var hdr [fastReplyLen]byte
 			if err := f.readHeader(hdr[:], tt.piece); err != nil {
 				t.Fatalf("readHeader: %v", err)
