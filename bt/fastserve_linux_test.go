@@ -3,9 +3,12 @@
 package bt
 
 import (
+	"bytes"
+	"io"
 	"net"
 	"net/netip"
 	"os"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -170,5 +173,61 @@ func TestFastServerBusySwarm(t *testing.T) {
 		t.Error("the seeder with one slot answered no request busy")
 	} else {
 		t.Logf("the seeder answered %d requests busy", n)
+	}
+}
+
+// sendFile sends the asked bytes of a file, and fails naming the file when it ends first;
+// writeMore's bytes go out with what follows them.
+func TestSendFile(t *testing.T) {
+	data := make([]byte, 300<<10)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	path := t.TempDir() + "/pkg"
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tests := []struct {
+		name    string
+		off, n  int64
+		wantErr bool
+	}{
+		{"all of it", 0, int64(len(data)), false},
+		{"a piece in the middle", 1000, 64 << 10, false},
+		{"nothing", 5, 0, false},
+		{"past the end", int64(len(data)) - 10, 20, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			server, client := sendingPair(t, false)
+			got := make(chan []byte, 1)
+			go func() {
+				b, _ := io.ReadAll(client)
+				got <- b
+			}()
+			if err := writeMore(server, []byte("hdr:")); err != nil {
+				t.Fatal(err)
+			}
+			sent, err := sendFile(server, f, tc.off, tc.n)
+			server.Close()
+			b := <-got
+			if tc.wantErr {
+				if err == nil || !strings.Contains(err.Error(), path) {
+					t.Errorf("sendFile past the end: %v, want an error naming %s", err, path)
+				}
+				return
+			}
+			if err != nil || sent != tc.n {
+				t.Fatalf("sendFile: %d, %v; want %d", sent, err, tc.n)
+			}
+			if want := append([]byte("hdr:"), data[tc.off:tc.off+tc.n]...); !bytes.Equal(b, want) {
+				t.Errorf("the client got %d bytes, want the header and %d bytes of the file", len(b), tc.n)
+			}
+		})
 	}
 }

@@ -16,6 +16,9 @@ import (
 // the socket without a copy through this process, and f's offset is left alone (peers ask for
 // pieces of one file in parallel). Connections other than TCP sockets take readAtWrite.
 func sendFile(c net.Conn, f *os.File, off, n int64) (int64, error) {
+	if n <= 0 {
+		return 0, nil
+	}
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
 		return readAtWrite(c, f, off, n)
@@ -31,30 +34,17 @@ func sendFile(c net.Conn, f *os.File, off, n int64) (int64, error) {
 	var sent int64
 	var serr error
 	cerr := fc.Control(func(ffd uintptr) {
-		werr := sc.Write(func(sfd uintptr) bool {
-			for sent < n {
-				pos := off + sent
-				m, err := syscall.Sendfile(int(sfd), int(ffd), &pos, int(n-sent))
-				if m > 0 {
-					sent += int64(m)
-				}
-				switch {
-				case errors.Is(err, syscall.EAGAIN):
-					return false // wait until the socket takes more
-				case errors.Is(err, syscall.EINTR):
-				case err != nil:
-					serr = err
-					return true
-				case m == 0:
-					serr = fmt.Errorf("%s ends before %d", f.Name(), off+n)
-					return true
-				}
+		serr = rawWrite(sc, func(sfd int) (bool, error) {
+			pos := off + sent
+			m, err := syscall.Sendfile(sfd, int(ffd), &pos, int(n-sent))
+			if m > 0 {
+				sent += int64(m)
 			}
-			return true
+			if err == nil && m == 0 {
+				err = fmt.Errorf("%s ends before %d", f.Name(), off+n)
+			}
+			return sent >= n, err
 		})
-		if serr == nil {
-			serr = werr
-		}
 	})
 	if serr == nil {
 		serr = cerr
@@ -75,13 +65,23 @@ func writeMore(c net.Conn, b []byte) error {
 	if err != nil {
 		return err
 	}
+	return rawWrite(sc, func(fd int) (bool, error) {
+		m, err := unix.SendmsgN(fd, b, nil, nil, unix.MSG_MORE)
+		if m > 0 {
+			b = b[m:]
+		}
+		return len(b) == 0, err
+	})
+}
+
+// rawWrite calls step with sc's socket until it reports done or fails; when step fails with
+// EAGAIN it waits for the socket to take more (and the write deadline), and EINTR is retried.
+// step makes one system call and keeps its own count of what is written.
+func rawWrite(sc syscall.RawConn, step func(fd int) (done bool, err error)) error {
 	var serr error
 	werr := sc.Write(func(fd uintptr) bool {
-		for len(b) > 0 {
-			m, err := unix.SendmsgN(int(fd), b, nil, nil, unix.MSG_MORE)
-			if m > 0 {
-				b = b[m:]
-			}
+		for {
+			done, err := step(int(fd))
 			switch {
 			case errors.Is(err, syscall.EAGAIN):
 				return false // wait until the socket takes more
@@ -89,9 +89,10 @@ func writeMore(c net.Conn, b []byte) error {
 			case err != nil:
 				serr = err
 				return true
+			case done:
+				return true
 			}
 		}
-		return true
 	})
 	if serr != nil {
 		return serr
