@@ -179,14 +179,8 @@ func TestFastServerBusySwarm(t *testing.T) {
 // sendFile sends the asked bytes of a file, and fails naming the file when it ends first;
 // writeMore's bytes go out with what follows them.
 func TestSendFile(t *testing.T) {
-	data := make([]byte, 300<<10)
-	for i := range data {
-		data[i] = byte(i * 7)
-	}
-	path := t.TempDir() + "/pkg"
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	fx := newFixture(t, 300<<10, 64)
+	data, path := fx.src, fx.srcPath
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
