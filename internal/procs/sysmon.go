@@ -1,6 +1,7 @@
 package procs
 
 import (
+	"strconv"
 	"strings"
 	"time"
 )
@@ -45,7 +46,7 @@ func quietEnv(godebug string, uptime time.Duration) (env string, ok bool) {
 	if uptime < 0 || uptime+monitorMargin >= traceNever*time.Millisecond {
 		return "", false
 	}
-	const set = "schedtrace=2147483647"
+	set := "schedtrace=" + strconv.Itoa(traceNever)
 	if strings.TrimSpace(godebug) == "" {
 		return set, true
 	}
