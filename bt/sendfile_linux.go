@@ -19,13 +19,12 @@ func sendFile(c net.Conn, f *os.File, off, n int64) (int64, error) {
 	if n <= 0 {
 		return 0, nil
 	}
-	tc, ok := c.(*net.TCPConn)
-	if !ok {
-		return readAtWrite(c, f, off, n)
-	}
-	sc, err := tc.SyscallConn()
+	sc, err := tcpRaw(c)
 	if err != nil {
 		return 0, err
+	}
+	if sc == nil {
+		return readAtWrite(c, f, off, n)
 	}
 	fc, err := f.SyscallConn()
 	if err != nil {
@@ -56,13 +55,12 @@ func sendFile(c net.Conn, f *os.File, off, n int64) (int64, error) {
 // written (or for at most 200 ms), as TCP_CORK would without its two system calls. The next
 // write must follow at once. Connections other than TCP sockets take a plain write.
 func writeMore(c net.Conn, b []byte) error {
-	tc, ok := c.(*net.TCPConn)
-	if !ok {
-		_, err := c.Write(b)
+	sc, err := tcpRaw(c)
+	if err != nil {
 		return err
 	}
-	sc, err := tc.SyscallConn()
-	if err != nil {
+	if sc == nil {
+		_, err := c.Write(b)
 		return err
 	}
 	return rawWrite(sc, func(fd int) (bool, error) {
@@ -131,13 +129,19 @@ func unsentBytes(c net.Conn) int {
 
 // controlTCP runs f on c's socket if c is a TCP connection, and does nothing otherwise.
 func controlTCP(c net.Conn, f func(fd int)) error {
-	tc, ok := c.(*net.TCPConn)
-	if !ok {
-		return nil
-	}
-	sc, err := tc.SyscallConn()
-	if err != nil {
+	sc, err := tcpRaw(c)
+	if sc == nil || err != nil {
 		return err
 	}
 	return sc.Control(func(fd uintptr) { f(int(fd)) })
+}
+
+// tcpRaw returns c's socket for system calls of this file's own, or nil when c is not a TCP
+// connection (a test's pipe, a TLS wrapper): those take the plain path.
+func tcpRaw(c net.Conn) (syscall.RawConn, error) {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return nil, nil
+	}
+	return tc.SyscallConn()
 }
