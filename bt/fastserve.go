@@ -185,7 +185,7 @@ func (fs *fastServer) reply(c net.Conn, sc *servedConn, remote netip.Addr, ih me
 	if t == nil || uint64(piece) >= uint64(t.info.NumPieces()) || t.store.closed.Load() || !t.store.isComplete(int(piece)) {
 		return writeReplyHeader(c, msgFastRefused, int(piece), 0)
 	}
-	if takesBusy && fs.busy(c) {
+	if takesBusy && fs.busy(c, sc) {
 		fs.busyReplies.Add(1)
 		return writeReplyHeader(c, msgFastBusy, int(piece), 0)
 	}
@@ -230,20 +230,19 @@ func writeReplyHeader(c net.Conn, kind byte, piece int, length int64) error {
 	return err
 }
 
-// busy reports whether the server sends pieces on fs.slots connections other than c, and c
-// has nothing of its own left to send: a new piece on c would share the link with them. With
-// no more connections than slots it reads no socket, and of the others only those written to
-// since they were last seen drained (servedConn.sending).
-func (fs *fastServer) busy(c net.Conn) bool {
+// busy reports whether the server sends pieces on fs.slots connections other than c (served
+// as sc), and c has nothing of its own left to send: a new piece on c would share the link
+// with them. With no more connections than slots it reads no socket, and of the others only
+// those written to since they were last seen drained (servedConn.sending).
+func (fs *fastServer) busy(c net.Conn, sc *servedConn) bool {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
-	self := fs.conns[c]
-	if len(fs.conns) <= fs.slots || self == nil || self.sending(c) {
+	if len(fs.conns) <= fs.slots || sc.sending(c) {
 		return false
 	}
 	sending := 0
-	for o, sc := range fs.conns {
-		if o != c && sc.sending(o) {
+	for o, osc := range fs.conns {
+		if o != c && osc.sending(o) {
 			if sending++; sending >= fs.slots {
 				return true
 			}

@@ -95,9 +95,10 @@ func TestFastServerBusy(t *testing.T) {
 				fs.conns[c] = sc
 			}
 			self, _ := sendingPair(t, tc.selfSending)
-			fs.conns[self] = &servedConn{}
-			fs.conns[self].wrote.Store(1)
-			if got := fs.busy(self); got != tc.wantBusy {
+			selfSC := &servedConn{}
+			selfSC.wrote.Store(1)
+			fs.conns[self] = selfSC
+			if got := fs.busy(self, selfSC); got != tc.wantBusy {
 				t.Errorf("busy: %t, want %t", got, tc.wantBusy)
 			}
 			if tc.wantBusy {
