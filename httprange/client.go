@@ -216,6 +216,19 @@ func closeBody(body io.ReadCloser) {
 	_ = body.Close()
 }
 
+// closeBodyAfter closes the body of a reply that ended in err. After the destination refused
+// bytes (a writeError: a swarm node cut its run because a peer has the rest, or split it off to
+// another request), the rest of the reply is unwanted: the connection is dropped at once, not
+// drained for reuse, which would make the server send up to maxDrain bytes nobody writes.
+func closeBodyAfter(body io.ReadCloser, err error) {
+	var we *writeError
+	if errors.As(err, &we) {
+		_ = body.Close()
+		return
+	}
+	closeBody(body)
+}
+
 // retryable reports whether err may pass on a second try.
 func retryable(err error) bool {
 	var e *Error

@@ -150,7 +150,7 @@ func (j *fetchCall) run(ctx context.Context, want []Range, probe bool) error {
 // rangeAttempt sends one range request for want and writes what the reply delivers. It returns the
 // part of want still missing. probe marks the first request of a Fetch on a server not yet known to
 // honour Range: a 200 to it switches the call (and the Fetcher) to whole-file GETs.
-func (j *fetchCall) rangeAttempt(ctx context.Context, want []Range, probe bool) ([]Range, error) {
+func (j *fetchCall) rangeAttempt(ctx context.Context, want []Range, probe bool) (_ []Range, err error) {
 	f := j.f
 	span := hull(want)
 	fail := func(status int, err error, retry bool) *Error {
@@ -167,7 +167,7 @@ func (j *fetchCall) rangeAttempt(ctx context.Context, want []Range, probe bool) 
 		return want, err
 	}
 	body := &countingReader{r: resp.Body, n: &f.bytes}
-	defer closeBody(body)
+	defer func() { closeBodyAfter(body, err) }()
 
 	switch resp.StatusCode {
 	case http.StatusPartialContent:
@@ -227,7 +227,7 @@ func (j *fetchCall) rangeAttempt(ctx context.Context, want []Range, probe bool) 
 }
 
 // fullAttempt fetches every range of the call from one plain GET of the whole file.
-func (j *fetchCall) fullAttempt(ctx context.Context) error {
+func (j *fetchCall) fullAttempt(ctx context.Context) (err error) {
 	f := j.f
 	fail := func(status int, err error, retry bool) *Error {
 		return &Error{URL: f.safeURL, Status: status, Err: err, retry: retry}
@@ -237,7 +237,7 @@ func (j *fetchCall) fullAttempt(ctx context.Context) error {
 		return err
 	}
 	body := &countingReader{r: resp.Body, n: &f.bytes}
-	defer closeBody(body)
+	defer func() { closeBodyAfter(body, err) }()
 	if resp.StatusCode != http.StatusOK {
 		return statusError(f.where(resp), Range{}, resp)
 	}

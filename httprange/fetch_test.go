@@ -865,3 +865,45 @@ func TestKeepAlive(t *testing.T) {
 		t.Errorf("%d requests over %d connections, want one connection", st.Requests, conns.Load())
 	}
 }
+
+// stopWriter refuses bytes from stop on, as a swarm node's run writer does once the run is cut.
+type stopWriter struct{ stop int64 }
+
+func (w *stopWriter) WriteAt(p []byte, off int64) (int, error) {
+	if off+int64(len(p)) > w.stop {
+		return int(max(0, w.stop-off)), errors.New("the run was cut")
+	}
+	return len(p), nil
+}
+
+// TestWriteErrorDropsConnection checks that a reply whose bytes the destination refused is not
+// read to its end (nor up to maxDrain) to keep its connection: the server would send them all,
+// for nothing. Whole-file replies (a server that ignores Range) are dropped the same way.
+func TestWriteErrorDropsConnection(t *testing.T) {
+	const size, stop = 4 << 20, 64 << 10
+	data := randomData(size, 18)
+	for _, tc := range []struct {
+		name   string
+		ranges bool
+	}{{"range reply", true}, {"whole-file reply", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			content := contentHandler(nil, func() file { return file{data, `"d"`, time.Time{}} })
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if !tc.ranges {
+					r.Header.Del("Range")
+				}
+				content(w, r)
+			}))
+			defer srv.Close()
+			f := New(srv.URL, fast(Options{}))
+			err := f.Fetch(context.Background(), []Range{{Off: 0, Len: size}}, &stopWriter{stop: stop})
+			if err == nil || !strings.Contains(err.Error(), "the run was cut") {
+				t.Fatalf("Fetch error %v, want the write error", err)
+			}
+			// What was read: up to the stop, plus at most one read buffer of 64 KiB past it.
+			if got := f.Stats().Bytes; got > stop+64<<10 {
+				t.Errorf("read %d body bytes after the destination refused bytes at %d, want at most %d", got, stop, stop+64<<10)
+			}
+		})
+	}
+}
