@@ -302,7 +302,6 @@ type roundView struct {
 // to the origin now.
 func (s *scheduler) round(ctx context.Context) {
 	t := s.t
-	defer s.noteCuttable()
 	now := time.Now()
 	originWas := s.origin
 	s.applySiteRule(now)
@@ -353,16 +352,6 @@ func (s *scheduler) round(ctx context.Context) {
 	}
 	s.advanceRuns(v.claimPeers, v.avail)
 	s.planRuns(ctx, v, now)
-}
-
-// noteCuttable tells onClaimMessage whether a peer's claim may cut one of this node's origin
-// runs (one that claims a window at a time): such a claim wakes the scheduler at once.
-func (s *scheduler) noteCuttable() {
-	cuttable := false
-	for r := range s.active {
-		cuttable = cuttable || r.claimed < r.cut
-	}
-	s.t.claimWake.Store(cuttable)
 }
 
 // planRuns asks the planner for the pieces to fetch from the origin now, turns them into runs

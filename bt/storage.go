@@ -52,6 +52,7 @@ type fileStorage struct {
 	lastWrite []time.Time // last accepted peer write per piece
 	nComplete int
 	allDone   chan struct{} // closed when every piece is complete
+	onChange  func()        // called (without locks) when a piece's completion changes
 	losses    int64         // times a complete piece became incomplete again
 	// onFree is called (without locks) when an incomplete piece stops being owned by the origin
 	// or the range path, or a complete piece becomes incomplete: the fast path may take it now.
@@ -125,12 +126,12 @@ func (s *fileStorage) isComplete(i int) bool {
 	return s.complete[i]
 }
 
-// inFlight reports whether piece i is being fetched by the origin or the range path, not the
-// fast path, and is not complete yet: what a peer's HAVE of it may change (onHaveMessage).
+// inFlight reports whether piece i is being fetched (by the origin, the range path or the fast
+// path) and not complete yet.
 func (s *fileStorage) inFlight(i int) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.busy[i] && !s.fast[i] && !s.complete[i]
+	return s.busy[i] && !s.complete[i]
 }
 
 // completionLosses returns how often a complete piece became incomplete again.
@@ -255,8 +256,11 @@ func (s *fileStorage) setComplete(i int, c bool) {
 			s.losses++
 		}
 	}
-	onFree := s.onFree
+	onChange, onFree := s.onChange, s.onFree
 	s.mu.Unlock()
+	if changed && onChange != nil {
+		onChange()
+	}
 	if changed && !c && onFree != nil {
 		onFree()
 	}

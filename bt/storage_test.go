@@ -11,7 +11,6 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/RoaringBitmap/roaring"
 	"github.com/anacrolix/torrent/metainfo"
 	"github.com/anacrolix/torrent/storage"
 
@@ -76,30 +75,10 @@ func TestStorageCompletion(t *testing.T) {
 	}
 }
 
-// TestStorageInFlight: a piece is in flight while the origin or the range path fetches it
-// (setBusy), not while the fast path takes it from a peer (claimFast), and never once complete.
-func TestStorageInFlight(t *testing.T) {
-	s, _, _ := storageFixture(t, []bool{true, false, false})
-	all := roaring.BitmapOf(0, 1, 2)
-	s.setBusy(0, true) // complete: not in flight
-	s.setBusy(1, true) // the origin's
-	if p := s.claimFast(2, all, func(int) bool { return true }); p != 2 {
-		t.Fatalf("claimFast took piece %d, want 2", p)
-	}
-	for i, want := range []bool{false, true, false} {
-		if got := s.inFlight(i); got != want {
-			t.Errorf("piece %d: inFlight %v, want %v", i, got, want)
-		}
-	}
-	s.releaseFast(2)
-	s.setBusy(2, true)
-	if !s.inFlight(2) {
-		t.Error("piece 2, given back by the fast path and taken by the origin: not in flight")
-	}
-}
-
 func TestStorageMarkComplete(t *testing.T) {
 	s, _, ti := storageFixture(t, []bool{true, false, false})
+	changes := 0
+	s.onChange = func() { changes++ }
 	for _, i := range []int{1, 2} {
 		if err := piece(ti, i).MarkComplete(); err != nil {
 			t.Fatal(err)
@@ -123,6 +102,9 @@ func TestStorageMarkComplete(t *testing.T) {
 	case <-s.done():
 		t.Error("done closed although piece 0 is incomplete again")
 	default:
+	}
+	if changes != 3 {
+		t.Errorf("onChange called %d times, want 3", changes)
 	}
 	if got, want := s.missingBytes(), int64(4); got != want {
 		t.Errorf("missingBytes = %d, want %d", got, want)

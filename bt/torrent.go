@@ -131,9 +131,6 @@ type Torrent struct {
 
 	downloading atomic.Bool
 	wake        chan struct{}
-	// claimWake: a peer's claim wakes the scheduler at once, as other messages of
-	// claimExtension do (onClaimMessage); set while one of its origin runs can be cut by one.
-	claimWake atomic.Bool
 
 	originBytes    atomic.Int64
 	originRequests atomic.Int64
@@ -305,6 +302,7 @@ func (n *Node) newTorrent(p Package, info *metainfo.Info) *Torrent {
 		known:   make(map[netip.AddrPort]bool),
 		held:    make(map[netip.AddrPort]bool),
 	}
+	t.store.onChange = t.poke
 	if p.Direct != nil { // not a typed nil in the interface
 		t.store.direct.Direct = p.Direct
 	}
@@ -665,14 +663,10 @@ func (t *Torrent) onHaveMessage(pc *torrent.PeerConn, msg *pp.Message) (hide boo
 	t.mu.Lock()
 	ps := t.peerLocked(pc)
 	// A HAVE needs a round at once only for the first message of a peer (the gate), a partly
-	// present piece (the range path asks the peer for it) and a piece the origin is fetching (a
-	// run gives it up to the peer): the origin's plan for the other pieces reads what peers
-	// have at the next tick. In a swarm HAVEs come by the thousand a second, and each would
-	// cost a round. A piece the fast path is taking from another peer is not one of them
-	// (inFlight): in swarmbench --short's fan-out such HAVEs woke the scheduler 500 to 2,200
-	// times a node. With them, a poke for every piece completed and one for every peer's claim
-	// (onClaimMessage), a node ran its most rounds a second (minRoundInterval): 165 in 15.5 s,
-	// where the tick and the origin's results ask for about 95.
+	// present piece (the range path asks the peer for it) and a piece being fetched (a run from
+	// the origin gives it up to the peer): the origin's plan for the other pieces reads what
+	// peers have at the next tick. In a swarm HAVEs come by the thousand a second, and each
+	// would cost a round.
 	wake := msg.Type != pp.Have || ps.haveMsgAt.IsZero() || int(msg.Index) >= t.info.NumPieces() ||
 		t.missing[msg.Index] != nil || t.store.inFlight(int(msg.Index))
 	if ps.haveMsgAt.IsZero() {
@@ -854,13 +848,7 @@ func (t *Torrent) onClaimMessage(pc *torrent.PeerConn, payload []byte) {
 		rn.electedGen++
 	}
 	t.mu.Unlock()
-	// A claim matters at once only to a run that claims a window at a time, which the
-	// peer's claim may cut (advanceRuns); the rounds that follow read the others. Claims
-	// come with every run a peer starts: a round for each kept the scheduler at its most
-	// rounds a second.
-	if kind != msgClaim || t.claimWake.Load() {
-		t.poke()
-	}
+	t.poke()
 }
 
 func (t *Torrent) onConnClosed(pc *torrent.PeerConn) {
