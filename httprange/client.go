@@ -217,9 +217,9 @@ func closeBody(body io.ReadCloser) {
 }
 
 // closeBodyAfter closes the body of a reply that ended in err. After the destination refused
-// bytes (a writeError: a swarm node cut its run because a peer has the rest, or split it off to
-// another request), the rest of the reply is unwanted: the connection is dropped at once, not
-// drained for reuse, which would make the server send up to maxDrain bytes nobody writes.
+// bytes (a writeError: a swarm node cut its origin run because a peer claims or has the rest),
+// the rest of the reply is unwanted: the connection is dropped at once, not drained for reuse,
+// which would make the server send up to maxDrain bytes nobody writes.
 func closeBodyAfter(body io.ReadCloser, err error) {
 	var we *writeError
 	if errors.As(err, &we) {
