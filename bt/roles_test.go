@@ -6,6 +6,7 @@ import (
 	"os"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/pkgsync/pkgsync/originplan"
 	pkgtracker "github.com/pkgsync/pkgsync/tracker"
@@ -27,12 +28,20 @@ func startRoleSwarm(t *testing.T, nodes, fetchers int, seed uint64) *roleSwarm {
 
 // startRoleSwarmWith is startRoleSwarm with mod applied to every node's Config.
 func startRoleSwarmWith(t *testing.T, nodes, fetchers int, seed uint64, mod func(*Config)) *roleSwarm {
+	return startRoleSwarmSlow(t, nodes, fetchers, seed, 0, mod)
+}
+
+// startRoleSwarmSlow is startRoleSwarmWith with every origin fetch taking delay.
+func startRoleSwarmSlow(t *testing.T, nodes, fetchers int, seed uint64, delay time.Duration, mod func(*Config)) *roleSwarm {
 	t.Helper()
 	tr := pkgtracker.New(pkgtracker.Options{OriginFetchers: fetchers})
 	t.Cleanup(tr.Close)
 	srv := httptest.NewServer(tr.Handler())
 	t.Cleanup(srv.Close)
 	rs := &roleSwarm{fx: newFixture(t, 4<<20, seed, srv.URL+"/announce"), origins: make([]origin, nodes)}
+	for i := range rs.origins {
+		rs.origins[i].delay = delay
+	}
 	for i := range nodes {
 		n := startNode(t, loopback(t, i), mod)
 		part := rs.fx.partFile(t, nil)
@@ -198,9 +207,18 @@ func TestFewerNodesThanSlots(t *testing.T) {
 // those whose weight reaches the floor of a swarm of six (at most three), and the others ask the
 // origin for nothing while their peers bring pieces; and the origin sends the package about
 // once.
+//
+// The nodes start one after another, so their gates open up to a few hundred milliseconds
+// apart on a loaded machine (all at PeerWait: a swarm this small keeps asking the tracker
+// until then), and on loopback the first fetchers can hold the whole package by the time the
+// last gate opens. A node that is complete is rightly no candidate, so the last node then
+// listed the others only (its election dropped from 5 members to 4 as its gate opened, its
+// peers holding all 16 pieces): 3 of 60 runs failed that way, two test processes at once,
+// and CI once. The origin's fetches take 200 ms here, so that no node has the package before
+// every gate is open: 120 of 120 runs passed the same way.
 func TestElectedFetchers(t *testing.T) {
 	const nodes, fetchers = 6, 3
-	rs := startRoleSwarmWith(t, nodes, 0, 29, func(c *Config) { c.electFetchers = fetchers })
+	rs := startRoleSwarmSlow(t, nodes, 0, 29, 200*time.Millisecond, func(c *Config) { c.electFetchers = fetchers })
 	// The weights are random: in one run of (1/2)^6, none reaches the floor, nobody is elected,
 	// and the nodes take to the origin once stalled, by the rules without a Role.
 	var none []int
