@@ -221,8 +221,7 @@ func closeBody(body io.ReadCloser) {
 // the rest of the reply is unwanted: the connection is dropped at once, not drained for reuse,
 // which would make the server send up to maxDrain bytes nobody writes.
 func closeBodyAfter(body io.ReadCloser, err error) {
-	var we *writeError
-	if errors.As(err, &we) {
+	if isWriteError(err) {
 		_ = body.Close()
 		return
 	}

@@ -297,8 +297,7 @@ func (j *fetchCall) readFull(resp *http.Response, body io.Reader) error {
 
 // fullShort explains a whole-file body that ended (or failed) at pos.
 func (j *fetchCall) fullShort(pos int64, err error) error {
-	var we *writeError
-	if errors.As(err, &we) {
+	if isWriteError(err) {
 		return err
 	}
 	if errors.Is(err, errEarlyEOF) && j.f.Length() < 0 {
@@ -432,8 +431,7 @@ func (j *fetchCall) copyPart(r io.Reader, got Range, rem []Range) ([]Range, erro
 		rem = byterange.Subtract(rem, d)
 	}
 	if err != nil {
-		var we *writeError
-		if errors.As(err, &we) {
+		if isWriteError(err) {
 			return rem, err
 		}
 		return rem, fmt.Errorf("%w: %d of %d bytes arrived: %w", ErrShort, pos-got.Off, got.Len, err)
@@ -462,6 +460,12 @@ type writeError struct {
 
 func (e *writeError) Error() string { return fmt.Sprintf("write %s: %v", e.r, e.err) }
 func (e *writeError) Unwrap() error { return e.err }
+
+// isWriteError reports whether err is (or wraps) a failure of the destination.
+func isWriteError(err error) bool {
+	var we *writeError
+	return errors.As(err, &we)
+}
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
 
@@ -521,8 +525,7 @@ func discard(r io.Reader, n int64) error {
 
 // isRetryableBody reports whether a failure while reading a reply may pass on another try.
 func isRetryableBody(err error) bool {
-	var we *writeError
-	if errors.As(err, &we) {
+	if isWriteError(err) {
 		return false
 	}
 	if errors.Is(err, ErrChanged) || errors.Is(err, ErrNoRange) {
