@@ -106,11 +106,13 @@ func (t *Torrent) announceLoop(ctx context.Context) {
 	for {
 		wait := maxAnnounceInterval
 		for _, u := range urls {
-			res, err := t.announce(ctx, u, event, key)
+			actx, cancel := outlive(ctx, stoppedAnnounceLimit)
+			res, err := t.announce(actx, u, event, key)
+			cancel()
+			if ctx.Err() != nil {
+				break // the torrent is closing: "stopped" is next
+			}
 			if err != nil {
-				if ctx.Err() != nil {
-					break
-				}
 				t.node.log.Info("bt: announce failed", "torrent", t.name, "tracker", trackerName(u), "err", err)
 				wait = min(wait, announceRetry)
 				continue
@@ -175,6 +177,20 @@ func (t *Torrent) announceLoop(ctx context.Context) {
 		case <-timer.C:
 		}
 	}
+}
+
+// outlive returns a context with ctx's values that ends grace after ctx does (or when cancel is
+// called). An announce under way as the torrent closes gets that long to be answered before
+// "stopped" goes out. Cut off at once, it was not withdrawn: the tracker had it already and
+// answered it on its own connection, after the "stopped" that came on another, and so
+// registered the node again. An update with --seed-time 0 announces "completed" and leaves at
+// once: 5 of 13 such runs, one after another, left the tracker an entry of a process that was
+// gone, and each later run waited for those peers and then fetched piece by piece from the
+// origin (7 s and 32 requests for 1 MiB, where a node alone takes 2 s and one request).
+func outlive(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	octx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(grace, cancel) })
+	return octx, func() { stop(); cancel() }
 }
 
 // pickRole returns the origin role of the first tracker in urls that gives one, nil when none

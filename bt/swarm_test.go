@@ -794,6 +794,67 @@ func TestTrackerDiscovery(t *testing.T) {
 	}
 }
 
+// slowCompleted delays a tracker's handling of "completed" announces by delay, as a busy
+// tracker might, and reports on arrived when the first comes in. wg counts the announces
+// being handled.
+type slowCompleted struct {
+	ft      *fakeTracker
+	delay   time.Duration
+	arrived chan struct{}
+	once    sync.Once
+	wg      sync.WaitGroup
+}
+
+func (sc *slowCompleted) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	sc.wg.Add(1)
+	defer sc.wg.Done()
+	if r.URL.Query().Get("event") == "completed" {
+		sc.once.Do(func() { close(sc.arrived) })
+		time.Sleep(sc.delay) // the client's cancel does not stop a handler that is under way
+	}
+	sc.ft.ServeHTTP(w, r)
+}
+
+// A torrent closed while its "completed" announce is under way (an update with --seed-time 0
+// leaves as it completes) waits for the tracker's answer before it announces "stopped": cut
+// off, the announce still reached the tracker, which handled it after the "stopped" and kept
+// the node listed once it was gone.
+func TestStoppedAfterCompleted(t *testing.T) {
+	ft := &fakeTracker{}
+	sc := &slowCompleted{ft: ft, delay: 300 * time.Millisecond, arrived: make(chan struct{})}
+	srv := httptest.NewServer(sc)
+	defer srv.Close()
+	fx := newFixture(t, 1<<20, 10, srv.URL+"/announce")
+	seeder := startNode(t, "127.0.0.1", nil)
+	addPkg(t, seeder, Package{MetaInfo: fx.mi, Data: fx.seedFile(t), Have: fx.all()})
+	for deadline := time.Now().Add(5 * time.Second); !ft.sawEvent(seeder.Addr().String() + " started"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("the seeder never announced; events %v", ft.events)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	leecher := startNode(t, "127.0.0.1", nil)
+	part := fx.partFile(t, nil)
+	tor := addPkg(t, leecher, Package{MetaInfo: fx.mi, Data: part})
+	download(t, tor)
+	select {
+	case <-sc.arrived:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("no completed announce; events %v", ft.events)
+	}
+	if err := tor.Close(); err != nil {
+		t.Fatal(err)
+	}
+	sc.wg.Wait()
+	ft.mu.Lock()
+	defer ft.mu.Unlock()
+	for id, ap := range ft.peers {
+		if ap == leecher.Addr() {
+			t.Errorf("the tracker lists the closed torrent's node (peer ID %x); events in order: %v", id, ft.events)
+		}
+	}
+}
+
 var testTimeout = func() time.Duration {
 	if d, err := time.ParseDuration(os.Getenv("BT_TEST_TIMEOUT")); err == nil {
 		return d
