@@ -140,11 +140,19 @@ func sharing(members []originplan.Member, role *originplan.Role) bool {
 // ownBlock returns the positions [lo, hi) of s.todo that make this node's block of the origin
 // work, cut as the planner cuts it: by the tracker's fetcher slots under a Role, else among
 // this node and the members by peer ID. A node with a Role that is not a fetcher has no block.
+// The only holder of a Role's slots has all of todo for its block: every other slot's block is
+// its inheritance (originplan.VacantHeirs). Cut by the slots (a tracker has 128 unless told
+// otherwise), its own was a sliver or nothing, and it fetched the rest as another's, a piece
+// or a few at a time: a node alone under `pkgsync serve --tracker` asked for 1 MiB of 32 KiB
+// pieces in 32 requests, where --no-swarm asks once.
 func (s *scheduler) ownBlock(members []originplan.Member, role *originplan.Role) (lo, hi int) {
 	nt := len(s.todo)
 	if role != nil {
 		if !role.Fetcher() {
 			return 0, 0
+		}
+		if !sharing(nil, role) {
+			return 0, nt
 		}
 		nm := len(role.Fetchers)
 		return originplan.BlockStart(role.Slot, nt, nm), originplan.BlockStart(role.Slot+1, nt, nm)

@@ -66,7 +66,13 @@ func startOrigin(t *testing.T, dir string) (string, *origin.Server) {
 // announce URL.
 func startTracker(t *testing.T) string {
 	t.Helper()
-	tr := tracker.New(tracker.Options{})
+	return startTrackerOpts(t, tracker.Options{})
+}
+
+// startTrackerOpts is startTracker with the tracker's options.
+func startTrackerOpts(t *testing.T, opts tracker.Options) string {
+	t.Helper()
+	tr := tracker.New(opts)
 	ts := httptest.NewServer(tr.Handler())
 	t.Cleanup(func() { ts.Close(); tr.Close() })
 	return ts.URL + "/announce"

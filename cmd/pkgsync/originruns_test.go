@@ -11,6 +11,8 @@ import (
 
 	"github.com/pkgsync/pkgsync/bt"
 	"github.com/pkgsync/pkgsync/origin"
+	"github.com/pkgsync/pkgsync/originplan"
+	"github.com/pkgsync/pkgsync/tracker"
 	"github.com/pkgsync/pkgsync/updater"
 )
 
@@ -21,7 +23,9 @@ func originRequests(srv *origin.Server, path string) int64 {
 
 // TestOriginRequestsAlone: a node alone on the swarm path asks the origin for the package in no
 // more requests than --no-swarm does, as the origin counts them: with small pieces (one request
-// per piece would be 61) and with an old version that leaves scattered gaps.
+// per piece would be 61), with an old version that leaves scattered gaps, and announcing to a
+// tracker that hands out origin roles, as `pkgsync serve --tracker` does (128 fetcher slots, of
+// which the node holds the first).
 func TestOriginRequestsAlone(t *testing.T) {
 	v1 := randomBytes(60, 6<<20)
 	tests := []struct {
@@ -29,16 +33,23 @@ func TestOriginRequestsAlone(t *testing.T) {
 		v2        []byte
 		old       []byte
 		pieceSize string
+		roles     bool
 	}{
-		{"everything missing, 32 KiB pieces", randomBytes(61, 1900<<10), nil, "32768"},
-		{"scattered edits", edited(v1, 62, 12), v1, "65536"},
+		{"everything missing, 32 KiB pieces", randomBytes(61, 1900<<10), nil, "32768", false},
+		{"scattered edits", edited(v1, 62, 12), v1, "65536", false},
+		{"everything missing, a tracker's origin role", randomBytes(63, 1900<<10), nil, "32768", true},
+		{"scattered edits, a tracker's origin role", edited(v1, 64, 12), v1, "65536", true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			pub := t.TempDir()
 			base, srv := startOrigin(t, pub)
 			writeFile(t, filepath.Join(pub, "pkg.tar"), tc.v2)
-			mustPkgsync(t, "make", filepath.Join(pub, "pkg.tar"), "--url", base+"pkg.tar", "--piece-size", tc.pieceSize)
+			makeArgs := []string{"make", filepath.Join(pub, "pkg.tar"), "--url", base + "pkg.tar", "--piece-size", tc.pieceSize}
+			if tc.roles {
+				makeArgs = append(makeArgs, "--tracker", startTrackerOpts(t, tracker.Options{OriginFetchers: originplan.DefaultFetchers}))
+			}
+			mustPkgsync(t, makeArgs...)
 			requests := map[string]int64{}
 			for _, mode := range []string{"--no-swarm", "--seed-time=0"} {
 				node := t.TempDir()

@@ -173,7 +173,11 @@ func printUpdate(stdout io.Writer, res *updater.Result) {
 		fmt.Fprintf(stdout, "%s is up to date\n", res.Output)
 		return
 	}
-	fmt.Fprintf(stdout, "%s: %s total, %s reused, %s from peers, %s from the origin in %d requests, %.1fs\n",
+	requests := "requests"
+	if res.RequestsToOrigin == 1 {
+		requests = "request"
+	}
+	fmt.Fprintf(stdout, "%s: %s total, %s reused, %s from peers, %s from the origin in %d %s, %.1fs\n",
 		res.Output, progress.Bytes(res.BytesTotal), progress.Bytes(res.BytesReused), progress.Bytes(res.BytesFromPeers),
-		progress.Bytes(res.BytesFromOrigin), res.RequestsToOrigin, res.Seconds)
+		progress.Bytes(res.BytesFromOrigin), res.RequestsToOrigin, requests, res.Seconds)
 }
