@@ -50,6 +50,18 @@ type swarm struct {
 	// peers' fetcher marks were set.
 	slots    *originplan.Slots
 	fetchers []originplan.PeerID
+	// gone holds, per address, the peer ID that announced "stopped" from it and when (Unix
+	// nanoseconds), for the TTL. A later announce of that peer ID from there that is not
+	// "started" is answered but not recorded: it left before its "stopped" and came in after
+	// it, on a connection of its own (a client that sends "completed" and leaves at once), and
+	// recorded it would list a process that is gone until the TTL, which every node that
+	// starts meanwhile waits for.
+	gone map[netip.AddrPort]goneEntry
+}
+
+type goneEntry struct {
+	id [20]byte
+	at int64
 }
 
 // peer is what PeerInfo says of a peer, in less room.
@@ -114,15 +126,29 @@ func (s *store) announce(req *udp.AnnounceRequest, addr netip.AddrPort, limit in
 	sw := s.lockSwarm(req.InfoHash, !stopped)
 	if sw != nil {
 		var replaced [20]byte
-		if stopped {
+		late := false
+		switch {
+		case stopped:
 			sw.remove(addr)
-		} else {
+			sw.markGone(addr, req.PeerId, now)
+		case sw.late(addr, req, now, s.ttl):
+			late = true
+			if req.Event == shared.Completed {
+				sw.completed++ // a completion all the same, though not listed
+			}
+		default:
 			replaced = sw.record(req, addr, now, s.sites)
 		}
 		var marks map[originplan.PeerID]bool // the fetchers, when the peers' marks must change
 		if sw.slots != nil {
 			out.coordinated = true
-			out.role, marks = sw.coordinate(req, clock, replaced, noFetch)
+			creq := req
+			if late {
+				gone := *req // it takes no slot: to the slots it is still gone
+				gone.Event = shared.Stopped
+				creq = &gone
+			}
+			out.role, marks = sw.coordinate(creq, clock, replaced, noFetch)
 		}
 		fetcher := out.role.Fetcher()
 		cands = slices.Grow(cands, len(sw.peers))
@@ -216,7 +242,33 @@ func (s *store) lockSwarm(infoHash [20]byte, create bool) *swarm {
 	}
 }
 
-func (sw *swarm) empty() bool { return len(sw.peers) == 0 && sw.completed == 0 }
+func (sw *swarm) empty() bool { return len(sw.peers) == 0 && sw.completed == 0 && len(sw.gone) == 0 }
+
+// markGone records that the peer id at addr announced "stopped" at now (gone). sw.mu is held.
+func (sw *swarm) markGone(addr netip.AddrPort, id [20]byte, now int64) {
+	if id == ([20]byte{}) {
+		return
+	}
+	if sw.gone == nil {
+		sw.gone = make(map[netip.AddrPort]goneEntry)
+	}
+	sw.gone[addr] = goneEntry{id: id, at: now}
+}
+
+// late reports whether req, from addr at now, is an announce of a peer that announced
+// "stopped" from there less than ttl ago, and not "started" (gone); a "started" ends that.
+// sw.mu is held.
+func (sw *swarm) late(addr netip.AddrPort, req *udp.AnnounceRequest, now, ttl int64) bool {
+	g, ok := sw.gone[addr]
+	if !ok {
+		return false
+	}
+	if now-g.at >= ttl || g.id != req.PeerId || req.Event == shared.Started {
+		delete(sw.gone, addr)
+		return false
+	}
+	return true
+}
 
 // record adds or refreshes the peer at addr. It returns the peer ID the entry had when the
 // announce names another one (a node restarted at the same address), else zero.
@@ -349,11 +401,17 @@ func (sw *swarm) counts() (r udp.ScrapeInfohashResult) {
 	return r
 }
 
-// expire drops the peers of sw silent for ttl at now. sw.mu must be held.
+// expire drops the peers of sw silent for ttl at now, and what gone holds longer. sw.mu must
+// be held.
 func (sw *swarm) expire(now, ttl int64) {
 	for i := len(sw.peers) - 1; i >= 0; i-- {
 		if now-sw.peers[i].seen >= ttl {
 			sw.remove(sw.peers[i].addr)
+		}
+	}
+	for a, g := range sw.gone {
+		if now-g.at >= ttl {
+			delete(sw.gone, a)
 		}
 	}
 }

@@ -43,8 +43,9 @@ func TestConcurrentAnnounces(t *testing.T) {
 					s.Scrape(ihs)
 				}
 			}
-			// Each worker ends listed in the swarm of its last round.
-			req := udp.AnnounceRequest{InfoHash: ihs[w%len(ihs)], PeerId: peerIDOf(addr.String()), Left: 10}
+			// Each worker ends listed in the swarm it joins again ("started": after its
+			// "stopped" there, another announce would be taken for one that came in late).
+			req := udp.AnnounceRequest{InfoHash: ihs[w%len(ihs)], PeerId: peerIDOf(addr.String()), Left: 10, Event: shared.Started}
 			s.announce(&req, addr, 50, &rb, false)
 		}()
 	}
@@ -171,4 +172,53 @@ func BenchmarkAnnounceDuringSweep(b *testing.B) {
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 	b.ReportMetric(float64(lat[len(lat)-1].Microseconds()), "max-µs")
 	b.ReportMetric(float64(sweeps)/float64(b.N), "sweeps/op")
+}
+
+// An announce of a peer that comes in after that peer's "stopped" (sent before it, on another
+// connection) does not list the peer again; "started" does, and so does any announce once the
+// TTL is over or from another peer ID at the address. A late "completed" still counts.
+func TestLateAnnounceAfterStopped(t *testing.T) {
+	addr := netip.MustParseAddrPort("10.0.0.1:6881")
+	ih := ihOf("late")
+	type step struct {
+		event udp.AnnounceEvent
+		id    string
+		after time.Duration // since the previous step
+	}
+	tests := []struct {
+		name      string
+		steps     []step
+		listed    bool
+		completed int32
+	}{
+		{"completed after stopped", []step{{shared.Started, "a", 0}, {shared.Stopped, "a", time.Second}, {shared.Completed, "a", 0}}, false, 1},
+		{"re-announce after stopped", []step{{shared.Started, "a", 0}, {shared.Stopped, "a", time.Second}, {shared.None, "a", time.Second}}, false, 0},
+		{"started after stopped", []step{{shared.Started, "a", 0}, {shared.Stopped, "a", time.Second}, {shared.Started, "a", time.Second}}, true, 0},
+		{"a new peer ID at the address", []step{{shared.Started, "a", 0}, {shared.Stopped, "a", time.Second}, {shared.None, "b", 0}}, true, 0},
+		{"after the TTL", []step{{shared.Started, "a", 0}, {shared.Stopped, "a", time.Second}, {shared.None, "a", time.Hour}}, true, 0},
+		{"completed, then stopped", []step{{shared.Started, "a", 0}, {shared.Completed, "a", time.Second}, {shared.Stopped, "a", 0}}, false, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			now := time.Unix(1_700_000_000, 0)
+			s := newStore(Options{Interval: time.Minute, PeerTTL: 30 * time.Minute, MaxPeers: 50, OriginFetchers: 4, Now: func() time.Time { return now }})
+			var rb rankBuf
+			for _, st := range tc.steps {
+				now = now.Add(st.after)
+				left := int64(10)
+				if st.event == shared.Completed {
+					left = 0
+				}
+				req := udp.AnnounceRequest{InfoHash: ih, PeerId: peerIDOf(st.id), Left: left, Event: st.event}
+				s.announce(&req, addr, 50, &rb, false)
+			}
+			listed := slices.ContainsFunc(s.peerInfos(ih), func(p PeerInfo) bool { return p.Addr == addr })
+			if listed != tc.listed {
+				t.Errorf("listed: %v, want %v", listed, tc.listed)
+			}
+			if got := s.Scrape([][20]byte{ih})[0].Completed; got != tc.completed {
+				t.Errorf("completed: %d, want %d", got, tc.completed)
+			}
+		})
+	}
 }
